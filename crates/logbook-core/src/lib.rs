@@ -1,0 +1,20 @@
+//! Logbook's domain, free of I/O: the event model and its validation, the query language,
+//! cursors, API keys, the `Store` trait every backend implements, and the `Clock`.
+//!
+//! Everything here is shared by the store crates, the server and the binary; nothing here knows
+//! SQL or HTTP.
+
+pub mod account;
+pub mod api_key;
+pub mod clock;
+pub mod cursor;
+pub mod event;
+pub mod ingest;
+pub mod query;
+pub mod store;
+pub mod terminal_text;
+
+pub use account::AccountId;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{EventRow, NewEvent, StoredEvent};
+pub use store::{Store, StoreError};

@@ -1,0 +1,128 @@
+//! The `Store` trait: everything Logbook keeps, behind one interface that each backend crate
+//! implements and that `logbook-testkit`'s conformance suite checks on every backend alike.
+//! Handlers only ever see an `Arc<dyn Store>`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use time::OffsetDateTime;
+
+use crate::account::AccountId;
+use crate::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use crate::cursor::CursorPosition;
+use crate::event::{EventRow, NewEvent};
+use crate::query::Query;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("account {0} already exists")]
+    AccountAlreadyExists(AccountId),
+    #[error("account {0} does not exist")]
+    AccountNotFound(AccountId),
+    #[error("API key {0} does not exist")]
+    ApiKeyNotFound(String),
+    /// The database refused a write because it is full; nothing of the write was committed.
+    #[error("storage is full: {0}")]
+    StorageFull(String),
+    /// The data directory is already in use by another `logbook` process.
+    #[error("{0}")]
+    Locked(String),
+    /// The store stopped accepting writes (shutting down, or a previous commit failed).
+    #[error("store is not accepting writes: {0}")]
+    Unavailable(String),
+    #[error("database error while {context}: {message}")]
+    Database { context: &'static str, message: String },
+}
+
+/// What happened to one event handed to `Store::append_events`, in the same order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Committed and fsynced as a new event.
+    Stored(AppendReceipt),
+    /// An event with the same idempotency key and the same content was already stored; this is
+    /// the original.
+    Duplicate(AppendReceipt),
+    /// An event with the same idempotency key but different content was already stored.
+    KeyReusedWithDifferentContent { original: AppendReceipt },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReceipt {
+    pub id: String,
+    pub seq: u64,
+    pub received_at: OffsetDateTime,
+}
+
+/// One page of a query, newest `created_at` first, ties broken by `seq` (newest first).
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub query: Query,
+    /// 1 ..= 1000.
+    pub limit: u32,
+    /// Start strictly after this position (from a decoded cursor).
+    pub after: Option<CursorPosition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<EventRow>,
+    /// Set when there may be more events after the last one returned.
+    pub next: Option<CursorPosition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub account: AccountId,
+    pub created_at: OffsetDateTime,
+    pub event_count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub key_id: String,
+    pub key_hash: [u8; 32],
+    pub owner: KeyOwner,
+    pub scopes: Scopes,
+    pub display_prefix: String,
+    pub description: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name of the backend for logs and `/readyz` ("sqlite", "postgres").
+    fn backend_name(&self) -> &'static str;
+
+    async fn create_account(&self, account: &AccountId, now: OffsetDateTime) -> Result<AccountRecord, StoreError>;
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+
+    /// Stores a new key; for `KeyOwner::Account` the account must exist.
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError>;
+    /// Keys of one account, or every key (platform keys included) when `account` is `None`.
+    async fn list_api_keys(&self, account: Option<&AccountId>) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn revoke_api_key(&self, key_id: &str, now: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
+    /// The key whose SHA-256 is `key_hash`, revoked or not (the caller checks `is_active`).
+    async fn find_api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Appends validated events and returns only after they are durably committed (fsync or
+    /// database commit). Concurrent callers share one transaction (group commit). An account
+    /// named by an event that does not exist yet is created. `seq` is dense per account.
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    async fn query_events(&self, account: &AccountId, query: &EventQuery) -> Result<EventPage, StoreError>;
+    async fn get_event(&self, account: &AccountId, event_id: &str) -> Result<Option<EventRow>, StoreError>;
+    /// Every event of the account matching `query`, newest first, streamed in bounded chunks.
+    fn export_events(&self, account: &AccountId, query: Query) -> BoxStream<'static, Result<EventRow, StoreError>>;
+    /// The highest `seq` stored for the account plus one (0 when empty): what a live tail starts from.
+    async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError>;
+    /// Events with `seq >= from_seq`, in `seq` order, at most `limit` (for live tails).
+    async fn events_since(&self, account: &AccountId, from_seq: u64, limit: u32) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Writes a consistent copy of the live database to `destination`.
+    async fn backup(&self, destination: &Path) -> Result<(), StoreError>;
+    /// Cheap check that the store can serve reads and accept writes.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+    /// Stops accepting new writes and waits until every accepted write is committed.
+    async fn shutdown(&self);
+}
