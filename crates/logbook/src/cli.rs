@@ -1,0 +1,266 @@
+//! The command line as clap types: every subcommand, flag and help text, and nothing else.
+//! The options shared by every command are `global`, so they work before or after the
+//! subcommand (`logbook --data-dir d account list` and `logbook account list --data-dir d`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(name = "logbook", version, about = "Logbook: a self-hosted, tamper-evident activity log.", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    /// Directory for the database and the lock file [default: ./logbook-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:///absolute/path.db or sqlite://relative/path.db [default: sqlite://<data-dir>/logbook.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML configuration file (or LOGBOOK_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Format of Logbook's own logs on stderr
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Logbook server for send, query, tail and export [default: http://127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Logbook server on the data directory.
+    Serve(ServeArgs),
+    /// Create and list accounts (works on the database directly).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Create, list and revoke API keys (works on the database directly).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Write a consistent copy of the live database to DEST.
+    Backup(BackupArgs),
+    /// Fill an account with a realistic history of a sample team.
+    Demo(DemoArgs),
+    /// Show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Send events to a server (key from LOGBOOK_KEY).
+    Send(SendArgs),
+    /// Search events on a server, newest first (key from LOGBOOK_KEY).
+    Query(QueryArgs),
+    /// Follow new events as they arrive (key from LOGBOOK_KEY).
+    Tail(TailArgs),
+    /// Stream every matching event as NDJSON or CSV (key from LOGBOOK_KEY).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create {
+        /// Account name: lowercase letters, digits, '.', '_', '-'
+        name: String,
+    },
+    /// List accounts with their event counts.
+    List {
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print it once.
+    Create(KeyCreateArgs),
+    /// List keys (never their secrets).
+    List {
+        /// Only this account's keys
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id (key_...).
+    Revoke {
+        /// The key id shown by `key create` and `key list`
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyCreateArgs {
+    /// The account the key reads and writes
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "platform",
+        conflicts_with = "platform"
+    )]
+    pub account: Option<String>,
+    /// A platform key, which writes for any account (each event names its account)
+    #[arg(long)]
+    pub platform: bool,
+    /// ingest, read, or ingest,read
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: String,
+    /// A note shown in `key list`
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Print a JSON object (key included) instead of the key alone
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// File to write the copy to (must not exist)
+    pub destination: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Account to fill (created if missing)
+    #[arg(long, default_value = "demo", value_name = "NAME")]
+    pub account: String,
+    /// How many events to write
+    #[arg(long, default_value_t = 800, value_name = "N")]
+    pub events: usize,
+    /// Seed of the generator: the same seed writes the same history
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a commented configuration file holding every default.
+    Default,
+    /// Print the configuration in effect (file, environment and flags applied).
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// NDJSON input: a file, or '-' for stdin (same as --file)
+    #[arg(value_name = "INPUT", conflicts_with_all = ["action", "message"])]
+    pub input: Option<PathBuf>,
+    /// NDJSON file of events, one per line ('-' for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "action", "message"])]
+    pub file: Option<PathBuf>,
+    /// Action of a single event, e.g. server.reboot
+    #[arg(long, requires = "message")]
+    pub action: Option<String>,
+    /// Message of a single event
+    #[arg(long, requires = "action")]
+    pub message: Option<String>,
+    /// Actor id of a single event
+    #[arg(long, value_name = "ID", requires = "action")]
+    pub actor: Option<String>,
+    /// IP address of a single event's actor
+    #[arg(long, requires = "action")]
+    pub ip: Option<String>,
+    /// When it happened (RFC 3339 with offset) [default: when received]
+    #[arg(long, value_name = "TIME", requires = "action")]
+    pub created_at: Option<String>,
+    /// success or failure
+    #[arg(long, requires = "action")]
+    pub outcome: Option<String>,
+    /// Account of a single event (needed with a platform key)
+    #[arg(long, requires = "action")]
+    pub account: Option<String>,
+    /// Idempotency key of a single event [default: a fresh UUID]
+    #[arg(long, requires = "action")]
+    pub key: Option<String>,
+    /// Events per request
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub batch_size: u64,
+    /// Attempts per request before giving up (timeouts, 5xx, 429, connection errors are retried)
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// Print the server's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query, e.g. 'actor:alice@acme.com action:server.* "reboot web-1"'
+    #[arg(value_name = "QUERY", default_value = "")]
+    pub query: String,
+    /// Events per page
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Follow next_cursor until every matching event was shown
+    #[arg(long)]
+    pub all: bool,
+    /// Print NDJSON, one event per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Only events matching this query
+    #[arg(value_name = "QUERY", default_value = "")]
+    pub query: String,
+    /// Print NDJSON, one event per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only events matching this query
+    #[arg(value_name = "QUERY", default_value = "")]
+    pub query: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+    pub format: ExportFormat,
+    /// Write to this file instead of stdout
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

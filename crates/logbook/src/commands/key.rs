@@ -1,0 +1,202 @@
+//! `logbook key create|list|revoke`, straight on the database. A key is shown once, when it is
+//! created; only its SHA-256 and a short display prefix are stored.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, anyhow, bail};
+use logbook_core::api_key::{ApiKeyRecord, KeyOwner, PlaintextApiKey, Scopes};
+use logbook_core::store::NewApiKey;
+use logbook_core::{AccountId, Clock, StoreError, SystemClock};
+use rand::Rng;
+
+use crate::cli::{KeyCommand, KeyCreateArgs};
+use crate::commands::{CreateDatabase, open_store};
+use crate::config::Config;
+use crate::output::{rfc3339, write_table};
+
+pub async fn run(config: &Config, command: KeyCommand) -> Result<()> {
+    match command {
+        KeyCommand::Create(arguments) => create(config, &arguments).await,
+        KeyCommand::List { account, json } => list(config, account.as_deref(), json).await,
+        KeyCommand::Revoke { key_id } => revoke(config, &key_id).await,
+    }
+}
+
+/// `key_` followed by 16 base32 characters (80 random bits): a public name, not a secret, so it
+/// only has to be unique.
+fn new_key_id(random: &mut impl Rng) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut key_id = String::with_capacity(20);
+    key_id.push_str("key_");
+    key_id.extend((0..16).map(|_| ALPHABET[random.random_range(0..ALPHABET.len())] as char));
+    key_id
+}
+
+fn parse_account(name: &str) -> Result<AccountId> {
+    AccountId::parse(name).map_err(|error| anyhow!("invalid account name {name:?}: {error}"))
+}
+
+async fn create(config: &Config, arguments: &KeyCreateArgs) -> Result<()> {
+    let scopes = Scopes::parse(&arguments.scope)?;
+    let owner = match (&arguments.account, arguments.platform) {
+        (Some(name), false) => KeyOwner::Account(parse_account(name)?),
+        (None, true) => KeyOwner::Platform,
+        _ => bail!("give either --account NAME or --platform"),
+    };
+    if owner == KeyOwner::Platform && scopes.read {
+        // A platform key names the account per event; reading needs a single tenant to read.
+        bail!("a platform key can only have the ingest scope");
+    }
+    let mut random = rand::rng();
+    let plaintext = PlaintextApiKey::from_random_bytes(random.random());
+    let new_key = NewApiKey {
+        key_id: new_key_id(&mut random),
+        key_hash: plaintext.hash(),
+        owner,
+        scopes,
+        display_prefix: plaintext.display_prefix(),
+        description: arguments.description.clone(),
+        created_at: SystemClock.now(),
+    };
+    let store = open_store(config, CreateDatabase::IfMissing)?;
+    let created = store.create_api_key(new_key).await;
+    store.shutdown().await;
+    let record = match created {
+        Ok(record) => record,
+        Err(StoreError::AccountNotFound(account)) => {
+            bail!(
+                "account {account} does not exist (create it with: logbook account create {account})"
+            )
+        }
+        Err(error) => return Err(error).context("could not create the key"),
+    };
+
+    let mut stdout = std::io::stdout().lock();
+    if arguments.json {
+        let mut object = key_json(&record);
+        object["key"] = serde_json::Value::String(plaintext.expose().to_owned());
+        serde_json::to_writer_pretty(&mut stdout, &object)?;
+        writeln!(stdout)?;
+    } else {
+        // The key alone on stdout, so `KEY=$(logbook key create ...)` captures exactly it.
+        writeln!(stdout, "{}", plaintext.expose())?;
+        eprintln!(
+            "Created {} key {} for {}. This is the only time the key is shown: store it now.",
+            record.scopes,
+            record.key_id,
+            owner_label(&record.owner)
+        );
+    }
+    Ok(())
+}
+
+async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> {
+    let account = account.map(parse_account).transpose()?;
+    let store = open_store(config, CreateDatabase::Never)?;
+    let keys = store.list_api_keys(account.as_ref()).await;
+    store.shutdown().await;
+    let keys = match keys {
+        Ok(keys) => keys,
+        Err(StoreError::AccountNotFound(account)) => bail!("account {account} does not exist"),
+        Err(error) => return Err(error).context("could not list keys"),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let rows: Vec<serde_json::Value> = keys.iter().map(key_json).collect();
+        serde_json::to_writer_pretty(&mut stdout, &rows)?;
+        writeln!(stdout)?;
+    } else {
+        let rows: Vec<Vec<String>> = keys
+            .iter()
+            .map(|key| {
+                vec![
+                    key.key_id.clone(),
+                    owner_label(&key.owner),
+                    key.scopes.to_string(),
+                    format!("{}…", key.display_prefix),
+                    rfc3339(key.created_at),
+                    key.revoked_at
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "-".to_owned()),
+                    key.description.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        write_table(
+            &mut stdout,
+            &[
+                "KEY ID",
+                "OWNER",
+                "SCOPES",
+                "PREFIX",
+                "CREATED",
+                "REVOKED",
+                "DESCRIPTION",
+            ],
+            &rows,
+        )?;
+    }
+    Ok(())
+}
+
+async fn revoke(config: &Config, key_id: &str) -> Result<()> {
+    let store = open_store(config, CreateDatabase::Never)?;
+    let revoked = store.revoke_api_key(key_id, SystemClock.now()).await;
+    store.shutdown().await;
+    match revoked {
+        Ok(record) => {
+            println!("{}", record.key_id);
+            eprintln!(
+                "Revoked key {} of {}: it is refused from now on.",
+                record.key_id,
+                owner_label(&record.owner)
+            );
+            Ok(())
+        }
+        Err(StoreError::ApiKeyNotFound(_)) => bail!("no key with id {key_id:?}"),
+        Err(error) => Err(error).context("could not revoke the key"),
+    }
+}
+
+fn owner_label(owner: &KeyOwner) -> String {
+    match owner {
+        KeyOwner::Account(account) => format!("account {account}"),
+        KeyOwner::Platform => "the platform (any account)".to_owned(),
+    }
+}
+
+/// A key as JSON, never with its secret: id, owner, scopes, prefix, dates.
+fn key_json(key: &ApiKeyRecord) -> serde_json::Value {
+    let (owner_type, account) = match &key.owner {
+        KeyOwner::Account(account) => ("account", Some(account.as_str())),
+        KeyOwner::Platform => ("platform", None),
+    };
+    let scopes: Vec<&str> = [("ingest", key.scopes.ingest), ("read", key.scopes.read)]
+        .into_iter()
+        .filter_map(|(name, granted)| granted.then_some(name))
+        .collect();
+    serde_json::json!({
+        "key_id": key.key_id,
+        "owner": owner_type,
+        "account": account,
+        "scopes": scopes,
+        "prefix": key.display_prefix,
+        "description": key.description,
+        "created_at": rfc3339(key.created_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+        "active": key.is_active(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_are_distinct_and_typed() {
+        let mut random = rand::rng();
+        let first = new_key_id(&mut random);
+        assert!(first.starts_with("key_") && first.len() == 20, "{first}");
+        assert_ne!(first, new_key_id(&mut random));
+    }
+}

@@ -1,0 +1,61 @@
+//! The commands that run on this machine: the server (`serve`) and the commands that work on the
+//! database directly (`account`, `key`, `backup`, `demo`), plus `config`. Opening the store lives
+//! here because it is the one place a backend is picked from the database URL.
+
+pub mod account;
+pub mod backup;
+pub mod config;
+pub mod demo;
+pub mod key;
+pub mod serve;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use logbook_core::Store;
+use logbook_store_sqlite::{SqliteOptions, SqliteStore};
+
+use crate::config::{Config, DatabaseLocation, SqliteSynchronous};
+
+/// Whether a command may create a database that does not exist yet. Commands that only read or
+/// change what is there refuse, so a mistyped `--data-dir` is an error rather than a new, empty
+/// database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateDatabase {
+    IfMissing,
+    Never,
+}
+
+/// Opens the store named by the configuration.
+pub fn open_store(config: &Config, create: CreateDatabase) -> Result<Arc<dyn Store>> {
+    match config.database_location()? {
+        DatabaseLocation::Sqlite(path) => open_sqlite(config, &path, create),
+    }
+}
+
+fn open_sqlite(config: &Config, path: &Path, create: CreateDatabase) -> Result<Arc<dyn Store>> {
+    if !path.exists() {
+        if create == CreateDatabase::Never {
+            bail!(
+                "no database at {} (check --data-dir or --database)",
+                path.display()
+            );
+        }
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("could not create directory {}", parent.display()))?;
+        }
+    }
+    let options = SqliteOptions {
+        synchronous_full: config.sqlite.synchronous == SqliteSynchronous::Full,
+        reader_connections: config.sqlite.reader_connections,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(path, options)
+        .with_context(|| format!("could not open the database {}", path.display()))?;
+    Ok(Arc::new(store))
+}

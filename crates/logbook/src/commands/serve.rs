@@ -1,0 +1,110 @@
+//! `logbook serve`: takes the data directory's lock, opens the store, listens, prints
+//! `listening on http://ADDR` once connections are accepted, and on SIGTERM or Ctrl-C shuts down
+//! gracefully (in-flight requests finish, the store commits what it accepted) and exits 0.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use fs4::fs_std::FileExt;
+use logbook_core::SystemClock;
+use logbook_server::{AppState, ServerSettings};
+
+use crate::commands::{CreateDatabase, open_store};
+use crate::config::Config;
+
+pub async fn run(config: &Config) -> Result<()> {
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
+    // Held until this function returns; the operating system also drops it if the process dies.
+    let _lock = DataDirLock::acquire(data_dir)?;
+
+    let store = open_store(config, CreateDatabase::IfMissing)?;
+    tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "store opened");
+    let settings = ServerSettings {
+        ingest_limits: config.ingest.to_limits(),
+        ..ServerSettings::default()
+    };
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings);
+
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            store.shutdown().await;
+            return Err(error).with_context(|| format!("could not listen on {}", config.listen));
+        }
+    };
+    let address = listener
+        .local_addr()
+        .context("could not read the listening address")?;
+    tracing::info!(%address, "listening");
+    // Tests and scripts that ask for port 0 learn the port from this one line.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{address}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    logbook_server::serve(listener, state, shutdown_requested())
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM (how service managers stop a process) or Ctrl-C.
+async fn shutdown_requested() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not listen for SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// An exclusive advisory lock on `<data-dir>/logbook.lock`, so two servers never share one data
+/// directory. The DB commands do not take it: SQLite arbitrates their access itself.
+struct DataDirLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    fn acquire(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("logbook.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("could not open the lock file {}", path.display()))?;
+        let locked = FileExt::try_lock_exclusive(&file)
+            .with_context(|| format!("could not lock {}", path.display()))?;
+        if !locked {
+            bail!(
+                "another logbook is already serving data directory {}",
+                data_dir.display()
+            );
+        }
+        Ok(Self { file, path })
+    }
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        if let Err(error) = FileExt::unlock(&self.file) {
+            tracing::warn!(%error, path = %self.path.display(), "could not release the data directory lock");
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The one `Config` of the binary and where its values come from, in increasing precedence:
+//! built-in defaults, then a TOML file (`--config FILE` or `LOGBOOK_CONFIG`), then `LOGBOOK_*`
+//! environment variables, then command-line flags. Also the database URL (`sqlite://...`), which
+//! is the one place a backend is picked.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use logbook_core::ingest::IngestLimits;
+use serde::{Deserialize, Serialize};
+
+/// How Logbook writes its own logs to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// SQLite's `synchronous` pragma. `full` fsyncs the WAL on every commit, which is what makes a 2xx
+/// mean "on disk"; `normal` trades the last commits before a power loss for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronous {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "full" => Some(Self::Full),
+            "normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, the lock file and anything else Logbook keeps on disk live.
+    pub data_dir: PathBuf,
+    /// `sqlite:///absolute/path.db` or `sqlite://relative/path.db`; `None` means
+    /// `<data_dir>/logbook.db`, so moving the data directory moves the database with it.
+    pub database: Option<String>,
+    /// The address `serve` listens on.
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// The Logbook server the client commands (`send`, `query`, `tail`, `export`) talk to.
+    pub server: String,
+    pub ingest: IngestSettings,
+    pub sqlite: SqliteSettings,
+}
+
+/// Every bound of `logbook_core::ingest::IngestLimits`, in units a config file can hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    pub max_events_per_request: usize,
+    pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_short_text_bytes: usize,
+    pub max_metadata_bytes: usize,
+    pub max_metadata_depth: usize,
+    pub max_targets: usize,
+    pub max_changes: usize,
+    pub max_future_skew_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteSettings {
+    pub synchronous: SqliteSynchronous,
+    /// How many read-only connections serve queries and exports beside the single writer.
+    pub reader_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./logbook-data"),
+            database: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Text,
+            server: "http://127.0.0.1:8080".to_owned(),
+            ingest: IngestSettings::default(),
+            sqlite: SqliteSettings::default(),
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self::from_limits(&IngestLimits::default())
+    }
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            synchronous: SqliteSynchronous::Full,
+            reader_connections: 4,
+        }
+    }
+}
+
+impl IngestSettings {
+    fn from_limits(limits: &IngestLimits) -> Self {
+        Self {
+            max_events_per_request: limits.max_events_per_request,
+            max_body_bytes: limits.max_body_bytes,
+            max_message_bytes: limits.max_message_bytes,
+            max_short_text_bytes: limits.max_short_text_bytes,
+            max_metadata_bytes: limits.max_metadata_bytes,
+            max_metadata_depth: limits.max_metadata_depth,
+            max_targets: limits.max_targets,
+            max_changes: limits.max_changes,
+            max_future_skew_seconds: limits.max_future_skew.whole_seconds().max(0) as u64,
+        }
+    }
+
+    pub fn to_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_events_per_request: self.max_events_per_request,
+            max_body_bytes: self.max_body_bytes,
+            max_message_bytes: self.max_message_bytes,
+            max_short_text_bytes: self.max_short_text_bytes,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_metadata_depth: self.max_metadata_depth,
+            max_targets: self.max_targets,
+            max_changes: self.max_changes,
+            max_future_skew: time::Duration::seconds(
+                i64::try_from(self.max_future_skew_seconds).unwrap_or(i64::MAX),
+            ),
+        }
+    }
+}
+
+/// The values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default)]
+pub struct FlagOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+    pub server: Option<String>,
+}
+
+/// Where the database lives, resolved from the URL. Only SQLite is built in today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Builds the configuration from every layer. `config_file` is the `--config` flag; without
+    /// it `LOGBOOK_CONFIG` names the file; without either only defaults, environment and flags
+    /// apply. `environment` looks a variable up (the process environment in production, a map in
+    /// tests).
+    pub fn load(
+        config_file: Option<&Path>,
+        environment: &dyn Fn(&str) -> Option<String>,
+        flags: &FlagOverrides,
+    ) -> Result<Self> {
+        let file_from_environment = environment("LOGBOOK_CONFIG")
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        let mut config = match config_file.map(Path::to_path_buf).or(file_from_environment) {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        config.apply_environment(environment)?;
+        config.apply_flags(flags);
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read config file {}", path.display()))?;
+        Self::from_toml(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    fn apply_environment(&mut self, environment: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+        let read = |name: &str| environment(name).filter(|value| !value.is_empty());
+        if let Some(value) = read("LOGBOOK_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = read("LOGBOOK_DATABASE") {
+            self.database = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_LISTEN") {
+            self.listen = value.parse().with_context(|| {
+                format!("LOGBOOK_LISTEN must be an address like 127.0.0.1:8080, not {value:?}")
+            })?;
+        }
+        if let Some(value) = read("LOGBOOK_LOG_FORMAT") {
+            self.log_format = match value.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!("LOGBOOK_LOG_FORMAT must be text or json, not {other:?}"),
+            };
+        }
+        if let Some(value) = read("LOGBOOK_SERVER") {
+            self.server = value;
+        }
+        let ingest = &mut self.ingest;
+        let numbers: [(&str, &mut usize); 8] = [
+            (
+                "LOGBOOK_MAX_EVENTS_PER_REQUEST",
+                &mut ingest.max_events_per_request,
+            ),
+            ("LOGBOOK_MAX_BODY_BYTES", &mut ingest.max_body_bytes),
+            ("LOGBOOK_MAX_MESSAGE_BYTES", &mut ingest.max_message_bytes),
+            (
+                "LOGBOOK_MAX_SHORT_TEXT_BYTES",
+                &mut ingest.max_short_text_bytes,
+            ),
+            ("LOGBOOK_MAX_METADATA_BYTES", &mut ingest.max_metadata_bytes),
+            ("LOGBOOK_MAX_METADATA_DEPTH", &mut ingest.max_metadata_depth),
+            ("LOGBOOK_MAX_TARGETS", &mut ingest.max_targets),
+            ("LOGBOOK_MAX_CHANGES", &mut ingest.max_changes),
+        ];
+        for (name, slot) in numbers {
+            if let Some(value) = read(name) {
+                *slot = parse_number(name, &value)?;
+            }
+        }
+        if let Some(value) = read("LOGBOOK_MAX_FUTURE_SKEW_SECONDS") {
+            ingest.max_future_skew_seconds =
+                parse_number("LOGBOOK_MAX_FUTURE_SKEW_SECONDS", &value)?;
+        }
+        if let Some(value) = read("LOGBOOK_SQLITE_SYNCHRONOUS") {
+            self.sqlite.synchronous = SqliteSynchronous::parse(&value).with_context(|| {
+                format!("LOGBOOK_SQLITE_SYNCHRONOUS must be full or normal, not {value:?}")
+            })?;
+        }
+        if let Some(value) = read("LOGBOOK_SQLITE_READER_CONNECTIONS") {
+            self.sqlite.reader_connections =
+                parse_number("LOGBOOK_SQLITE_READER_CONNECTIONS", &value)?;
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, flags: &FlagOverrides) {
+        if let Some(data_dir) = &flags.data_dir {
+            self.data_dir = data_dir.clone();
+        }
+        if let Some(database) = &flags.database {
+            self.database = Some(database.clone());
+        }
+        if let Some(listen) = flags.listen {
+            self.listen = listen;
+        }
+        if let Some(log_format) = flags.log_format {
+            self.log_format = log_format;
+        }
+        if let Some(server) = &flags.server {
+            self.server = server.clone();
+        }
+    }
+
+    /// Where the database is: the `database` URL, or `<data_dir>/logbook.db`.
+    pub fn database_location(&self) -> Result<DatabaseLocation> {
+        match &self.database {
+            Some(url) => parse_database_url(url),
+            None => Ok(DatabaseLocation::Sqlite(self.data_dir.join("logbook.db"))),
+        }
+    }
+
+    /// Renders this configuration as TOML (for `logbook config show`).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).context("could not render the configuration as TOML")
+    }
+}
+
+fn parse_number<Number: std::str::FromStr>(name: &str, value: &str) -> Result<Number> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name} must be a whole number, not {value:?}"))
+}
+
+/// `sqlite:///absolute/path.db` (three slashes: an absolute path) or `sqlite://relative/path.db`.
+pub fn parse_database_url(url: &str) -> Result<DatabaseLocation> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!(
+                "database URL {url:?} names no file: use sqlite:///absolute/path.db or sqlite://relative/path.db"
+            );
+        }
+        return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("the PostgreSQL backend is not available in this build yet");
+    }
+    // Never echo the URL itself here: a postgres-like URL may carry a password.
+    let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
+    bail!(
+        "unsupported database URL scheme {scheme:?}: use sqlite:///absolute/path.db or sqlite://relative/path.db"
+    )
+}
+
+/// The commented default configuration file printed by `logbook config default`. Every value is
+/// the built-in default, so the file parses back into `Config::default()`.
+pub fn default_config_toml() -> String {
+    let defaults = Config::default();
+    let ingest = &defaults.ingest;
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        r#"# Logbook configuration. Every value below is the built-in default.
+# Precedence, lowest first: defaults, this file (--config FILE or LOGBOOK_CONFIG),
+# LOGBOOK_* environment variables, command-line flags.
+
+# Where the database and the lock file live (LOGBOOK_DATA_DIR, --data-dir).
+data_dir = {data_dir:?}
+
+# The database URL (LOGBOOK_DATABASE, --database): sqlite:///absolute/path.db or
+# sqlite://relative/path.db. Unset means sqlite://<data_dir>/logbook.db.
+# database = "sqlite://./logbook-data/logbook.db"
+
+# The address `logbook serve` listens on (LOGBOOK_LISTEN, --listen).
+listen = "{listen}"
+
+# Logbook's own logs on stderr: "text" or "json" (LOGBOOK_LOG_FORMAT, --log-format).
+# The level filter comes from LOGBOOK_LOG (default "info").
+log_format = "text"
+
+# The server that `send`, `query`, `tail` and `export` talk to (LOGBOOK_SERVER, --server).
+server = "{server}"
+
+[ingest]
+# Events in one POST /api/v1/events (LOGBOOK_MAX_EVENTS_PER_REQUEST).
+max_events_per_request = {max_events_per_request}
+# Bytes of one request body; nothing past this is read (LOGBOOK_MAX_BODY_BYTES).
+max_body_bytes = {max_body_bytes}
+# Bytes of an event's message (LOGBOOK_MAX_MESSAGE_BYTES).
+max_message_bytes = {max_message_bytes}
+# Bytes of action, key, user_agent, actor and target fields, change fields (LOGBOOK_MAX_SHORT_TEXT_BYTES).
+max_short_text_bytes = {max_short_text_bytes}
+# Bytes of an event's metadata as JSON (LOGBOOK_MAX_METADATA_BYTES).
+max_metadata_bytes = {max_metadata_bytes}
+# Nesting depth of an event's metadata (LOGBOOK_MAX_METADATA_DEPTH).
+max_metadata_depth = {max_metadata_depth}
+# Targets of one event (LOGBOOK_MAX_TARGETS).
+max_targets = {max_targets}
+# Changes of one event (LOGBOOK_MAX_CHANGES).
+max_changes = {max_changes}
+# How far in the future created_at may be, in seconds (LOGBOOK_MAX_FUTURE_SKEW_SECONDS).
+max_future_skew_seconds = {max_future_skew_seconds}
+
+[sqlite]
+# "full" fsyncs every commit, so an acknowledged event survives power loss; "normal" may lose
+# the last commits on power loss (LOGBOOK_SQLITE_SYNCHRONOUS).
+synchronous = "{synchronous}"
+# Read-only connections for queries and exports (LOGBOOK_SQLITE_READER_CONNECTIONS).
+reader_connections = {reader_connections}
+"#,
+        data_dir = defaults.data_dir.display().to_string(),
+        listen = defaults.listen,
+        server = defaults.server,
+        max_events_per_request = ingest.max_events_per_request,
+        max_body_bytes = ingest.max_body_bytes,
+        max_message_bytes = ingest.max_message_bytes,
+        max_short_text_bytes = ingest.max_short_text_bytes,
+        max_metadata_bytes = ingest.max_metadata_bytes,
+        max_metadata_depth = ingest.max_metadata_depth,
+        max_targets = ingest.max_targets,
+        max_changes = ingest.max_changes,
+        max_future_skew_seconds = ingest.max_future_skew_seconds,
+        synchronous = defaults.sqlite.synchronous.as_str(),
+        reader_connections = defaults.sqlite.reader_connections,
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn environment_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_commented_default_file_parses_back_into_the_defaults() {
+        assert_eq!(
+            Config::from_toml(&default_config_toml()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn default_ingest_settings_are_the_core_ingest_limits() {
+        let limits = IngestSettings::default().to_limits();
+        let core = IngestLimits::default();
+        assert_eq!(limits.max_events_per_request, core.max_events_per_request);
+        assert_eq!(limits.max_body_bytes, core.max_body_bytes);
+        assert_eq!(limits.max_future_skew, core.max_future_skew);
+        assert_eq!(
+            IngestSettings::from_limits(&limits),
+            IngestSettings::default()
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_flags_override_the_environment() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("logbook.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\n[ingest]\nmax_body_bytes = 100\nmax_targets = 3\n").unwrap();
+        let environment = environment_of(&[
+            ("LOGBOOK_LISTEN", "127.0.0.1:2222"),
+            ("LOGBOOK_MAX_BODY_BYTES", "200"),
+        ]);
+        let flags = FlagOverrides {
+            data_dir: Some(PathBuf::from("/from/flag")),
+            ..FlagOverrides::default()
+        };
+        let config = Config::load(Some(&file), &environment, &flags).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:2222".parse().unwrap());
+        assert_eq!(config.ingest.max_body_bytes, 200);
+        assert_eq!(config.ingest.max_targets, 3);
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+
+        let flags = FlagOverrides {
+            listen: Some("127.0.0.1:3333".parse().unwrap()),
+            ..FlagOverrides::default()
+        };
+        assert_eq!(
+            Config::load(Some(&file), &environment, &flags)
+                .unwrap()
+                .listen,
+            "127.0.0.1:3333".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_config_file_can_come_from_logbook_config() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("logbook.toml");
+        std::fs::write(&file, "[sqlite]\nsynchronous = \"normal\"\n").unwrap();
+        let environment = environment_of(&[("LOGBOOK_CONFIG", file.to_str().unwrap())]);
+        let config = Config::load(None, &environment, &FlagOverrides::default()).unwrap();
+        assert_eq!(config.sqlite.synchronous, SqliteSynchronous::Normal);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_environment_values_are_clear_errors() {
+        assert!(Config::from_toml("lisen = \"127.0.0.1:1\"").is_err());
+        let environment = environment_of(&[("LOGBOOK_MAX_BODY_BYTES", "lots")]);
+        let error = Config::load(None, &environment, &FlagOverrides::default()).unwrap_err();
+        assert!(
+            error.to_string().contains("LOGBOOK_MAX_BODY_BYTES"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn database_urls_pick_sqlite_paths_and_refuse_postgres_for_now() {
+        assert_eq!(
+            parse_database_url("sqlite:///var/lib/logbook.db").unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("/var/lib/logbook.db"))
+        );
+        assert_eq!(
+            parse_database_url("sqlite://data/logbook.db").unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("data/logbook.db"))
+        );
+        let error = parse_database_url("postgres://user:secret@db/logbook")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "the PostgreSQL backend is not available in this build yet"
+        );
+        let error = parse_database_url("mysql://user:secret@db/logbook")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn the_default_database_lives_in_the_data_directory() {
+        let config = Config {
+            data_dir: PathBuf::from("/srv/logbook"),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.database_location().unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("/srv/logbook/logbook.db"))
+        );
+    }
+}
