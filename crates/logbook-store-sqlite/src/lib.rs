@@ -1,1 +1,789 @@
-//! placeholder
+//! Logbook's embedded store on SQLite: WAL with `synchronous=FULL`, one writer thread with group
+//! commit (`writer`), a small pool of read-only connections for queries, the schema and its
+//! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
+
+mod encoding;
+mod errors;
+mod migrations;
+mod query_sql;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use logbook_core::cursor::CursorPosition;
+use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::query::Query;
+use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
+use logbook_core::{AccountId, Store, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use migrations::schema_sql;
+
+use crate::encoding::{event_id_value, micros_to_time, unix_micros_of};
+use crate::errors::database_error;
+use crate::query_sql::{EVENT_COLUMNS, compile_page_query};
+use crate::writer::{AppendRequest, PreparedEvent, Writer, WriterHealth};
+
+/// Events per page when exporting: bounded memory, and a reader connection is held only per page.
+const EXPORT_PAGE_SIZE: u32 = 1_000;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (every commit fsyncs the WAL); `false` means NORMAL, which may lose the
+    /// last commits on power loss.
+    pub synchronous_full: bool,
+    pub reader_connections: usize,
+    /// The most events one group commit takes before it starts committing.
+    pub max_events_per_commit: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous_full: true,
+            reader_connections: 4,
+            max_events_per_commit: 20_000,
+        }
+    }
+}
+
+/// The SQLite `Store`. Cheap to share behind an `Arc<dyn Store>`.
+pub struct SqliteStore {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    database_path: std::path::PathBuf,
+    options: SqliteOptions,
+    /// `None` once shutdown started: no new writes are accepted.
+    writer_inbox: Mutex<Option<crossbeam_channel::Sender<AppendRequest>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    writer_health: Arc<WriterHealth>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Arc<Semaphore>,
+    /// Accounts and API keys are written rarely, on their own connection, so they never wait
+    /// behind a group commit queue.
+    admin: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `database_path` and applies migrations.
+    pub fn open(database_path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let mut write_connection = open_connection(database_path, false, &options)?;
+        migrations::apply_migrations(&mut write_connection)?;
+        let admin = open_connection(database_path, false, &options)?;
+        let reader_count = options.reader_connections.max(1);
+        let readers = (0..reader_count)
+            .map(|_| open_connection(database_path, true, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (sender, inbox) = crossbeam_channel::unbounded();
+        let writer_health = Arc::new(WriterHealth::default());
+        let writer = Writer {
+            connection: write_connection,
+            inbox,
+            health: writer_health.clone(),
+            max_events_per_commit: options.max_events_per_commit.max(1),
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("logbook-sqlite-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|error| StoreError::Database {
+                context: "starting the writer thread",
+                message: error.to_string(),
+            })?;
+
+        Ok(SqliteStore {
+            inner: Arc::new(StoreInner {
+                database_path: database_path.to_owned(),
+                options,
+                writer_inbox: Mutex::new(Some(sender)),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                writer_health,
+                readers: Mutex::new(readers),
+                reader_permits: Arc::new(Semaphore::new(reader_count)),
+                admin: Mutex::new(admin),
+            }),
+        })
+    }
+
+    /// SQLite's plan for `query` on `account`, one line per step (`EXPLAIN QUERY PLAN`), so tests
+    /// and operators can check which indexes a query uses.
+    pub async fn explain_query_plan(
+        &self,
+        account: &AccountId,
+        query: &EventQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        let account = account.clone();
+        let query = query.clone();
+        self.inner
+            .read(move |connection| {
+                let account_row = account_row(connection, &account)?.unwrap_or(-1);
+                let compiled = compile_page_query(
+                    connection,
+                    account_row,
+                    &query.query,
+                    query.after,
+                    query.limit + 1,
+                )?;
+                let mut statement = connection
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
+                    .map_err(database_error("explaining a query"))?;
+                let lines = statement
+                    .query_map(
+                        rusqlite::params_from_iter(compiled.parameters.iter()),
+                        |row| row.get::<_, String>(3),
+                    )
+                    .map_err(database_error("explaining a query"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("explaining a query"))?;
+                Ok(lines)
+            })
+            .await
+    }
+}
+
+/// Opens one connection with Logbook's pragmas. Readers are read-only and map the file.
+fn open_connection(
+    database_path: &Path,
+    read_only: bool,
+    options: &SqliteOptions,
+) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let connection = Connection::open_with_flags(database_path, flags)
+        .map_err(database_error("opening the database"))?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(database_error("setting the busy timeout"))?;
+    if !read_only {
+        let journal_mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(database_error("enabling WAL"))?;
+        if !journal_mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database {
+                context: "enabling WAL",
+                message: format!("SQLite kept journal mode {journal_mode}"),
+            });
+        }
+    }
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    // 64 MiB of page cache for the writer (index pages of recent inserts stay hot), 16 MiB and a
+    // 256 MiB memory map for each reader.
+    let cache_and_map = if read_only {
+        "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"
+    } else {
+        "PRAGMA cache_size = -65536;"
+    };
+    connection
+        .execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; {cache_and_map}"
+        ))
+        .map_err(database_error("setting connection pragmas"))?;
+    Ok(connection)
+}
+
+fn account_row(connection: &Connection, account: &AccountId) -> Result<Option<i64>, StoreError> {
+    connection
+        .prepare_cached("SELECT account_row FROM accounts WHERE name = ?1")
+        .map_err(database_error("looking up an account"))?
+        .query_row([account.as_str()], |row| row.get(0))
+        .optional()
+        .map_err(database_error("looking up an account"))
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: row.get::<_, i64>(0)? as u64,
+        created_at_micros: row.get(1)?,
+        body_without_seq: row.get(2)?,
+        new_ip: row.get::<_, i64>(3)? != 0,
+    })
+}
+
+/// One page of `query` (at most `limit` events after `after`) on one reader connection.
+fn read_page(
+    connection: &Connection,
+    account: &AccountId,
+    query: &Query,
+    limit: u32,
+    after: Option<CursorPosition>,
+) -> Result<EventPage, StoreError> {
+    let Some(account_row) = account_row(connection, account)? else {
+        return Ok(EventPage {
+            events: Vec::new(),
+            next: None,
+        });
+    };
+    // One more than asked tells whether a next page exists without a second query.
+    let compiled = compile_page_query(connection, account_row, query, after, limit + 1)?;
+    let mut statement = connection
+        .prepare_cached(&compiled.sql)
+        .map_err(database_error("preparing a query"))?;
+    let mut events = statement
+        .query_map(
+            rusqlite::params_from_iter(compiled.parameters.iter()),
+            row_to_event,
+        )
+        .map_err(database_error("running a query"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(database_error("reading query results"))?;
+    let next = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|last| CursorPosition {
+            created_at_micros: last.created_at_micros,
+            seq: last.seq,
+        })
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+fn account_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn to_account_record(
+    (name, created_at, event_count): (String, i64, i64),
+) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord {
+        account: parse_stored_account(&name)?,
+        created_at: micros_to_time(created_at),
+        event_count: event_count as u64,
+    })
+}
+
+fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
+    AccountId::parse(name).map_err(|_| StoreError::Database {
+        context: "reading accounts",
+        message: format!("stored account name {name:?} is not valid"),
+    })
+}
+
+const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at";
+
+fn api_key_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok(ApiKeyRow {
+        key_id: row.get(0)?,
+        account: row.get(1)?,
+        ingest: row.get(2)?,
+        read: row.get(3)?,
+        display_prefix: row.get(4)?,
+        description: row.get(5)?,
+        created_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+struct ApiKeyRow {
+    key_id: String,
+    account: Option<String>,
+    ingest: bool,
+    read: bool,
+    display_prefix: String,
+    description: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    fn into_record(self) -> Result<ApiKeyRecord, StoreError> {
+        Ok(ApiKeyRecord {
+            key_id: self.key_id,
+            owner: match self.account {
+                Some(name) => KeyOwner::Account(parse_stored_account(&name)?),
+                None => KeyOwner::Platform,
+            },
+            scopes: Scopes {
+                ingest: self.ingest,
+                read: self.read,
+            },
+            display_prefix: self.display_prefix,
+            description: self.description,
+            created_at: micros_to_time(self.created_at),
+            revoked_at: self.revoked_at.map(micros_to_time),
+        })
+    }
+}
+
+fn select_api_keys(
+    connection: &Connection,
+    filter: &str,
+    parameter: rusqlite::types::Value,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {API_KEY_COLUMNS} FROM api_keys k LEFT JOIN accounts a ON a.account_row = k.account_row WHERE {filter} ORDER BY k.created_at, k.key_id"
+    );
+    let mut statement = connection
+        .prepare_cached(&sql)
+        .map_err(database_error("reading API keys"))?;
+    let rows = statement
+        .query_map([parameter], api_key_record)
+        .map_err(database_error("reading API keys"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(database_error("reading API keys"))?;
+    rows.into_iter().map(ApiKeyRow::into_record).collect()
+}
+
+impl StoreInner {
+    /// Runs `work` on a pooled read-only connection on the blocking thread pool.
+    async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let inner = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .expect("reader pool lock poisoned")
+                .pop();
+            // A connection is missing only if a reader panicked while holding it; replace it.
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_connection(&inner.database_path, true, &inner.options)?,
+            };
+            let result = work(&connection);
+            inner
+                .readers
+                .lock()
+                .expect("reader pool lock poisoned")
+                .push(connection);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|error| StoreError::Database {
+            context: "running a read",
+            message: error.to_string(),
+        })?
+    }
+
+    /// Runs `work` on the admin (accounts and keys) connection on the blocking thread pool.
+    async fn administer<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = inner.admin.lock().expect("admin connection lock poisoned");
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Database {
+            context: "running an account or key change",
+            message: error.to_string(),
+        })?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_account(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<AccountRecord, StoreError> {
+        let account = account.clone();
+        self.inner
+            .administer(move |connection| {
+                let inserted = connection
+                    .execute(
+                        "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                        params![account.as_str(), unix_micros_of(now)],
+                    )
+                    .map_err(database_error("creating an account"))?;
+                if inserted == 0 {
+                    return Err(StoreError::AccountAlreadyExists(account));
+                }
+                Ok(AccountRecord { account, created_at: micros_to_time(unix_micros_of(now)), event_count: 0 })
+            })
+            .await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.inner
+            .read(|connection| {
+                // `seq` is dense from 0, so the highest seq + 1 is the event count (an index seek,
+                // where count(*) would read every event).
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT a.name, a.created_at, coalesce((SELECT max(seq) + 1 FROM events e WHERE e.account_row = a.account_row), 0) \
+                         FROM accounts a ORDER BY a.name",
+                    )
+                    .map_err(database_error("listing accounts"))?;
+                let rows = statement
+                    .query_map([], account_record)
+                    .map_err(database_error("listing accounts"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("listing accounts"))?;
+                rows.into_iter().map(to_account_record).collect()
+            })
+            .await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+        self.inner
+            .administer(move |connection| {
+                let account_row = match &key.owner {
+                    KeyOwner::Account(account) => Some(
+                        account_row(connection, account)?.ok_or_else(|| StoreError::AccountNotFound(account.clone()))?,
+                    ),
+                    KeyOwner::Platform => None,
+                };
+                connection
+                    .execute(
+                        "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            key.key_id,
+                            key.key_hash.as_slice(),
+                            account_row,
+                            key.scopes.ingest,
+                            key.scopes.read,
+                            key.display_prefix,
+                            key.description,
+                            unix_micros_of(key.created_at),
+                        ],
+                    )
+                    .map_err(database_error("creating an API key"))?;
+                Ok(ApiKeyRecord {
+                    key_id: key.key_id,
+                    owner: key.owner,
+                    scopes: key.scopes,
+                    display_prefix: key.display_prefix,
+                    description: key.description,
+                    created_at: micros_to_time(unix_micros_of(key.created_at)),
+                    revoked_at: None,
+                })
+            })
+            .await
+    }
+
+    async fn list_api_keys(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let account = account.cloned();
+        self.inner
+            .read(move |connection| match account {
+                Some(account) => select_api_keys(
+                    connection,
+                    "a.name = ?1",
+                    account.as_str().to_owned().into(),
+                ),
+                None => select_api_keys(connection, "?1 IS NULL", rusqlite::types::Value::Null),
+            })
+            .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let key_id = key_id.to_owned();
+        self.inner
+            .administer(move |connection| {
+                // Revoking twice keeps the first revocation time.
+                let updated = connection
+                    .execute(
+                        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE key_id = ?1",
+                        params![key_id, unix_micros_of(now)],
+                    )
+                    .map_err(database_error("revoking an API key"))?;
+                if updated == 0 {
+                    return Err(StoreError::ApiKeyNotFound(key_id));
+                }
+                select_api_keys(connection, "k.key_id = ?1", key_id.clone().into())?
+                    .pop()
+                    .ok_or(StoreError::ApiKeyNotFound(key_id))
+            })
+            .await
+    }
+
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let key_hash = key_hash.to_vec();
+        self.inner
+            .read(move |connection| {
+                Ok(select_api_keys(connection, "k.key_hash = ?1", key_hash.into())?.pop())
+            })
+            .await
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(failure) = self.inner.writer_health.failure() {
+            return Err(StoreError::Unavailable(failure));
+        }
+        // Bodies, fingerprints and column values are computed here, on the caller's task, so the
+        // single writer does nothing but SQL.
+        let events: Vec<PreparedEvent> = events.into_iter().map(PreparedEvent::new).collect();
+        let (reply, answer) = oneshot::channel();
+        {
+            let inbox = self
+                .inner
+                .writer_inbox
+                .lock()
+                .expect("writer inbox lock poisoned");
+            let Some(inbox) = inbox.as_ref() else {
+                return Err(StoreError::Unavailable("the store is shutting down".into()));
+            };
+            inbox
+                .send(AppendRequest { events, reply })
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    async fn query_events(
+        &self,
+        account: &AccountId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError> {
+        let account = account.clone();
+        let query = query.clone();
+        let limit = query.limit.clamp(1, 1000);
+        self.inner
+            .read(move |connection| {
+                read_page(connection, &account, &query.query, limit, query.after)
+            })
+            .await
+    }
+
+    async fn get_event(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+    ) -> Result<Option<EventRow>, StoreError> {
+        let account = account.clone();
+        let id_value = event_id_value(event_id);
+        self.inner
+            .read(move |connection| {
+                connection
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1) AND id = ?2"
+                    ))
+                    .map_err(database_error("reading an event"))?
+                    .query_row(params![account.as_str(), id_value], row_to_event)
+                    .optional()
+                    .map_err(database_error("reading an event"))
+            })
+            .await
+    }
+
+    fn export_events(
+        &self,
+        account: &AccountId,
+        query: Query,
+    ) -> BoxStream<'static, Result<EventRow, StoreError>> {
+        let inner = self.inner.clone();
+        let account = account.clone();
+        // Pages travel through a small bounded channel: the exporter runs at most two pages ahead
+        // of the consumer, and holds a reader connection only while it reads one page.
+        let (page_sender, page_receiver) = mpsc::channel::<Result<Vec<EventRow>, StoreError>>(2);
+        let producer = async move {
+            let mut after = None;
+            loop {
+                let query = query.clone();
+                let account = account.clone();
+                let page = inner
+                    .read(move |connection| {
+                        read_page(connection, &account, &query, EXPORT_PAGE_SIZE, after)
+                    })
+                    .await;
+                match page {
+                    Ok(page) => {
+                        after = page.next;
+                        let last_page = page.next.is_none();
+                        if page_sender.send(Ok(page.events)).await.is_err() || last_page {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = page_sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        };
+        struct ExportState<P> {
+            producer: Option<P>,
+            receiver: mpsc::Receiver<Result<Vec<EventRow>, StoreError>>,
+            buffered: VecDeque<EventRow>,
+        }
+        let state = ExportState {
+            producer: Some(producer),
+            receiver: page_receiver,
+            buffered: VecDeque::new(),
+        };
+        // The producer starts on the first poll, so creating the stream outside a runtime is fine.
+        Box::pin(futures::stream::unfold(state, |mut state| async move {
+            if let Some(producer) = state.producer.take() {
+                tokio::spawn(producer);
+            }
+            loop {
+                if let Some(event) = state.buffered.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                match state.receiver.recv().await? {
+                    Ok(events) => state.buffered = events.into(),
+                    Err(error) => return Some((Err(error), state)),
+                }
+            }
+        }))
+    }
+
+    async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let account = account.clone();
+        self.inner
+            .read(move |connection| {
+                let next: i64 = connection
+                    .prepare_cached(
+                        "SELECT coalesce(max(seq) + 1, 0) FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1)",
+                    )
+                    .map_err(database_error("reading the next seq"))?
+                    .query_row([account.as_str()], |row| row.get(0))
+                    .map_err(database_error("reading the next seq"))?;
+                Ok(next as u64)
+            })
+            .await
+    }
+
+    async fn events_since(
+        &self,
+        account: &AccountId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let account = account.clone();
+        self.inner
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1) \
+                         AND seq >= ?2 ORDER BY seq LIMIT ?3"
+                    ))
+                    .map_err(database_error("reading new events"))?;
+                statement
+                    .query_map(params![account.as_str(), i64::try_from(from_seq).unwrap_or(i64::MAX), limit], row_to_event)
+                    .map_err(database_error("reading new events"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("reading new events"))
+            })
+            .await
+    }
+
+    async fn backup(&self, destination: &Path) -> Result<(), StoreError> {
+        let destination = destination.to_owned();
+        if destination.exists() {
+            return Err(StoreError::Database {
+                context: "backing up",
+                message: format!(
+                    "{} already exists; choose a new file",
+                    destination.display()
+                ),
+            });
+        }
+        let Some(destination_text) = destination.to_str().map(str::to_owned) else {
+            return Err(StoreError::Database {
+                context: "backing up",
+                message: "the destination path is not UTF-8".into(),
+            });
+        };
+        // VACUUM INTO reads one consistent snapshot of the live WAL database and writes a compact
+        // copy, without blocking the writer.
+        self.inner
+            .read(move |connection| {
+                connection
+                    .execute("VACUUM INTO ?1", [destination_text])
+                    .map_err(database_error("backing up"))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        if let Some(failure) = self.inner.writer_health.failure() {
+            return Err(StoreError::Unavailable(failure));
+        }
+        if self
+            .inner
+            .writer_inbox
+            .lock()
+            .expect("writer inbox lock poisoned")
+            .is_none()
+        {
+            return Err(StoreError::Unavailable("the store is shutting down".into()));
+        }
+        self.inner
+            .read(|connection| {
+                connection
+                    .query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(database_error("checking readiness"))
+            })
+            .await
+    }
+
+    async fn shutdown(&self) {
+        // Dropping the sender lets the writer finish everything already queued, then stop.
+        drop(
+            self.inner
+                .writer_inbox
+                .lock()
+                .expect("writer inbox lock poisoned")
+                .take(),
+        );
+        let writer_thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .expect("writer thread lock poisoned")
+            .take();
+        if let Some(writer_thread) = writer_thread {
+            let joined = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the SQLite writer thread ended abnormally");
+            }
+        }
+    }
+}

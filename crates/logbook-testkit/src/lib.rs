@@ -1,1 +1,59 @@
-//! placeholder
+//! Shared test helpers and the store conformance suite. Every store crate runs the identical cases
+//! with `store_conformance_tests!(make_store)`, where `make_store` is an async fn returning a fresh
+//! `(Arc<dyn Store>, guard)` (the guard keeps e.g. a temporary directory alive for the test).
+
+pub mod builders;
+pub mod cases;
+
+pub use builders::{EventBuilder, clause, negated, patterns, query};
+
+/// Expands to one `#[tokio::test]` per conformance case, each with a fresh store from
+/// `$make_store().await`. The crate using it needs `tokio` (with `macros`) as a dev-dependency.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make_store:path) => {
+        $crate::__conformance_cases!(
+            $make_store;
+            creating_an_account_lists_it_with_no_events,
+            creating_an_existing_account_fails,
+            api_keys_are_created_listed_found_by_hash_and_revoked,
+            a_key_for_an_unknown_account_is_refused,
+            append_assigns_dense_seq_per_account_under_concurrent_appenders,
+            a_duplicate_key_returns_the_original_receipt,
+            the_same_key_with_different_content_is_reported_as_reused,
+            the_same_key_twice_in_one_batch_stores_the_event_once,
+            an_unknown_account_is_created_by_its_first_event,
+            query_returns_newest_first_with_ties_broken_by_seq,
+            actor_matches_exact_ids_prefixes_and_alternatives,
+            action_matches_exact_prefix_and_alternatives,
+            negated_qualifiers_keep_events_without_the_field,
+            outcome_target_and_flag_qualifiers_filter_events,
+            ip_matches_addresses_and_ipv4_and_ipv6_blocks,
+            created_ranges_include_the_start_and_exclude_the_end,
+            words_and_phrases_search_the_message,
+            hostile_full_text_syntax_is_searched_as_literal_text,
+            pagination_returns_every_event_exactly_once_in_order,
+            another_account_never_sees_events_through_any_read,
+            get_event_finds_by_id_and_returns_none_for_an_unknown_id,
+            export_streams_every_matching_event_in_order,
+            bodies_come_back_byte_identical_to_what_was_sent,
+            next_seq_and_events_since_follow_the_accounts_seq,
+            backup_writes_a_copy_and_refuses_an_existing_destination,
+            shutdown_finishes_accepted_writes_and_refuses_new_ones,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($make_store:path; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $make_store().await;
+                $crate::cases::$case(store).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,49 @@
+//! The schema: every migration in `migrations/`, embedded in the binary, applied in order inside a
+//! transaction and tracked with `PRAGMA user_version`. Migrations are append-only.
+
+use logbook_core::StoreError;
+use rusqlite::Connection;
+
+use crate::errors::database_error;
+
+/// Every migration in order; `user_version` counts how many have been applied.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+/// Every migration concatenated, so the benchmark's naive baselines build the very same tables and
+/// indexes as the store.
+pub fn schema_sql() -> String {
+    MIGRATIONS.join("\n")
+}
+
+pub(crate) fn apply_migrations(connection: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(database_error("reading the schema version"))?;
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Database {
+            context: "checking the schema version",
+            message: format!(
+                "the database has schema version {applied}, newer than this logbook knows ({}); upgrade logbook",
+                MIGRATIONS.len()
+            ),
+        });
+    }
+    for (index, migration_sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection
+            .transaction()
+            .map_err(database_error("starting a migration"))?;
+        transaction
+            .execute_batch(migration_sql)
+            .map_err(database_error("applying a migration"))?;
+        // PRAGMA does not take bound parameters; the value is our own integer.
+        transaction
+            .execute_batch(&format!("PRAGMA user_version = {}", index + 1))
+            .map_err(database_error("recording the schema version"))?;
+        transaction
+            .commit()
+            .map_err(database_error("committing a migration"))?;
+        tracing::info!(schema_version = index + 1, "applied SQLite migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,1175 @@
+//! The store conformance cases. Each takes a fresh, empty store and panics on a violation of the
+//! `Store` contract; `store_conformance_tests!` turns each into a test of the store crate.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ipnet::IpNet;
+use logbook_core::api_key::{KeyOwner, Scopes};
+use logbook_core::event::{EventRow, NewEvent, Outcome, StoredEvent};
+use logbook_core::query::{Condition, EventFlag, Query, TextSearch, TimeRange};
+use logbook_core::store::{AppendOutcome, AppendReceipt, EventQuery, NewApiKey};
+use logbook_core::{AccountId, Store, StoreError};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, query};
+
+fn account(name: &str) -> AccountId {
+    AccountId::parse(name).expect("a valid test account name")
+}
+
+async fn append(store: &Arc<dyn Store>, events: Vec<NewEvent>) -> Vec<AppendOutcome> {
+    store.append_events(events).await.expect("append succeeds")
+}
+
+fn stored(outcome: &AppendOutcome) -> &AppendReceipt {
+    match outcome {
+        AppendOutcome::Stored(receipt) => receipt,
+        other => panic!("expected a stored event, got {other:?}"),
+    }
+}
+
+/// Every event of `account` matching `query`, paging through with limit 1000.
+async fn search(store: &Arc<dyn Store>, account_name: &str, query: Query) -> Vec<EventRow> {
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query_events(
+                &account(account_name),
+                &EventQuery {
+                    query: query.clone(),
+                    limit: 1000,
+                    after,
+                },
+            )
+            .await
+            .expect("query succeeds");
+        found.extend(page.events);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return found,
+        }
+    }
+}
+
+fn decoded(row: &EventRow) -> StoredEvent {
+    row.decode().expect("a stored body decodes")
+}
+
+fn messages(rows: &[EventRow]) -> Vec<String> {
+    rows.iter().map(|row| decoded(row).message).collect()
+}
+
+/// Messages matching the query, sorted, for tests that check the set rather than the order.
+async fn matching_messages(
+    store: &Arc<dyn Store>,
+    account_name: &str,
+    query: Query,
+) -> Vec<String> {
+    let mut found = messages(&search(store, account_name, query).await);
+    found.sort();
+    found
+}
+
+fn sorted(messages: &[&str]) -> Vec<String> {
+    let mut expected: Vec<String> = messages
+        .iter()
+        .map(|message| (*message).to_owned())
+        .collect();
+    expected.sort();
+    expected
+}
+
+fn api_key(key_id: &str, hash_byte: u8, owner: KeyOwner) -> NewApiKey {
+    NewApiKey {
+        key_id: key_id.into(),
+        key_hash: [hash_byte; 32],
+        owner,
+        scopes: Scopes {
+            ingest: true,
+            read: false,
+        },
+        display_prefix: "lbk_abcdef".into(),
+        description: Some("deploy bot".into()),
+        created_at: RECEIVED_AT,
+    }
+}
+
+fn text_word(word: &str) -> Condition {
+    Condition::Text(TextSearch::Word(word.into()))
+}
+
+fn text_phrase(phrase: &str) -> Condition {
+    Condition::Text(TextSearch::Phrase(phrase.into()))
+}
+
+fn ip_networks(text: &str) -> Condition {
+    Condition::Ip(
+        text.split(',')
+            .map(|part| {
+                part.parse::<IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .expect("a valid test network")
+            })
+            .collect(),
+    )
+}
+
+pub async fn creating_an_account_lists_it_with_no_events(store: Arc<dyn Store>) {
+    let record = store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    assert_eq!(record.account, account("acme"));
+    assert_eq!(record.event_count, 0);
+    store
+        .create_account(&account("globex"), RECEIVED_AT)
+        .await
+        .unwrap();
+    append(
+        &store,
+        vec![
+            EventBuilder::new("globex").build(),
+            EventBuilder::new("globex").build(),
+        ],
+    )
+    .await;
+    let listed = store.list_accounts().await.unwrap();
+    let summary: Vec<(String, u64)> = listed
+        .iter()
+        .map(|record| (record.account.to_string(), record.event_count))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("acme".to_owned(), 0), ("globex".to_owned(), 2)]
+    );
+    assert_eq!(listed[0].created_at, RECEIVED_AT);
+}
+
+pub async fn creating_an_existing_account_fails(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let second = store.create_account(&account("acme"), RECEIVED_AT).await;
+    assert!(
+        matches!(second, Err(StoreError::AccountAlreadyExists(ref name)) if name == &account("acme")),
+        "{second:?}"
+    );
+    assert_eq!(store.list_accounts().await.unwrap().len(), 1);
+}
+
+pub async fn api_keys_are_created_listed_found_by_hash_and_revoked(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    store
+        .create_account(&account("globex"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let created = store
+        .create_api_key(api_key("key_acme", 1, KeyOwner::Account(account("acme"))))
+        .await
+        .unwrap();
+    assert!(created.is_active());
+    assert_eq!(created.description.as_deref(), Some("deploy bot"));
+    store
+        .create_api_key(api_key(
+            "key_globex",
+            2,
+            KeyOwner::Account(account("globex")),
+        ))
+        .await
+        .unwrap();
+    store
+        .create_api_key(api_key("key_platform", 3, KeyOwner::Platform))
+        .await
+        .unwrap();
+
+    let acme_keys = store.list_api_keys(Some(&account("acme"))).await.unwrap();
+    assert_eq!(
+        acme_keys
+            .iter()
+            .map(|key| key.key_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["key_acme"]
+    );
+    let mut every_key: Vec<String> = store
+        .list_api_keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|key| key.key_id)
+        .collect();
+    every_key.sort();
+    assert_eq!(every_key, vec!["key_acme", "key_globex", "key_platform"]);
+
+    let found = store
+        .find_api_key_by_hash(&[1; 32])
+        .await
+        .unwrap()
+        .expect("the key is found by its hash");
+    assert_eq!(found, created);
+    assert_eq!(
+        found.scopes,
+        Scopes {
+            ingest: true,
+            read: false
+        }
+    );
+    let platform = store.find_api_key_by_hash(&[3; 32]).await.unwrap().unwrap();
+    assert_eq!(platform.owner, KeyOwner::Platform);
+    assert!(
+        store
+            .find_api_key_by_hash(&[9; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let revoked_at = RECEIVED_AT + Duration::hours(1);
+    let revoked = store.revoke_api_key("key_acme", revoked_at).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(revoked_at));
+    assert!(!revoked.is_active());
+    let found_after = store
+        .find_api_key_by_hash(&[1; 32])
+        .await
+        .unwrap()
+        .expect("a revoked key is still found");
+    assert!(!found_after.is_active());
+    assert!(matches!(
+        store.revoke_api_key("key_missing", revoked_at).await,
+        Err(StoreError::ApiKeyNotFound(_))
+    ));
+}
+
+pub async fn a_key_for_an_unknown_account_is_refused(store: Arc<dyn Store>) {
+    let refused = store
+        .create_api_key(api_key("key_ghost", 4, KeyOwner::Account(account("ghost"))))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::AccountNotFound(_))),
+        "{refused:?}"
+    );
+    assert!(store.list_api_keys(None).await.unwrap().is_empty());
+}
+
+pub async fn append_assigns_dense_seq_per_account_under_concurrent_appenders(
+    store: Arc<dyn Store>,
+) {
+    let mut tasks = Vec::new();
+    for task_number in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let account_name = format!("tenant-{}", task_number % 4);
+            let mut seqs = Vec::new();
+            for _ in 0..10 {
+                let batch: Vec<NewEvent> = (0..3)
+                    .map(|_| EventBuilder::new(&account_name).build())
+                    .collect();
+                for outcome in store.append_events(batch).await.unwrap() {
+                    seqs.push(stored(&outcome).seq);
+                }
+            }
+            (account_name, seqs)
+        }));
+    }
+    let mut seqs_by_account: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for task in tasks {
+        let (account_name, seqs) = task.await.unwrap();
+        seqs_by_account
+            .entry(account_name)
+            .or_default()
+            .extend(seqs);
+    }
+    assert_eq!(seqs_by_account.len(), 4);
+    for (account_name, mut seqs) in seqs_by_account {
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (0..150).collect::<Vec<u64>>(),
+            "seq of {account_name} is dense from 0"
+        );
+        assert_eq!(store.next_seq(&account(&account_name)).await.unwrap(), 150);
+    }
+}
+
+pub async fn a_duplicate_key_returns_the_original_receipt(store: Arc<dyn Store>) {
+    let original = EventBuilder::new("acme")
+        .key("order-17")
+        .message("Order 17 paid")
+        .build();
+    let first = append(&store, vec![original.clone()]).await;
+    let original_receipt = stored(&first[0]).clone();
+    let mut retry = original.clone();
+    retry.id = "01900000-0000-7000-8000-ffffffffffff".into();
+    retry.received_at = RECEIVED_AT + Duration::minutes(5);
+    retry.created_at = retry.received_at;
+    let second = append(&store, vec![retry, EventBuilder::new("acme").build()]).await;
+    assert_eq!(
+        second[0],
+        AppendOutcome::Duplicate(original_receipt.clone())
+    );
+    assert_eq!(original_receipt.id, original.id);
+    assert_eq!(original_receipt.received_at, original.received_at);
+    assert_eq!(stored(&second[1]).seq, 1, "a duplicate takes no seq");
+    assert_eq!(search(&store, "acme", Query::default()).await.len(), 2);
+    // The same key in another account is another event.
+    let other = append(
+        &store,
+        vec![EventBuilder::new("globex").key("order-17").build()],
+    )
+    .await;
+    assert_eq!(stored(&other[0]).seq, 0);
+}
+
+pub async fn the_same_key_with_different_content_is_reported_as_reused(store: Arc<dyn Store>) {
+    let first = append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .key("k-1")
+                .message("first")
+                .build(),
+        ],
+    )
+    .await;
+    let original = stored(&first[0]).clone();
+    let second = append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .key("k-1")
+                .message("different")
+                .build(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        second[0],
+        AppendOutcome::KeyReusedWithDifferentContent { original }
+    );
+    assert_eq!(
+        messages(&search(&store, "acme", Query::default()).await),
+        vec!["first"]
+    );
+}
+
+pub async fn the_same_key_twice_in_one_batch_stores_the_event_once(store: Arc<dyn Store>) {
+    let event = EventBuilder::new("acme").key("k-1").message("once").build();
+    let mut again = event.clone();
+    again.id = "01900000-0000-7000-8000-eeeeeeeeeeee".into();
+    let changed = EventBuilder::new("acme")
+        .key("k-1")
+        .message("changed")
+        .build();
+    let outcomes = append(&store, vec![event, again, changed]).await;
+    let original = stored(&outcomes[0]).clone();
+    assert_eq!(outcomes[1], AppendOutcome::Duplicate(original.clone()));
+    assert_eq!(
+        outcomes[2],
+        AppendOutcome::KeyReusedWithDifferentContent { original }
+    );
+    assert_eq!(
+        messages(&search(&store, "acme", Query::default()).await),
+        vec!["once"]
+    );
+}
+
+pub async fn an_unknown_account_is_created_by_its_first_event(store: Arc<dyn Store>) {
+    let outcomes = append(&store, vec![EventBuilder::new("newcomer").build()]).await;
+    assert_eq!(stored(&outcomes[0]).seq, 0);
+    let accounts = store.list_accounts().await.unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].account, account("newcomer"));
+    assert_eq!(accounts[0].event_count, 1);
+    // Creating it explicitly afterwards reports that it exists.
+    assert!(matches!(
+        store
+            .create_account(&account("newcomer"), RECEIVED_AT)
+            .await,
+        Err(StoreError::AccountAlreadyExists(_))
+    ));
+}
+
+pub async fn query_returns_newest_first_with_ties_broken_by_seq(store: Arc<dyn Store>) {
+    let noon = datetime!(2024-06-01 12:00 UTC);
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .created_at(noon)
+                .message("tie first")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(noon + Duration::hours(1))
+                .message("newest")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(noon - Duration::hours(1))
+                .message("oldest")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(noon)
+                .message("tie second")
+                .build(),
+        ],
+    )
+    .await;
+    let rows = search(&store, "acme", Query::default()).await;
+    assert_eq!(
+        messages(&rows),
+        vec!["newest", "tie second", "tie first", "oldest"]
+    );
+    assert_eq!(
+        rows.iter().map(|row| row.seq).collect::<Vec<_>>(),
+        vec![1, 3, 0, 2]
+    );
+    assert_eq!(
+        rows[0].created_at_micros,
+        logbook_core::event::unix_micros(noon + Duration::hours(1))
+    );
+}
+
+async fn append_people(store: &Arc<dyn Store>) {
+    append(
+        store,
+        vec![
+            EventBuilder::new("acme")
+                .actor("alice@acme.com")
+                .action("user.login")
+                .message("alice login")
+                .build(),
+            EventBuilder::new("acme")
+                .actor("alan@acme.com")
+                .action("server.reboot")
+                .message("alan reboot")
+                .build(),
+            EventBuilder::new("acme")
+                .actor("bob@acme.com")
+                .action("server.create")
+                .message("bob create")
+                .build(),
+            EventBuilder::new("acme")
+                .action("system.backup")
+                .message("no actor")
+                .build(),
+            EventBuilder::new("acme")
+                .actor("al")
+                .action("serverless.deploy")
+                .message("al deploy")
+                .build(),
+        ],
+    )
+    .await;
+}
+
+pub async fn actor_matches_exact_ids_prefixes_and_alternatives(store: Arc<dyn Store>) {
+    append_people(&store).await;
+    let actor = |text: &str| query(vec![clause(Condition::Actor(patterns(text)))]);
+    assert_eq!(
+        matching_messages(&store, "acme", actor("alice@acme.com")).await,
+        sorted(&["alice login"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", actor("alice")).await,
+        Vec::<String>::new(),
+        "exact means exact"
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", actor("al*")).await,
+        sorted(&["alice login", "alan reboot", "al deploy"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", actor("bob@acme.com,alan*")).await,
+        sorted(&["alan reboot", "bob create"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", actor("*")).await.len(),
+        4,
+        "`*` matches every event with an actor"
+    );
+}
+
+pub async fn action_matches_exact_prefix_and_alternatives(store: Arc<dyn Store>) {
+    append_people(&store).await;
+    let action = |text: &str| query(vec![clause(Condition::Action(patterns(text)))]);
+    assert_eq!(
+        matching_messages(&store, "acme", action("server.reboot")).await,
+        sorted(&["alan reboot"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", action("server.*")).await,
+        sorted(&["alan reboot", "bob create"]),
+        "`server.*` does not match `serverless.deploy`"
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", action("user.login,system.*")).await,
+        sorted(&["alice login", "no actor"])
+    );
+}
+
+pub async fn negated_qualifiers_keep_events_without_the_field(store: Arc<dyn Store>) {
+    append_people(&store).await;
+    let without_alice = query(vec![negated(Condition::Actor(patterns("alice@acme.com")))]);
+    assert_eq!(
+        matching_messages(&store, "acme", without_alice).await,
+        sorted(&["alan reboot", "bob create", "no actor", "al deploy"])
+    );
+    let servers_but_not_reboots = query(vec![
+        clause(Condition::Action(patterns("server.*"))),
+        negated(Condition::Action(patterns("server.reboot"))),
+    ]);
+    assert_eq!(
+        matching_messages(&store, "acme", servers_but_not_reboots).await,
+        sorted(&["bob create"])
+    );
+    let without_any_al = query(vec![negated(Condition::Actor(patterns(
+        "al*,bob@acme.com",
+    )))]);
+    assert_eq!(
+        matching_messages(&store, "acme", without_any_al).await,
+        sorted(&["no actor"])
+    );
+}
+
+pub async fn outcome_target_and_flag_qualifiers_filter_events(store: Arc<dyn Store>) {
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .outcome(Outcome::Success)
+                .target("server", "web-1")
+                .message("ok web-1")
+                .build(),
+            EventBuilder::new("acme")
+                .outcome(Outcome::Failure)
+                .target("server", "web-2")
+                .target("dns_zone", "acme.com")
+                .message("failed web-2")
+                .build(),
+            EventBuilder::new("acme")
+                .target("server", "db-1")
+                .message("no outcome db-1")
+                .build(),
+        ],
+    )
+    .await;
+    let outcome = |outcomes: Vec<Outcome>| query(vec![clause(Condition::Outcome(outcomes))]);
+    assert_eq!(
+        matching_messages(&store, "acme", outcome(vec![Outcome::Failure])).await,
+        sorted(&["failed web-2"])
+    );
+    assert_eq!(
+        matching_messages(
+            &store,
+            "acme",
+            outcome(vec![Outcome::Failure, Outcome::Success])
+        )
+        .await,
+        sorted(&["failed web-2", "ok web-1"])
+    );
+    let not_failed = query(vec![negated(Condition::Outcome(vec![Outcome::Failure]))]);
+    assert_eq!(
+        matching_messages(&store, "acme", not_failed).await,
+        sorted(&["no outcome db-1", "ok web-1"])
+    );
+
+    let target = |text: &str| query(vec![clause(Condition::Target(patterns(text)))]);
+    assert_eq!(
+        matching_messages(&store, "acme", target("acme.com")).await,
+        sorted(&["failed web-2"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", target("web-*")).await,
+        sorted(&["failed web-2", "ok web-1"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", target("db-1,web-1")).await,
+        sorted(&["no outcome db-1", "ok web-1"])
+    );
+    let not_web = query(vec![negated(Condition::Target(patterns("web-*")))]);
+    assert_eq!(
+        matching_messages(&store, "acme", not_web).await,
+        sorted(&["no outcome db-1"])
+    );
+
+    // Nothing marks events as new-IP yet, so `is:new-ip` matches none and its negation all.
+    let new_ip = query(vec![clause(Condition::Is(vec![EventFlag::NewIp]))]);
+    assert!(search(&store, "acme", new_ip).await.is_empty());
+    let not_new_ip = query(vec![negated(Condition::Is(vec![EventFlag::NewIp]))]);
+    assert_eq!(search(&store, "acme", not_new_ip).await.len(), 3);
+}
+
+pub async fn ip_matches_addresses_and_ipv4_and_ipv6_blocks(store: Arc<dyn Store>) {
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .ip("203.0.113.9")
+                .message("v4 inside")
+                .build(),
+            EventBuilder::new("acme")
+                .ip("203.0.113.255")
+                .message("v4 edge")
+                .build(),
+            EventBuilder::new("acme")
+                .ip("203.0.114.1")
+                .message("v4 outside")
+                .build(),
+            EventBuilder::new("acme")
+                .ip("2001:db8::1")
+                .message("v6 inside")
+                .build(),
+            EventBuilder::new("acme")
+                .ip("2001:db9::1")
+                .message("v6 outside")
+                .build(),
+            EventBuilder::new("acme").message("no ip").build(),
+        ],
+    )
+    .await;
+    let ip = |text: &str| query(vec![clause(ip_networks(text))]);
+    assert_eq!(
+        matching_messages(&store, "acme", ip("203.0.113.9")).await,
+        sorted(&["v4 inside"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("203.0.113.0/24")).await,
+        sorted(&["v4 edge", "v4 inside"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("2001:db8::/32")).await,
+        sorted(&["v6 inside"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("2001:db8::1")).await,
+        sorted(&["v6 inside"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("203.0.114.0/24,2001:db9::/32")).await,
+        sorted(&["v4 outside", "v6 outside"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("0.0.0.0/0"))
+            .await
+            .len(),
+        3,
+        "IPv4 blocks never match IPv6"
+    );
+    let outside = query(vec![negated(ip_networks("203.0.113.0/24"))]);
+    assert_eq!(
+        matching_messages(&store, "acme", outside).await,
+        sorted(&["no ip", "v4 outside", "v6 inside", "v6 outside"])
+    );
+}
+
+pub async fn created_ranges_include_the_start_and_exclude_the_end(store: Arc<dyn Store>) {
+    let start = datetime!(2024-06-01 00:00 UTC);
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .created_at(start - Duration::microseconds(1))
+                .message("before")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(start)
+                .message("at start")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(start + Duration::hours(12))
+                .message("middle")
+                .build(),
+            EventBuilder::new("acme")
+                .created_at(start + Duration::days(1))
+                .message("at end")
+                .build(),
+        ],
+    )
+    .await;
+    let range = |start_inclusive: Option<OffsetDateTime>, end_exclusive: Option<OffsetDateTime>| {
+        query(vec![clause(Condition::Created(TimeRange {
+            start_inclusive,
+            end_exclusive,
+        }))])
+    };
+    let day = range(Some(start), Some(start + Duration::days(1)));
+    assert_eq!(
+        matching_messages(&store, "acme", day).await,
+        sorted(&["at start", "middle"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", range(Some(start), None)).await,
+        sorted(&["at end", "at start", "middle"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", range(None, Some(start))).await,
+        sorted(&["before"])
+    );
+    let outside_day = query(vec![negated(Condition::Created(TimeRange {
+        start_inclusive: Some(start),
+        end_exclusive: Some(start + Duration::days(1)),
+    }))]);
+    assert_eq!(
+        matching_messages(&store, "acme", outside_day).await,
+        sorted(&["at end", "before"])
+    );
+}
+
+pub async fn words_and_phrases_search_the_message(store: Arc<dyn Store>) {
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .message("Rebooted server web-1 after kernel update")
+                .build(),
+            EventBuilder::new("acme")
+                .message("Server web-2 rebooted")
+                .build(),
+            EventBuilder::new("acme")
+                .message("Updated firewall rule for web-1")
+                .build(),
+            EventBuilder::new("acme").message("Café opened").build(),
+        ],
+    )
+    .await;
+    let text = |condition: Condition| query(vec![clause(condition)]);
+    assert_eq!(
+        matching_messages(&store, "acme", text(text_word("SERVER"))).await,
+        sorted(&[
+            "Rebooted server web-1 after kernel update",
+            "Server web-2 rebooted"
+        ]),
+        "words match case-insensitively"
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", text(text_word("web-1"))).await,
+        sorted(&[
+            "Rebooted server web-1 after kernel update",
+            "Updated firewall rule for web-1"
+        ])
+    );
+    assert!(
+        matching_messages(&store, "acme", text(text_word("serv")))
+            .await
+            .is_empty(),
+        "words are whole tokens"
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", text(text_phrase("server web-1"))).await,
+        sorted(&["Rebooted server web-1 after kernel update"])
+    );
+    assert!(
+        matching_messages(&store, "acme", text(text_phrase("web-1 server")))
+            .await
+            .is_empty(),
+        "a phrase keeps its order"
+    );
+    let two_words = query(vec![
+        clause(text_word("web-1")),
+        clause(text_word("firewall")),
+    ]);
+    assert_eq!(
+        matching_messages(&store, "acme", two_words).await,
+        sorted(&["Updated firewall rule for web-1"])
+    );
+    let without = query(vec![
+        clause(text_word("web-1")),
+        negated(text_word("kernel")),
+    ]);
+    assert_eq!(
+        matching_messages(&store, "acme", without).await,
+        sorted(&["Updated firewall rule for web-1"])
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", text(text_word("café"))).await,
+        sorted(&["Café opened"])
+    );
+}
+
+pub async fn hostile_full_text_syntax_is_searched_as_literal_text(store: Arc<dyn Store>) {
+    append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .message("use NEAR(a b) OR -x \"quoted\" star*")
+                .build(),
+            EventBuilder::new("acme").message("plain message").build(),
+        ],
+    )
+    .await;
+    for hostile in [
+        "\"",
+        "*",
+        "NEAR(",
+        "OR",
+        "-",
+        "\"quoted",
+        "star*",
+        "a\" OR \"plain",
+        "-x",
+        "{message}:plain",
+        "^plain",
+    ] {
+        let result = store
+            .query_events(
+                &account("acme"),
+                &EventQuery {
+                    query: query(vec![clause(text_word(hostile))]),
+                    limit: 10,
+                    after: None,
+                },
+            )
+            .await;
+        let rows = result.unwrap_or_else(|error| panic!("searching {hostile:?} failed: {error}"));
+        assert!(
+            messages(&rows.events)
+                .iter()
+                .all(|message| message != "plain message")
+                || hostile.contains("plain"),
+            "{hostile:?} must not act as FTS syntax"
+        );
+    }
+    let near = query(vec![clause(text_word("NEAR("))]);
+    assert_eq!(
+        matching_messages(&store, "acme", near).await,
+        sorted(&["use NEAR(a b) OR -x \"quoted\" star*"])
+    );
+    let or = query(vec![clause(text_word("OR"))]);
+    assert_eq!(
+        matching_messages(&store, "acme", or).await.len(),
+        1,
+        "OR is a word, not an operator"
+    );
+    let injected = query(vec![clause(text_phrase("a\" OR \"plain"))]);
+    assert!(
+        search(&store, "acme", injected).await.is_empty(),
+        "a quote cannot end the phrase early"
+    );
+    let punctuation_only = query(vec![clause(text_word("\"*-"))]);
+    assert!(search(&store, "acme", punctuation_only).await.is_empty());
+    let negated_punctuation = query(vec![negated(text_word("\"*-"))]);
+    assert_eq!(search(&store, "acme", negated_punctuation).await.len(), 2);
+}
+
+pub async fn pagination_returns_every_event_exactly_once_in_order(store: Arc<dyn Store>) {
+    let start = datetime!(2024-06-01 00:00 UTC);
+    // Many ties on created_at, so pages must break ties by seq.
+    let events: Vec<NewEvent> = (0..95)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .created_at(start + Duration::seconds(number / 4))
+                .message(&format!("event {number}"))
+                .build()
+        })
+        .collect();
+    append(&store, events).await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .query_events(
+                &account("acme"),
+                &EventQuery {
+                    query: Query::default(),
+                    limit: 10,
+                    after,
+                },
+            )
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(page.events.len() <= 10);
+        seen.extend(
+            page.events
+                .iter()
+                .map(|row| (row.created_at_micros, row.seq)),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 10);
+    let mut expected: Vec<(i64, u64)> = seen.clone();
+    expected.sort_by(|left, right| right.cmp(left));
+    expected.dedup();
+    assert_eq!(seen, expected, "newest first, each event once");
+    assert_eq!(seen.len(), 95);
+
+    let exactly_one_page = store
+        .query_events(
+            &account("acme"),
+            &EventQuery {
+                query: Query::default(),
+                limit: 95,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(exactly_one_page.events.len(), 95);
+    assert!(
+        exactly_one_page.next.is_none(),
+        "no next page when nothing is left"
+    );
+}
+
+pub async fn another_account_never_sees_events_through_any_read(store: Arc<dyn Store>) {
+    let secret = EventBuilder::new("acme")
+        .actor("alice")
+        .message("secret launch plan")
+        .key("k")
+        .build();
+    let secret_id = secret.id.clone();
+    append(&store, vec![secret]).await;
+    store
+        .create_account(&account("globex"), RECEIVED_AT)
+        .await
+        .unwrap();
+    append(
+        &store,
+        vec![EventBuilder::new("globex").message("globex own").build()],
+    )
+    .await;
+
+    let everything = search(&store, "globex", Query::default()).await;
+    assert_eq!(messages(&everything), vec!["globex own"]);
+    assert!(
+        search(&store, "globex", query(vec![clause(text_word("secret"))]))
+            .await
+            .is_empty()
+    );
+    assert!(
+        search(
+            &store,
+            "globex",
+            query(vec![clause(Condition::Actor(patterns("alice")))])
+        )
+        .await
+        .is_empty()
+    );
+    assert!(
+        store
+            .get_event(&account("globex"), &secret_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let exported: Vec<EventRow> = store
+        .export_events(&account("globex"), Query::default())
+        .map(|row| row.unwrap())
+        .collect()
+        .await;
+    assert_eq!(messages(&exported), vec!["globex own"]);
+    let since = store
+        .events_since(&account("globex"), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(messages(&since), vec!["globex own"]);
+    assert!(search(&store, "nobody", Query::default()).await.is_empty());
+    // The same key in globex is not a duplicate of acme's.
+    let outcome = append(&store, vec![EventBuilder::new("globex").key("k").build()]).await;
+    assert!(matches!(outcome[0], AppendOutcome::Stored(_)));
+}
+
+pub async fn get_event_finds_by_id_and_returns_none_for_an_unknown_id(store: Arc<dyn Store>) {
+    let event = EventBuilder::new("acme").message("find me").build();
+    let event_id = event.id.clone();
+    let custom = EventBuilder::new("acme")
+        .id("custom-id-1")
+        .message("custom id")
+        .build();
+    append(&store, vec![event, custom]).await;
+    let found = store
+        .get_event(&account("acme"), &event_id)
+        .await
+        .unwrap()
+        .expect("found by id");
+    assert_eq!(decoded(&found).message, "find me");
+    assert_eq!(found.seq, 0);
+    let custom_found = store
+        .get_event(&account("acme"), "custom-id-1")
+        .await
+        .unwrap()
+        .expect("found by any id");
+    assert_eq!(decoded(&custom_found).message, "custom id");
+    assert!(
+        store
+            .get_event(&account("acme"), "01900000-0000-7000-8000-000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_event(&account("acme"), "not-an-id")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_event(&account("acme"), &event_id.to_uppercase())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn export_streams_every_matching_event_in_order(store: Arc<dyn Store>) {
+    let start = datetime!(2024-06-01 00:00 UTC);
+    let events: Vec<NewEvent> = (0..2_500)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .created_at(start + Duration::seconds(number / 3))
+                .action(if number % 2 == 0 {
+                    "user.login"
+                } else {
+                    "server.reboot"
+                })
+                .message(&format!("event {number}"))
+                .build()
+        })
+        .collect();
+    append(&store, events).await;
+    let logins = query(vec![clause(Condition::Action(patterns("user.login")))]);
+    let exported: Vec<EventRow> = store
+        .export_events(&account("acme"), logins.clone())
+        .map(|row| row.unwrap())
+        .collect()
+        .await;
+    assert_eq!(exported.len(), 1_250);
+    assert_eq!(exported, search(&store, "acme", logins).await);
+    let positions: Vec<(i64, u64)> = exported
+        .iter()
+        .map(|row| (row.created_at_micros, row.seq))
+        .collect();
+    assert!(
+        positions.windows(2).all(|pair| pair[0] > pair[1]),
+        "strictly newest first"
+    );
+    let everything = store
+        .export_events(&account("acme"), Query::default())
+        .count()
+        .await;
+    assert_eq!(everything, 2_500);
+}
+
+pub async fn bodies_come_back_byte_identical_to_what_was_sent(store: Arc<dyn Store>) {
+    let hostile = "Emoji 🚀👩‍💻, bidi \u{202E}evil\u{202C}, quotes \"' `, <script>alert(1)</script>\nnew line\r\n\ttab \\ back";
+    let event = EventBuilder::new("acme")
+        .message(hostile)
+        .actor("ünïcødé@acme.com")
+        .ip("2001:db8::7")
+        .user_agent("curl/8 <b>")
+        .target("server", "web-1")
+        .metadata(serde_json::json!({"nested": {"list": [1, 2.5, null, true]}, "html": "<img src=x onerror=alert(1)>"}))
+        .key("key \"quoted\"")
+        .build();
+    let expected_body = event.body_without_seq();
+    let event_id = event.id.clone();
+    append(&store, vec![event]).await;
+    let found = store
+        .get_event(&account("acme"), &event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.body_without_seq, expected_body);
+    let queried = search(&store, "acme", Query::default()).await;
+    assert_eq!(queried[0].body_without_seq, expected_body);
+    let decoded = decoded(&queried[0]);
+    assert_eq!(decoded.message, hostile);
+    assert_eq!(decoded.ip, Some("2001:db8::7".parse().unwrap()));
+    let by_text = search(&store, "acme", query(vec![clause(text_word("script"))])).await;
+    assert_eq!(by_text.len(), 1);
+}
+
+pub async fn next_seq_and_events_since_follow_the_accounts_seq(store: Arc<dyn Store>) {
+    assert_eq!(store.next_seq(&account("acme")).await.unwrap(), 0);
+    let events: Vec<NewEvent> = (0..7)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .message(&format!("event {number}"))
+                .build()
+        })
+        .collect();
+    append(&store, events).await;
+    append(&store, vec![EventBuilder::new("globex").build()]).await;
+    assert_eq!(store.next_seq(&account("acme")).await.unwrap(), 7);
+    assert_eq!(store.next_seq(&account("globex")).await.unwrap(), 1);
+    let since = store.events_since(&account("acme"), 3, 2).await.unwrap();
+    assert_eq!(
+        since.iter().map(|row| row.seq).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    assert_eq!(messages(&since), vec!["event 3", "event 4"]);
+    assert!(
+        store
+            .events_since(&account("acme"), 7, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn backup_writes_a_copy_and_refuses_an_existing_destination(store: Arc<dyn Store>) {
+    append(&store, vec![EventBuilder::new("acme").build()]).await;
+    let directory = std::env::temp_dir().join(format!(
+        "logbook-backup-{}-{}",
+        std::process::id(),
+        EventBuilder::new("acme").build().id
+    ));
+    std::fs::create_dir_all(&directory).unwrap();
+    let destination = directory.join("copy.db");
+    store.backup(&destination).await.unwrap();
+    let written = std::fs::metadata(&destination)
+        .map(|metadata| metadata.len())
+        .unwrap_or(0);
+    assert!(written > 0, "the backup file holds data");
+    assert!(
+        store.backup(&destination).await.is_err(),
+        "an existing file is never overwritten"
+    );
+    std::fs::remove_dir_all(&directory).unwrap();
+}
+
+pub async fn shutdown_finishes_accepted_writes_and_refuses_new_ones(store: Arc<dyn Store>) {
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            store
+                .append_events(vec![EventBuilder::new("acme").build()])
+                .await
+        }));
+    }
+    let mut acknowledged = 0;
+    for writer in writers {
+        // Appends that raced with nothing all finish: shutdown has not started yet.
+        if writer.await.unwrap().is_ok() {
+            acknowledged += 1;
+        }
+    }
+    store.check_ready().await.unwrap();
+    store.shutdown().await;
+    assert_eq!(acknowledged, 8);
+    let refused = store
+        .append_events(vec![EventBuilder::new("acme").build()])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(store.check_ready().await.is_err());
+    assert_eq!(
+        search(&store, "acme", Query::default()).await.len(),
+        8,
+        "reads still work after shutdown"
+    );
+}
