@@ -1,1 +1,48 @@
-//! placeholder
+//! Logbook's HTTP server: one route table (`routes`), handlers per resource and verb
+//! (`api::v1::events::post`), API key authentication (`auth`), the one mapping from errors to HTTP
+//! answers (`error`), request middleware (`middleware`), health checks and Prometheus metrics.
+//!
+//! The server never picks a storage backend: it is handed an `Arc<dyn Store>` inside `AppState`.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{AppState, ServerSettings};
+
+/// Serves `state` on `listener` until `shutdown` completes, then shuts down gracefully: it stops
+/// accepting connections, ends live tails, lets in-flight requests (and the commits they wait
+/// for) finish, and finally waits for the store to commit everything it accepted.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store().clone();
+    let shutdown_signal = state.shutdown_signal();
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        // Live tails would otherwise keep their connections open forever and stall the drain.
+        shutdown_signal.begin();
+    })
+    .await?;
+    store.shutdown().await;
+    tracing::info!("store shut down: every accepted write is committed");
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! `POST /api/v1/events`: the hot path. Authenticate, check the media type and size, read the
+//! body once into `Bytes` (never past the limit), validate every event, hand the valid ones to the
+//! store in one call, and answer one result per event in order, serialized straight into one
+//! buffer.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use logbook_core::NewEvent;
+use logbook_core::api_key::KeyOwner;
+use logbook_core::ingest::{BodyError, FieldError, KeyBinding, parse_ingest_body};
+use logbook_core::store::{AppendOutcome, AppendReceipt};
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::IngestKey;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn post(
+    State(state): State<AppState>,
+    IngestKey(key): IngestKey,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is_json_content_type(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limits = &state.settings().ingest_limits;
+    let body = read_body_within_limit(&headers, body, limits.max_body_bytes).await?;
+
+    let received_at = state.clock().now();
+    let binding = match &key.owner {
+        KeyOwner::Account(account) => KeyBinding::Account(account),
+        KeyOwner::Platform => KeyBinding::Platform,
+    };
+    let mut next_event_id = || uuid::Uuid::now_v7().to_string();
+    let is_batch = body_starts_with_events_key(&body);
+    let parsed = parse_ingest_body(&body, binding, limits, received_at, &mut next_event_id)
+        .map_err(body_error)?;
+    drop(body);
+
+    // Valid events move to the store; `slots` remembers, in request order, which result each
+    // position gets: an outcome from the store (in the order handed over) or its own error.
+    let mut valid_events: Vec<NewEvent> = Vec::with_capacity(parsed.len());
+    let mut slots: Vec<Slot> = Vec::with_capacity(parsed.len());
+    for parsed_event in parsed {
+        match parsed_event {
+            Ok(event) => {
+                valid_events.push(event);
+                slots.push(Slot::Stored);
+            }
+            Err(field_error) => slots.push(Slot::Rejected(field_error)),
+        }
+    }
+    let event_count = slots.len();
+    let outcomes = if valid_events.is_empty() {
+        Vec::new()
+    } else {
+        let handed_over = valid_events.len();
+        let outcomes = state.store().append_events(valid_events).await?;
+        if outcomes.len() != handed_over {
+            return Err(ApiError::internal(OutcomeCountMismatch {
+                handed_over,
+                returned: outcomes.len(),
+            }));
+        }
+        outcomes
+    };
+
+    let answer = write_answer(&slots, outcomes, is_batch);
+    metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
+    metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
+    metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
+
+    let status = match (answer.accepted, answer.rejected) {
+        (_, 0) => StatusCode::OK,
+        (0, _) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    let mut response = (status, answer.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+enum Slot {
+    Stored,
+    Rejected(FieldError),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the store returned {returned} outcomes for {handed_over} events")]
+struct OutcomeCountMismatch {
+    handed_over: usize,
+    returned: usize,
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or_default().trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Reads the whole body, refusing it (413) as soon as it is known to be larger than `limit`:
+/// before reading anything when `Content-Length` says so, otherwise at the first frame past it.
+async fn read_body_within_limit(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        code: "body_too_large",
+        message: format!("request body is larger than {limit} bytes"),
+    };
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        // One frame (the usual case) is handed over as is; several are joined once.
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("request body could not be read: {error}"),
+            None,
+        )),
+    }
+}
+
+fn body_error(error: BodyError) -> ApiError {
+    match error {
+        BodyError::NotParseable { .. } => {
+            ApiError::bad_request("invalid_json", error.to_string(), None)
+        }
+        BodyError::WrongShape => ApiError::bad_request("invalid_body", error.to_string(), None),
+        BodyError::EmptyBatch => {
+            ApiError::bad_request("empty_batch", error.to_string(), Some("/events"))
+        }
+        BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge {
+            code: "too_many_events",
+            message: error.to_string(),
+        },
+        BodyError::ForeignAccount { ref field, .. } => {
+            let field = field.clone();
+            ApiError::Forbidden {
+                message: error.to_string(),
+                field: Some(field),
+            }
+        }
+    }
+}
+
+/// Whether the body was `{"events":[...]}` (pointers `/events/N/...`) or one event object
+/// (pointers `/...`). The validator's own errors already carry the right pointer; the shape is
+/// needed only to point at the `key` of an event whose idempotency key was reused. The validator
+/// accepts no field named `events` inside an event, so a body whose first key is `"events"` is a
+/// batch (a key spelled with escapes, `"\u0065vents"`, only makes the pointer `/key`).
+fn body_starts_with_events_key(body: &[u8]) -> bool {
+    let mut rest = body.trim_ascii_start();
+    let Some(after_brace) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    rest = after_brace.trim_ascii_start();
+    rest.starts_with(b"\"events\"")
+}
+
+struct IngestAnswer {
+    body: Vec<u8>,
+    accepted: usize,
+    rejected: usize,
+}
+
+/// Writes `{"accepted":N,"rejected":M,"results":[...]}` (plus the first error as `"error"` when
+/// nothing was accepted, so every 4xx carries the standard error body) into one buffer.
+fn write_answer(slots: &[Slot], outcomes: Vec<AppendOutcome>, is_batch: bool) -> IngestAnswer {
+    let mut results: Vec<u8> = Vec::with_capacity(16 + slots.len() * 112);
+    let mut outcomes = outcomes.into_iter();
+    let mut accepted = 0usize;
+    let mut rejected = 0usize;
+    let mut first_error: Option<Vec<u8>> = None;
+    for (index, slot) in slots.iter().enumerate() {
+        if index > 0 {
+            results.push(b',');
+        }
+        let error_start = results.len();
+        match slot {
+            Slot::Rejected(error) => {
+                rejected += 1;
+                write_error(&mut results, error.code, &error.message, &error.field);
+            }
+            Slot::Stored => match outcomes
+                .next()
+                .expect("one outcome per stored slot, checked by the caller")
+            {
+                AppendOutcome::Stored(receipt) => {
+                    accepted += 1;
+                    write_receipt(&mut results, &receipt, false);
+                    continue;
+                }
+                AppendOutcome::Duplicate(receipt) => {
+                    accepted += 1;
+                    write_receipt(&mut results, &receipt, true);
+                    continue;
+                }
+                AppendOutcome::KeyReusedWithDifferentContent { .. } => {
+                    rejected += 1;
+                    let field = if is_batch {
+                        format!("/events/{index}/key")
+                    } else {
+                        "/key".to_owned()
+                    };
+                    write_error(
+                        &mut results,
+                        "idempotency_key_reused",
+                        "this idempotency key was already used for an event with different content",
+                        &field,
+                    );
+                }
+            },
+        }
+        if first_error.is_none() {
+            first_error = Some(results[error_start..].to_vec());
+        }
+    }
+
+    let mut body: Vec<u8> = Vec::with_capacity(results.len() + 64);
+    write!(body, "{{\"accepted\":{accepted},\"rejected\":{rejected},")
+        .expect("writing to a Vec cannot fail");
+    if accepted == 0
+        && let Some(error_object) = &first_error
+    {
+        // `error_object` is `{"error":{...}}`; the top level takes its inner object.
+        body.extend_from_slice(&error_object[1..error_object.len() - 1]);
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"results\":[");
+    body.extend_from_slice(&results);
+    body.extend_from_slice(b"]}");
+    IngestAnswer {
+        body,
+        accepted,
+        rejected,
+    }
+}
+
+fn write_receipt(out: &mut Vec<u8>, receipt: &AppendReceipt, duplicate: bool) {
+    out.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *out, &receipt.id).expect("writing to a Vec cannot fail");
+    write!(out, ",\"seq\":{},\"received_at\":\"", receipt.seq)
+        .expect("writing to a Vec cannot fail");
+    receipt
+        .received_at
+        .format_into(out, &Rfc3339)
+        .expect("a stored received_at is a valid RFC 3339 time");
+    out.extend_from_slice(if duplicate {
+        b"\",\"duplicate\":true}"
+    } else {
+        b"\",\"duplicate\":false}"
+    });
+}
+
+fn write_error(out: &mut Vec<u8>, code: &str, message: &str, field: &str) {
+    out.extend_from_slice(b"{\"error\":{\"code\":");
+    serde_json::to_writer(&mut *out, code).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\"message\":");
+    serde_json::to_writer(&mut *out, message).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\"field\":");
+    serde_json::to_writer(&mut *out, field).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b"}}");
+}

@@ -1,0 +1,132 @@
+//! `GET /api/v1/events` (one page of a query, newest first) and `GET /api/v1/events/{id}`.
+//! Stored event bodies are copied into the answer as they are (`EventRow::write_json`), never
+//! decoded and re-encoded.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use logbook_core::cursor;
+use logbook_core::store::EventQuery;
+use serde::Deserialize;
+
+use super::parse_query_parameter;
+use crate::auth::ReadAccount;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct ListParameters {
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    parameters: Result<Query<ListParameters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(parameters) = parameters.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_parameters",
+            format!("query string is not valid: {}", rejection.body_text()),
+            None,
+        )
+    })?;
+    let settings = state.settings();
+    let limit = match parameters.limit.as_deref() {
+        None => settings.default_page_size,
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) if (1..=settings.max_page_size).contains(&limit) => limit,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_limit",
+                    format!(
+                        "limit must be a whole number from 1 to {}",
+                        settings.max_page_size
+                    ),
+                    Some("limit"),
+                ));
+            }
+        },
+    };
+    let query = parse_query_parameter(parameters.q.as_deref())?;
+    let after = match parameters.cursor.as_deref() {
+        None | Some("") => None,
+        // A cursor of another account gets the same answer as garbage: nothing is revealed.
+        Some(text) => Some(cursor::decode(&reader.account, text).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor is not valid for this key",
+                Some("cursor"),
+            )
+        })?),
+    };
+
+    let page = state
+        .store()
+        .query_events(
+            &reader.account,
+            &EventQuery {
+                query,
+                limit,
+                after,
+            },
+        )
+        .await?;
+
+    let body_bytes: usize = page
+        .events
+        .iter()
+        .map(|row| row.body_without_seq.len() + 32)
+        .sum();
+    let mut body: Vec<u8> = Vec::with_capacity(body_bytes + 128);
+    body.extend_from_slice(b"{\"events\":[");
+    for (index, row) in page.events.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        row.write_json(&mut body);
+    }
+    body.extend_from_slice(b"],\"next_cursor\":");
+    match page.next {
+        Some(position) => {
+            // Cursors are URL-safe base64: no JSON escaping is ever needed.
+            body.push(b'"');
+            body.extend_from_slice(cursor::encode(&reader.account, position).as_bytes());
+            body.push(b'"');
+        }
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    Ok(json_response(body))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    Path(event_id): Path<String>,
+) -> Result<Response, ApiError> {
+    // Ids are UUIDs; anything much longer cannot exist, so it never reaches the store.
+    if event_id.len() > 64 {
+        return Err(ApiError::NotFound);
+    }
+    let row = state
+        .store()
+        .get_event(&reader.account, &event_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut body = Vec::with_capacity(row.body_without_seq.len() + 32);
+    row.write_json(&mut body);
+    Ok(json_response(body))
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,185 @@
+//! `GET /api/v1/events/tail?q=&from_seq=`: a live tail as Server-Sent Events. Each matching event
+//! is sent as `event: event`, `id: <seq>`, `data: <event JSON>`; a reconnecting client's
+//! `Last-Event-ID` resumes right after the last event it saw.
+//!
+//! The tail polls the store (`events_since`) rather than holding a subscription, so it works the
+//! same on every backend and on every node; at most one poll's worth of events is buffered.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use logbook_core::event::StoredEvent;
+use logbook_core::query::Query as EventFilter;
+use logbook_core::{AccountId, Store};
+use serde::Deserialize;
+
+use super::parse_query_parameter;
+use crate::auth::ReadAccount;
+use crate::error::{ApiError, ErrorChain};
+use crate::state::AppState;
+
+static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+#[derive(Debug, Deserialize)]
+pub struct TailParameters {
+    q: Option<String>,
+    from_seq: Option<String>,
+}
+
+pub async fn tail(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    headers: HeaderMap,
+    parameters: Result<Query<TailParameters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(parameters) = parameters.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_parameters",
+            format!("query string is not valid: {}", rejection.body_text()),
+            None,
+        )
+    })?;
+    let filter = parse_query_parameter(parameters.q.as_deref())?;
+    let from_seq = match parameters.from_seq.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_from_seq",
+                "from_seq must be a whole number",
+                Some("from_seq"),
+            )
+        })?),
+    };
+    let last_event_id = match headers.get(&LAST_EVENT_ID) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .and_then(|seq| seq.checked_add(1))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_last_event_id",
+                        "Last-Event-ID must be a seq",
+                        Some("Last-Event-ID"),
+                    )
+                })?,
+        ),
+    };
+    // A reconnecting browser repeats the original URL (with its from_seq) and adds Last-Event-ID,
+    // which is the more recent position.
+    let next_seq = match last_event_id.or(from_seq) {
+        Some(seq) => seq,
+        None => state.store().next_seq(&reader.account).await?,
+    };
+
+    let settings = state.settings();
+    let poller = TailPoller {
+        store: state.store().clone(),
+        account: reader.account,
+        filter,
+        next_seq,
+        batch_size: settings.tail_batch_size,
+        poll_interval: settings.tail_poll_interval,
+        pending: VecDeque::new(),
+        wait_before_next_poll: false,
+        finished: false,
+    };
+    let events = futures::stream::unfold(poller, |mut poller| async move {
+        let event = poller.next_event().await?;
+        Some((Ok::<Event, Infallible>(event), poller))
+    })
+    .take_until(state.shutdown_signal().wait());
+
+    let mut response = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(settings.tail_keep_alive_interval))
+        .into_response();
+    // Reverse proxies such as nginx would otherwise buffer the stream and delay every event.
+    response.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+struct TailPoller {
+    store: Arc<dyn Store>,
+    account: AccountId,
+    filter: EventFilter,
+    next_seq: u64,
+    batch_size: u32,
+    poll_interval: Duration,
+    pending: VecDeque<Event>,
+    /// Set after a poll that returned less than a full batch: the tail has caught up.
+    wait_before_next_poll: bool,
+    finished: bool,
+}
+
+impl TailPoller {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.finished {
+                return None;
+            }
+            if self.wait_before_next_poll {
+                tokio::time::sleep(self.poll_interval).await;
+            }
+            if let Err(event) = self.poll().await {
+                self.finished = true;
+                return Some(event);
+            }
+        }
+    }
+
+    /// Fetches the next batch into `pending`; a store failure becomes an `error` event that ends
+    /// the tail (the client reconnects with `Last-Event-ID`).
+    async fn poll(&mut self) -> Result<(), Event> {
+        let rows = match self
+            .store
+            .events_since(&self.account, self.next_seq, self.batch_size)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "live tail stopped: the store could not be read");
+                return Err(Event::default()
+                    .event("error")
+                    .data(r#"{"error":{"code":"unavailable","message":"events could not be read; reconnect to resume","field":null}}"#));
+            }
+        };
+        self.wait_before_next_poll = rows.len() < self.batch_size as usize;
+        for row in rows {
+            self.next_seq = row.seq + 1;
+            let json = row.to_json();
+            if !self.filter.is_empty() {
+                match serde_json::from_str::<StoredEvent>(&json) {
+                    Ok(event) if self.filter.matches(&event) => {}
+                    Ok(_) => continue,
+                    Err(error) => {
+                        tracing::error!(seq = row.seq, error = %error, "a stored event could not be decoded; skipped");
+                        continue;
+                    }
+                }
+            }
+            self.pending.push_back(
+                Event::default()
+                    .event("event")
+                    .id(row.seq.to_string())
+                    .data(json),
+            );
+        }
+        Ok(())
+    }
+}

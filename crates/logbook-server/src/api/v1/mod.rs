@@ -1,0 +1,3 @@
+//! Version 1 of the JSON API, one module per resource.
+
+pub mod events;

@@ -1,0 +1,255 @@
+//! The one mapping from everything that can go wrong in a request to an HTTP answer with the
+//! stable body `{"error":{"code","message","field"}}`.
+//!
+//! Internal causes (database messages, panics) are logged here, inside the request's span so the
+//! log line carries the request id, and never sent to the client: a 500 says only
+//! `internal_error` and the request id, which `middleware` fills in because only it knows the id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use logbook_core::StoreError;
+use logbook_core::query::QueryError;
+use serde::Serialize;
+
+/// `Retry-After` in seconds for answers that say "try again later". Kept here rather than in the
+/// settings because `IntoResponse` cannot reach the state; five seconds suits a full disk being
+/// cleaned up or a store restarting.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No key, a malformed key, an unknown key or a revoked key (401).
+    #[error("{message}")]
+    Unauthenticated { message: &'static str },
+    /// The key is valid but may not do this (403).
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        field: Option<String>,
+    },
+    /// Nothing here, or nothing this key may see (404): the two are never told apart.
+    #[error("not found")]
+    NotFound,
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// The body or the batch is larger than the configured limits (413).
+    #[error("{message}")]
+    PayloadTooLarge { code: &'static str, message: String },
+    /// Any other bad input (400).
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    /// `q` could not be parsed (400), with where and which term.
+    #[error("{source}")]
+    InvalidQuery {
+        source: QueryError,
+        field: &'static str,
+    },
+    /// The store refused a write because the disk is full (507).
+    #[error("storage is full")]
+    StorageFull,
+    /// The store is shutting down or unavailable (503).
+    #[error("service unavailable")]
+    Unavailable,
+    /// Anything else (500). The cause is logged, not sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad_request(
+        code: &'static str,
+        message: impl Into<String>,
+        field: Option<&str>,
+    ) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(cause))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest { .. } | ApiError::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated { .. } => "unauthenticated",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { code, .. } => code,
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::InvalidQuery { .. } => "invalid_query",
+            ApiError::StorageFull => "storage_full",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Forbidden { field, .. } | ApiError::BadRequest { field, .. } => {
+                field.as_deref()
+            }
+            ApiError::InvalidQuery { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::StorageFull(_) => ApiError::StorageFull,
+            StoreError::Unavailable(_) | StoreError::Locked(_) => ApiError::Unavailable,
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Serialize)]
+pub struct ErrorBody<'error> {
+    pub error: ErrorDetail<'error>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorDetail<'error> {
+    pub code: &'error str,
+    pub message: &'error str,
+    pub field: Option<&'error str>,
+    /// Only for `invalid_query`: byte offset of the offending term in `q`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// Only for `invalid_query`: the offending term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<&'error str>,
+    /// Only for 500 answers: what to quote to the operator, who finds the cause in the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'error str>,
+}
+
+/// Marks a response as an internal error whose body still needs the request id.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalErrorMarker;
+
+/// Serializes the standard error body for a status, code, message and field.
+pub fn error_response(status: StatusCode, detail: ErrorDetail<'_>) -> Response {
+    let body =
+        serde_json::to_vec(&ErrorBody { error: detail }).expect("error bodies always serialize");
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The body of a 500 once the request id is known.
+pub fn internal_error_response(request_id: &str) -> Response {
+    let message = format!("internal error; quote request id {request_id} to the operator");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorDetail {
+            code: "internal_error",
+            message: &message,
+            field: None,
+            position: None,
+            term: None,
+            request_id: Some(request_id),
+        },
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(cause) => {
+                // The request span (method, route, request id) is current here, so this line can
+                // be matched to the client's answer.
+                tracing::error!(error = %ErrorChain(cause.as_ref()), "request failed with an internal error");
+                let mut response = status.into_response();
+                response.extensions_mut().insert(InternalErrorMarker);
+                return response;
+            }
+            ApiError::StorageFull | ApiError::Unavailable => {
+                tracing::warn!(code = self.code(), "store refused the request");
+            }
+            _ => {}
+        }
+        let message = self.to_string();
+        let (position, term) = match &self {
+            ApiError::InvalidQuery { source, .. } => {
+                (Some(source.position), Some(source.term.as_str()))
+            }
+            _ => (None, None),
+        };
+        let mut response = error_response(
+            status,
+            ErrorDetail {
+                code: self.code(),
+                message: &message,
+                field: self.field(),
+                position,
+                term,
+                request_id: None,
+            },
+        );
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthenticated { .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::StorageFull | ApiError::Unavailable => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Displays an error and every `source` behind it, separated by `: `, for the log.
+pub struct ErrorChain<'error>(pub &'error (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(formatter, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

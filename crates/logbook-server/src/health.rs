@@ -1,0 +1,43 @@
+//! Health checks for orchestrators: `/healthz` says the process answers, `/readyz` says the store
+//! can serve reads and accept writes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use logbook_core::StoreError;
+
+use crate::error::{ErrorDetail, error_response};
+use crate::state::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store().check_ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            // The reason names the kind of failure only; database messages stay in the log.
+            let reason = match error {
+                StoreError::StorageFull(_) => "storage is full",
+                StoreError::Unavailable(_) | StoreError::Locked(_) => {
+                    "store is not accepting writes"
+                }
+                _ => "store is not reachable",
+            };
+            let message = format!("{} {reason}", state.store().backend_name());
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorDetail {
+                    code: "not_ready",
+                    message: &message,
+                    field: None,
+                    position: None,
+                    term: None,
+                    request_id: None,
+                },
+            )
+        }
+    }
+}

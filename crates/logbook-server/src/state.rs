@@ -1,0 +1,146 @@
+//! The state every handler shares (`AppState`) and the server's tunables (`ServerSettings`).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use logbook_core::ingest::IngestLimits;
+use logbook_core::{Clock, Store};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+/// What the server enforces and how it paces live work. `Default` holds the documented defaults.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub ingest_limits: IngestLimits,
+    /// Largest `limit` a query may ask for.
+    pub max_page_size: u32,
+    /// `limit` of a query that does not name one.
+    pub default_page_size: u32,
+    /// How often a live tail asks the store for new events.
+    pub tail_poll_interval: Duration,
+    /// At most this many events are fetched (and buffered) per poll of a live tail.
+    pub tail_batch_size: u32,
+    /// How often a live tail sends a keep-alive comment when nothing happens.
+    pub tail_keep_alive_interval: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            ingest_limits: IngestLimits::default(),
+            max_page_size: 1000,
+            default_page_size: 50,
+            tail_poll_interval: Duration::from_millis(250),
+            tail_batch_size: 500,
+            tail_keep_alive_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Handed to every handler. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<ServerSettings>,
+    metrics: PrometheusHandle,
+    shutdown: ShutdownSignal,
+}
+
+impl AppState {
+    /// Builds the state, installing the process-wide Prometheus recorder on first use.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
+        Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            metrics: prometheus_handle(),
+            shutdown: ShutdownSignal::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.metrics
+    }
+
+    /// The signal that tells long-lived answers (live tails) to end because the server stops.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown.clone()
+    }
+}
+
+/// A one-way flag raised once when the server begins its graceful shutdown.
+#[derive(Clone)]
+pub struct ShutdownSignal {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for ShutdownSignal {
+    fn default() -> Self {
+        let (sender, _receiver) = watch::channel(false);
+        Self {
+            sender: Arc::new(sender),
+        }
+    }
+}
+
+impl ShutdownSignal {
+    pub fn begin(&self) {
+        self.sender.send_replace(true);
+    }
+
+    /// Completes once `begin` has been called (at once if it already was).
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.sender.subscribe();
+        async move {
+            // An error means the sender is gone, which also means the server is gone.
+            let _ = receiver.wait_for(|begun| *begun).await;
+        }
+    }
+}
+
+/// Latency buckets in seconds, from 100 µs (a cached read) to 10 s (a stalled disk).
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Buckets for event counts per batch, up to the largest batch allowed by default.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+
+/// The process-wide Prometheus recorder. A process has one global `metrics` recorder, so it is
+/// installed once and every `AppState` (tests build many) shares its handle.
+pub fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS_SECONDS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(Matcher::Suffix("_events".to_owned()), BATCH_SIZE_BUCKETS)
+                })
+                .expect("bucket lists are non-empty constants");
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                Err(error) => {
+                    // Another recorder was installed first (by an embedding program): keep serving,
+                    // with a local recorder whose `/metrics` shows only what it was given.
+                    tracing::warn!(%error, "a metrics recorder is already installed; /metrics will be empty");
+                    PrometheusBuilder::new().build_recorder().handle()
+                }
+            }
+        })
+        .clone()
+}

@@ -1,0 +1,10 @@
+//! The HTTP API, tested end to end: a real server on `127.0.0.1:0` over a fresh SQLite store per
+//! test, driven with reqwest (and raw TCP where the exact bytes on the wire matter).
+
+mod auth;
+mod export;
+mod ingest;
+mod operations;
+mod query;
+mod support;
+mod tail;

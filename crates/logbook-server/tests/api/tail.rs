@@ -1,0 +1,132 @@
+//! `GET /api/v1/events/tail`: Server-Sent Events of new events.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, event};
+
+/// Reads SSE frames from `response` until `wanted` `event: event` frames arrived; returns their
+/// `(id, data)`.
+async fn read_event_frames(response: reqwest::Response, wanted: usize) -> Vec<(String, Value)> {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    let reading = async {
+        while frames.len() < wanted {
+            let chunk = body
+                .next()
+                .await
+                .expect("the tail stays open")
+                .expect("readable chunk");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let mut name = None;
+                let mut id = None;
+                let mut data = None;
+                for line in frame.lines() {
+                    if let Some(value) = line.strip_prefix("event: ") {
+                        name = Some(value.to_owned());
+                    } else if let Some(value) = line.strip_prefix("id: ") {
+                        id = Some(value.to_owned());
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str::<Value>(value).unwrap());
+                    }
+                }
+                if name.as_deref() == Some("event") {
+                    frames.push((id.expect("an id"), data.expect("data")));
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("events arrive within 10 s");
+    frames
+}
+
+#[tokio::test]
+async fn a_live_tail_receives_matching_events_ingested_after_it_connected() {
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    let before = event("Before the tail", json!({}));
+    assert_eq!(
+        server.post_events(&acme.ingest_key, &before).await.status(),
+        200
+    );
+
+    let response = server
+        .get(&acme.read_key, "/api/v1/events/tail?q=action:server.*")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+
+    let batch = json!({"events": [
+        event("A login", json!({"action": "user.login"})),
+        event("After the tail", json!({})),
+    ]});
+    assert_eq!(
+        server.post_events(&acme.ingest_key, &batch).await.status(),
+        200
+    );
+    let frames = read_event_frames(response, 1).await;
+    assert_eq!(frames[0].0, "2");
+    assert_eq!(frames[0].1["message"], "After the tail");
+    assert_eq!(frames[0].1["seq"], 2);
+}
+
+#[tokio::test]
+async fn a_live_tail_resumes_after_the_last_event_id() {
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    let events: Vec<Value> = (0..3)
+        .map(|index| event(&format!("Event {index}"), json!({})))
+        .collect();
+    assert_eq!(
+        server
+            .post_events(&acme.ingest_key, &json!({ "events": events }))
+            .await
+            .status(),
+        200
+    );
+
+    let response = server
+        .client
+        .get(server.url("/api/v1/events/tail?from_seq=0"))
+        .bearer_auth(&acme.read_key)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    let frames = read_event_frames(response, 2).await;
+    let messages: Vec<&str> = frames
+        .iter()
+        .map(|(_, data)| data["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["Event 1", "Event 2"]);
+}
+
+#[tokio::test]
+async fn shutting_down_ends_live_tails_and_serve_returns() {
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    let response = server.get(&acme.read_key, "/api/v1/events/tail").await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    server.stop().await.expect("serve returns cleanly");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the tail's stream ends when the server stops"
+    );
+}
