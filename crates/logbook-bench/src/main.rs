@@ -1,1 +1,315 @@
-fn main() {}
+//! `logbook-bench`: the benchmark harness of BENCHMARKS.md. It generates a realistic multi-tenant
+//! workload, measures the naive SQLite baselines on it, starts a real Logbook server in-process on
+//! a temporary directory, loads the same events over HTTP, times queries and exports on the
+//! largest account, and prints every figure beside its baseline and the targets.
+//!
+//! All load goes to the loopback address, with fixed counts, and the run stops by itself.
+
+mod baseline;
+mod http_load;
+mod report;
+mod server;
+mod workload;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Parser;
+use logbook_core::{Clock, SystemClock};
+
+use crate::http_load::{ExportFigures, QueryFigures, RequestBodies};
+use crate::workload::{COMMON_WORDS, RARE_WORD, Workload, WorkloadShape};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Loads realistic events into an in-process Logbook over HTTP and prints figures beside naive SQLite baselines."
+)]
+struct Arguments {
+    /// Events loaded over HTTP in total (batched, then one per request).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Accounts the events are spread over, with Zipf-skewed sizes.
+    #[arg(long, default_value_t = 1000)]
+    accounts: usize,
+    /// Seed of the generated workload; the same seed generates the same events.
+    #[arg(long, default_value_t = 20_240_601)]
+    seed: u64,
+    /// A 50,000-event smoke run with proportionally smaller phases.
+    #[arg(long)]
+    quick: bool,
+    /// Events sent one per request by the 64 single-event producers (taken from the total).
+    #[arg(long)]
+    single_events: Option<usize>,
+    /// Concurrent connections sending batches of 500.
+    #[arg(long, default_value_t = 4)]
+    batch_connections: usize,
+    /// Timed runs of each query.
+    #[arg(long, default_value_t = 300)]
+    query_runs: usize,
+}
+
+/// Sizes of every phase, fixed before the run starts.
+struct Plan {
+    event_count: usize,
+    single_event_count: usize,
+    baseline_one_per_transaction_count: usize,
+    baseline_batched_count: usize,
+}
+
+const BATCH_SIZE: usize = 500;
+const SINGLE_EVENT_PRODUCERS: usize = 64;
+const BASELINE_EVENTS_PER_TRANSACTION: usize = 1000;
+
+impl Plan {
+    fn from_arguments(arguments: &Arguments) -> Self {
+        let event_count = if arguments.quick {
+            50_000
+        } else {
+            arguments.events
+        };
+        let single_event_count = arguments
+            .single_events
+            .unwrap_or(if arguments.quick { 10_000 } else { 100_000 })
+            .min(event_count / 2);
+        Self {
+            event_count,
+            single_event_count,
+            baseline_one_per_transaction_count: (if arguments.quick { 2_000 } else { 10_000 })
+                .min(event_count),
+            baseline_batched_count: (if arguments.quick { 20_000 } else { 200_000 })
+                .min(event_count),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let arguments = Arguments::parse();
+    let plan = Plan::from_arguments(&arguments);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    runtime.block_on(run(arguments, plan))
+}
+
+async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
+    let clock = SystemClock;
+    let machine = report::describe_machine();
+    println!("logbook-bench on {machine}");
+    println!(
+        "plan: {} events over {} accounts (seed {}), {} batched in {}s over {} connections, {} single from {} producers",
+        plan.event_count,
+        arguments.accounts,
+        arguments.seed,
+        plan.event_count - plan.single_event_count,
+        BATCH_SIZE,
+        arguments.batch_connections,
+        plan.single_event_count,
+        SINGLE_EVENT_PRODUCERS
+    );
+
+    let generation_started = Instant::now();
+    let shape = WorkloadShape {
+        event_count: plan.event_count,
+        account_count: arguments.accounts,
+        seed: arguments.seed,
+        zipf_exponent: 1.1,
+    };
+    let workload = Workload::generate(shape, clock.now());
+    let batched_event_count = plan.event_count - plan.single_event_count;
+    let (batch_bodies, single_bodies, wire_bytes) =
+        serialize_bodies(&workload, batched_event_count);
+    let (largest_account, largest_account_events) = workload.largest_account();
+    println!(
+        "generated {} events ({:.0} B of JSON each on average) in {:.1}s; largest account {largest_account} holds {largest_account_events}",
+        workload.event_count(),
+        wire_bytes as f64 / workload.event_count() as f64,
+        generation_started.elapsed().as_secs_f64()
+    );
+
+    // Baselines first, while nothing else runs, on the first events of the same workload.
+    let baseline_directory = tempfile::tempdir().context("creating the baseline directory")?;
+    let received_at = clock.now();
+    let one_per_transaction_rows = baseline::prepare_rows(
+        &workload,
+        0..plan.baseline_one_per_transaction_count,
+        received_at,
+    );
+    let baseline_one_per_transaction = baseline::run(
+        baseline_directory.path(),
+        &workload,
+        &one_per_transaction_rows,
+        1,
+    )?;
+    drop(one_per_transaction_rows);
+    println!(
+        "baseline (a) one transaction per event: {} events, {:.0} events/s",
+        baseline_one_per_transaction.event_count,
+        baseline_one_per_transaction.events_per_second()
+    );
+    let batched_rows =
+        baseline::prepare_rows(&workload, 0..plan.baseline_batched_count, received_at);
+    let baseline_batched = baseline::run(
+        baseline_directory.path(),
+        &workload,
+        &batched_rows,
+        BASELINE_EVENTS_PER_TRANSACTION,
+    )?;
+    drop(batched_rows);
+    println!(
+        "baseline (b) {BASELINE_EVENTS_PER_TRANSACTION} events per transaction: {} events, {:.0} events/s, {:.0} B/event on disk",
+        baseline_batched.event_count,
+        baseline_batched.events_per_second(),
+        baseline_batched.bytes_per_event
+    );
+    drop(baseline_directory);
+
+    let running = server::start(&workload, &largest_account).await?;
+    let client = http_load::http_client()?;
+    println!("server listening on {}", running.base_url);
+
+    let batched = http_load::ingest(
+        &client,
+        &running.base_url,
+        &running.ingest_key,
+        Arc::new(batch_bodies),
+        arguments.batch_connections,
+    )
+    .await?;
+    println!(
+        "ingest, batches of {BATCH_SIZE}: {} events in {:.1}s = {:.0} events/s",
+        batched.event_count,
+        batched.elapsed.as_secs_f64(),
+        batched.events_per_second()
+    );
+    let single = http_load::ingest(
+        &client,
+        &running.base_url,
+        &running.ingest_key,
+        Arc::new(single_bodies),
+        SINGLE_EVENT_PRODUCERS,
+    )
+    .await?;
+    println!(
+        "ingest, one event per request: {} events in {:.1}s = {:.0} events/s",
+        single.event_count,
+        single.elapsed.as_secs_f64(),
+        single.events_per_second()
+    );
+    let stored_event_count = batched.event_count + single.event_count;
+    let store_bytes = running.bytes_on_disk_after_checkpoint()?;
+    let bytes_per_event = store_bytes as f64 / stored_event_count as f64;
+    println!(
+        "bytes on disk: {store_bytes} for {stored_event_count} events = {bytes_per_event:.0} B/event"
+    );
+
+    let (actor_id, ip) = workload.sample_actor_and_ip(&largest_account);
+    let query_cases = [
+        ("newest 50", String::new()),
+        ("actor filter", format!("actor:{actor_id}")),
+        ("ip filter", format!("ip:{ip}")),
+        ("rare word", RARE_WORD.to_owned()),
+        ("two common words", COMMON_WORDS.to_owned()),
+    ];
+    let mut queries: Vec<(&str, String, QueryFigures)> = Vec::new();
+    for (name, query_text) in query_cases {
+        let figures = http_load::time_query(
+            &client,
+            &running.base_url,
+            &running.read_key,
+            &query_text,
+            arguments.query_runs,
+        )
+        .await?;
+        println!(
+            "query {name} ({query_text:?}): {} events, p50 {} µs, p99 {} µs over {} runs",
+            figures.events_returned,
+            figures.latency.value_at_quantile(0.5),
+            figures.latency.value_at_quantile(0.99),
+            figures.latency.len()
+        );
+        queries.push((name, query_text, figures));
+    }
+
+    let export_ndjson =
+        http_load::time_export(&client, &running.base_url, &running.read_key, "ndjson").await?;
+    print_export("NDJSON", &export_ndjson);
+    let export_csv =
+        http_load::time_export(&client, &running.base_url, &running.read_key, "csv").await?;
+    print_export("CSV", &export_csv);
+
+    running.stop().await?;
+
+    report::print_summary(&report::Summary {
+        machine,
+        batched: &batched,
+        single: &single,
+        baseline_one_per_transaction: &baseline_one_per_transaction,
+        baseline_batched: &baseline_batched,
+        bytes_per_event,
+        largest_account: largest_account.as_str(),
+        largest_account_events,
+        queries: &queries,
+        export_ndjson: &export_ndjson,
+        export_csv: &export_csv,
+    });
+    Ok(())
+}
+
+fn print_export(format: &str, figures: &ExportFigures) {
+    println!(
+        "export {format}: {} events, {:.1} MB in {:.2}s = {:.0} events/s",
+        figures.event_count,
+        figures.byte_count as f64 / 1e6,
+        figures.elapsed.as_secs_f64(),
+        figures.events_per_second()
+    );
+}
+
+/// Pre-serializes every request body before any clock starts: `{"events":[...]}` bodies of
+/// `BATCH_SIZE` for the first `batched_event_count` events, one body per event for the rest.
+/// Returns the bodies (with their event counts) and the total JSON bytes of the events.
+fn serialize_bodies(
+    workload: &Workload,
+    batched_event_count: usize,
+) -> (RequestBodies, RequestBodies, usize) {
+    let mut wire_bytes = 0usize;
+    let mut batch_bodies = Vec::with_capacity(batched_event_count.div_ceil(BATCH_SIZE));
+    let mut start = 0;
+    while start < batched_event_count {
+        let end = (start + BATCH_SIZE).min(batched_event_count);
+        let mut body = Vec::with_capacity((end - start) * 480 + 16);
+        body.extend_from_slice(b"{\"events\":[");
+        for index in start..end {
+            if index > start {
+                body.push(b',');
+            }
+            let before = body.len();
+            workload.event(index).write_json(&mut body);
+            wire_bytes += body.len() - before;
+        }
+        body.extend_from_slice(b"]}");
+        batch_bodies.push((Bytes::from(body), end - start));
+        start = end;
+    }
+    let single_bodies = (batched_event_count..workload.event_count())
+        .map(|index| {
+            let mut body = Vec::with_capacity(480);
+            workload.event(index).write_json(&mut body);
+            wire_bytes += body.len();
+            (Bytes::from(body), 1)
+        })
+        .collect();
+    (batch_bodies, single_bodies, wire_bytes)
+}
+
+/// Ratio of two throughputs, printed as `2.31x`.
+pub fn ratio(figure: f64, baseline: f64) -> f64 {
+    if baseline > 0.0 {
+        figure / baseline
+    } else {
+        f64::NAN
+    }
+}

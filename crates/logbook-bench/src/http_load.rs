@@ -1,0 +1,246 @@
+//! The HTTP side of the benchmark: ingest with pre-serialized bodies from many concurrent
+//! connections, timed queries, and timed exports, each recorded in an HDR histogram.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+
+/// Request bodies, each with the number of events it holds.
+pub type RequestBodies = Vec<(Bytes, usize)>;
+
+/// Throughput and acknowledgement latency of one ingest phase.
+pub struct IngestFigures {
+    pub event_count: usize,
+    pub elapsed: Duration,
+    /// Per request, in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl IngestFigures {
+    pub fn events_per_second(&self) -> f64 {
+        self.event_count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Sends every body (each holding `events_per_body` events) from `concurrency` tasks, each taking
+/// the next body from a shared counter, and checks that every event of every answer was accepted.
+pub async fn ingest(
+    client: &reqwest::Client,
+    base_url: &str,
+    ingest_key: &str,
+    bodies: Arc<RequestBodies>,
+    concurrency: usize,
+) -> anyhow::Result<IngestFigures> {
+    let next_body = Arc::new(AtomicUsize::new(0));
+    let url = format!("{base_url}/api/v1/events");
+    let authorization = format!("Bearer {ingest_key}");
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let bodies = Arc::clone(&bodies);
+        let next_body = Arc::clone(&next_body);
+        let url = url.clone();
+        let authorization = authorization.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latency = new_latency_histogram();
+            let mut event_count = 0usize;
+            loop {
+                let index = next_body.fetch_add(1, Ordering::Relaxed);
+                let Some((body, events_in_body)) = bodies.get(index) else {
+                    break;
+                };
+                let sent_at = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("authorization", &authorization)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .context("sending an ingest request")?;
+                let status = response.status();
+                let answer = response.bytes().await.context("reading an ingest answer")?;
+                latency.saturating_record(sent_at.elapsed().as_micros() as u64);
+                if !status.is_success() {
+                    bail!(
+                        "ingest answered {status}: {}",
+                        String::from_utf8_lossy(&answer[..answer.len().min(500)])
+                    );
+                }
+                check_all_accepted(&answer, *events_in_body)?;
+                event_count += events_in_body;
+            }
+            anyhow::Ok((latency, event_count))
+        }));
+    }
+    let mut latency = new_latency_histogram();
+    let mut event_count = 0;
+    for task in tasks {
+        let (task_latency, task_events) = task.await.context("an ingest task panicked")??;
+        latency.add(task_latency).expect("histograms share bounds");
+        event_count += task_events;
+    }
+    Ok(IngestFigures {
+        event_count,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+/// The answer's top-level `accepted` must equal the number of events sent. A cheap byte search
+/// keeps the client's cost low; a mismatch falls back to a full parse for a clear error.
+fn check_all_accepted(answer: &[u8], expected: usize) -> anyhow::Result<()> {
+    let needle = format!("\"accepted\":{expected}");
+    let head = &answer[..answer.len().min(200)];
+    if head
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+    {
+        return Ok(());
+    }
+    let parsed: serde_json::Value =
+        serde_json::from_slice(answer).context("ingest answer is not JSON")?;
+    if parsed["accepted"].as_u64() == Some(expected as u64) {
+        return Ok(());
+    }
+    bail!(
+        "ingest accepted {} of {expected} events; first results: {}",
+        parsed["accepted"],
+        parsed["results"]
+            .as_array()
+            .map(|results| results
+                .iter()
+                .take(3)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    )
+}
+
+/// Latency of one query, run `run_count` times in a row after a short warm-up.
+pub struct QueryFigures {
+    pub latency: Histogram<u64>,
+    pub events_returned: usize,
+}
+
+pub async fn time_query(
+    client: &reqwest::Client,
+    base_url: &str,
+    read_key: &str,
+    query_text: &str,
+    run_count: usize,
+) -> anyhow::Result<QueryFigures> {
+    let request = || {
+        let mut builder = client
+            .get(format!("{base_url}/api/v1/events"))
+            .bearer_auth(read_key);
+        builder = if query_text.is_empty() {
+            builder.query(&[("limit", "50")])
+        } else {
+            builder.query(&[("limit", "50"), ("q", query_text)])
+        };
+        builder
+    };
+    let warm_up = request().send().await.context("sending a query")?;
+    let status = warm_up.status();
+    let first_answer = warm_up.bytes().await?;
+    if !status.is_success() {
+        bail!(
+            "query {query_text:?} answered {status}: {}",
+            String::from_utf8_lossy(&first_answer)
+        );
+    }
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&first_answer).context("query answer is not JSON")?;
+    let events_returned = parsed["events"].as_array().map_or(0, Vec::len);
+    for _ in 0..10 {
+        request().send().await?.bytes().await?;
+    }
+    let mut latency = new_latency_histogram();
+    for _ in 0..run_count {
+        let sent_at = Instant::now();
+        let response = request().send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        latency.saturating_record(sent_at.elapsed().as_micros() as u64);
+        if !status.is_success() {
+            bail!("query {query_text:?} answered {status}");
+        }
+    }
+    Ok(QueryFigures {
+        latency,
+        events_returned,
+    })
+}
+
+pub struct ExportFigures {
+    pub event_count: usize,
+    pub byte_count: usize,
+    pub elapsed: Duration,
+}
+
+impl ExportFigures {
+    pub fn events_per_second(&self) -> f64 {
+        self.event_count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Streams a whole export and counts its records (lines; CSV minus its header line).
+pub async fn time_export(
+    client: &reqwest::Client,
+    base_url: &str,
+    read_key: &str,
+    format: &str,
+) -> anyhow::Result<ExportFigures> {
+    let started = Instant::now();
+    let mut response = client
+        .get(format!("{base_url}/api/v1/events/export"))
+        .bearer_auth(read_key)
+        .query(&[("format", format)])
+        .send()
+        .await
+        .context("starting an export")?;
+    if !response.status().is_success() {
+        let status = response.status();
+        bail!(
+            "export answered {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let mut line_count = 0usize;
+    let mut byte_count = 0usize;
+    while let Some(chunk) = response.chunk().await.context("reading an export")? {
+        byte_count += chunk.len();
+        line_count += chunk.iter().filter(|byte| **byte == b'\n').count();
+    }
+    let elapsed = started.elapsed();
+    let event_count = if format == "csv" {
+        line_count.saturating_sub(1)
+    } else {
+        line_count
+    };
+    Ok(ExportFigures {
+        event_count,
+        byte_count,
+        elapsed,
+    })
+}

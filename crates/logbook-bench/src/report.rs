@@ -1,0 +1,177 @@
+//! The closing report: every figure beside its baseline and ratio, then the targets with
+//! the measured value and whether each was met, as Markdown tables that paste into BENCHMARKS.md.
+
+use crate::baseline::BaselineFigures;
+use crate::http_load::{ExportFigures, IngestFigures, QueryFigures};
+use crate::ratio;
+
+pub struct Summary<'a> {
+    pub machine: String,
+    pub batched: &'a IngestFigures,
+    pub single: &'a IngestFigures,
+    pub baseline_one_per_transaction: &'a BaselineFigures,
+    pub baseline_batched: &'a BaselineFigures,
+    pub bytes_per_event: f64,
+    pub largest_account: &'a str,
+    pub largest_account_events: usize,
+    pub queries: &'a [(&'a str, String, QueryFigures)],
+    pub export_ndjson: &'a ExportFigures,
+    pub export_csv: &'a ExportFigures,
+}
+
+/// CPU model and core count, from /proc on Linux (the only platform the figures are kept for).
+pub fn describe_machine() -> String {
+    let cpu_info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu_info
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")
+                .and_then(|rest| rest.split(':').nth(1))
+        })
+        .map_or_else(|| "unknown CPU".to_owned(), |model| model.trim().to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{model}, {cores} cores available")
+}
+
+fn milliseconds(microseconds: u64) -> String {
+    format!("{:.2} ms", microseconds as f64 / 1000.0)
+}
+
+fn latency_pair(figures: &IngestFigures) -> String {
+    format!(
+        "{} / {}",
+        milliseconds(figures.latency.value_at_quantile(0.5)),
+        milliseconds(figures.latency.value_at_quantile(0.99))
+    )
+}
+
+fn query<'a>(summary: &'a Summary<'a>, name: &str) -> &'a QueryFigures {
+    &summary
+        .queries
+        .iter()
+        .find(|(query_name, _, _)| *query_name == name)
+        .expect("every query case ran")
+        .2
+}
+
+pub fn print_summary(summary: &Summary<'_>) {
+    let batched_rate = summary.batched.events_per_second();
+    let single_rate = summary.single.events_per_second();
+    let baseline_batched_rate = summary.baseline_batched.events_per_second();
+    let baseline_single_rate = summary.baseline_one_per_transaction.events_per_second();
+    let batched_ratio = ratio(batched_rate, baseline_batched_rate);
+    let single_ratio = ratio(single_rate, baseline_single_rate);
+
+    println!();
+    println!("## Figures ({})", summary.machine);
+    println!();
+    println!("| figure | Logbook | baseline | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| ingest, batches of 500 ({} events) | {batched_rate:.0} events/s | {baseline_batched_rate:.0} events/s (b: 1000/tx, {} events) | {batched_ratio:.2}x |",
+        summary.batched.event_count, summary.baseline_batched.event_count
+    );
+    println!(
+        "| ingest, 1 event/request, 64 producers ({} events) | {single_rate:.0} events/s | {baseline_single_rate:.0} events/s (a: 1/tx, {} events) | {single_ratio:.2}x |",
+        summary.single.event_count, summary.baseline_one_per_transaction.event_count
+    );
+    println!(
+        "| ack latency p50 / p99, batches of 500 | {} | | |",
+        latency_pair(summary.batched)
+    );
+    println!(
+        "| ack latency p50 / p99, 1 event/request | {} | | |",
+        latency_pair(summary.single)
+    );
+    println!(
+        "| bytes on disk per event (db + WAL after checkpoint) | {:.0} B | {:.0} B (b) | {:.2}x |",
+        summary.bytes_per_event,
+        summary.baseline_batched.bytes_per_event,
+        ratio(
+            summary.bytes_per_event,
+            summary.baseline_batched.bytes_per_event
+        )
+    );
+    for (name, query_text, figures) in summary.queries {
+        println!(
+            "| query p50 / p99 on the largest account ({} events): {name} `{}` ({} runs) | {} / {} | | |",
+            summary.largest_account_events,
+            if query_text.is_empty() {
+                "limit=50"
+            } else {
+                query_text
+            },
+            figures.latency.len(),
+            milliseconds(figures.latency.value_at_quantile(0.5)),
+            milliseconds(figures.latency.value_at_quantile(0.99)),
+        );
+    }
+    for (format, figures) in [
+        ("NDJSON", summary.export_ndjson),
+        ("CSV", summary.export_csv),
+    ] {
+        println!(
+            "| export {format} of the largest account ({} events, {:.1} MB) | {:.0} events/s | | |",
+            figures.event_count,
+            figures.byte_count as f64 / 1e6,
+            figures.events_per_second()
+        );
+    }
+
+    let newest_p99 = query(summary, "newest 50").latency.value_at_quantile(0.99);
+    let ip_p99 = query(summary, "ip filter").latency.value_at_quantile(0.99);
+    let rare_p99 = query(summary, "rare word").latency.value_at_quantile(0.99);
+    let export_rate = summary.export_ndjson.events_per_second();
+    let targets: [(&str, String, String, bool); 6] = [
+        (
+            "batched ingest ÷ baseline (b)",
+            "≥ 2.0x".into(),
+            format!("{batched_ratio:.2}x"),
+            batched_ratio >= 2.0,
+        ),
+        (
+            "single-event ingest ÷ baseline (a)",
+            "≥ 3.4x".into(),
+            format!("{single_ratio:.2}x"),
+            single_ratio >= 3.4,
+        ),
+        (
+            "newest-50 p99",
+            "≤ 1 ms".into(),
+            milliseconds(newest_p99),
+            newest_p99 <= 1_000,
+        ),
+        (
+            "ip filter p99",
+            "≤ 5 ms".into(),
+            milliseconds(ip_p99),
+            ip_p99 <= 5_000,
+        ),
+        (
+            "rare word p99",
+            "≤ 5 ms".into(),
+            milliseconds(rare_p99),
+            rare_p99 <= 5_000,
+        ),
+        (
+            "export NDJSON",
+            "≥ 500000 events/s".into(),
+            format!("{export_rate:.0} events/s"),
+            export_rate >= 500_000.0,
+        ),
+    ];
+    println!();
+    println!("## Targets (largest account: {})", summary.largest_account);
+    println!();
+    println!("| target | wanted | actual | met |");
+    println!("|---|---|---|---|");
+    for (name, wanted, actual, met) in &targets {
+        println!(
+            "| {name} | {wanted} | {actual} | {} |",
+            if *met { "yes" } else { "NO" }
+        );
+    }
+    let met_count = targets.iter().filter(|(_, _, _, met)| *met).count();
+    println!();
+    println!("{met_count} of {} targets met", targets.len());
+}

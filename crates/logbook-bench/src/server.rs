@@ -1,0 +1,147 @@
+//! Starting a real Logbook server in-process for the benchmark: a SQLite store in a temporary
+//! directory, every account and the two keys created through the store API, and the HTTP server
+//! on an ephemeral loopback port.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
+use logbook_core::store::NewApiKey;
+use logbook_core::{AccountId, Clock, Store, SystemClock};
+use logbook_server::{AppState, ServerSettings};
+use logbook_store_sqlite::{SqliteOptions, SqliteStore};
+use rand::Rng;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::workload::Workload;
+
+pub struct RunningServer {
+    pub base_url: String,
+    /// A platform key with the `ingest` scope: writes for every account.
+    pub ingest_key: String,
+    /// A `read` key of the largest account.
+    pub read_key: String,
+    database_path: PathBuf,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<std::io::Result<()>>,
+    // Removed (with the database) when the server is dropped.
+    _data_directory: tempfile::TempDir,
+}
+
+async fn create_key(
+    store: &dyn Store,
+    owner: KeyOwner,
+    scopes: Scopes,
+    clock: &dyn Clock,
+) -> anyhow::Result<String> {
+    let plaintext = PlaintextApiKey::from_random_bytes(rand::rng().random());
+    store
+        .create_api_key(NewApiKey {
+            key_id: format!("key_bench{:016x}", rand::rng().random::<u64>()),
+            key_hash: plaintext.hash(),
+            owner,
+            scopes,
+            display_prefix: plaintext.display_prefix(),
+            description: Some("logbook-bench".into()),
+            created_at: clock.now(),
+        })
+        .await
+        .context("creating an API key")?;
+    Ok(plaintext.expose().to_owned())
+}
+
+pub async fn start(
+    workload: &Workload,
+    largest_account: &AccountId,
+) -> anyhow::Result<RunningServer> {
+    let clock = Arc::new(SystemClock);
+    let data_directory = tempfile::tempdir().context("creating the server's data directory")?;
+    let database_path = data_directory.path().join("logbook.db");
+    let store = SqliteStore::open(&database_path, SqliteOptions::default())
+        .context("opening the SQLite store")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    for account in workload.accounts() {
+        store
+            .create_account(account, clock.now())
+            .await
+            .context("creating an account")?;
+    }
+    let ingest_key = create_key(
+        &*store,
+        KeyOwner::Platform,
+        Scopes {
+            ingest: true,
+            read: false,
+        },
+        &*clock,
+    )
+    .await?;
+    let read_key = create_key(
+        &*store,
+        KeyOwner::Account(largest_account.clone()),
+        Scopes {
+            ingest: false,
+            read: true,
+        },
+        &*clock,
+    )
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(store, clock, ServerSettings::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(logbook_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer {
+        base_url: format!("http://{address}"),
+        ingest_key,
+        read_key,
+        database_path,
+        stop,
+        serving,
+        _data_directory: data_directory,
+    })
+}
+
+impl RunningServer {
+    /// Database plus WAL after a full checkpoint, as an operator would measure it.
+    pub fn bytes_on_disk_after_checkpoint(&self) -> anyhow::Result<u64> {
+        let connection = rusqlite::Connection::open(&self.database_path)
+            .context("opening the store's database")?;
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        let (busy, _, _): (i64, i64, i64) = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .context("checkpointing the store's database")?;
+        if busy != 0 {
+            println!(
+                "note: the checkpoint could not truncate the WAL (a reader was active); counting it as it is"
+            );
+        }
+        drop(connection);
+        let mut wal_path = self.database_path.clone().into_os_string();
+        wal_path.push("-wal");
+        let database_bytes = std::fs::metadata(&self.database_path)?.len();
+        let wal_bytes = std::fs::metadata(&wal_path)
+            .map(|metadata| metadata.len())
+            .unwrap_or(0);
+        Ok(database_bytes + wal_bytes)
+    }
+
+    /// Graceful shutdown: the server drains, and the store commits what it accepted.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.serving
+            .await
+            .context("the server task panicked")?
+            .context("serving")?;
+        Ok(())
+    }
+}
