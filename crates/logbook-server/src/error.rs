@@ -30,6 +30,11 @@ pub enum ApiError {
     /// Nothing here, or nothing this key may see (404): the two are never told apart.
     #[error("not found")]
     NotFound,
+    #[error("this path does not answer this method")]
+    MethodNotAllowed,
+    /// The client sent its body too slowly (408).
+    #[error("request body did not arrive in time")]
+    RequestTimeout,
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     /// The body or the batch is larger than the configured limits (413).
@@ -88,6 +93,8 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest { .. } | ApiError::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
@@ -102,6 +109,8 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge { code, .. } => code,
             ApiError::BadRequest { code, .. } => code,

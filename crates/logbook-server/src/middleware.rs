@@ -135,3 +135,61 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     response.extensions_mut().insert(InternalErrorMarker);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use tower::{ServiceBuilder, ServiceExt};
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    use super::*;
+    use crate::error::ApiError;
+
+    fn wrapped(router: Router) -> Router {
+        router.layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_context))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+    }
+
+    async fn answer_of(router: Router, path: &str) -> (StatusCode, String, serde_json::Value) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let request_id = response.headers()[&REQUEST_ID_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, request_id, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_request_id_and_not_the_panic_text() {
+        async fn panics() -> &'static str {
+            panic!("secret detail from deep inside")
+        }
+        let router = wrapped(Router::new().route("/boom", get(panics)));
+        let (status, request_id, body) = answer_of(router, "/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert_eq!(body["error"]["request_id"], request_id.as_str());
+        assert!(!body.to_string().contains("secret detail"));
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_answers_500_without_its_cause() {
+        async fn fails() -> ApiError {
+            ApiError::internal(std::io::Error::other("disk /var/secret/db is corrupt"))
+        }
+        let router = wrapped(Router::new().route("/fails", get(fails)));
+        let (status, request_id, body) = answer_of(router, "/fails").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["request_id"], request_id.as_str());
+        assert!(!body.to_string().contains("secret"));
+    }
+}

@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::get))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(
             // The first layer is the outermost: the request context sees the 500 that
             // `CatchPanicLayer` makes of a panic and gives it the request id.
@@ -35,4 +36,8 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -12,6 +12,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub ingest_limits: IngestLimits,
+    /// How long a client may take to send an ingest body before it is answered 408.
+    pub body_read_timeout: Duration,
     /// Largest `limit` a query may ask for.
     pub max_page_size: u32,
     /// `limit` of a query that does not name one.
@@ -28,6 +30,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             ingest_limits: IngestLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
             max_page_size: 1000,
             default_page_size: 50,
             tail_poll_interval: Duration::from_millis(250),

@@ -175,3 +175,16 @@ async fn metrics_count_accepted_and_rejected_events_and_request_latency() {
     }
     assert!(!text.contains("Invalid"), "metrics never hold event text");
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_with_the_standard_error_body() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .delete(server.url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(error_code(&json_of(response).await), "method_not_allowed");
+}

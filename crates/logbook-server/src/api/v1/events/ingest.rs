@@ -31,7 +31,12 @@ pub async fn post(
         return Err(ApiError::UnsupportedMediaType);
     }
     let limits = &state.settings().ingest_limits;
-    let body = read_body_within_limit(&headers, body, limits.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        state.settings().body_read_timeout,
+        read_body_within_limit(&headers, body, limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_elapsed| ApiError::RequestTimeout)??;
 
     let received_at = state.clock().now();
     let binding = match &key.owner {

@@ -2,7 +2,7 @@
 //! Stored event bodies are copied into the answer as they are (`EventRow::write_json`), never
 //! decoded and re-encoded.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -106,8 +106,12 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     reader: ReadAccount,
-    Path(event_id): Path<String>,
+    event_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    // An id that is not even valid UTF-8 names no event.
+    let Ok(Path(event_id)) = event_id else {
+        return Err(ApiError::NotFound);
+    };
     // Ids are UUIDs; anything much longer cannot exist, so it never reaches the store.
     if event_id.len() > 64 {
         return Err(ApiError::NotFound);
