@@ -1,0 +1,354 @@
+//! Behaviour only the SQLite store has: the query plans it picks on a multi-tenant database, a
+//! second connection to the same file (as the CLI opens it while `serve` runs), and backups that
+//! open as a database.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use logbook_core::cursor::CursorPosition;
+use logbook_core::event::NewEvent;
+use logbook_core::query::{Condition, Query, TextSearch};
+use logbook_core::store::EventQuery;
+use logbook_core::{AccountId, Store};
+use logbook_store_sqlite::{SqliteOptions, SqliteStore};
+use logbook_testkit::{EventBuilder, clause, negated, patterns, query};
+use time::Duration;
+use time::macros::datetime;
+
+fn account(name: &str) -> AccountId {
+    AccountId::parse(name).unwrap()
+}
+
+fn open(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(path, SqliteOptions::default()).unwrap()
+}
+
+/// A few thousand events over several accounts; "common" is in every message of `big`.
+async fn fill_multi_tenant(store: &SqliteStore) {
+    let start = datetime!(2024-05-01 00:00 UTC);
+    for account_number in 0..5 {
+        let account_name = if account_number == 0 {
+            "big".to_owned()
+        } else {
+            format!("small-{account_number}")
+        };
+        let count = if account_number == 0 { 3_000 } else { 300 };
+        let events: Vec<NewEvent> = (0..count)
+            .map(|number| {
+                EventBuilder::new(&account_name)
+                    .created_at(start + Duration::seconds(number))
+                    .actor(&format!("user-{}@example.com", number % 50))
+                    .action(
+                        ["user.login", "server.reboot", "dns.record.update"][number as usize % 3],
+                    )
+                    .ip(&format!("10.0.{}.{}", number % 7, number % 200))
+                    .target("server", &format!("web-{}", number % 40))
+                    .message(&format!("common event {number} rare{number}"))
+                    .build()
+            })
+            .collect();
+        store.append_events(events).await.unwrap();
+    }
+}
+
+async fn plan(store: &SqliteStore, query: Query, after: Option<CursorPosition>) -> String {
+    store
+        .explain_query_plan(
+            &account("big"),
+            &EventQuery {
+                query,
+                limit: 50,
+                after,
+            },
+        )
+        .await
+        .unwrap()
+        .join(" | ")
+}
+
+fn ip(text: &str) -> Condition {
+    Condition::Ip(vec![text.parse::<IpNet>().unwrap()])
+}
+
+fn word(text: &str) -> Condition {
+    Condition::Text(TextSearch::Word(text.into()))
+}
+
+async fn filled_store() -> (SqliteStore, tempfile::TempDir) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(&directory.path().join("logbook.db"));
+    fill_multi_tenant(&store).await;
+    (store, directory)
+}
+
+fn assert_plan(plan: &str, index: &str, sorts: bool) {
+    assert!(plan.contains(index), "expected {index} in the plan: {plan}");
+    assert!(
+        !plan.contains("SCAN events "),
+        "a query never scans the events table: {plan}"
+    );
+    assert_eq!(
+        plan.contains("TEMP B-TREE"),
+        sorts,
+        "sorting in this plan: {plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfiltered_and_paged_queries_walk_the_accounts_newest_first_index_without_sorting() {
+    let (store, _directory) = filled_store().await;
+    assert_plan(
+        &plan(&store, Query::default(), None).await,
+        "events_by_account_created (account_row=?)",
+        false,
+    );
+    let cursor = Some(CursorPosition {
+        created_at_micros: 1_714_521_600_000_000,
+        seq: 10,
+    });
+    assert_plan(
+        &plan(&store, Query::default(), cursor).await,
+        "events_by_account_created (account_row=? AND created_at<?)",
+        false,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_actor_and_ip_filters_use_their_index_in_newest_first_order() {
+    let (store, _directory) = filled_store().await;
+    let actor = query(vec![clause(Condition::Actor(patterns(
+        "user-7@example.com",
+    )))]);
+    assert_plan(
+        &plan(&store, actor, None).await,
+        "events_by_account_actor (account_row=? AND actor_id=?)",
+        false,
+    );
+    let address = query(vec![clause(ip("10.0.1.1/32"))]);
+    assert_plan(
+        &plan(&store, address, None).await,
+        "events_by_account_ip (account_row=? AND ip=?)",
+        false,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_blocks_and_targets_read_only_their_matches() {
+    let (store, _directory) = filled_store().await;
+    let actor_prefix = query(vec![clause(Condition::Actor(patterns("user-7*")))]);
+    assert_plan(
+        &plan(&store, actor_prefix, None).await,
+        "events_by_account_actor (account_row=? AND actor_id>? AND actor_id<?)",
+        true,
+    );
+    let block = query(vec![clause(ip("10.0.1.0/24"))]);
+    assert_plan(
+        &plan(&store, block, None).await,
+        "events_by_account_ip (account_row=? AND ip>? AND ip<?)",
+        true,
+    );
+    let action_prefix = query(vec![clause(Condition::Action(patterns("server.*")))]);
+    assert_plan(
+        &plan(&store, action_prefix, None).await,
+        "events_by_account_action (account_row=? AND action>? AND action<?)",
+        true,
+    );
+    let target = query(vec![clause(Condition::Target(patterns("web-3")))]);
+    let target_plan = plan(&store, target, None).await;
+    assert_plan(
+        &target_plan,
+        "SEARCH event_targets USING PRIMARY KEY (account_row=? AND target_id=?)",
+        true,
+    );
+    assert!(
+        target_plan.contains("INTEGER PRIMARY KEY (rowid=?)"),
+        "{target_plan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rare_word_looks_up_the_full_text_index_first_and_a_common_word_walks_newest_first() {
+    let (store, _directory) = filled_store().await;
+    let rare_plan = plan(&store, query(vec![clause(word("rare17"))]), None).await;
+    assert_plan(
+        &rare_plan,
+        "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)",
+        true,
+    );
+    assert!(rare_plan.contains("LIST SUBQUERY"), "{rare_plan}");
+    let common_plan = plan(&store, query(vec![clause(word("common"))]), None).await;
+    assert_plan(
+        &common_plan,
+        "events_by_account_created (account_row=?)",
+        false,
+    );
+    assert!(
+        common_plan.contains("CORRELATED SCALAR SUBQUERY"),
+        "{common_plan}"
+    );
+    let with_actor = query(vec![
+        clause(word("common")),
+        clause(Condition::Actor(patterns("user-7@example.com"))),
+    ]);
+    assert_plan(
+        &plan(&store, with_actor, None).await,
+        "events_by_account_actor (account_row=? AND actor_id=?)",
+        false,
+    );
+
+    // Both plans return the right events.
+    let common_page = store
+        .query_events(
+            &account("big"),
+            &EventQuery {
+                query: query(vec![clause(word("common"))]),
+                limit: 50,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(common_page.events.len(), 50);
+    assert_eq!(common_page.events[0].seq, 2_999, "newest first");
+    assert!(common_page.next.is_some());
+    let rare_page = store
+        .query_events(
+            &account("big"),
+            &EventQuery {
+                query: query(vec![clause(word("rare17"))]),
+                limit: 50,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rare_page
+            .events
+            .iter()
+            .map(|row| row.seq)
+            .collect::<Vec<_>>(),
+        vec![17]
+    );
+    let common_but_not_rare17 = store
+        .query_events(
+            &account("small-1"),
+            &EventQuery {
+                query: query(vec![clause(word("common")), negated(word("rare17"))]),
+                limit: 1000,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(common_but_not_rare17.events.len(), 299);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_same_file_works_while_the_first_is_open() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let serving = open(&path);
+    serving
+        .append_events(vec![
+            EventBuilder::new("acme").message("from the server").build(),
+        ])
+        .await
+        .unwrap();
+    // The CLI opens the same database to manage accounts while `serve` keeps running.
+    let command_line = open(&path);
+    command_line
+        .create_account(&account("globex"), datetime!(2024-06-01 00:00 UTC))
+        .await
+        .unwrap();
+    let page = command_line
+        .query_events(
+            &account("acme"),
+            &EventQuery {
+                query: Query::default(),
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    command_line.shutdown().await;
+    let accounts: Vec<String> = serving
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.account.to_string())
+        .collect();
+    assert_eq!(accounts, vec!["acme", "globex"]);
+    let outcome = serving
+        .append_events(vec![EventBuilder::new("acme").build()])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome[0], logbook_core::store::AppendOutcome::Stored(receipt) if receipt.seq == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_live_database_opens_with_the_same_events() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&directory.path().join("logbook.db")));
+    let events: Vec<NewEvent> = (0..500)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .message(&format!("event {number} backup"))
+                .build()
+        })
+        .collect();
+    store.append_events(events).await.unwrap();
+    let backup_path = directory.path().join("backup.db");
+    store.backup(&backup_path).await.unwrap();
+    let restored = open(&backup_path);
+    let everything = EventQuery {
+        query: Query::default(),
+        limit: 1000,
+        after: None,
+    };
+    let original = store
+        .query_events(&account("acme"), &everything)
+        .await
+        .unwrap()
+        .events;
+    let copied = restored
+        .query_events(&account("acme"), &everything)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(original.len(), 500);
+    assert_eq!(copied, original);
+    let by_text = EventQuery {
+        query: query(vec![clause(word("backup"))]),
+        limit: 1000,
+        after: None,
+    };
+    assert_eq!(
+        restored
+            .query_events(&account("acme"), &by_text)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        500
+    );
+    assert_eq!(restored.next_seq(&account("acme")).await.unwrap(), 500);
+}
+
+#[test]
+fn the_schema_sql_builds_the_same_tables_in_a_plain_connection() {
+    let directory = tempfile::tempdir().unwrap();
+    let connection = rusqlite::Connection::open(directory.path().join("baseline.db")).unwrap();
+    connection
+        .execute_batch(&logbook_store_sqlite::schema_sql())
+        .unwrap();
+    let index_count: i64 = connection
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(index_count, 7);
+}
