@@ -8,10 +8,15 @@ use logbook_core::{Clock, Store};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
+use crate::auth::ApiKeyCache;
+
 /// What the server enforces and how it paces live work. `Default` holds the documented defaults.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub ingest_limits: IngestLimits,
+    /// How long an active API key is remembered before the store is asked again; also the
+    /// longest time a revoked key keeps working. Zero asks the store on every request.
+    pub api_key_cache_ttl: Duration,
     /// How long a client may take to send an ingest body before it is answered 408.
     pub body_read_timeout: Duration,
     /// Largest `limit` a query may ask for.
@@ -30,6 +35,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             ingest_limits: IngestLimits::default(),
+            api_key_cache_ttl: Duration::from_secs(1),
             body_read_timeout: Duration::from_secs(30),
             max_page_size: 1000,
             default_page_size: 50,
@@ -48,6 +54,7 @@ pub struct AppState {
     settings: Arc<ServerSettings>,
     metrics: PrometheusHandle,
     shutdown: ShutdownSignal,
+    api_key_cache: Arc<ApiKeyCache>,
 }
 
 impl AppState {
@@ -56,6 +63,7 @@ impl AppState {
         Self {
             store,
             clock,
+            api_key_cache: Arc::new(ApiKeyCache::new(settings.api_key_cache_ttl)),
             settings: Arc::new(settings),
             metrics: prometheus_handle(),
             shutdown: ShutdownSignal::default(),
@@ -72,6 +80,10 @@ impl AppState {
 
     pub fn settings(&self) -> &ServerSettings {
         &self.settings
+    }
+
+    pub fn api_key_cache(&self) -> &ApiKeyCache {
+        &self.api_key_cache
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

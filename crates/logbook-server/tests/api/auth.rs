@@ -1,6 +1,9 @@
 //! Who may call what: 401 for no, bad or revoked keys; 403 for the wrong scope or account.
 
+use std::time::Duration;
+
 use logbook_core::api_key::KeyOwner;
+use logbook_server::ServerSettings;
 use serde_json::json;
 
 use crate::support::{TestServer, error_code, event, json_of};
@@ -43,20 +46,8 @@ async fn a_garbage_or_unknown_key_is_refused_with_401() {
     assert_eq!(response.status(), 401);
 }
 
-#[tokio::test]
-async fn a_revoked_key_is_refused_with_401() {
-    let server = TestServer::start().await;
-    let acme = server.test_account("acme").await;
-    let accepted = server
-        .post_events(&acme.ingest_key, &event("Before revocation", json!({})))
-        .await;
-    assert_eq!(accepted.status(), 200);
-
-    let keys = server
-        .store
-        .list_api_keys(Some(&acme.account))
-        .await
-        .unwrap();
+async fn revoke_every_ingest_key(server: &TestServer, account: &logbook_core::AccountId) {
+    let keys = server.store.list_api_keys(Some(account)).await.unwrap();
     for key in keys.iter().filter(|key| key.scopes.ingest) {
         server
             .store
@@ -67,11 +58,50 @@ async fn a_revoked_key_is_refused_with_401() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_with_401() {
+    let settings = ServerSettings {
+        api_key_cache_ttl: Duration::ZERO,
+        ..ServerSettings::default()
+    };
+    let server = TestServer::start_with(settings).await;
+    let acme = server.test_account("acme").await;
+    let accepted = server
+        .post_events(&acme.ingest_key, &event("Before revocation", json!({})))
+        .await;
+    assert_eq!(accepted.status(), 200);
+
+    revoke_every_ingest_key(&server, &acme.account).await;
     let refused = server
         .post_events(&acme.ingest_key, &event("After revocation", json!({})))
         .await;
     assert_eq!(refused.status(), 401);
     assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_once_the_key_cache_expires() {
+    let settings = ServerSettings {
+        api_key_cache_ttl: Duration::from_millis(300),
+        ..ServerSettings::default()
+    };
+    let server = TestServer::start_with(settings).await;
+    let acme = server.test_account("acme").await;
+    assert_eq!(
+        server
+            .post_events(&acme.ingest_key, &event("Cached", json!({})))
+            .await
+            .status(),
+        200
+    );
+    revoke_every_ingest_key(&server, &acme.account).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let refused = server
+        .post_events(&acme.ingest_key, &event("After expiry", json!({})))
+        .await;
+    assert_eq!(refused.status(), 401);
 }
 
 #[tokio::test]
