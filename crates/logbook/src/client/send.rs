@@ -143,6 +143,9 @@ impl Sender<'_> {
         let mut reader = BufReader::new(input);
         let mut tally = Tally::default();
         let mut batch: Vec<PendingEvent> = Vec::with_capacity(batch_size);
+        // Lines rejected here, before sending, wait for the batch around them so every rejection
+        // is reported in line order.
+        let mut local_rejections: Vec<RejectedLine> = Vec::new();
         let mut batch_bytes = 0usize;
         let mut line = Vec::new();
         let mut line_number = 0usize;
@@ -161,35 +164,33 @@ impl Sender<'_> {
             match prepare_line(&line) {
                 Ok(None) => continue,
                 Ok(Some(json)) => {
-                    if !batch.is_empty()
-                        && (batch.len() >= batch_size
-                            || batch_bytes + json.len() + 1 > MAX_BATCH_BODY_BYTES)
-                    {
+                    let batch_is_full = batch.len() >= batch_size
+                        || batch_bytes + json.len() + 1 > MAX_BATCH_BODY_BYTES;
+                    if !batch.is_empty() && batch_is_full {
                         sent += batch.len();
-                        self.send_batch(std::mem::take(&mut batch), &mut tally)
-                            .await?;
+                        self.send_batch(
+                            std::mem::take(&mut batch),
+                            std::mem::take(&mut local_rejections),
+                            &mut tally,
+                        )
+                        .await?;
                         batch_bytes = 0;
                         self.progress.set_message(format!("{sent} events sent"));
                     }
                     batch_bytes += json.len() + 1;
                     batch.push(PendingEvent { line_number, json });
                 }
-                Err(error) => {
-                    let rejected = RejectedLine {
-                        line: line_number,
-                        code: "invalid_json".to_owned(),
-                        message: error,
-                        field: None,
-                    };
-                    self.report_rejection(&rejected);
-                    tally.rejected += 1;
-                    tally.errors.push(rejected);
-                }
+                Err(message) => local_rejections.push(RejectedLine {
+                    line: line_number,
+                    code: "invalid_json".to_owned(),
+                    message,
+                    field: None,
+                }),
             }
         }
-        if !batch.is_empty() {
-            sent += batch.len();
-            self.send_batch(batch, &mut tally).await?;
+        sent += batch.len();
+        if !batch.is_empty() || !local_rejections.is_empty() {
+            self.send_batch(batch, local_rejections, &mut tally).await?;
         }
         self.progress.finish_and_clear();
         if sent == 0 && tally.rejected == 0 {
@@ -198,26 +199,36 @@ impl Sender<'_> {
         Ok(tally)
     }
 
-    async fn send_batch(&self, batch: Vec<PendingEvent>, tally: &mut Tally) -> Result<()> {
-        let results = self.deliver(&batch).await?;
+    async fn send_batch(
+        &self,
+        batch: Vec<PendingEvent>,
+        mut rejections: Vec<RejectedLine>,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let results = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.deliver(&batch).await?
+        };
         for (event, result) in batch.iter().zip(results) {
             match result {
                 EventResult::Receipt { duplicate, .. } => {
                     tally.accepted += 1;
                     tally.duplicates += usize::from(duplicate);
                 }
-                EventResult::Rejected { error } => {
-                    let rejected = RejectedLine {
-                        line: event.line_number,
-                        field: error.field.as_deref().map(pointer_within_event),
-                        code: error.code,
-                        message: error.message,
-                    };
-                    self.report_rejection(&rejected);
-                    tally.rejected += 1;
-                    tally.errors.push(rejected);
-                }
+                EventResult::Rejected { error } => rejections.push(RejectedLine {
+                    line: event.line_number,
+                    field: error.field.as_deref().map(pointer_within_event),
+                    code: error.code,
+                    message: error.message,
+                }),
             }
+        }
+        rejections.sort_by_key(|rejected| rejected.line);
+        for rejected in rejections {
+            self.report_rejection(&rejected);
+            tally.rejected += 1;
+            tally.errors.push(rejected);
         }
         Ok(())
     }
@@ -293,10 +304,9 @@ impl Sender<'_> {
                             // 200, 207 and a 400 whose events were all rejected carry one result per
                             // event; any other answer is about the request as a whole.
                             if let Ok(answer) = serde_json::from_slice::<IngestAnswer>(&answer_body)
+                                && answer.results.len() == events.len()
                             {
-                                if answer.results.len() == events.len() {
-                                    return Ok(Delivery::Answered(answer.results));
-                                }
+                                return Ok(Delivery::Answered(answer.results));
                             }
                             let detail = serde_json::from_slice::<serde_json::Value>(&answer_body)
                                 .ok()

@@ -17,10 +17,9 @@ pub async fn run(config: &Config, arguments: &BackupArgs) -> Result<()> {
     if let Some(parent) = destination
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
+        && !parent.is_dir()
     {
-        if !parent.is_dir() {
-            bail!("directory {} does not exist", parent.display());
-        }
+        bail!("directory {} does not exist", parent.display());
     }
     let store = open_store(config, CreateDatabase::Never)?;
     let result = store.backup(destination).await;

@@ -1,0 +1,771 @@
+//! The `logbook` binary as a person or a script uses it: every test runs the built binary in a
+//! temporary directory, and the tests that need a server start `logbook serve` on port 0 and
+//! learn its address from the `listening on http://ADDR` line. Servers are killed by a guard when
+//! a test ends, however it ends.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Variables a developer's shell may hold that would change what the binary does.
+const LOGBOOK_VARIABLES: &[&str] = &[
+    "LOGBOOK_CONFIG",
+    "LOGBOOK_DATA_DIR",
+    "LOGBOOK_DATABASE",
+    "LOGBOOK_LISTEN",
+    "LOGBOOK_LOG_FORMAT",
+    "LOGBOOK_LOG",
+    "LOGBOOK_SERVER",
+    "LOGBOOK_KEY",
+    "LOGBOOK_MAX_BODY_BYTES",
+    "LOGBOOK_MAX_EVENTS_PER_REQUEST",
+];
+
+/// A temporary working directory with a data directory inside it.
+struct Workspace {
+    directory: TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        Self {
+            directory: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.directory.path()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    /// `logbook` with a clean environment, run in the workspace.
+    fn logbook(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command.current_dir(self.path()).stdin(Stdio::null());
+        for variable in LOGBOOK_VARIABLES {
+            command.env_remove(variable);
+        }
+        command
+    }
+
+    /// `logbook` with `--data-dir` given after the subcommand's arguments.
+    fn on_data(&self, arguments: &[&str]) -> Command {
+        let mut command = self.logbook();
+        command
+            .args(arguments)
+            .arg("--data-dir")
+            .arg(self.data_dir());
+        command
+    }
+
+    fn create_account(&self, account: &str) {
+        succeed(&mut self.on_data(&["account", "create", account]));
+    }
+
+    fn create_key(&self, account: &str, scopes: &str) -> String {
+        let output =
+            succeed(&mut self.on_data(&["key", "create", "--account", account, "--scope", scopes]));
+        stdout_of(&output)
+            .lines()
+            .next()
+            .expect("the key is printed")
+            .to_owned()
+    }
+
+    fn start_server(&self) -> ServerGuard {
+        ServerGuard::start(
+            self.logbook()
+                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(self.data_dir()),
+        )
+    }
+
+    /// A client command pointed at `server` with `key`.
+    fn client(&self, server: &ServerGuard, key: &str, arguments: &[&str]) -> Command {
+        let mut command = self.logbook();
+        command
+            .args(arguments)
+            .args(["--server", &server.base_url])
+            .env("LOGBOOK_KEY", key);
+        command
+    }
+}
+
+/// A running `logbook serve`, killed and reaped when dropped.
+struct ServerGuard {
+    child: Option<Child>,
+    base_url: String,
+}
+
+impl ServerGuard {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("logbook serve starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = sender.send(line);
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut guard = Self {
+            child: Some(child),
+            base_url: String::new(),
+        };
+        let line = match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let output = guard.child.take().map(|mut child| {
+                    let _ = child.kill();
+                    child.wait_with_output().expect("server output")
+                });
+                panic!(
+                    "serve printed no listening line; stderr: {}",
+                    output.map(|output| stderr_of(&output)).unwrap_or_default()
+                );
+            }
+        };
+        let address = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        guard.base_url = address.to_owned();
+        guard
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns its exit status and stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let child = self.child.take().expect("server is running");
+        let output = wait_with_timeout(child, Duration::from_secs(30));
+        (output.status, stderr_of(&output))
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> Output {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "process did not exit in time; stderr: {}",
+                stderr_of(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn succeed(command: &mut Command) -> Output {
+    let output = command.output().expect("logbook runs");
+    assert!(
+        output.status.success(),
+        "{command:?} failed with {}: stdout {} stderr {}",
+        output.status,
+        stdout_of(&output),
+        stderr_of(&output)
+    );
+    output
+}
+
+fn fail(command: &mut Command) -> Output {
+    let output = command.output().expect("logbook runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{command:?} should fail with 1: stdout {} stderr {}",
+        stdout_of(&output),
+        stderr_of(&output)
+    );
+    output
+}
+
+fn with_stdin(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("logbook runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("output")
+}
+
+fn ndjson(output: &Output) -> Vec<Value> {
+    stdout_of(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn data_dir_is_accepted_before_and_after_the_subcommand() {
+    let workspace = Workspace::new();
+    succeed(
+        workspace
+            .logbook()
+            .arg("--data-dir")
+            .arg(workspace.data_dir())
+            .args(["account", "create", "acme"]),
+    );
+    let output = succeed(
+        workspace
+            .logbook()
+            .args(["account", "list", "--json", "--data-dir"])
+            .arg(workspace.data_dir()),
+    );
+    let accounts: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(accounts[0]["account"], "acme");
+    assert_eq!(accounts[0]["event_count"], 0);
+}
+
+#[test]
+fn creating_an_account_twice_is_an_error() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let output = fail(&mut workspace.on_data(&["account", "create", "acme"]));
+    assert!(
+        stderr_of(&output).contains("error: account acme already exists"),
+        "{}",
+        stderr_of(&output)
+    );
+    let output = fail(&mut workspace.on_data(&["account", "create", "Not Valid"]));
+    assert!(stderr_of(&output).contains("invalid account name"));
+}
+
+#[test]
+fn a_created_key_is_printed_once_and_listed_without_its_secret() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    assert!(key.starts_with("lbk_") && key.len() == 32, "{key:?}");
+
+    let output = succeed(&mut workspace.on_data(&["key", "list", "--json"]));
+    let listing = stdout_of(&output);
+    assert!(
+        !listing.contains(&key),
+        "key list shows the secret: {listing}"
+    );
+    let keys: Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    assert_eq!(keys[0]["account"], "acme");
+    assert_eq!(keys[0]["scopes"], serde_json::json!(["ingest", "read"]));
+    assert!(key.starts_with(keys[0]["prefix"].as_str().unwrap()));
+    assert!(keys[0]["revoked_at"].is_null());
+
+    let key_id = keys[0]["key_id"].as_str().unwrap().to_owned();
+    succeed(&mut workspace.on_data(&["key", "revoke", &key_id]));
+    let output = succeed(&mut workspace.on_data(&["key", "list", "--account", "acme", "--json"]));
+    let keys: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert!(keys[0]["revoked_at"].is_string(), "{keys}");
+    assert_eq!(keys[0]["active"], false);
+
+    let output = fail(&mut workspace.on_data(&["key", "revoke", "key_doesnotexist"]));
+    assert!(stderr_of(&output).contains("no key with id"));
+}
+
+#[test]
+fn key_create_json_holds_the_key_and_platform_keys_need_no_account() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let output = succeed(&mut workspace.on_data(&[
+        "key",
+        "create",
+        "--platform",
+        "--scope",
+        "ingest",
+        "--json",
+        "--description",
+        "edge",
+    ]));
+    let created: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert!(created["key"].as_str().unwrap().starts_with("lbk_"));
+    assert_eq!(created["owner"], "platform");
+    assert_eq!(created["description"], "edge");
+}
+
+#[test]
+fn a_key_for_an_unknown_account_is_refused_clearly() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let output =
+        fail(&mut workspace.on_data(&["key", "create", "--account", "ghost", "--scope", "read"]));
+    assert!(
+        stderr_of(&output).contains("account ghost does not exist"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(stdout_of(&output).is_empty());
+}
+
+#[test]
+fn the_default_config_file_round_trips_to_the_defaults() {
+    let workspace = Workspace::new();
+    let output = succeed(workspace.logbook().args(["config", "default"]));
+    let file = workspace.path().join("logbook.toml");
+    std::fs::write(&file, stdout_of(&output)).unwrap();
+    let with_file = succeed(
+        workspace
+            .logbook()
+            .args(["config", "show", "--config"])
+            .arg(&file),
+    );
+    let without_file = succeed(workspace.logbook().args(["config", "show"]));
+    assert_eq!(stdout_of(&with_file), stdout_of(&without_file));
+    assert!(stdout_of(&with_file).contains("listen = \"127.0.0.1:8080\""));
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_a_flag_overrides_the_environment() {
+    let workspace = Workspace::new();
+    let file = workspace.path().join("logbook.toml");
+    std::fs::write(
+        &file,
+        "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:1111\"\n[ingest]\nmax_body_bytes = 1000\n",
+    )
+    .unwrap();
+    let show = |extra: &[&str], environment: &[(&str, &str)]| {
+        let mut command = workspace.logbook();
+        command
+            .args(["config", "show"])
+            .args(extra)
+            .env("LOGBOOK_CONFIG", &file);
+        for (name, value) in environment {
+            command.env(name, value);
+        }
+        let config: toml::Table = toml::from_str(&stdout_of(&succeed(&mut command))).unwrap();
+        config
+    };
+    let from_file = show(&[], &[]);
+    assert_eq!(from_file["data_dir"].as_str(), Some("/from/file"));
+    assert_eq!(
+        from_file["ingest"]["max_body_bytes"].as_integer(),
+        Some(1000)
+    );
+
+    let environment = [
+        ("LOGBOOK_DATA_DIR", "/from/env"),
+        ("LOGBOOK_LISTEN", "127.0.0.1:2222"),
+        ("LOGBOOK_MAX_BODY_BYTES", "2000"),
+    ];
+    let from_environment = show(&[], &environment);
+    assert_eq!(from_environment["data_dir"].as_str(), Some("/from/env"));
+    assert_eq!(from_environment["listen"].as_str(), Some("127.0.0.1:2222"));
+    assert_eq!(
+        from_environment["ingest"]["max_body_bytes"].as_integer(),
+        Some(2000)
+    );
+
+    let from_flag = show(&["--data-dir", "/from/flag"], &environment);
+    assert_eq!(from_flag["data_dir"].as_str(), Some("/from/flag"));
+    assert_eq!(from_flag["listen"].as_str(), Some("127.0.0.1:2222"));
+}
+
+#[test]
+fn a_postgres_database_url_is_refused_clearly() {
+    let workspace = Workspace::new();
+    let output = fail(workspace.logbook().args([
+        "account",
+        "list",
+        "--database",
+        "postgres://logbook:secret@localhost/logbook",
+    ]));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("the PostgreSQL backend is not available in this build yet"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"));
+}
+
+#[test]
+fn usage_errors_exit_with_2_and_client_commands_need_logbook_key() {
+    let workspace = Workspace::new();
+    let output = workspace
+        .logbook()
+        .args(["account", "frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = fail(workspace.logbook().args([
+        "query",
+        "action:user.login",
+        "--server",
+        "http://127.0.0.1:9",
+    ]));
+    assert!(
+        stderr_of(&output).contains("LOGBOOK_KEY is not set"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_dir_refuses_while_the_first_runs() {
+    let workspace = Workspace::new();
+    let _first = workspace.start_server();
+    let output = fail(
+        workspace
+            .logbook()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(workspace.data_dir()),
+    );
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("another logbook is already serving data directory"),
+        "{stderr}"
+    );
+    assert!(
+        stdout_of(&output).is_empty(),
+        "the second serve must not claim to listen"
+    );
+}
+
+#[test]
+fn sigterm_makes_serve_exit_zero_and_releases_the_data_dir() {
+    let workspace = Workspace::new();
+    let server = workspace.start_server();
+    let (status, stderr) = server.terminate();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    // The lock went with the process: a new server starts on the same directory.
+    let again = workspace.start_server();
+    assert!(again.base_url.starts_with("http://127.0.0.1:"));
+}
+
+#[test]
+fn events_sent_through_the_cli_come_back_from_query_and_export() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    let server = workspace.start_server();
+
+    let output = succeed(&mut workspace.client(
+        &server,
+        &key,
+        &[
+            "send",
+            "--action",
+            "server.reboot",
+            "--message",
+            "Rebooted server web-1",
+            "--actor",
+            "alice@acme.com",
+            "--ip",
+            "203.0.113.9",
+            "--key",
+            "reboot-1",
+        ],
+    ));
+    let event_id = stdout_of(&output).trim().to_owned();
+    // The same idempotency key again stores nothing new.
+    let output = succeed(&mut workspace.client(
+        &server,
+        &key,
+        &[
+            "send",
+            "--action",
+            "server.reboot",
+            "--message",
+            "Rebooted server web-1",
+            "--actor",
+            "alice@acme.com",
+            "--ip",
+            "203.0.113.9",
+            "--key",
+            "reboot-1",
+            "--json",
+        ],
+    ));
+    let answer: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(answer["duplicate"], true);
+    assert_eq!(answer["id"], event_id.as_str());
+
+    let input = "{\"action\":\"user.login\",\"message\":\"Alice logged in\",\"actor\":{\"id\":\"alice@acme.com\"},\"outcome\":\"success\"}\n\
+                 {\"action\":\"dns.record.update\",\"message\":\"=HYPERLINK(\\\"x\\\")\",\"key\":\"dns-1\"}\n";
+    let output = with_stdin(
+        &mut workspace.client(&server, &key, &["send", "-", "--json"]),
+        input,
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let tally: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(
+        (tally["accepted"].as_u64(), tally["rejected"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    let output = succeed(&mut workspace.client(&server, &key, &["query", "--json"]));
+    let events = ndjson(&output);
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| event["id"] == event_id.as_str())
+            .count(),
+        1
+    );
+    let logins = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "action:user.login", "--json"],
+    )));
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0]["actor"]["id"], "alice@acme.com");
+    assert!(
+        logins[0]["key"].as_str().is_some_and(|key| key.len() == 36),
+        "the CLI gave the event a UUID key: {}",
+        logins[0]
+    );
+
+    let paged = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "--limit", "1", "--all", "--json"],
+    )));
+    assert_eq!(paged.len(), 3);
+
+    let csv_path = workspace.path().join("export.csv");
+    succeed(&mut workspace.client(
+        &server,
+        &key,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            csv_path.to_str().unwrap(),
+        ],
+    ));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv.lines().next().unwrap().starts_with("seq,id,"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(
+        csv.contains("'=HYPERLINK"),
+        "formula cells are defused: {csv}"
+    );
+
+    let output = succeed(&mut workspace.client(&server, &key, &["export", "action:server.reboot"]));
+    let exported = ndjson(&output);
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0]["id"], event_id.as_str());
+}
+
+#[test]
+fn send_file_reports_the_invalid_lines_stores_the_valid_ones_and_exits_non_zero() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    let server = workspace.start_server();
+    let file = workspace.path().join("events.ndjson");
+    std::fs::write(
+        &file,
+        "{\"action\":\"server.create\",\"message\":\"Created server web-1\"}\n\
+         {\"action\":\"server.create\",\"message\":\"Created server web-2\",\"ip\":\"not-an-ip\"}\n\
+         \n\
+         {this is not json\n\
+         {\"action\":\"server.create\",\"message\":\"Created server web-3\"}\n",
+    )
+    .unwrap();
+    let output = fail(&mut workspace.client(
+        &server,
+        &key,
+        &[
+            "send",
+            "--file",
+            file.to_str().unwrap(),
+            "--batch-size",
+            "2",
+        ],
+    ));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("line 2: ") && stderr.contains("(field /ip)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 4: invalid_json"), "{stderr}");
+    assert!(
+        stderr.contains("2 accepted") && stderr.contains("2 rejected"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.find("line 2: ") < stderr.find("line 4: "),
+        "rejections are reported in line order: {stderr}"
+    );
+
+    let stored = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "--json"],
+    )));
+    let mut messages: Vec<&str> = stored
+        .iter()
+        .map(|event| event["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(messages, ["Created server web-1", "Created server web-3"]);
+}
+
+#[test]
+fn server_errors_are_shown_with_code_message_and_field() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    let server = workspace.start_server();
+    let output = fail(&mut workspace.client(&server, &key, &["query", "colour:blue"]));
+    let stderr = stderr_of(&output);
+    assert!(stderr.starts_with("error: invalid_query: "), "{stderr}");
+    assert!(stderr.contains("(field q)"), "{stderr}");
+    let output =
+        fail(&mut workspace.client(&server, "lbk_aaaaaaaaaaaaaaaaaaaaaaaaaaaa", &["query"]));
+    assert!(
+        stderr_of(&output).starts_with("error: "),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn hostile_message_text_is_shown_escaped_in_the_query_table() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    let server = workspace.start_server();
+    let hostile = "Rebooted \u{1b}[2J\u{1b}[31mweb-1\r\u{202e}gnp.exe";
+    succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["send", "--action", "server.reboot", "--message", hostile],
+    ));
+    let output = succeed(&mut workspace.client(&server, &key, &["query"]));
+    let table = stdout_of(&output);
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{202e}'),
+        "{table:?}"
+    );
+    assert!(
+        table.contains("Rebooted \\e[2J\\e[31mweb-1\\r\\u{202E}gnp.exe"),
+        "{table}"
+    );
+    // The stored text itself is untouched.
+    let events = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "--json"],
+    )));
+    assert_eq!(events[0]["message"], hostile);
+}
+
+#[test]
+fn demo_history_can_be_queried_through_the_server() {
+    let workspace = Workspace::new();
+    let output = succeed(&mut workspace.on_data(&["demo", "--account", "demo", "--events", "400"]));
+    assert_eq!(stdout_of(&output).trim(), "400");
+    assert!(
+        stderr_of(&output).contains("logbook key create --account demo"),
+        "{}",
+        stderr_of(&output)
+    );
+    let key = workspace.create_key("demo", "read");
+    let server = workspace.start_server();
+
+    let table = stdout_of(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "ip:192.0.2.66"],
+    )));
+    assert!(
+        table.contains("ssh_key.add") && table.contains("user.login (failed)"),
+        "{table}"
+    );
+    let events = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "--all", "--limit", "1000", "--json"],
+    )));
+    assert_eq!(events.len(), 400);
+    for action in [
+        "firewall.rule.update",
+        "dns.record.update",
+        "server.create",
+        "server.delete",
+        "api_key.use",
+    ] {
+        assert!(
+            events.iter().any(|event| event["action"] == action),
+            "no {action}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|event| event["action"] == "dns.record.update"
+                && event["changes"][0]["old"].is_string())
+    );
+}
+
+#[test]
+fn backup_while_serving_writes_a_database_that_account_list_can_read() {
+    let workspace = Workspace::new();
+    succeed(&mut workspace.on_data(&["demo", "--account", "demo", "--events", "50"]));
+    let _server = workspace.start_server();
+    let backup = workspace.path().join("backup.db");
+    succeed(&mut workspace.on_data(&["backup", backup.to_str().unwrap()]));
+    let output = succeed(
+        workspace
+            .logbook()
+            .args(["account", "list", "--json", "--database"])
+            .arg(format!("sqlite://{}", backup.display())),
+    );
+    let accounts: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(accounts[0]["account"], "demo");
+    assert_eq!(accounts[0]["event_count"], 50);
+    let output = fail(&mut workspace.on_data(&["backup", backup.to_str().unwrap()]));
+    assert!(stderr_of(&output).contains("already exists"));
+}
