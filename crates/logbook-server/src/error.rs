@@ -262,3 +262,41 @@ impl std::fmt::Display for ErrorChain<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_store_answers_507_and_an_unavailable_one_503_both_with_retry_after() {
+        for (store_error, status, code) in [
+            (
+                StoreError::StorageFull("disk full".into()),
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+            ),
+            (
+                StoreError::Unavailable("shutting down".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+        ] {
+            let error = ApiError::from(store_error);
+            assert_eq!(error.code(), code);
+            let response = error.into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        }
+    }
+
+    #[test]
+    fn other_store_errors_are_internal_and_keep_their_cause_out_of_the_answer() {
+        let error = ApiError::from(StoreError::Database {
+            context: "reading",
+            message: "secret.db locked".into(),
+        });
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let response = error.into_response();
+        assert!(response.extensions().get::<InternalErrorMarker>().is_some());
+    }
+}
