@@ -4,6 +4,18 @@
 //! `BodyError` (the request is refused and nothing is stored); problems with one event are a
 //! `FieldError` for that event only, whose `field` is a JSON pointer (`/events/3/ip`), and the
 //! valid events of the same batch are still stored.
+//!
+//! This is the write path's hot loop, so it parses straight from the body's bytes: one pass
+//! splits a batch into raw events (`&RawValue`), then each event is deserialized into a wire
+//! struct that borrows its strings from the body, so each string is copied once, into the
+//! `NewEvent`. Free JSON (`metadata`, change values) goes through a strict visitor that refuses
+//! duplicate keys, U+0000 and excessive depth. Pointers to errors are found by parsing a failed
+//! event a second time with path tracking, which keeps the tracking cost off valid events.
+//!
+//! A raw U+0000 byte inside a JSON string is not JSON at all, so it makes the body unparseable;
+//! an escaped `\u0000` is a `null_character` error for that event. Metadata depth counts the
+//! metadata object itself as 1. Optional fields sent as `null` count as absent, except a change's
+//! `old` and `new`, where `null` is a value.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
