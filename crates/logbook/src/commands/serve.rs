@@ -17,6 +17,8 @@ use crate::config::Config;
 
 pub async fn run(config: &Config) -> Result<()> {
     let data_dir = &config.data_dir;
+    // Signals are caught from the start, so one sent during start-up still means a clean stop.
+    let shutdown = shutdown_requested()?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
     // Held until this function returns; the operating system also drops it if the process dies.
@@ -47,30 +49,26 @@ pub async fn run(config: &Config) -> Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    logbook_server::serve(listener, state, shutdown_requested())
+    logbook_server::serve(listener, state, shutdown)
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGTERM (how service managers stop a process) or Ctrl-C.
-async fn shutdown_requested() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "could not listen for SIGTERM; only Ctrl-C stops the server");
-                std::future::pending::<()>().await;
-            }
+/// Installs the SIGTERM (how service managers stop a process) and SIGINT (Ctrl-C) handlers now,
+/// before the listening line is printed, so a signal sent as soon as the server is announced is
+/// never lost; the returned future completes when either arrives.
+fn shutdown_requested() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("could not listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("interrupt received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+    })
 }
 
 /// An exclusive advisory lock on `<data-dir>/logbook.lock`, so two servers never share one data

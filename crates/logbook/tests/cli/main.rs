@@ -769,3 +769,135 @@ fn backup_while_serving_writes_a_database_that_account_list_can_read() {
     let output = fail(&mut workspace.on_data(&["backup", backup.to_str().unwrap()]));
     assert!(stderr_of(&output).contains("already exists"));
 }
+
+#[test]
+fn tail_prints_events_as_they_arrive() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    let server = workspace.start_server();
+    let mut tail = workspace
+        .client(&server, &key, &["tail", "--json", "action:server.*"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail starts");
+    let stdout = tail.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The tail may connect after the first send; keep sending until it shows one, within bounds.
+    let mut received = None;
+    for attempt in 0..40 {
+        let message = format!("Rebooted server web-{attempt}");
+        succeed(&mut workspace.client(
+            &server,
+            &key,
+            &[
+                "send",
+                "--action",
+                "user.login",
+                "--message",
+                "ignored by the filter",
+            ],
+        ));
+        succeed(&mut workspace.client(
+            &server,
+            &key,
+            &["send", "--action", "server.reboot", "--message", &message],
+        ));
+        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(500)) {
+            received = Some(line);
+            break;
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let line = received.expect("tail printed an event");
+    let event: Value = serde_json::from_str(&line).expect("tail --json prints JSON");
+    assert_eq!(event["action"], "server.reboot");
+}
+
+#[test]
+fn send_retries_until_the_server_can_be_reached() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest,read");
+    // Learn a free port, then start the server on it only after `send` has begun failing.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut send = workspace
+        .logbook()
+        .args([
+            "send",
+            "--action",
+            "server.reboot",
+            "--message",
+            "Rebooted web-1",
+            "--server",
+            &format!("http://{address}"),
+        ])
+        .env("LOGBOOK_KEY", &key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("send starts");
+    std::thread::sleep(Duration::from_millis(700));
+    let server = ServerGuard::start(
+        workspace
+            .logbook()
+            .args(["serve", "--listen", &address, "--data-dir"])
+            .arg(workspace.data_dir()),
+    );
+    let output = {
+        drop(send.stdin.take());
+        wait_with_timeout(send, Duration::from_secs(60))
+    };
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("retrying in"),
+        "{}",
+        stderr_of(&output)
+    );
+    let events = ndjson(&succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["query", "--json"],
+    )));
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let workspace = Workspace::new();
+    let server = ServerGuard::start(
+        workspace
+            .logbook()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--data-dir",
+            ])
+            .arg(workspace.data_dir()),
+    );
+    let (status, stderr) = server.terminate();
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let log: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(log["level"].is_string(), "{log}");
+    }
+}
