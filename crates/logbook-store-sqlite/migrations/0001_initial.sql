@@ -59,7 +59,9 @@ CREATE TABLE event_targets (
 ) WITHOUT ROWID;
 
 -- Full text of `message`, contentless (the text lives once, in `events.body`); rowid = event_row.
-CREATE VIRTUAL TABLE events_fts USING fts5 (message, content = '', tokenize = 'unicode61');
+-- Diacritics are kept, as `logbook_core::query::text_tokens` keeps them, so a word means the same
+-- in SQL as in the in-memory matcher.
+CREATE VIRTUAL TABLE events_fts USING fts5 (message, content = '', tokenize = 'unicode61 remove_diacritics 0');
 
 -- Fixed planner statistics describing a large multi-tenant log (a million events, a thousand per
 -- account; an actor, an ip or an id picks a few, an action a few hundred). Logbook never runs

@@ -58,15 +58,6 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
-/// Splits text into lowercase tokens the way FTS5's unicode61 tokenizer does (runs of letters and
-/// digits), for choosing a full-text plan by term frequency.
-pub(crate) fn text_tokens(text: &str) -> Vec<String> {
-    text.split(|character: char| !character.is_alphanumeric())
-        .filter(|token| !token.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

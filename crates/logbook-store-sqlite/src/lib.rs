@@ -78,6 +78,10 @@ impl SqliteStore {
     pub fn open(database_path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let mut write_connection = open_connection(database_path, false, &options)?;
         migrations::apply_migrations(&mut write_connection)?;
+        // The writer checkpoints itself after answering each group (see `writer`).
+        write_connection
+            .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
+            .map_err(database_error("turning off automatic checkpoints"))?;
         let admin = open_connection(database_path, false, &options)?;
         let reader_count = options.reader_connections.max(1);
         let readers = (0..reader_count)

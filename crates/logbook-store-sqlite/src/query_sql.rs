@@ -15,7 +15,9 @@ use logbook_core::query::{Clause, Condition, EventFlag, Query, TextPattern, Text
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::encoding::{ip_bytes, prefix_upper_bound, text_tokens, unix_micros_of};
+use logbook_core::query::text_tokens;
+
+use crate::encoding::{ip_bytes, prefix_upper_bound, unix_micros_of};
 use crate::errors::database_error;
 
 /// A token in at least this many documents is "common": walking the account's newest-first index

@@ -81,6 +81,11 @@ struct AccountState {
     next_seq: u64,
 }
 
+/// Events committed between two WAL checkpoints. The writer turns SQLite's automatic checkpoint
+/// off and checkpoints itself after answering a group, so no acknowledgement waits for the copy
+/// from the WAL into the database, and pages changed by several groups are copied once.
+const CHECKPOINT_EVERY_EVENTS: usize = 10_000;
+
 pub(crate) struct Writer {
     pub connection: Connection,
     pub inbox: Receiver<AppendRequest>,
@@ -94,6 +99,7 @@ impl Writer {
         // Cached per account: its row id and the next `seq`. Dropped after any failed commit and
         // reloaded from the database, which is the truth.
         let mut accounts: HashMap<AccountId, AccountState> = HashMap::new();
+        let mut events_since_checkpoint = 0;
         while let Ok(first) = self.inbox.recv() {
             let mut event_count = first.events.len();
             let mut group = vec![first];
@@ -124,6 +130,11 @@ impl Writer {
                         // A caller that went away no longer needs its answer; its events are stored.
                         let _ = request.reply.send(Ok(outcome));
                     }
+                    events_since_checkpoint += event_count;
+                    if events_since_checkpoint >= CHECKPOINT_EVERY_EVENTS {
+                        events_since_checkpoint = 0;
+                        self.checkpoint("PASSIVE");
+                    }
                 }
                 Err(error) => {
                     accounts.clear();
@@ -145,7 +156,23 @@ impl Writer {
                 }
             }
         }
+        // On the way out, empty the WAL so the file left behind is the whole database.
+        self.checkpoint("TRUNCATE");
         tracing::debug!("SQLite writer stopped");
+    }
+
+    /// Copies committed WAL pages into the database (`PASSIVE` does not wait for readers), so the
+    /// WAL stays small. A failure here loses nothing (the WAL still holds every commit).
+    fn checkpoint(&self, mode: &'static str) {
+        let started = Instant::now();
+        match self
+            .connection
+            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+        {
+            Ok(()) => metrics::histogram!("logbook_checkpoint_seconds")
+                .record(started.elapsed().as_secs_f64()),
+            Err(error) => tracing::warn!(error = %error, "WAL checkpoint failed"),
+        }
     }
 }
 
