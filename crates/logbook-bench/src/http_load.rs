@@ -244,3 +244,56 @@ pub async fn time_export(
         elapsed,
     })
 }
+
+/// The store's own commit figures from `/metrics`, to explain the ingest figures: how many
+/// commits (fsyncs) a phase took, how many events each carried, and time spent committing and
+/// checkpointing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitCounters {
+    pub commit_count: f64,
+    pub committed_events: f64,
+    pub commit_seconds: f64,
+    pub checkpoint_count: f64,
+    pub checkpoint_seconds: f64,
+}
+
+impl CommitCounters {
+    pub async fn scrape(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Self> {
+        let text = client
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let sum_of = |name: &str| -> f64 {
+            text.lines()
+                .filter(|line| {
+                    line.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Ok(Self {
+            commit_count: sum_of("logbook_commit_seconds_count"),
+            committed_events: sum_of("logbook_commit_events_sum"),
+            commit_seconds: sum_of("logbook_commit_seconds_sum"),
+            checkpoint_count: sum_of("logbook_checkpoint_seconds_count"),
+            checkpoint_seconds: sum_of("logbook_checkpoint_seconds_sum"),
+        })
+    }
+
+    /// What happened between `earlier` and `self`, as one printable line.
+    pub fn describe_since(&self, earlier: &Self) -> String {
+        let commits = self.commit_count - earlier.commit_count;
+        let events = self.committed_events - earlier.committed_events;
+        let commit_seconds = self.commit_seconds - earlier.commit_seconds;
+        format!(
+            "{commits:.0} commits, {:.1} events per commit, {:.2} ms per commit (insert + fsync), {:.0} checkpoints taking {:.2}s",
+            events / commits.max(1.0),
+            commit_seconds * 1000.0 / commits.max(1.0),
+            self.checkpoint_count - earlier.checkpoint_count,
+            self.checkpoint_seconds - earlier.checkpoint_seconds
+        )
+    }
+}

@@ -110,38 +110,32 @@ pub async fn start(
 }
 
 impl RunningServer {
-    /// Database plus WAL after a full checkpoint, as an operator would measure it.
-    pub fn bytes_on_disk_after_checkpoint(&self) -> anyhow::Result<u64> {
+    /// Graceful shutdown (the server drains and the store commits what it accepted), then the
+    /// bytes on disk: database plus WAL after a full checkpoint, as an operator would measure
+    /// them. Measuring after shutdown means no reader of the server holds the WAL open.
+    pub async fn stop_and_measure_bytes_on_disk(self) -> anyhow::Result<u64> {
+        let _ = self.stop.send(());
+        self.serving
+            .await
+            .context("the server task panicked")?
+            .context("serving")?;
         let connection = rusqlite::Connection::open(&self.database_path)
             .context("opening the store's database")?;
         connection.busy_timeout(std::time::Duration::from_secs(30))?;
-        let (busy, _, _): (i64, i64, i64) = connection
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
             .context("checkpointing the store's database")?;
-        if busy != 0 {
-            println!(
-                "note: the checkpoint could not truncate the WAL (a reader was active); counting it as it is"
-            );
-        }
-        drop(connection);
+        anyhow::ensure!(
+            busy == 0,
+            "the checkpoint after shutdown could not complete"
+        );
         let mut wal_path = self.database_path.clone().into_os_string();
         wal_path.push("-wal");
         let database_bytes = std::fs::metadata(&self.database_path)?.len();
         let wal_bytes = std::fs::metadata(&wal_path)
             .map(|metadata| metadata.len())
             .unwrap_or(0);
+        drop(connection);
         Ok(database_bytes + wal_bytes)
-    }
-
-    /// Graceful shutdown: the server drains, and the store commits what it accepted.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.serving
-            .await
-            .context("the server task panicked")?
-            .context("serving")?;
-        Ok(())
     }
 }
