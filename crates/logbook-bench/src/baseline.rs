@@ -41,6 +41,8 @@ pub struct BaselineFigures {
     pub elapsed: Duration,
     /// Database plus WAL after a checkpoint, divided by `event_count`.
     pub bytes_per_event: f64,
+    /// Bytes written to storage while inserting (WAL frames and checkpoints), per event.
+    pub written_bytes_per_event: f64,
 }
 
 impl BaselineFigures {
@@ -206,6 +208,7 @@ pub fn run(
 ) -> anyhow::Result<BaselineFigures> {
     let database_path = directory.join(format!("baseline-{events_per_transaction}.db"));
     let (connection, mut accounts) = open_baseline_database(&database_path, workload)?;
+    let written_before = crate::report::bytes_written_to_storage();
     let started = Instant::now();
     for chunk in rows.chunks(events_per_transaction) {
         let transaction = connection.unchecked_transaction()?;
@@ -217,10 +220,12 @@ pub fn run(
             .context("committing a baseline transaction")?;
     }
     let elapsed = started.elapsed();
+    let written = crate::report::bytes_written_to_storage().saturating_sub(written_before);
     let bytes = bytes_on_disk(&connection, &database_path)?;
     Ok(BaselineFigures {
         event_count: rows.len(),
         elapsed,
         bytes_per_event: bytes as f64 / rows.len() as f64,
+        written_bytes_per_event: written as f64 / rows.len() as f64,
     })
 }

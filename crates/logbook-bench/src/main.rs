@@ -140,6 +140,7 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     println!("server listening on {}", running.base_url);
 
     let before_batched = CommitCounters::scrape(&client, &running.base_url).await?;
+    let written_before_batched = report::bytes_written_to_storage();
     let batched = http_load::ingest(
         &client,
         &running.base_url,
@@ -154,6 +155,7 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         batched.elapsed.as_secs_f64(),
         batched.events_per_second()
     );
+    let written_after_batched = report::bytes_written_to_storage();
     let after_batched = CommitCounters::scrape(&client, &running.base_url).await?;
     println!("  store: {}", after_batched.describe_since(&before_batched));
     let single = http_load::ingest(
@@ -170,8 +172,16 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         single.elapsed.as_secs_f64(),
         single.events_per_second()
     );
+    let written_after_single = report::bytes_written_to_storage();
     let after_single = CommitCounters::scrape(&client, &running.base_url).await?;
+    let batched_written_bytes_per_event =
+        (written_after_batched - written_before_batched) as f64 / batched.event_count as f64;
+    let single_written_bytes_per_event =
+        (written_after_single - written_after_batched) as f64 / single.event_count as f64;
     println!("  store: {}", after_single.describe_since(&after_batched));
+    println!(
+        "  written to storage per event: {batched_written_bytes_per_event:.0} B batched, {single_written_bytes_per_event:.0} B single"
+    );
     let stored_event_count = batched.event_count + single.event_count;
 
     let baselines_after = run_baselines(&workload, &plan, clock.now(), "after")?;
@@ -226,6 +236,8 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         baseline_one_per_transaction: &baseline_one_per_transaction,
         baseline_batched: &baseline_batched,
         bytes_per_event,
+        batched_written_bytes_per_event,
+        single_written_bytes_per_event,
         largest_account: largest_account.as_str(),
         largest_account_events,
         queries: &queries,
@@ -252,9 +264,10 @@ fn run_baselines(
     let one_per_transaction = baseline::run(baseline_directory.path(), workload, &rows, 1)?;
     drop(rows);
     println!(
-        "baseline (a) one transaction per event, {label}: {} events, {:.0} events/s",
+        "baseline (a) one transaction per event, {label}: {} events, {:.0} events/s, {:.0} B/event written",
         one_per_transaction.event_count,
-        one_per_transaction.events_per_second()
+        one_per_transaction.events_per_second(),
+        one_per_transaction.written_bytes_per_event
     );
     let rows = baseline::prepare_rows(workload, 0..plan.baseline_batched_count, received_at);
     let batched = baseline::run(
@@ -264,10 +277,11 @@ fn run_baselines(
         BASELINE_EVENTS_PER_TRANSACTION,
     )?;
     println!(
-        "baseline (b) {BASELINE_EVENTS_PER_TRANSACTION} events per transaction, {label}: {} events, {:.0} events/s, {:.0} B/event on disk",
+        "baseline (b) {BASELINE_EVENTS_PER_TRANSACTION} events per transaction, {label}: {} events, {:.0} events/s, {:.0} B/event on disk, {:.0} B/event written",
         batched.event_count,
         batched.events_per_second(),
-        batched.bytes_per_event
+        batched.bytes_per_event,
+        batched.written_bytes_per_event
     );
     Ok((one_per_transaction, batched))
 }

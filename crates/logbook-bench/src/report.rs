@@ -12,6 +12,9 @@ pub struct Summary<'a> {
     pub baseline_one_per_transaction: &'a BaselineFigures,
     pub baseline_batched: &'a BaselineFigures,
     pub bytes_per_event: f64,
+    /// Bytes written to storage during the batched ingest phase, per event.
+    pub batched_written_bytes_per_event: f64,
+    pub single_written_bytes_per_event: f64,
     pub largest_account: &'a str,
     pub largest_account_events: usize,
     pub queries: &'a [(&'a str, String, QueryFigures)],
@@ -31,6 +34,19 @@ pub fn describe_machine() -> String {
         .map_or_else(|| "unknown CPU".to_owned(), |model| model.trim().to_owned());
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     format!("{model}, {cores} cores available")
+}
+
+/// Bytes this process has caused to be written to storage so far (`write_bytes` of
+/// /proc/self/io; 0 where that is unavailable). The server runs in-process, so the difference
+/// across a phase is what that phase wrote: WAL frames, checkpoints, and nothing of the network.
+pub fn bytes_written_to_storage() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("write_bytes:")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn milliseconds(microseconds: u64) -> String {
@@ -90,6 +106,24 @@ pub fn print_summary(summary: &Summary<'_>) {
         ratio(
             summary.bytes_per_event,
             summary.baseline_batched.bytes_per_event
+        )
+    );
+    println!(
+        "| bytes written to storage per event, batches of 500 | {:.0} B | {:.0} B (b) | {:.2}x |",
+        summary.batched_written_bytes_per_event,
+        summary.baseline_batched.written_bytes_per_event,
+        ratio(
+            summary.batched_written_bytes_per_event,
+            summary.baseline_batched.written_bytes_per_event
+        )
+    );
+    println!(
+        "| bytes written to storage per event, 1 event/request | {:.0} B | {:.0} B (a) | {:.2}x |",
+        summary.single_written_bytes_per_event,
+        summary.baseline_one_per_transaction.written_bytes_per_event,
+        ratio(
+            summary.single_written_bytes_per_event,
+            summary.baseline_one_per_transaction.written_bytes_per_event
         )
     );
     for (name, query_text, figures) in summary.queries {
