@@ -6,13 +6,20 @@
 
 pub mod account;
 pub mod api_key;
+pub mod checkpoint;
+pub mod client_ip;
 pub mod clock;
 pub mod cursor;
 pub mod event;
+pub mod export_verification;
 pub mod ingest;
+pub mod leaf;
+pub mod merkle;
+pub mod people;
 pub mod query;
 pub mod store;
 pub mod terminal_text;
+pub mod totp;
 
 pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -1,0 +1,428 @@
+//! The verifiable NDJSON export format, how to write it, and its offline verifier
+//! (`logbook verify export.ndjson --public-key ...`).
+//!
+//! # Format (v1)
+//!
+//! An export is cut against one signed checkpoint of the account (tree size `N`). Every event it
+//! contains has `seq < N`. It may be the whole account or any filtered subset, in any order.
+//!
+//! - Lines 1..=n: one event each, the JSON object Logbook returns for it, plus two fields:
+//!   `"leaf_hash":"<64 lowercase hex>"` (see `crate::leaf`) and
+//!   `"inclusion_proof":["<64 hex>",...]`, the RFC 6962 inclusion proof of leaf `seq` in the
+//!   checkpoint's tree.
+//! - The last line, the trailer:
+//!   `{"checkpoint":"<signed checkpoint>","selection":"<signed selection note>","seq_runs":[[start,count],...]}`.
+//!
+//! The checkpoint alone proves each line's event is in the account's log, unchanged. What it
+//! cannot prove for a subset is that no line was dropped, inserted or moved: that is what the
+//! selection note is for. It is a signed note by the same key whose text is
+//!
+//! ```text
+//! <checkpoint origin>
+//! logbook export selection v1
+//! <checkpoint tree size>
+//! <event count>
+//! <base64 SHA-256 of the exported seqs, in line order, each as 8 big-endian bytes>
+//! ```
+//!
+//! `seq_runs` spells out that list (runs of consecutive seqs, so a full export is one run); the
+//! verifier checks it hashes to the signed digest and then that line `k` holds the `k`-th seq,
+//! which is how a dropped, inserted or reordered line is named by its line number.
+//!
+//! # Verification
+//!
+//! The verifier reads the input twice (it needs the trailer, which comes last, before it can
+//! check the first line), holding one line at a time. A line fails when it is not a JSON object,
+//! its `seq` is not the one the signed selection puts there, its content does not hash to its
+//! `leaf_hash`, its proof does not lead to the checkpoint root, or its account is not the
+//! checkpoint's.
+
+use std::io::{BufRead, Seek, SeekFrom};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
+use crate::leaf::{leaf_bytes_from_json_object, leaf_hash_of_bytes};
+use crate::merkle::{self, Hash};
+
+const SELECTION_NOTE_TAG: &str = "logbook export selection v1";
+
+/// A verified export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportVerified {
+    pub event_count: u64,
+    pub tree_size: u64,
+    pub origin: String,
+    pub root_hash: Hash,
+}
+
+/// Why an export failed verification, and on which line (1-based; the trailer's line for
+/// problems with the trailer or with lines missing at the end).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct ExportVerificationError {
+    pub line: usize,
+    pub reason: String,
+}
+
+fn fail<T>(line: usize, reason: impl Into<String>) -> Result<T, ExportVerificationError> {
+    Err(ExportVerificationError {
+        line,
+        reason: reason.into(),
+    })
+}
+
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[(byte >> 4) as usize]);
+        out.push(DIGITS[(byte & 15) as usize]);
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    write_hex(&mut out, bytes);
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+fn parse_hash_hex(text: &str) -> Option<Hash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (index, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+        let digit = |byte: u8| match byte {
+            b'0'..=b'9' => Some(byte - b'0'),
+            b'a'..=b'f' => Some(byte - b'a' + 10),
+            _ => None,
+        };
+        hash[index] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(hash)
+}
+
+/// Appends one export event line: `event_json` is the event object as reads return it
+/// (`EventRow::write_json`), spliced with its leaf hash and inclusion proof, then a newline.
+pub fn write_export_event_line(
+    out: &mut Vec<u8>,
+    event_json: &[u8],
+    leaf_hash: &Hash,
+    inclusion_proof: &[Hash],
+) {
+    debug_assert!(event_json.ends_with(b"}"));
+    out.extend_from_slice(&event_json[..event_json.len() - 1]);
+    out.extend_from_slice(b",\"leaf_hash\":\"");
+    write_hex(out, leaf_hash);
+    out.extend_from_slice(b"\",\"inclusion_proof\":[");
+    for (position, hash) in inclusion_proof.iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        write_hex(out, hash);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"]}\n");
+}
+
+/// Collects the seqs of an export in line order, then signs the selection and writes the trailer.
+#[derive(Debug, Default)]
+pub struct ExportSelection {
+    digest: Sha256,
+    runs: Vec<(u64, u64)>,
+    event_count: u64,
+}
+
+impl ExportSelection {
+    pub fn new() -> Self {
+        ExportSelection::default()
+    }
+
+    pub fn push(&mut self, seq: u64) {
+        self.digest.update(seq.to_be_bytes());
+        self.event_count += 1;
+        match self.runs.last_mut() {
+            Some((start, count)) if start.checked_add(*count) == Some(seq) => *count += 1,
+            _ => self.runs.push((seq, 1)),
+        }
+    }
+
+    /// The trailer line (with its newline) for an export cut against `checkpoint_text`, whose
+    /// parsed form is `checkpoint`.
+    pub fn trailer_line(
+        self,
+        signer: &CheckpointSigner,
+        checkpoint_text: &str,
+        checkpoint: &Checkpoint,
+    ) -> String {
+        let note = selection_note_text(
+            &checkpoint.origin,
+            checkpoint.tree_size,
+            self.event_count,
+            &self.digest.finalize().into(),
+        );
+        let trailer = serde_json::json!({
+            "checkpoint": checkpoint_text,
+            "selection": signer.sign_note(&note),
+            "seq_runs": self.runs.iter().map(|(start, count)| [*start, *count]).collect::<Vec<_>>(),
+        });
+        let mut line = trailer.to_string();
+        line.push('\n');
+        line
+    }
+}
+
+fn selection_note_text(
+    origin: &str,
+    tree_size: u64,
+    event_count: u64,
+    seqs_digest: &Hash,
+) -> String {
+    format!(
+        "{origin}\n{SELECTION_NOTE_TAG}\n{tree_size}\n{event_count}\n{}\n",
+        STANDARD.encode(seqs_digest)
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trailer {
+    checkpoint: String,
+    selection: String,
+    seq_runs: Vec<(u64, u64)>,
+}
+
+/// What the trailer establishes: the checkpoint and the signed list of seqs, in line order.
+struct VerifiedTrailer {
+    checkpoint: Checkpoint,
+    seq_runs: Vec<(u64, u64)>,
+    event_count: u64,
+}
+
+fn verify_trailer(
+    line: usize,
+    text: &str,
+    verifier: &CheckpointVerifier,
+) -> Result<VerifiedTrailer, ExportVerificationError> {
+    let trailer: Trailer = match serde_json::from_str(text) {
+        Ok(trailer) => trailer,
+        Err(_) => return fail(line, "the last line is not the export trailer"),
+    };
+    let checkpoint = verifier
+        .parse_and_verify(&trailer.checkpoint)
+        .or_else(|error| fail(line, format!("checkpoint: {error}")))?;
+    let selection_text = verifier
+        .verify_note(&trailer.selection)
+        .or_else(|error: CheckpointError| fail(line, format!("selection: {error}")))?;
+    let mut digest = Sha256::new();
+    let mut event_count: u64 = 0;
+    for &(start, count) in &trailer.seq_runs {
+        let Some(end) = start.checked_add(count) else {
+            return fail(line, "seq_runs overflow");
+        };
+        if end > checkpoint.tree_size {
+            return fail(line, "seq_runs name events beyond the checkpoint");
+        }
+        for seq in start..end {
+            digest.update(seq.to_be_bytes());
+        }
+        event_count += count;
+    }
+    let expected = selection_note_text(
+        &checkpoint.origin,
+        checkpoint.tree_size,
+        event_count,
+        &digest.finalize().into(),
+    );
+    if selection_text != expected {
+        return fail(line, "seq_runs do not match the signed selection");
+    }
+    Ok(VerifiedTrailer {
+        checkpoint,
+        seq_runs: trailer.seq_runs,
+        event_count,
+    })
+}
+
+/// Reads the next line into `line` without its newline; `false` at the end of input.
+fn next_line(
+    reader: &mut impl BufRead,
+    line: &mut String,
+    number: usize,
+) -> Result<bool, ExportVerificationError> {
+    line.clear();
+    match reader.read_line(line) {
+        Ok(0) => Ok(false),
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+            }
+            Ok(true)
+        }
+        Err(error) => fail(number, format!("cannot read: {error}")),
+    }
+}
+
+/// Verifies an export (module docs) offline with the instance's public key.
+pub fn verify_export<R: BufRead + Seek>(
+    mut reader: R,
+    verifier: &CheckpointVerifier,
+) -> Result<ExportVerified, ExportVerificationError> {
+    // Pass 1: find the trailer, the last line.
+    let mut line = String::new();
+    let mut line_count = 0usize;
+    let mut last_line = String::new();
+    while next_line(&mut reader, &mut line, line_count + 1)? {
+        line_count += 1;
+        std::mem::swap(&mut last_line, &mut line);
+    }
+    if line_count == 0 {
+        return fail(1, "the export is empty (no trailer)");
+    }
+    let trailer = verify_trailer(line_count, &last_line, verifier)?;
+    let account = trailer.checkpoint.account().unwrap_or_default().to_owned();
+
+    // Pass 2: every event line against the trailer.
+    if let Err(error) = reader.seek(SeekFrom::Start(0)) {
+        return fail(1, format!("cannot rewind: {error}"));
+    }
+    let mut expected_seqs = trailer
+        .seq_runs
+        .iter()
+        .flat_map(|&(start, count)| start..start + count);
+    let mut proof = Vec::with_capacity(64);
+    for number in 1..line_count {
+        if !next_line(&mut reader, &mut line, number)? {
+            return fail(number, "the export changed while it was being verified");
+        }
+        let Some(expected_seq) = expected_seqs.next() else {
+            return fail(
+                number,
+                "this line is not in the signed selection (inserted line)",
+            );
+        };
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            match serde_json::from_str(&line) {
+                Ok(object) => object,
+                Err(_) => return fail(number, "not an event JSON object"),
+            };
+        let seq = object.get("seq").and_then(serde_json::Value::as_u64);
+        if seq != Some(expected_seq) {
+            return fail(
+                number,
+                format!(
+                    "the signed selection puts seq {expected_seq} here (line dropped, inserted, reordered or edited)"
+                ),
+            );
+        }
+        if object.get("account").and_then(serde_json::Value::as_str) != Some(account.as_str()) {
+            return fail(number, "the event's account is not the checkpoint's");
+        }
+        let Some(claimed_leaf_hash) = object
+            .get("leaf_hash")
+            .and_then(serde_json::Value::as_str)
+            .and_then(parse_hash_hex)
+        else {
+            return fail(number, "missing or malformed leaf_hash");
+        };
+        proof.clear();
+        let proof_values = match object.remove("inclusion_proof") {
+            Some(serde_json::Value::Array(values)) => values,
+            _ => return fail(number, "missing or malformed inclusion_proof"),
+        };
+        for value in &proof_values {
+            match value.as_str().and_then(parse_hash_hex) {
+                Some(hash) => proof.push(hash),
+                None => return fail(number, "malformed hash in inclusion_proof"),
+            }
+        }
+        let leaf_bytes = match leaf_bytes_from_json_object(&object) {
+            Ok(bytes) => bytes,
+            Err(error) => return fail(number, format!("cannot canonicalize the event: {error}")),
+        };
+        if leaf_hash_of_bytes(&leaf_bytes) != claimed_leaf_hash {
+            return fail(
+                number,
+                "the event's content does not match its leaf_hash (edited line)",
+            );
+        }
+        if merkle::verify_inclusion(
+            &claimed_leaf_hash,
+            expected_seq,
+            trailer.checkpoint.tree_size,
+            &proof,
+            &trailer.checkpoint.root_hash,
+        )
+        .is_err()
+        {
+            return fail(
+                number,
+                "the event is not in the checkpoint's tree (edited line or proof)",
+            );
+        }
+    }
+    if expected_seqs.next().is_some() {
+        return fail(
+            line_count,
+            "the signed selection has more events than the export (line dropped)",
+        );
+    }
+    Ok(ExportVerified {
+        event_count: trailer.event_count,
+        tree_size: trailer.checkpoint.tree_size,
+        origin: trailer.checkpoint.origin,
+        root_hash: trailer.checkpoint.root_hash,
+    })
+}
+
+/// What `logbook verify --since-checkpoint` establishes: the log only grew from `old` to `new`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyVerified {
+    pub old: Checkpoint,
+    pub new: Checkpoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsistencyCheckError {
+    #[error("the saved checkpoint: {0}")]
+    OldCheckpoint(CheckpointError),
+    #[error("the current checkpoint: {0}")]
+    NewCheckpoint(CheckpointError),
+    #[error("the checkpoints are for different logs ({old} and {new})")]
+    DifferentOrigins { old: String, new: String },
+    #[error("the log is not an extension of the saved checkpoint: {0}")]
+    NotConsistent(merkle::MerkleError),
+}
+
+/// Verifies both checkpoints' signatures and the consistency proof between them.
+pub fn verify_consistency(
+    old_checkpoint_text: &str,
+    new_checkpoint_text: &str,
+    proof: &[Hash],
+    verifier: &CheckpointVerifier,
+) -> Result<ConsistencyVerified, ConsistencyCheckError> {
+    let old = verifier
+        .parse_and_verify(old_checkpoint_text)
+        .map_err(ConsistencyCheckError::OldCheckpoint)?;
+    let new = verifier
+        .parse_and_verify(new_checkpoint_text)
+        .map_err(ConsistencyCheckError::NewCheckpoint)?;
+    if old.origin != new.origin {
+        return Err(ConsistencyCheckError::DifferentOrigins {
+            old: old.origin,
+            new: new.origin,
+        });
+    }
+    merkle::verify_consistency(
+        old.tree_size,
+        new.tree_size,
+        proof,
+        &old.root_hash,
+        &new.root_hash,
+    )
+    .map_err(ConsistencyCheckError::NotConsistent)?;
+    Ok(ConsistencyVerified { old, new })
+}

@@ -1,0 +1,479 @@
+//! The leaf encoding of an account's verifiable log: which bytes of an event the Merkle tree
+//! commits to, and their hash.
+//!
+//! # Encoding
+//!
+//! The leaf bytes of an event are the RFC 8785 (JCS) canonical JSON of the event object exactly
+//! as Logbook stores and returns it (`StoredEvent`: the producer's fields plus `id`, `account`,
+//! `seq`, `received_at` and `created_at`), minus the derived fields: `new_ip` is a flag the
+//! unfamiliar-IP detector computes *after* the event was committed (and could be recomputed
+//! differently by a later detector version), so committing to it would make the tree depend on
+//! analysis rather than on what was recorded; export-only fields (`leaf_hash`, `inclusion_proof`)
+//! are derived from the leaf itself. `leaf_hash = SHA-256(0x00 || leaf_bytes)` (RFC 6962 §2.1).
+//!
+//! JCS represents every number as an IEEE-754 double (I-JSON), so integers in `metadata` or
+//! `changes` beyond ±2^53 are committed to by their nearest double.
+//!
+//! # Three ways to the same hash
+//!
+//! - On ingest, `NewEvent::canonical_leaf_parts` runs off the writer thread and produces the
+//!   canonical JSON without `seq`, split where `"seq"` sorts: JCS sorts keys, and the top-level
+//!   keys of an event are a fixed set, so `seq` always sits between `received_at` (always
+//!   present) and `targets`/`user_agent`/the closing brace. The writer then only calls
+//!   `LeafParts::leaf_hash(seq)`, which streams `0x00 || before || "seq":N || after` into
+//!   SHA-256 without allocating.
+//! - `StoredEvent::leaf_bytes`/`leaf_hash` serialize a decoded event with a JCS serializer.
+//! - `leaf_bytes_from_json_object` canonicalizes the raw JSON object of a stored row or an export
+//!   line. Verifiers use this one: decoding into `StoredEvent` would silently drop a field someone
+//!   added to the stored body, which reads would still return.
+//!
+//! Tests prove all three agree.
+
+use std::io::Write as _;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::account::AccountId;
+use crate::event::{Actor, Change, EventRow, NewEvent, Outcome, StoredEvent, Target};
+
+/// The RFC 6962 domain-separation prefix of a leaf hash.
+pub const LEAF_HASH_PREFIX: u8 = 0x00;
+
+/// Top-level fields of an event JSON object that the leaf does not commit to (see module docs).
+pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 3] = ["new_ip", "leaf_hash", "inclusion_proof"];
+
+/// The canonical JSON of an event without its `seq`, split at the place `"seq":N` goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafParts {
+    /// From the opening brace through the comma after `received_at`'s value.
+    pub before_seq: Vec<u8>,
+    /// From just after the `seq` value through the closing brace (`,"targets":...}` or `}`).
+    pub after_seq: Vec<u8>,
+}
+
+impl LeafParts {
+    /// `SHA-256(0x00 || leaf_bytes(seq))`, hashed in pieces without building the leaf.
+    pub fn leaf_hash(&self, seq: u64) -> [u8; 32] {
+        let mut digits = [0u8; 20];
+        let digits = decimal_digits(seq, &mut digits);
+        let mut hasher = Sha256::new();
+        hasher.update([LEAF_HASH_PREFIX]);
+        hasher.update(&self.before_seq);
+        hasher.update(b"\"seq\":");
+        hasher.update(digits);
+        hasher.update(&self.after_seq);
+        hasher.finalize().into()
+    }
+
+    /// The full leaf bytes for `seq` (for tests and diagnostics; the writer uses `leaf_hash`).
+    pub fn leaf_bytes(&self, seq: u64) -> Vec<u8> {
+        let mut digits = [0u8; 20];
+        let digits = decimal_digits(seq, &mut digits);
+        let mut out =
+            Vec::with_capacity(self.before_seq.len() + self.after_seq.len() + 6 + digits.len());
+        out.extend_from_slice(&self.before_seq);
+        out.extend_from_slice(b"\"seq\":");
+        out.extend_from_slice(digits);
+        out.extend_from_slice(&self.after_seq);
+        out
+    }
+}
+
+/// `SHA-256(0x00 || leaf_bytes)`.
+pub fn leaf_hash_of_bytes(leaf_bytes: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update([LEAF_HASH_PREFIX]);
+    hasher.update(leaf_bytes);
+    hasher.finalize().into()
+}
+
+/// Writes `value` in decimal into `buffer` and returns the digits. JCS writes an integer below
+/// 2^53 exactly like this, and `seq` never comes near 2^53.
+fn decimal_digits(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    &buffer[start..]
+}
+
+/// Why an event could not be put into canonical form. Validated events always can; a hostile
+/// export line or an edited database row may not.
+#[derive(Debug, thiserror::Error)]
+pub enum LeafEncodingError {
+    #[error("a timestamp cannot be written as RFC 3339: {0}")]
+    Timestamp(#[from] time::error::Format),
+    #[error("the value cannot be written as canonical JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the event JSON is not an object")]
+    NotAnObject,
+}
+
+fn write_canonical<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    serde_json_canonicalizer::to_writer(value, out)
+        .expect("event fields always serialize as canonical JSON");
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_timestamp(out: &mut Vec<u8>, at: OffsetDateTime) -> Result<(), time::error::Format> {
+    // RFC 3339 text never needs JSON escaping (digits, '-', ':', '.', 'T', 'Z', '+').
+    out.push(b'"');
+    at.format_into(out, &Rfc3339)?;
+    out.push(b'"');
+    Ok(())
+}
+
+impl NewEvent {
+    /// The canonical leaf of this event without `seq`, split where `seq` goes. Runs off the
+    /// writer thread; the writer finishes with `LeafParts::leaf_hash(seq)`.
+    pub fn canonical_leaf_parts(&self) -> LeafParts {
+        let borrowed = BorrowedEvent {
+            id: &self.id,
+            account: &self.account,
+            created_at: self.created_at,
+            received_at: self.received_at,
+            action: &self.action,
+            message: &self.message,
+            actor: self.actor.as_ref(),
+            ip: self.ip,
+            user_agent: self.user_agent.as_deref(),
+            outcome: self.outcome,
+            targets: &self.targets,
+            changes: &self.changes,
+            metadata: self.metadata.as_ref(),
+            key: self.key.as_deref(),
+        };
+        borrowed
+            .leaf_parts()
+            .expect("validated events have RFC 3339 timestamps")
+    }
+}
+
+/// The fields of an event the leaf commits to, borrowed from either a `NewEvent` or a
+/// `StoredEvent`, written in JCS key order by hand (the keys are fixed ASCII names, so their
+/// UTF-16 order is their byte order) with each value canonicalized by the JCS serializer.
+struct BorrowedEvent<'event> {
+    id: &'event str,
+    account: &'event AccountId,
+    created_at: OffsetDateTime,
+    received_at: OffsetDateTime,
+    action: &'event str,
+    message: &'event str,
+    actor: Option<&'event Actor>,
+    ip: Option<std::net::IpAddr>,
+    user_agent: Option<&'event str>,
+    outcome: Option<Outcome>,
+    targets: &'event [Target],
+    changes: &'event [Change],
+    metadata: Option<&'event serde_json::Map<String, serde_json::Value>>,
+    key: Option<&'event str>,
+}
+
+impl BorrowedEvent<'_> {
+    fn leaf_parts(&self) -> Result<LeafParts, time::error::Format> {
+        let mut before_seq = Vec::with_capacity(256 + self.message.len());
+        let first = &mut true;
+        before_seq.push(b'{');
+        write_key(&mut before_seq, "account", first);
+        write_canonical(&mut before_seq, self.account);
+        write_key(&mut before_seq, "action", first);
+        write_canonical(&mut before_seq, &self.action);
+        if let Some(actor) = self.actor {
+            write_key(&mut before_seq, "actor", first);
+            write_canonical(&mut before_seq, actor);
+        }
+        if !self.changes.is_empty() {
+            write_key(&mut before_seq, "changes", first);
+            write_canonical(&mut before_seq, &self.changes);
+        }
+        write_key(&mut before_seq, "created_at", first);
+        write_timestamp(&mut before_seq, self.created_at)?;
+        write_key(&mut before_seq, "id", first);
+        write_canonical(&mut before_seq, &self.id);
+        if let Some(ip) = self.ip {
+            write_key(&mut before_seq, "ip", first);
+            // Display is what serde writes for an address in a human-readable format.
+            write!(before_seq, "\"{ip}\"").expect("writing to a Vec cannot fail");
+        }
+        if let Some(key) = self.key {
+            write_key(&mut before_seq, "key", first);
+            write_canonical(&mut before_seq, &key);
+        }
+        write_key(&mut before_seq, "message", first);
+        write_canonical(&mut before_seq, &self.message);
+        if let Some(metadata) = self.metadata {
+            write_key(&mut before_seq, "metadata", first);
+            write_canonical(&mut before_seq, metadata);
+        }
+        if let Some(outcome) = self.outcome {
+            write_key(&mut before_seq, "outcome", first);
+            write_canonical(&mut before_seq, &outcome.as_str());
+        }
+        write_key(&mut before_seq, "received_at", first);
+        write_timestamp(&mut before_seq, self.received_at)?;
+        before_seq.push(b',');
+
+        let mut after_seq = Vec::with_capacity(64);
+        if !self.targets.is_empty() {
+            after_seq.extend_from_slice(b",\"targets\":");
+            write_canonical(&mut after_seq, &self.targets);
+        }
+        if let Some(user_agent) = self.user_agent {
+            after_seq.extend_from_slice(b",\"user_agent\":");
+            write_canonical(&mut after_seq, &user_agent);
+        }
+        after_seq.push(b'}');
+        Ok(LeafParts {
+            before_seq,
+            after_seq,
+        })
+    }
+}
+
+impl StoredEvent {
+    /// The leaf bytes of this event (module docs), computed from the decoded event.
+    pub fn leaf_bytes(&self) -> Result<Vec<u8>, LeafEncodingError> {
+        let borrowed = BorrowedEvent {
+            id: &self.id,
+            account: &self.account,
+            created_at: self.created_at,
+            received_at: self.received_at,
+            action: &self.action,
+            message: &self.message,
+            actor: self.actor.as_ref(),
+            ip: self.ip,
+            user_agent: self.user_agent.as_deref(),
+            outcome: self.outcome,
+            targets: &self.targets,
+            changes: &self.changes,
+            metadata: self.metadata.as_ref(),
+            key: self.key.as_deref(),
+        };
+        Ok(borrowed.leaf_parts()?.leaf_bytes(self.seq))
+    }
+
+    /// `SHA-256(0x00 || leaf_bytes)`.
+    pub fn leaf_hash(&self) -> Result<[u8; 32], LeafEncodingError> {
+        Ok(leaf_hash_of_bytes(&self.leaf_bytes()?))
+    }
+}
+
+impl EventRow {
+    /// The leaf hash of this stored row, canonicalized from the raw stored JSON (so a field added
+    /// to the body by hand changes the hash, as it changes what reads return).
+    pub fn leaf_hash(&self) -> Result<[u8; 32], LeafEncodingError> {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.body_without_seq)?;
+        object.insert("seq".to_owned(), serde_json::Value::from(self.seq));
+        Ok(leaf_hash_of_bytes(&leaf_bytes_from_json_object(&object)?))
+    }
+}
+
+/// The leaf bytes of an event given as its JSON object (a stored body with `seq`, or an export
+/// line): the JCS form of the object without the fields listed in `FIELDS_OUTSIDE_THE_LEAF`.
+pub fn leaf_bytes_from_json_object(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<u8>, LeafEncodingError> {
+    let committed = CommittedFields(object);
+    Ok(serde_json_canonicalizer::to_vec(&committed)?)
+}
+
+/// Serializes a JSON object skipping the fields outside the leaf, without cloning it.
+struct CommittedFields<'object>(&'object serde_json::Map<String, serde_json::Value>);
+
+impl Serialize for CommittedFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.0 {
+            if !FIELDS_OUTSIDE_THE_LEAF.contains(&key.as_str()) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ActorType;
+    use time::macros::datetime;
+
+    fn full_event() -> NewEvent {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("zeta".into(), serde_json::json!(1.0));
+        metadata.insert(
+            "alpha".into(),
+            serde_json::json!({"b": [1e21, -0.0, 0.000001], "a": "é\u{1}"}),
+        );
+        metadata.insert(
+            "targets".into(),
+            serde_json::json!("nested keys named like top-level ones"),
+        );
+        NewEvent {
+            id: "0190a5b2-0000-7000-8000-000000000001".into(),
+            account: AccountId::parse("acme").unwrap(),
+            received_at: datetime!(2024-06-01 12:00:05.123456 UTC),
+            created_at: datetime!(2024-06-01 12:00:00 +02:00),
+            created_at_was_sent: true,
+            action: "server.reboot".into(),
+            message: "Rebooted \"web-1\"\n\u{2028}😀".into(),
+            actor: Some(Actor {
+                id: "alice@acme.com".into(),
+                name: Some("Alice".into()),
+                actor_type: Some(ActorType::User),
+            }),
+            ip: Some("2001:db8::1".parse().unwrap()),
+            user_agent: Some("curl/8".into()),
+            outcome: Some(Outcome::Failure),
+            targets: vec![Target {
+                target_type: "server".into(),
+                id: "web-1".into(),
+                name: None,
+            }],
+            changes: vec![Change {
+                field: "size".into(),
+                old: Some(serde_json::json!(2)),
+                new: None,
+            }],
+            metadata: Some(metadata),
+            key: Some("k-1".into()),
+        }
+    }
+
+    fn minimal_event() -> NewEvent {
+        NewEvent {
+            id: "e-2".into(),
+            account: AccountId::parse("acme").unwrap(),
+            received_at: datetime!(2024-06-01 12:00:05 UTC),
+            created_at: datetime!(2024-06-01 12:00:05 UTC),
+            created_at_was_sent: false,
+            action: "a.b".into(),
+            message: "m".into(),
+            actor: None,
+            ip: None,
+            user_agent: None,
+            outcome: None,
+            targets: vec![],
+            changes: vec![],
+            metadata: None,
+            key: None,
+        }
+    }
+
+    fn stored_row(event: &NewEvent, seq: u64, new_ip: bool) -> EventRow {
+        EventRow {
+            seq,
+            created_at_micros: event.created_at_micros(),
+            body_without_seq: event.body_without_seq(),
+            new_ip,
+        }
+    }
+
+    #[test]
+    fn the_writer_path_the_decoded_path_and_the_raw_json_path_give_the_same_leaf() {
+        for event in [full_event(), minimal_event()] {
+            for seq in [0, 7, 10, 123_456_789] {
+                let parts = event.canonical_leaf_parts();
+                let row = stored_row(&event, seq, true);
+                let stored = row.decode().unwrap();
+                let full_jcs = {
+                    let mut value = serde_json::to_value(&stored).unwrap();
+                    value.as_object_mut().unwrap().remove("new_ip");
+                    serde_json_canonicalizer::to_vec(&value).unwrap()
+                };
+                assert_eq!(
+                    parts.leaf_bytes(seq),
+                    full_jcs,
+                    "{}",
+                    String::from_utf8_lossy(&full_jcs)
+                );
+                assert_eq!(stored.leaf_bytes().unwrap(), full_jcs);
+                assert_eq!(parts.leaf_hash(seq), leaf_hash_of_bytes(&full_jcs));
+                assert_eq!(stored.leaf_hash().unwrap(), parts.leaf_hash(seq));
+                assert_eq!(row.leaf_hash().unwrap(), parts.leaf_hash(seq));
+            }
+        }
+    }
+
+    #[test]
+    fn the_leaf_is_jcs_with_sorted_keys_and_ecmascript_numbers() {
+        let leaf = String::from_utf8(full_event().canonical_leaf_parts().leaf_bytes(3)).unwrap();
+        assert!(leaf.starts_with("{\"account\":\"acme\",\"action\":\"server.reboot\",\"actor\":{\"id\":\"alice@acme.com\",\"name\":\"Alice\",\"type\":\"user\"},\"changes\":[{\"field\":\"size\",\"old\":2}],\"created_at\":\"2024-06-01T12:00:00+02:00\""), "{leaf}");
+        assert!(leaf.contains("\"metadata\":{\"alpha\":{\"a\":\"é\\u0001\",\"b\":[1e+21,0,0.000001]},\"targets\":\"nested keys named like top-level ones\",\"zeta\":1}"), "{leaf}");
+        assert!(leaf.contains("\"received_at\":\"2024-06-01T12:00:05.123456Z\",\"seq\":3,\"targets\":[{\"id\":\"web-1\",\"type\":\"server\"}],\"user_agent\":\"curl/8\"}"), "{leaf}");
+        assert!(
+            leaf.contains("\"message\":\"Rebooted \\\"web-1\\\"\\n\u{2028}😀\""),
+            "{leaf}"
+        );
+        let minimal =
+            String::from_utf8(minimal_event().canonical_leaf_parts().leaf_bytes(0)).unwrap();
+        assert_eq!(
+            minimal,
+            "{\"account\":\"acme\",\"action\":\"a.b\",\"created_at\":\"2024-06-01T12:00:05Z\",\"id\":\"e-2\",\"message\":\"m\",\"received_at\":\"2024-06-01T12:00:05Z\",\"seq\":0}"
+        );
+    }
+
+    #[test]
+    fn the_derived_new_ip_flag_is_outside_the_leaf_but_every_stored_field_is_inside() {
+        let event = full_event();
+        let flagged = stored_row(&event, 5, true).leaf_hash().unwrap();
+        let unflagged = stored_row(&event, 5, false).leaf_hash().unwrap();
+        assert_eq!(flagged, unflagged);
+        assert_ne!(stored_row(&event, 6, false).leaf_hash().unwrap(), unflagged);
+
+        let mut edited = stored_row(&event, 5, false);
+        edited.body_without_seq = edited.body_without_seq.replacen('{', "{\"extra\":1,", 1);
+        assert_ne!(
+            edited.leaf_hash().unwrap(),
+            unflagged,
+            "an added field must change the leaf"
+        );
+
+        let mut later = event.clone();
+        later.received_at += time::Duration::microseconds(1);
+        assert_ne!(later.canonical_leaf_parts().leaf_hash(5), unflagged);
+    }
+
+    #[test]
+    fn rfc_8785_number_examples_serialize_as_the_rfc_prints_them() {
+        // RFC 8785 Appendix B: IEEE-754 values and their canonical text.
+        let cases: [(u64, &str); 8] = [
+            (0x0000_0000_0000_0000, "0"),
+            (0x8000_0000_0000_0000, "0"),
+            (0x0000_0000_0000_0001, "5e-324"),
+            (0x7fef_ffff_ffff_ffff, "1.7976931348623157e+308"),
+            (0x4340_0000_0000_0000, "9007199254740992"),
+            (0x4430_0000_0000_0000, "295147905179352830000"),
+            (0x44b5_2d02_c7e1_4af6, "1e+23"),
+            (0x3eb0_c6f7_a0b5_ed8d, "0.000001"),
+        ];
+        for (bits, expected) in cases {
+            let text = serde_json_canonicalizer::to_string(&f64::from_bits(bits)).unwrap();
+            assert_eq!(text, expected, "bits {bits:#x}");
+        }
+        let sorted = serde_json_canonicalizer::pipe(
+            r#"{"\u20ac":1,"\r":2,"\ud83d\ude00":3,"1":4,"\u00f6":5}"#,
+        )
+        .unwrap();
+        assert_eq!(sorted, "{\"\\r\":2,\"1\":4,\"ö\":5,\"€\":1,\"😀\":3}");
+    }
+}

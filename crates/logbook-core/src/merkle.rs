@@ -1,0 +1,500 @@
+//! The Merkle tree of an account's log (RFC 6962 §2.1 / RFC 9162 §2.1): hashing, the compact
+//! right edge a writer keeps to append leaves, proofs built from stored subtree hashes, and the
+//! RFC 9162 proof verifiers.
+//!
+//! # Node storage plan
+//!
+//! A node is named by `NodeId { level, index }`: the perfect subtree of `2^level` leaves starting
+//! at leaf `index << level` (level 0 are the leaf hashes). Those hashes never change once all
+//! their leaves exist, so a store persists each one when it is completed, in the transaction that
+//! appends its last leaf: `CompactRange::append` reports exactly those nodes (one per trailing
+//! one-bit of the new size, plus the leaf), about two per event on average.
+//!
+//! Every node of an RFC 6962 proof is either a perfect subtree or a right-edge subtree
+//! `MTH(D[start:size])`, and a right-edge subtree is the right fold of the perfect subtrees of the
+//! binary decomposition of `size - start`. So any proof for any past tree size is answered from
+//! stored perfect nodes with O(log n) lookups (O(log² n) in the worst case for consistency
+//! proofs), which `inclusion_proof_node_ids` / `consistency_proof_node_ids` list up front so a
+//! store can fetch them in one query and answer through the `NodeSource` trait.
+//!
+//! The writer does not read nodes back: it keeps the account's `CompactRange` (the O(log n)
+//! perfect subtrees on the right edge, serialisable with `to_bytes`) and gets each root from it.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+pub type Hash = [u8; 32];
+
+/// The RFC 6962 domain-separation prefix of an interior node hash.
+pub const NODE_HASH_PREFIX: u8 = 0x01;
+
+/// The root of the empty tree: SHA-256 of nothing.
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// `SHA-256(0x00 || leaf)`.
+pub fn hash_leaf(leaf: &[u8]) -> Hash {
+    crate::leaf::leaf_hash_of_bytes(leaf)
+}
+
+/// `SHA-256(0x01 || left || right)`.
+pub fn hash_children(left: &Hash, right: &Hash) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([NODE_HASH_PREFIX]);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize().into()
+}
+
+/// A perfect subtree: `2^level` leaves starting at leaf `index << level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    pub level: u8,
+    pub index: u64,
+}
+
+impl NodeId {
+    pub fn new(level: u8, index: u64) -> Self {
+        NodeId { level, index }
+    }
+}
+
+/// A perfect subtree hash created by an append, for the store to persist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredNode {
+    pub id: NodeId,
+    pub hash: Hash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MerkleError {
+    #[error("leaf index {index} is not below tree size {tree_size}")]
+    LeafIndexOutOfRange { index: u64, tree_size: u64 },
+    #[error("old tree size {old_size} is larger than new tree size {new_size}")]
+    OldSizeAboveNewSize { old_size: u64, new_size: u64 },
+    #[error("a tree of size 0 has no {what}")]
+    EmptyTree { what: &'static str },
+    #[error("the node store has no hash for level {} index {}", .0.level, .0.index)]
+    MissingNode(NodeId),
+    #[error("the proof does not match the root")]
+    RootMismatch,
+    #[error("the proof has the wrong number of hashes")]
+    WrongProofLength,
+    #[error("the compact range bytes are malformed")]
+    MalformedCompactRange,
+}
+
+/// MTH of a list of leaf hashes (RFC 6962 §2.1), by appending them to a compact range.
+pub fn root_from_leaf_hashes(leaf_hashes: &[Hash]) -> Hash {
+    let mut range = CompactRange::new();
+    for leaf_hash in leaf_hashes {
+        range.append(*leaf_hash, |_| {});
+    }
+    range.root()
+}
+
+/// The right edge of a tree: one perfect subtree hash per one-bit of `size`, largest first.
+/// This is all a writer needs to append leaves and compute roots.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompactRange {
+    size: u64,
+    right_edge: Vec<Hash>,
+}
+
+impl CompactRange {
+    pub fn new() -> Self {
+        CompactRange::default()
+    }
+
+    /// The number of leaves appended so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash and reports every perfect subtree this completes: the leaf itself at
+    /// level 0, then each merged parent. The store persists them in the same transaction.
+    pub fn append(&mut self, leaf_hash: Hash, mut on_new_node: impl FnMut(StoredNode)) {
+        let mut index = self.size;
+        let mut hash = leaf_hash;
+        let mut level = 0u8;
+        on_new_node(StoredNode {
+            id: NodeId::new(0, index),
+            hash,
+        });
+        // Each trailing one-bit of the old size is a finished left sibling that merges with the
+        // new subtree.
+        while index & 1 == 1 {
+            let left = self
+                .right_edge
+                .pop()
+                .expect("one right-edge hash per one-bit of size");
+            hash = hash_children(&left, &hash);
+            index >>= 1;
+            level += 1;
+            on_new_node(StoredNode {
+                id: NodeId::new(level, index),
+                hash,
+            });
+        }
+        self.right_edge.push(hash);
+        self.size += 1;
+    }
+
+    /// The root hash of the tree of `size` leaves (the empty root for size 0).
+    pub fn root(&self) -> Hash {
+        let mut hashes = self.right_edge.iter().rev();
+        let Some(mut root) = hashes.next().copied() else {
+            return empty_root();
+        };
+        for left in hashes {
+            root = hash_children(left, &root);
+        }
+        root
+    }
+
+    /// 8 bytes of big-endian size, then the right-edge hashes largest subtree first.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 32 * self.right_edge.len());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        for hash in &self.right_edge {
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MerkleError> {
+        let (size_bytes, hashes) = bytes
+            .split_first_chunk::<8>()
+            .ok_or(MerkleError::MalformedCompactRange)?;
+        let size = u64::from_be_bytes(*size_bytes);
+        if hashes.len() != 32 * size.count_ones() as usize {
+            return Err(MerkleError::MalformedCompactRange);
+        }
+        let right_edge = hashes
+            .chunks_exact(32)
+            .map(|chunk| chunk.try_into().expect("chunks are 32 bytes"))
+            .collect();
+        Ok(CompactRange { size, right_edge })
+    }
+
+    /// The compact range of the first `size` leaves, read from stored perfect nodes.
+    pub fn from_node_source(source: &impl NodeSource, size: u64) -> Result<Self, MerkleError> {
+        let mut right_edge = Vec::with_capacity(size.count_ones() as usize);
+        for id in perfect_decomposition(0, size) {
+            right_edge.push(
+                source
+                    .perfect_subtree_hash(id.level, id.index)
+                    .ok_or(MerkleError::MissingNode(id))?,
+            );
+        }
+        Ok(CompactRange { size, right_edge })
+    }
+}
+
+/// Where proofs read perfect subtree hashes from (a store's node table, or memory).
+pub trait NodeSource {
+    fn perfect_subtree_hash(&self, level: u8, index: u64) -> Option<Hash>;
+}
+
+impl NodeSource for HashMap<NodeId, Hash> {
+    fn perfect_subtree_hash(&self, level: u8, index: u64) -> Option<Hash> {
+        self.get(&NodeId::new(level, index)).copied()
+    }
+}
+
+/// The perfect subtrees whose right fold is `MTH(D[start:end])`, largest first. `start` must be
+/// a multiple of a power of two at least `end - start`, which holds for every proof node.
+fn perfect_decomposition(start: u64, end: u64) -> impl Iterator<Item = NodeId> {
+    let mut position = start;
+    std::iter::from_fn(move || {
+        if position >= end {
+            return None;
+        }
+        let remaining = end - position;
+        let level = 63 - remaining.leading_zeros() as u8;
+        let id = NodeId::new(level, position >> level);
+        position += 1 << level;
+        Some(id)
+    })
+}
+
+/// One node of a proof as a range of leaves `[start, end)`.
+#[derive(Debug, Clone, Copy)]
+struct LeafRange {
+    start: u64,
+    end: u64,
+}
+
+fn largest_power_of_two_below(n: u64) -> u64 {
+    debug_assert!(n > 1);
+    1 << (63 - (n - 1).leading_zeros())
+}
+
+/// The ranges of RFC 6962 PATH(index, D[0:size]), leaf side first.
+fn inclusion_ranges(index: u64, tree_size: u64) -> Result<Vec<LeafRange>, MerkleError> {
+    if index >= tree_size {
+        return Err(MerkleError::LeafIndexOutOfRange { index, tree_size });
+    }
+    let mut ranges = Vec::with_capacity(64);
+    let (mut start, mut end) = (0, tree_size);
+    while end - start > 1 {
+        let split = start + largest_power_of_two_below(end - start);
+        if index < split {
+            ranges.push(LeafRange { start: split, end });
+            end = split;
+        } else {
+            ranges.push(LeafRange { start, end: split });
+            start = split;
+        }
+    }
+    ranges.reverse();
+    Ok(ranges)
+}
+
+/// The ranges of RFC 6962 PROOF(old_size, D[0:new_size]), leaf side first.
+fn consistency_ranges(old_size: u64, new_size: u64) -> Result<Vec<LeafRange>, MerkleError> {
+    if old_size > new_size {
+        return Err(MerkleError::OldSizeAboveNewSize { old_size, new_size });
+    }
+    if old_size == 0 {
+        return Err(MerkleError::EmptyTree {
+            what: "consistency proof",
+        });
+    }
+    let mut ranges = Vec::with_capacity(64);
+    let (mut start, mut end, mut m) = (0, new_size, old_size);
+    let mut whole_old_tree_known = true;
+    // SUBPROOF(m, D[start:end], b), unrolled.
+    while m != end - start {
+        let k = largest_power_of_two_below(end - start);
+        if m <= k {
+            ranges.push(LeafRange {
+                start: start + k,
+                end,
+            });
+            end = start + k;
+        } else {
+            ranges.push(LeafRange {
+                start,
+                end: start + k,
+            });
+            start += k;
+            m -= k;
+            whole_old_tree_known = false;
+        }
+    }
+    if !whole_old_tree_known {
+        ranges.push(LeafRange { start, end });
+    }
+    ranges.reverse();
+    Ok(ranges)
+}
+
+fn node_ids_of(ranges: &[LeafRange]) -> Vec<NodeId> {
+    ranges
+        .iter()
+        .flat_map(|range| perfect_decomposition(range.start, range.end))
+        .collect()
+}
+
+fn hashes_of(source: &impl NodeSource, ranges: &[LeafRange]) -> Result<Vec<Hash>, MerkleError> {
+    ranges
+        .iter()
+        .map(|range| {
+            let mut hashes = Vec::with_capacity(8);
+            for id in perfect_decomposition(range.start, range.end) {
+                hashes.push(
+                    source
+                        .perfect_subtree_hash(id.level, id.index)
+                        .ok_or(MerkleError::MissingNode(id))?,
+                );
+            }
+            let mut folded = hashes.pop().expect("a proof range is never empty");
+            while let Some(left) = hashes.pop() {
+                folded = hash_children(&left, &folded);
+            }
+            Ok(folded)
+        })
+        .collect()
+}
+
+/// The stored nodes an inclusion proof reads, so a store can fetch them in one query.
+pub fn inclusion_proof_node_ids(index: u64, tree_size: u64) -> Result<Vec<NodeId>, MerkleError> {
+    Ok(node_ids_of(&inclusion_ranges(index, tree_size)?))
+}
+
+/// The stored nodes a consistency proof reads, so a store can fetch them in one query.
+pub fn consistency_proof_node_ids(
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<NodeId>, MerkleError> {
+    Ok(node_ids_of(&consistency_ranges(old_size, new_size)?))
+}
+
+/// The inclusion proof of leaf `index` in the tree of `tree_size` leaves (RFC 6962 §2.1.1).
+pub fn inclusion_proof(
+    source: &impl NodeSource,
+    index: u64,
+    tree_size: u64,
+) -> Result<Vec<Hash>, MerkleError> {
+    hashes_of(source, &inclusion_ranges(index, tree_size)?)
+}
+
+/// The consistency proof between tree sizes `old_size <= new_size` (RFC 6962 §2.1.2). Empty when
+/// the sizes are equal. An old size of 0 is refused: nothing was committed to yet.
+pub fn consistency_proof(
+    source: &impl NodeSource,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<Hash>, MerkleError> {
+    hashes_of(source, &consistency_ranges(old_size, new_size)?)
+}
+
+/// The root of the tree of `tree_size` leaves from stored nodes (checkpoint history, `verify`).
+pub fn root_at(source: &impl NodeSource, tree_size: u64) -> Result<Hash, MerkleError> {
+    Ok(CompactRange::from_node_source(source, tree_size)?.root())
+}
+
+/// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(
+    leaf_hash: &Hash,
+    index: u64,
+    tree_size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), MerkleError> {
+    if index >= tree_size {
+        return Err(MerkleError::LeafIndexOutOfRange { index, tree_size });
+    }
+    let (mut fnode, mut snode) = (index, tree_size - 1);
+    let mut computed = *leaf_hash;
+    for sibling in proof {
+        if snode == 0 {
+            return Err(MerkleError::WrongProofLength);
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            computed = hash_children(sibling, &computed);
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        } else {
+            computed = hash_children(&computed, sibling);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(MerkleError::WrongProofLength);
+    }
+    if computed != *root {
+        return Err(MerkleError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Verifies a consistency proof (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    proof: &[Hash],
+    old_root: &Hash,
+    new_root: &Hash,
+) -> Result<(), MerkleError> {
+    if old_size > new_size {
+        return Err(MerkleError::OldSizeAboveNewSize { old_size, new_size });
+    }
+    if old_size == 0 {
+        return Err(MerkleError::EmptyTree {
+            what: "consistency proof",
+        });
+    }
+    if old_size == new_size {
+        if !proof.is_empty() {
+            return Err(MerkleError::WrongProofLength);
+        }
+        return if old_root == new_root {
+            Ok(())
+        } else {
+            Err(MerkleError::RootMismatch)
+        };
+    }
+    if proof.is_empty() {
+        return Err(MerkleError::WrongProofLength);
+    }
+    // When the old tree is a perfect subtree, its root is the implicit first proof element.
+    let old_is_perfect = old_size.is_power_of_two();
+    let mut path = proof.iter();
+    let first = if old_is_perfect {
+        old_root
+    } else {
+        path.next().expect("checked non-empty")
+    };
+    let (mut fnode, mut snode) = (old_size - 1, new_size - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let (mut old_computed, mut new_computed) = (*first, *first);
+    for node in path {
+        if snode == 0 {
+            return Err(MerkleError::WrongProofLength);
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            old_computed = hash_children(node, &old_computed);
+            new_computed = hash_children(node, &new_computed);
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        } else {
+            new_computed = hash_children(&new_computed, node);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(MerkleError::WrongProofLength);
+    }
+    if old_computed != *old_root || new_computed != *new_root {
+        return Err(MerkleError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// All perfect nodes of a tree, kept in memory: what a store's node table holds, for tests and
+/// for `verify` runs that rebuild a tree from events.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTree {
+    range: CompactRange,
+    nodes: HashMap<NodeId, Hash>,
+}
+
+impl MemoryTree {
+    pub fn new() -> Self {
+        MemoryTree::default()
+    }
+
+    pub fn append(&mut self, leaf_hash: Hash) {
+        let nodes = &mut self.nodes;
+        self.range.append(leaf_hash, |node| {
+            nodes.insert(node.id, node.hash);
+        });
+    }
+
+    pub fn size(&self) -> u64 {
+        self.range.size()
+    }
+
+    pub fn root(&self) -> Hash {
+        self.range.root()
+    }
+}
+
+impl NodeSource for MemoryTree {
+    fn perfect_subtree_hash(&self, level: u8, index: u64) -> Option<Hash> {
+        self.nodes.perfect_subtree_hash(level, index)
+    }
+}
