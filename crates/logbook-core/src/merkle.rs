@@ -498,3 +498,381 @@ impl NodeSource for MemoryTree {
         self.nodes.perfect_subtree_hash(level, index)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use sha2::Sha256 as Sha256Hasher;
+
+    fn hash_from_hex(text: &str) -> Hash {
+        let bytes: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    }
+
+    /// The leaves of the Certificate Transparency reference test tree (RFC 6962 test data used by
+    /// the CT C++/Go code bases and transparency-dev/merkle).
+    fn reference_leaves() -> Vec<Vec<u8>> {
+        [
+            "",
+            "00",
+            "10",
+            "2021",
+            "3031",
+            "40414243",
+            "5051525354555657",
+            "606162636465666768696a6b6c6d6e6f",
+        ]
+        .iter()
+        .map(|text| {
+            (0..text.len())
+                .step_by(2)
+                .map(|at| u8::from_str_radix(&text[at..at + 2], 16).unwrap())
+                .collect()
+        })
+        .collect()
+    }
+
+    const REFERENCE_ROOTS: [&str; 9] = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    fn reference_tree(size: usize) -> MemoryTree {
+        let mut tree = MemoryTree::new();
+        for leaf in &reference_leaves()[..size] {
+            tree.append(hash_leaf(leaf));
+        }
+        tree
+    }
+
+    fn hashes(texts: &[&str]) -> Vec<Hash> {
+        texts.iter().map(|text| hash_from_hex(text)).collect()
+    }
+
+    #[test]
+    fn roots_of_the_reference_tree_match_the_published_values_for_every_size() {
+        let leaf_hashes: Vec<Hash> = reference_leaves()
+            .iter()
+            .map(|leaf| hash_leaf(leaf))
+            .collect();
+        for size in 0..=8 {
+            let expected = hash_from_hex(REFERENCE_ROOTS[size]);
+            assert_eq!(
+                root_from_leaf_hashes(&leaf_hashes[..size]),
+                expected,
+                "size {size}"
+            );
+            assert_eq!(reference_tree(size).root(), expected, "size {size}");
+            assert_eq!(
+                root_at(&reference_tree(8), size as u64).unwrap(),
+                expected,
+                "size {size} from stored nodes"
+            );
+        }
+    }
+
+    #[test]
+    fn inclusion_proofs_of_the_reference_tree_match_the_published_values() {
+        let tree = reference_tree(8);
+        let cases: [(u64, u64, Vec<Hash>); 4] = [
+            (0, 1, vec![]),
+            (2, 3, hashes(&[REFERENCE_ROOTS[2]])),
+            (
+                0,
+                8,
+                hashes(&[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ]),
+            ),
+            (
+                5,
+                8,
+                hashes(&[
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ]),
+            ),
+        ];
+        let leaves = reference_leaves();
+        for (index, size, expected) in cases {
+            let proof = inclusion_proof(&tree, index, size).unwrap();
+            assert_eq!(proof, expected, "leaf {index} of {size}");
+            let root = hash_from_hex(REFERENCE_ROOTS[size as usize]);
+            verify_inclusion(
+                &hash_leaf(&leaves[index as usize]),
+                index,
+                size,
+                &proof,
+                &root,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn consistency_proofs_of_the_reference_tree_match_the_published_values() {
+        let tree = reference_tree(8);
+        let cases: [(u64, u64, Vec<Hash>); 4] = [
+            (1, 1, vec![]),
+            (
+                1,
+                8,
+                hashes(&[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ]),
+            ),
+            (
+                6,
+                8,
+                hashes(&[
+                    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ]),
+            ),
+            (
+                2,
+                5,
+                hashes(&[
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ]),
+            ),
+        ];
+        for (old_size, new_size, expected) in cases {
+            let proof = consistency_proof(&tree, old_size, new_size).unwrap();
+            assert_eq!(proof, expected, "{old_size} -> {new_size}");
+            let old_root = hash_from_hex(REFERENCE_ROOTS[old_size as usize]);
+            let new_root = hash_from_hex(REFERENCE_ROOTS[new_size as usize]);
+            verify_consistency(old_size, new_size, &proof, &old_root, &new_root).unwrap();
+        }
+    }
+
+    #[test]
+    fn invalid_ranges_are_errors_not_panics() {
+        let tree = reference_tree(8);
+        assert_eq!(
+            inclusion_proof(&tree, 8, 8),
+            Err(MerkleError::LeafIndexOutOfRange {
+                index: 8,
+                tree_size: 8
+            })
+        );
+        assert!(matches!(
+            inclusion_proof(&tree, 0, 0),
+            Err(MerkleError::LeafIndexOutOfRange { .. })
+        ));
+        assert_eq!(
+            consistency_proof(&tree, 5, 4),
+            Err(MerkleError::OldSizeAboveNewSize {
+                old_size: 5,
+                new_size: 4
+            })
+        );
+        assert!(matches!(
+            consistency_proof(&tree, 0, 4),
+            Err(MerkleError::EmptyTree { .. })
+        ));
+        assert_eq!(
+            inclusion_proof(&tree, 3, 9),
+            Err(MerkleError::MissingNode(NodeId::new(0, 8)))
+        );
+        let root = tree.root();
+        assert!(verify_inclusion(&root, 9, 8, &[], &root).is_err());
+        assert!(verify_consistency(4, 3, &[], &root, &root).is_err());
+        assert!(verify_consistency(0, 3, &[], &root, &root).is_err());
+        assert!(verify_consistency(3, 3, &[root], &root, &root).is_err());
+    }
+
+    #[test]
+    fn appending_leaf_i_reports_exactly_the_perfect_subtrees_it_completes() {
+        let mut range = CompactRange::new();
+        let mut reported = Vec::new();
+        for leaf in 0u8..8 {
+            range.append(hash_leaf(&[leaf]), |node| reported.push(node.id));
+        }
+        let ids = |pairs: &[(u8, u64)]| {
+            pairs
+                .iter()
+                .map(|&(level, index)| NodeId::new(level, index))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            reported,
+            ids(&[
+                (0, 0),
+                (0, 1),
+                (1, 0),
+                (0, 2),
+                (0, 3),
+                (1, 1),
+                (2, 0),
+                (0, 4),
+                (0, 5),
+                (1, 2),
+                (0, 6),
+                (0, 7),
+                (1, 3),
+                (2, 1),
+                (3, 0)
+            ])
+        );
+    }
+
+    #[test]
+    fn a_compact_range_round_trips_through_bytes_and_rejects_malformed_bytes() {
+        let tree = reference_tree(7);
+        let mut range = CompactRange::new();
+        for leaf in &reference_leaves()[..7] {
+            range.append(hash_leaf(leaf), |_| {});
+        }
+        let bytes = range.to_bytes();
+        assert_eq!(bytes.len(), 8 + 3 * 32);
+        let restored = CompactRange::from_bytes(&bytes).unwrap();
+        assert_eq!(restored, range);
+        assert_eq!(CompactRange::from_node_source(&tree, 7).unwrap(), range);
+        assert_eq!(
+            CompactRange::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(MerkleError::MalformedCompactRange)
+        );
+        assert_eq!(
+            CompactRange::from_bytes(&[0; 7]),
+            Err(MerkleError::MalformedCompactRange)
+        );
+        assert_eq!(
+            CompactRange::from_bytes(&0u64.to_be_bytes())
+                .unwrap()
+                .root(),
+            empty_root()
+        );
+    }
+
+    fn random_tree(size: u64) -> (MemoryTree, Vec<Hash>, Vec<Hash>) {
+        let mut tree = MemoryTree::new();
+        let mut leaf_hashes = Vec::new();
+        let mut roots = vec![empty_root()];
+        for leaf in 0..size {
+            let leaf_hash = hash_leaf(&leaf.to_le_bytes());
+            tree.append(leaf_hash);
+            leaf_hashes.push(leaf_hash);
+            roots.push(tree.root());
+        }
+        (tree, leaf_hashes, roots)
+    }
+
+    #[test]
+    fn proofs_and_roots_agree_with_the_ct_merkle_crate() {
+        for size in 1u64..=70 {
+            let mut reference =
+                ct_merkle::mem_backed_tree::MemoryBackedTree::<Sha256Hasher, Vec<u8>>::new();
+            let (tree, _, roots) = random_tree(size);
+            for leaf in 0..size {
+                reference.push(leaf.to_le_bytes().to_vec());
+            }
+            assert_eq!(
+                reference.root().as_bytes().as_slice(),
+                roots[size as usize].as_slice()
+            );
+            for index in 0..size {
+                let ours: Vec<u8> = inclusion_proof(&tree, index, size).unwrap().concat();
+                assert_eq!(
+                    ours,
+                    reference.prove_inclusion(index as usize).as_bytes(),
+                    "leaf {index} of {size}"
+                );
+            }
+            for old_size in 1..size {
+                let ours = consistency_proof(&tree, old_size, size).unwrap();
+                let theirs = reference.prove_consistency((size - old_size) as usize);
+                let theirs_decoded: Vec<Hash> = theirs
+                    .as_bytes()
+                    .chunks_exact(32)
+                    .map(|chunk| chunk.try_into().unwrap())
+                    .collect();
+                verify_consistency(
+                    old_size,
+                    size,
+                    &theirs_decoded,
+                    &roots[old_size as usize],
+                    &roots[size as usize],
+                )
+                .unwrap_or_else(|error| panic!("their proof {old_size} -> {size}: {error}"));
+                let ours_for_them =
+                    ct_merkle::ConsistencyProof::<Sha256Hasher>::try_from_bytes(ours.concat())
+                        .unwrap();
+                let old_root = ct_merkle::RootHash::<Sha256Hasher>::new(
+                    roots[old_size as usize].into(),
+                    old_size,
+                );
+                reference
+                    .root()
+                    .verify_consistency(&old_root, &ours_for_them)
+                    .unwrap();
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn every_generated_proof_verifies_and_every_bit_flip_is_rejected(
+            size in 1u64..300,
+            index_seed in any::<u64>(),
+            old_seed in any::<u64>(),
+            flip_seed in any::<u64>(),
+        ) {
+            let (tree, leaf_hashes, roots) = random_tree(size);
+            let index = index_seed % size;
+            let root = roots[size as usize];
+            let proof = inclusion_proof(&tree, index, size).unwrap();
+            prop_assert_eq!(inclusion_proof_node_ids(index, size).unwrap().len() >= proof.len(), true);
+            prop_assert!(verify_inclusion(&leaf_hashes[index as usize], index, size, &proof, &root).is_ok());
+            if !proof.is_empty() {
+                let bit = (flip_seed % (proof.len() as u64 * 256)) as usize;
+                let mut mutated = proof.clone();
+                mutated[bit / 256][(bit % 256) / 8] ^= 1 << (bit % 8);
+                prop_assert!(verify_inclusion(&leaf_hashes[index as usize], index, size, &mutated, &root).is_err());
+                let mut shorter = proof.clone();
+                shorter.pop();
+                prop_assert!(verify_inclusion(&leaf_hashes[index as usize], index, size, &shorter, &root).is_err());
+            }
+            let mut mutated_root = root;
+            mutated_root[(flip_seed % 32) as usize] ^= 1 << (flip_seed % 8);
+            prop_assert!(verify_inclusion(&leaf_hashes[index as usize], index, size, &proof, &mutated_root).is_err());
+
+
+            let old_size = 1 + old_seed % size;
+            let old_root = roots[old_size as usize];
+            let consistency = consistency_proof(&tree, old_size, size).unwrap();
+            prop_assert!(verify_consistency(old_size, size, &consistency, &old_root, &root).is_ok());
+            prop_assert!(verify_consistency(old_size, size, &consistency, &old_root, &mutated_root).is_err());
+            prop_assert!(verify_consistency(old_size, size, &consistency, &mutated_root, &root).is_err());
+            if !consistency.is_empty() {
+                let bit = (flip_seed % (consistency.len() as u64 * 256)) as usize;
+                let mut mutated = consistency.clone();
+                mutated[bit / 256][(bit % 256) / 8] ^= 1 << (bit % 8);
+                prop_assert!(verify_consistency(old_size, size, &mutated, &old_root, &root).is_err());
+                let mut extended = consistency.clone();
+                extended.push(root);
+                prop_assert!(verify_consistency(old_size, size, &extended, &old_root, &root).is_err());
+            }
+        }
+    }
+}
