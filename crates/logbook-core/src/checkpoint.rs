@@ -171,7 +171,8 @@ impl CheckpointSigner {
                 .ok_or(CheckpointError::MalformedKey(
                     "a signer key starts with PRIVATE+KEY+",
                 ))?;
-        let mut fields = rest.split('+');
+        // At most three fields: standard base64 of the key may itself contain '+'.
+        let mut fields = rest.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
@@ -278,7 +279,8 @@ impl CheckpointVerifier {
     }
 
     pub fn from_key_text(text: &str) -> Result<Self, CheckpointError> {
-        let mut fields = text.trim().split('+');
+        // At most three fields: standard base64 of the key may itself contain '+'.
+        let mut fields = text.trim().splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
@@ -414,4 +416,138 @@ fn parse_checkpoint_body(text: &str) -> Result<Checkpoint, CheckpointError> {
         tree_size,
         root_hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GO_SIGNER_KEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_VERIFIER_KEY: &str =
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+    const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+
+    fn test_signer() -> CheckpointSigner {
+        CheckpointSigner::generate([7; 32], "logbook.example.org").unwrap()
+    }
+
+    #[test]
+    fn signing_reproduces_the_published_go_signed_note_example_byte_for_byte() {
+        let signer = CheckpointSigner::from_key_file_text(GO_SIGNER_KEY).unwrap();
+        assert_eq!(signer.to_key_file_text(), GO_SIGNER_KEY);
+        assert_eq!(signer.verifier().to_key_text(), GO_VERIFIER_KEY);
+        assert_eq!(signer.sign_note(GO_TEXT), GO_NOTE);
+        let verifier = CheckpointVerifier::from_key_text(GO_VERIFIER_KEY).unwrap();
+        assert_eq!(verifier.verify_note(GO_NOTE).unwrap(), GO_TEXT);
+        let edited = GO_NOTE.replace("cryptography", "cryptographY");
+        assert_eq!(
+            verifier.verify_note(&edited),
+            Err(CheckpointError::BadSignature("PeterNeumann".into()))
+        );
+    }
+
+    #[test]
+    fn a_signed_checkpoint_has_the_tlog_checkpoint_layout_and_verifies() {
+        let signer = test_signer();
+        let root = [0xab; 32];
+        let signed = signer.sign("logbook.example.org/acme", 42, &root).unwrap();
+        let (body, signature_line) = signed.text.split_once("\n\n").unwrap();
+        assert_eq!(
+            body,
+            format!("logbook.example.org/acme\n42\n{}", STANDARD.encode(root))
+        );
+        assert!(signature_line.starts_with("\u{2014} logbook.example.org "));
+        let verifier = CheckpointVerifier::from_key_text(&signer.verifier().to_key_text()).unwrap();
+        let checkpoint = parse_and_verify(&signed.text, &verifier).unwrap();
+        assert_eq!(
+            checkpoint,
+            Checkpoint {
+                origin: "logbook.example.org/acme".into(),
+                tree_size: 42,
+                root_hash: root
+            }
+        );
+        assert_eq!(checkpoint.account(), Some("acme"));
+    }
+
+    #[test]
+    fn key_files_round_trip_and_mismatched_or_foreign_keys_are_rejected() {
+        let signer = test_signer();
+        let restored =
+            CheckpointSigner::from_key_file_text(&format!("{}\n", signer.to_key_file_text()))
+                .unwrap();
+        assert_eq!(restored.verifier(), signer.verifier());
+        assert!(!format!("{signer:?}").contains(&signer.to_key_file_text()[30..]));
+        let verifier_text = signer.verifier().to_key_text();
+        let mut fields: Vec<&str> = verifier_text.splitn(3, '+').collect();
+        fields[1] = "00000000";
+        assert!(CheckpointVerifier::from_key_text(&fields.join("+")).is_err());
+        assert!(CheckpointSigner::generate([1; 32], "bad name").is_err());
+        assert!(CheckpointSigner::generate([1; 32], "bad+name").is_err());
+        assert!(signer.sign("bad origin", 1, &[0; 32]).is_err());
+
+        let other = CheckpointSigner::generate([8; 32], "logbook.example.org").unwrap();
+        let signed = other.sign("logbook.example.org/acme", 1, &[0; 32]).unwrap();
+        assert_eq!(
+            signer.verifier().parse_and_verify(&signed.text),
+            Err(CheckpointError::NoSignatureByKey(
+                "logbook.example.org".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn malformed_checkpoint_bodies_are_rejected_even_when_signed() {
+        let signer = test_signer();
+        let verifier = signer.verifier();
+        let root = STANDARD.encode([1u8; 32]);
+        for body in [
+            format!("origin/a\n042\n{root}\n"),
+            format!("origin/a\n-1\n{root}\n"),
+            format!("origin/a\n18446744073709551616\n{root}\n"),
+            "origin/a\n1\nAAAA\n".to_string(),
+            "origin/a\n1\n".to_string(),
+        ] {
+            let note = signer.sign_note(&body);
+            assert!(
+                matches!(
+                    verifier.parse_and_verify(&note),
+                    Err(CheckpointError::MalformedCheckpoint(_))
+                ),
+                "{body:?}"
+            );
+        }
+        let with_extension = signer.sign_note(&format!("origin/a\n1\n{root}\nextension line\n"));
+        assert_eq!(
+            verifier
+                .parse_and_verify(&with_extension)
+                .unwrap()
+                .tree_size,
+            1
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        #[test]
+        fn every_single_bit_flip_of_a_signed_checkpoint_is_rejected(size in any::<u64>(), root in any::<[u8; 32]>()) {
+            let signer = test_signer();
+            let verifier = signer.verifier();
+            let signed = signer.sign("logbook.example.org/acme", size, &root).unwrap();
+            prop_assert!(verifier.parse_and_verify(&signed.text).is_ok());
+            let original = signed.text.into_bytes();
+            for bit in 0..original.len() * 8 {
+                let mut bytes = original.clone();
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                // A flip that breaks UTF-8 cannot even be handed over as text: rejected too.
+                if let Ok(text) = String::from_utf8(bytes) {
+                    prop_assert!(verifier.parse_and_verify(&text).is_err(), "bit {} accepted: {:?}", bit, text);
+                }
+            }
+        }
+    }
 }
