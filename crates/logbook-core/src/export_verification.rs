@@ -426,3 +426,283 @@ pub fn verify_consistency(
     .map_err(ConsistencyCheckError::NotConsistent)?;
     Ok(ConsistencyVerified { old, new })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::account::AccountId;
+    use crate::checkpoint::checkpoint_origin;
+    use crate::event::{EventRow, NewEvent};
+    use crate::merkle::{MemoryTree, consistency_proof, inclusion_proof};
+    use time::macros::datetime;
+
+    fn signer() -> CheckpointSigner {
+        CheckpointSigner::generate([9; 32], "logbook.example.org").unwrap()
+    }
+
+    fn account_rows(account: &str, count: u64) -> Vec<EventRow> {
+        (0..count)
+            .map(|seq| {
+                let at = datetime!(2024-06-01 12:00:00 UTC) + time::Duration::seconds(seq as i64);
+                let event = NewEvent {
+                    id: format!("event-{seq}"),
+                    account: AccountId::parse(account).unwrap(),
+                    received_at: at,
+                    created_at: at,
+                    created_at_was_sent: false,
+                    action: "user.login".into(),
+                    message: format!("Login number {seq}"),
+                    actor: None,
+                    ip: Some("192.0.2.1".parse().unwrap()),
+                    user_agent: None,
+                    outcome: None,
+                    targets: vec![],
+                    changes: vec![],
+                    metadata: None,
+                    key: None,
+                };
+                EventRow {
+                    seq,
+                    created_at_micros: event.created_at_micros(),
+                    body_without_seq: event.body_without_seq(),
+                    new_ip: seq == 0,
+                }
+            })
+            .collect()
+    }
+
+    fn tree_of(rows: &[EventRow]) -> MemoryTree {
+        let mut tree = MemoryTree::new();
+        for row in rows {
+            tree.append(row.leaf_hash().unwrap());
+        }
+        tree
+    }
+
+    /// An export of the rows with the given seqs, in that line order, cut at the full tree.
+    fn export(rows: &[EventRow], seqs_in_line_order: &[u64]) -> Vec<String> {
+        let signer = signer();
+        let tree = tree_of(rows);
+        let account = rows[0].decode().unwrap().account;
+        let signed = signer
+            .sign(
+                &checkpoint_origin("logbook.example.org", &account),
+                tree.size(),
+                &tree.root(),
+            )
+            .unwrap();
+        let checkpoint = signer.verifier().parse_and_verify(&signed.text).unwrap();
+        let mut out = Vec::new();
+        let mut selection = ExportSelection::new();
+        let mut event_json = Vec::new();
+        for &seq in seqs_in_line_order {
+            let row = &rows[seq as usize];
+            event_json.clear();
+            row.write_json(&mut event_json);
+            let proof = inclusion_proof(&tree, seq, tree.size()).unwrap();
+            write_export_event_line(&mut out, &event_json, &row.leaf_hash().unwrap(), &proof);
+            selection.push(seq);
+        }
+        out.extend_from_slice(
+            selection
+                .trailer_line(&signer, &signed.text, &checkpoint)
+                .as_bytes(),
+        );
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn verify_lines(lines: &[String]) -> Result<ExportVerified, ExportVerificationError> {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        verify_export(Cursor::new(text.into_bytes()), &signer().verifier())
+    }
+
+    fn failing_line(lines: &[String]) -> usize {
+        match verify_lines(lines) {
+            Ok(verified) => panic!("tampered export verified: {verified:?}"),
+            Err(error) => error.line,
+        }
+    }
+
+    #[test]
+    fn a_full_export_and_a_filtered_newest_first_export_verify() {
+        let rows = account_rows("acme", 13);
+        let all: Vec<u64> = (0..13).collect();
+        let verified = verify_lines(&export(&rows, &all)).unwrap();
+        assert_eq!((verified.event_count, verified.tree_size), (13, 13));
+        assert_eq!(verified.origin, "logbook.example.org/acme");
+        assert!(
+            export(&rows, &all)
+                .last()
+                .unwrap()
+                .contains("\"seq_runs\":[[0,13]]")
+        );
+
+        let newest_first_subset = [12, 9, 4, 3, 0];
+        let verified = verify_lines(&export(&rows, &newest_first_subset)).unwrap();
+        assert_eq!((verified.event_count, verified.tree_size), (5, 13));
+    }
+
+    #[test]
+    fn editing_any_event_line_fails_and_names_that_line() {
+        let rows = account_rows("acme", 9);
+        let lines = export(&rows, &(0..9).collect::<Vec<_>>());
+        for index in 0..9 {
+            let mut edited = lines.clone();
+            edited[index] = edited[index].replace("Login number", "Logout number");
+            assert_eq!(failing_line(&edited), index + 1);
+        }
+        // Recomputing the leaf hash of the edited content does not help: the proof no longer
+        // leads to the signed root.
+        let mut edited = lines.clone();
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&edited[3]).unwrap();
+        object.insert("message".into(), "Logout number 3".into());
+        let recomputed = leaf_hash_of_bytes(&leaf_bytes_from_json_object(&object).unwrap());
+        object.insert("leaf_hash".into(), hex(&recomputed).into());
+        edited[3] = serde_json::Value::Object(object).to_string();
+        assert_eq!(failing_line(&edited), 4);
+        // An added field is an edit too.
+        let mut edited = lines.clone();
+        edited[5] = edited[5].replacen('{', "{\"extra\":true,", 1);
+        assert_eq!(failing_line(&edited), 6);
+    }
+
+    #[test]
+    fn dropping_reordering_or_inserting_lines_fails_and_names_the_line() {
+        let rows = account_rows("acme", 9);
+        let filtered = export(&rows, &[8, 6, 5, 2, 1]);
+        let full = export(&rows, &(0..9).collect::<Vec<_>>());
+        for lines in [filtered, full] {
+            let mut dropped = lines.clone();
+            dropped.remove(2);
+            assert_eq!(failing_line(&dropped), 3, "drop");
+
+            let event_line_count = lines.len() - 1;
+            let mut dropped_last = lines.clone();
+            dropped_last.remove(event_line_count - 1);
+            assert_eq!(
+                failing_line(&dropped_last),
+                event_line_count,
+                "drop last event line"
+            );
+
+            let mut swapped = lines.clone();
+            swapped.swap(1, 3);
+            assert_eq!(failing_line(&swapped), 2, "swap");
+
+            let mut duplicated = lines.clone();
+            duplicated.insert(3, lines[0].clone());
+            assert_eq!(failing_line(&duplicated), 4, "insert a copy");
+
+            let mut appended = lines.clone();
+            appended.insert(event_line_count, lines[0].clone());
+            assert_eq!(
+                failing_line(&appended),
+                event_line_count + 1,
+                "insert before the trailer"
+            );
+
+            let mut blank = lines.clone();
+            blank.insert(1, String::new());
+            assert_eq!(failing_line(&blank), 2, "blank line");
+        }
+    }
+
+    #[test]
+    fn a_tampered_trailer_or_a_foreign_key_or_account_fails_on_the_right_line() {
+        let rows = account_rows("acme", 6);
+        let lines = export(&rows, &[5, 3, 1]);
+        let trailer_line = lines.len();
+
+        let mut runs_edited = lines.clone();
+        runs_edited[trailer_line - 1] =
+            runs_edited[trailer_line - 1].replace("[[5,1],[3,1],[1,1]]", "[[5,1],[1,1]]");
+        assert_ne!(runs_edited, lines);
+        assert_eq!(failing_line(&runs_edited), trailer_line);
+
+        let mut no_trailer = lines.clone();
+        no_trailer.pop();
+        assert_eq!(failing_line(&no_trailer), trailer_line - 1);
+
+        let other_key = CheckpointSigner::generate([10; 32], "logbook.example.org")
+            .unwrap()
+            .verifier();
+        let text = format!("{}\n", lines.join("\n"));
+        assert_eq!(
+            verify_export(Cursor::new(text.into_bytes()), &other_key)
+                .unwrap_err()
+                .line,
+            trailer_line
+        );
+
+        // A line from another account's export, at the same seq, proves nothing about this one.
+        let other_account = export(&account_rows("globex", 6), &[5, 3, 1]);
+        let mut foreign = lines.clone();
+        foreign[1] = other_account[1].clone();
+        assert_eq!(failing_line(&foreign), 2);
+
+        assert_eq!(
+            verify_export(Cursor::new(Vec::new()), &signer().verifier())
+                .unwrap_err()
+                .line,
+            1
+        );
+    }
+
+    #[test]
+    fn a_consistency_check_accepts_growth_and_rejects_a_rewritten_history() {
+        let signer = signer();
+        let rows = account_rows("acme", 10);
+        let tree = tree_of(&rows);
+        let old_tree = tree_of(&rows[..4]);
+        let old = signer
+            .sign("logbook.example.org/acme", 4, &old_tree.root())
+            .unwrap();
+        let new = signer
+            .sign("logbook.example.org/acme", 10, &tree.root())
+            .unwrap();
+        let proof = consistency_proof(&tree, 4, 10).unwrap();
+        let verified =
+            verify_consistency(&old.text, &new.text, &proof, &signer.verifier()).unwrap();
+        assert_eq!((verified.old.tree_size, verified.new.tree_size), (4, 10));
+
+        // The operator rewrote event 2 and re-signed a new checkpoint over the rewritten log.
+        let mut rewritten_rows = rows.clone();
+        rewritten_rows[2].body_without_seq = rewritten_rows[2]
+            .body_without_seq
+            .replace("Login", "Logout");
+        let rewritten = tree_of(&rewritten_rows);
+        let rewritten_checkpoint = signer
+            .sign("logbook.example.org/acme", 10, &rewritten.root())
+            .unwrap();
+        let rewritten_proof = consistency_proof(&rewritten, 4, 10).unwrap();
+        assert!(matches!(
+            verify_consistency(
+                &old.text,
+                &rewritten_checkpoint.text,
+                &rewritten_proof,
+                &signer.verifier()
+            ),
+            Err(ConsistencyCheckError::NotConsistent(_))
+        ));
+        // Truncating to an earlier size cannot be proven consistent either.
+        let truncated = signer
+            .sign("logbook.example.org/acme", 3, &tree_of(&rows[..3]).root())
+            .unwrap();
+        assert!(verify_consistency(&old.text, &truncated.text, &[], &signer.verifier()).is_err());
+        let other_log = signer
+            .sign("logbook.example.org/globex", 10, &tree.root())
+            .unwrap();
+        assert!(matches!(
+            verify_consistency(&old.text, &other_log.text, &proof, &signer.verifier()),
+            Err(ConsistencyCheckError::DifferentOrigins { .. })
+        ));
+    }
+}
