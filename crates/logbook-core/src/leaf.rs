@@ -31,7 +31,6 @@
 
 use std::io::Write as _;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -113,13 +112,111 @@ pub enum LeafEncodingError {
     Timestamp(#[from] time::error::Format),
     #[error("the value cannot be written as canonical JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("the event JSON is not an object")]
-    NotAnObject,
 }
 
-fn write_canonical<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    serde_json_canonicalizer::to_writer(value, out)
-        .expect("event fields always serialize as canonical JSON");
+/// Writes a JSON string the way JCS does. serde_json's escaping is JCS's (RFC 8785 §3.2.2.2):
+/// `"` and `\\` escaped, `\b \t \n \f \r` short forms, other controls as lowercase `\u00hh`, and
+/// everything else, including non-ASCII, as is.
+fn write_canonical_str(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+}
+
+/// Writes any JSON value in JCS form. Objects and strings are written here rather than by
+/// `serde_json_canonicalizer`, which re-parses every object key to sort it and made the leaf 8
+/// times slower than the stored body; numbers, where ECMAScript formatting is the subtle part,
+/// are still written by that crate. Tests compare the result against the crate's whole output.
+fn write_canonical_value(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => serde_json_canonicalizer::to_writer(number, out)
+            .expect("JSON numbers are finite and serialize"),
+        Value::String(text) => write_canonical_str(out, text),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (position, item) in items.iter().enumerate() {
+                if position > 0 {
+                    out.push(b',');
+                }
+                write_canonical_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(object) => write_canonical_object(out, object),
+    }
+}
+
+/// JCS sorts object members by the UTF-16 code units of their names.
+fn write_canonical_object(out: &mut Vec<u8>, object: &serde_json::Map<String, serde_json::Value>) {
+    let mut members: Vec<(&String, &serde_json::Value)> = object.iter().collect();
+    members.sort_unstable_by(|(left, _), (right, _)| left.encode_utf16().cmp(right.encode_utf16()));
+    out.push(b'{');
+    for (position, (name, value)) in members.into_iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        write_canonical_str(out, name);
+        out.push(b':');
+        write_canonical_value(out, value);
+    }
+    out.push(b'}');
+}
+
+/// `{"id":..,"name":..,"type":..}`: the fields of an actor in JCS order.
+fn write_canonical_actor(out: &mut Vec<u8>, actor: &Actor) {
+    out.extend_from_slice(b"{\"id\":");
+    write_canonical_str(out, &actor.id);
+    if let Some(name) = &actor.name {
+        out.extend_from_slice(b",\"name\":");
+        write_canonical_str(out, name);
+    }
+    if let Some(actor_type) = actor.actor_type {
+        out.extend_from_slice(b",\"type\":");
+        serde_json::to_writer(&mut *out, &actor_type).expect("writing to a Vec cannot fail");
+    }
+    out.push(b'}');
+}
+
+fn write_canonical_targets(out: &mut Vec<u8>, targets: &[Target]) {
+    out.push(b'[');
+    for (position, target) in targets.iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        write_canonical_str(out, &target.id);
+        if let Some(name) = &target.name {
+            out.extend_from_slice(b",\"name\":");
+            write_canonical_str(out, name);
+        }
+        out.extend_from_slice(b",\"type\":");
+        write_canonical_str(out, &target.target_type);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+fn write_canonical_changes(out: &mut Vec<u8>, changes: &[Change]) {
+    out.push(b'[');
+    for (position, change) in changes.iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"field\":");
+        write_canonical_str(out, &change.field);
+        if let Some(new) = &change.new {
+            out.extend_from_slice(b",\"new\":");
+            write_canonical_value(out, new);
+        }
+        if let Some(old) = &change.old {
+            out.extend_from_slice(b",\"old\":");
+            write_canonical_value(out, old);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
@@ -168,7 +265,7 @@ impl NewEvent {
 
 /// The fields of an event the leaf commits to, borrowed from either a `NewEvent` or a
 /// `StoredEvent`, written in JCS key order by hand (the keys are fixed ASCII names, so their
-/// UTF-16 order is their byte order) with each value canonicalized by the JCS serializer.
+/// UTF-16 order is their byte order) and each value written in JCS form.
 struct BorrowedEvent<'event> {
     id: &'event str,
     account: &'event AccountId,
@@ -192,21 +289,21 @@ impl BorrowedEvent<'_> {
         let first = &mut true;
         before_seq.push(b'{');
         write_key(&mut before_seq, "account", first);
-        write_canonical(&mut before_seq, self.account);
+        write_canonical_str(&mut before_seq, self.account.as_str());
         write_key(&mut before_seq, "action", first);
-        write_canonical(&mut before_seq, &self.action);
+        write_canonical_str(&mut before_seq, self.action);
         if let Some(actor) = self.actor {
             write_key(&mut before_seq, "actor", first);
-            write_canonical(&mut before_seq, actor);
+            write_canonical_actor(&mut before_seq, actor);
         }
         if !self.changes.is_empty() {
             write_key(&mut before_seq, "changes", first);
-            write_canonical(&mut before_seq, &self.changes);
+            write_canonical_changes(&mut before_seq, self.changes);
         }
         write_key(&mut before_seq, "created_at", first);
         write_timestamp(&mut before_seq, self.created_at)?;
         write_key(&mut before_seq, "id", first);
-        write_canonical(&mut before_seq, &self.id);
+        write_canonical_str(&mut before_seq, self.id);
         if let Some(ip) = self.ip {
             write_key(&mut before_seq, "ip", first);
             // Display is what serde writes for an address in a human-readable format.
@@ -214,17 +311,17 @@ impl BorrowedEvent<'_> {
         }
         if let Some(key) = self.key {
             write_key(&mut before_seq, "key", first);
-            write_canonical(&mut before_seq, &key);
+            write_canonical_str(&mut before_seq, key);
         }
         write_key(&mut before_seq, "message", first);
-        write_canonical(&mut before_seq, &self.message);
+        write_canonical_str(&mut before_seq, self.message);
         if let Some(metadata) = self.metadata {
             write_key(&mut before_seq, "metadata", first);
-            write_canonical(&mut before_seq, metadata);
+            write_canonical_object(&mut before_seq, metadata);
         }
         if let Some(outcome) = self.outcome {
             write_key(&mut before_seq, "outcome", first);
-            write_canonical(&mut before_seq, &outcome.as_str());
+            write_canonical_str(&mut before_seq, outcome.as_str());
         }
         write_key(&mut before_seq, "received_at", first);
         write_timestamp(&mut before_seq, self.received_at)?;
@@ -233,11 +330,11 @@ impl BorrowedEvent<'_> {
         let mut after_seq = Vec::with_capacity(64);
         if !self.targets.is_empty() {
             after_seq.extend_from_slice(b",\"targets\":");
-            write_canonical(&mut after_seq, &self.targets);
+            write_canonical_targets(&mut after_seq, self.targets);
         }
         if let Some(user_agent) = self.user_agent {
             after_seq.extend_from_slice(b",\"user_agent\":");
-            write_canonical(&mut after_seq, &user_agent);
+            write_canonical_str(&mut after_seq, user_agent);
         }
         after_seq.push(b'}');
         Ok(LeafParts {
@@ -291,24 +388,23 @@ impl EventRow {
 pub fn leaf_bytes_from_json_object(
     object: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<u8>, LeafEncodingError> {
-    let committed = CommittedFields(object);
-    Ok(serde_json_canonicalizer::to_vec(&committed)?)
-}
-
-/// Serializes a JSON object skipping the fields outside the leaf, without cloning it.
-struct CommittedFields<'object>(&'object serde_json::Map<String, serde_json::Value>);
-
-impl Serialize for CommittedFields<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in self.0 {
-            if !FIELDS_OUTSIDE_THE_LEAF.contains(&key.as_str()) {
-                map.serialize_entry(key, value)?;
-            }
+    let mut members: Vec<(&String, &serde_json::Value)> = object
+        .iter()
+        .filter(|(name, _)| !FIELDS_OUTSIDE_THE_LEAF.contains(&name.as_str()))
+        .collect();
+    members.sort_unstable_by(|(left, _), (right, _)| left.encode_utf16().cmp(right.encode_utf16()));
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    for (position, (name, value)) in members.into_iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
         }
-        map.end()
+        write_canonical_str(&mut out, name);
+        out.push(b':');
+        write_canonical_value(&mut out, value);
     }
+    out.push(b'}');
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -467,13 +563,55 @@ mod tests {
             (0x3eb0_c6f7_a0b5_ed8d, "0.000001"),
         ];
         for (bits, expected) in cases {
-            let text = serde_json_canonicalizer::to_string(&f64::from_bits(bits)).unwrap();
-            assert_eq!(text, expected, "bits {bits:#x}");
+            let mut text = Vec::new();
+            write_canonical_value(&mut text, &serde_json::json!(f64::from_bits(bits)));
+            assert_eq!(String::from_utf8(text).unwrap(), expected, "bits {bits:#x}");
         }
-        let sorted = serde_json_canonicalizer::pipe(
-            r#"{"\u20ac":1,"\r":2,"\ud83d\ude00":3,"1":4,"\u00f6":5}"#,
+        // RFC 8785 §3.2.3: members sort by UTF-16 code units, so U+1F600 (a surrogate pair
+        // starting 0xD83D) sorts before U+FF5E but after U+20AC.
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"\u20ac":1,"\r":2,"\ud83d\ude00":3,"1":4,"\u00f6":5,"\uff5e":6,"new_ip":true}"#,
         )
         .unwrap();
-        assert_eq!(sorted, "{\"\\r\":2,\"1\":4,\"ö\":5,\"€\":1,\"😀\":3}");
+        let sorted = String::from_utf8(leaf_bytes_from_json_object(&object).unwrap()).unwrap();
+        assert_eq!(
+            sorted,
+            "{\"\\r\":2,\"1\":4,\"ö\":5,\"€\":1,\"😀\":3,\"～\":6}"
+        );
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |number| number.is_finite())
+                .prop_map(serde_json::Value::from),
+            "\\PC{0,6}|[\u{0}-\u{1f}\"\\\\\u{7f}\u{2028}\u{e9}\u{20ac}\u{1f600}\u{ff5e}]{0,4}"
+                .prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::vec(
+                    ("[a-z\u{e9}\u{20ac}\u{1f600}\u{ff5e}\r1]{0,3}", inner),
+                    0..5
+                )
+                .prop_map(|members| serde_json::Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_written_canonical_form_equals_the_jcs_crate_for_any_metadata(value in arbitrary_json()) {
+            let mut ours = Vec::new();
+            write_canonical_value(&mut ours, &value);
+            let theirs = serde_json_canonicalizer::to_vec(&value).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        }
     }
 }
