@@ -1,0 +1,216 @@
+//! How event fields become compact, indexable column values on PostgreSQL: IPs and times as in the
+//! SQLite store (16 bytes, integer microseconds), the bounds that turn a prefix into an index
+//! range, bound parameters of any kind (`SqlValue`), and full text as Logbook's own tokens: a
+//! message's `tsvector` is built here from `logbook_core::query::text_tokens`, in PostgreSQL's
+//! binary format, so a word means exactly the same in SQL as in the in-memory matcher.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::net::IpAddr;
+
+use bytes::{BufMut, BytesMut};
+use time::OffsetDateTime;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+/// An IP address as 16 bytes, IPv4 as IPv4-mapped IPv6, so that byte order is address order and a
+/// CIDR block is one contiguous range (`bytea` compares bytewise).
+pub(crate) fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+pub(crate) fn unix_micros_of(at: OffsetDateTime) -> i64 {
+    logbook_core::event::unix_micros(at)
+}
+
+pub(crate) fn micros_to_time(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The smallest string greater than every string that starts with `prefix` (`None` when there is
+/// none), so `prefix*` becomes the index range `value >= prefix AND value < bound`. The columns
+/// compared this way use the "C" collation, so PostgreSQL orders them by bytes, which for UTF-8 is
+/// code point order.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut characters: Vec<char> = prefix.chars().collect();
+    while let Some(last) = characters.pop() {
+        let mut next = u32::from(last) + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(next_character) = char::from_u32(next) {
+            characters.push(next_character);
+            return Some(characters.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// A bound parameter. The type PostgreSQL infers for a placeholder decides the wire format, so an
+/// integer is sent as `smallint`, `integer` or `bigint` as the column asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SqlValue {
+    Integer(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl ToSql for SqlValue {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match (self, ty) {
+            (SqlValue::Integer(value), &Type::INT2) => i16::try_from(*value)?.to_sql(ty, out),
+            (SqlValue::Integer(value), &Type::INT4) => i32::try_from(*value)?.to_sql(ty, out),
+            (SqlValue::Integer(value), &Type::INT8) => value.to_sql(ty, out),
+            (SqlValue::Text(text), &Type::TEXT | &Type::VARCHAR) => text.as_str().to_sql(ty, out),
+            (SqlValue::Bytes(bytes), &Type::BYTEA) => bytes.as_slice().to_sql(ty, out),
+            (value, ty) => Err(format!("cannot bind {value:?} as {ty}").into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::TEXT | Type::VARCHAR | Type::BYTEA
+        )
+    }
+
+    to_sql_checked!();
+}
+
+/// PostgreSQL limits a lexeme to 2047 bytes; a longer token cannot be indexed (and is not
+/// searchable on PostgreSQL, a documented difference from SQLite).
+const MAX_LEXEME_BYTES: usize = 2047;
+/// PostgreSQL keeps positions up to 16383; later tokens keep their words but lose phrase positions.
+const MAX_POSITION: u16 = 16383;
+/// PostgreSQL keeps at most 256 positions per lexeme.
+const MAX_POSITIONS_PER_LEXEME: usize = 256;
+
+/// A message's tokens as a `tsvector` in PostgreSQL's binary format (the `tsvector_send` layout:
+/// lexeme count, then per lexeme its bytes, a NUL, its position count and positions), encoded once
+/// on the caller's task and copied into COPY's buffer by the writer.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageTokens(Vec<u8>);
+
+impl MessageTokens {
+    pub(crate) fn of_message(message: &str) -> Self {
+        // Sorted by bytes (the order PostgreSQL keeps lexemes in), positions ascending.
+        let mut lexemes: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+        for (index, token) in logbook_core::query::text_tokens(message)
+            .into_iter()
+            .enumerate()
+        {
+            if token.len() > MAX_LEXEME_BYTES {
+                continue;
+            }
+            let position = u16::try_from(index + 1)
+                .unwrap_or(MAX_POSITION)
+                .min(MAX_POSITION);
+            let positions = lexemes.entry(token).or_default();
+            if positions.len() < MAX_POSITIONS_PER_LEXEME
+                && positions.last().is_none_or(|last| *last < position)
+            {
+                positions.push(position);
+            }
+        }
+        let mut encoded = Vec::with_capacity(4 + message.len() + lexemes.len() * 6);
+        encoded.put_i32(lexemes.len() as i32);
+        for (lexeme, positions) in &lexemes {
+            encoded.extend_from_slice(lexeme.as_bytes());
+            encoded.push(0);
+            encoded.put_u16(positions.len() as u16);
+            for position in positions {
+                encoded.put_u16(*position);
+            }
+        }
+        MessageTokens(encoded)
+    }
+}
+
+impl ToSql for MessageTokens {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TS_VECTOR
+    }
+
+    to_sql_checked!();
+}
+
+/// A `tsquery` in text form requiring every phrase: tokens of one phrase follow each other
+/// (`'a' <-> 'b'`), phrases are ANDed. Each lexeme is quoted with its quotes and backslashes
+/// escaped, so no user text can become tsquery syntax.
+pub(crate) fn tsquery_text(phrases: &[Vec<String>]) -> String {
+    let mut text = String::new();
+    for tokens in phrases {
+        if !text.is_empty() {
+            text.push_str(" & ");
+        }
+        text.push('(');
+        for (index, token) in tokens.iter().enumerate() {
+            if index > 0 {
+                text.push_str(" <-> ");
+            }
+            text.push('\'');
+            for character in token.chars() {
+                match character {
+                    '\'' => text.push_str("''"),
+                    '\\' => text.push_str("\\\\"),
+                    other => text.push(other),
+                }
+            }
+            text.push('\'');
+        }
+        text.push(')');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_bound_is_above_every_extension_and_below_the_next_prefix() {
+        let bound = prefix_upper_bound("server.").unwrap();
+        assert_eq!(bound, "server/");
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").unwrap(), "b");
+    }
+
+    #[test]
+    fn message_tokens_list_sorted_lexemes_with_their_positions() {
+        let MessageTokens(encoded) = MessageTokens::of_message("b a b");
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&2_i32.to_be_bytes());
+        expected.extend_from_slice(b"a\0");
+        expected.extend_from_slice(&1_u16.to_be_bytes());
+        expected.extend_from_slice(&2_u16.to_be_bytes());
+        expected.extend_from_slice(b"b\0");
+        expected.extend_from_slice(&2_u16.to_be_bytes());
+        expected.extend_from_slice(&1_u16.to_be_bytes());
+        expected.extend_from_slice(&3_u16.to_be_bytes());
+        assert_eq!(encoded, expected);
+    }
+
+    #[test]
+    fn tsquery_text_quotes_every_lexeme() {
+        assert_eq!(
+            tsquery_text(&[vec!["web".into(), "1".into()], vec!["it's".into()]]),
+            "('web' <-> '1') & ('it''s')"
+        );
+    }
+}

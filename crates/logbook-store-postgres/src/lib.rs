@@ -1,0 +1,962 @@
+//! Logbook's multi-node store on PostgreSQL: any number of stateless `logbook serve` nodes share
+//! one database. It owns the schema and its migrations (`migrations/`, applied under an advisory
+//! lock), one writer task per process with group commit and binary COPY (`writer`), query
+//! compilation to SQL (`query_sql`), full text over Logbook's own tokens (`encoding`), and
+//! row-level security as a second isolation layer: every read of events runs in a read-only
+//! transaction that `SET LOCAL`s the account it reads for.
+
+mod encoding;
+mod errors;
+mod migrations;
+mod people;
+mod query_sql;
+pub mod scratch_database;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures::stream::BoxStream;
+use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use logbook_core::cursor::CursorPosition;
+use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::query::Query;
+use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
+use logbook_core::{AccountId, Store, StoreError};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row};
+
+pub use migrations::schema_sql;
+
+use crate::encoding::{micros_to_time, unix_micros_of};
+use crate::errors::{database_error, pool_error};
+use crate::migrations::ROW_SECURITY_ROLE;
+use crate::query_sql::{CompiledQuery, EVENT_COLUMNS, PIN_NEWEST_FIRST_WALK, compile_page_query};
+use crate::writer::{AppendRequest, PreparedEvent, Writer};
+
+/// Events per page when exporting: bounded memory, and a connection is held only per page.
+const EXPORT_PAGE_SIZE: u32 = 1_000;
+
+/// Prepared statements cached per connection before the cache is emptied: query shapes vary with
+/// the query text, so an unbounded cache would grow with every new combination of qualifiers.
+const MAX_CACHED_STATEMENTS: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections for reads, accounts and keys (the writer has its own).
+    pub pool_size: usize,
+    /// The most events one group commit takes before it starts committing.
+    pub max_events_per_commit: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            max_events_per_commit: 20_000,
+        }
+    }
+}
+
+/// The PostgreSQL `Store`. Cheap to share behind an `Arc<dyn Store>`.
+pub struct PostgresStore {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    pool: Pool,
+    /// The writer's one connection, as the connecting role (not switched to the row-security role).
+    writer_pool: Pool,
+    connection_config: tokio_postgres::Config,
+    /// `None` once shutdown started: no new writes are accepted.
+    writer_inbox: Mutex<Option<mpsc::UnboundedSender<AppendRequest>>>,
+    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    account_rows: Arc<AccountRows>,
+}
+
+/// Account names and their rows, which never change once created, cached for the process.
+#[derive(Default)]
+pub(crate) struct AccountRows {
+    rows: Mutex<HashMap<AccountId, i64>>,
+}
+
+impl AccountRows {
+    fn cached(&self, account: &AccountId) -> Option<i64> {
+        self.rows
+            .lock()
+            .expect("account rows lock poisoned")
+            .get(account)
+            .copied()
+    }
+
+    fn remember(&self, account: AccountId, account_row: i64) {
+        self.rows
+            .lock()
+            .expect("account rows lock poisoned")
+            .insert(account, account_row);
+    }
+
+    /// The row of `account`, or `None` if it does not exist (not cached: it may be created later).
+    async fn find(&self, client: &Client, account: &AccountId) -> Result<Option<i64>, StoreError> {
+        if let Some(account_row) = self.cached(account) {
+            return Ok(Some(account_row));
+        }
+        let found = client
+            .query_opt(
+                "SELECT account_row FROM accounts WHERE name = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(database_error("looking up an account"))?
+            .map(|row| row.get::<_, i64>(0));
+        if let Some(account_row) = found {
+            self.remember(account.clone(), account_row);
+        }
+        Ok(found)
+    }
+
+    /// The rows of `accounts`, creating the missing ones in their own short transaction (an
+    /// account with no events yet is harmless if the group then fails).
+    pub(crate) async fn resolve_or_create(
+        &self,
+        client: &Client,
+        accounts: BTreeMap<&AccountId, OffsetDateTime>,
+    ) -> Result<HashMap<AccountId, i64>, StoreError> {
+        let mut resolved = HashMap::with_capacity(accounts.len());
+        let mut missing: Vec<&str> = Vec::new();
+        let mut missing_created_at: Vec<i64> = Vec::new();
+        for (account, first_seen_at) in accounts {
+            match self.cached(account) {
+                Some(account_row) => {
+                    resolved.insert(account.clone(), account_row);
+                }
+                None => {
+                    missing.push(account.as_str());
+                    missing_created_at.push(unix_micros_of(first_seen_at));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(resolved);
+        }
+        // Names in sorted order, so two nodes creating the same accounts never deadlock. An
+        // account created by its first event is as old as that event's arrival.
+        client
+            .execute(
+                "INSERT INTO accounts (name, created_at) SELECT name, created_at FROM unnest($1::text[], $2::bigint[]) AS n (name, created_at) \
+                 ORDER BY name COLLATE \"C\" ON CONFLICT (name) DO NOTHING",
+                &[&missing, &missing_created_at],
+            )
+            .await
+            .map_err(database_error("creating accounts"))?;
+        for row in client
+            .query(
+                "SELECT name, account_row FROM accounts WHERE name = ANY($1)",
+                &[&missing],
+            )
+            .await
+            .map_err(database_error("looking up accounts"))?
+        {
+            let account = parse_stored_account(row.get(0))?;
+            let account_row: i64 = row.get(1);
+            self.remember(account.clone(), account_row);
+            resolved.insert(account, account_row);
+        }
+        Ok(resolved)
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`), applies
+    /// migrations (safe when several nodes start at once) and starts this process's writer.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let mut connection_config =
+            tokio_postgres::Config::from_str(url).map_err(|error| StoreError::Database {
+                context: "reading the database URL",
+                message: error.to_string(),
+            })?;
+        // Custom plans for every execution: a generic plan for "the account" cannot know whether
+        // it is the one with a million events or one with ten.
+        let mut startup_options = connection_config.get_options().unwrap_or("").to_owned();
+        startup_options.push_str(" -c plan_cache_mode=force_custom_plan");
+        connection_config.options(startup_options.trim());
+        if connection_config.get_application_name().is_none() {
+            connection_config.application_name("logbook");
+        }
+
+        let (mut migration_client, connection) = connection_config
+            .connect(NoTls)
+            .await
+            .map_err(database_error("connecting to PostgreSQL"))?;
+        let connection_task = tokio::spawn(connection);
+        let schema = migrations::apply_migrations(&mut migration_client).await;
+        drop(migration_client);
+        let _ = connection_task.await;
+        let schema = schema?;
+
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let mut pool_builder = Pool::builder(Manager::from_config(
+            connection_config.clone(),
+            NoTls,
+            manager_config.clone(),
+        ))
+        .max_size(options.pool_size.max(1));
+        if schema.switch_to_row_security_role {
+            // A superuser bypasses row-level security even with FORCE; reading sessions become
+            // the unprivileged role so the policies hold for them.
+            pool_builder = pool_builder.post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(&format!("SET ROLE {ROW_SECURITY_ROLE}"))
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }));
+        }
+        let pool = pool_builder
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|error| StoreError::Database {
+                context: "building the connection pool",
+                message: error.to_string(),
+            })?;
+        let writer_pool = Pool::builder(Manager::from_config(
+            connection_config.clone(),
+            NoTls,
+            manager_config,
+        ))
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .post_create(Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(writer::CREATE_STAGING_TABLES)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }))
+        .build()
+        .map_err(|error| StoreError::Database {
+            context: "building the writer's connection pool",
+            message: error.to_string(),
+        })?;
+        // Fail now, not at the first event, if the writer cannot connect.
+        drop(
+            writer_pool
+                .get()
+                .await
+                .map_err(pool_error("connecting the writer"))?,
+        );
+
+        let account_rows = Arc::new(AccountRows::default());
+        let (sender, inbox) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: writer_pool.clone(),
+            inbox,
+            account_rows: account_rows.clone(),
+            max_events_per_commit: options.max_events_per_commit.max(1),
+        };
+        let writer_task = tokio::spawn(writer.run());
+        Ok(PostgresStore {
+            inner: Arc::new(StoreInner {
+                pool,
+                writer_pool,
+                connection_config,
+                writer_inbox: Mutex::new(Some(sender)),
+                writer_task: Mutex::new(Some(writer_task)),
+                account_rows,
+            }),
+        })
+    }
+
+    /// PostgreSQL's plan for `query` on `account` (`EXPLAIN`, one line per plan node), run exactly
+    /// as a page read runs, so tests and operators can check which indexes a query uses. With
+    /// `execute`, the query also runs (`EXPLAIN (ANALYZE, BUFFERS)`) and the plan shows how many
+    /// pages it touched, including those read inside `logbook_message_matches`.
+    pub async fn explain_query_plan(
+        &self,
+        account: &AccountId,
+        query: &EventQuery,
+        execute: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let account_row = self.inner.account_row(account).await?.unwrap_or(-1);
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let compiled = compile_page_query(
+            reader.client(),
+            account_row,
+            &query.query,
+            query.after,
+            query.limit + 1,
+        )
+        .await?;
+        let statement = reader
+            .client()
+            .prepare(&format!(
+                "EXPLAIN {}{}",
+                if execute { "(ANALYZE, BUFFERS) " } else { "" },
+                compiled.sql
+            ))
+            .await
+            .map_err(database_error("explaining a query"))?;
+        let lines = run_compiled(reader.client(), &compiled, &statement)
+            .await
+            .map_err(database_error("explaining a query"))?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect();
+        reader.finish().await?;
+        Ok(lines)
+    }
+
+    /// Runs `sql` (which names no account) inside a read transaction of `account`, returning the
+    /// first column of each row as text: how tests prove that row-level security alone keeps
+    /// other accounts' rows out.
+    pub async fn run_read_as_account(
+        &self,
+        account: &AccountId,
+        sql: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let account_row = self.inner.account_row(account).await?.unwrap_or(-1);
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let rows = reader
+            .client()
+            .query(sql, &[])
+            .await
+            .map_err(database_error("running a read"))?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect();
+        reader.finish().await?;
+        Ok(rows)
+    }
+
+    /// Refreshes PostgreSQL's planner statistics of the event tables (`ANALYZE`), as the
+    /// connecting role (reading sessions may have switched to a role that does not own them).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        let client = self
+            .inner
+            .writer_pool
+            .get()
+            .await
+            .map_err(pool_error("connecting to PostgreSQL"))?;
+        client
+            .batch_execute("ANALYZE accounts; ANALYZE events; ANALYZE event_targets")
+            .await
+            .map_err(database_error("analyzing"))
+    }
+}
+
+/// Runs a compiled page query, pinning the newest-first walk when the query needs it. The settings
+/// and the query go out together (pipelined): one round trip.
+async fn run_compiled(
+    client: &Client,
+    compiled: &CompiledQuery,
+    statement: &tokio_postgres::Statement,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let parameters = parameter_refs(&compiled.parameters);
+    if compiled.walks_newest_first {
+        let (_, rows) = futures::try_join!(
+            client.batch_execute(PIN_NEWEST_FIRST_WALK),
+            client.query(statement, &parameters)
+        )?;
+        Ok(rows)
+    } else {
+        client.query(statement, &parameters).await
+    }
+}
+
+fn parameter_refs(parameters: &[encoding::SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
+    parameters
+        .iter()
+        .map(|parameter| parameter as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// A pooled connection inside a read-only transaction bound to one account (`SET LOCAL
+/// logbook.account_row`), so row-level security limits every statement to that account. A read
+/// that does not reach `finish` (an error, a cancelled request) throws its connection away rather
+/// than return it to the pool inside a transaction.
+struct AccountReader {
+    client: Option<Object>,
+}
+
+impl AccountReader {
+    async fn begin(pool: &Pool, account_row: i64) -> Result<Self, StoreError> {
+        let client = pool.get().await.map_err(pool_error("starting a read"))?;
+        let reader = AccountReader {
+            client: Some(client),
+        };
+        // The account row is an integer from our own table, so formatting it into the SQL is safe;
+        // one round trip starts the transaction and scopes it. Sequential scans are off: no read
+        // of events should ever need one, and a misestimate must not pick one.
+        reader
+            .client()
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; SET LOCAL logbook.account_row = '{account_row}'; SET LOCAL enable_seqscan = off"
+            ))
+            .await
+            .map_err(database_error("starting a read"))?;
+        Ok(reader)
+    }
+
+    fn client(&self) -> &Object {
+        self.client
+            .as_ref()
+            .expect("the reader holds its client until finished")
+    }
+
+    async fn finish(mut self) -> Result<(), StoreError> {
+        let client = self.client.take().expect("finished once");
+        match client.batch_execute("COMMIT").await {
+            Ok(()) => {
+                if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+                    client.statement_cache.clear();
+                }
+                Ok(())
+            }
+            Err(error) => {
+                drop(Object::take(client));
+                Err(database_error("finishing a read")(error))
+            }
+        }
+    }
+}
+
+impl Drop for AccountReader {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl StoreInner {
+    async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(pool_error("connecting to PostgreSQL"))
+    }
+
+    async fn account_row(&self, account: &AccountId) -> Result<Option<i64>, StoreError> {
+        if let Some(account_row) = self.account_rows.cached(account) {
+            return Ok(Some(account_row));
+        }
+        let client = self.connection().await?;
+        self.account_rows.find(&client, account).await
+    }
+
+    /// One page of `query` (at most `limit` events after `after`).
+    async fn read_page(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        limit: u32,
+        after: Option<CursorPosition>,
+    ) -> Result<EventPage, StoreError> {
+        let Some(account_row) = self.account_row(account).await? else {
+            return Ok(EventPage {
+                events: Vec::new(),
+                next: None,
+            });
+        };
+        let reader = AccountReader::begin(&self.pool, account_row).await?;
+        // One more than asked tells whether a next page exists without a second query.
+        let compiled =
+            compile_page_query(reader.client(), account_row, query, after, limit + 1).await?;
+        let statement = reader
+            .client()
+            .prepare_cached(&compiled.sql)
+            .await
+            .map_err(database_error("preparing a query"))?;
+        let rows = run_compiled(reader.client(), &compiled, &statement)
+            .await
+            .map_err(database_error("running a query"))?;
+        reader.finish().await?;
+        let mut events = rows.iter().map(row_to_event).collect::<Vec<_>>();
+        let next = if events.len() > limit as usize {
+            events.truncate(limit as usize);
+            events.last().map(|last| CursorPosition {
+                created_at_micros: last.created_at_micros,
+                seq: last.seq,
+            })
+        } else {
+            None
+        };
+        Ok(EventPage { events, next })
+    }
+}
+
+fn row_to_event(row: &Row) -> EventRow {
+    EventRow {
+        seq: row.get::<_, i64>(0) as u64,
+        created_at_micros: row.get(1),
+        body_without_seq: row.get(2),
+        new_ip: row.get(3),
+    }
+}
+
+fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
+    AccountId::parse(name).map_err(|_| StoreError::Database {
+        context: "reading accounts",
+        message: format!("stored account name {name:?} is not valid"),
+    })
+}
+
+const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at";
+
+fn row_to_api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    let owner = match row.get::<_, Option<&str>>(1) {
+        Some(name) => KeyOwner::Account(parse_stored_account(name)?),
+        None => KeyOwner::Platform,
+    };
+    Ok(ApiKeyRecord {
+        key_id: row.get(0),
+        owner,
+        scopes: Scopes {
+            ingest: row.get(2),
+            read: row.get(3),
+        },
+        display_prefix: row.get(4),
+        description: row.get(5),
+        created_at: micros_to_time(row.get(6)),
+        revoked_at: row.get::<_, Option<i64>>(7).map(micros_to_time),
+    })
+}
+
+async fn select_api_keys(
+    client: &Client,
+    condition: &str,
+    parameter: &(dyn ToSql + Sync),
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    client
+        .query(
+            &format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys k LEFT JOIN accounts a ON a.account_row = k.account_row \
+                 WHERE {condition} ORDER BY k.created_at, k.key_id"
+            ),
+            &[parameter],
+        )
+        .await
+        .map_err(database_error("reading API keys"))?
+        .iter()
+        .map(row_to_api_key)
+        .collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    async fn create_account(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<AccountRecord, StoreError> {
+        let client = self.inner.connection().await?;
+        let created_at = unix_micros_of(now);
+        let inserted = client
+            .query_opt(
+                "INSERT INTO accounts (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING account_row",
+                &[&account.as_str(), &created_at],
+            )
+            .await
+            .map_err(database_error("creating an account"))?;
+        let Some(row) = inserted else {
+            return Err(StoreError::AccountAlreadyExists(account.clone()));
+        };
+        self.inner
+            .account_rows
+            .remember(account.clone(), row.get(0));
+        Ok(AccountRecord {
+            account: account.clone(),
+            created_at: micros_to_time(created_at),
+            event_count: 0,
+        })
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let client = self.inner.connection().await?;
+        // `seq` is dense from 0, so `next_seq` is the event count.
+        client
+            .query(
+                "SELECT name, created_at, next_seq FROM accounts ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(database_error("listing accounts"))?
+            .iter()
+            .map(|row| {
+                Ok(AccountRecord {
+                    account: parse_stored_account(row.get(0))?,
+                    created_at: micros_to_time(row.get(1)),
+                    event_count: row.get::<_, i64>(2) as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+        let client = self.inner.connection().await?;
+        let account_row = match &key.owner {
+            KeyOwner::Account(account) => Some(
+                self.inner
+                    .account_rows
+                    .find(&client, account)
+                    .await?
+                    .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?,
+            ),
+            KeyOwner::Platform => None,
+        };
+        client
+            .execute(
+                "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &key.key_id,
+                    &key.key_hash.as_slice(),
+                    &account_row,
+                    &key.scopes.ingest,
+                    &key.scopes.read,
+                    &key.display_prefix,
+                    &key.description,
+                    &unix_micros_of(key.created_at),
+                ],
+            )
+            .await
+            .map_err(database_error("creating an API key"))?;
+        Ok(ApiKeyRecord {
+            key_id: key.key_id,
+            owner: key.owner,
+            scopes: key.scopes,
+            display_prefix: key.display_prefix,
+            description: key.description,
+            created_at: micros_to_time(unix_micros_of(key.created_at)),
+            revoked_at: None,
+        })
+    }
+
+    async fn list_api_keys(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let client = self.inner.connection().await?;
+        match account {
+            Some(account) => select_api_keys(&client, "a.name = $1", &account.as_str()).await,
+            None => select_api_keys(&client, "$1::text IS NULL", &None::<&str>).await,
+        }
+    }
+
+    async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let client = self.inner.connection().await?;
+        // Revoking twice keeps the first revocation time.
+        let updated = client
+            .execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE key_id = $1",
+                &[&key_id, &unix_micros_of(now)],
+            )
+            .await
+            .map_err(database_error("revoking an API key"))?;
+        if updated == 0 {
+            return Err(StoreError::ApiKeyNotFound(key_id.to_owned()));
+        }
+        select_api_keys(&client, "k.key_id = $1", &key_id)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::ApiKeyNotFound(key_id.to_owned()))
+    }
+
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let client = self.inner.connection().await?;
+        Ok(
+            select_api_keys(&client, "k.key_hash = $1", &key_hash.as_slice())
+                .await?
+                .pop(),
+        )
+    }
+
+    async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Bodies, fingerprints, tokens and column values are computed here, on the caller's task,
+        // so the single writer does nothing but SQL.
+        let events: Vec<PreparedEvent> = events.into_iter().map(PreparedEvent::new).collect();
+        let (reply, answer) = oneshot::channel();
+        {
+            let inbox = self
+                .inner
+                .writer_inbox
+                .lock()
+                .expect("writer inbox lock poisoned");
+            let Some(inbox) = inbox.as_ref() else {
+                return Err(StoreError::Unavailable("the store is shutting down".into()));
+            };
+            inbox
+                .send(AppendRequest { events, reply })
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
+    async fn query_events(
+        &self,
+        account: &AccountId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError> {
+        let limit = query.limit.clamp(1, 1000);
+        self.inner
+            .read_page(account, &query.query, limit, query.after)
+            .await
+    }
+
+    async fn get_event(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+    ) -> Result<Option<EventRow>, StoreError> {
+        let Some(account_row) = self.inner.account_row(account).await? else {
+            return Ok(None);
+        };
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let statement = reader
+            .client()
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = $1 AND id = $2"
+            ))
+            .await
+            .map_err(database_error("reading an event"))?;
+        let row = reader
+            .client()
+            .query_opt(&statement, &[&account_row, &event_id])
+            .await
+            .map_err(database_error("reading an event"))?;
+        reader.finish().await?;
+        Ok(row.as_ref().map(row_to_event))
+    }
+
+    fn export_events(
+        &self,
+        account: &AccountId,
+        query: Query,
+    ) -> BoxStream<'static, Result<EventRow, StoreError>> {
+        let inner = self.inner.clone();
+        let account = account.clone();
+        // Pages travel through a small bounded channel: the exporter runs at most two pages ahead
+        // of the consumer, and holds a connection only while it reads one page.
+        let (page_sender, page_receiver) = mpsc::channel::<Result<Vec<EventRow>, StoreError>>(2);
+        let producer = async move {
+            let mut after = None;
+            loop {
+                match inner
+                    .read_page(&account, &query, EXPORT_PAGE_SIZE, after)
+                    .await
+                {
+                    Ok(page) => {
+                        after = page.next;
+                        let last_page = page.next.is_none();
+                        if page_sender.send(Ok(page.events)).await.is_err() || last_page {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = page_sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        };
+        struct ExportState<P> {
+            producer: Option<P>,
+            receiver: mpsc::Receiver<Result<Vec<EventRow>, StoreError>>,
+            buffered: VecDeque<EventRow>,
+        }
+        let state = ExportState {
+            producer: Some(producer),
+            receiver: page_receiver,
+            buffered: VecDeque::new(),
+        };
+        // The producer starts on the first poll, so creating the stream outside a runtime is fine.
+        Box::pin(futures::stream::unfold(state, |mut state| async move {
+            if let Some(producer) = state.producer.take() {
+                tokio::spawn(producer);
+            }
+            loop {
+                if let Some(event) = state.buffered.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                match state.receiver.recv().await? {
+                    Ok(events) => state.buffered = events.into(),
+                    Err(error) => return Some((Err(error), state)),
+                }
+            }
+        }))
+    }
+
+    async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let client = self.inner.connection().await?;
+        let next: Option<i64> = client
+            .query_opt(
+                "SELECT next_seq FROM accounts WHERE name = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(database_error("reading the next seq"))?
+            .map(|row| row.get(0));
+        Ok(next.unwrap_or(0) as u64)
+    }
+
+    async fn events_since(
+        &self,
+        account: &AccountId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let Some(account_row) = self.inner.account_row(account).await? else {
+            return Ok(Vec::new());
+        };
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let statement = reader
+            .client()
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+            ))
+            .await
+            .map_err(database_error("reading new events"))?;
+        let rows = reader
+            .client()
+            .query(
+                &statement,
+                &[
+                    &account_row,
+                    &i64::try_from(from_seq).unwrap_or(i64::MAX),
+                    &i64::from(limit),
+                ],
+            )
+            .await
+            .map_err(database_error("reading new events"))?;
+        reader.finish().await?;
+        Ok(rows.iter().map(row_to_event).collect())
+    }
+
+    /// Runs `pg_dump` (custom format) against the live database: PostgreSQL's own consistent
+    /// snapshot. Needs the PostgreSQL client tools and a role that may read every row.
+    async fn backup(&self, destination: &Path) -> Result<(), StoreError> {
+        if destination.exists() {
+            return Err(StoreError::Database {
+                context: "backing up",
+                message: format!(
+                    "{} already exists; choose a new file",
+                    destination.display()
+                ),
+            });
+        }
+        let config = &self.inner.connection_config;
+        let mut command = tokio::process::Command::new("pg_dump");
+        command
+            .arg("--format=custom")
+            .arg("--no-owner")
+            .arg("--file")
+            .arg(destination);
+        if let Some(user) = config.get_user() {
+            command.arg("--username").arg(user);
+        }
+        if let Some(database) = config.get_dbname() {
+            command.arg("--dbname").arg(database);
+        }
+        if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
+            command.arg("--host").arg(host);
+        }
+        if let Some(port) = config.get_ports().first() {
+            command.arg("--port").arg(port.to_string());
+        }
+        if let Some(password) = config.get_password() {
+            // The password goes through the environment, never the command line (visible in ps).
+            command.env("PGPASSWORD", String::from_utf8_lossy(password).into_owned());
+        }
+        let output = command
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|error| StoreError::Database {
+                context: "backing up",
+                message: format!(
+                    "could not run pg_dump ({error}); install the PostgreSQL client tools or back up with your own pg_dump"
+                ),
+            })?;
+        if !output.status.success() {
+            let _ = std::fs::remove_file(destination);
+            return Err(StoreError::Database {
+                context: "backing up",
+                message: format!(
+                    "pg_dump failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        let writer_running = self
+            .inner
+            .writer_inbox
+            .lock()
+            .expect("writer inbox lock poisoned")
+            .as_ref()
+            .is_some_and(|inbox| !inbox.is_closed());
+        if !writer_running {
+            return Err(StoreError::Unavailable("the store is shutting down".into()));
+        }
+        let client = self.inner.connection().await?;
+        client
+            .batch_execute("SELECT 1")
+            .await
+            .map_err(database_error("checking readiness"))
+    }
+
+    async fn shutdown(&self) {
+        // Dropping the sender lets the writer finish everything already queued, then stop.
+        drop(
+            self.inner
+                .writer_inbox
+                .lock()
+                .expect("writer inbox lock poisoned")
+                .take(),
+        );
+        let writer_task = self
+            .inner
+            .writer_task
+            .lock()
+            .expect("writer task lock poisoned")
+            .take();
+        if let Some(writer_task) = writer_task
+            && writer_task.await.is_err()
+        {
+            tracing::error!("the PostgreSQL writer task ended abnormally");
+        }
+    }
+}

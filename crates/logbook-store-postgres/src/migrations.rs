@@ -1,0 +1,143 @@
+//! Schema migrations: the numbered files in `migrations/`, applied in order at start-up and
+//! recorded in `schema_migrations`. Every node runs them under one PostgreSQL advisory lock, so two
+//! nodes starting at once apply each migration exactly once (the second waits, then finds nothing
+//! to do). Migrations are append-only: a landed file is never edited.
+
+use logbook_core::StoreError;
+use tokio_postgres::Client;
+
+use crate::errors::database_error;
+
+/// `(version, name, sql)` in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_people",
+        include_str!("../migrations/0002_people.sql"),
+    ),
+];
+
+/// The advisory lock every node takes while migrating ("logbook" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x006c_6f67_626f_6f6b;
+
+/// The unprivileged role that sessions of a superuser (or any role that bypasses row-level
+/// security) switch to, so the row-level security policies apply to them too.
+pub(crate) const ROW_SECURITY_ROLE: &str = "logbook_rls";
+
+/// What start-up learned about the connecting role.
+pub(crate) struct SchemaReady {
+    /// The connecting role is a superuser, which always bypasses row-level security, so reading
+    /// sessions must `SET ROLE logbook_rls`.
+    pub switch_to_row_security_role: bool,
+}
+
+/// Applies every migration not yet recorded, under the migration lock, and prepares the
+/// row-security role when the connecting role would bypass the policies.
+pub(crate) async fn apply_migrations(client: &mut Client) -> Result<SchemaReady, StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(database_error("taking the migration lock"))?;
+    let result = apply_under_lock(client).await;
+    // Unlocking also happens when the session ends, so a failure here loses nothing.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    result
+}
+
+async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version bigint PRIMARY KEY,
+                 name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(database_error("creating schema_migrations"))?;
+    let applied: Vec<i64> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .map_err(database_error("reading schema_migrations"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let newest_known = MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if let Some(newest_applied) = applied.last()
+        && *newest_applied > newest_known
+    {
+        return Err(StoreError::Database {
+            context: "checking the schema version",
+            message: format!(
+                "the database has schema version {newest_applied}, newer than this logbook knows ({newest_known}); upgrade logbook"
+            ),
+        });
+    }
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(database_error("starting a migration"))?;
+        transaction
+            .batch_execute(sql)
+            .await
+            .map_err(database_error("applying a migration"))?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .map_err(database_error("recording a migration"))?;
+        transaction
+            .commit()
+            .await
+            .map_err(database_error("committing a migration"))?;
+        tracing::info!(version, name, "applied PostgreSQL migration");
+    }
+
+    let bypasses_row_security: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(database_error("reading the connecting role"))?
+        .get(0);
+    if bypasses_row_security {
+        // Roles are shared by every database of the cluster, so another database's start-up may
+        // create it at the same moment: either error means it exists.
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN CREATE ROLE {ROW_SECURITY_ROLE} NOLOGIN;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+                 GRANT USAGE ON SCHEMA public TO {ROW_SECURITY_ROLE};
+                 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {ROW_SECURITY_ROLE};
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
+                 GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
+            ))
+            .await
+            .map_err(database_error("preparing the row-security role"))?;
+    }
+    Ok(SchemaReady {
+        switch_to_row_security_role: bypasses_row_security,
+    })
+}
+
+/// The SQL of every migration, in order (for tests and operators).
+pub fn schema_sql() -> impl Iterator<Item = &'static str> {
+    MIGRATIONS.iter().map(|(_, _, sql)| *sql)
+}

@@ -1,0 +1,343 @@
+//! Compiles a `Query` into ONE SQL statement with bound parameters (user values are never part of
+//! the SQL text), newest first with keyset pagination, on indexes that all lead with the account:
+//! the same compilation as the SQLite store, adapted to PostgreSQL.
+//!
+//! Plan shapes are pinned rather than left to estimates (every connection also runs with
+//! `plan_cache_mode = force_custom_plan`, and reads with `enable_seqscan = off`):
+//! - Free text is a `tsquery` over Logbook's own tokens (see `encoding`). A term that is rare in
+//!   the account (fewer than `COMMON_TERM_DOCUMENTS` matches) is found through the GIN index by
+//!   `logbook_message_matches` (see migration 0001 for why a function), and each match is then
+//!   looked up by primary key in a `LATERAL (... OFFSET 0)` subquery, a shape PostgreSQL cannot
+//!   turn into a walk of the whole account. A common term walks the account's newest-first index
+//!   and checks each row with `ts_match_vq(...)`.
+//! - Every other filter keeps `account_row = $1` and its own `(account_row, column, created_at,
+//!   seq)` index.
+
+use ipnet::IpNet;
+use logbook_core::StoreError;
+use logbook_core::cursor::CursorPosition;
+use logbook_core::query::{
+    Clause, Condition, EventFlag, Query, TextPattern, TextSearch, text_tokens,
+};
+use tokio_postgres::Client;
+
+use crate::encoding::{SqlValue, ip_bytes, prefix_upper_bound, tsquery_text, unix_micros_of};
+use crate::errors::database_error;
+use crate::writer::outcome_code;
+
+/// A term in at least this many of the account's events is "common": walking the account's
+/// newest-first index finds a page of matches sooner than collecting every match from GIN.
+pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
+
+/// The most matches an index-first text lookup collects. A lookup is index-first only when one of
+/// its tokens is in fewer than `COMMON_TERM_DOCUMENTS` events, so this bound is never reached by
+/// the search itself; it only caps work if the account grew in between.
+const MAX_TEXT_MATCHES: i64 = 1_000_000;
+
+/// The columns every event read selects, in the order `row_to_event` reads them.
+pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip";
+
+#[derive(Debug)]
+pub(crate) struct CompiledQuery {
+    pub sql: String,
+    pub parameters: Vec<SqlValue>,
+    /// No condition can pick a few rows through its own index, so the right plan walks the
+    /// account's newest-first index and stops after one page; the reader then forbids sorts and
+    /// bitmap scans for this statement, whatever the estimates say.
+    pub walks_newest_first: bool,
+}
+
+/// Planner settings that leave an ordered walk of `(account_row, created_at, seq)` as the only
+/// way to answer a `walks_newest_first` query without a huge cost penalty.
+pub(crate) const PIN_NEWEST_FIRST_WALK: &str =
+    "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off";
+
+struct SqlBuilder {
+    sql: String,
+    parameters: Vec<SqlValue>,
+}
+
+impl SqlBuilder {
+    /// Binds `value` and returns its placeholder.
+    fn bind(&mut self, value: SqlValue) -> String {
+        self.parameters.push(value);
+        format!("${}", self.parameters.len())
+    }
+}
+
+/// How a positive full-text condition finds its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextPlan {
+    IndexFirst,
+    CheckEachRow,
+}
+
+/// Compiles one page of `query` for the account `account_row`, fetching at most `fetch_limit`
+/// rows after `after`. `client` (inside the read's transaction) is asked for term frequencies.
+pub(crate) async fn compile_page_query(
+    client: &Client,
+    account_row: i64,
+    query: &Query,
+    after: Option<CursorPosition>,
+    fetch_limit: u32,
+) -> Result<CompiledQuery, StoreError> {
+    // All positive text terms become one tsquery, planned by the rarest token among them.
+    let positive_phrases: Vec<Vec<String>> = query
+        .clauses
+        .iter()
+        .filter(|clause| !clause.negated)
+        .filter_map(|clause| match &clause.condition {
+            Condition::Text(search) => Some(search_tokens(search)),
+            _ => None,
+        })
+        .collect();
+    let text_plan = if positive_phrases.is_empty() || positive_phrases.iter().any(Vec::is_empty) {
+        None
+    } else {
+        Some(choose_text_plan(client, positive_phrases.iter().flatten()).await?)
+    };
+
+    let mut builder = SqlBuilder {
+        sql: String::with_capacity(256),
+        parameters: Vec::new(),
+    };
+    let account_placeholder = builder.bind(SqlValue::Integer(account_row));
+    if text_plan == Some(TextPlan::IndexFirst) {
+        // The matching seqs come first (GIN, through `logbook_message_matches`); each is looked up
+        // by primary key and checked against the other conditions. OFFSET 0 keeps the lookup a
+        // parameterized subquery, so the plan cannot turn into a walk of the whole account.
+        let placeholder = builder.bind(SqlValue::Text(tsquery_text(&positive_phrases)));
+        builder.sql.push_str(&format!(
+            "SELECT e.seq, e.created_at, e.body, e.new_ip FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
+             CROSS JOIN LATERAL (SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account_placeholder} AND seq = m.seq"
+        ));
+    } else {
+        builder.sql.push_str("SELECT ");
+        builder.sql.push_str(EVENT_COLUMNS);
+        builder.sql.push_str(" FROM events WHERE account_row = ");
+        builder.sql.push_str(&account_placeholder);
+        if !positive_phrases.is_empty() {
+            match text_plan {
+                Some(_) => {
+                    let placeholder = builder.bind(SqlValue::Text(tsquery_text(&positive_phrases)));
+                    builder.sql.push_str(&format!(
+                        " AND ts_match_vq(message_tokens, {placeholder}::text::tsquery)"
+                    ));
+                }
+                // A term without a single letter or digit cannot match any message.
+                None => builder.sql.push_str(" AND false"),
+            }
+        }
+    }
+
+    for clause in &query.clauses {
+        if let Condition::Text(search) = &clause.condition {
+            if clause.negated {
+                let tokens = search_tokens(search);
+                if tokens.is_empty() {
+                    // The negation of a term that matches nothing keeps every event.
+                    continue;
+                }
+                let placeholder =
+                    builder.bind(SqlValue::Text(tsquery_text(std::slice::from_ref(&tokens))));
+                builder.sql.push_str(&format!(
+                    " AND NOT ts_match_vq(message_tokens, {placeholder}::text::tsquery)"
+                ));
+            }
+            continue;
+        }
+        builder.sql.push_str(" AND ");
+        push_clause(&mut builder, clause, &account_placeholder);
+    }
+
+    if let Some(position) = after {
+        let created_at = builder.bind(SqlValue::Integer(position.created_at_micros));
+        let seq = builder.bind(SqlValue::Integer(
+            i64::try_from(position.seq).unwrap_or(i64::MAX),
+        ));
+        // A row comparison is one index range in PostgreSQL: the scan starts at the cursor.
+        builder
+            .sql
+            .push_str(&format!(" AND (created_at, seq) < ({created_at}, {seq})"));
+    }
+    let limit = builder.bind(SqlValue::Integer(i64::from(fetch_limit)));
+    if text_plan == Some(TextPlan::IndexFirst) {
+        builder
+            .sql
+            .push_str(" OFFSET 0) AS e ORDER BY e.created_at DESC, e.seq DESC LIMIT ");
+    } else {
+        builder
+            .sql
+            .push_str(" ORDER BY created_at DESC, seq DESC LIMIT ");
+    }
+    builder.sql.push_str(&limit);
+    let has_selective_condition = text_plan == Some(TextPlan::IndexFirst)
+        || query.clauses.iter().any(|clause| {
+            !clause.negated
+                && matches!(
+                    clause.condition,
+                    Condition::Actor(_)
+                        | Condition::Action(_)
+                        | Condition::Ip(_)
+                        | Condition::Target(_)
+                )
+        });
+    Ok(CompiledQuery {
+        sql: builder.sql,
+        parameters: builder.parameters,
+        walks_newest_first: !has_selective_condition,
+    })
+}
+
+fn search_tokens(search: &TextSearch) -> Vec<String> {
+    match search {
+        TextSearch::Word(text) | TextSearch::Phrase(text) => text_tokens(text),
+    }
+}
+
+/// Counts the account's events holding each token through the GIN index, never more than
+/// `COMMON_TERM_DOCUMENTS`, so deciding costs a few thousand entries however common a word is.
+/// The account is the one the read's transaction is bound to (`logbook.account_row`).
+async fn choose_text_plan<'token>(
+    client: &Client,
+    tokens: impl Iterator<Item = &'token String>,
+) -> Result<TextPlan, StoreError> {
+    let statement = client
+        .prepare("SELECT count(*) FROM logbook_message_matches($1::text::tsquery, $2)")
+        .await
+        .map_err(database_error("preparing the term frequency lookup"))?;
+    for token in tokens {
+        let single = tsquery_text(&[vec![token.clone()]]);
+        let documents: i64 = client
+            .query_one(&statement, &[&single, &COMMON_TERM_DOCUMENTS])
+            .await
+            .map_err(database_error("reading a term frequency"))?
+            .get(0);
+        if documents < COMMON_TERM_DOCUMENTS {
+            return Ok(TextPlan::IndexFirst);
+        }
+    }
+    Ok(TextPlan::CheckEachRow)
+}
+
+fn push_clause(builder: &mut SqlBuilder, clause: &Clause, account_placeholder: &str) {
+    let condition = condition_sql(builder, &clause.condition, account_placeholder);
+    if clause.negated {
+        // A negated condition keeps events where the field is absent (NULL), which plain NOT would
+        // drop: `-actor:alice` includes events without an actor.
+        builder
+            .sql
+            .push_str(&format!("(({condition}) IS NOT TRUE)"));
+    } else {
+        builder.sql.push_str(&format!("({condition})"));
+    }
+}
+
+fn condition_sql(
+    builder: &mut SqlBuilder,
+    condition: &Condition,
+    account_placeholder: &str,
+) -> String {
+    match condition {
+        Condition::Actor(patterns) => patterns_sql(builder, "actor_id", patterns),
+        Condition::Action(patterns) => patterns_sql(builder, "action", patterns),
+        Condition::Target(patterns) => {
+            let target_condition = patterns_sql(builder, "target_id", patterns);
+            format!(
+                "seq IN (SELECT seq FROM event_targets WHERE account_row = {account_placeholder} AND ({target_condition}))"
+            )
+        }
+        Condition::Ip(networks) => alternatives(
+            networks
+                .iter()
+                .map(|network| ip_network_sql(builder, network)),
+        ),
+        Condition::Outcome(outcomes) => {
+            let placeholders: Vec<String> = outcomes
+                .iter()
+                .map(|outcome| builder.bind(SqlValue::Integer(outcome_code(*outcome))))
+                .collect();
+            if placeholders.is_empty() {
+                "false".to_owned()
+            } else {
+                format!("outcome IN ({})", placeholders.join(", "))
+            }
+        }
+        Condition::Created(range) => {
+            let mut parts = Vec::new();
+            if let Some(start) = range.start_inclusive {
+                parts.push(format!(
+                    "created_at >= {}",
+                    builder.bind(SqlValue::Integer(unix_micros_of(start)))
+                ));
+            }
+            if let Some(end) = range.end_exclusive {
+                parts.push(format!(
+                    "created_at < {}",
+                    builder.bind(SqlValue::Integer(unix_micros_of(end)))
+                ));
+            }
+            if parts.is_empty() {
+                "true".to_owned()
+            } else {
+                parts.join(" AND ")
+            }
+        }
+        Condition::Is(flags) => alternatives(flags.iter().map(|flag| match flag {
+            EventFlag::NewIp => "new_ip".to_owned(),
+        })),
+        // Text is compiled separately (it needs the term frequencies).
+        Condition::Text(_) => "true".to_owned(),
+    }
+}
+
+/// Exact values become one `IN` list (an index lookup per value); prefixes become index ranges.
+fn patterns_sql(builder: &mut SqlBuilder, column: &str, patterns: &[TextPattern]) -> String {
+    let mut parts = Vec::new();
+    let exact: Vec<String> = patterns
+        .iter()
+        .filter_map(|pattern| match pattern {
+            TextPattern::Exact(value) => Some(builder.bind(SqlValue::Text(value.clone()))),
+            TextPattern::Prefix(_) => None,
+        })
+        .collect();
+    match exact.len() {
+        0 => {}
+        1 => parts.push(format!("{column} = {}", exact[0])),
+        _ => parts.push(format!("{column} IN ({})", exact.join(", "))),
+    }
+    for pattern in patterns {
+        if let TextPattern::Prefix(prefix) = pattern {
+            let lower = builder.bind(SqlValue::Text(prefix.clone()));
+            match prefix_upper_bound(prefix) {
+                Some(upper) => {
+                    let upper = builder.bind(SqlValue::Text(upper));
+                    parts.push(format!("({column} >= {lower} AND {column} < {upper})"));
+                }
+                None => parts.push(format!("{column} >= {lower}")),
+            }
+        }
+    }
+    alternatives(parts.into_iter())
+}
+
+fn ip_network_sql(builder: &mut SqlBuilder, network: &IpNet) -> String {
+    let first = ip_bytes(network.network());
+    let last = ip_bytes(network.broadcast());
+    if first == last {
+        format!("ip = {}", builder.bind(SqlValue::Bytes(first.to_vec())))
+    } else {
+        let first = builder.bind(SqlValue::Bytes(first.to_vec()));
+        let last = builder.bind(SqlValue::Bytes(last.to_vec()));
+        format!("(ip >= {first} AND ip <= {last})")
+    }
+}
+
+fn alternatives(parts: impl Iterator<Item = String>) -> String {
+    let parts: Vec<String> = parts.collect();
+    match parts.len() {
+        0 => "false".to_owned(),
+        1 => parts.into_iter().next().expect("one part"),
+        _ => format!("({})", parts.join(" OR ")),
+    }
+}

@@ -1,0 +1,386 @@
+//! The single writer of this process: one task owns the write connection. Requests arrive over a
+//! channel; the writer waits for the first, drains whatever else is already queued (no timer, so a
+//! lone request commits at once), writes the whole group in one transaction, commits, and only
+//! then answers each request (a 2xx only after commit).
+//!
+//! Several nodes may append to the same account at once, so `seq` is not cached: inside the
+//! transaction the writer locks the rows of the touched accounts (`FOR UPDATE`, in `account_row`
+//! order so two writers never deadlock), reads `next_seq`, resolves idempotency keys (a second
+//! node cannot store a key this one is storing: it waits on the account lock, then sees the key),
+//! and writes `next_seq` back. The unique `(account_row, idempotency_key)` index is the last line
+//! of defence.
+//!
+//! Events travel by binary COPY into session-local staging tables (COPY cannot write to a table
+//! with row-level security), then one `INSERT ... SELECT` each moves them into the real tables
+//! under the policies' `WITH CHECK`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deadpool_postgres::Pool;
+use logbook_core::AccountId;
+use logbook_core::StoreError;
+use logbook_core::event::NewEvent;
+use logbook_core::store::{AppendOutcome, AppendReceipt};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use crate::AccountRows;
+use crate::encoding::{MessageTokens, ip_bytes};
+use crate::errors::{database_error, pool_error};
+
+/// Creates the writer connection's staging tables once per session (the pool's post-create hook).
+pub(crate) const CREATE_STAGING_TABLES: &str = "
+    CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+    CREATE TEMPORARY TABLE IF NOT EXISTS event_targets_staging (LIKE event_targets) ON COMMIT DELETE ROWS;";
+
+const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body";
+const EVENT_COPY_TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::INT2,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::TS_VECTOR,
+    Type::TEXT,
+];
+
+/// An event with every value the writer stores already computed, off the writer task.
+pub(crate) struct PreparedEvent {
+    pub event: NewEvent,
+    pub body: String,
+    /// Only for events with an idempotency key (nothing else compares content).
+    pub fingerprint: Option<[u8; 32]>,
+    pub created_at_micros: i64,
+    pub ip: Option<[u8; 16]>,
+    pub outcome: Option<i16>,
+    pub message_tokens: MessageTokens,
+}
+
+impl PreparedEvent {
+    pub(crate) fn new(event: NewEvent) -> Self {
+        Self {
+            body: event.body_without_seq(),
+            fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
+            created_at_micros: event.created_at_micros(),
+            ip: event.ip.map(ip_bytes),
+            outcome: event.outcome.map(|outcome| outcome_code(outcome) as i16),
+            message_tokens: MessageTokens::of_message(&event.message),
+            event,
+        }
+    }
+}
+
+pub(crate) fn outcome_code(outcome: logbook_core::event::Outcome) -> i64 {
+    match outcome {
+        logbook_core::event::Outcome::Success => 0,
+        logbook_core::event::Outcome::Failure => 1,
+    }
+}
+
+pub(crate) type AppendReply = Result<Vec<AppendOutcome>, StoreError>;
+
+pub(crate) struct AppendRequest {
+    pub events: Vec<PreparedEvent>,
+    pub reply: oneshot::Sender<AppendReply>,
+}
+
+pub(crate) struct Writer {
+    /// A pool of one connection: it reconnects after a lost connection.
+    pub pool: Pool,
+    pub inbox: mpsc::UnboundedReceiver<AppendRequest>,
+    pub account_rows: Arc<AccountRows>,
+    pub max_events_per_commit: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is gone and the inbox is empty (that is how shutdown drains).
+    pub(crate) async fn run(mut self) {
+        while let Some(first) = self.inbox.recv().await {
+            let mut event_count = first.events.len();
+            let mut group = vec![first];
+            while event_count < self.max_events_per_commit {
+                match self.inbox.try_recv() {
+                    Ok(request) => {
+                        event_count += request.events.len();
+                        group.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            match write_group(&self.pool, &self.account_rows, &group).await {
+                Ok(outcomes) => {
+                    metrics::histogram!("logbook_commit_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("logbook_commit_events").record(event_count as f64);
+                    for (request, outcome) in group.into_iter().zip(outcomes) {
+                        // A caller that went away no longer needs its answer; its events are stored.
+                        let _ = request.reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, event_count, "group commit failed");
+                    for request in group {
+                        let _ = request.reply.send(Err(clone_error(&error)));
+                    }
+                }
+            }
+        }
+        tracing::debug!("PostgreSQL writer stopped");
+    }
+}
+
+fn clone_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::StorageFull(message) => StoreError::StorageFull(message.clone()),
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::Database { context, message } => StoreError::Database {
+            context,
+            message: message.clone(),
+        },
+        other => StoreError::Database {
+            context: "committing events",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// What one idempotency key already stands for: its receipt and content fingerprint.
+type KeyedOriginal = (AppendReceipt, Vec<u8>);
+
+async fn write_group(
+    pool: &Pool,
+    account_rows: &AccountRows,
+    group: &[AppendRequest],
+) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(pool_error("connecting the writer"))?;
+    let mut accounts: BTreeMap<&AccountId, OffsetDateTime> = BTreeMap::new();
+    for prepared in group.iter().flat_map(|request| &request.events) {
+        accounts
+            .entry(&prepared.event.account)
+            .or_insert(prepared.event.received_at);
+    }
+    let rows_by_account = account_rows.resolve_or_create(&client, accounts).await?;
+
+    let transaction = client
+        .transaction()
+        .await
+        .map_err(database_error("starting a group commit"))?;
+    transaction
+        .batch_execute("SET LOCAL logbook.all_accounts = 'on'")
+        .await
+        .map_err(database_error("starting a group commit"))?;
+
+    // Lock the touched accounts in row order and read their next seq.
+    let mut touched_rows: Vec<i64> = rows_by_account.values().copied().collect();
+    touched_rows.sort_unstable();
+    touched_rows.dedup();
+    let lock_statement = transaction
+        .prepare_cached("SELECT account_row, next_seq FROM accounts WHERE account_row = ANY($1) ORDER BY account_row FOR UPDATE")
+        .await
+        .map_err(database_error("locking accounts"))?;
+    let mut next_seqs: HashMap<i64, i64> = transaction
+        .query(&lock_statement, &[&touched_rows])
+        .await
+        .map_err(database_error("locking accounts"))?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+
+    // Every key of the group already stored, read under the account locks.
+    let mut key_rows = Vec::new();
+    let mut key_texts = Vec::new();
+    for prepared in group.iter().flat_map(|request| &request.events) {
+        if let Some(key) = &prepared.event.key {
+            key_rows.push(rows_by_account[&prepared.event.account]);
+            key_texts.push(key.as_str());
+        }
+    }
+    let mut originals: HashMap<(i64, String), KeyedOriginal> = HashMap::new();
+    if !key_rows.is_empty() {
+        let key_statement = transaction
+            .prepare_cached(
+                "SELECT k.account_row, k.idempotency_key, e.seq, e.body, e.fingerprint \
+                 FROM unnest($1::bigint[], $2::text[]) AS k (account_row, idempotency_key) \
+                 CROSS JOIN LATERAL (SELECT seq, body, fingerprint FROM events \
+                     WHERE events.account_row = k.account_row \
+                     AND events.idempotency_key = k.idempotency_key COLLATE \"C\") AS e",
+            )
+            .await
+            .map_err(database_error("reading idempotency keys"))?;
+        for row in transaction
+            .query(&key_statement, &[&key_rows, &key_texts])
+            .await
+            .map_err(database_error("reading idempotency keys"))?
+        {
+            let account_row: i64 = row.get(0);
+            let key: String = row.get(1);
+            let seq: i64 = row.get(2);
+            let body: &str = row.get(3);
+            let fingerprint: Option<Vec<u8>> = row.get(4);
+            let receipt = receipt_from_body(seq as u64, body).ok_or(StoreError::Database {
+                context: "reading idempotency keys",
+                message: "a stored event body lacks id or received_at".into(),
+            })?;
+            originals.insert(
+                (account_row, key),
+                (receipt, fingerprint.unwrap_or_default()),
+            );
+        }
+    }
+
+    let mut all_outcomes = Vec::with_capacity(group.len());
+    let mut targets: Vec<(i64, &str, i64)> = Vec::new();
+    {
+        let sink = transaction
+            .copy_in(&format!(
+                "COPY events_staging ({EVENT_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(database_error("copying events"))?;
+        let mut copy = pin!(BinaryCopyInWriter::new(sink, &EVENT_COPY_TYPES));
+        for request in group {
+            let mut outcomes = Vec::with_capacity(request.events.len());
+            for prepared in &request.events {
+                let event = &prepared.event;
+                let account_row = rows_by_account[&event.account];
+                if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint)
+                    && let Some((receipt, original_fingerprint)) =
+                        originals.get(&(account_row, key.clone()))
+                {
+                    outcomes.push(if original_fingerprint == fingerprint.as_slice() {
+                        AppendOutcome::Duplicate(receipt.clone())
+                    } else {
+                        AppendOutcome::KeyReusedWithDifferentContent {
+                            original: receipt.clone(),
+                        }
+                    });
+                    continue;
+                }
+                let next_seq = next_seqs.entry(account_row).or_insert(0);
+                let seq = *next_seq;
+                *next_seq += 1;
+                copy.as_mut()
+                    .write(&[
+                        &account_row,
+                        &seq,
+                        &prepared.created_at_micros,
+                        &event.id,
+                        &event.action,
+                        &event.actor.as_ref().map(|actor| actor.id.as_str()),
+                        &prepared.ip.as_ref().map(|ip| ip.as_slice()),
+                        &prepared.outcome,
+                        &event.key,
+                        &prepared
+                            .fingerprint
+                            .as_ref()
+                            .map(|fingerprint| fingerprint.as_slice()),
+                        &prepared.message_tokens,
+                        &prepared.body,
+                    ])
+                    .await
+                    .map_err(database_error("copying events"))?;
+                for target in &event.targets {
+                    targets.push((account_row, target.id.as_str(), seq));
+                }
+                let receipt = AppendReceipt {
+                    id: event.id.clone(),
+                    seq: seq as u64,
+                    received_at: event.received_at,
+                };
+                if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint) {
+                    // A second event with this key later in the group is its duplicate, exactly
+                    // as if they had come in two commits.
+                    originals.insert(
+                        (account_row, key.clone()),
+                        (receipt.clone(), fingerprint.to_vec()),
+                    );
+                }
+                outcomes.push(AppendOutcome::Stored(receipt));
+            }
+            all_outcomes.push(outcomes);
+        }
+        copy.as_mut()
+            .finish()
+            .await
+            .map_err(database_error("copying events"))?;
+    }
+    if !targets.is_empty() {
+        // The same target named twice by one event is stored once.
+        targets.sort_unstable();
+        targets.dedup();
+        let sink = transaction
+            .copy_in("COPY event_targets_staging (account_row, target_id, seq) FROM STDIN (FORMAT binary)")
+            .await
+            .map_err(database_error("copying event targets"))?;
+        let mut copy = pin!(BinaryCopyInWriter::new(
+            sink,
+            &[Type::INT8, Type::TEXT, Type::INT8]
+        ));
+        for (account_row, target_id, seq) in &targets {
+            copy.as_mut()
+                .write(&[account_row, target_id, seq])
+                .await
+                .map_err(database_error("copying event targets"))?;
+        }
+        copy.as_mut()
+            .finish()
+            .await
+            .map_err(database_error("copying event targets"))?;
+    }
+
+    let (updated_rows, updated_next_seqs): (Vec<i64>, Vec<i64>) = next_seqs.into_iter().unzip();
+    let move_events = transaction.execute("INSERT INTO events SELECT * FROM events_staging", &[]);
+    let move_targets = async {
+        if targets.is_empty() {
+            Ok(0)
+        } else {
+            transaction
+                .execute(
+                    "INSERT INTO event_targets SELECT * FROM event_targets_staging",
+                    &[],
+                )
+                .await
+        }
+    };
+    let update_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+        [&updated_rows, &updated_next_seqs];
+    let update_accounts = transaction.execute(
+        "UPDATE accounts SET next_seq = u.next_seq FROM unnest($1::bigint[], $2::bigint[]) AS u (account_row, next_seq) \
+         WHERE accounts.account_row = u.account_row",
+        &update_parameters,
+    );
+    // Sent together: PostgreSQL runs them in order, and the writer waits for one round trip.
+    futures::try_join!(move_events, move_targets, update_accounts)
+        .map_err(database_error("storing events"))?;
+    transaction
+        .commit()
+        .await
+        .map_err(database_error("committing events"))?;
+    Ok(all_outcomes)
+}
+
+fn receipt_from_body(seq: u64, body: &str) -> Option<AppendReceipt> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let id = value.get("id")?.as_str()?.to_owned();
+    let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
+    Some(AppendReceipt {
+        id,
+        seq,
+        received_at,
+    })
+}
