@@ -12,6 +12,7 @@ use crate::account::AccountId;
 use crate::api_key::{ApiKeyRecord, KeyOwner, Scopes};
 use crate::cursor::CursorPosition;
 use crate::event::{EventRow, NewEvent};
+use crate::people::PeopleStore;
 use crate::query::Query;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,10 @@ pub enum StoreError {
     AccountNotFound(AccountId),
     #[error("API key {0} does not exist")]
     ApiKeyNotFound(String),
+    #[error("user {0} does not exist")]
+    UserNotFound(String),
+    #[error("{email} is already a user of account {account}")]
+    UserAlreadyExists { account: AccountId, email: String },
     /// The database refused a write because it is full; nothing of the write was committed.
     #[error("storage is full: {0}")]
     StorageFull(String),
@@ -32,7 +37,10 @@ pub enum StoreError {
     #[error("store is not accepting writes: {0}")]
     Unavailable(String),
     #[error("database error while {context}: {message}")]
-    Database { context: &'static str, message: String },
+    Database {
+        context: &'static str,
+        message: String,
+    },
 }
 
 /// What happened to one event handed to `Store::append_events`, in the same order.
@@ -94,30 +102,64 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend for logs and `/readyz` ("sqlite", "postgres").
     fn backend_name(&self) -> &'static str;
 
-    async fn create_account(&self, account: &AccountId, now: OffsetDateTime) -> Result<AccountRecord, StoreError>;
+    async fn create_account(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<AccountRecord, StoreError>;
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
 
     /// Stores a new key; for `KeyOwner::Account` the account must exist.
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError>;
     /// Keys of one account, or every key (platform keys included) when `account` is `None`.
-    async fn list_api_keys(&self, account: Option<&AccountId>) -> Result<Vec<ApiKeyRecord>, StoreError>;
-    async fn revoke_api_key(&self, key_id: &str, now: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
+    async fn list_api_keys(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn revoke_api_key(
+        &self,
+        key_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyRecord, StoreError>;
     /// The key whose SHA-256 is `key_hash`, revoked or not (the caller checks `is_active`).
-    async fn find_api_key_by_hash(&self, key_hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
 
     /// Appends validated events and returns only after they are durably committed (fsync or
     /// database commit). Concurrent callers share one transaction (group commit). An account
     /// named by an event that does not exist yet is created. `seq` is dense per account.
     async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    async fn query_events(&self, account: &AccountId, query: &EventQuery) -> Result<EventPage, StoreError>;
-    async fn get_event(&self, account: &AccountId, event_id: &str) -> Result<Option<EventRow>, StoreError>;
+    async fn query_events(
+        &self,
+        account: &AccountId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError>;
+    async fn get_event(
+        &self,
+        account: &AccountId,
+        event_id: &str,
+    ) -> Result<Option<EventRow>, StoreError>;
     /// Every event of the account matching `query`, newest first, streamed in bounded chunks.
-    fn export_events(&self, account: &AccountId, query: Query) -> BoxStream<'static, Result<EventRow, StoreError>>;
+    fn export_events(
+        &self,
+        account: &AccountId,
+        query: Query,
+    ) -> BoxStream<'static, Result<EventRow, StoreError>>;
     /// The highest `seq` stored for the account plus one (0 when empty): what a live tail starts from.
     async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError>;
     /// Events with `seq >= from_seq`, in `seq` order, at most `limit` (for live tails).
-    async fn events_since(&self, account: &AccountId, from_seq: u64, limit: u32) -> Result<Vec<EventRow>, StoreError>;
+    async fn events_since(
+        &self,
+        account: &AccountId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Users, sessions, invitations and sign-in settings (see `crate::people`).
+    fn people(&self) -> &dyn PeopleStore;
 
     /// Writes a consistent copy of the live database to `destination`.
     async fn backup(&self, destination: &Path) -> Result<(), StoreError>;

@@ -1,6 +1,7 @@
 //! Logbook's HTTP server: one route table (`routes`), handlers per resource and verb
 //! (`api::v1::events::post`), API key authentication (`auth`), the one mapping from errors to HTTP
-//! answers (`error`), request middleware (`middleware`), health checks and Prometheus metrics.
+//! answers (`error`), request middleware (`middleware`), health checks, Prometheus metrics, and
+//! the web page with its sign-in, sessions and team management (`web`).
 //!
 //! The server never picks a storage backend: it is handed an `Arc<dyn Store>` inside `AppState`.
 
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -10,6 +10,7 @@ use crate::api::v1::events;
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
+use crate::web::{activity, assets, keys, login, security, team};
 use crate::{health, metrics};
 
 pub fn router(state: AppState) -> Router {
@@ -22,6 +23,44 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::get))
+        // The web page: session cookie auth, CSRF-checked forms, no state change on GET.
+        .route("/", get(activity::list))
+        .route("/events/export", get(activity::export))
+        .route("/events/live", get(activity::live))
+        .route("/events/{id}", get(activity::get))
+        .route("/login", get(login::get).post(login::post))
+        .route("/login/second-factor", post(login::post_second_factor))
+        .route("/logout", post(login::logout))
+        .route(
+            "/invitations/{token}",
+            get(login::get_invitation).post(login::post_invitation),
+        )
+        .route("/team", get(team::get))
+        .route("/team/invite", post(team::invite))
+        .route("/team/second-factor", post(team::second_factor_policy))
+        .route("/team/{user_id}/role", post(team::change_role))
+        .route("/team/{user_id}/remove", post(team::remove))
+        .route("/keys", get(keys::get).post(keys::create))
+        .route("/keys/{key_id}/revoke", post(keys::revoke))
+        .route("/security", get(security::get))
+        .route("/security/password", post(security::change_password))
+        .route(
+            "/security/second-factor/start",
+            post(security::start_second_factor),
+        )
+        .route(
+            "/security/second-factor/confirm",
+            post(security::confirm_second_factor),
+        )
+        .route(
+            "/security/second-factor/disable",
+            post(security::disable_second_factor),
+        )
+        .route(
+            "/security/sessions/{handle}/end",
+            post(security::end_session),
+        )
+        .route("/assets/{name}", get(assets::get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(

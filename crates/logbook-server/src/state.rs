@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::auth::ApiKeyCache;
+use crate::web::WebServices;
 
 /// What the server enforces and how it paces live work. `Default` holds the documented defaults.
 #[derive(Debug, Clone)]
@@ -29,6 +30,19 @@ pub struct ServerSettings {
     pub tail_batch_size: u32,
     /// How often a live tail sends a keep-alive comment when nothing happens.
     pub tail_keep_alive_interval: Duration,
+    /// The address people reach Logbook at (`https://logbook.example.com`). When it is https the
+    /// session cookie is `Secure`, and forms are accepted only from this origin.
+    pub public_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `logbook_core::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where the page footer's help link points: an email address or a URL.
+    pub support_contact: Option<String>,
+    /// A session unused this long ends.
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_timeout: Duration,
+    /// Password hashes computed at once; more wait (Argon2id takes 19 MiB and tens of ms each).
+    pub max_concurrent_password_hashes: usize,
 }
 
 impl Default for ServerSettings {
@@ -42,6 +56,12 @@ impl Default for ServerSettings {
             tail_poll_interval: Duration::from_millis(250),
             tail_batch_size: 500,
             tail_keep_alive_interval: Duration::from_secs(15),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            support_contact: None,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            max_concurrent_password_hashes: 2,
         }
     }
 }
@@ -55,6 +75,7 @@ pub struct AppState {
     metrics: PrometheusHandle,
     shutdown: ShutdownSignal,
     api_key_cache: Arc<ApiKeyCache>,
+    web: Arc<WebServices>,
 }
 
 impl AppState {
@@ -64,6 +85,7 @@ impl AppState {
             store,
             clock,
             api_key_cache: Arc::new(ApiKeyCache::new(settings.api_key_cache_ttl)),
+            web: Arc::new(WebServices::new(&settings)),
             settings: Arc::new(settings),
             metrics: prometheus_handle(),
             shutdown: ShutdownSignal::default(),
@@ -84,6 +106,11 @@ impl AppState {
 
     pub fn api_key_cache(&self) -> &ApiKeyCache {
         &self.api_key_cache
+    }
+
+    /// Password hashing, sign-in throttling and the page's assets.
+    pub fn web(&self) -> &WebServices {
+        &self.web
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

@@ -5,6 +5,7 @@
 mod encoding;
 mod errors;
 mod migrations;
+mod people;
 mod query_sql;
 mod writer;
 
@@ -413,6 +414,10 @@ impl StoreInner {
 impl Store for SqliteStore {
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
     }
 
     async fn create_account(

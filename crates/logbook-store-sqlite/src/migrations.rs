@@ -7,7 +7,10 @@ use rusqlite::Connection;
 use crate::errors::database_error;
 
 /// Every migration in order; `user_version` counts how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_people.sql"),
+];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and
 /// indexes as the store.

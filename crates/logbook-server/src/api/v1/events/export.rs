@@ -58,13 +58,26 @@ pub struct ExportParameters {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExportFormat {
+pub(crate) enum ExportFormat {
     Ndjson,
     Csv,
 }
 
 impl ExportFormat {
-    fn name(self) -> &'static str {
+    /// `ndjson` (the default) or `csv`.
+    pub(crate) fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        match text {
+            None | Some("ndjson") => Ok(ExportFormat::Ndjson),
+            Some("csv") => Ok(ExportFormat::Csv),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_format",
+                "format must be ndjson or csv",
+                Some("format"),
+            )),
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ExportFormat::Ndjson => "ndjson",
             ExportFormat::Csv => "csv",
@@ -84,19 +97,19 @@ pub async fn export(
             None,
         )
     })?;
-    let format = match parameters.format.as_deref() {
-        None | Some("ndjson") => ExportFormat::Ndjson,
-        Some("csv") => ExportFormat::Csv,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_format",
-                "format must be ndjson or csv",
-                Some("format"),
-            ));
-        }
-    };
+    let format = ExportFormat::parse(parameters.format.as_deref())?;
     let query = parse_query_parameter(parameters.q.as_deref())?;
+    export_response(&state, &reader.account, format, query)
+}
 
+/// The streamed export of `account`'s events matching `query`; shared with the web page's export
+/// buttons, which authenticate by session instead of key.
+pub(crate) fn export_response(
+    state: &AppState,
+    account: &logbook_core::AccountId,
+    format: ExportFormat,
+    query: logbook_core::query::Query,
+) -> Result<Response, ApiError> {
     let exported_at = state
         .clock()
         .now()
@@ -105,11 +118,11 @@ pub async fn export(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .map_err(ApiError::internal)?;
-    let filename = format!("logbook-{}-{exported_at}.{}", reader.account, format.name());
+    let filename = format!("logbook-{account}-{exported_at}.{}", format.name());
 
     let rows = state
         .store()
-        .export_events(&reader.account, query)
+        .export_events(account, query)
         .ready_chunks(ROWS_PER_CHUNK);
     let chunks = rows.map(move |rows| encode_chunk(format, rows));
     let body = match format {

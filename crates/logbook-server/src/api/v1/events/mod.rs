@@ -7,16 +7,18 @@ mod read;
 mod tail;
 
 pub use export::export;
+pub(crate) use export::{ExportFormat, export_response};
 pub use ingest::post;
 pub use read::{get, list};
 pub use tail::tail;
+pub(crate) use tail::tail_response;
 
 use logbook_core::query::{self, Query};
 
 use crate::error::ApiError;
 
 /// Parses the `q` parameter; absent or blank means "every event".
-fn parse_query_parameter(text: Option<&str>) -> Result<Query, ApiError> {
+pub(crate) fn parse_query_parameter(text: Option<&str>) -> Result<Query, ApiError> {
     match text {
         None => Ok(Query::default()),
         Some(text) if text.trim().is_empty() => Ok(Query::default()),

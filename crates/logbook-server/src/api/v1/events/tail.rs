@@ -82,10 +82,21 @@ pub async fn tail(
         None => state.store().next_seq(&reader.account).await?,
     };
 
+    Ok(tail_response(&state, reader.account, filter, next_seq))
+}
+
+/// The SSE answer that follows `account`'s events matching `filter` from `next_seq` on; shared
+/// with the web page's live updates, which authenticate by session instead of key.
+pub(crate) fn tail_response(
+    state: &AppState,
+    account: AccountId,
+    filter: EventFilter,
+    next_seq: u64,
+) -> Response {
     let settings = state.settings();
     let poller = TailPoller {
         store: state.store().clone(),
-        account: reader.account,
+        account,
         filter,
         next_seq,
         batch_size: settings.tail_batch_size,
@@ -108,7 +119,7 @@ pub async fn tail(
         HeaderName::from_static("x-accel-buffering"),
         HeaderValue::from_static("no"),
     );
-    Ok(response)
+    response
 }
 
 struct TailPoller {

@@ -1,0 +1,589 @@
+//! The Activity Logs page (`/`): the account's events newest first, 50 a page, searched with the
+//! query language and narrowed by quick filters that write the same query text; one event's
+//! details (`/events/{id}`); export of the current filter (`/events/export`); live updates as
+//! server-sent events (`/events/live`).
+//!
+//! A `member` sees only the events they performed: the server adds `actor:<their email>` to every
+//! query it runs for them, whatever the page sent.
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use logbook_core::cursor;
+use logbook_core::event::{Outcome, StoredEvent};
+use logbook_core::people::UserRecord;
+use logbook_core::query::{self, Clause, Condition, TextPattern};
+use logbook_core::store::EventQuery;
+use serde::Deserialize;
+
+use crate::api::v1::events::{ExportFormat, export_response, tail_response};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::web::audit::{self, AuditEvent};
+use crate::web::render::{Chrome, WebError, html, page, utc_text, visible};
+use crate::web::session::SignedIn;
+
+pub const PAGE_SIZE: u32 = 50;
+/// Previous pages remembered in the URL for "Previous".
+const MAX_TRAIL: usize = 100;
+
+/// Restricts `query` to what `user` may read: members see only their own events.
+pub fn scoped_to(user: &UserRecord, mut query: query::Query) -> query::Query {
+    if !user.role.reads_whole_log() {
+        query.clauses.push(Clause {
+            negated: false,
+            condition: Condition::Actor(vec![TextPattern::Exact(user.email.clone())]),
+            span: 0..0,
+        });
+    }
+    query
+}
+
+/// Percent-encodes a URL query component.
+pub fn url_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+pub struct Row {
+    pub id: String,
+    pub message: String,
+    pub ip: String,
+    pub ip_is_new: bool,
+    pub created_at: String,
+    pub actor: String,
+    pub action: String,
+    pub failed: bool,
+}
+
+impl Row {
+    fn of(event: &StoredEvent) -> Self {
+        Row {
+            id: event.id.clone(),
+            message: visible(&event.message).into_owned(),
+            ip: event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            ip_is_new: event.new_ip,
+            created_at: utc_text(event.created_at),
+            actor: event
+                .actor
+                .as_ref()
+                .map(|actor| visible(actor.name.as_deref().unwrap_or(&actor.id)).into_owned())
+                .unwrap_or_default(),
+            action: visible(&event.action).into_owned(),
+            failed: event.outcome == Some(Outcome::Failure),
+        }
+    }
+}
+
+pub struct QueryProblem {
+    pub message: String,
+    pub position: usize,
+    pub term: String,
+}
+
+#[derive(Template)]
+#[template(path = "activity.html")]
+pub struct ActivityPage {
+    pub chrome: Chrome,
+    pub q: String,
+    pub rows: Vec<Row>,
+    pub problem: Option<QueryProblem>,
+    pub next_href: Option<String>,
+    pub previous_href: Option<String>,
+    pub refresh_href: String,
+    pub export_csv_href: String,
+    pub export_ndjson_href: String,
+    pub live_href: Option<String>,
+    pub only_own_events: bool,
+    pub filtered: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListParameters {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    trail: String,
+    // Quick filters: folded into `q` and redirected, so the URL holds only query text.
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    person: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    failures: String,
+}
+
+/// Quotes a qualifier value when it holds anything but plain characters.
+fn qualifier_value(value: &str) -> String {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|character| character.is_alphanumeric() || "@._-*:/".contains(character))
+    {
+        value.to_owned()
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The query text with the quick filters added as terms.
+pub fn fold_quick_filters(
+    q: &str,
+    from: &str,
+    to: &str,
+    person: &str,
+    kind: &str,
+    failures_only: bool,
+) -> String {
+    let mut terms: Vec<String> = Vec::new();
+    if !q.trim().is_empty() {
+        terms.push(q.trim().to_owned());
+    }
+    if !from.trim().is_empty() {
+        terms.push(format!("created:>={}", from.trim()));
+    }
+    if !to.trim().is_empty() {
+        terms.push(format!("created:<={}", to.trim()));
+    }
+    if !person.trim().is_empty() {
+        terms.push(format!("actor:{}", qualifier_value(person.trim())));
+    }
+    if !kind.trim().is_empty() {
+        terms.push(format!("action:{}", qualifier_value(kind.trim())));
+    }
+    if failures_only {
+        terms.push("outcome:failure".to_owned());
+    }
+    terms.join(" ")
+}
+
+/// `GET /`.
+pub async fn list(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    parameters: Result<Query<ListParameters>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let parameters = parameters
+        .map(|Query(parameters)| parameters)
+        .unwrap_or_default();
+    let has_quick_filters = [
+        &parameters.from,
+        &parameters.to,
+        &parameters.person,
+        &parameters.kind,
+        &parameters.failures,
+    ]
+    .iter()
+    .any(|value| !value.trim().is_empty());
+    if has_quick_filters {
+        let q = fold_quick_filters(
+            &parameters.q,
+            &parameters.from,
+            &parameters.to,
+            &parameters.person,
+            &parameters.kind,
+            !parameters.failures.is_empty(),
+        );
+        return Ok(Redirect::to(&format!("/?q={}", url_component(&q))).into_response());
+    }
+    let account = signed_in.user.account.clone();
+    let q = parameters.q;
+    let q_component = url_component(&q);
+    let chrome = Chrome::new(&state, "Activity Logs", Some(&signed_in), "activity");
+    let mut activity = ActivityPage {
+        chrome,
+        q: q.clone(),
+        rows: Vec::new(),
+        problem: None,
+        next_href: None,
+        previous_href: None,
+        refresh_href: String::new(),
+        export_csv_href: format!("/events/export?format=csv&q={q_component}"),
+        export_ndjson_href: format!("/events/export?format=ndjson&q={q_component}"),
+        live_href: None,
+        only_own_events: !signed_in.user.role.reads_whole_log(),
+        filtered: !q.trim().is_empty(),
+    };
+    activity.refresh_href = if parameters.cursor.is_empty() {
+        format!("/?q={q_component}")
+    } else {
+        format!(
+            "/?q={q_component}&cursor={}&trail={}",
+            url_component(&parameters.cursor),
+            url_component(&parameters.trail)
+        )
+    };
+
+    let parsed = if q.trim().is_empty() {
+        Ok(query::Query::default())
+    } else {
+        query::parse(&q)
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            activity.problem = Some(QueryProblem {
+                message: error.message.clone(),
+                position: error.position,
+                term: visible(&error.term).into_owned(),
+            });
+            return Ok(html(StatusCode::BAD_REQUEST, &activity));
+        }
+    };
+    let after = if parameters.cursor.is_empty() {
+        None
+    } else {
+        Some(cursor::decode(&account, &parameters.cursor).map_err(|_| {
+            WebError::BadRequest(
+                "This page link is not valid any more; start again from the first page.".into(),
+            )
+        })?)
+    };
+    let first_page = after.is_none();
+    let live_from = if first_page {
+        Some(state.store().next_seq(&account).await?)
+    } else {
+        None
+    };
+    let page_of_events = state
+        .store()
+        .query_events(
+            &account,
+            &EventQuery {
+                query: scoped_to(&signed_in.user, parsed),
+                limit: PAGE_SIZE,
+                after,
+            },
+        )
+        .await?;
+    for row in &page_of_events.events {
+        let event = row
+            .decode()
+            .map_err(|error| WebError::Internal(error.to_string()))?;
+        activity.rows.push(Row::of(&event));
+    }
+    let mut trail: Vec<&str> = parameters
+        .trail
+        .split(',')
+        .filter(|part| !part.is_empty())
+        .collect();
+    if let Some(next) = page_of_events.next {
+        let mut next_trail = trail.clone();
+        next_trail.push(if parameters.cursor.is_empty() {
+            "start"
+        } else {
+            &parameters.cursor
+        });
+        let skip = next_trail.len().saturating_sub(MAX_TRAIL);
+        activity.next_href = Some(format!(
+            "/?q={q_component}&cursor={}&trail={}",
+            url_component(&cursor::encode(&account, next)),
+            url_component(&next_trail[skip..].join(","))
+        ));
+    }
+    if !first_page {
+        let previous = trail.pop().unwrap_or("start");
+        activity.previous_href = Some(if previous == "start" {
+            format!("/?q={q_component}")
+        } else {
+            format!(
+                "/?q={q_component}&cursor={}&trail={}",
+                url_component(previous),
+                url_component(&trail.join(","))
+            )
+        });
+    }
+    activity.live_href =
+        live_from.map(|seq| format!("/events/live?q={q_component}&from_seq={seq}"));
+    Ok(page(&activity))
+}
+
+pub struct ChangeRow {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+pub struct TargetRow {
+    pub target_type: String,
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+pub struct EventPage {
+    pub chrome: Chrome,
+    pub row: Row,
+    pub fields: Vec<(&'static str, String)>,
+    pub changes: Vec<ChangeRow>,
+    pub targets: Vec<TargetRow>,
+    pub metadata: Option<String>,
+    pub permalink: String,
+    pub looks_unfamiliar: bool,
+}
+
+fn json_text(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None => "(none)".to_owned(),
+        Some(value) => {
+            visible(&serde_json::to_string_pretty(value).unwrap_or_default()).into_owned()
+        }
+    }
+}
+
+/// `GET /events/{id}`: every field of one event of the person's account (404 for any other).
+pub async fn get(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path(event_id): Path<String>,
+) -> Result<Response, WebError> {
+    if event_id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let row = state
+        .store()
+        .get_event(&signed_in.user.account, &event_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let event = row
+        .decode()
+        .map_err(|error| WebError::Internal(error.to_string()))?;
+    let own = event
+        .actor
+        .as_ref()
+        .is_some_and(|actor| actor.id == signed_in.user.email);
+    if !signed_in.user.role.reads_whole_log() && !own {
+        return Err(WebError::NotFound);
+    }
+    let actor = event.actor.as_ref();
+    let fields = vec![
+        ("Message", visible(&event.message).into_owned()),
+        ("Action", visible(&event.action).into_owned()),
+        ("Created at (UTC)", utc_text(event.created_at)),
+        ("Received at (UTC)", utc_text(event.received_at)),
+        (
+            "Actor id",
+            actor
+                .map(|actor| visible(&actor.id).into_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "Actor name",
+            actor
+                .and_then(|actor| actor.name.as_deref())
+                .map(|name| visible(name).into_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "Actor type",
+            actor
+                .and_then(|actor| actor.actor_type)
+                .map(|actor_type| {
+                    serde_json::to_value(actor_type)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default(),
+        ),
+        (
+            "IP address",
+            event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        ),
+        (
+            "New IP for this actor",
+            if event.new_ip {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        (
+            "User agent",
+            event
+                .user_agent
+                .as_deref()
+                .map(|agent| visible(agent).into_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "Outcome",
+            event
+                .outcome
+                .map(|outcome| outcome.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "Idempotency key",
+            event
+                .key
+                .as_deref()
+                .map(|key| visible(key).into_owned())
+                .unwrap_or_default(),
+        ),
+        ("Sequence number", event.seq.to_string()),
+        ("Event id", visible(&event.id).into_owned()),
+        ("Account", event.account.to_string()),
+    ];
+    let changes = event
+        .changes
+        .iter()
+        .map(|change| ChangeRow {
+            field: visible(&change.field).into_owned(),
+            old: json_text(change.old.as_ref()),
+            new: json_text(change.new.as_ref()),
+        })
+        .collect();
+    let targets = event
+        .targets
+        .iter()
+        .map(|target| TargetRow {
+            target_type: visible(&target.target_type).into_owned(),
+            id: visible(&target.id).into_owned(),
+            name: target
+                .name
+                .as_deref()
+                .map(|name| visible(name).into_owned())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let metadata = event.metadata.as_ref().map(|metadata| {
+        visible(&serde_json::to_string_pretty(metadata).unwrap_or_default()).into_owned()
+    });
+    let looks_unfamiliar = event.new_ip || event.outcome == Some(Outcome::Failure);
+    let details = EventPage {
+        chrome: Chrome::new(&state, "Event details", Some(&signed_in), "activity"),
+        permalink: format!("/events/{}", url_component(&event.id)),
+        row: Row::of(&event),
+        fields,
+        changes,
+        targets,
+        metadata,
+        looks_unfamiliar,
+    };
+    Ok(page(&details))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportParameters {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /events/export?format=csv|ndjson&q=`: the current filter as a file; recorded as
+/// `logbook.export` before the first byte is sent.
+pub async fn export(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(parameters): Query<ExportParameters>,
+) -> Result<Response, ApiError> {
+    let format = ExportFormat::parse(parameters.format.as_deref())?;
+    let filter = crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("format".into(), format.name().into());
+    metadata.insert("query".into(), audit::truncate(&parameters.q, 2048).into());
+    audit::record(
+        &state,
+        AuditEvent {
+            account: &signed_in.user.account,
+            action: audit::EXPORT,
+            message: format!(
+                "{} exported events as {}",
+                signed_in.user.email,
+                format.name()
+            ),
+            actor_email: &signed_in.user.email,
+            client: &signed_in.client,
+            outcome: Outcome::Success,
+            targets: Vec::new(),
+            metadata: Some(metadata),
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        WebError::Store(store_error) => ApiError::from(store_error),
+        other => ApiError::internal(other),
+    })?;
+    export_response(
+        &state,
+        &signed_in.user.account,
+        format,
+        scoped_to(&signed_in.user, filter),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LiveParameters {
+    #[serde(default)]
+    q: String,
+    from_seq: Option<u64>,
+}
+
+/// `GET /events/live?q=&from_seq=`: new matching events as server-sent events.
+pub async fn live(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(parameters): Query<LiveParameters>,
+) -> Result<Response, ApiError> {
+    let filter = crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?;
+    let account = signed_in.user.account.clone();
+    let from_seq = match parameters.from_seq {
+        Some(seq) => seq,
+        None => state.store().next_seq(&account).await?,
+    };
+    Ok(tail_response(
+        &state,
+        account,
+        scoped_to(&signed_in.user, filter),
+        from_seq,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_filters_become_query_terms_after_the_typed_text() {
+        let q = fold_quick_filters(
+            "reboot",
+            "2024-06-01",
+            "2024-06-30",
+            "alice@acme.com",
+            "server.*",
+            true,
+        );
+        assert_eq!(
+            q,
+            "reboot created:>=2024-06-01 created:<=2024-06-30 actor:alice@acme.com action:server.* outcome:failure"
+        );
+        assert!(query::parse(&q).is_ok());
+        assert_eq!(
+            fold_quick_filters("", "", "", "Alice Smith", "", false),
+            "actor:\"Alice Smith\""
+        );
+    }
+
+    #[test]
+    fn url_components_are_percent_encoded() {
+        assert_eq!(url_component("actor:a b&c=d"), "actor%3Aa%20b%26c%3Dd");
+    }
+}

@@ -1,0 +1,128 @@
+// Logbook's one ES module. The page works without it; it adds local times, live updates and a
+// loading notice. Event text is only ever set with textContent, never parsed as HTML.
+
+// The same characters the server makes visible (controls, bidi and zero-width characters).
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\u2028\u2029\ufeff]/g;
+
+export function visible(text) {
+  return String(text ?? "").replace(UNSAFE, (character) => {
+    switch (character) {
+      case "\n": return "\\n";
+      case "\r": return "\\r";
+      case "\t": return "\\t";
+      case "\u001b": return "\\e";
+      default: return "\\u{" + character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "}";
+    }
+  });
+}
+
+const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+function localizeTime(element) {
+  const at = new Date(element.getAttribute("datetime"));
+  if (!Number.isNaN(at.getTime())) {
+    element.textContent = localFormat.format(at);
+    element.title = element.getAttribute("datetime") + " (UTC)";
+  }
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function rowOf(event) {
+  const tr = document.createElement("tr");
+  tr.className = "fresh" + (event.outcome === "failure" ? " failed" : "");
+  const message = document.createElement("td");
+  message.className = "message";
+  const link = document.createElement("a");
+  link.href = "/events/" + encodeURIComponent(event.id);
+  link.textContent = visible(event.message);
+  message.append(link);
+  if (event.outcome === "failure") {
+    const badge = document.createElement("span");
+    badge.className = "badge failure";
+    badge.textContent = "failed";
+    message.append(" ", badge);
+  }
+  tr.append(message);
+  const ip = cell("", "ip");
+  if (event.new_ip && event.ip) {
+    const badge = document.createElement("span");
+    badge.className = "badge new-ip";
+    badge.textContent = event.ip + " · new";
+    const review = document.createElement("a");
+    review.href = "/security";
+    review.className = "unfamiliar";
+    review.textContent = "Unfamiliar?";
+    ip.append(badge, " ", review);
+  } else {
+    ip.textContent = event.ip ?? "";
+  }
+  tr.append(ip);
+  const timeCell = document.createElement("td");
+  const time = document.createElement("time");
+  time.setAttribute("datetime", event.created_at);
+  time.textContent = event.created_at;
+  localizeTime(time);
+  timeCell.append(time);
+  tr.append(timeCell);
+  const actor = event.actor ? (event.actor.name ?? event.actor.id) : "";
+  tr.append(cell(visible(actor), "actor"));
+  const action = cell("", "action");
+  const code = document.createElement("code");
+  code.textContent = visible(event.action);
+  action.append(code);
+  tr.append(action);
+  return tr;
+}
+
+function startLive(toggle) {
+  const status = document.getElementById("live-status");
+  const notice = document.getElementById("new-events");
+  const noticeLink = document.getElementById("new-events-link");
+  const table = document.getElementById("events");
+  const body = table.querySelector("tbody");
+  const empty = document.getElementById("empty-state");
+  let paused = false;
+  let waiting = 0;
+  toggle.hidden = false;
+  const source = new EventSource(toggle.dataset.liveHref);
+  source.addEventListener("open", () => { status.textContent = paused ? "Live updates paused" : "Live"; });
+  source.addEventListener("error", () => { status.textContent = "Live updates reconnecting…"; });
+  source.addEventListener("event", (message) => {
+    let event;
+    try { event = JSON.parse(message.data); } catch { return; }
+    const atTop = window.scrollY < 80;
+    if (!paused && atTop) {
+      body.prepend(rowOf(event));
+      table.hidden = false;
+      if (empty) empty.hidden = true;
+      while (body.rows.length > 50) body.deleteRow(body.rows.length - 1);
+    } else {
+      waiting += 1;
+      noticeLink.textContent = waiting === 1 ? "1 new event: show it" : waiting + " new events: show them";
+      notice.hidden = false;
+    }
+  });
+  toggle.addEventListener("click", () => {
+    paused = !paused;
+    toggle.setAttribute("aria-pressed", String(paused));
+    toggle.textContent = paused ? "Resume live updates" : "Pause live updates";
+    status.textContent = paused ? "Live updates paused" : "Live";
+  });
+}
+
+function init() {
+  document.querySelectorAll("time[datetime]").forEach(localizeTime);
+  const toggle = document.getElementById("live-toggle");
+  if (toggle && typeof EventSource === "function") startLive(toggle);
+  const form = document.getElementById("search-form");
+  const loading = document.getElementById("loading");
+  if (form && loading) form.addEventListener("submit", () => { loading.hidden = false; });
+}
+
+init();

@@ -1,0 +1,37 @@
+//! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
+//! Activity Logs page with its details, export and live updates (`activity`), team, API key and
+//! security pages (`team`, `keys`, `security`), audit events of what people do here (`audit`),
+//! and the one stylesheet and one ES module embedded in the binary (`assets`).
+//!
+//! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
+//! no script; every page is served with a strict Content-Security-Policy that allows no inline
+//! script or style.
+
+pub mod activity;
+pub mod assets;
+pub mod audit;
+pub mod keys;
+pub mod login;
+pub mod password;
+pub mod render;
+pub mod security;
+pub mod session;
+pub mod team;
+pub mod throttle;
+
+use crate::state::ServerSettings;
+
+/// What the web pages share beyond the store: the password hasher and the sign-in throttle.
+pub struct WebServices {
+    pub passwords: password::PasswordHasher,
+    pub throttle: throttle::LoginThrottle,
+}
+
+impl WebServices {
+    pub fn new(settings: &ServerSettings) -> Self {
+        Self {
+            passwords: password::PasswordHasher::new(settings.max_concurrent_password_hashes),
+            throttle: throttle::LoginThrottle::default(),
+        }
+    }
+}
