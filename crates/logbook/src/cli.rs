@@ -47,6 +47,9 @@ pub enum Command {
     /// Create, list and revoke API keys (works on the database directly).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Add, list and remove the people who sign in to the web page (works on the database directly).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Write a consistent copy of the live database to DEST.
     Backup(BackupArgs),
     /// Fill an account with a realistic history of a sample team.
@@ -128,6 +131,48 @@ pub struct KeyCreateArgs {
     /// Print a JSON object (key included) instead of the key alone
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to an account (password from a prompt, or one line of stdin).
+    Add {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, viewer or member
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List an account's users.
+    List {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user; their sessions end.
+    Remove {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set a new password; every session of the user ends.
+    ResetPassword {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of stdin instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Args)]

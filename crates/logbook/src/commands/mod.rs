@@ -1,5 +1,5 @@
 //! The commands that run on this machine: the server (`serve`) and the commands that work on the
-//! database directly (`account`, `key`, `backup`, `demo`), plus `config`. Opening the store lives
+//! database directly (`account`, `key`, `user`, `backup`, `demo`), plus `config`. Opening the store lives
 //! here because it is the one place a backend is picked from the database URL.
 
 pub mod account;
@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod key;
 pub mod serve;
+pub mod user;
 
 use std::path::Path;
 use std::sync::Arc;
