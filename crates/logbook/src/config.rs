@@ -52,8 +52,9 @@ impl SqliteSynchronous {
 pub struct Config {
     /// Where the database, the lock file and anything else Logbook keeps on disk live.
     pub data_dir: PathBuf,
-    /// `sqlite:///absolute/path.db` or `sqlite://relative/path.db`; `None` means
-    /// `<data_dir>/logbook.db`, so moving the data directory moves the database with it.
+    /// `sqlite:///absolute/path.db`, `sqlite://relative/path.db` or
+    /// `postgres://user:password@host:port/database`; `None` means `<data_dir>/logbook.db`, so
+    /// moving the data directory moves the database with it.
     pub database: Option<String>,
     /// The address `serve` listens on.
     pub listen: SocketAddr,
@@ -62,6 +63,7 @@ pub struct Config {
     pub server: String,
     pub ingest: IngestSettings,
     pub sqlite: SqliteSettings,
+    pub postgres: PostgresSettings,
 }
 
 /// Every bound of `logbook_core::ingest::IngestLimits`, in units a config file can hold.
@@ -87,6 +89,19 @@ pub struct SqliteSettings {
     pub reader_connections: usize,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Connections each node opens for reads, accounts and keys; the writer has one more.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self { pool_size: 8 }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -97,6 +112,7 @@ impl Default for Config {
             server: "http://127.0.0.1:8080".to_owned(),
             ingest: IngestSettings::default(),
             sqlite: SqliteSettings::default(),
+            postgres: PostgresSettings::default(),
         }
     }
 }
@@ -158,10 +174,21 @@ pub struct FlagOverrides {
     pub server: Option<String>,
 }
 
-/// Where the database lives, resolved from the URL. Only SQLite is built in today.
+/// Where the database lives, resolved from the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     Sqlite(PathBuf),
+    Postgres(PostgresUrl),
+}
+
+/// A `postgres://` URL, which may carry a password: its `Debug` never shows the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(pub String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PostgresUrl(<redacted>)")
+    }
 }
 
 impl Config {
@@ -255,6 +282,9 @@ impl Config {
             self.sqlite.reader_connections =
                 parse_number("LOGBOOK_SQLITE_READER_CONNECTIONS", &value)?;
         }
+        if let Some(value) = read("LOGBOOK_POSTGRES_POOL_SIZE") {
+            self.postgres.pool_size = parse_number("LOGBOOK_POSTGRES_POOL_SIZE", &value)?;
+        }
         Ok(())
     }
 
@@ -308,12 +338,12 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseLocation> {
         return Ok(DatabaseLocation::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("the PostgreSQL backend is not available in this build yet");
+        return Ok(DatabaseLocation::Postgres(PostgresUrl(url.to_owned())));
     }
     // Never echo the URL itself here: a postgres-like URL may carry a password.
     let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
     bail!(
-        "unsupported database URL scheme {scheme:?}: use sqlite:///absolute/path.db or sqlite://relative/path.db"
+        "unsupported database URL scheme {scheme:?}: use sqlite:///absolute/path.db, sqlite://relative/path.db or postgres://user@host/database"
     )
 }
 
@@ -332,8 +362,9 @@ pub fn default_config_toml() -> String {
 # Where the database and the lock file live (LOGBOOK_DATA_DIR, --data-dir).
 data_dir = {data_dir:?}
 
-# The database URL (LOGBOOK_DATABASE, --database): sqlite:///absolute/path.db or
-# sqlite://relative/path.db. Unset means sqlite://<data_dir>/logbook.db.
+# The database URL (LOGBOOK_DATABASE, --database): sqlite:///absolute/path.db,
+# sqlite://relative/path.db, or postgres://user:password@host:5432/database for several nodes
+# on one PostgreSQL. Unset means sqlite://<data_dir>/logbook.db.
 # database = "sqlite://./logbook-data/logbook.db"
 
 # The address `logbook serve` listens on (LOGBOOK_LISTEN, --listen).
@@ -372,10 +403,16 @@ max_future_skew_seconds = {max_future_skew_seconds}
 synchronous = "{synchronous}"
 # Read-only connections for queries and exports (LOGBOOK_SQLITE_READER_CONNECTIONS).
 reader_connections = {reader_connections}
+
+[postgres]
+# Used when `database` is a postgres:// URL. Connections each node keeps for reads, accounts and
+# keys; the single writer of each node has one more (LOGBOOK_POSTGRES_POOL_SIZE).
+pool_size = {pool_size}
 "#,
         data_dir = defaults.data_dir.display().to_string(),
         listen = defaults.listen,
         server = defaults.server,
+        pool_size = defaults.postgres.pool_size,
         max_events_per_request = ingest.max_events_per_request,
         max_body_bytes = ingest.max_body_bytes,
         max_message_bytes = ingest.max_message_bytes,
@@ -479,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn database_urls_pick_sqlite_paths_and_refuse_postgres_for_now() {
+    fn database_urls_pick_sqlite_paths_or_postgres() {
         assert_eq!(
             parse_database_url("sqlite:///var/lib/logbook.db").unwrap(),
             DatabaseLocation::Sqlite(PathBuf::from("/var/lib/logbook.db"))
@@ -488,13 +525,12 @@ mod tests {
             parse_database_url("sqlite://data/logbook.db").unwrap(),
             DatabaseLocation::Sqlite(PathBuf::from("data/logbook.db"))
         );
-        let error = parse_database_url("postgres://user:secret@db/logbook")
-            .unwrap_err()
-            .to_string();
+        let postgres = parse_database_url("postgres://user:secret@db/logbook").unwrap();
         assert_eq!(
-            error,
-            "the PostgreSQL backend is not available in this build yet"
+            postgres,
+            DatabaseLocation::Postgres(PostgresUrl("postgres://user:secret@db/logbook".into()))
         );
+        assert!(!format!("{postgres:?}").contains("secret"));
         let error = parse_database_url("mysql://user:secret@db/logbook")
             .unwrap_err()
             .to_string();

@@ -34,6 +34,15 @@ pub async fn run(config: &Config, arguments: &BackupArgs) -> Result<()> {
         .map(|metadata| metadata.len())
         .unwrap_or(0);
     println!("{}", destination.display());
+    if store.backend_name() == "postgres" {
+        // PostgreSQL's backup is pg_dump's custom format, restored with pg_restore.
+        eprintln!(
+            "Wrote a consistent pg_dump of the database to {} ({size} bytes). Restore it into an empty database with pg_restore --dbname=URL {}",
+            destination.display(),
+            destination.display()
+        );
+        return Ok(());
+    }
     eprintln!(
         "Wrote a consistent copy of the database to {} ({size} bytes). Read it with --database sqlite://{}",
         destination.display(),

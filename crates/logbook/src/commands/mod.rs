@@ -1,6 +1,8 @@
 //! The commands that run on this machine: the server (`serve`) and the commands that work on the
 //! database directly (`account`, `key`, `user`, `backup`, `demo`), plus `config`. Opening the store lives
-//! here because it is the one place a backend is picked from the database URL.
+//! here because it is the one place a backend is picked from the database URL: `sqlite://` (or
+//! none) opens the embedded store, `postgres://` connects to PostgreSQL, where any number of
+//! nodes share one database.
 
 pub mod account;
 pub mod backup;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use logbook_core::Store;
+use logbook_store_postgres::{PostgresOptions, PostgresStore};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::{Config, DatabaseLocation, SqliteSynchronous};
@@ -32,7 +35,31 @@ pub enum CreateDatabase {
 pub fn open_store(config: &Config, create: CreateDatabase) -> Result<Arc<dyn Store>> {
     match config.database_location()? {
         DatabaseLocation::Sqlite(path) => open_sqlite(config, &path, create),
+        DatabaseLocation::Postgres(url) => Ok(Arc::new(open_postgres(config, &url.0)?)),
     }
+}
+
+/// Whether this configuration's database lives in the data directory, which one `serve` at a
+/// time may use. PostgreSQL takes no such lock: several nodes on one database are the point.
+pub fn database_is_in_data_dir(config: &Config) -> Result<bool> {
+    Ok(matches!(
+        config.database_location()?,
+        DatabaseLocation::Sqlite(_)
+    ))
+}
+
+/// Connects to PostgreSQL (applying migrations). The commands run on a multi-threaded runtime, so
+/// this synchronous entry point may wait for the connection in place. The URL is never part of an
+/// error message: it may carry a password.
+pub fn open_postgres(config: &Config, url: &str) -> Result<PostgresStore> {
+    let options = PostgresOptions {
+        pool_size: config.postgres.pool_size.max(1),
+        ..PostgresOptions::default()
+    };
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(PostgresStore::connect(url, options))
+    })
+    .context("could not open the PostgreSQL database")
 }
 
 fn open_sqlite(config: &Config, path: &Path, create: CreateDatabase) -> Result<Arc<dyn Store>> {

@@ -12,17 +12,23 @@ use fs4::fs_std::FileExt;
 use logbook_core::SystemClock;
 use logbook_server::{AppState, ServerSettings};
 
-use crate::commands::{CreateDatabase, open_store};
+use crate::commands::{CreateDatabase, database_is_in_data_dir, open_store};
 use crate::config::Config;
 
 pub async fn run(config: &Config) -> Result<()> {
     let data_dir = &config.data_dir;
     // Signals are caught from the start, so one sent during start-up still means a clean stop.
     let shutdown = shutdown_requested()?;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
     // Held until this function returns; the operating system also drops it if the process dies.
-    let _lock = DataDirLock::acquire(data_dir)?;
+    // Only the embedded database needs it: PostgreSQL nodes share their database by design.
+    let _lock = if database_is_in_data_dir(config)? {
+        std::fs::create_dir_all(data_dir).with_context(|| {
+            format!("could not create the data directory {}", data_dir.display())
+        })?;
+        Some(DataDirLock::acquire(data_dir)?)
+    } else {
+        None
+    };
 
     let store = open_store(config, CreateDatabase::IfMissing)?;
     tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "store opened");
