@@ -1011,7 +1011,14 @@ pub fn is_valid_action(action: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Free JSON (metadata, change values): no duplicate keys, no U+0000, bounded depth.
+// Free JSON (metadata, change values): no duplicate keys, no U+0000, bounded depth, exact integers.
+
+/// The largest integer magnitude every JSON reader holds exactly (I-JSON, RFC 7493 §2.2). The
+/// leaf encoding (RFC 8785) writes numbers as IEEE-754 doubles, so a larger integer would be
+/// committed to as a different number than the one stored; such events are refused instead.
+const MAX_EXACT_JSON_INTEGER: u64 = (1 << 53) - 1;
+const INEXACT_INTEGER_MESSAGE: &str =
+    "[invalid_field] integers must lie within ±(2^53 - 1) (I-JSON), larger ones are not exact";
 
 /// Deserializes any JSON value into a `serde_json::Value`, refusing duplicate keys, U+0000 in
 /// strings and keys, and containers nested deeper than `depth_remaining`. Problems with a key are
@@ -1071,10 +1078,16 @@ impl<'de> Visitor<'de> for StrictValueSeed {
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        if value.unsigned_abs() > MAX_EXACT_JSON_INTEGER {
+            return Err(E::custom(INEXACT_INTEGER_MESSAGE));
+        }
         Ok(Value::from(value))
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        if value > MAX_EXACT_JSON_INTEGER {
+            return Err(E::custom(INEXACT_INTEGER_MESSAGE));
+        }
         Ok(Value::from(value))
     }
 
@@ -1832,6 +1845,29 @@ mod tests {
     }
 
     #[test]
+    fn integers_beyond_the_exact_double_range_are_rejected_where_they_stand() {
+        let largest_exact = (1_i64 << 53) - 1;
+        assert!(
+            single_event(
+                &with("metadata", json!({"n": largest_exact, "m": -largest_exact})).to_string()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            rejection_of(with("metadata", json!({"deep": {"n": largest_exact + 1}}))),
+            ("invalid_field", "/metadata/deep/n".into())
+        );
+        assert_eq!(
+            rejection_of(with("metadata", json!({"n": -(largest_exact + 1)}))),
+            ("invalid_field", "/metadata/n".into())
+        );
+        assert_eq!(
+            rejection_of(with("metadata", json!({"n": u64::MAX}))),
+            ("invalid_field", "/metadata/n".into())
+        );
+    }
+
+    #[test]
     fn keys_with_slashes_and_tildes_are_escaped_in_pointers() {
         assert_eq!(
             rejection(r#"{"action":"a.b","message":"m","metadata":{"a/b":{"~":1,"~":2}}}"#),
@@ -1857,7 +1893,7 @@ mod tests {
         prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
+            (-(1_i64 << 53) + 1..(1_i64 << 53)).prop_map(Value::from),
             "[^\u{0}]{0,12}".prop_map(Value::String),
         ]
     }

@@ -121,6 +121,16 @@ pub trait Store: Send + Sync + 'static {
         key_id: &str,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError>;
+    /// The SHA-256 stored for the key `key_id` (`None` if there is no such key), so that
+    /// `logbook migrate-store` can copy keys to another store. A backend that cannot tell answers
+    /// an error.
+    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let _ = key_id;
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot read stored key hashes",
+            self.backend_name()
+        )))
+    }
     /// The key whose SHA-256 is `key_hash`, revoked or not (the caller checks `is_active`).
     async fn find_api_key_by_hash(
         &self,
@@ -161,10 +171,71 @@ pub trait Store: Send + Sync + 'static {
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
 
+    /// The account trees and checkpoints (see `LogTree`). `None` only while a backend is being
+    /// brought up without the tree; every shipped backend returns its tree.
+    fn log_tree(&self) -> Option<&dyn LogTree> {
+        None
+    }
+
     /// Writes a consistent copy of the live database to `destination`.
     async fn backup(&self, destination: &Path) -> Result<(), StoreError>;
     /// Cheap check that the store can serve reads and accept writes.
     async fn check_ready(&self) -> Result<(), StoreError>;
     /// Stops accepting new writes and waits until every accepted write is committed.
     async fn shutdown(&self);
+}
+
+/// A signed checkpoint as a store keeps it: the account's tree at `tree_size` with `root_hash`,
+/// and the signed note (`crate::checkpoint`) that commits to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub account: AccountId,
+    pub tree_size: u64,
+    pub root_hash: crate::merkle::Hash,
+    pub signed_at: OffsetDateTime,
+    /// The whole signed note, exactly as served and exported.
+    pub text: String,
+}
+
+/// The current head of an account's tree, as the writer left it in its last commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeHead {
+    pub account: AccountId,
+    pub tree_size: u64,
+    pub root_hash: crate::merkle::Hash,
+}
+
+/// The verifiable log a store keeps beside the events (ARCHITECTURE.md, "Tamper evidence"): the
+/// stored perfect-subtree hashes every proof is built from, each account's current tree head, and
+/// the signed checkpoints. The writer maintains the tree in the transaction of the events; this
+/// trait is everything that reads it or adds checkpoints.
+#[async_trait]
+pub trait LogTree: Send + Sync {
+    /// The account's tree head after the last commit (size 0 and the empty root when it has no
+    /// events).
+    async fn tree_head(&self, account: &AccountId) -> Result<TreeHead, StoreError>;
+    /// The stored hashes of `node_ids` (absent ones are simply missing from the map), in one query.
+    async fn tree_nodes(
+        &self,
+        account: &AccountId,
+        node_ids: &[crate::merkle::NodeId],
+    ) -> Result<std::collections::HashMap<crate::merkle::NodeId, crate::merkle::Hash>, StoreError>;
+    /// Every account whose tree grew past its newest checkpoint (or has none yet), with its head.
+    async fn tree_heads_without_checkpoint(&self) -> Result<Vec<TreeHead>, StoreError>;
+    /// Stores a checkpoint. Storing a second checkpoint of the same account and tree size keeps
+    /// the first (several nodes may sign the same head at once).
+    async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+    /// The account's checkpoint of the largest tree.
+    async fn latest_checkpoint(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<StoredCheckpoint>, StoreError>;
+    /// The account's checkpoints with `tree_size < before_tree_size` (all when `None`), largest
+    /// tree first, at most `limit`.
+    async fn checkpoints(
+        &self,
+        account: &AccountId,
+        before_tree_size: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError>;
 }
