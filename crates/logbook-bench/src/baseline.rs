@@ -147,7 +147,7 @@ fn insert_row(
     if let Some(key) = &row.idempotency_key {
         let existing: Option<i64> = connection
             .prepare_cached(
-                "SELECT seq FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
+                "SELECT event_row FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
             )?
             .query_row(params![*account_row, key], |found| found.get(0))
             .optional()?;
@@ -157,12 +157,12 @@ fn insert_row(
     }
     connection
         .prepare_cached(
-            "INSERT INTO events (account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
+            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
+            logbook_store_sqlite::event_row_of(*account_row, *next_seq as u64),
             *account_row,
-            *next_seq,
             row.created_at_micros,
             row.id,
             row.action,
@@ -175,6 +175,8 @@ fn insert_row(
         ])?;
     let event_row = connection.last_insert_rowid();
     *next_seq += 1;
+    // The store's full-text document: the message's tokens tagged with the account.
+    let text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
     for target_id in &row.target_ids {
         connection
             .prepare_cached("INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)")?
@@ -182,7 +184,7 @@ fn insert_row(
     }
     connection
         .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?
-        .execute(params![event_row, row.message])?;
+        .execute(params![event_row, text_document])?;
     Ok(())
 }
 

@@ -230,7 +230,8 @@ pub async fn time_export(
     let mut byte_count = 0usize;
     while let Some(chunk) = response.chunk().await.context("reading an export")? {
         byte_count += chunk.len();
-        line_count += chunk.iter().filter(|byte| **byte == b'\n').count();
+        // memchr's SIMD search keeps the client's share of the two cores small.
+        line_count += memchr::memchr_iter(b'\n', &chunk).count();
     }
     let elapsed = started.elapsed();
     let event_count = if format == "csv" {

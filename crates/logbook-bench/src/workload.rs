@@ -83,6 +83,9 @@ struct AccountProfile {
     domain: String,
     people: Vec<(String, String)>,
     ip_pool: Vec<IpAddr>,
+    /// The account's fleet: (target id, server name). A real account has a bounded set of
+    /// servers, so target ids repeat, as the `target:` index sees them in production.
+    server_pool: Vec<(String, String)>,
     api_key_names: Vec<String>,
 }
 
@@ -217,6 +220,18 @@ impl Workload {
                 }
             })
             .collect();
+        // 20 servers for the smallest accounts, up to 200 for the largest.
+        let server_count = (20 + event_count / 1000).min(200);
+        let server_pool = (0..server_count)
+            .map(|_| {
+                let server_name = format!(
+                    "{}-{}",
+                    SERVER_ROLES[rng.random_range(0..SERVER_ROLES.len())],
+                    rng.random_range(1..40)
+                );
+                (format!("srv-{:08x}", rng.random::<u32>()), server_name)
+            })
+            .collect();
         let api_key_names = ["ci-deploy", "terraform", "monitoring", "backup-job"]
             .iter()
             .map(|name| (*name).to_owned())
@@ -226,6 +241,7 @@ impl Workload {
             domain,
             people,
             ip_pool,
+            server_pool,
             api_key_names,
         }
     }
@@ -276,14 +292,12 @@ impl Workload {
             + time::Duration::microseconds(self.spacing_micros * index as i64 + jitter);
         let (email, name) = &profile.people[rng.random_range(0..profile.people.len())];
         let ip = profile.ip_pool[rng.random_range(0..profile.ip_pool.len())];
-        let server_name = format!(
-            "{}-{}",
-            SERVER_ROLES[rng.random_range(0..SERVER_ROLES.len())],
-            rng.random_range(1..40)
-        );
-        let server_target = |server_name: &str, rng: &mut StdRng| Target {
+        let (server_id, server_name) =
+            &profile.server_pool[rng.random_range(0..profile.server_pool.len())];
+        let server_name = server_name.clone();
+        let server_target = |server_name: &str, _rng: &mut StdRng| Target {
             target_type: "server".into(),
-            id: format!("srv-{:08x}", rng.random::<u32>()),
+            id: server_id.clone(),
             name: Some(server_name.to_owned()),
         };
         let mut actor_id = email.clone();

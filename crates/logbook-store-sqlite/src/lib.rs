@@ -543,6 +543,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let key_id = key_id.to_owned();
+        self.inner
+            .read(move |connection| {
+                let hash: Option<Vec<u8>> = connection
+                    .prepare_cached("SELECT key_hash FROM api_keys WHERE key_id = ?1")
+                    .map_err(database_error("reading a key hash"))?
+                    .query_row([key_id], |row| row.get(0))
+                    .optional()
+                    .map_err(database_error("reading a key hash"))?;
+                Ok(hash.and_then(|hash| hash.try_into().ok()))
+            })
+            .await
+    }
+
     async fn find_api_key_by_hash(
         &self,
         key_hash: &[u8; 32],
