@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod checkpointer;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -32,6 +33,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store = state.store().clone();
     let shutdown_signal = state.shutdown_signal();
+    let clock = state.clock().clone();
+    let checkpoint_signing = state.checkpoint_signing().cloned();
+    let checkpointer = checkpoint_signing.clone().map(|signing| {
+        tokio::spawn(checkpointer::run(
+            store.clone(),
+            signing,
+            clock.clone(),
+            shutdown_signal.clone(),
+        ))
+    });
     let app = router(state);
     axum::serve(
         listener,
@@ -45,6 +56,15 @@ pub async fn serve(
     })
     .await?;
     store.shutdown().await;
+    if let (Some(task), Some(signing)) = (checkpointer, checkpoint_signing) {
+        // The drain above ended the task; one last round covers the final commits.
+        let _ = task.await;
+        if let Err(error) =
+            checkpointer::sign_new_checkpoints(store.as_ref(), &signing, clock.as_ref()).await
+        {
+            tracing::warn!(%error, "the final checkpoint round failed");
+        }
+    }
     tracing::info!("store shut down: every accepted write is committed");
     Ok(())
 }

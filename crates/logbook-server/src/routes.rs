@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::api::v1::events;
+use crate::api::v1::{checkpoints, events};
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
@@ -20,6 +20,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/export", get(events::export))
         .route("/api/v1/events/tail", get(events::tail))
         .route("/api/v1/events/{id}", get(events::get))
+        .route("/api/v1/checkpoints", get(checkpoints::list))
+        .route("/api/v1/checkpoints/latest", get(checkpoints::latest))
+        .route("/api/v1/proofs/inclusion", get(checkpoints::inclusion))
+        .route("/api/v1/proofs/consistency", get(checkpoints::consistency))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::get))

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::auth::ApiKeyCache;
+use crate::checkpointer::CheckpointSigning;
 use crate::web::WebServices;
 
 /// What the server enforces and how it paces live work. `Default` holds the documented defaults.
@@ -76,6 +77,7 @@ pub struct AppState {
     shutdown: ShutdownSignal,
     api_key_cache: Arc<ApiKeyCache>,
     web: Arc<WebServices>,
+    checkpoint_signing: Option<Arc<CheckpointSigning>>,
 }
 
 impl AppState {
@@ -89,7 +91,18 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: prometheus_handle(),
             shutdown: ShutdownSignal::default(),
+            checkpoint_signing: None,
         }
+    }
+
+    /// Signs checkpoints with `signing` (see `checkpointer`); without it no checkpoint is written.
+    pub fn with_checkpoint_signing(mut self, signing: CheckpointSigning) -> Self {
+        self.checkpoint_signing = Some(Arc::new(signing));
+        self
+    }
+
+    pub fn checkpoint_signing(&self) -> Option<&Arc<CheckpointSigning>> {
+        self.checkpoint_signing.as_ref()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -1,3 +1,4 @@
 //! Version 1 of the JSON API, one module per resource.
 
+pub mod checkpoints;
 pub mod events;

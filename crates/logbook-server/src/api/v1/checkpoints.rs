@@ -1,0 +1,240 @@
+//! The verifiable log of the key's account, read scope: `GET /api/v1/checkpoints/latest`,
+//! `GET /api/v1/checkpoints?before=&limit=` (history, largest tree first),
+//! `GET /api/v1/proofs/inclusion?seq=&tree_size=` and `GET /api/v1/proofs/consistency?from=&to=`.
+//!
+//! Proofs are built from O(log n) stored subtree hashes fetched in one store call
+//! (`logbook_core::merkle`), so each answer costs logarithmic work whatever the log's size.
+//! A tree size beyond the account's current tree, a `seq` not below the tree size, or `from`
+//! above `to` is a 400. Hashes are lowercase hex; checkpoints are the signed note text.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use logbook_core::export_verification::hex;
+use logbook_core::merkle::{self, MerkleError};
+use logbook_core::store::{LogTree, StoredCheckpoint};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::ReadAccount;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const DEFAULT_HISTORY_LIMIT: u32 = 100;
+const MAX_HISTORY_LIMIT: u32 = 1000;
+
+fn log_tree(state: &AppState) -> Result<&dyn LogTree, ApiError> {
+    state.store().log_tree().ok_or(ApiError::Unavailable)
+}
+
+/// The JSON form of a stored checkpoint.
+pub fn checkpoint_json(checkpoint: &StoredCheckpoint) -> Value {
+    json!({
+        "account": checkpoint.account.as_str(),
+        "tree_size": checkpoint.tree_size,
+        "root_hash": hex(&checkpoint.root_hash),
+        "signed_at": checkpoint.signed_at.format(&Rfc3339).unwrap_or_default(),
+        "checkpoint": checkpoint.text,
+    })
+}
+
+fn parameters<T>(parameters: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    parameters
+        .map(|Query(parameters)| parameters)
+        .map_err(|rejection| {
+            ApiError::bad_request(
+                "invalid_parameters",
+                format!("query string is not valid: {}", rejection.body_text()),
+                None,
+            )
+        })
+}
+
+fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, ApiError> {
+    text.map(|text| {
+        text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_parameters",
+                format!("{field} must be a whole number"),
+                Some(field),
+            )
+        })
+    })
+    .transpose()
+}
+
+fn invalid_range(error: MerkleError, field: &'static str) -> ApiError {
+    match error {
+        MerkleError::LeafIndexOutOfRange { .. }
+        | MerkleError::OldSizeAboveNewSize { .. }
+        | MerkleError::EmptyTree { .. } => {
+            ApiError::bad_request("invalid_range", error.to_string(), Some(field))
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// `GET /api/v1/checkpoints/latest`: the account's newest signed checkpoint (404 before the first).
+pub async fn latest(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+) -> Result<Json<Value>, ApiError> {
+    let checkpoint = log_tree(&state)?
+        .latest_checkpoint(&reader.account)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(checkpoint_json(&checkpoint)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryParameters {
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/checkpoints?before=&limit=`: checkpoints with a tree smaller than `before`,
+/// largest first; `next_before` pages on.
+pub async fn list(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    query: Result<Query<HistoryParameters>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parameters(query)?;
+    let before = whole_number(query.before.as_deref(), "before")?;
+    let limit = match whole_number(query.limit.as_deref(), "limit")? {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(limit) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&limit) => limit as u32,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}"),
+                Some("limit"),
+            ));
+        }
+    };
+    let checkpoints = log_tree(&state)?
+        .checkpoints(&reader.account, before, limit)
+        .await?;
+    let next_before = (checkpoints.len() == limit as usize)
+        .then(|| checkpoints.last().map(|checkpoint| checkpoint.tree_size))
+        .flatten();
+    Ok(Json(json!({
+        "checkpoints": checkpoints.iter().map(checkpoint_json).collect::<Vec<_>>(),
+        "next_before": next_before,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InclusionParameters {
+    seq: Option<String>,
+    tree_size: Option<String>,
+}
+
+/// `GET /api/v1/proofs/inclusion?seq=&tree_size=`: the inclusion proof of event `seq` in the
+/// account's tree of `tree_size` leaves (default: the current tree).
+pub async fn inclusion(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    query: Result<Query<InclusionParameters>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parameters(query)?;
+    let seq = whole_number(query.seq.as_deref(), "seq")?.ok_or_else(|| {
+        ApiError::bad_request("invalid_parameters", "seq is required", Some("seq"))
+    })?;
+    let tree_size = whole_number(query.tree_size.as_deref(), "tree_size")?;
+    let proof = inclusion_proof(log_tree(&state)?, &reader.account, seq, tree_size).await?;
+    Ok(Json(proof))
+}
+
+/// The inclusion proof answer, shared with the event detail page.
+pub async fn inclusion_proof(
+    tree: &dyn LogTree,
+    account: &logbook_core::AccountId,
+    seq: u64,
+    tree_size: Option<u64>,
+) -> Result<Value, ApiError> {
+    let head = tree.tree_head(account).await?;
+    let tree_size = tree_size.unwrap_or(head.tree_size);
+    check_within_head(tree_size, head.tree_size, "tree_size")?;
+    let mut node_ids = merkle::inclusion_proof_node_ids(seq, tree_size)
+        .map_err(|error| invalid_range(error, "seq"))?;
+    node_ids.push(merkle::NodeId::new(0, seq));
+    node_ids.extend(root_node_ids(tree_size));
+    let nodes = tree.tree_nodes(account, &node_ids).await?;
+    let proof = merkle::inclusion_proof(&nodes, seq, tree_size).map_err(ApiError::internal)?;
+    let leaf_hash = nodes
+        .get(&merkle::NodeId::new(0, seq))
+        .copied()
+        .ok_or_else(|| ApiError::internal(MerkleError::MissingNode(merkle::NodeId::new(0, seq))))?;
+    let root_hash = merkle::root_at(&nodes, tree_size).map_err(ApiError::internal)?;
+    Ok(json!({
+        "seq": seq,
+        "tree_size": tree_size,
+        "leaf_hash": hex(&leaf_hash),
+        "root_hash": hex(&root_hash),
+        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsistencyParameters {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/proofs/consistency?from=&to=`: the consistency proof from the tree of `from`
+/// leaves to the tree of `to` leaves (default: the current tree).
+pub async fn consistency(
+    State(state): State<AppState>,
+    reader: ReadAccount,
+    query: Result<Query<ConsistencyParameters>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parameters(query)?;
+    let from = whole_number(query.from.as_deref(), "from")?.ok_or_else(|| {
+        ApiError::bad_request("invalid_parameters", "from is required", Some("from"))
+    })?;
+    let tree = log_tree(&state)?;
+    let head = tree.tree_head(&reader.account).await?;
+    let to = whole_number(query.to.as_deref(), "to")?.unwrap_or(head.tree_size);
+    check_within_head(to, head.tree_size, "to")?;
+    let mut node_ids = merkle::consistency_proof_node_ids(from, to)
+        .map_err(|error| invalid_range(error, "from"))?;
+    node_ids.extend(root_node_ids(from));
+    node_ids.extend(root_node_ids(to));
+    let nodes = tree.tree_nodes(&reader.account, &node_ids).await?;
+    let proof = merkle::consistency_proof(&nodes, from, to).map_err(ApiError::internal)?;
+    let old_root = merkle::root_at(&nodes, from).map_err(ApiError::internal)?;
+    let new_root = merkle::root_at(&nodes, to).map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "old_root_hash": hex(&old_root),
+        "new_root_hash": hex(&new_root),
+        "proof": proof.iter().map(|hash| hex(hash)).collect::<Vec<_>>(),
+    })))
+}
+
+fn check_within_head(size: u64, head_size: u64, field: &'static str) -> Result<(), ApiError> {
+    if size > head_size {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            format!("{field} {size} is beyond the account's tree of {head_size} events"),
+            Some(field),
+        ));
+    }
+    Ok(())
+}
+
+/// The perfect subtrees whose fold is the root of a tree of `size` leaves (one per one-bit).
+fn root_node_ids(size: u64) -> impl Iterator<Item = merkle::NodeId> {
+    let mut start = 0u64;
+    (0..64u8).rev().filter_map(move |level| {
+        if size & (1 << level) == 0 {
+            return None;
+        }
+        let id = merkle::NodeId::new(level, start >> level);
+        start += 1 << level;
+        Some(id)
+    })
+}
