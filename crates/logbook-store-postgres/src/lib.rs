@@ -7,6 +7,7 @@
 
 mod encoding;
 mod errors;
+mod import;
 mod migrations;
 mod people;
 mod query_sql;
@@ -682,6 +683,19 @@ impl Store for PostgresStore {
             .await?
             .pop()
             .ok_or_else(|| StoreError::ApiKeyNotFound(key_id.to_owned()))
+    }
+
+    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        let client = self.inner.connection().await?;
+        let hash: Option<Vec<u8>> = client
+            .query_opt(
+                "SELECT key_hash FROM api_keys WHERE key_id = $1",
+                &[&key_id],
+            )
+            .await
+            .map_err(database_error("reading a key hash"))?
+            .map(|row| row.get(0));
+        Ok(hash.and_then(|hash| hash.try_into().ok()))
     }
 
     async fn find_api_key_by_hash(

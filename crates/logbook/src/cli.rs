@@ -23,7 +23,7 @@ pub struct GlobalOptions {
     /// Directory for the database and the lock file [default: ./logbook-data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:///absolute/path.db or sqlite://relative/path.db [default: sqlite://<data-dir>/logbook.db]
+    /// Database URL: sqlite:///absolute/path.db, sqlite://relative/path.db or postgres://user@host/database [default: sqlite://<data-dir>/logbook.db]
     #[arg(long, global = true, value_name = "URL")]
     pub database: Option<String>,
     /// TOML configuration file (or LOGBOOK_CONFIG)
@@ -52,6 +52,8 @@ pub enum Command {
     User(UserCommand),
     /// Write a consistent copy of the live database to DEST.
     Backup(BackupArgs),
+    /// Copy everything from one database to another (SQLite to PostgreSQL); resumable.
+    MigrateStore(MigrateStoreArgs),
     /// Fill an account with a realistic history of a sample team.
     Demo(DemoArgs),
     /// Show the configuration.
@@ -179,6 +181,16 @@ pub enum UserCommand {
 pub struct BackupArgs {
     /// File to write the copy to (must not exist)
     pub destination: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// The database to copy from, e.g. sqlite:///var/lib/logbook/logbook.db
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The PostgreSQL database to copy into, e.g. postgres://logbook@db/logbook
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,9 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
             Command::Key(command) => commands::key::run(&config, command).await,
             Command::User(command) => commands::user::run(&config, command).await,
             Command::Backup(arguments) => commands::backup::run(&config, &arguments).await,
+            Command::MigrateStore(arguments) => {
+                commands::migrate_store::run(&config, &arguments).await
+            }
             Command::Demo(arguments) => commands::demo::run(&config, &arguments).await,
             Command::Send(arguments) => client::send::run(&config, &arguments).await,
             Command::Query(arguments) => {

@@ -84,9 +84,27 @@ impl Cluster {
         )
     }
 
-    /// Starts `logbook serve` on port 0 and waits for its `listening on` line.
+    /// Starts `logbook serve` on this cluster's database, on port 0.
     fn start_node(&self) -> Node {
-        let mut command = self.logbook(&["serve", "--listen", "127.0.0.1:0"]);
+        self.start_node_on(&self.database.url)
+    }
+
+    /// Starts `logbook serve` on `database_url`, on port 0, and waits for its `listening on` line.
+    fn start_node_on(&self, database_url: &str) -> Node {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .current_dir(self.directory.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                database_url,
+            ])
+            .stdin(Stdio::null());
+        for variable in LOGBOOK_VARIABLES {
+            command.env_remove(variable);
+        }
         command
             .arg("--data-dir")
             .arg(self.directory.path().join("data"))
@@ -392,4 +410,175 @@ async fn a_session_from_one_node_works_on_the_other_until_logout_on_the_first() 
 
     let (status, _) = page_status(&client, &nodes[1], &cookie).await;
     assert_ne!(status, 200, "node two no longer accepts the ended session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stopped() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let sqlite_url = format!(
+        "sqlite://{}",
+        cluster
+            .directory
+            .path()
+            .join("embedded/logbook.db")
+            .display()
+    );
+    let on_sqlite = |arguments: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .current_dir(cluster.directory.path())
+            .args(arguments)
+            .arg("--database")
+            .arg(&sqlite_url)
+            .stdin(Stdio::null());
+        for variable in LOGBOOK_VARIABLES {
+            command.env_remove(variable);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{arguments:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    on_sqlite(&["demo", "--account", "demo"]);
+    on_sqlite(&["account", "create", "acme"]);
+    let created: Value = serde_json::from_slice(
+        &on_sqlite(&[
+            "key",
+            "create",
+            "--account",
+            "demo",
+            "--scope",
+            "ingest,read",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let revoked: Value = serde_json::from_slice(
+        &on_sqlite(&[
+            "key",
+            "create",
+            "--account",
+            "acme",
+            "--scope",
+            "ingest",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    on_sqlite(&["key", "revoke", revoked["key_id"].as_str().unwrap()]);
+
+    let migrate = |cluster: &Cluster| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .current_dir(cluster.directory.path())
+            .args([
+                "migrate-store",
+                "--from",
+                &sqlite_url,
+                "--to",
+                &cluster.database.url,
+            ])
+            .stdin(Stdio::null());
+        for variable in LOGBOOK_VARIABLES {
+            command.env_remove(variable);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "migrate-store failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let counts_of = |table: &str| -> Vec<(String, u64, u64)> {
+        table
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let columns: Vec<&str> = line.split_whitespace().collect();
+                (
+                    columns[0].to_owned(),
+                    columns[1].parse().unwrap(),
+                    columns[2].parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first = counts_of(&migrate(&cluster));
+    let demo_events = first
+        .iter()
+        .find(|(account, _, _)| account == "demo")
+        .unwrap()
+        .1;
+    assert!(demo_events > 100, "the demo history was copied: {first:?}");
+    assert!(
+        first.iter().all(|(_, source, copied)| source == copied),
+        "{first:?}"
+    );
+
+    // More history arrives in the embedded database; running again copies only what is new.
+    {
+        let embedded = cluster.start_node_on(&sqlite_url);
+        let events: Vec<Value> = (0..50)
+            .map(|number| json!({ "action": "user.login", "message": format!("late event {number}") }))
+            .collect();
+        let answer = ingest(&client(), &embedded, &key, Value::Array(events)).await;
+        assert_eq!(answer.status(), 200);
+    }
+    let second = counts_of(&migrate(&cluster));
+    let demo_now = second
+        .iter()
+        .find(|(account, _, _)| account == "demo")
+        .unwrap();
+    assert!(demo_now.1 > demo_events, "{second:?}");
+    assert_eq!(demo_now.1, demo_now.2, "{second:?}");
+
+    // A node on PostgreSQL accepts the copied key, continues the copied log's seq, and still
+    // refuses the key that was revoked before the move.
+    let node = cluster.start_node();
+    let client = client();
+    let answer: Value = ingest(
+        &client,
+        &node,
+        &key,
+        json!([{ "action": "user.login", "message": "First event after the move" }]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["results"][0]["seq"].as_u64(),
+        Some(demo_now.1),
+        "{answer}"
+    );
+    let refused = ingest(
+        &client,
+        &node,
+        revoked["key"].as_str().unwrap(),
+        json!([{ "action": "user.login", "message": "x" }]),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    let page: Value = client
+        .get(node.url("/api/v1/events?q=ip:192.0.2.66&limit=5"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !page["events"].as_array().unwrap().is_empty(),
+        "the copied events are searchable"
+    );
 }

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod key;
+pub mod migrate_store;
 pub mod serve;
 pub mod user;
 

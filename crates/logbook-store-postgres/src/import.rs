@@ -1,0 +1,266 @@
+//! Copying another store's history in, for `logbook migrate-store`: keys with their stored hash
+//! and revocation, and events with the `seq`, `id` and body they already have. Events of an
+//! account are appended strictly after the destination's `next_seq`, so a copy that was
+//! interrupted continues where it stopped and can never fork an account's log.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+
+use logbook_core::api_key::{ApiKeyRecord, KeyOwner};
+use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::{AccountId, StoreError};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+use crate::PostgresStore;
+use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
+use crate::errors::{database_error, pool_error};
+use crate::writer::outcome_code;
+
+const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, idempotency_key, fingerprint, message_tokens, body";
+const IMPORT_COPY_TYPES: [Type; 13] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::INT2,
+    Type::BOOL,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::TS_VECTOR,
+    Type::TEXT,
+];
+
+fn import_error(message: String) -> StoreError {
+    StoreError::Database {
+        context: "importing events",
+        message,
+    }
+}
+
+impl PostgresStore {
+    /// Stores a key exactly as another store holds it (hash, scopes, times, revocation). Returns
+    /// false when a key with this id is already here.
+    pub async fn import_api_key(
+        &self,
+        record: &ApiKeyRecord,
+        key_hash: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let client = self.inner.connection().await?;
+        let account_row = match &record.owner {
+            KeyOwner::Account(account) => Some(
+                self.inner
+                    .account_rows
+                    .find(&client, account)
+                    .await?
+                    .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?,
+            ),
+            KeyOwner::Platform => None,
+        };
+        let inserted = client
+            .execute(
+                "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING",
+                &[
+                    &record.key_id,
+                    &key_hash.as_slice(),
+                    &account_row,
+                    &record.scopes.ingest,
+                    &record.scopes.read,
+                    &record.display_prefix,
+                    &record.description,
+                    &unix_micros_of(record.created_at),
+                    &record.revoked_at.map(unix_micros_of),
+                ],
+            )
+            .await
+            .map_err(database_error("importing an API key"))?;
+        Ok(inserted == 1)
+    }
+
+    /// Appends `rows` (events of `account`, consecutive `seq`s starting at the account's current
+    /// `next_seq` here) with their ids and bodies unchanged, in one transaction.
+    pub async fn import_events(
+        &self,
+        account: &AccountId,
+        rows: &[EventRow],
+    ) -> Result<(), StoreError> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        for (offset, row) in rows.iter().enumerate() {
+            if row.seq != first.seq + offset as u64 {
+                return Err(import_error(format!(
+                    "events of {account} are not consecutive at seq {}",
+                    row.seq
+                )));
+            }
+        }
+        // Decoded once, off the transaction: the indexed columns come from each stored body.
+        let mut prepared = Vec::with_capacity(rows.len());
+        for row in rows {
+            let stored = row.decode().map_err(|error| {
+                import_error(format!(
+                    "event seq {} of {account} does not decode: {error}",
+                    row.seq
+                ))
+            })?;
+            if &stored.account != account {
+                return Err(import_error(format!(
+                    "event seq {} names account {}, not {account}",
+                    row.seq, stored.account
+                )));
+            }
+            // The fingerprint covers `created_at` only when the producer sent it; a stored body
+            // does not say, and a defaulted `created_at` equals `received_at` exactly.
+            let created_at_was_sent = stored.created_at != stored.received_at;
+            let event = NewEvent {
+                id: stored.id,
+                account: stored.account,
+                received_at: stored.received_at,
+                created_at: stored.created_at,
+                created_at_was_sent,
+                action: stored.action,
+                message: stored.message,
+                actor: stored.actor,
+                ip: stored.ip,
+                user_agent: stored.user_agent,
+                outcome: stored.outcome,
+                targets: stored.targets,
+                changes: stored.changes,
+                metadata: stored.metadata,
+                key: stored.key,
+            };
+            let fingerprint = event.key.as_ref().map(|_| event.content_fingerprint());
+            let tokens = MessageTokens::of_message(&event.message);
+            prepared.push((row, event, fingerprint, tokens));
+        }
+
+        let mut client = self
+            .inner
+            .writer_pool
+            .get()
+            .await
+            .map_err(pool_error("connecting the importer"))?;
+        let account_row = *self
+            .inner
+            .account_rows
+            .resolve_or_create(
+                &client,
+                BTreeMap::from([(account, prepared[0].1.received_at)]),
+            )
+            .await?
+            .get(account)
+            .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(database_error("starting an import"))?;
+        transaction
+            .batch_execute("SET LOCAL logbook.all_accounts = 'on'")
+            .await
+            .map_err(database_error("starting an import"))?;
+        let next_seq: i64 = transaction
+            .query_one(
+                "SELECT next_seq FROM accounts WHERE account_row = $1 FOR UPDATE",
+                &[&account_row],
+            )
+            .await
+            .map_err(database_error("locking an account"))?
+            .get(0);
+        if next_seq as u64 != first.seq {
+            return Err(import_error(format!(
+                "{account} continues at seq {next_seq} here, not at {}",
+                first.seq
+            )));
+        }
+        let mut targets: Vec<(i64, &str, i64)> = Vec::new();
+        {
+            let sink = transaction
+                .copy_in(&format!(
+                    "COPY events_staging ({IMPORT_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
+                ))
+                .await
+                .map_err(database_error("copying events"))?;
+            let mut copy = pin!(BinaryCopyInWriter::new(sink, &IMPORT_COPY_TYPES));
+            for (row, event, fingerprint, tokens) in &prepared {
+                let seq = row.seq as i64;
+                copy.as_mut()
+                    .write(&[
+                        &account_row,
+                        &seq,
+                        &row.created_at_micros,
+                        &event.id,
+                        &event.action,
+                        &event.actor.as_ref().map(|actor| actor.id.as_str()),
+                        &event.ip.map(ip_bytes).as_ref().map(|ip| ip.as_slice()),
+                        &event.outcome.map(|outcome| outcome_code(outcome) as i16),
+                        &row.new_ip,
+                        &event.key,
+                        &fingerprint
+                            .as_ref()
+                            .map(|fingerprint| fingerprint.as_slice()),
+                        tokens,
+                        &row.body_without_seq,
+                    ])
+                    .await
+                    .map_err(database_error("copying events"))?;
+                for target in &event.targets {
+                    targets.push((account_row, target.id.as_str(), seq));
+                }
+            }
+            copy.as_mut()
+                .finish()
+                .await
+                .map_err(database_error("copying events"))?;
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        if !targets.is_empty() {
+            let sink = transaction
+                .copy_in("COPY event_targets_staging (account_row, target_id, seq) FROM STDIN (FORMAT binary)")
+                .await
+                .map_err(database_error("copying event targets"))?;
+            let mut copy = pin!(BinaryCopyInWriter::new(
+                sink,
+                &[Type::INT8, Type::TEXT, Type::INT8]
+            ));
+            for (account_row, target_id, seq) in &targets {
+                copy.as_mut()
+                    .write(&[account_row, target_id, seq])
+                    .await
+                    .map_err(database_error("copying event targets"))?;
+            }
+            copy.as_mut()
+                .finish()
+                .await
+                .map_err(database_error("copying event targets"))?;
+            transaction
+                .execute(
+                    "INSERT INTO event_targets SELECT * FROM event_targets_staging",
+                    &[],
+                )
+                .await
+                .map_err(database_error("importing event targets"))?;
+        }
+        transaction
+            .execute("INSERT INTO events SELECT * FROM events_staging", &[])
+            .await
+            .map_err(database_error("importing events"))?;
+        let last_seq = rows.last().map_or(first.seq, |row| row.seq) as i64;
+        transaction
+            .execute(
+                "UPDATE accounts SET next_seq = $2 WHERE account_row = $1",
+                &[&account_row, &(last_seq + 1)],
+            )
+            .await
+            .map_err(database_error("importing events"))?;
+        transaction
+            .commit()
+            .await
+            .map_err(database_error("committing imported events"))
+    }
+}

@@ -1,0 +1,244 @@
+//! `logbook migrate-store --from sqlite://... --to postgres://...`: moves a Logbook that outgrew
+//! one machine onto PostgreSQL without losing its history. It copies accounts, API keys (their
+//! stored hashes, scopes and revocations), users with their passwords and two-factor secrets,
+//! active sessions, the accounts' sign-in settings, and every event with its `seq`, `id` and body
+//! unchanged, then compares the event count of every account on both sides.
+//!
+//! Re-running continues where a copy stopped: what already exists is skipped, and each account's
+//! events are copied in `seq` order from the destination's `next_seq` on (the destination checks
+//! that each batch continues exactly there, so a copy can never fork a log).
+
+use std::collections::{BTreeMap, HashSet};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use logbook_core::people::NewUser;
+use logbook_core::{Store, StoreError};
+
+use crate::cli::MigrateStoreArgs;
+use crate::commands::{CreateDatabase, open_postgres, open_store};
+use crate::config::{Config, DatabaseLocation, parse_database_url};
+
+/// Events read from the source and written to the destination in one transaction.
+const EVENTS_PER_BATCH: u32 = 5_000;
+
+pub async fn run(config: &Config, arguments: &MigrateStoreArgs) -> Result<()> {
+    let DatabaseLocation::Postgres(destination_url) = parse_database_url(&arguments.to)? else {
+        bail!(
+            "--to must be a postgres:// URL (migrate-store moves an embedded database to PostgreSQL)"
+        );
+    };
+    let source_location = parse_database_url(&arguments.from)?;
+    if matches!(source_location, DatabaseLocation::Postgres(_)) {
+        bail!("--from must be a sqlite:// URL; to copy between PostgreSQL databases use pg_dump");
+    }
+    let mut source_config = config.clone();
+    source_config.database = Some(arguments.from.clone());
+    let source = open_store(&source_config, CreateDatabase::Never)?;
+    let destination = open_postgres(config, &destination_url.0)?;
+
+    let result = copy_everything(source.as_ref(), &destination).await;
+    source.shutdown().await;
+    destination.shutdown().await;
+    result
+}
+
+async fn copy_everything(
+    source: &dyn Store,
+    destination: &logbook_store_postgres::PostgresStore,
+) -> Result<()> {
+    let accounts = source
+        .list_accounts()
+        .await
+        .context("could not list the source's accounts")?;
+    for record in &accounts {
+        match destination
+            .create_account(&record.account, record.created_at)
+            .await
+        {
+            Ok(_) | Err(StoreError::AccountAlreadyExists(_)) => {}
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("could not copy account {}", record.account));
+            }
+        }
+    }
+    eprintln!("Accounts: {} copied or already there.", accounts.len());
+
+    let existing_keys: HashSet<String> = destination
+        .list_api_keys(None)
+        .await?
+        .into_iter()
+        .map(|key| key.key_id)
+        .collect();
+    let mut copied_keys = 0;
+    for key in source.list_api_keys(None).await? {
+        if existing_keys.contains(&key.key_id) {
+            continue;
+        }
+        let hash = source
+            .api_key_hash(&key.key_id)
+            .await?
+            .with_context(|| format!("key {} disappeared from the source", key.key_id))?;
+        if destination.import_api_key(&key, &hash).await? {
+            copied_keys += 1;
+        }
+    }
+    eprintln!("API keys: {copied_keys} copied.");
+
+    let (copied_users, users_with_second_factor) =
+        copy_people(source, destination, &accounts).await?;
+    eprintln!("Users: {copied_users} copied.");
+    if users_with_second_factor > 0 {
+        eprintln!(
+            "Note: {users_with_second_factor} user(s) use two-factor sign-in; their authenticator keeps working, but recovery codes exist only as hashes and were not copied: they should make new ones."
+        );
+    }
+
+    copy_events(source, destination, &accounts).await?;
+    compare_counts(source, destination).await
+}
+
+/// Users (password hashes and two-factor secrets as stored), their active sessions, and each
+/// account's sign-in settings. Returns how many users were copied and how many of them use a
+/// second factor.
+async fn copy_people(
+    source: &dyn Store,
+    destination: &logbook_store_postgres::PostgresStore,
+    accounts: &[logbook_core::store::AccountRecord],
+) -> Result<(usize, usize)> {
+    let source_people = source.people();
+    let destination_people = destination.people();
+    let mut copied = 0;
+    let mut with_second_factor = 0;
+    for record in accounts {
+        for user in source_people.list_users(&record.account).await? {
+            if destination_people.get_user(&user.user_id).await?.is_none() {
+                destination_people
+                    .create_user(NewUser {
+                        user_id: user.user_id.clone(),
+                        account: user.account.clone(),
+                        email: user.email.clone(),
+                        role: user.role,
+                        password_hash: user.password_hash.clone(),
+                        created_at: user.created_at,
+                    })
+                    .await
+                    .with_context(|| format!("could not copy a user of {}", record.account))?;
+                if let Some(secret) = user.totp_secret.clone() {
+                    destination_people
+                        .set_totp(&user.user_id, Some((secret, Vec::new())))
+                        .await?;
+                    with_second_factor += 1;
+                }
+                copied += 1;
+            }
+            for session in source_people.list_active_sessions(&user.user_id).await? {
+                if destination_people
+                    .find_session(&session.session_hash)
+                    .await?
+                    .is_none()
+                {
+                    destination_people.create_session(session).await?;
+                }
+            }
+        }
+        if source_people
+            .requires_second_factor(&record.account)
+            .await?
+        {
+            destination_people
+                .set_requires_second_factor(&record.account, true)
+                .await?;
+        }
+    }
+    Ok((copied, with_second_factor))
+}
+
+async fn copy_events(
+    source: &dyn Store,
+    destination: &logbook_store_postgres::PostgresStore,
+    accounts: &[logbook_core::store::AccountRecord],
+) -> Result<()> {
+    let mut already_there = BTreeMap::new();
+    let mut remaining = 0_u64;
+    for record in accounts {
+        let next_seq = destination.next_seq(&record.account).await?;
+        if next_seq > record.event_count {
+            bail!(
+                "account {} has {next_seq} events in the destination but only {} in the source: this is not a copy of that database",
+                record.account,
+                record.event_count
+            );
+        }
+        remaining += record.event_count - next_seq;
+        already_there.insert(record.account.clone(), next_seq);
+    }
+    let progress = ProgressBar::new(remaining);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} events {bar:40} {human_pos}/{human_len} ({per_sec}, {eta} left) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for record in accounts {
+        let mut next_seq = already_there[&record.account];
+        progress.set_message(record.account.as_str().to_owned());
+        while next_seq < record.event_count {
+            let rows = source
+                .events_since(&record.account, next_seq, EVENTS_PER_BATCH)
+                .await
+                .with_context(|| format!("could not read events of {}", record.account))?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            let last_seq = last.seq;
+            destination
+                .import_events(&record.account, &rows)
+                .await
+                .with_context(|| format!("could not copy events of {}", record.account))?;
+            progress.inc(rows.len() as u64);
+            next_seq = last_seq + 1;
+        }
+    }
+    progress.finish_with_message("done");
+    Ok(())
+}
+
+/// Prints each account's event count on both sides and fails if any differ.
+async fn compare_counts(
+    source: &dyn Store,
+    destination: &logbook_store_postgres::PostgresStore,
+) -> Result<()> {
+    let destination_counts: BTreeMap<String, u64> = destination
+        .list_accounts()
+        .await?
+        .into_iter()
+        .map(|record| (record.account.as_str().to_owned(), record.event_count))
+        .collect();
+    let mut mismatches = Vec::new();
+    println!("{:<32} {:>12} {:>12}", "ACCOUNT", "SOURCE", "DESTINATION");
+    for record in source.list_accounts().await? {
+        let copied = destination_counts
+            .get(record.account.as_str())
+            .copied()
+            .unwrap_or(0);
+        println!(
+            "{:<32} {:>12} {:>12}",
+            record.account.as_str(),
+            record.event_count,
+            copied
+        );
+        if copied != record.event_count {
+            mismatches.push(record.account.as_str().to_owned());
+        }
+    }
+    if !mismatches.is_empty() {
+        bail!(
+            "event counts differ for {}; run migrate-store again to continue the copy",
+            mismatches.join(", ")
+        );
+    }
+    eprintln!("Every account has the same number of events in both databases.");
+    Ok(())
+}
