@@ -58,6 +58,81 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+/// Bits of `event_row` that hold `seq`; the account's row id sits above them. 2^40 events per
+/// account is far beyond any log, and 2^23 accounts fit in the remaining positive range.
+pub const SEQ_BITS: u32 = 40;
+const SEQ_MASK: i64 = (1 << SEQ_BITS) - 1;
+
+/// The primary key of an account's event: its account in the high bits, its `seq` in the low
+/// ones, so an account's events are one contiguous rowid range in `seq` order.
+pub fn event_row_of(account_row: i64, seq: u64) -> i64 {
+    (account_row << SEQ_BITS) | (seq as i64 & SEQ_MASK)
+}
+
+/// The first `event_row` of an account; its range is `[first, first + 2^40)`.
+pub(crate) fn first_event_row_of(account_row: i64) -> i64 {
+    account_row << SEQ_BITS
+}
+
+/// Width of an account's full-text tag: 36^5 (60 million) accounts.
+const ACCOUNT_TAG_WIDTH: usize = 5;
+
+/// The fixed-width base-36 tag prefixed to every full-text token of an account, so each term in
+/// the FTS index belongs to one account.
+fn account_text_tag(account_row: i64, tag: &mut String) {
+    let mut digits = [b'0'; ACCOUNT_TAG_WIDTH];
+    let mut rest = account_row.unsigned_abs();
+    for digit in digits.iter_mut().rev() {
+        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize];
+        rest /= 36;
+    }
+    tag.push_str(std::str::from_utf8(&digits).expect("base-36 digits are ASCII"));
+}
+
+/// What the FTS index receives for a message: each of `text_tokens(message)` prefixed with the
+/// account's tag, space-separated (the FTS tokenizer splits only at spaces). Empty when the
+/// message has no token.
+pub fn full_text_document(account_row: i64, message: &str) -> String {
+    let mut document = String::with_capacity(message.len() + message.len() / 2);
+    for token in logbook_core::query::text_tokens(message) {
+        if !document.is_empty() {
+            document.push(' ');
+        }
+        account_text_tag(account_row, &mut document);
+        document.push_str(&token);
+    }
+    document
+}
+
+/// `document` (from `full_text_document` for any account) with every token's tag replaced by
+/// `account_row`'s, without tokenizing again.
+pub(crate) fn retag_full_text_document(document: &str, account_row: i64) -> String {
+    let mut retagged = String::with_capacity(document.len());
+    for tagged_token in document.split(' ') {
+        if !retagged.is_empty() {
+            retagged.push(' ');
+        }
+        account_text_tag(account_row, &mut retagged);
+        retagged.push_str(tagged_token.get(ACCOUNT_TAG_WIDTH..).unwrap_or_default());
+    }
+    retagged
+}
+
+/// An FTS5 phrase for `tokens` in `account_row`: `"tagtok1 tagtok2"`. Tokens hold only letters and
+/// digits, and doubling quotes keeps the quoting correct whatever they hold.
+pub(crate) fn full_text_phrase(account_row: i64, tokens: &[String]) -> String {
+    let mut phrase = String::from("\"");
+    for (position, token) in tokens.iter().enumerate() {
+        if position > 0 {
+            phrase.push(' ');
+        }
+        account_text_tag(account_row, &mut phrase);
+        phrase.push_str(&token.replace('"', "\"\""));
+    }
+    phrase.push('"');
+    phrase
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +146,30 @@ mod tests {
         assert_eq!(prefix_upper_bound(""), None);
         assert_eq!(prefix_upper_bound("a\u{10FFFF}").unwrap(), "b");
         assert_eq!(prefix_upper_bound("\u{D7FF}").unwrap(), "\u{E000}");
+    }
+
+    #[test]
+    fn event_rows_keep_accounts_apart_and_seq_in_the_low_bits() {
+        assert_eq!(event_row_of(1, 0), 1 << 40);
+        assert_eq!(event_row_of(3, 7) & ((1 << 40) - 1), 7);
+        assert!(event_row_of(2, (1 << 40) - 1) < event_row_of(3, 0));
+    }
+
+    #[test]
+    fn full_text_documents_tag_every_token_with_the_account() {
+        assert_eq!(
+            full_text_document(37, "Rebooted web-1, now OK"),
+            "00011rebooted 00011web 000111 00011now 00011ok"
+        );
+        assert_eq!(full_text_document(1, "-- !!"), "");
+        assert_eq!(
+            retag_full_text_document(&full_text_document(0, "Rebooted web-1"), 37),
+            full_text_document(37, "Rebooted web-1")
+        );
+        assert_eq!(
+            full_text_phrase(1, &["web".into(), "1".into()]),
+            "\"00001web 000011\""
+        );
     }
 
     #[test]

@@ -27,10 +27,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use migrations::schema_sql;
 
-use crate::encoding::{event_id_value, micros_to_time, unix_micros_of};
+pub use encoding::{event_row_of, full_text_document};
+
+use crate::encoding::{
+    SEQ_BITS, event_id_value, first_event_row_of, micros_to_time, unix_micros_of,
+};
 use crate::errors::database_error;
 use crate::query_sql::{EVENT_COLUMNS, compile_page_query};
-use crate::writer::{AppendRequest, PreparedEvent, Writer, WriterHealth};
+use crate::writer::{AppendRequest, Checkpointer, PreparedEvent, Writer, WriterHealth};
 
 /// Events per page when exporting: bounded memory, and a reader connection is held only per page.
 const EXPORT_PAGE_SIZE: u32 = 1_000;
@@ -89,6 +93,22 @@ impl SqliteStore {
             .map(|_| open_connection(database_path, true, &options))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let checkpoint_connection = open_connection(database_path, false, &options)?;
+        let (checkpoint_requests, checkpoint_inbox) = crossbeam_channel::bounded(1);
+        let wal_frames = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let checkpointer = Checkpointer {
+            connection: checkpoint_connection,
+            requests: checkpoint_inbox,
+            wal_frames: wal_frames.clone(),
+        };
+        let checkpointer_thread = std::thread::Builder::new()
+            .name("logbook-sqlite-checkpointer".into())
+            .spawn(move || checkpointer.run())
+            .map_err(|error| StoreError::Database {
+                context: "starting the checkpointer thread",
+                message: error.to_string(),
+            })?;
+
         let (sender, inbox) = crossbeam_channel::unbounded();
         let writer_health = Arc::new(WriterHealth::default());
         let writer = Writer {
@@ -96,6 +116,9 @@ impl SqliteStore {
             inbox,
             health: writer_health.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),
+            checkpoint_requests: Some(checkpoint_requests),
+            checkpointer_thread: Some(checkpointer_thread),
+            wal_frames,
         };
         let writer_thread = std::thread::Builder::new()
             .name("logbook-sqlite-writer".into())
@@ -204,6 +227,8 @@ fn open_connection(
             "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; {cache_and_map}"
         ))
         .map_err(database_error("setting connection pragmas"))?;
+    query_sql::register_functions(&connection)
+        .map_err(database_error("registering SQL functions"))?;
     Ok(connection)
 }
 
@@ -445,11 +470,12 @@ impl Store for SqliteStore {
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
         self.inner
             .read(|connection| {
-                // `seq` is dense from 0, so the highest seq + 1 is the event count (an index seek,
-                // where count(*) would read every event).
+                // `seq` is dense from 0, so the highest seq + 1 is the event count (a seek to the
+                // end of the account's rowid range, where count(*) would read every event).
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT a.name, a.created_at, coalesce((SELECT max(seq) + 1 FROM events e WHERE e.account_row = a.account_row), 0) \
+                        "SELECT a.name, a.created_at, coalesce((SELECT max(event_row) - (a.account_row << 40) + 1 FROM events e \
+                         WHERE e.event_row >= (a.account_row << 40) AND e.event_row < ((a.account_row + 1) << 40)), 0) \
                          FROM accounts a ORDER BY a.name",
                     )
                     .map_err(database_error("listing accounts"))?;
@@ -625,7 +651,7 @@ impl Store for SqliteStore {
             .read(move |connection| {
                 connection
                     .prepare_cached(&format!(
-                        "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1) AND id = ?2"
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE id = ?2 AND account_row = (SELECT account_row FROM accounts WHERE name = ?1)"
                     ))
                     .map_err(database_error("reading an event"))?
                     .query_row(params![account.as_str(), id_value], row_to_event)
@@ -701,14 +727,18 @@ impl Store for SqliteStore {
         let account = account.clone();
         self.inner
             .read(move |connection| {
-                let next: i64 = connection
+                let Some(account_row) = account_row(connection, &account)? else {
+                    return Ok(0);
+                };
+                let first = first_event_row_of(account_row);
+                let last: Option<i64> = connection
                     .prepare_cached(
-                        "SELECT coalesce(max(seq) + 1, 0) FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1)",
+                        "SELECT max(event_row) FROM events WHERE event_row >= ?1 AND event_row < ?2",
                     )
                     .map_err(database_error("reading the next seq"))?
-                    .query_row([account.as_str()], |row| row.get(0))
+                    .query_row(params![first, first + (1_i64 << SEQ_BITS)], |row| row.get(0))
                     .map_err(database_error("reading the next seq"))?;
-                Ok(next as u64)
+                Ok(last.map_or(0, |last| (last - first) as u64 + 1))
             })
             .await
     }
@@ -722,14 +752,20 @@ impl Store for SqliteStore {
         let account = account.clone();
         self.inner
             .read(move |connection| {
+                let Some(account_row) = account_row(connection, &account)? else {
+                    return Ok(Vec::new());
+                };
+                // The account's events from `from_seq` on are one contiguous rowid range.
+                let first = first_event_row_of(account_row);
+                let end = first + (1_i64 << SEQ_BITS);
+                let from = event_row_of(account_row, from_seq.min((1 << SEQ_BITS) - 1));
                 let mut statement = connection
                     .prepare_cached(&format!(
-                        "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = (SELECT account_row FROM accounts WHERE name = ?1) \
-                         AND seq >= ?2 ORDER BY seq LIMIT ?3"
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row LIMIT ?3"
                     ))
                     .map_err(database_error("reading new events"))?;
                 statement
-                    .query_map(params![account.as_str(), i64::try_from(from_seq).unwrap_or(i64::MAX), limit], row_to_event)
+                    .query_map(params![from, end, limit], row_to_event)
                     .map_err(database_error("reading new events"))?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(database_error("reading new events"))

@@ -17,7 +17,9 @@ use rusqlite::{Connection, OptionalExtension};
 
 use logbook_core::query::text_tokens;
 
-use crate::encoding::{ip_bytes, prefix_upper_bound, unix_micros_of};
+use crate::encoding::{
+    SEQ_BITS, event_row_of, full_text_phrase, ip_bytes, prefix_upper_bound, unix_micros_of,
+};
 use crate::errors::database_error;
 
 /// A token in at least this many documents is "common": walking the account's newest-first index
@@ -25,7 +27,63 @@ use crate::errors::database_error;
 pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip";
+pub(crate) const EVENT_COLUMNS: &str = "event_row & 1099511627775, created_at, body, new_ip";
+
+/// The SQL function that checks an event's message in Rust: `logbook_message_has(body, phrases)`
+/// is 1 when the message (read from the JSON `body`) holds every phrase of `phrases`, one phrase
+/// per line, its tokens separated by spaces, with the very tokenization of
+/// `logbook_core::query::text_tokens`. The common-term plan calls it on each row it walks, which
+/// costs microseconds where a correlated FTS5 lookup per row costs a millisecond.
+pub(crate) const MESSAGE_HAS_FUNCTION: &str = "logbook_message_has";
+
+/// Registers `MESSAGE_HAS_FUNCTION` on a reader connection.
+pub(crate) fn register_functions(connection: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    connection.create_scalar_function(
+        MESSAGE_HAS_FUNCTION,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |context| {
+            // The phrases are the same for every row of a statement: parse them once.
+            let phrases = context.get_or_create_aux(
+                1,
+                |value| -> Result<Vec<Vec<String>>, rusqlite::Error> {
+                    let text = value
+                        .as_str()
+                        .map_err(|error| rusqlite::Error::UserFunctionError(error.into()))?;
+                    Ok(text
+                        .split('\n')
+                        .map(|phrase| phrase.split(' ').map(str::to_owned).collect())
+                        .collect())
+                },
+            )?;
+            let body = context
+                .get_raw(0)
+                .as_str()
+                .map_err(|error| rusqlite::Error::UserFunctionError(error.into()))?;
+            Ok(message_has_phrases(body, &phrases))
+        },
+    )
+}
+
+/// Whether the `message` of the event JSON `body` holds every phrase (consecutive tokens).
+fn message_has_phrases(body: &str, phrases: &[Vec<String>]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct MessageOnly<'body> {
+        #[serde(borrow, default)]
+        message: std::borrow::Cow<'body, str>,
+    }
+    let Ok(event) = serde_json::from_str::<MessageOnly<'_>>(body) else {
+        return false;
+    };
+    let message_tokens = text_tokens(&event.message);
+    phrases.iter().all(|phrase| {
+        !phrase.is_empty()
+            && message_tokens
+                .windows(phrase.len())
+                .any(|window| window == phrase.as_slice())
+    })
+}
 
 #[derive(Debug)]
 pub(crate) struct CompiledQuery {
@@ -89,9 +147,8 @@ pub(crate) fn compile_page_query(
             // A term without a single letter or digit cannot match any message.
             builder.sql.push('0');
         } else {
-            let plan = choose_text_plan(connection, positive_phrases.iter().flatten())?;
-            let expression = match_expression(&positive_phrases);
-            push_text_condition(&mut builder, plan, expression, false);
+            let plan = choose_text_plan(connection, account_row, positive_phrases.iter())?;
+            push_text_condition(&mut builder, plan, account_row, &positive_phrases, false);
         }
     }
 
@@ -104,9 +161,9 @@ pub(crate) fn compile_page_query(
                     continue;
                 }
                 builder.sql.push_str(" AND ");
-                let plan = choose_text_plan(connection, tokens.iter())?;
-                let expression = match_expression(std::slice::from_ref(&tokens));
-                push_text_condition(&mut builder, plan, expression, true);
+                let phrases = std::slice::from_ref(&tokens);
+                let plan = choose_text_plan(connection, account_row, phrases.iter())?;
+                push_text_condition(&mut builder, plan, account_row, phrases, true);
             }
             continue;
         }
@@ -116,13 +173,15 @@ pub(crate) fn compile_page_query(
 
     if let Some(position) = after {
         let created_at = builder.bind(Value::Integer(position.created_at_micros));
-        let seq = builder.bind(Value::Integer(
-            i64::try_from(position.seq).unwrap_or(i64::MAX),
-        ));
+        let event_row = builder.bind(Value::Integer(event_row_of(
+            account_row,
+            position.seq.min((1 << SEQ_BITS) - 1),
+        )));
         // Written as a range on `created_at` plus a filter on ties, so the index range starts at
-        // the cursor instead of SQLite evaluating a row-value comparison on every row.
+        // the cursor instead of SQLite evaluating a row-value comparison on every row. Within the
+        // account, `event_row < cursor's event_row` is `seq < cursor's seq`.
         builder.sql.push_str(&format!(
-            " AND created_at <= {created_at} AND (created_at < {created_at} OR seq < {seq})"
+            " AND created_at <= {created_at} AND (created_at < {created_at} OR event_row < {event_row})"
         ));
     }
     let limit = builder.bind(Value::Integer(i64::from(fetch_limit)));
@@ -144,37 +203,37 @@ fn search_tokens(search: &TextSearch) -> Vec<String> {
     }
 }
 
-/// `"a b" "c"`: each group of tokens is one quoted FTS5 phrase (a word of several tokens, such as
-/// `web-1`, is the phrase of its tokens), and FTS5 requires all phrases. Tokens hold only letters
-/// and digits; doubling quotes anyway keeps the quoting correct whatever a tokenizer returns.
-fn match_expression(phrases: &[Vec<String>]) -> String {
+/// `"a b" "c"`: each group of tokens is one quoted FTS5 phrase of the account's tagged tokens (a
+/// word of several tokens, such as `web-1`, is the phrase of its tokens), and FTS5 requires all
+/// phrases. User text is never FTS5 syntax.
+fn match_expression(account_row: i64, phrases: &[Vec<String>]) -> String {
     let mut expression = String::new();
     for tokens in phrases {
         if !expression.is_empty() {
             expression.push(' ');
         }
-        expression.push('"');
-        expression.push_str(&tokens.join(" ").replace('"', "\"\""));
-        expression.push('"');
+        expression.push_str(&full_text_phrase(account_row, tokens));
     }
     expression
 }
 
-/// Counts documents of the rarest token, but never more than `COMMON_TERM_DOCUMENTS` of any token,
-/// so deciding costs at most a few thousand index entries however common a word is.
-fn choose_text_plan<'token>(
+/// Counts the account's documents of the rarest phrase, but never more than
+/// `COMMON_TERM_DOCUMENTS`, so deciding costs at most a few thousand index entries however common
+/// a word is. Doclists are per account, so a word common elsewhere costs nothing here.
+fn choose_text_plan<'phrase>(
     connection: &Connection,
-    tokens: impl Iterator<Item = &'token String>,
+    account_row: i64,
+    phrases: impl Iterator<Item = &'phrase Vec<String>>,
 ) -> Result<TextPlan, StoreError> {
     let mut statement = connection
         .prepare_cached("SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)")
         .map_err(database_error("preparing the term frequency lookup"))?;
-    for token in tokens {
-        let quoted = format!("\"{}\"", token.replace('"', "\"\""));
+    for phrase in phrases {
         let documents: i64 = statement
-            .query_row(rusqlite::params![quoted, COMMON_TERM_DOCUMENTS], |row| {
-                row.get(0)
-            })
+            .query_row(
+                rusqlite::params![full_text_phrase(account_row, phrase), COMMON_TERM_DOCUMENTS],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(database_error("reading a term frequency"))?
             .unwrap_or(0);
@@ -188,27 +247,28 @@ fn choose_text_plan<'token>(
 fn push_text_condition(
     builder: &mut SqlBuilder,
     plan: TextPlan,
-    expression: String,
+    account_row: i64,
+    phrases: &[Vec<String>],
     negated: bool,
 ) {
-    let placeholder = builder.bind(Value::Text(expression));
-    let sql = match (plan, negated) {
-        (TextPlan::IndexFirst, false) => {
+    let sql = match plan {
+        TextPlan::IndexFirst => {
+            let placeholder = builder.bind(Value::Text(match_expression(account_row, phrases)));
+            let not = if negated { "NOT " } else { "" };
             format!(
-                "event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {placeholder})"
+                "event_row {not}IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {placeholder})"
             )
         }
-        (TextPlan::IndexFirst, true) => {
-            format!(
-                "event_row NOT IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {placeholder})"
-            )
+        TextPlan::CheckEachRow => {
+            let encoded = phrases
+                .iter()
+                .map(|tokens| tokens.join(" "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let placeholder = builder.bind(Value::Text(encoded));
+            let not = if negated { "NOT " } else { "" };
+            format!("{not}{MESSAGE_HAS_FUNCTION}(body, {placeholder})")
         }
-        (TextPlan::CheckEachRow, false) => format!(
-            "EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH {placeholder} AND rowid = events.event_row)"
-        ),
-        (TextPlan::CheckEachRow, true) => format!(
-            "NOT EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH {placeholder} AND rowid = events.event_row)"
-        ),
     };
     builder.sql.push_str(&sql);
 }

@@ -18,7 +18,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
-use crate::encoding::{event_id_value, ip_bytes, unix_micros_of};
+use crate::encoding::{
+    SEQ_BITS, event_id_value, event_row_of, first_event_row_of, full_text_document, ip_bytes,
+    retag_full_text_document, unix_micros_of,
+};
 use crate::errors::{FailureKind, failure_kind, to_store_error};
 use crate::query_sql::outcome_code;
 
@@ -32,6 +35,9 @@ pub(crate) struct PreparedEvent {
     pub id_value: Value,
     pub ip: Option<[u8; 16]>,
     pub outcome: Option<i64>,
+    /// The message's full-text tokens tagged for account row 0; the writer, which knows the
+    /// account's row, swaps in the real tag (`retag_full_text_document`).
+    pub text_document: String,
 }
 
 impl PreparedEvent {
@@ -43,6 +49,7 @@ impl PreparedEvent {
             id_value: event_id_value(&event.id),
             ip: event.ip.map(ip_bytes),
             outcome: event.outcome.map(outcome_code),
+            text_document: full_text_document(0, &event.message),
             event,
         }
     }
@@ -76,29 +83,78 @@ impl WriterHealth {
     }
 }
 
-struct AccountState {
-    account_row: i64,
-    next_seq: u64,
+/// An account's next `seq`, read inside the write transaction the first time a group touches the
+/// account. The transaction holds SQLite's write lock, so the value is right even when another
+/// process (`logbook demo` while `serve` runs) appended to the same file since the last group.
+type NextSeqs = HashMap<i64, u64>;
+
+/// Events committed between two requests to the background checkpointer.
+const CHECKPOINT_EVERY_EVENTS: usize = 10_000;
+
+/// WAL frames (pages) beyond which the writer checkpoints itself between groups. The background
+/// checkpointer copies most frames while the writer keeps committing, but a checkpoint that
+/// overlaps a commit never finishes the WAL, and SQLite starts the WAL over only after a complete
+/// one. The writer's own PASSIVE checkpoint runs while nothing commits, copies only what the
+/// background one left, and so lets the next commit rewind the WAL: it stays near this size.
+const WRITER_CHECKPOINT_WAL_FRAMES: i64 = 32_768;
+
+/// Copies committed WAL pages into the database on its own connection and thread, so neither the
+/// writer nor any acknowledgement waits for it. `PASSIVE` never blocks the writer or readers
+/// (SQLite allows one checkpoint concurrently with one writer).
+pub(crate) struct Checkpointer {
+    pub connection: Connection,
+    pub requests: Receiver<()>,
+    /// Frames in the WAL at the end of the last checkpoint, for the writer's cap.
+    pub wal_frames: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
-/// Events committed between two WAL checkpoints. The writer turns SQLite's automatic checkpoint
-/// off and checkpoints itself after answering a group, so no acknowledgement waits for the copy
-/// from the WAL into the database, and pages changed by several groups are copied once.
-const CHECKPOINT_EVERY_EVENTS: usize = 10_000;
+impl Checkpointer {
+    pub(crate) fn run(self) {
+        while self.requests.recv().is_ok() {
+            if let Some(frames) = run_checkpoint(&self.connection, "PASSIVE") {
+                self.wal_frames
+                    .store(frames, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs one checkpoint and returns the WAL's size in frames. A failure here loses nothing (the WAL
+/// still holds every commit).
+fn run_checkpoint(connection: &Connection, mode: &'static str) -> Option<i64> {
+    let started = Instant::now();
+    match connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+        row.get::<_, i64>(1)
+    }) {
+        Ok(frames) => {
+            metrics::histogram!("logbook_checkpoint_seconds")
+                .record(started.elapsed().as_secs_f64());
+            Some(frames)
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "WAL checkpoint failed");
+            None
+        }
+    }
+}
 
 pub(crate) struct Writer {
     pub connection: Connection,
     pub inbox: Receiver<AppendRequest>,
     pub health: std::sync::Arc<WriterHealth>,
     pub max_events_per_commit: usize,
+    /// Wakes the background checkpointer (a full inbox means it is already due to run).
+    pub checkpoint_requests: Option<crossbeam_channel::Sender<()>>,
+    pub checkpointer_thread: Option<std::thread::JoinHandle<()>>,
+    pub wal_frames: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Writer {
     /// Runs until every sender is gone and the inbox is empty (that is how shutdown drains).
     pub(crate) fn run(mut self) {
-        // Cached per account: its row id and the next `seq`. Dropped after any failed commit and
-        // reloaded from the database, which is the truth.
-        let mut accounts: HashMap<AccountId, AccountState> = HashMap::new();
+        // Cached per account: its row id, which never changes once the account exists. (The next
+        // `seq` is not cached across groups: see `NextSeqs`.)
+        let mut accounts: HashMap<AccountId, i64> = HashMap::new();
         let mut events_since_checkpoint = 0;
         while let Ok(first) = self.inbox.recv() {
             let mut event_count = first.events.len();
@@ -133,7 +189,18 @@ impl Writer {
                     events_since_checkpoint += event_count;
                     if events_since_checkpoint >= CHECKPOINT_EVERY_EVENTS {
                         events_since_checkpoint = 0;
-                        self.checkpoint("PASSIVE");
+                        if let Some(requests) = &self.checkpoint_requests {
+                            let _ = requests.try_send(());
+                        }
+                    }
+                    if self.wal_frames.load(std::sync::atomic::Ordering::Relaxed)
+                        > WRITER_CHECKPOINT_WAL_FRAMES
+                    {
+                        run_checkpoint(&self.connection, "PASSIVE");
+                        // The WAL starts over at the next commit; until the background
+                        // checkpointer reports again, assume it did.
+                        self.wal_frames
+                            .store(0, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
                 Err(error) => {
@@ -156,23 +223,14 @@ impl Writer {
                 }
             }
         }
-        // On the way out, empty the WAL so the file left behind is the whole database.
-        self.checkpoint("TRUNCATE");
-        tracing::debug!("SQLite writer stopped");
-    }
-
-    /// Copies committed WAL pages into the database (`PASSIVE` does not wait for readers), so the
-    /// WAL stays small. A failure here loses nothing (the WAL still holds every commit).
-    fn checkpoint(&self, mode: &'static str) {
-        let started = Instant::now();
-        match self
-            .connection
-            .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-        {
-            Ok(()) => metrics::histogram!("logbook_checkpoint_seconds")
-                .record(started.elapsed().as_secs_f64()),
-            Err(error) => tracing::warn!(error = %error, "WAL checkpoint failed"),
+        // On the way out, stop the background checkpointer, then empty the WAL so the file left
+        // behind is the whole database.
+        drop(self.checkpoint_requests.take());
+        if let Some(checkpointer) = self.checkpointer_thread.take() {
+            let _ = checkpointer.join();
         }
+        run_checkpoint(&self.connection, "TRUNCATE");
+        tracing::debug!("SQLite writer stopped");
     }
 }
 
@@ -181,14 +239,14 @@ type KeyedOriginal = (AppendReceipt, Vec<u8>);
 
 fn write_group(
     connection: &mut Connection,
-    accounts: &mut HashMap<AccountId, AccountState>,
+    accounts: &mut HashMap<AccountId, i64>,
     group: &mut [AppendRequest],
 ) -> Result<Vec<Vec<AppendOutcome>>, rusqlite::Error> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut all_outcomes = Vec::with_capacity(group.len());
     {
         let mut insert_event = transaction.prepare_cached(
-            "INSERT INTO events (account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
+            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         let mut insert_text = transaction
@@ -199,16 +257,16 @@ fn write_group(
         // Keys stored earlier in this same group: the second event with a key is a duplicate of the
         // first exactly as if they had come in two commits.
         let mut keys_in_group: HashMap<(i64, String), KeyedOriginal> = HashMap::new();
+        let mut next_seqs: NextSeqs = HashMap::new();
         for request in group.iter_mut() {
             let mut outcomes = Vec::with_capacity(request.events.len());
             for prepared in &mut request.events {
-                let account = account_state(
+                let account_row = account_row_of(
                     &transaction,
                     accounts,
                     &prepared.event.account,
                     prepared.event.received_at,
                 )?;
-                let account_row = account.account_row;
                 if let (Some(key), Some(fingerprint)) = (&prepared.event.key, &prepared.fingerprint)
                 {
                     let original = match keys_in_group.get(&(account_row, key.clone())) {
@@ -224,11 +282,22 @@ fn write_group(
                         continue;
                     }
                 }
-                let seq = account.next_seq;
+                let next_seq = match next_seqs.entry(account_row) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        entry.insert(stored_next_seq(&transaction, account_row)?)
+                    }
+                };
+                // Where the account's Merkle tree state would be loaded (once per account per
+                // group, like `next_seq`) and where, below, each event's tree nodes would be
+                // inserted in this same transaction.
+                let seq = *next_seq;
+                *next_seq += 1;
+                let event_row = event_row_of(account_row, seq);
                 let event = &prepared.event;
                 insert_event.execute(params![
+                    event_row,
                     account_row,
-                    seq as i64,
                     prepared.created_at_micros,
                     prepared.id_value,
                     event.action,
@@ -242,14 +311,13 @@ fn write_group(
                         .map(|fingerprint| fingerprint.as_slice()),
                     prepared.body,
                 ])?;
-                let event_row = transaction.last_insert_rowid();
-                if !event.message.is_empty() {
-                    insert_text.execute(params![event_row, event.message])?;
+                if !prepared.text_document.is_empty() {
+                    let document = retag_full_text_document(&prepared.text_document, account_row);
+                    insert_text.execute(params![event_row, document])?;
                 }
                 for target in &event.targets {
                     insert_target.execute(params![account_row, target.id, event_row])?;
                 }
-                account.next_seq += 1;
                 let receipt = AppendReceipt {
                     id: event.id.clone(),
                     seq,
@@ -270,32 +338,42 @@ fn write_group(
     Ok(all_outcomes)
 }
 
-/// The cached state of `account`, loading it (or creating the account, on its first event).
-fn account_state<'cache>(
+/// The row id of `account` (cached), creating the account on its first event.
+fn account_row_of(
     transaction: &Transaction<'_>,
-    accounts: &'cache mut HashMap<AccountId, AccountState>,
+    accounts: &mut HashMap<AccountId, i64>,
     account: &AccountId,
     first_seen_at: OffsetDateTime,
-) -> Result<&'cache mut AccountState, rusqlite::Error> {
-    if !accounts.contains_key(account) {
-        transaction
-            .prepare_cached("INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?
-            .execute(params![account.as_str(), unix_micros_of(first_seen_at)])?;
-        let account_row: i64 = transaction
-            .prepare_cached("SELECT account_row FROM accounts WHERE name = ?1")?
-            .query_row([account.as_str()], |row| row.get(0))?;
-        let next_seq: i64 = transaction
-            .prepare_cached("SELECT coalesce(max(seq) + 1, 0) FROM events WHERE account_row = ?1")?
-            .query_row([account_row], |row| row.get(0))?;
-        accounts.insert(
-            account.clone(),
-            AccountState {
-                account_row,
-                next_seq: next_seq as u64,
-            },
-        );
+) -> Result<i64, rusqlite::Error> {
+    if let Some(account_row) = accounts.get(account) {
+        return Ok(*account_row);
     }
-    Ok(accounts.get_mut(account).expect("inserted above"))
+    transaction
+        .prepare_cached(
+            "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        )?
+        .execute(params![account.as_str(), unix_micros_of(first_seen_at)])?;
+    let account_row: i64 = transaction
+        .prepare_cached("SELECT account_row FROM accounts WHERE name = ?1")?
+        .query_row([account.as_str()], |row| row.get(0))?;
+    accounts.insert(account.clone(), account_row);
+    Ok(account_row)
+}
+
+/// The account's next `seq` as stored: one seek to the end of its rowid range.
+fn stored_next_seq(
+    transaction: &Transaction<'_>,
+    account_row: i64,
+) -> Result<u64, rusqlite::Error> {
+    let first = first_event_row_of(account_row);
+    let last: Option<i64> = transaction
+        .prepare_cached(
+            "SELECT max(event_row) FROM events WHERE event_row >= ?1 AND event_row < ?2",
+        )?
+        .query_row(params![first, first + (1_i64 << SEQ_BITS)], |row| {
+            row.get(0)
+        })?;
+    Ok(last.map_or(0, |last| (last - first) as u64 + 1))
 }
 
 /// The stored event with this idempotency key, if any. Its `id` and `received_at` are read from
@@ -307,7 +385,7 @@ fn stored_original(
 ) -> Result<Option<KeyedOriginal>, rusqlite::Error> {
     let found: Option<(i64, String, Vec<u8>)> = transaction
         .prepare_cached(
-            "SELECT seq, body, fingerprint FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
+            "SELECT event_row & 1099511627775, body, fingerprint FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
         )?
         .query_row(params![account_row, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
