@@ -67,6 +67,10 @@ pub enum Command {
     Tail(TailArgs),
     /// Stream every matching event as NDJSON or CSV (key from LOGBOOK_KEY).
     Export(ExportArgs),
+    /// Print the public key that verifies this instance's checkpoints and exports.
+    CheckpointKey,
+    /// Check the tamper evidence: the database, an export file, or growth since a saved checkpoint.
+    Verify(crate::commands::verify::VerifyArgs),
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,32 @@ pub struct Config {
     pub ingest: IngestSettings,
     pub sqlite: SqliteSettings,
     pub postgres: PostgresSettings,
+    pub checkpoints: CheckpointSettings,
+}
+
+/// Signed checkpoints of each account's verifiable log (README, "Verifying the log").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSettings {
+    /// The first part of every checkpoint origin (`<instance_name>/<account>`) and the name of
+    /// the signing key. Unset means the host name (or `logbook`) on SQLite, and `logbook` on
+    /// PostgreSQL, where every node must sign under the same name.
+    pub instance_name: Option<String>,
+    /// The shortest time between two checkpoints of one account, in milliseconds.
+    pub interval_milliseconds: u64,
+    /// The Ed25519 signing key file. Unset means `<data_dir>/checkpoint-signing.key`. Every
+    /// PostgreSQL node of one database must use a copy of the same file.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        Self {
+            instance_name: None,
+            interval_milliseconds: 1000,
+            signing_key_file: None,
+        }
+    }
 }
 
 /// Every bound of `logbook_core::ingest::IngestLimits`, in units a config file can hold.
@@ -113,6 +139,7 @@ impl Default for Config {
             ingest: IngestSettings::default(),
             sqlite: SqliteSettings::default(),
             postgres: PostgresSettings::default(),
+            checkpoints: CheckpointSettings::default(),
         }
     }
 }
@@ -285,6 +312,16 @@ impl Config {
         if let Some(value) = read("LOGBOOK_POSTGRES_POOL_SIZE") {
             self.postgres.pool_size = parse_number("LOGBOOK_POSTGRES_POOL_SIZE", &value)?;
         }
+        if let Some(value) = read("LOGBOOK_INSTANCE_NAME") {
+            self.checkpoints.instance_name = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_CHECKPOINT_INTERVAL_MILLISECONDS") {
+            self.checkpoints.interval_milliseconds =
+                parse_number("LOGBOOK_CHECKPOINT_INTERVAL_MILLISECONDS", &value)?;
+        }
+        if let Some(value) = read("LOGBOOK_CHECKPOINT_SIGNING_KEY_FILE") {
+            self.checkpoints.signing_key_file = Some(PathBuf::from(value));
+        }
         Ok(())
     }
 
@@ -312,6 +349,37 @@ impl Config {
             Some(url) => parse_database_url(url),
             None => Ok(DatabaseLocation::Sqlite(self.data_dir.join("logbook.db"))),
         }
+    }
+
+    /// Where the checkpoint signing key lives.
+    pub fn checkpoint_signing_key_file(&self) -> PathBuf {
+        self.checkpoints
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoint-signing.key"))
+    }
+
+    /// The instance name checkpoints are signed under (see `CheckpointSettings::instance_name`).
+    pub fn checkpoint_instance_name(&self) -> Result<String> {
+        if let Some(name) = &self.checkpoints.instance_name {
+            return Ok(name.clone());
+        }
+        if matches!(self.database_location()?, DatabaseLocation::Postgres(_)) {
+            return Ok("logbook".to_owned());
+        }
+        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        let host_name = host_name.trim();
+        let usable = !host_name.is_empty()
+            && host_name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_'));
+        Ok(if usable {
+            host_name.to_owned()
+        } else {
+            "logbook".to_owned()
+        })
     }
 
     /// Renders this configuration as TOML (for `logbook config show`).
@@ -408,11 +476,23 @@ reader_connections = {reader_connections}
 # Used when `database` is a postgres:// URL. Connections each node keeps for reads, accounts and
 # keys; the single writer of each node has one more (LOGBOOK_POSTGRES_POOL_SIZE).
 pool_size = {pool_size}
+
+[checkpoints]
+# Checkpoint origins are "<instance_name>/<account>" (LOGBOOK_INSTANCE_NAME). Unset means the
+# host name (or "logbook") on SQLite and "logbook" on PostgreSQL; set the same on every node.
+# instance_name = "logbook.example.com"
+# Shortest time between two checkpoints of an account (LOGBOOK_CHECKPOINT_INTERVAL_MILLISECONDS).
+interval_milliseconds = {checkpoint_interval}
+# The Ed25519 signing key, created with mode 0600 on first start if missing
+# (LOGBOOK_CHECKPOINT_SIGNING_KEY_FILE). Unset means <data_dir>/checkpoint-signing.key.
+# Every PostgreSQL node of one database must use a copy of the same key file.
+# signing_key_file = "/etc/logbook/checkpoint-signing.key"
 "#,
         data_dir = defaults.data_dir.display().to_string(),
         listen = defaults.listen,
         server = defaults.server,
         pool_size = defaults.postgres.pool_size,
+        checkpoint_interval = defaults.checkpoints.interval_milliseconds,
         max_events_per_request = ingest.max_events_per_request,
         max_body_bytes = ingest.max_body_bytes,
         max_message_bytes = ingest.max_message_bytes,

@@ -41,6 +41,8 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
         log_format: cli.global.log_format,
         server: cli.global.server.clone(),
     };
+    // `verify --since-checkpoint` asks the database when one is named, else the server.
+    let database_named = cli.global.database.is_some() || cli.global.data_dir.is_some();
     let environment = |name: &str| std::env::var(name).ok();
     let config = Config::load(cli.global.config.as_deref(), &environment, &flags)?;
 
@@ -74,6 +76,10 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
             Command::Tail(arguments) => client::tail::run(&config, &arguments, local_offset).await,
             Command::Export(arguments) => client::export::run(&config, &arguments).await,
             Command::Config(command) => commands::config::run(&config, &command),
+            Command::CheckpointKey => commands::checkpoint_key::run(&config),
+            Command::Verify(arguments) => {
+                commands::verify::run(&config, &arguments, database_named).await
+            }
         }
     })
 }

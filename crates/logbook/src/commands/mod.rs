@@ -6,12 +6,14 @@
 
 pub mod account;
 pub mod backup;
+pub mod checkpoint_key;
 pub mod config;
 pub mod demo;
 pub mod key;
 pub mod migrate_store;
 pub mod serve;
 pub mod user;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;

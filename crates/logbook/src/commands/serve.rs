@@ -6,12 +6,15 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use fs4::fs_std::FileExt;
 use logbook_core::SystemClock;
+use logbook_server::checkpointer::CheckpointSigning;
 use logbook_server::{AppState, ServerSettings};
 
+use crate::commands::checkpoint_key::load_or_create_signer;
 use crate::commands::{CreateDatabase, database_is_in_data_dir, open_store};
 use crate::config::Config;
 
@@ -36,7 +39,20 @@ pub async fn run(config: &Config) -> Result<()> {
         ingest_limits: config.ingest.to_limits(),
         ..ServerSettings::default()
     };
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings);
+    let signer = match load_or_create_signer(config) {
+        Ok(signer) => signer,
+        Err(error) => {
+            store.shutdown().await;
+            return Err(error);
+        }
+    };
+    let checkpoint_signing = CheckpointSigning {
+        signer,
+        instance_name: config.checkpoint_instance_name()?,
+        interval: Duration::from_millis(config.checkpoints.interval_milliseconds),
+    };
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings)
+        .with_checkpoint_signing(checkpoint_signing);
 
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
