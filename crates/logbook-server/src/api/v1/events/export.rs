@@ -2,7 +2,8 @@
 //! newest first, streamed from the store in bounded chunks so memory stays flat however large the
 //! account is.
 //!
-//! NDJSON copies each stored body as it is. CSV follows RFC 4180 (CRLF, quotes where needed) and
+//! NDJSON copies each stored body as it is; with `verifiable=true` it also carries each event's
+//! leaf hash and inclusion proof and ends with a signed trailer (`verifiable_export`). CSV follows RFC 4180 (CRLF, quotes where needed) and
 //! defuses spreadsheet formulas: any cell starting with `=`, `+`, `-`, `@`, TAB or CR gets a
 //! leading `'`, so hostile event text stays inert when the file is opened.
 
@@ -55,6 +56,9 @@ pub const CSV_HEADER: [&str; 18] = [
 pub struct ExportParameters {
     format: Option<String>,
     q: Option<String>,
+    /// `true`: NDJSON with leaf hashes, inclusion proofs and a signed trailer
+    /// (`verifiable_export`).
+    verifiable: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +103,51 @@ pub async fn export(
     })?;
     let format = ExportFormat::parse(parameters.format.as_deref())?;
     let query = parse_query_parameter(parameters.q.as_deref())?;
+    let verifiable = match parameters.verifiable.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameters",
+                "verifiable must be true or false",
+                Some("verifiable"),
+            ));
+        }
+    };
+    if verifiable {
+        if format != ExportFormat::Ndjson {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                "only NDJSON exports can be verifiable",
+                Some("format"),
+            ));
+        }
+        let filename = export_filename(&state, &reader.account, format)?;
+        return super::verifiable_export::verifiable_export_response(
+            &state,
+            &reader.account,
+            query,
+            filename,
+        )
+        .await;
+    }
     export_response(&state, &reader.account, format, query)
+}
+
+fn export_filename(
+    state: &AppState,
+    account: &logbook_core::AccountId,
+    format: ExportFormat,
+) -> Result<String, ApiError> {
+    let exported_at = state
+        .clock()
+        .now()
+        .to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .map_err(ApiError::internal)?;
+    Ok(format!("logbook-{account}-{exported_at}.{}", format.name()))
 }
 
 /// The streamed export of `account`'s events matching `query`; shared with the web page's export
@@ -110,15 +158,7 @@ pub(crate) fn export_response(
     format: ExportFormat,
     query: logbook_core::query::Query,
 ) -> Result<Response, ApiError> {
-    let exported_at = state
-        .clock()
-        .now()
-        .to_offset(time::UtcOffset::UTC)
-        .format(format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .map_err(ApiError::internal)?;
-    let filename = format!("logbook-{account}-{exported_at}.{}", format.name());
+    let filename = export_filename(state, account, format)?;
 
     let rows = state
         .store()

@@ -5,6 +5,7 @@ mod export;
 mod ingest;
 mod read;
 mod tail;
+mod verifiable_export;
 
 pub use export::export;
 pub(crate) use export::{ExportFormat, export_response};
