@@ -105,6 +105,35 @@ pub struct ActivityPage {
     pub live_href: Option<String>,
     pub only_own_events: bool,
     pub filtered: bool,
+    /// "Verified through event N, checkpoint at T": the account's newest signed checkpoint.
+    pub verified: Option<VerifiedThrough>,
+    /// The key that verifies the checkpoints, as `logbook checkpoint-key` prints it.
+    pub checkpoint_public_key: Option<String>,
+}
+
+/// The account's newest checkpoint as the page states it.
+pub struct VerifiedThrough {
+    /// The `seq` of the newest event the checkpoint covers.
+    pub through_seq: u64,
+    pub signed_at: String,
+}
+
+/// The newest checkpoint of `account` for the page line (none before the first checkpoint).
+async fn verified_through(
+    state: &AppState,
+    account: &logbook_core::AccountId,
+) -> Result<Option<VerifiedThrough>, WebError> {
+    let Some(tree) = state.store().log_tree() else {
+        return Ok(None);
+    };
+    Ok(tree
+        .latest_checkpoint(account)
+        .await?
+        .filter(|checkpoint| checkpoint.tree_size > 0)
+        .map(|checkpoint| VerifiedThrough {
+            through_seq: checkpoint.tree_size - 1,
+            signed_at: utc_text(checkpoint.signed_at),
+        }))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -218,6 +247,10 @@ pub async fn list(
         live_href: None,
         only_own_events: !signed_in.user.role.reads_whole_log(),
         filtered: !q.trim().is_empty(),
+        verified: verified_through(&state, &signed_in.user.account).await?,
+        checkpoint_public_key: state
+            .checkpoint_signing()
+            .map(|signing| signing.signer.verifier().to_key_text()),
     };
     activity.refresh_href = if parameters.cursor.is_empty() {
         format!("/?q={q_component}")
@@ -336,6 +369,59 @@ pub struct EventPage {
     pub metadata: Option<String>,
     pub permalink: String,
     pub looks_unfamiliar: bool,
+    pub inclusion: Option<InclusionView>,
+}
+
+/// The event's inclusion proof against the account's newest checkpoint, for the detail view.
+pub struct InclusionView {
+    pub seq: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub root_hash: String,
+    pub proof: Vec<String>,
+    pub checkpoint: String,
+}
+
+async fn inclusion_view(
+    state: &AppState,
+    account: &logbook_core::AccountId,
+    seq: u64,
+) -> Result<Option<InclusionView>, WebError> {
+    let Some(tree) = state.store().log_tree() else {
+        return Ok(None);
+    };
+    let Some(checkpoint) = tree.latest_checkpoint(account).await? else {
+        return Ok(None);
+    };
+    if seq >= checkpoint.tree_size {
+        // Committed after the newest checkpoint: its proof appears once the next one is signed.
+        return Ok(None);
+    }
+    let answer = crate::api::v1::checkpoints::inclusion_proof(
+        tree,
+        account,
+        seq,
+        Some(checkpoint.tree_size),
+    )
+    .await
+    .map_err(|error| WebError::Internal(error.to_string()))?;
+    let text = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
+    Ok(Some(InclusionView {
+        seq,
+        tree_size: checkpoint.tree_size,
+        leaf_hash: text("leaf_hash"),
+        root_hash: text("root_hash"),
+        proof: answer["proof"]
+            .as_array()
+            .map(|hashes| {
+                hashes
+                    .iter()
+                    .filter_map(|hash| hash.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        checkpoint: checkpoint.text,
+    }))
 }
 
 fn json_text(value: Option<&serde_json::Value>) -> String {
@@ -467,6 +553,7 @@ pub async fn get(
         visible(&serde_json::to_string_pretty(metadata).unwrap_or_default()).into_owned()
     });
     let looks_unfamiliar = event.new_ip || event.outcome == Some(Outcome::Failure);
+    let inclusion = inclusion_view(&state, &signed_in.user.account, event.seq).await?;
     let details = EventPage {
         chrome: Chrome::new(&state, "Event details", Some(&signed_in), "activity"),
         permalink: format!("/events/{}", url_component(&event.id)),
@@ -476,6 +563,7 @@ pub async fn get(
         targets,
         metadata,
         looks_unfamiliar,
+        inclusion,
     };
     Ok(page(&details))
 }
