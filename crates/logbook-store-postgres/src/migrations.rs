@@ -118,6 +118,8 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
         .map_err(database_error("reading the connecting role"))?
         .get(0);
     if bypasses_row_security {
+        // The role may change what accounts, keys and people need, and delete only what a person
+        // may lose (users, sessions, used-up recovery codes): never an event.
         // Roles are shared by every database of the cluster, so another database's start-up may
         // create it at the same moment: either error means it exists.
         client
@@ -126,6 +128,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
                  GRANT USAGE ON SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON users, sessions, recovery_codes TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))

@@ -7,6 +7,7 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use logbook_core::api_key::{KeyOwner, Scopes};
 use logbook_core::event::{EventRow, NewEvent, Outcome, StoredEvent};
+use logbook_core::people::{NewUser, Role, SessionRecord};
 use logbook_core::query::{Condition, EventFlag, Query, TextSearch, TimeRange};
 use logbook_core::store::{AppendOutcome, AppendReceipt, EventQuery, NewApiKey};
 use logbook_core::{AccountId, Store, StoreError};
@@ -1171,5 +1172,270 @@ pub async fn shutdown_finishes_accepted_writes_and_refuses_new_ones(store: Arc<d
         search(&store, "acme", Query::default()).await.len(),
         8,
         "reads still work after shutdown"
+    );
+}
+
+fn new_user(user_id: &str, account_name: &str, email: &str, role: Role) -> NewUser {
+    NewUser {
+        user_id: user_id.into(),
+        account: account(account_name),
+        email: email.into(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: RECEIVED_AT,
+    }
+}
+
+fn session(hash_byte: u8, user_id: &str) -> SessionRecord {
+    SessionRecord {
+        session_hash: [hash_byte; 32],
+        user_id: user_id.into(),
+        created_at: RECEIVED_AT,
+        last_seen_at: RECEIVED_AT,
+        ip: Some("203.0.113.7".parse().expect("a valid test address")),
+        user_agent: Some("Mozilla/5.0".into()),
+        awaiting_second_factor: false,
+        revoked_at: None,
+    }
+}
+
+pub async fn users_are_created_found_changed_and_removed_with_their_sessions(
+    store: Arc<dyn Store>,
+) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    store
+        .create_account(&account("globex"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let people = store.people();
+    let alice = people
+        .create_user(new_user(
+            "usr_alice",
+            "acme",
+            "alice@example.com",
+            Role::Owner,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(alice.account, account("acme"));
+    assert_eq!(alice.role, Role::Owner);
+    assert!(alice.totp_secret.is_none());
+    people
+        .create_user(new_user(
+            "usr_alice_globex",
+            "globex",
+            "alice@example.com",
+            Role::Viewer,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            people
+                .create_user(new_user(
+                    "usr_again",
+                    "acme",
+                    "alice@example.com",
+                    Role::Viewer
+                ))
+                .await,
+            Err(StoreError::UserAlreadyExists { .. })
+        ),
+        "one email once per account"
+    );
+    assert!(matches!(
+        people
+            .create_user(new_user("usr_x", "nowhere", "x@example.com", Role::Viewer))
+            .await,
+        Err(StoreError::AccountNotFound(_))
+    ));
+    let found: Vec<AccountId> = people
+        .find_users_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|user| user.account)
+        .collect();
+    assert_eq!(found, vec![account("acme"), account("globex")]);
+    assert_eq!(people.list_users(&account("acme")).await.unwrap().len(), 1);
+
+    let promoted = people
+        .set_user_role("usr_alice_globex", Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(promoted.role, Role::Admin);
+    assert!(matches!(
+        people.set_user_role("usr_missing", Role::Admin).await,
+        Err(StoreError::UserNotFound(_))
+    ));
+
+    people
+        .set_totp("usr_alice", Some((vec![7; 20], vec![[1; 32], [2; 32]])))
+        .await
+        .unwrap();
+    assert_eq!(
+        people
+            .get_user("usr_alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_secret,
+        Some(vec![7; 20])
+    );
+    assert_eq!(
+        people
+            .count_unused_recovery_codes("usr_alice")
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        people
+            .use_recovery_code("usr_alice", &[1; 32], RECEIVED_AT)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !people
+            .use_recovery_code("usr_alice", &[1; 32], RECEIVED_AT)
+            .await
+            .unwrap(),
+        "a recovery code works once"
+    );
+    assert_eq!(
+        people
+            .count_unused_recovery_codes("usr_alice")
+            .await
+            .unwrap(),
+        1
+    );
+
+    people
+        .create_session(session(1, "usr_alice"))
+        .await
+        .unwrap();
+    people
+        .set_password(
+            "usr_alice",
+            "$argon2id$new",
+            RECEIVED_AT + Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    let (after_password_change, user) = people.find_session(&[1; 32]).await.unwrap().unwrap();
+    assert!(
+        after_password_change.revoked_at.is_some(),
+        "a new password ends every session"
+    );
+    assert_eq!(user.password_hash, "$argon2id$new");
+
+    people
+        .create_session(session(2, "usr_alice"))
+        .await
+        .unwrap();
+    let removed = people.remove_user("usr_alice").await.unwrap();
+    assert_eq!(removed.user_id, "usr_alice");
+    assert!(people.get_user("usr_alice").await.unwrap().is_none());
+    assert!(
+        people.find_session(&[2; 32]).await.unwrap().is_none(),
+        "sessions go with their user"
+    );
+    assert!(matches!(
+        people.remove_user("usr_alice").await,
+        Err(StoreError::UserNotFound(_))
+    ));
+}
+
+pub async fn sessions_are_found_touched_listed_and_revoked(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let people = store.people();
+    people
+        .create_user(new_user("usr_bob", "acme", "bob@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    people
+        .create_user(new_user("usr_eve", "acme", "eve@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    people.create_session(session(1, "usr_bob")).await.unwrap();
+    people.create_session(session(2, "usr_bob")).await.unwrap();
+    let mut halfway = session(3, "usr_bob");
+    halfway.awaiting_second_factor = true;
+    people.create_session(halfway).await.unwrap();
+
+    let (found, user) = people.find_session(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(found, session(1, "usr_bob"));
+    assert_eq!(user.user_id, "usr_bob");
+    assert!(people.find_session(&[9; 32]).await.unwrap().is_none());
+
+    let later = RECEIVED_AT + Duration::minutes(5);
+    people.touch_session(&[2; 32], later).await.unwrap();
+    people.touch_session(&[2; 32], RECEIVED_AT).await.unwrap();
+    let (touched, _) = people.find_session(&[2; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        touched.last_seen_at, later,
+        "last activity never moves back"
+    );
+
+    let active: Vec<[u8; 32]> = people
+        .list_active_sessions("usr_bob")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|session| session.session_hash)
+        .collect();
+    assert_eq!(
+        active,
+        vec![[2; 32], [1; 32]],
+        "newest activity first, half-finished sign-ins left out"
+    );
+
+    assert!(
+        !people
+            .revoke_session("usr_eve", &[1; 32], later)
+            .await
+            .unwrap(),
+        "a user ends only their own sessions"
+    );
+    assert!(
+        people
+            .revoke_session("usr_bob", &[1; 32], later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !people
+            .revoke_session("usr_bob", &[1; 32], later)
+            .await
+            .unwrap()
+    );
+    let (revoked, _) = people.find_session(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(later));
+    assert_eq!(
+        people.list_active_sessions("usr_bob").await.unwrap().len(),
+        1
+    );
+
+    assert!(
+        !people
+            .requires_second_factor(&account("acme"))
+            .await
+            .unwrap()
+    );
+    people
+        .set_requires_second_factor(&account("acme"), true)
+        .await
+        .unwrap();
+    assert!(
+        people
+            .requires_second_factor(&account("acme"))
+            .await
+            .unwrap()
     );
 }

@@ -40,6 +40,8 @@ macro_rules! store_conformance_tests {
             next_seq_and_events_since_follow_the_accounts_seq,
             backup_writes_a_copy_and_refuses_an_existing_destination,
             shutdown_finishes_accepted_writes_and_refuses_new_ones,
+            users_are_created_found_changed_and_removed_with_their_sessions,
+            sessions_are_found_touched_listed_and_revoked,
         );
     };
 }
