@@ -14,6 +14,7 @@ pub mod event;
 pub mod export_verification;
 pub mod ingest;
 pub mod leaf;
+pub mod log_verification;
 pub mod merkle;
 pub mod people;
 pub mod query;
