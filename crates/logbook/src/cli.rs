@@ -312,6 +312,9 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// NDJSON with leaf hashes, inclusion proofs and a signed trailer, for `logbook verify FILE`
+    #[arg(long)]
+    pub verifiable: bool,
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ pub async fn run(config: &Config, arguments: &ExportArgs) -> Result<()> {
     let client = ApiClient::from_config(config)?;
     let mut parameters = query_parameter(&arguments.query);
     parameters.push(("format", arguments.format.as_str()));
+    if arguments.verifiable {
+        parameters.push(("verifiable", "true"));
+    }
     let response = client
         .get("/api/v1/events/export")
         .query(&parameters)

@@ -14,14 +14,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use logbook_core::checkpoint::{Checkpoint, CheckpointVerifier};
 use logbook_core::export_verification::{self, hex};
-use logbook_core::merkle::{self, CompactRange, Hash, NodeId};
-use logbook_core::store::{LogTree, StoredCheckpoint};
+use logbook_core::log_verification;
+use logbook_core::merkle::{self, Hash, NodeId};
+use logbook_core::store::LogTree;
 use logbook_core::{AccountId, Store};
 
 use crate::client::{ApiClient, connection_error, ensure_success};
@@ -41,11 +41,6 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub since_checkpoint: Option<PathBuf>,
 }
-
-/// Events read per store call while recomputing a tree.
-const EVENTS_PER_READ: u32 = 1000;
-/// Checkpoints read per store call.
-const CHECKPOINTS_PER_READ: u32 = 1000;
 
 pub async fn run(config: &Config, arguments: &VerifyArgs, database_named: bool) -> Result<()> {
     if let Some(path) = &arguments.export {
@@ -71,7 +66,7 @@ pub async fn run(config: &Config, arguments: &VerifyArgs, database_named: bool) 
     }
     let store = open_store(config, CreateDatabase::Never)?;
     let verifier = verifier_for_database(config, arguments)?;
-    let outcome = verify_database(store.clone(), &verifier).await;
+    let outcome = log_verification::verify_store(store.as_ref(), &verifier).await;
     store.shutdown().await;
     let counts = outcome?;
     writeln!(
@@ -126,146 +121,10 @@ fn verify_export_file(path: &Path, verifier: &CheckpointVerifier) -> Result<()> 
     Ok(())
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct DatabaseCounts {
-    pub accounts: u64,
-    pub events: u64,
-    pub checkpoints: u64,
-}
-
 fn log_tree(store: &dyn Store) -> Result<&dyn LogTree> {
     store
         .log_tree()
         .ok_or_else(|| anyhow!("this database keeps no verifiable log"))
-}
-
-/// Every checkpoint of `account`, smallest tree first.
-async fn all_checkpoints(tree: &dyn LogTree, account: &AccountId) -> Result<Vec<StoredCheckpoint>> {
-    let mut checkpoints = Vec::new();
-    let mut before = None;
-    loop {
-        let page = tree
-            .checkpoints(account, before, CHECKPOINTS_PER_READ)
-            .await?;
-        let full = page.len() == CHECKPOINTS_PER_READ as usize;
-        before = page.last().map(|checkpoint| checkpoint.tree_size);
-        checkpoints.extend(page);
-        if !full {
-            break;
-        }
-    }
-    checkpoints.reverse();
-    Ok(checkpoints)
-}
-
-/// Checks one stored checkpoint's signature and that it says what its columns say.
-fn check_signed(
-    account: &AccountId,
-    stored: &StoredCheckpoint,
-    verifier: &CheckpointVerifier,
-) -> Result<Checkpoint> {
-    let checkpoint = verifier.parse_and_verify(&stored.text).map_err(|error| {
-        anyhow!(
-            "account {account}: the checkpoint at tree size {} does not verify: {error}",
-            stored.tree_size
-        )
-    })?;
-    if checkpoint.account() != Some(account.as_str())
-        || checkpoint.tree_size != stored.tree_size
-        || checkpoint.root_hash != stored.root_hash
-    {
-        bail!(
-            "account {account}: the checkpoint stored at tree size {} signs another log or size",
-            stored.tree_size
-        );
-    }
-    Ok(checkpoint)
-}
-
-/// Recomputes every account's tree and checks it against the stored leaves, the stored tree
-/// head and every signed checkpoint. The error names the account and the first bad `seq`.
-pub async fn verify_database(
-    store: Arc<dyn Store>,
-    verifier: &CheckpointVerifier,
-) -> Result<DatabaseCounts> {
-    let tree = log_tree(store.as_ref())?;
-    let mut counts = DatabaseCounts::default();
-    for account_record in store.list_accounts().await? {
-        let account = account_record.account;
-        let checkpoints = all_checkpoints(tree, &account).await?;
-        for stored in &checkpoints {
-            check_signed(&account, stored, verifier)?;
-        }
-        let head = tree.tree_head(&account).await?;
-        let mut pending_checkpoints = checkpoints.iter().peekable();
-        let mut recomputed = CompactRange::new();
-        loop {
-            let events = store
-                .events_since(&account, recomputed.size(), EVENTS_PER_READ)
-                .await?;
-            if events.is_empty() {
-                break;
-            }
-            let leaf_ids: Vec<NodeId> = events
-                .iter()
-                .filter(|event| event.seq < head.tree_size)
-                .map(|event| NodeId::new(0, event.seq))
-                .collect();
-            let stored_leaves = tree.tree_nodes(&account, &leaf_ids).await?;
-            for event in &events {
-                let expected_seq = recomputed.size();
-                if event.seq != expected_seq {
-                    bail!(
-                        "account {account}, seq {expected_seq}: the event is missing (the next stored event is seq {})",
-                        event.seq
-                    );
-                }
-                let leaf_hash = event.leaf_hash().map_err(|error| {
-                    anyhow!("account {account}, seq {expected_seq}: the stored event cannot be read: {error}")
-                })?;
-                match stored_leaves.get(&NodeId::new(0, event.seq)) {
-                    None => bail!(
-                        "account {account}, seq {expected_seq}: the event is not in the account's tree (added outside Logbook)"
-                    ),
-                    Some(stored) if *stored != leaf_hash => bail!(
-                        "account {account}, seq {expected_seq}: the event's content no longer matches its leaf hash"
-                    ),
-                    Some(_) => {}
-                }
-                recomputed.append(leaf_hash, |_| {});
-                counts.events += 1;
-                while let Some(checkpoint) = pending_checkpoints
-                    .next_if(|checkpoint| checkpoint.tree_size == recomputed.size())
-                {
-                    if recomputed.root() != checkpoint.root_hash {
-                        bail!(
-                            "account {account}: the events up to seq {expected_seq} do not match the checkpoint at tree size {} (an event before it was changed, removed or inserted and the tree recomputed)",
-                            checkpoint.tree_size
-                        );
-                    }
-                    counts.checkpoints += 1;
-                }
-            }
-        }
-        if let Some(checkpoint) = pending_checkpoints.next() {
-            bail!(
-                "account {account}, seq {}: the event is missing (the log holds {} events but was checkpointed at tree size {})",
-                recomputed.size(),
-                recomputed.size(),
-                checkpoint.tree_size
-            );
-        }
-        if head.tree_size != recomputed.size() || head.root_hash != recomputed.root() {
-            bail!(
-                "account {account}, seq {}: the account's tree (size {}) does not match its {} events",
-                recomputed.size().min(head.tree_size),
-                head.tree_size,
-                recomputed.size()
-            );
-        }
-        counts.accounts += 1;
-    }
-    Ok(counts)
 }
 
 fn read_saved_checkpoint(
