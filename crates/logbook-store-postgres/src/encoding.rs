@@ -96,10 +96,10 @@ const MAX_POSITIONS_PER_LEXEME: usize = 256;
 /// lexeme count, then per lexeme its bytes, a NUL, its position count and positions), encoded once
 /// on the caller's task and copied into COPY's buffer by the writer.
 #[derive(Debug, Clone)]
-pub(crate) struct MessageTokens(Vec<u8>);
+pub struct MessageTokens(Vec<u8>);
 
 impl MessageTokens {
-    pub(crate) fn of_message(message: &str) -> Self {
+    pub fn of_message(message: &str) -> Self {
         // Sorted by bytes (the order PostgreSQL keeps lexemes in), positions ascending.
         let mut lexemes: BTreeMap<String, Vec<u16>> = BTreeMap::new();
         for (index, token) in logbook_core::query::text_tokens(message)

@@ -12,6 +12,10 @@ mod migrations;
 mod people;
 mod query_sql;
 pub mod scratch_database;
+
+/// A message's `tsvector` in binary form, exactly as the writer stores it (for baselines that
+/// load the same rows by other means).
+pub use encoding::MessageTokens;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -261,6 +265,7 @@ impl PostgresStore {
         let (sender, inbox) = mpsc::unbounded_channel();
         let writer = Writer {
             pool: writer_pool.clone(),
+            copy_directly: schema.writer_bypasses_row_security,
             inbox,
             account_rows: account_rows.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),

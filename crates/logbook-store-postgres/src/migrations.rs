@@ -34,6 +34,9 @@ pub(crate) struct SchemaReady {
     /// The connecting role is a superuser, which always bypasses row-level security, so reading
     /// sessions must `SET ROLE logbook_rls`.
     pub switch_to_row_security_role: bool,
+    /// The connecting role bypasses row-level security (a superuser or `BYPASSRLS`), so the
+    /// writer may COPY straight into the event tables.
+    pub writer_bypasses_row_security: bool,
 }
 
 /// Applies every migration not yet recorded, under the migration lock, and prepares the
@@ -109,14 +112,15 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
         tracing::info!(version, name, "applied PostgreSQL migration");
     }
 
-    let bypasses_row_security: bool = client
+    let role = client
         .query_one(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            "SELECT rolsuper, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
             &[],
         )
         .await
-        .map_err(database_error("reading the connecting role"))?
-        .get(0);
+        .map_err(database_error("reading the connecting role"))?;
+    let bypasses_row_security: bool = role.get(0);
+    let writer_bypasses_row_security: bool = role.get(1);
     if bypasses_row_security {
         // The role may change what accounts, keys and people need, and delete only what a person
         // may lose (users, sessions, used-up recovery codes): never an event.
@@ -137,6 +141,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
     }
     Ok(SchemaReady {
         switch_to_row_security_role: bypasses_row_security,
+        writer_bypasses_row_security,
     })
 }
 

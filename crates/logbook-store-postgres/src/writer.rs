@@ -10,9 +10,10 @@
 //! and writes `next_seq` back. The unique `(account_row, idempotency_key)` index is the last line
 //! of defence.
 //!
-//! Events travel by binary COPY into session-local staging tables (COPY cannot write to a table
-//! with row-level security), then one `INSERT ... SELECT` each moves them into the real tables
-//! under the policies' `WITH CHECK`.
+//! Events travel by binary COPY. COPY cannot write to a table with row-level security, so a writer
+//! whose role is subject to the policies copies into session-local staging tables and moves the
+//! rows with one `INSERT ... SELECT` each, under the policies' `WITH CHECK`; a writer whose role
+//! bypasses them (a superuser or `BYPASSRLS`) copies straight into the tables.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
@@ -98,6 +99,9 @@ pub(crate) struct AppendRequest {
 pub(crate) struct Writer {
     /// A pool of one connection: it reconnects after a lost connection.
     pub pool: Pool,
+    /// COPY straight into `events` and `event_targets` (the role bypasses row-level security)
+    /// rather than through the staging tables.
+    pub copy_directly: bool,
     pub inbox: mpsc::UnboundedReceiver<AppendRequest>,
     pub account_rows: Arc<AccountRows>,
     pub max_events_per_commit: usize,
@@ -119,7 +123,7 @@ impl Writer {
                 }
             }
             let started = Instant::now();
-            match write_group(&self.pool, &self.account_rows, &group).await {
+            match write_group(&self.pool, &self.account_rows, self.copy_directly, &group).await {
                 Ok(outcomes) => {
                     metrics::histogram!("logbook_commit_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -162,6 +166,7 @@ type KeyedOriginal = (AppendReceipt, Vec<u8>);
 async fn write_group(
     pool: &Pool,
     account_rows: &AccountRows,
+    copy_directly: bool,
     group: &[AppendRequest],
 ) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
     let mut client = pool
@@ -243,12 +248,17 @@ async fn write_group(
         }
     }
 
+    let (events_table, targets_table) = if copy_directly {
+        ("events", "event_targets")
+    } else {
+        ("events_staging", "event_targets_staging")
+    };
     let mut all_outcomes = Vec::with_capacity(group.len());
     let mut targets: Vec<(i64, &str, i64)> = Vec::new();
     {
         let sink = transaction
             .copy_in(&format!(
-                "COPY events_staging ({EVENT_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
+                "COPY {events_table} ({EVENT_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
             ))
             .await
             .map_err(database_error("copying events"))?;
@@ -324,7 +334,9 @@ async fn write_group(
         targets.sort_unstable();
         targets.dedup();
         let sink = transaction
-            .copy_in("COPY event_targets_staging (account_row, target_id, seq) FROM STDIN (FORMAT binary)")
+            .copy_in(&format!(
+                "COPY {targets_table} (account_row, target_id, seq) FROM STDIN (FORMAT binary)"
+            ))
             .await
             .map_err(database_error("copying event targets"))?;
         let mut copy = pin!(BinaryCopyInWriter::new(
@@ -344,9 +356,17 @@ async fn write_group(
     }
 
     let (updated_rows, updated_next_seqs): (Vec<i64>, Vec<i64>) = next_seqs.into_iter().unzip();
-    let move_events = transaction.execute("INSERT INTO events SELECT * FROM events_staging", &[]);
+    let move_events = async {
+        if copy_directly {
+            Ok(0)
+        } else {
+            transaction
+                .execute("INSERT INTO events SELECT * FROM events_staging", &[])
+                .await
+        }
+    };
     let move_targets = async {
-        if targets.is_empty() {
+        if copy_directly || targets.is_empty() {
             Ok(0)
         } else {
             transaction

@@ -305,3 +305,85 @@ async fn queries_on_skewed_data_use_the_intended_indexes() {
         .collect();
     assert_eq!(accounts.len(), 101);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_security() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    // A plain role owns the database, as a careful operator sets it up; FORCE makes the policies
+    // apply to it, so its writer goes through the staging tables.
+    let server_url = logbook_store_postgres::scratch_database::test_server_url();
+    let (client, connection) = tokio_postgres::connect(&server_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE logbook_test_owner LOGIN PASSWORD 'owner-password';
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             ALTER DATABASE {} OWNER TO logbook_test_owner",
+            database.name
+        ))
+        .await
+        .unwrap();
+    let server: tokio_postgres::Config = server_url.parse().unwrap();
+    let host = match server.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = server.get_ports().first().copied().unwrap_or(5432);
+    let owner_url = format!(
+        "postgres://logbook_test_owner:owner-password@{host}:{port}/{}",
+        database.name
+    );
+    let store = PostgresStore::connect(&owner_url, PostgresOptions::default())
+        .await
+        .expect("the owner connects");
+    let outcomes = store
+        .append_events(vec![
+            EventBuilder::new("acme")
+                .message("acme zanzibar")
+                .target("server", "web-1")
+                .build(),
+            EventBuilder::new("globex")
+                .message("globex zanzibar")
+                .build(),
+            EventBuilder::new("acme").key("k1").message("keyed").build(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes.iter().map(seq_of).collect::<Vec<_>>(),
+        vec![0, 0, 1]
+    );
+    let duplicate = store
+        .append_events(vec![
+            EventBuilder::new("acme").key("k1").message("keyed").build(),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(duplicate[0], AppendOutcome::Duplicate(_)));
+    let found = store
+        .query_events(
+            &account("acme"),
+            &EventQuery {
+                query: query(vec![clause(Condition::Text(TextSearch::Word(
+                    "zanzibar".into(),
+                )))]),
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.events.len(), 1);
+    assert!(found.events[0].body_without_seq.contains("acme zanzibar"));
+    let bodies = store
+        .run_read_as_account(&account("globex"), "SELECT body FROM events")
+        .await
+        .unwrap();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("globex"));
+    store.shutdown().await;
+}
