@@ -427,10 +427,20 @@ async fn inclusion_view(
 fn json_text(value: Option<&serde_json::Value>) -> String {
     match value {
         None => "(none)".to_owned(),
-        Some(value) => {
-            visible(&serde_json::to_string_pretty(value).unwrap_or_default()).into_owned()
-        }
+        Some(value) => visible_pretty_json(value),
     }
+}
+
+/// Pretty JSON with its layout kept: the only raw line breaks are the ones pretty-printing adds
+/// (serde_json escapes controls inside strings), so each line is made visible on its own and the
+/// bidi and zero-width characters a string may hold still show as escapes.
+fn visible_pretty_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value)
+        .unwrap_or_default()
+        .split('\n')
+        .map(visible)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `GET /events/{id}`: every field of one event of the person's account (404 for any other).
@@ -549,9 +559,7 @@ pub async fn get(
                 .unwrap_or_default(),
         })
         .collect();
-    let metadata = event.metadata.as_ref().map(|metadata| {
-        visible(&serde_json::to_string_pretty(metadata).unwrap_or_default()).into_owned()
-    });
+    let metadata = event.metadata.as_ref().map(visible_pretty_json);
     let looks_unfamiliar = event.new_ip || event.outcome == Some(Outcome::Failure);
     let inclusion = inclusion_view(&state, &signed_in.user.account, event.seq).await?;
     let details = EventPage {
