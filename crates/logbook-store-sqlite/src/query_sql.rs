@@ -1,11 +1,12 @@
 //! Compiles a `Query` into ONE SQL statement with bound parameters (user values are never part of
 //! the SQL text), newest first with keyset pagination, on indexes that all lead with the account.
 //!
-//! Free text goes through FTS5. Every term is quoted (`"tok"`, a phrase `"a b c"`), so user text
-//! can never be FTS syntax. The plan is chosen from how many documents the rarest token is in:
-//! a rare term looks the index up first (`event_row IN (SELECT rowid ... MATCH ?)`), a common term
-//! walks the account's newest-first index and checks each row (`EXISTS (... MATCH ? AND rowid =
-//! events.event_row)`), which stops after one page.
+//! Free text goes through FTS5, whose terms are per account (`encoding::full_text_document`).
+//! Every term is quoted (`"tok"`, a phrase `"a b c"`), so user text can never be FTS syntax. The
+//! plan is chosen from how many of the account's documents the rarest phrase is in: a rare term
+//! looks the index up first (`event_row IN (SELECT rowid ... MATCH ?)`), a common term walks the
+//! account's newest-first index and checks each row in Rust (`logbook_message_has(body, ?)`),
+//! which stops after one page.
 
 use ipnet::IpNet;
 use logbook_core::StoreError;
