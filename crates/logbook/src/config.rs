@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use std::time::Duration;
+
 use logbook_core::ingest::IngestLimits;
+use logbook_server::ServerSettings;
 use serde::{Deserialize, Serialize};
 
 /// How Logbook writes its own logs to stderr.
@@ -65,6 +68,82 @@ pub struct Config {
     pub sqlite: SqliteSettings,
     pub postgres: PostgresSettings,
     pub checkpoints: CheckpointSettings,
+    pub web: WebSettings,
+}
+
+/// The sign-in page and its sessions (README, "People and the Activity Logs page").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// The address people reach Logbook at (`https://logbook.example.com`): an https URL makes
+    /// the session cookie `Secure`, and forms are accepted from this origin.
+    pub public_url: Option<String>,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed for client IPs.
+    pub trusted_proxies: Vec<String>,
+    /// Where the page footer's help link points: an email address or a URL.
+    pub support_contact: Option<String>,
+    /// A session unused this many seconds ends.
+    pub session_idle_timeout_seconds: u64,
+    /// A session ends this many seconds after sign-in, however active.
+    pub session_absolute_timeout_seconds: u64,
+    /// Argon2id password hashes computed at once (19 MiB each); more wait their turn.
+    pub max_concurrent_password_hashes: usize,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        let server = ServerSettings::default();
+        Self {
+            public_url: server.public_url,
+            trusted_proxies: Vec::new(),
+            support_contact: server.support_contact,
+            session_idle_timeout_seconds: server.session_idle_timeout.as_secs(),
+            session_absolute_timeout_seconds: server.session_absolute_timeout.as_secs(),
+            max_concurrent_password_hashes: server.max_concurrent_password_hashes,
+        }
+    }
+}
+
+impl WebSettings {
+    /// Copies these settings into the server's, checking what a file or variable may get wrong.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        if let Some(public_url) = &self.public_url
+            && !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+        {
+            bail!("web.public_url must start with http:// or https://, not {public_url:?}");
+        }
+        if self.session_idle_timeout_seconds == 0 || self.session_absolute_timeout_seconds == 0 {
+            bail!("web session timeouts must be at least one second");
+        }
+        if self.max_concurrent_password_hashes == 0 {
+            bail!("web.max_concurrent_password_hashes must be at least 1");
+        }
+        server.trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|proxy| parse_proxy(proxy))
+            .collect::<Result<_>>()?;
+        server.public_url = self
+            .public_url
+            .as_ref()
+            .map(|url| url.trim_end_matches('/').to_owned());
+        server.support_contact = self.support_contact.clone();
+        server.session_idle_timeout = Duration::from_secs(self.session_idle_timeout_seconds);
+        server.session_absolute_timeout =
+            Duration::from_secs(self.session_absolute_timeout_seconds);
+        server.max_concurrent_password_hashes = self.max_concurrent_password_hashes;
+        Ok(())
+    }
+}
+
+/// A trusted proxy: a network (`10.0.0.0/8`) or one address (`192.0.2.1`, a /32 or /128).
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            anyhow::anyhow!("web.trusted_proxies holds {text:?}, which is not an address or CIDR")
+        })
 }
 
 /// Signed checkpoints of each account's verifiable log (README, "Verifying the log").
@@ -140,6 +219,7 @@ impl Default for Config {
             sqlite: SqliteSettings::default(),
             postgres: PostgresSettings::default(),
             checkpoints: CheckpointSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -322,6 +402,32 @@ impl Config {
         if let Some(value) = read("LOGBOOK_CHECKPOINT_SIGNING_KEY_FILE") {
             self.checkpoints.signing_key_file = Some(PathBuf::from(value));
         }
+        if let Some(value) = read("LOGBOOK_PUBLIC_URL") {
+            self.web.public_url = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_TRUSTED_PROXIES") {
+            self.web.trusted_proxies = value
+                .split(',')
+                .map(str::trim)
+                .filter(|proxy| !proxy.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(value) = read("LOGBOOK_SUPPORT_CONTACT") {
+            self.web.support_contact = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_SESSION_IDLE_TIMEOUT_SECONDS") {
+            self.web.session_idle_timeout_seconds =
+                parse_number("LOGBOOK_SESSION_IDLE_TIMEOUT_SECONDS", &value)?;
+        }
+        if let Some(value) = read("LOGBOOK_SESSION_ABSOLUTE_TIMEOUT_SECONDS") {
+            self.web.session_absolute_timeout_seconds =
+                parse_number("LOGBOOK_SESSION_ABSOLUTE_TIMEOUT_SECONDS", &value)?;
+        }
+        if let Some(value) = read("LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES") {
+            self.web.max_concurrent_password_hashes =
+                parse_number("LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES", &value)?;
+        }
         Ok(())
     }
 
@@ -487,12 +593,31 @@ interval_milliseconds = {checkpoint_interval}
 # (LOGBOOK_CHECKPOINT_SIGNING_KEY_FILE). Unset means <data_dir>/checkpoint-signing.key.
 # Every PostgreSQL node of one database must use a copy of the same key file.
 # signing_key_file = "/etc/logbook/checkpoint-signing.key"
+
+[web]
+# The address people reach Logbook at (LOGBOOK_PUBLIC_URL). An https:// URL makes the session
+# cookie Secure; forms are accepted from this origin.
+# public_url = "https://logbook.example.com"
+# Reverse proxies whose X-Forwarded-For is believed, as addresses or CIDRs
+# (LOGBOOK_TRUSTED_PROXIES, comma-separated). Empty means the socket peer is the client.
+trusted_proxies = []
+# The page footer's help link: an email address or a URL (LOGBOOK_SUPPORT_CONTACT).
+# support_contact = "support@example.com"
+# A session unused this long ends, in seconds (LOGBOOK_SESSION_IDLE_TIMEOUT_SECONDS).
+session_idle_timeout_seconds = {session_idle}
+# A session ends this long after sign-in, in seconds (LOGBOOK_SESSION_ABSOLUTE_TIMEOUT_SECONDS).
+session_absolute_timeout_seconds = {session_absolute}
+# Argon2id password hashes computed at once, 19 MiB each (LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES).
+max_concurrent_password_hashes = {password_hashes}
 "#,
         data_dir = defaults.data_dir.display().to_string(),
         listen = defaults.listen,
         server = defaults.server,
         pool_size = defaults.postgres.pool_size,
         checkpoint_interval = defaults.checkpoints.interval_milliseconds,
+        session_idle = defaults.web.session_idle_timeout_seconds,
+        session_absolute = defaults.web.session_absolute_timeout_seconds,
+        password_hashes = defaults.web.max_concurrent_password_hashes,
         max_events_per_request = ingest.max_events_per_request,
         max_body_bytes = ingest.max_body_bytes,
         max_message_bytes = ingest.max_message_bytes,
@@ -615,6 +740,80 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn web_settings_come_from_the_file_and_the_environment_into_the_server_settings() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("logbook.toml");
+        std::fs::write(
+            &file,
+            "[web]\npublic_url = \"https://logbook.example.com/\"\ntrusted_proxies = [\"10.0.0.0/8\"]\nsupport_contact = \"help@example.com\"\nsession_idle_timeout_seconds = 600\n",
+        )
+        .unwrap();
+        let environment = environment_of(&[
+            ("LOGBOOK_TRUSTED_PROXIES", "192.0.2.1, 2001:db8::/32"),
+            ("LOGBOOK_SESSION_ABSOLUTE_TIMEOUT_SECONDS", "3600"),
+            ("LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES", "4"),
+        ]);
+        let config = Config::load(Some(&file), &environment, &FlagOverrides::default()).unwrap();
+        let mut server = ServerSettings::default();
+        config.web.apply_to(&mut server).unwrap();
+        assert_eq!(
+            server.public_url.as_deref(),
+            Some("https://logbook.example.com")
+        );
+        assert_eq!(
+            server.trusted_proxies,
+            vec![
+                "192.0.2.1/32".parse::<ipnet::IpNet>().unwrap(),
+                "2001:db8::/32".parse().unwrap()
+            ],
+            "the environment replaces the file's list"
+        );
+        assert_eq!(server.support_contact.as_deref(), Some("help@example.com"));
+        assert_eq!(server.session_idle_timeout, Duration::from_secs(600));
+        assert_eq!(server.session_absolute_timeout, Duration::from_secs(3600));
+        assert_eq!(server.max_concurrent_password_hashes, 4);
+    }
+
+    #[test]
+    fn default_web_settings_leave_the_server_defaults_unchanged() {
+        let mut server = ServerSettings::default();
+        WebSettings::default().apply_to(&mut server).unwrap();
+        let defaults = ServerSettings::default();
+        assert_eq!(server.public_url, defaults.public_url);
+        assert_eq!(server.trusted_proxies, defaults.trusted_proxies);
+        assert_eq!(server.session_idle_timeout, defaults.session_idle_timeout);
+        assert_eq!(
+            server.session_absolute_timeout,
+            defaults.session_absolute_timeout
+        );
+        assert_eq!(
+            server.max_concurrent_password_hashes,
+            defaults.max_concurrent_password_hashes
+        );
+    }
+
+    #[test]
+    fn bad_web_settings_are_clear_errors() {
+        let mut server = ServerSettings::default();
+        let bad_proxy = WebSettings {
+            trusted_proxies: vec!["not-an-address".into()],
+            ..WebSettings::default()
+        };
+        let error = bad_proxy.apply_to(&mut server).unwrap_err().to_string();
+        assert!(error.contains("not-an-address"), "{error}");
+        let bad_url = WebSettings {
+            public_url: Some("logbook.example.com".into()),
+            ..WebSettings::default()
+        };
+        assert!(bad_url.apply_to(&mut server).is_err());
+        let no_hashing = WebSettings {
+            max_concurrent_password_hashes: 0,
+            ..WebSettings::default()
+        };
+        assert!(no_hashing.apply_to(&mut server).is_err());
     }
 
     #[test]

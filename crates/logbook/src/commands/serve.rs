@@ -20,6 +20,12 @@ use crate::config::Config;
 
 pub async fn run(config: &Config) -> Result<()> {
     let data_dir = &config.data_dir;
+    // Settings are checked before anything is opened, so a bad value stops start-up cleanly.
+    let mut settings = ServerSettings {
+        ingest_limits: config.ingest.to_limits(),
+        ..ServerSettings::default()
+    };
+    config.web.apply_to(&mut settings)?;
     // Signals are caught from the start, so one sent during start-up still means a clean stop.
     let shutdown = shutdown_requested()?;
     // Held until this function returns; the operating system also drops it if the process dies.
@@ -35,10 +41,6 @@ pub async fn run(config: &Config) -> Result<()> {
 
     let store = open_store(config, CreateDatabase::IfMissing)?;
     tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "store opened");
-    let settings = ServerSettings {
-        ingest_limits: config.ingest.to_limits(),
-        ..ServerSettings::default()
-    };
     let signer = match load_or_create_signer(config) {
         Ok(signer) => signer,
         Err(error) => {

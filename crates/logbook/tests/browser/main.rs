@@ -159,6 +159,8 @@ impl Site {
     fn serve(&mut self) {
         let mut child = self
             .logbook(&["serve", "--listen", "127.0.0.1:0"])
+            // Reaches the page footer through the binary's configuration.
+            .env("LOGBOOK_SUPPORT_CONTACT", "support@acme.example")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -440,6 +442,13 @@ async fn signing_in_shows_the_ingested_events_with_message_ip_and_time() {
     // Newest first: the sign-in just made tops the list, then the sample events by created_at.
     assert_eq!(rows[0]["action"], "logbook.login");
     assert_eq!(rows[0]["ip"], "127.0.0.1");
+    let help = browser
+        .execute("return document.querySelector('footer a').href;", json!([]))
+        .await;
+    assert_eq!(
+        help, "mailto:support@acme.example",
+        "the configured support contact"
+    );
     let samples: Vec<String> = rows
         .iter()
         .filter(|row| !row["action"].as_str().unwrap().starts_with("logbook."))
@@ -624,9 +633,8 @@ async fn wait_for_download(directory: &Path) -> PathBuf {
             .unwrap()
             .map(|entry| entry.unwrap().path())
             .filter(|path| {
-                !path
-                    .extension()
-                    .is_some_and(|extension| extension == "crdownload")
+                path.extension()
+                    .is_none_or(|extension| extension != "crdownload")
             })
             .collect();
         if let [file] = finished.as_slice() {
