@@ -13,13 +13,13 @@
 //! - Every other filter keeps `account_row = $1` and its own `(account_row, column, created_at,
 //!   seq)` index.
 
+use deadpool_postgres::ClientWrapper as Client;
 use ipnet::IpNet;
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{
     Clause, Condition, EventFlag, Query, TextPattern, TextSearch, text_tokens,
 };
-use tokio_postgres::Client;
 
 use crate::encoding::{SqlValue, ip_bytes, prefix_upper_bound, tsquery_text, unix_micros_of};
 use crate::errors::database_error;
@@ -203,7 +203,7 @@ async fn choose_text_plan<'token>(
     tokens: impl Iterator<Item = &'token String>,
 ) -> Result<TextPlan, StoreError> {
     let statement = client
-        .prepare("SELECT count(*) FROM logbook_message_matches($1::text::tsquery, $2)")
+        .prepare_cached("SELECT count(*) FROM logbook_message_matches($1::text::tsquery, $2)")
         .await
         .map_err(database_error("preparing the term frequency lookup"))?;
     for token in tokens {
