@@ -55,9 +55,9 @@ pub async fn serve(
         shutdown_signal.begin();
     })
     .await?;
-    store.shutdown().await;
     if let (Some(task), Some(signing)) = (checkpointer, checkpoint_signing) {
-        // The drain above ended the task; one last round covers the final commits.
+        // Every request has been answered, so every accepted event is committed: one last round
+        // signs the final heads while the store is still open.
         let _ = task.await;
         if let Err(error) =
             checkpointer::sign_new_checkpoints(store.as_ref(), &signing, clock.as_ref()).await
@@ -65,6 +65,7 @@ pub async fn serve(
             tracing::warn!(%error, "the final checkpoint round failed");
         }
     }
+    store.shutdown().await;
     tracing::info!("store shut down: every accepted write is committed");
     Ok(())
 }
