@@ -95,8 +95,46 @@ async fn store_figure(events: Vec<NewEvent>) -> f64 {
         producer.await.unwrap();
     }
     let seconds = started.elapsed().as_secs_f64();
+    query_figures(&store).await;
     store.shutdown().await;
     count as f64 / seconds
+}
+
+/// p50 and p99 of a few page reads on one account, through the store (no HTTP).
+async fn query_figures(store: &PostgresStore) {
+    let account = AccountId::parse("account-0").unwrap();
+    let shapes = [
+        ("newest 50", ""),
+        ("actor", "actor:user7@example.com"),
+        ("ip", "ip:198.51.100.7"),
+        ("rare word", "zanzibar"),
+        ("common word", "rebooted"),
+    ];
+    for (name, text) in shapes {
+        let query = logbook_core::query::parse(text).unwrap();
+        let mut timings = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            store
+                .query_events(
+                    &account,
+                    &logbook_core::store::EventQuery {
+                        query: query.clone(),
+                        limit: 50,
+                        after: None,
+                    },
+                )
+                .await
+                .unwrap();
+            timings.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        timings.sort_by(f64::total_cmp);
+        println!(
+            "query {name:<12} p50 {:.2} ms  p99 {:.2} ms",
+            timings[timings.len() / 2],
+            timings[timings.len() * 99 / 100]
+        );
+    }
 }
 
 async fn baseline_figure(events: &[NewEvent]) -> f64 {
@@ -228,9 +266,9 @@ async fn main() {
         .and_then(|text| text.parse().ok())
         .unwrap_or(200_000);
     let events: Vec<NewEvent> = (0..count).map(realistic_event).collect();
+    println!("events: {count}");
     let baseline = baseline_figure(&events).await;
     let store = store_figure(events).await;
-    println!("events: {count}");
     println!("raw COPY baseline, 1000 events per transaction: {baseline:.0} events/s");
     println!("store, batches of 500 from 16 producers:        {store:.0} events/s");
     println!("ratio: {:.2}x", store / baseline);

@@ -5,8 +5,9 @@
 //! Plan shapes are pinned rather than left to estimates (every connection also runs with
 //! `plan_cache_mode = force_custom_plan`, and reads with `enable_seqscan = off`):
 //! - Free text is a `tsquery` over Logbook's own tokens (see `encoding`). A term that is rare in
-//!   the account (fewer than `COMMON_TERM_DOCUMENTS` matches) is found through the GIN index by
-//!   `logbook_message_matches` (see migration 0001 for why a function), and each match is then
+//!   the account (fewer than a page of matches among its newest `RECENT_SAMPLE` events) is found
+//!   through the GIN index by `logbook_message_matches` (see migration 0001 for why a function),
+//!   and each match is then
 //!   looked up by primary key in a `LATERAL (... OFFSET 0)` subquery, a shape PostgreSQL cannot
 //!   turn into a walk of the whole account. A common term walks the account's newest-first index
 //!   and checks each row with `ts_match_vq(...)`.
@@ -25,13 +26,12 @@ use crate::encoding::{SqlValue, ip_bytes, prefix_upper_bound, tsquery_text, unix
 use crate::errors::database_error;
 use crate::writer::outcome_code;
 
-/// A term in at least this many of the account's events is "common": walking the account's
-/// newest-first index finds a page of matches sooner than collecting every match from GIN.
-pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
+/// How many of the account's newest events the text planner samples: a term with a page of matches
+/// among them is "common" (walk the newest-first index), any other is looked up through GIN.
+pub(crate) const RECENT_SAMPLE: i64 = 2_000;
 
-/// The most matches an index-first text lookup collects. A lookup is index-first only when one of
-/// its tokens is in fewer than `COMMON_TERM_DOCUMENTS` events, so this bound is never reached by
-/// the search itself; it only caps work if the account grew in between.
+/// The most matches an index-first text lookup collects: only a bound on work, since a term is
+/// looked up through GIN only when it is rare in the account.
 const MAX_TEXT_MATCHES: i64 = 1_000_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
@@ -51,6 +51,8 @@ pub(crate) struct CompiledQuery {
 /// way to answer a `walks_newest_first` query without a huge cost penalty.
 pub(crate) const PIN_NEWEST_FIRST_WALK: &str =
     "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off";
+const UNPIN_NEWEST_FIRST_WALK: &str =
+    "SET LOCAL enable_sort = on; SET LOCAL enable_bitmapscan = on";
 
 struct SqlBuilder {
     sql: String,
@@ -94,7 +96,15 @@ pub(crate) async fn compile_page_query(
     let text_plan = if positive_phrases.is_empty() || positive_phrases.iter().any(Vec::is_empty) {
         None
     } else {
-        Some(choose_text_plan(client, positive_phrases.iter().flatten()).await?)
+        Some(
+            choose_text_plan(
+                client,
+                account_row,
+                &tsquery_text(&positive_phrases),
+                fetch_limit,
+            )
+            .await?,
+        )
     };
 
     let mut builder = SqlBuilder {
@@ -195,29 +205,41 @@ fn search_tokens(search: &TextSearch) -> Vec<String> {
     }
 }
 
-/// Counts the account's events holding each token through the GIN index, never more than
-/// `COMMON_TERM_DOCUMENTS`, so deciding costs a few thousand entries however common a word is.
-/// The account is the one the read's transaction is bound to (`logbook.account_row`).
-async fn choose_text_plan<'token>(
+/// Decides from the account's newest `RECENT_SAMPLE` events (an ordered walk of its newest-first
+/// index, so it costs the same for every term): when they already hold a page of matches, walking
+/// and checking each row finds the page at once; otherwise the term is rare in this account and
+/// the GIN lookup finds its few matches without reading the account. Counting matches through GIN
+/// instead would read a common word's whole posting list, across every account.
+async fn choose_text_plan(
     client: &Client,
-    tokens: impl Iterator<Item = &'token String>,
+    account_row: i64,
+    expression: &str,
+    fetch_limit: u32,
 ) -> Result<TextPlan, StoreError> {
     let statement = client
-        .prepare_cached("SELECT count(*) FROM logbook_message_matches($1::text::tsquery, $2)")
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT message_tokens FROM events WHERE account_row = $1 \
+             ORDER BY created_at DESC, seq DESC LIMIT $2) AS recent \
+             WHERE ts_match_vq(recent.message_tokens, $3::text::tsquery)",
+        )
         .await
-        .map_err(database_error("preparing the term frequency lookup"))?;
-    for token in tokens {
-        let single = tsquery_text(&[vec![token.clone()]]);
-        let documents: i64 = client
-            .query_one(&statement, &[&single, &COMMON_TERM_DOCUMENTS])
-            .await
-            .map_err(database_error("reading a term frequency"))?
-            .get(0);
-        if documents < COMMON_TERM_DOCUMENTS {
-            return Ok(TextPlan::IndexFirst);
-        }
-    }
-    Ok(TextPlan::CheckEachRow)
+        .map_err(database_error("preparing the term frequency sample"))?;
+    // The sample is pinned to the ordered walk; the settings are restored before the page query,
+    // whose GIN lookup needs bitmap scans. All three go out together.
+    let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&account_row, &RECENT_SAMPLE, &expression];
+    let (_, sample, _) = futures::try_join!(
+        client.batch_execute(PIN_NEWEST_FIRST_WALK),
+        client.query_one(&statement, &parameters),
+        client.batch_execute(UNPIN_NEWEST_FIRST_WALK),
+    )
+    .map_err(database_error("sampling a term frequency"))?;
+    let matches: i64 = sample.get(0);
+    Ok(if matches >= i64::from(fetch_limit) {
+        TextPlan::CheckEachRow
+    } else {
+        TextPlan::IndexFirst
+    })
 }
 
 fn push_clause(builder: &mut SqlBuilder, clause: &Clause, account_placeholder: &str) {
