@@ -250,6 +250,27 @@ impl PostgresStore {
             .execute("INSERT INTO events SELECT * FROM events_staging", &[])
             .await
             .map_err(database_error("importing events"))?;
+        // The account's tree grows in the same transaction, from the stored bodies, so the
+        // imported log verifies against the checkpoints signed before the move.
+        let mut trees = crate::tree::load_trees(&*transaction, &[account_row]).await?;
+        let tree = trees
+            .get_mut(&account_row)
+            .expect("load_trees answers every account asked");
+        if tree.size() != first.seq {
+            return Err(import_error(format!(
+                "the tree of {account} covers {} events here, not {}",
+                tree.size(),
+                first.seq
+            )));
+        }
+        let mut tree_appends = crate::tree::TreeAppends::default();
+        for row in rows {
+            let leaf_hash = row.leaf_hash().map_err(|error| {
+                import_error(format!("event seq {} of {account}: {error}", row.seq))
+            })?;
+            tree_appends.append_leaf(account_row, tree, leaf_hash);
+        }
+        tree_appends.write(&*transaction, &trees).await?;
         let last_seq = rows.last().map_or(first.seq, |row| row.seq) as i64;
         transaction
             .execute(

@@ -16,6 +16,7 @@ pub mod scratch_database;
 /// A message's `tsvector` in binary form, exactly as the writer stores it (for baselines that
 /// load the same rows by other means).
 pub use encoding::MessageTokens;
+mod tree;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -201,6 +202,12 @@ impl PostgresStore {
             .map_err(database_error("connecting to PostgreSQL"))?;
         let connection_task = tokio::spawn(connection);
         let schema = migrations::apply_migrations(&mut migration_client).await;
+        let schema = match schema {
+            Ok(schema) => tree::build_missing_trees(&mut migration_client)
+                .await
+                .map(|_| schema),
+            Err(error) => Err(error),
+        };
         drop(migration_client);
         let _ = connection_task.await;
         let schema = schema?;
@@ -562,6 +569,10 @@ async fn select_api_keys(
 impl Store for PostgresStore {
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    fn log_tree(&self) -> Option<&dyn logbook_core::store::LogTree> {
+        Some(self)
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_people",
         include_str!("../migrations/0002_people.sql"),
     ),
+    (3, "0003_tree", include_str!("../migrations/0003_tree.sql")),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -24,6 +24,7 @@ use deadpool_postgres::Pool;
 use logbook_core::AccountId;
 use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
+use logbook_core::leaf::LeafParts;
 use logbook_core::store::{AppendOutcome, AppendReceipt};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -60,6 +61,8 @@ const EVENT_COPY_TYPES: [Type; 12] = [
 pub(crate) struct PreparedEvent {
     pub event: NewEvent,
     pub body: String,
+    /// The event's canonical leaf without `seq`; the writer only hashes it with the seq.
+    pub leaf_parts: LeafParts,
     /// Only for events with an idempotency key (nothing else compares content).
     pub fingerprint: Option<[u8; 32]>,
     pub created_at_micros: i64,
@@ -72,6 +75,7 @@ impl PreparedEvent {
     pub(crate) fn new(event: NewEvent) -> Self {
         Self {
             body: event.body_without_seq(),
+            leaf_parts: event.canonical_leaf_parts(),
             fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
             created_at_micros: event.created_at_micros(),
             ip: event.ip.map(ip_bytes),
@@ -205,6 +209,21 @@ async fn write_group(
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
+    // The locked accounts' trees: read here, under the same locks, since other nodes append too.
+    let mut trees = crate::tree::load_trees(&*transaction, &touched_rows).await?;
+    for (account_row, next_seq) in &next_seqs {
+        let tree_size = trees.get(account_row).map_or(0, |tree| tree.size());
+        if tree_size != *next_seq as u64 {
+            // Events were added or removed outside the writers: appending would hide that.
+            return Err(StoreError::Database {
+                context: "appending to an account tree",
+                message: format!(
+                    "the tree of account row {account_row} covers {tree_size} events but {next_seq} are stored"
+                ),
+            });
+        }
+    }
+    let mut tree_appends = crate::tree::TreeAppends::default();
 
     // Every key of the group already stored, read under the account locks.
     let mut key_rows = Vec::new();
@@ -307,6 +326,11 @@ async fn write_group(
                 for target in &event.targets {
                     targets.push((account_row, target.id.as_str(), seq));
                 }
+                let leaf_hash = prepared.leaf_parts.leaf_hash(seq as u64);
+                let tree = trees
+                    .entry(account_row)
+                    .or_insert_with(logbook_core::merkle::CompactRange::new);
+                tree_appends.append_leaf(account_row, tree, leaf_hash);
                 let receipt = AppendReceipt {
                     id: event.id.clone(),
                     seq: seq as u64,
@@ -355,6 +379,7 @@ async fn write_group(
             .map_err(database_error("copying event targets"))?;
     }
 
+    tree_appends.write(&*transaction, &trees).await?;
     let (updated_rows, updated_next_seqs): (Vec<i64>, Vec<i64>) = next_seqs.into_iter().unzip();
     let move_events = async {
         if copy_directly {
