@@ -145,10 +145,13 @@ impl FromRequestParts<AppState> for ReadAccount {
             ));
         }
         match &record.owner {
-            KeyOwner::Account(account) => Ok(ReadAccount {
-                account: account.clone(),
-                key: record,
-            }),
+            KeyOwner::Account(account) => {
+                state.limiter().check_read(&record.key_id, account)?;
+                Ok(ReadAccount {
+                    account: account.clone(),
+                    key: record,
+                })
+            }
             KeyOwner::Platform => Err(ApiError::forbidden(
                 "a platform key belongs to no account and cannot read events; use an account key",
             )),

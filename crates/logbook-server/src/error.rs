@@ -53,6 +53,20 @@ pub enum ApiError {
         source: QueryError,
         field: &'static str,
     },
+    /// A rate limit (`limits`) refused the request (429, with `Retry-After`).
+    #[error("rate limit exceeded: {}; retry after {retry_after_seconds} s", scope.describe())]
+    RateLimited {
+        scope: crate::limits::LimitScope,
+        retry_after_seconds: u64,
+    },
+    /// The account already has as many exports or live tails open as it may (429).
+    #[error("{message}")]
+    TooManyOpen { code: &'static str, message: String },
+    /// A query ran past its time budget and was stopped (503, with `Retry-After`).
+    #[error(
+        "the query took longer than its time budget of {budget_ms} ms and was stopped; narrow it (a time range, an action, an actor) or page with a smaller limit"
+    )]
+    QueryTimeout { budget_ms: u64 },
     /// The store refused a write because the disk is full (507).
     #[error("storage is full")]
     StorageFull,
@@ -98,6 +112,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadRequest { .. } | ApiError::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            ApiError::RateLimited { .. } | ApiError::TooManyOpen { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::QueryTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +133,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { code, .. } => code,
             ApiError::BadRequest { code, .. } => code,
             ApiError::InvalidQuery { .. } => "invalid_query",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyOpen { code, .. } => code,
+            ApiError::QueryTimeout { .. } => "query_timeout",
             ApiError::StorageFull => "storage_full",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -235,6 +256,18 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Unauthenticated { .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::TooManyOpen { .. } | ApiError::QueryTimeout { .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
             }
             ApiError::StorageFull | ApiError::Unavailable => {
                 headers.insert(

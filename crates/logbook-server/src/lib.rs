@@ -9,7 +9,9 @@ pub mod api;
 pub mod auth;
 pub mod checkpointer;
 pub mod error;
+pub mod hardening;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
@@ -17,7 +19,6 @@ pub mod state;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 pub use error::ApiError;
 pub use routes::router;
@@ -43,13 +44,12 @@ pub async fn serve(
             shutdown_signal.clone(),
         ))
     });
+    let connection_limits = hardening::ConnectionLimits {
+        max_connections: state.settings().max_connections,
+        header_read_timeout: state.settings().header_read_timeout,
+    };
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
+    hardening::serve_connections(listener, app, connection_limits, shutdown, move || {
         tracing::info!("shutdown requested: finishing in-flight requests");
         // Live tails would otherwise keep their connections open forever and stall the drain.
         shutdown_signal.begin();

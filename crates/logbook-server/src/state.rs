@@ -44,6 +44,15 @@ pub struct ServerSettings {
     pub session_absolute_timeout: Duration,
     /// Password hashes computed at once; more wait (Argon2id takes 19 MiB and tens of ms each).
     pub max_concurrent_password_hashes: usize,
+    /// Rate limits and bounds per account and per key (`limits`).
+    pub limits: crate::limits::LimitSettings,
+    /// How long one query (a page, one event, a proof) may run before it is stopped and
+    /// answered `query_timeout`.
+    pub query_time_budget: Duration,
+    /// How long a client may take to send a request's headers before its connection is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen queue until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +72,10 @@ impl Default for ServerSettings {
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_absolute_timeout: Duration::from_secs(12 * 60 * 60),
             max_concurrent_password_hashes: 2,
+            limits: crate::limits::LimitSettings::default(),
+            query_time_budget: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
         }
     }
 }
@@ -78,6 +91,7 @@ pub struct AppState {
     api_key_cache: Arc<ApiKeyCache>,
     web: Arc<WebServices>,
     checkpoint_signing: Option<Arc<CheckpointSigning>>,
+    limiter: Arc<crate::limits::Limiter>,
 }
 
 impl AppState {
@@ -88,6 +102,7 @@ impl AppState {
             clock,
             api_key_cache: Arc::new(ApiKeyCache::new(settings.api_key_cache_ttl)),
             web: Arc::new(WebServices::new(&settings)),
+            limiter: Arc::new(crate::limits::Limiter::new(&settings.limits)),
             settings: Arc::new(settings),
             metrics: prometheus_handle(),
             shutdown: ShutdownSignal::default(),
@@ -115,6 +130,11 @@ impl AppState {
 
     pub fn settings(&self) -> &ServerSettings {
         &self.settings
+    }
+
+    /// Rate limits and open exports/tails per account and key.
+    pub fn limiter(&self) -> &crate::limits::Limiter {
+        &self.limiter
     }
 
     pub fn api_key_cache(&self) -> &ApiKeyCache {

@@ -123,13 +123,15 @@ pub async fn export(
             ));
         }
         let filename = export_filename(&state, &reader.account, format)?;
+        let open_export = state.limiter().open_export(&reader.account)?;
         return super::verifiable_export::verifiable_export_response(
             &state,
             &reader.account,
             query,
             filename,
         )
-        .await;
+        .await
+        .map(|response| hold_until_body_ends(response, open_export));
     }
     export_response(&state, &reader.account, format, query)
 }
@@ -159,12 +161,18 @@ pub(crate) fn export_response(
     query: logbook_core::query::Query,
 ) -> Result<Response, ApiError> {
     let filename = export_filename(state, account, format)?;
+    // Held by the body stream: the account's export place is freed when the stream ends or the
+    // client goes away.
+    let open_export = state.limiter().open_export(account)?;
 
     let rows = state
         .store()
         .export_events(account, query)
         .ready_chunks(ROWS_PER_CHUNK);
-    let chunks = rows.map(move |rows| encode_chunk(format, rows));
+    let chunks = rows.map(move |rows| {
+        let _held = &open_export;
+        encode_chunk(format, rows)
+    });
     let body = match format {
         ExportFormat::Ndjson => Body::from_stream(chunks),
         ExportFormat::Csv => {
@@ -188,6 +196,16 @@ pub(crate) fn export_response(
         HeaderValue::from_str(&disposition).map_err(ApiError::internal)?,
     );
     Ok(response)
+}
+
+/// Keeps `slot` alive as long as `response`'s body is being sent.
+fn hold_until_body_ends(response: Response, slot: crate::limits::OpenSlot) -> Response {
+    let (parts, body) = response.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &slot;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Why an export stopped part-way. The client sees a truncated transfer (the chunked body never

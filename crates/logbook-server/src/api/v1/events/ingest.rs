@@ -37,6 +37,9 @@ pub async fn post(
     )
     .await
     .map_err(|_elapsed| ApiError::RequestTimeout)??;
+    // A gzip body is inflated here, never past the same size limit, so a small bomb costs at
+    // most `max_body_bytes` of memory before it is refused.
+    let body = crate::hardening::decode_content_encoding(&headers, body, limits.max_body_bytes)?;
 
     let received_at = state.clock().now();
     let binding = match &key.owner {
@@ -63,6 +66,24 @@ pub async fn post(
         }
     }
     let event_count = slots.len();
+    // The whole request is refused before anything is stored when it would take any bucket past
+    // its limit, so a 429 never leaves part of a batch written.
+    let mut events_per_account: Vec<(&logbook_core::AccountId, u32)> = Vec::with_capacity(1);
+    for event in &valid_events {
+        match events_per_account
+            .iter_mut()
+            .find(|(account, _)| *account == &event.account)
+        {
+            Some((_, count)) => *count += 1,
+            None => events_per_account.push((&event.account, 1)),
+        }
+    }
+    state.limiter().check_ingest(
+        &key.key_id,
+        u32::try_from(valid_events.len()).unwrap_or(u32::MAX),
+        &events_per_account,
+    )?;
+    drop(events_per_account);
     let outcomes = if valid_events.is_empty() {
         Vec::new()
     } else {

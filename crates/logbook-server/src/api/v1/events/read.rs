@@ -64,17 +64,16 @@ pub async fn list(
         })?),
     };
 
-    let page = state
-        .store()
-        .query_events(
-            &reader.account,
-            &EventQuery {
-                query,
-                limit,
-                after,
-            },
-        )
-        .await?;
+    let event_query = EventQuery {
+        query,
+        limit,
+        after,
+    };
+    let page = crate::hardening::within_query_budget(
+        settings.query_time_budget,
+        state.store().query_events(&reader.account, &event_query),
+    )
+    .await??;
 
     let body_bytes: usize = page
         .events
@@ -116,11 +115,12 @@ pub async fn get(
     if event_id.len() > 64 {
         return Err(ApiError::NotFound);
     }
-    let row = state
-        .store()
-        .get_event(&reader.account, &event_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = crate::hardening::within_query_budget(
+        state.settings().query_time_budget,
+        state.store().get_event(&reader.account, &event_id),
+    )
+    .await??
+    .ok_or(ApiError::NotFound)?;
     let mut body = Vec::with_capacity(row.body_without_seq.len() + 32);
     row.write_json(&mut body);
     Ok(json_response(body))

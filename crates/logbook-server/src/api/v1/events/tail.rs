@@ -94,7 +94,12 @@ pub(crate) fn tail_response(
     next_seq: u64,
 ) -> Response {
     let settings = state.settings();
+    let open_tail = match state.limiter().open_tail(&account) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.into_response(),
+    };
     let poller = TailPoller {
+        _open_tail: open_tail,
         store: state.store().clone(),
         account,
         filter,
@@ -123,6 +128,8 @@ pub(crate) fn tail_response(
 }
 
 struct TailPoller {
+    /// This tail's place among the account's open tails, freed when the stream is dropped.
+    _open_tail: crate::limits::OpenSlot,
     store: Arc<dyn Store>,
     account: AccountId,
     filter: EventFilter,
