@@ -474,8 +474,9 @@ impl Store for SqliteStore {
                 // end of the account's rowid range, where count(*) would read every event).
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT a.name, a.created_at, coalesce((SELECT max(event_row) - (a.account_row << 40) + 1 FROM events e \
-                         WHERE e.event_row >= (a.account_row << 40) AND e.event_row < ((a.account_row + 1) << 40)), 0) \
+                        "SELECT a.name, a.created_at, coalesce((SELECT e.event_row - (a.account_row << 40) + 1 FROM events e \
+                         WHERE e.event_row >= (a.account_row << 40) AND e.event_row < ((a.account_row + 1) << 40) \
+                         ORDER BY e.event_row DESC LIMIT 1), 0) \
                          FROM accounts a ORDER BY a.name",
                     )
                     .map_err(database_error("listing accounts"))?;
@@ -733,10 +734,11 @@ impl Store for SqliteStore {
                 let first = first_event_row_of(account_row);
                 let last: Option<i64> = connection
                     .prepare_cached(
-                        "SELECT max(event_row) FROM events WHERE event_row >= ?1 AND event_row < ?2",
+                        "SELECT event_row FROM events WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row DESC LIMIT 1",
                     )
                     .map_err(database_error("reading the next seq"))?
                     .query_row(params![first, first + (1_i64 << SEQ_BITS)], |row| row.get(0))
+                    .optional()
                     .map_err(database_error("reading the next seq"))?;
                 Ok(last.map_or(0, |last| (last - first) as u64 + 1))
             })

@@ -360,7 +360,8 @@ fn account_row_of(
     Ok(account_row)
 }
 
-/// The account's next `seq` as stored: one seek to the end of its rowid range.
+/// The account's next `seq` as stored: one seek to the end of its rowid range. (`max(event_row)`
+/// with a range condition walks the whole range: SQLite's min/max shortcut needs no WHERE.)
 fn stored_next_seq(
     transaction: &Transaction<'_>,
     account_row: i64,
@@ -368,11 +369,12 @@ fn stored_next_seq(
     let first = first_event_row_of(account_row);
     let last: Option<i64> = transaction
         .prepare_cached(
-            "SELECT max(event_row) FROM events WHERE event_row >= ?1 AND event_row < ?2",
+            "SELECT event_row FROM events WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row DESC LIMIT 1",
         )?
         .query_row(params![first, first + (1_i64 << SEQ_BITS)], |row| {
             row.get(0)
-        })?;
+        })
+        .optional()?;
     Ok(last.map_or(0, |last| (last - first) as u64 + 1))
 }
 
