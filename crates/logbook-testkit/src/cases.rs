@@ -7,7 +7,7 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use logbook_core::api_key::{KeyOwner, Scopes};
 use logbook_core::event::{EventRow, NewEvent, Outcome, StoredEvent};
-use logbook_core::people::{NewUser, Role, SessionRecord};
+use logbook_core::people::{InvitationRecord, NewUser, Role, SessionRecord};
 use logbook_core::query::{Condition, EventFlag, Query, TextSearch, TimeRange};
 use logbook_core::store::{AppendOutcome, AppendReceipt, EventQuery, NewApiKey};
 use logbook_core::{AccountId, Store, StoreError};
@@ -1437,5 +1437,175 @@ pub async fn sessions_are_found_touched_listed_and_revoked(store: Arc<dyn Store>
             .requires_second_factor(&account("acme"))
             .await
             .unwrap()
+    );
+}
+
+fn invitation(account_name: &str, email: &str, role: Role, lifetime: Duration) -> InvitationRecord {
+    InvitationRecord {
+        account: account(account_name),
+        email: email.into(),
+        role,
+        invited_by: "alice@example.com".into(),
+        created_at: RECEIVED_AT,
+        expires_at: RECEIVED_AT + lifetime,
+    }
+}
+
+pub async fn an_invitation_is_accepted_once_with_what_it_was_created_with(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let people = store.people();
+    let created = invitation("acme", "bob@example.com", Role::Admin, Duration::days(7));
+    people
+        .create_invitation([1; 32], created.clone())
+        .await
+        .unwrap();
+    people
+        .create_invitation(
+            [2; 32],
+            invitation("acme", "carol@example.com", Role::Viewer, Duration::days(7)),
+        )
+        .await
+        .unwrap();
+
+    let accepted_at = RECEIVED_AT + Duration::hours(1);
+    assert!(
+        people
+            .take_invitation(&[9; 32], accepted_at)
+            .await
+            .unwrap()
+            .is_none(),
+        "an unknown token finds nothing"
+    );
+    assert_eq!(
+        people.take_invitation(&[1; 32], accepted_at).await.unwrap(),
+        Some(created),
+        "the invitation comes back as it was created"
+    );
+    assert!(
+        people
+            .take_invitation(&[1; 32], accepted_at + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "an accepted invitation cannot be accepted again"
+    );
+    let other = people
+        .take_invitation(&[2; 32], accepted_at)
+        .await
+        .unwrap()
+        .expect("accepting one invitation leaves the others usable");
+    assert_eq!(other.email, "carol@example.com");
+    assert_eq!(other.role, Role::Viewer);
+}
+
+pub async fn an_invitation_accepted_by_two_callers_at_once_admits_only_one(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    store
+        .people()
+        .create_invitation(
+            [3; 32],
+            invitation("acme", "dave@example.com", Role::Member, Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    let accepted_at = RECEIVED_AT + Duration::minutes(1);
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .people()
+                    .take_invitation(&[3; 32], accepted_at)
+                    .await
+                    .expect("accepting answers")
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for attempt in attempts {
+        if attempt.await.expect("the task finishes").is_some() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 1, "a one-time link admits exactly one person");
+}
+
+pub async fn an_expired_invitation_is_refused_from_its_expiry_on(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let people = store.people();
+    let lifetime = Duration::days(7);
+    people
+        .create_invitation(
+            [4; 32],
+            invitation("acme", "erin@example.com", Role::Viewer, lifetime),
+        )
+        .await
+        .unwrap();
+    assert!(
+        people
+            .take_invitation(&[4; 32], RECEIVED_AT + lifetime)
+            .await
+            .unwrap()
+            .is_none(),
+        "the link stops working at its expiry time"
+    );
+    assert!(
+        people
+            .take_invitation(&[4; 32], RECEIVED_AT + lifetime + Duration::days(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    people
+        .create_invitation(
+            [5; 32],
+            invitation("acme", "frank@example.com", Role::Viewer, lifetime),
+        )
+        .await
+        .unwrap();
+    assert!(
+        people
+            .take_invitation(&[5; 32], RECEIVED_AT + lifetime - Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_some(),
+        "the link works until just before its expiry time"
+    );
+}
+
+pub async fn an_invitation_to_an_unknown_account_is_refused(store: Arc<dyn Store>) {
+    let refused = store
+        .people()
+        .create_invitation(
+            [6; 32],
+            invitation(
+                "nowhere",
+                "gina@example.com",
+                Role::Viewer,
+                Duration::days(7),
+            ),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::AccountNotFound(_))),
+        "got {refused:?}"
+    );
+    assert!(
+        store
+            .people()
+            .take_invitation(&[6; 32], RECEIVED_AT)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused invitation leaves nothing behind to accept"
     );
 }

@@ -42,6 +42,10 @@ macro_rules! store_conformance_tests {
             shutdown_finishes_accepted_writes_and_refuses_new_ones,
             users_are_created_found_changed_and_removed_with_their_sessions,
             sessions_are_found_touched_listed_and_revoked,
+            an_invitation_is_accepted_once_with_what_it_was_created_with,
+            an_invitation_accepted_by_two_callers_at_once_admits_only_one,
+            an_expired_invitation_is_refused_from_its_expiry_on,
+            an_invitation_to_an_unknown_account_is_refused,
         );
     };
 }
