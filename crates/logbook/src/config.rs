@@ -69,6 +69,129 @@ pub struct Config {
     pub postgres: PostgresSettings,
     pub checkpoints: CheckpointSettings,
     pub web: WebSettings,
+    pub limits: LimitsSettings,
+}
+
+/// Fair limits and hostile-client defences (README, "Limits"). Rates of 0 turn a bucket off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Events per second one account may ingest, all its keys together.
+    pub ingest_events_per_second: u32,
+    /// Events an account may send at once above its rate; at least one full batch.
+    pub ingest_event_burst: u32,
+    /// Read requests per second per account (queries, events, exports, tails, proofs).
+    pub reads_per_second: u32,
+    pub read_burst: u32,
+    /// Exports streaming at once per account.
+    pub max_concurrent_exports: usize,
+    /// Live tails open at once per account.
+    pub max_live_tails: usize,
+    /// Events per second one key may ingest (a platform key writes for many accounts).
+    pub ingest_events_per_second_per_key: u32,
+    pub ingest_event_burst_per_key: u32,
+    /// Read requests per second one key may make.
+    pub reads_per_second_per_key: u32,
+    pub read_burst_per_key: u32,
+    /// A query running longer than this is stopped and answered `query_timeout`.
+    pub query_time_budget_milliseconds: u64,
+    /// A connection whose request headers take longer than this is closed.
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Per-account overrides: `[limits.accounts.acme]` with any of the per-account fields above.
+    pub accounts: std::collections::BTreeMap<String, AccountLimitsOverride>,
+}
+
+/// One account's own limits; a field left out keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountLimitsOverride {
+    pub ingest_events_per_second: Option<u32>,
+    pub ingest_event_burst: Option<u32>,
+    pub reads_per_second: Option<u32>,
+    pub read_burst: Option<u32>,
+    pub max_concurrent_exports: Option<usize>,
+    pub max_live_tails: Option<usize>,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        let server = ServerSettings::default();
+        let account = &server.limits.account_defaults;
+        Self {
+            ingest_events_per_second: account.ingest_events_per_second,
+            ingest_event_burst: account.ingest_event_burst,
+            reads_per_second: account.reads_per_second,
+            read_burst: account.read_burst,
+            max_concurrent_exports: account.max_concurrent_exports,
+            max_live_tails: account.max_live_tails,
+            ingest_events_per_second_per_key: server.limits.ingest_events_per_second_per_key,
+            ingest_event_burst_per_key: server.limits.ingest_event_burst_per_key,
+            reads_per_second_per_key: server.limits.reads_per_second_per_key,
+            read_burst_per_key: server.limits.read_burst_per_key,
+            query_time_budget_milliseconds: server.query_time_budget.as_millis() as u64,
+            header_read_timeout_seconds: server.header_read_timeout.as_secs(),
+            max_connections: server.max_connections,
+            accounts: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl LimitsSettings {
+    /// Copies these limits into the server's, checking account names and values.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        if self.query_time_budget_milliseconds == 0 {
+            bail!("limits.query_time_budget_milliseconds must be at least 1");
+        }
+        if self.header_read_timeout_seconds == 0 || self.max_connections == 0 {
+            bail!(
+                "limits.header_read_timeout_seconds and limits.max_connections must be at least 1"
+            );
+        }
+        let defaults = logbook_server::limits::AccountLimits {
+            ingest_events_per_second: self.ingest_events_per_second,
+            ingest_event_burst: self.ingest_event_burst,
+            reads_per_second: self.reads_per_second,
+            read_burst: self.read_burst,
+            max_concurrent_exports: self.max_concurrent_exports,
+            max_live_tails: self.max_live_tails,
+        };
+        let mut account_overrides = std::collections::HashMap::new();
+        for (name, overrides) in &self.accounts {
+            let account = logbook_core::AccountId::parse(name)
+                .with_context(|| format!("limits.accounts.{name:?} is not a valid account name"))?;
+            let limits = logbook_server::limits::AccountLimits {
+                ingest_events_per_second: overrides
+                    .ingest_events_per_second
+                    .unwrap_or(defaults.ingest_events_per_second),
+                ingest_event_burst: overrides
+                    .ingest_event_burst
+                    .unwrap_or(defaults.ingest_event_burst),
+                reads_per_second: overrides
+                    .reads_per_second
+                    .unwrap_or(defaults.reads_per_second),
+                read_burst: overrides.read_burst.unwrap_or(defaults.read_burst),
+                max_concurrent_exports: overrides
+                    .max_concurrent_exports
+                    .unwrap_or(defaults.max_concurrent_exports),
+                max_live_tails: overrides.max_live_tails.unwrap_or(defaults.max_live_tails),
+            };
+            account_overrides.insert(account, limits);
+        }
+        server.limits = logbook_server::limits::LimitSettings {
+            account_defaults: defaults,
+            ingest_events_per_second_per_key: self.ingest_events_per_second_per_key,
+            ingest_event_burst_per_key: self.ingest_event_burst_per_key,
+            reads_per_second_per_key: self.reads_per_second_per_key,
+            read_burst_per_key: self.read_burst_per_key,
+            account_overrides,
+        };
+        server.query_time_budget = Duration::from_millis(self.query_time_budget_milliseconds);
+        server.header_read_timeout = Duration::from_secs(self.header_read_timeout_seconds);
+        server.max_connections = self.max_connections;
+        Ok(())
+    }
 }
 
 /// The sign-in page and its sessions (README, "People and the Activity Logs page").
@@ -220,6 +343,7 @@ impl Default for Config {
             postgres: PostgresSettings::default(),
             checkpoints: CheckpointSettings::default(),
             web: WebSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -609,6 +733,31 @@ session_idle_timeout_seconds = {session_idle}
 session_absolute_timeout_seconds = {session_absolute}
 # Argon2id password hashes computed at once, 19 MiB each (LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES).
 max_concurrent_password_hashes = {password_hashes}
+
+[limits]
+# Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
+# limit a request is refused whole with 429 and Retry-After; nothing of it is stored.
+ingest_events_per_second = {limit_ingest_rate}
+ingest_event_burst = {limit_ingest_burst}
+reads_per_second = {limit_read_rate}
+read_burst = {limit_read_burst}
+max_concurrent_exports = {limit_exports}
+max_live_tails = {limit_tails}
+# The same per API key (a platform key writes for many accounts).
+ingest_events_per_second_per_key = {limit_key_ingest_rate}
+ingest_event_burst_per_key = {limit_key_ingest_burst}
+reads_per_second_per_key = {limit_key_read_rate}
+read_burst_per_key = {limit_key_read_burst}
+# A query running longer than this is stopped and answered query_timeout (503).
+query_time_budget_milliseconds = {limit_query_budget}
+# A connection whose request headers take longer than this is closed.
+header_read_timeout_seconds = {limit_header_timeout}
+# Connections served at once; more wait in the listen queue.
+max_connections = {limit_connections}
+# One account's own limits; fields left out keep the values above.
+# [limits.accounts.acme]
+# ingest_events_per_second = 50000
+# reads_per_second = 200
 "#,
         data_dir = defaults.data_dir.display().to_string(),
         listen = defaults.listen,
@@ -618,6 +767,19 @@ max_concurrent_password_hashes = {password_hashes}
         session_idle = defaults.web.session_idle_timeout_seconds,
         session_absolute = defaults.web.session_absolute_timeout_seconds,
         password_hashes = defaults.web.max_concurrent_password_hashes,
+        limit_ingest_rate = defaults.limits.ingest_events_per_second,
+        limit_ingest_burst = defaults.limits.ingest_event_burst,
+        limit_read_rate = defaults.limits.reads_per_second,
+        limit_read_burst = defaults.limits.read_burst,
+        limit_exports = defaults.limits.max_concurrent_exports,
+        limit_tails = defaults.limits.max_live_tails,
+        limit_key_ingest_rate = defaults.limits.ingest_events_per_second_per_key,
+        limit_key_ingest_burst = defaults.limits.ingest_event_burst_per_key,
+        limit_key_read_rate = defaults.limits.reads_per_second_per_key,
+        limit_key_read_burst = defaults.limits.read_burst_per_key,
+        limit_query_budget = defaults.limits.query_time_budget_milliseconds,
+        limit_header_timeout = defaults.limits.header_read_timeout_seconds,
+        limit_connections = defaults.limits.max_connections,
         max_events_per_request = ingest.max_events_per_request,
         max_body_bytes = ingest.max_body_bytes,
         max_message_bytes = ingest.max_message_bytes,
@@ -645,6 +807,33 @@ mod tests {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_limits_section_sets_defaults_and_per_account_overrides() {
+        let config = Config::from_toml(
+            "[limits]\nreads_per_second = 30\n[limits.accounts.acme]\nreads_per_second = 500\nmax_live_tails = 2\n",
+        )
+        .unwrap();
+        let mut server = ServerSettings::default();
+        config.limits.apply_to(&mut server).unwrap();
+        assert_eq!(server.limits.account_defaults.reads_per_second, 30);
+        let acme =
+            &server.limits.account_overrides[&logbook_core::AccountId::parse("acme").unwrap()];
+        assert_eq!(acme.reads_per_second, 500);
+        assert_eq!(acme.max_live_tails, 2);
+        assert_eq!(acme.read_burst, server.limits.account_defaults.read_burst);
+
+        let bad = Config::from_toml("[limits.accounts.\"Not An Account\"]\nreads_per_second = 1\n")
+            .unwrap();
+        let error = bad
+            .limits
+            .apply_to(&mut ServerSettings::default())
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("not a valid account name"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -253,6 +253,22 @@ fn encode_ndjson(
     Ok((Bytes::from(out), row_count))
 }
 
+/// The exact bytes an export sends for `rows` (CSV with its header row, or NDJSON), for the fuzz
+/// targets and tests that check the writers from outside the crate.
+#[doc(hidden)]
+pub fn export_bytes_of_rows(csv: bool, rows: Vec<EventRow>) -> Result<Vec<u8>, String> {
+    let rows = rows.into_iter().map(Ok).collect();
+    let encoded = if csv {
+        encode_csv(rows)
+    } else {
+        encode_ndjson(rows)
+    };
+    let (body, _row_count) = encoded.map_err(|error| ErrorChain(&error).to_string())?;
+    let mut out = if csv { csv_header_row() } else { Vec::new() };
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 fn csv_writer(capacity: usize) -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new()
         .has_headers(false)

@@ -7,7 +7,7 @@ mod read;
 mod tail;
 mod verifiable_export;
 
-pub use export::export;
+pub use export::{CSV_HEADER, export, export_bytes_of_rows};
 pub(crate) use export::{ExportFormat, export_response};
 pub use ingest::post;
 pub use read::{get, list};
