@@ -10,6 +10,7 @@ use crate::errors::database_error;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_people.sql"),
+    include_str!("../migrations/0003_tree.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and
