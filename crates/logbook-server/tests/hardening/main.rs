@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+mod storage_faults;
+
 struct Server {
     base_url: String,
     address: std::net::SocketAddr,
@@ -39,7 +41,19 @@ impl Server {
             SqliteOptions::default(),
         )
         .expect("open the SQLite store");
-        let store: Arc<dyn Store> = Arc::new(store);
+        Self::start_with_directory(Arc::new(store), settings, data_dir).await
+    }
+
+    /// A server on a store opened elsewhere (a small disk, say).
+    async fn start_on(store: Arc<dyn Store>, settings: ServerSettings) -> Self {
+        Self::start_with_directory(store, settings, tempfile::tempdir().expect("temp dir")).await
+    }
+
+    async fn start_with_directory(
+        store: Arc<dyn Store>,
+        settings: ServerSettings,
+        data_dir: tempfile::TempDir,
+    ) -> Self {
         let state = AppState::new(store.clone(), Arc::new(SystemClock), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
