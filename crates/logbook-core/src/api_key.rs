@@ -115,6 +115,9 @@ pub struct ApiKeyRecord {
     pub description: Option<String>,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The newest use the servers have written (`Store::record_api_key_use`); it lags real use by
+    /// up to the server's flush interval. `None`: never used, or not written yet.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl ApiKeyRecord {

@@ -137,6 +137,21 @@ pub trait Store: Send + Sync + 'static {
         key_hash: &[u8; 32],
     ) -> Result<Option<ApiKeyRecord>, StoreError>;
 
+    /// Moves each named key's `last_used_at` forward to its `used_at`, never back (several nodes
+    /// flush what they saw, in any order). Unknown key ids are skipped. The server calls this at
+    /// most once a minute per key, never per request. A backend that cannot record it answers an
+    /// error.
+    async fn record_api_key_use(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        let _ = uses;
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot record when keys were last used",
+            self.backend_name()
+        )))
+    }
+
     /// Appends validated events and returns only after they are durably committed (fsync or
     /// database commit). Concurrent callers share one transaction (group commit). An account
     /// named by an event that does not exist yet is created. `seq` is dense per account.

@@ -5,6 +5,10 @@
 //! Active keys are remembered for `ServerSettings::api_key_cache_ttl` (1 s by default) so the
 //! ingest hot path does not pay a database round trip per request; a revoked key therefore stops
 //! working on every node within that time. Unknown and revoked keys are never remembered.
+//!
+//! When each key was last used is kept here too (`ApiKeyUsage`), in memory: authenticating never
+//! writes to the database. `run_key_usage_flusher` writes a key's newest use to the store at most
+//! once per `KEY_USAGE_FLUSH_INTERVAL`, and `serve` writes what is left when it stops.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,11 +17,12 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use logbook_core::AccountId;
 use logbook_core::api_key::{ApiKeyRecord, KEY_PREFIX, KeyOwner, hash_presented_key};
+use logbook_core::{AccountId, Store};
+use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ShutdownSignal};
 
 const INVALID_KEY: ApiError = ApiError::Unauthenticated {
     message: "a valid API key is required: send Authorization: Bearer lbk_...",
@@ -30,6 +35,7 @@ const MAX_PRESENTED_KEY_BYTES: usize = 128;
 pub struct ApiKeyCache {
     time_to_live: Duration,
     entries: Mutex<HashMap<[u8; 32], CachedKey>>,
+    usage: Arc<ApiKeyUsage>,
 }
 
 struct CachedKey {
@@ -45,7 +51,13 @@ impl ApiKeyCache {
         Self {
             time_to_live,
             entries: Mutex::new(HashMap::new()),
+            usage: Arc::new(ApiKeyUsage::default()),
         }
+    }
+
+    /// When this node last saw each key used, and what of that the store has not been told yet.
+    pub fn usage(&self) -> &Arc<ApiKeyUsage> {
+        &self.usage
     }
 
     fn get(&self, key_hash: &[u8; 32]) -> Option<Arc<ApiKeyRecord>> {
@@ -91,16 +103,148 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<ApiKeyR
         return Err(INVALID_KEY);
     }
     let key_hash = hash_presented_key(presented_key);
-    if let Some(record) = state.api_key_cache().get(&key_hash) {
-        return Ok(record);
-    }
-    match state.store().find_api_key_by_hash(&key_hash).await? {
-        Some(record) if record.is_active() => {
-            let record = Arc::new(record);
-            state.api_key_cache().remember(key_hash, record.clone());
-            Ok(record)
+    let record = match state.api_key_cache().get(&key_hash) {
+        Some(record) => record,
+        None => match state.store().find_api_key_by_hash(&key_hash).await? {
+            Some(record) if record.is_active() => {
+                let record = Arc::new(record);
+                state.api_key_cache().remember(key_hash, record.clone());
+                record
+            }
+            _ => return Err(INVALID_KEY),
+        },
+    };
+    state
+        .api_key_cache()
+        .usage()
+        .record_use(&record.key_id, state.clock().now());
+    Ok(record)
+}
+
+/// The shortest time between two writes of one key's last use to the store.
+pub const KEY_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often the flusher looks for uses due to be written. Shorter than the flush interval so a
+/// key's first use reaches the store (and other nodes' pages) within seconds.
+const KEY_USAGE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Bounds the memory of `ApiKeyUsage`; see `ApiKeyUsage::record_use`.
+const MAX_TRACKED_KEYS: usize = 100_000;
+
+/// When each key was last used on this node, by key id.
+#[derive(Default)]
+pub struct ApiKeyUsage {
+    entries: Mutex<HashMap<String, KeyUse>>,
+}
+
+struct KeyUse {
+    last_used_at: OffsetDateTime,
+    /// Whether `last_used_at` is newer than what this node last wrote to the store.
+    unwritten: bool,
+    /// When this key's use was last written to the store (`None`: not yet).
+    written_at: Option<Instant>,
+}
+
+impl ApiKeyUsage {
+    /// Notes a use of `key_id` at `used_at`. This runs on every authenticated request, so it only
+    /// takes a lock and updates a map entry (allocating only for a key's first use).
+    pub fn record_use(&self, key_id: &str, used_at: OffsetDateTime) {
+        let mut entries = self.entries.lock().expect("key usage lock poisoned");
+        if let Some(key_use) = entries.get_mut(key_id) {
+            if used_at > key_use.last_used_at {
+                key_use.last_used_at = used_at;
+                key_use.unwritten = true;
+            }
+            return;
         }
-        _ => Err(INVALID_KEY),
+        if entries.len() >= MAX_TRACKED_KEYS {
+            // Uses already written are in the store; forgetting them only costs a lookup later.
+            entries.retain(|_, key_use| key_use.unwritten);
+            if entries.len() >= MAX_TRACKED_KEYS {
+                return;
+            }
+        }
+        entries.insert(
+            key_id.to_owned(),
+            KeyUse {
+                last_used_at: used_at,
+                unwritten: true,
+                written_at: None,
+            },
+        );
+    }
+
+    /// The newest use of `key_id` this node has seen, written to the store or not.
+    pub fn last_use_of(&self, key_id: &str) -> Option<OffsetDateTime> {
+        let entries = self.entries.lock().expect("key usage lock poisoned");
+        entries.get(key_id).map(|key_use| key_use.last_used_at)
+    }
+
+    /// Takes the uses to write now: every unwritten one when `everything`, otherwise those of keys
+    /// not written within `KEY_USAGE_FLUSH_INTERVAL`. They count as written from here on.
+    fn take_due(&self, everything: bool) -> Vec<(String, OffsetDateTime)> {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("key usage lock poisoned");
+        let mut due = Vec::new();
+        for (key_id, key_use) in entries.iter_mut() {
+            let interval_passed = key_use.written_at.is_none_or(|written_at| {
+                now.duration_since(written_at) >= KEY_USAGE_FLUSH_INTERVAL
+            });
+            if key_use.unwritten && (everything || interval_passed) {
+                key_use.unwritten = false;
+                key_use.written_at = Some(now);
+                due.push((key_id.clone(), key_use.last_used_at));
+            }
+        }
+        due
+    }
+
+    /// Marks uses whose write failed as unwritten again, so the next round retries them.
+    fn give_back(&self, failed: Vec<(String, OffsetDateTime)>) {
+        let mut entries = self.entries.lock().expect("key usage lock poisoned");
+        for (key_id, _) in failed {
+            if let Some(key_use) = entries.get_mut(&key_id) {
+                key_use.unwritten = true;
+                key_use.written_at = None;
+            }
+        }
+    }
+
+    /// Writes the due uses (all unwritten ones when `everything`) to the store; returns how many.
+    pub async fn flush(&self, store: &dyn Store, everything: bool) -> usize {
+        let due = self.take_due(everything);
+        if due.is_empty() {
+            return 0;
+        }
+        match store.record_api_key_use(&due).await {
+            Ok(()) => due.len(),
+            Err(error) => {
+                tracing::warn!(%error, key_count = due.len(), "could not record when API keys were last used; will retry");
+                self.give_back(due);
+                0
+            }
+        }
+    }
+}
+
+/// Writes due key uses to the store every few seconds until `shutdown` is raised. `serve` writes
+/// the rest after the last request is answered.
+pub async fn run_key_usage_flusher(
+    store: Arc<dyn Store>,
+    usage: Arc<ApiKeyUsage>,
+    shutdown: ShutdownSignal,
+) {
+    let mut ticker = tokio::time::interval(KEY_USAGE_CHECK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticker.tick() => {
+                usage.flush(store.as_ref(), false).await;
+            }
+        }
     }
 }
 

@@ -44,6 +44,12 @@ pub async fn serve(
             shutdown_signal.clone(),
         ))
     });
+    let key_usage = state.api_key_cache().usage().clone();
+    let key_usage_flusher = tokio::spawn(auth::run_key_usage_flusher(
+        store.clone(),
+        key_usage.clone(),
+        shutdown_signal.clone(),
+    ));
     let connection_limits = hardening::ConnectionLimits {
         max_connections: state.settings().max_connections,
         header_read_timeout: state.settings().header_read_timeout,
@@ -65,6 +71,10 @@ pub async fn serve(
             tracing::warn!(%error, "the final checkpoint round failed");
         }
     }
+    // Every request has been answered, so no key is used any more: write each last use not yet
+    // written, whatever the interval, while the store is still open.
+    let _ = key_usage_flusher.await;
+    key_usage.flush(store.as_ref(), true).await;
     store.shutdown().await;
     tracing::info!("store shut down: every accepted write is committed");
     Ok(())

@@ -8,6 +8,7 @@
 mod encoding;
 mod errors;
 mod import;
+mod key_usage;
 mod migrations;
 mod people;
 mod query_sql;
@@ -524,7 +525,7 @@ fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
     })
 }
 
-const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at";
+const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at, k.last_used_at";
 
 fn row_to_api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let owner = match row.get::<_, Option<&str>>(1) {
@@ -542,6 +543,7 @@ fn row_to_api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         description: row.get(5),
         created_at: micros_to_time(row.get(6)),
         revoked_at: row.get::<_, Option<i64>>(7).map(micros_to_time),
+        last_used_at: row.get::<_, Option<i64>>(8).map(micros_to_time),
     })
 }
 
@@ -664,6 +666,7 @@ impl Store for PostgresStore {
             description: key.description,
             created_at: micros_to_time(unix_micros_of(key.created_at)),
             revoked_at: None,
+            last_used_at: None,
         })
     }
 
@@ -724,6 +727,13 @@ impl Store for PostgresStore {
                 .await?
                 .pop(),
         )
+    }
+
+    async fn record_api_key_use(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        self.record_api_key_use_in_postgres(uses).await
     }
 
     async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {

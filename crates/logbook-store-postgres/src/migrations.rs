@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_people.sql"),
     ),
     (3, "0003_tree", include_str!("../migrations/0003_tree.sql")),
+    (
+        4,
+        "0004_key_last_used",
+        include_str!("../migrations/0004_key_last_used.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

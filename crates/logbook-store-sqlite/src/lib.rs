@@ -4,6 +4,7 @@
 
 mod encoding;
 mod errors;
+mod key_usage;
 mod migrations;
 mod people;
 mod query_sql;
@@ -310,7 +311,7 @@ fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
     })
 }
 
-const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at";
+const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at, k.last_used_at";
 
 fn api_key_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     Ok(ApiKeyRow {
@@ -322,6 +323,7 @@ fn api_key_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
         description: row.get(5)?,
         created_at: row.get(6)?,
         revoked_at: row.get(7)?,
+        last_used_at: row.get(8)?,
     })
 }
 
@@ -334,6 +336,7 @@ struct ApiKeyRow {
     description: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
 }
 
 impl ApiKeyRow {
@@ -352,6 +355,7 @@ impl ApiKeyRow {
             description: self.description,
             created_at: micros_to_time(self.created_at),
             revoked_at: self.revoked_at.map(micros_to_time),
+            last_used_at: self.last_used_at.map(micros_to_time),
         })
     }
 }
@@ -523,6 +527,7 @@ impl Store for SqliteStore {
                     description: key.description,
                     created_at: micros_to_time(unix_micros_of(key.created_at)),
                     revoked_at: None,
+                    last_used_at: None,
                 })
             })
             .await
@@ -568,6 +573,13 @@ impl Store for SqliteStore {
                     .ok_or(StoreError::ApiKeyNotFound(key_id))
             })
             .await
+    }
+
+    async fn record_api_key_use(
+        &self,
+        uses: &[(String, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        self.record_api_key_use_in_sqlite(uses).await
     }
 
     async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_people.sql"),
     include_str!("../migrations/0003_tree.sql"),
+    include_str!("../migrations/0004_key_last_used.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -1609,3 +1609,92 @@ pub async fn an_invitation_to_an_unknown_account_is_refused(store: Arc<dyn Store
         "a refused invitation leaves nothing behind to accept"
     );
 }
+
+pub async fn key_use_is_recorded_forward_only_and_shown_with_the_key(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let acme = KeyOwner::Account(account("acme"));
+    let created = store
+        .create_api_key(api_key("key_used", 1, acme.clone()))
+        .await
+        .unwrap();
+    assert_eq!(created.last_used_at, None, "a new key was never used");
+    store
+        .create_api_key(api_key("key_idle", 2, acme))
+        .await
+        .unwrap();
+    let last_use_of = |keys: &[logbook_core::api_key::ApiKeyRecord], key_id: &str| {
+        keys.iter()
+            .find(|key| key.key_id == key_id)
+            .expect("the key is listed")
+            .last_used_at
+    };
+
+    let latest = RECEIVED_AT + Duration::minutes(5);
+    store
+        .record_api_key_use(&[
+            ("key_used".to_owned(), latest),
+            ("key_used".to_owned(), RECEIVED_AT + Duration::minutes(2)),
+            ("key_unknown".to_owned(), latest),
+        ])
+        .await
+        .expect("uses of known and unknown keys are recorded");
+    let keys = store.list_api_keys(Some(&account("acme"))).await.unwrap();
+    assert_eq!(
+        last_use_of(&keys, "key_used"),
+        Some(latest),
+        "the latest use of a batch wins"
+    );
+    assert_eq!(
+        last_use_of(&keys, "key_idle"),
+        None,
+        "other keys are untouched"
+    );
+    assert_eq!(
+        store
+            .find_api_key_by_hash(&[1; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(latest)
+    );
+
+    store
+        .record_api_key_use(&[("key_used".to_owned(), RECEIVED_AT + Duration::minutes(1))])
+        .await
+        .unwrap();
+    assert_eq!(
+        last_use_of(&store.list_api_keys(None).await.unwrap(), "key_used"),
+        Some(latest),
+        "an older use flushed late never moves the time back"
+    );
+
+    let later = RECEIVED_AT + Duration::hours(1);
+    store
+        .record_api_key_use(&[
+            ("key_used".to_owned(), later),
+            ("key_idle".to_owned(), later),
+        ])
+        .await
+        .unwrap();
+    store.record_api_key_use(&[]).await.unwrap();
+    let revoked = store
+        .revoke_api_key("key_used", later + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.last_used_at,
+        Some(later),
+        "revoking keeps the last use"
+    );
+    assert_eq!(
+        last_use_of(
+            &store.list_api_keys(Some(&account("acme"))).await.unwrap(),
+            "key_idle"
+        ),
+        Some(later)
+    );
+}

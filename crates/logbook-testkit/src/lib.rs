@@ -17,6 +17,7 @@ macro_rules! store_conformance_tests {
             creating_an_account_lists_it_with_no_events,
             creating_an_existing_account_fails,
             api_keys_are_created_listed_found_by_hash_and_revoked,
+            key_use_is_recorded_forward_only_and_shown_with_the_key,
             a_key_for_an_unknown_account_is_refused,
             append_assigns_dense_seq_per_account_under_concurrent_appenders,
             a_duplicate_key_returns_the_original_receipt,

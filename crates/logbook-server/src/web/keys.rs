@@ -1,6 +1,6 @@
 //! The API keys page (`/keys`): the account's keys (never their secrets), creating one with its
-//! scopes (the key is shown once), and revoking. Owners and admins only; each change is an
-//! audit event.
+//! scopes (the key is shown once), when each was last used, and revoking. Owners and admins
+//! only; each change is an audit event.
 
 use askama::Template;
 use axum::Form;
@@ -24,6 +24,8 @@ pub struct KeyRow {
     pub scopes: String,
     pub description: String,
     pub created_at: String,
+    /// The newest of the store's `last_used_at` and this node's use not yet written there.
+    pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
 }
 
@@ -50,12 +52,17 @@ async fn keys_page(
     signed_in: &SignedIn,
     new_key: Option<String>,
 ) -> Result<Response, WebError> {
+    let key_usage = state.api_key_cache().usage();
     let keys = state
         .store()
         .list_api_keys(Some(&signed_in.user.account))
         .await?
         .into_iter()
         .map(|key| KeyRow {
+            last_used_at: key
+                .last_used_at
+                .max(key_usage.last_use_of(&key.key_id))
+                .map(utc_text),
             key_id: key.key_id,
             display_prefix: key.display_prefix,
             scopes: key.scopes.to_string(),

@@ -809,6 +809,96 @@ async fn keys_created_on_the_page_are_shown_once_and_revocable_and_both_are_audi
 }
 
 #[tokio::test]
+async fn a_key_used_once_shows_when_it_was_last_used_on_the_keys_page() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Admin).await;
+    let key = web.ingest_key(&acme).await;
+    let alice = web.sign_in("alice@acme.com").await;
+    let (_, unused, _) = web.page(&alice.cookie, "/keys").await;
+    assert!(
+        unused.contains("<td data-label=\"Last used\">never</td>"),
+        "{unused}"
+    );
+
+    web.clock.advance(time::Duration::minutes(3));
+    let used_at = web.clock.now();
+    web.send(
+        &key,
+        json!([{"action": "server.reboot", "message": "Alice rebooted web-1"}]),
+    )
+    .await;
+    let (status, listing, _) = web.page(&alice.cookie, "/keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listing.contains(&format!(
+            "<td data-label=\"Last used\"><time datetime=\"{}\"",
+            logbook_server::web::render::utc_text(used_at)
+        )),
+        "the use shows at once, before it is written to the store: {listing}"
+    );
+    assert!(!listing.contains("<td data-label=\"Last used\">never</td>"));
+}
+
+#[tokio::test]
+async fn a_graceful_stop_writes_each_keys_last_use_to_the_store() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(
+            &data_dir.path().join("logbook.db"),
+            SqliteOptions::default(),
+        )
+        .unwrap(),
+    );
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let acme = AccountId::parse("acme").unwrap();
+    store.create_account(&acme, clock.now()).await.unwrap();
+    let key = PlaintextApiKey::from_random_bytes([7; 17]);
+    store
+        .create_api_key(NewApiKey {
+            key_id: "key_stopping".into(),
+            key_hash: key.hash(),
+            owner: KeyOwner::Account(acme.clone()),
+            scopes: Scopes {
+                ingest: true,
+                read: false,
+            },
+            display_prefix: key.display_prefix(),
+            description: None,
+            created_at: clock.now(),
+        })
+        .await
+        .unwrap();
+    let state = AppState::new(store.clone(), clock.clone(), ServerSettings::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(logbook_server::serve(listener, state, async move {
+        let _ = stop.await;
+    }));
+
+    clock.advance(time::Duration::minutes(10));
+    let used_at = clock.now();
+    let answer = reqwest::Client::new()
+        .post(format!("http://{address}/api/v1/events"))
+        .bearer_auth(key.expose())
+        .json(&json!({"events": [{"action": "server.reboot", "message": "rebooted"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    shutdown.send(()).unwrap();
+    server.await.unwrap().unwrap();
+
+    let keys = store.list_api_keys(Some(&acme)).await.unwrap();
+    assert_eq!(
+        keys[0].last_used_at,
+        Some(used_at),
+        "the last use reaches the store when the server stops"
+    );
+}
+
+#[tokio::test]
 async fn two_factor_sign_in_needs_a_current_code_or_a_one_time_recovery_code() {
     let web = Web::start().await;
     let acme = web.account("acme").await;

@@ -115,6 +115,9 @@ async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> 
                     key.scopes.to_string(),
                     format!("{}…", key.display_prefix),
                     rfc3339(key.created_at),
+                    key.last_used_at
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "never".to_owned()),
                     key.revoked_at
                         .map(rfc3339)
                         .unwrap_or_else(|| "-".to_owned()),
@@ -130,6 +133,7 @@ async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> 
                 "SCOPES",
                 "PREFIX",
                 "CREATED",
+                "LAST USED",
                 "REVOKED",
                 "DESCRIPTION",
             ],
@@ -165,7 +169,8 @@ fn owner_label(owner: &KeyOwner) -> String {
     }
 }
 
-/// A key as JSON, never with its secret: id, owner, scopes, prefix, dates.
+/// A key as JSON, never with its secret: id, owner, scopes, prefix, dates (`last_used_at` as the
+/// servers last wrote it, at most a minute behind).
 fn key_json(key: &ApiKeyRecord) -> serde_json::Value {
     let (owner_type, account) = match &key.owner {
         KeyOwner::Account(account) => ("account", Some(account.as_str())),
@@ -183,6 +188,7 @@ fn key_json(key: &ApiKeyRecord) -> serde_json::Value {
         "prefix": key.display_prefix,
         "description": key.description,
         "created_at": rfc3339(key.created_at),
+        "last_used_at": key.last_used_at.map(rfc3339),
         "revoked_at": key.revoked_at.map(rfc3339),
         "active": key.is_active(),
     })
