@@ -302,3 +302,48 @@ impl FromRequestParts<AppState> for ReadAccount {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_key_is_written_at_most_once_per_interval_but_everything_is_written_at_stop() {
+        let usage = ApiKeyUsage::default();
+        let first_use = datetime!(2024-06-01 09:00 UTC);
+        usage.record_use("key_a", first_use);
+        usage.record_use("key_a", first_use - time::Duration::seconds(5));
+        assert_eq!(
+            usage.take_due(false),
+            vec![("key_a".to_owned(), first_use)],
+            "a first use is due at once, and an older use never replaces a newer one"
+        );
+
+        let second_use = first_use + time::Duration::seconds(10);
+        usage.record_use("key_a", second_use);
+        assert_eq!(usage.last_use_of("key_a"), Some(second_use));
+        assert!(
+            usage.take_due(false).is_empty(),
+            "a key written less than a minute ago waits"
+        );
+        assert_eq!(
+            usage.take_due(true),
+            vec![("key_a".to_owned(), second_use)],
+            "a stop writes what is left"
+        );
+        assert!(usage.take_due(true).is_empty(), "nothing is written twice");
+    }
+
+    #[test]
+    fn uses_whose_write_failed_are_written_again() {
+        let usage = ApiKeyUsage::default();
+        let used_at = datetime!(2024-06-01 09:00 UTC);
+        usage.record_use("key_a", used_at);
+        let due = usage.take_due(false);
+        assert_eq!(due.len(), 1);
+        usage.give_back(due);
+        assert_eq!(usage.take_due(false), vec![("key_a".to_owned(), used_at)]);
+    }
+}

@@ -482,6 +482,42 @@ fn sigterm_makes_serve_exit_zero_and_releases_the_data_dir() {
 }
 
 #[test]
+fn key_list_shows_when_a_key_was_last_used_once_the_server_wrote_it() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let key = workspace.create_key("acme", "ingest");
+    let output = succeed(&mut workspace.on_data(&["key", "list"]));
+    let listing = stdout_of(&output);
+    assert!(listing.contains("LAST USED"), "{listing}");
+    assert!(listing.contains("never"), "{listing}");
+
+    let server = workspace.start_server();
+    succeed(&mut workspace.client(
+        &server,
+        &key,
+        &["send", "--action", "server.reboot", "--message", "Rebooted"],
+    ));
+    let (status, stderr) = server.terminate();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+
+    let output = succeed(&mut workspace.on_data(&["key", "list", "--json"]));
+    let keys: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    let last_used_at = keys[0]["last_used_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a stopping server writes the last use: {keys}"));
+    assert!(
+        time::OffsetDateTime::parse(last_used_at, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{last_used_at}"
+    );
+    let output = succeed(&mut workspace.on_data(&["key", "list"]));
+    assert!(
+        stdout_of(&output).contains(last_used_at),
+        "the table shows the same time"
+    );
+}
+
+#[test]
 fn events_sent_through_the_cli_come_back_from_query_and_export() {
     let workspace = Workspace::new();
     workspace.create_account("acme");
