@@ -8,6 +8,7 @@
 mod baseline;
 mod http_load;
 mod noisy_neighbour;
+mod postgres;
 mod report;
 mod server;
 mod workload;
@@ -54,6 +55,11 @@ struct Arguments {
     /// Timed runs of each query.
     #[arg(long, default_value_t = 300)]
     query_runs: usize,
+    /// Runs against PostgreSQL instead of SQLite: a server URL (e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres) on which fresh scratch databases are created
+    /// for the store and a raw COPY baseline, and dropped at the end.
+    #[arg(long)]
+    database: Option<String>,
     /// Instead of the full run: account A floods ingest and reads at ten times its limits while
     /// account B works normally; prints B's p99 with and without A and B's 429 count.
     #[arg(long)]
@@ -106,6 +112,9 @@ fn main() -> anyhow::Result<()> {
         .context("starting tokio")?;
     if arguments.noisy_neighbour {
         return runtime.block_on(noisy_neighbour::run(arguments.noisy_neighbour_seconds));
+    }
+    if let Some(server_url) = arguments.database.clone() {
+        return runtime.block_on(postgres::run(arguments, plan, server_url));
     }
     runtime.block_on(run(arguments, plan))
 }

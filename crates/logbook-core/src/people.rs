@@ -200,6 +200,9 @@ pub trait PeopleStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     async fn count_unused_recovery_codes(&self, user_id: &str) -> Result<u32, StoreError>;
+    /// The hashes of the user's unused recovery codes, in byte order (for `migrate-store`, which
+    /// copies them: the codes themselves exist only with the user).
+    async fn list_unused_recovery_codes(&self, user_id: &str) -> Result<Vec<[u8; 32]>, StoreError>;
 
     async fn create_session(&self, session: SessionRecord) -> Result<(), StoreError>;
     /// The session (revoked or not: the caller checks) with its user.
@@ -233,6 +236,14 @@ pub trait PeopleStore: Send + Sync {
         token_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<Option<InvitationRecord>, StoreError>;
+
+    /// The account's invitations that are neither accepted nor expired at `now`, with their token
+    /// hashes, oldest first (for `migrate-store`, so a sent invitation link keeps working).
+    async fn list_pending_invitations(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<([u8; 32], InvitationRecord)>, StoreError>;
 
     async fn requires_second_factor(&self, account: &AccountId) -> Result<bool, StoreError>;
     async fn set_requires_second_factor(

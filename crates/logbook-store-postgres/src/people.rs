@@ -269,6 +269,21 @@ impl PeopleStore for PostgresStore {
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    async fn list_unused_recovery_codes(&self, user_id: &str) -> Result<Vec<[u8; 32]>, StoreError> {
+        let client = self.inner.connection().await?;
+        let rows = client
+            .query(
+                "SELECT code_hash FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL ORDER BY code_hash",
+                &[&user_id],
+            )
+            .await
+            .map_err(database_error("listing recovery codes"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).ok())
+            .collect())
+    }
+
     async fn create_session(&self, session: SessionRecord) -> Result<(), StoreError> {
         let client = self.inner.connection().await?;
         client
@@ -420,6 +435,41 @@ impl PeopleStore for PostgresStore {
             created_at: micros_to_time(row.get(4)),
             expires_at: micros_to_time(row.get(5)),
         }))
+    }
+
+    async fn list_pending_invitations(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<([u8; 32], InvitationRecord)>, StoreError> {
+        let client = self.inner.connection().await?;
+        let rows = client
+            .query(
+                "SELECT i.token_hash, i.email, i.role, i.invited_by, i.created_at, i.expires_at FROM invitations i \
+                 JOIN accounts a ON a.account_row = i.account_row \
+                 WHERE a.name = $1 AND i.accepted_at IS NULL AND i.expires_at > $2 \
+                 ORDER BY i.created_at, i.token_hash",
+                &[&account.as_str(), &unix_micros_of(now)],
+            )
+            .await
+            .map_err(database_error("listing invitations"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let token_hash = <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).ok()?;
+                Some((
+                    token_hash,
+                    InvitationRecord {
+                        account: account.clone(),
+                        email: row.get(1),
+                        role: Role::parse(row.get(2)).unwrap_or(Role::Member),
+                        invited_by: row.get(3),
+                        created_at: micros_to_time(row.get(4)),
+                        expires_at: micros_to_time(row.get(5)),
+                    },
+                ))
+            })
+            .collect())
     }
 
     async fn requires_second_factor(&self, account: &AccountId) -> Result<bool, StoreError> {

@@ -296,6 +296,28 @@ impl PeopleStore for SqliteStore {
             .await
     }
 
+    async fn list_unused_recovery_codes(&self, user_id: &str) -> Result<Vec<[u8; 32]>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.inner
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT code_hash FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL ORDER BY code_hash",
+                    )
+                    .map_err(database_error("listing recovery codes"))?;
+                let hashes = statement
+                    .query_map([&user_id], |row| row.get::<_, Vec<u8>>(0))
+                    .map_err(database_error("listing recovery codes"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("listing recovery codes"))?;
+                Ok(hashes
+                    .into_iter()
+                    .filter_map(|hash| <[u8; 32]>::try_from(hash.as_slice()).ok())
+                    .collect())
+            })
+            .await
+    }
+
     async fn create_session(&self, session: SessionRecord) -> Result<(), StoreError> {
         self.inner
             .administer(move |connection| {
@@ -473,6 +495,57 @@ impl PeopleStore for SqliteStore {
                     created_at: micros_to_time(created_at),
                     expires_at: micros_to_time(expires_at),
                 }))
+            })
+            .await
+    }
+
+    async fn list_pending_invitations(
+        &self,
+        account: &AccountId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<([u8; 32], InvitationRecord)>, StoreError> {
+        let account = account.clone();
+        self.inner
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT i.token_hash, i.email, i.role, i.invited_by, i.created_at, i.expires_at FROM invitations i \
+                         JOIN accounts a ON a.account_row = i.account_row \
+                         WHERE a.name = ?1 AND i.accepted_at IS NULL AND i.expires_at > ?2 \
+                         ORDER BY i.created_at, i.token_hash",
+                    )
+                    .map_err(database_error("listing invitations"))?;
+                let rows = statement
+                    .query_map(params![account.as_str(), unix_micros_of(now)], |row| {
+                        Ok((
+                            row.get::<_, Vec<u8>>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, i64>(4)?,
+                            row.get::<_, i64>(5)?,
+                        ))
+                    })
+                    .map_err(database_error("listing invitations"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("listing invitations"))?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(token_hash, email, role, invited_by, created_at, expires_at)| {
+                        let token_hash = <[u8; 32]>::try_from(token_hash.as_slice()).ok()?;
+                        Some((
+                            token_hash,
+                            InvitationRecord {
+                                account: account.clone(),
+                                email,
+                                role: Role::parse(&role).unwrap_or(Role::Member),
+                                invited_by,
+                                created_at: micros_to_time(created_at),
+                                expires_at: micros_to_time(expires_at),
+                            },
+                        ))
+                    })
+                    .collect())
             })
             .await
     }

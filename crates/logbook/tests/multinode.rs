@@ -582,3 +582,143 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
         "the copied events are searchable"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once() {
+    use logbook_core::people::{InvitationRecord, NewUser, Role};
+    use logbook_core::{AccountId, Clock, Store, SystemClock};
+
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let sqlite_path = cluster.directory.path().join("embedded.db");
+    let account = AccountId::parse("acme").unwrap();
+    let now = SystemClock.now();
+    let code_hashes = [[1_u8; 32], [2; 32], [3; 32]];
+    let invitation = |email: &str, expires_at: time::OffsetDateTime| InvitationRecord {
+        account: account.clone(),
+        email: email.to_owned(),
+        role: Role::Member,
+        invited_by: "owner@example.com".to_owned(),
+        created_at: now,
+        expires_at,
+    };
+    {
+        let source = logbook_store_sqlite::SqliteStore::open(
+            &sqlite_path,
+            logbook_store_sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        source.create_account(&account, now).await.unwrap();
+        let people = source.people();
+        people
+            .create_user(NewUser {
+                user_id: "usr_owner".to_owned(),
+                account: account.clone(),
+                email: "owner@example.com".to_owned(),
+                role: Role::Owner,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        people
+            .set_totp(
+                "usr_owner",
+                Some((b"secret".to_vec(), code_hashes.to_vec())),
+            )
+            .await
+            .unwrap();
+        assert!(
+            people
+                .use_recovery_code("usr_owner", &code_hashes[1], now)
+                .await
+                .unwrap()
+        );
+        let hour = time::Duration::hours(1);
+        people
+            .create_invitation([10; 32], invitation("pending@example.com", now + hour))
+            .await
+            .unwrap();
+        people
+            .create_invitation([11; 32], invitation("expired@example.com", now - hour))
+            .await
+            .unwrap();
+        people
+            .create_invitation([12; 32], invitation("accepted@example.com", now + hour))
+            .await
+            .unwrap();
+        assert!(
+            people
+                .take_invitation(&[12; 32], now)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        source.shutdown().await;
+    }
+
+    // Twice: the second run must find everything there and copy nothing twice.
+    for _ in 0..2 {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+        command
+            .current_dir(cluster.directory.path())
+            .args([
+                "migrate-store",
+                "--from",
+                &format!("sqlite://{}", sqlite_path.display()),
+                "--to",
+                &cluster.database.url,
+            ])
+            .stdin(Stdio::null());
+        for variable in LOGBOOK_VARIABLES {
+            command.env_remove(variable);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "migrate-store failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let destination = logbook_store_postgres::PostgresStore::connect(
+        &cluster.database.url,
+        logbook_store_postgres::PostgresOptions::default(),
+    )
+    .await
+    .unwrap();
+    let people = destination.people();
+    assert_eq!(
+        people
+            .list_unused_recovery_codes("usr_owner")
+            .await
+            .unwrap(),
+        vec![code_hashes[0], code_hashes[2]],
+        "the unused codes were copied and the used one was not"
+    );
+    assert!(
+        people
+            .use_recovery_code("usr_owner", &code_hashes[2], now)
+            .await
+            .unwrap(),
+        "a copied code signs in on PostgreSQL"
+    );
+    let pending = people
+        .list_pending_invitations(&account, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|(token_hash, record)| (*token_hash, record.email.as_str()))
+            .collect::<Vec<_>>(),
+        vec![([10; 32], "pending@example.com")]
+    );
+    let accepted = people.take_invitation(&[10; 32], now).await.unwrap();
+    assert_eq!(
+        accepted.map(|record| record.email),
+        Some("pending@example.com".to_owned())
+    );
+    destination.shutdown().await;
+}

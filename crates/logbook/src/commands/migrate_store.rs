@@ -1,7 +1,8 @@
 //! `logbook migrate-store --from sqlite://... --to postgres://...`: moves a Logbook that outgrew
 //! one machine onto PostgreSQL without losing its history. It copies accounts, API keys (their
-//! stored hashes, scopes and revocations), users with their passwords and two-factor secrets,
-//! active sessions, the accounts' sign-in settings, and every event with its `seq`, `id` and body
+//! stored hashes, scopes and revocations), users with their passwords, two-factor secrets and
+//! unused recovery codes, active sessions, pending invitations, the accounts' sign-in settings, and
+//! every event with its `seq`, `id` and body
 //! unchanged, then compares the event count of every account on both sides.
 //!
 //! Re-running continues where a copy stopped: what already exists is skipped, and each account's
@@ -13,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use logbook_core::people::NewUser;
-use logbook_core::{Store, StoreError};
+use logbook_core::{Clock, Store, StoreError};
 
 use crate::cli::MigrateStoreArgs;
 use crate::commands::{CreateDatabase, open_postgres, open_store};
@@ -86,22 +87,16 @@ async fn copy_everything(
     }
     eprintln!("API keys: {copied_keys} copied.");
 
-    let (copied_users, users_with_second_factor) =
-        copy_people(source, destination, &accounts).await?;
-    eprintln!("Users: {copied_users} copied.");
-    if users_with_second_factor > 0 {
-        eprintln!(
-            "Note: {users_with_second_factor} user(s) use two-factor sign-in; their authenticator keeps working, but recovery codes exist only as hashes and were not copied: they should make new ones."
-        );
-    }
+    let (copied_users, copied_invitations) = copy_people(source, destination, &accounts).await?;
+    eprintln!("Users: {copied_users} copied; pending invitations: {copied_invitations} copied.");
 
     copy_events(source, destination, &accounts).await?;
     compare_counts(source, destination).await
 }
 
-/// Users (password hashes and two-factor secrets as stored), their active sessions, and each
-/// account's sign-in settings. Returns how many users were copied and how many of them use a
-/// second factor.
+/// Users (password hashes, two-factor secrets and unused recovery codes, all as stored hashes),
+/// their active sessions, pending invitations, and each account's sign-in settings. Returns how
+/// many users and invitations were copied.
 async fn copy_people(
     source: &dyn Store,
     destination: &logbook_store_postgres::PostgresStore,
@@ -110,7 +105,10 @@ async fn copy_people(
     let source_people = source.people();
     let destination_people = destination.people();
     let mut copied = 0;
-    let mut with_second_factor = 0;
+    let mut copied_invitations = 0;
+    // Invitations that expired during the copy are not worth copying; ones still pending are,
+    // so a link already sent keeps working after the move.
+    let now = logbook_core::SystemClock.now();
     for record in accounts {
         for user in source_people.list_users(&record.account).await? {
             if destination_people.get_user(&user.user_id).await?.is_none() {
@@ -126,10 +124,14 @@ async fn copy_people(
                     .await
                     .with_context(|| format!("could not copy a user of {}", record.account))?;
                 if let Some(secret) = user.totp_secret.clone() {
-                    destination_people
-                        .set_totp(&user.user_id, Some((secret, Vec::new())))
+                    // The same transaction sets the secret and the unused recovery codes, so a
+                    // user never exists on the destination with a second factor but no codes.
+                    let recovery_codes = source_people
+                        .list_unused_recovery_codes(&user.user_id)
                         .await?;
-                    with_second_factor += 1;
+                    destination_people
+                        .set_totp(&user.user_id, Some((secret, recovery_codes)))
+                        .await?;
                 }
                 copied += 1;
             }
@@ -143,6 +145,26 @@ async fn copy_people(
                 }
             }
         }
+        let already_invited: HashSet<[u8; 32]> = destination_people
+            .list_pending_invitations(&record.account, now)
+            .await?
+            .into_iter()
+            .map(|(token_hash, _)| token_hash)
+            .collect();
+        for (token_hash, invitation) in source_people
+            .list_pending_invitations(&record.account, now)
+            .await?
+        {
+            if !already_invited.contains(&token_hash) {
+                destination_people
+                    .create_invitation(token_hash, invitation)
+                    .await
+                    .with_context(|| {
+                        format!("could not copy an invitation of {}", record.account)
+                    })?;
+                copied_invitations += 1;
+            }
+        }
         if source_people
             .requires_second_factor(&record.account)
             .await?
@@ -152,7 +174,7 @@ async fn copy_people(
                 .await?;
         }
     }
-    Ok((copied, with_second_factor))
+    Ok((copied, copied_invitations))
 }
 
 async fn copy_events(
