@@ -8,6 +8,7 @@ mod key_usage;
 mod migrations;
 mod people;
 mod query_sql;
+mod startup_check;
 mod writer;
 
 use std::collections::VecDeque;
@@ -83,7 +84,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `database_path` and applies migrations.
     pub fn open(database_path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let mut write_connection = open_connection(database_path, false, &options)?;
-        migrations::apply_migrations(&mut write_connection)?;
+        // Checked before anything is written: a damaged file is never migrated or appended to.
+        let startup_failure = startup_check::quick_check(&write_connection, database_path).err();
+        if let Some(failure) = &startup_failure {
+            tracing::error!(%failure, "the database is damaged; refusing writes");
+        }
+        if startup_failure.is_none() {
+            migrations::apply_migrations(&mut write_connection)?;
+        }
         // The writer checkpoints itself after answering each group (see `writer`).
         write_connection
             .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
@@ -112,6 +120,9 @@ impl SqliteStore {
 
         let (sender, inbox) = crossbeam_channel::unbounded();
         let writer_health = Arc::new(WriterHealth::default());
+        if let Some(failure) = startup_failure {
+            writer_health.fail(failure);
+        }
         let writer = Writer {
             connection: write_connection,
             inbox,

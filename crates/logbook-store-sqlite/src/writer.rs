@@ -78,7 +78,7 @@ impl WriterHealth {
             .clone()
     }
 
-    fn fail(&self, message: String) {
+    pub(crate) fn fail(&self, message: String) {
         *self.failure.lock().expect("writer health lock poisoned") = Some(message);
     }
 }
