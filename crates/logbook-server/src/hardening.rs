@@ -98,6 +98,8 @@ pub async fn serve_connections(
             let mut connection =
                 pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service));
             let mut stop = pin!(stop_sender.closed());
+            // `closed()` may be polled only until it completes once.
+            let mut stopping = false;
             loop {
                 tokio::select! {
                     result = connection.as_mut() => {
@@ -106,7 +108,10 @@ pub async fn serve_connections(
                         }
                         break;
                     }
-                    () = &mut stop => connection.as_mut().graceful_shutdown(),
+                    () = &mut stop, if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
                 }
             }
             drop(drained_receiver);
