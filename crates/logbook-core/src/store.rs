@@ -60,6 +60,16 @@ pub struct AppendReceipt {
     pub id: String,
     pub seq: u64,
     pub received_at: OffsetDateTime,
+    /// The event's place in the account's verifiable log, from the writer's transaction. `None`
+    /// only from a store opened without its tree (a benchmark baseline).
+    pub leaf: Option<LeafReceipt>,
+}
+
+/// The tamper-evidence receipt of one event: its leaf hash and the tree size right after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafReceipt {
+    pub leaf_hash: crate::merkle::Hash,
+    pub tree_size: u64,
 }
 
 /// One page of a query, newest `created_at` first, ties broken by `seq` (newest first).

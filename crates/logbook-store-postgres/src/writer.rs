@@ -25,7 +25,7 @@ use logbook_core::AccountId;
 use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
-use logbook_core::store::{AppendOutcome, AppendReceipt};
+use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
@@ -238,11 +238,12 @@ async fn write_group(
     if !key_rows.is_empty() {
         let key_statement = transaction
             .prepare_cached(
-                "SELECT k.account_row, k.idempotency_key, e.seq, e.body, e.fingerprint \
+                "SELECT k.account_row, k.idempotency_key, e.seq, e.body, e.fingerprint, n.hash \
                  FROM unnest($1::bigint[], $2::text[]) AS k (account_row, idempotency_key) \
                  CROSS JOIN LATERAL (SELECT seq, body, fingerprint FROM events \
                      WHERE events.account_row = k.account_row \
-                     AND events.idempotency_key = k.idempotency_key COLLATE \"C\") AS e",
+                     AND events.idempotency_key = k.idempotency_key COLLATE \"C\") AS e \
+                 LEFT JOIN tree_nodes n ON n.account_row = k.account_row AND n.level = 0 AND n.node_index = e.seq",
             )
             .await
             .map_err(database_error("reading idempotency keys"))?;
@@ -256,10 +257,18 @@ async fn write_group(
             let seq: i64 = row.get(2);
             let body: &str = row.get(3);
             let fingerprint: Option<Vec<u8>> = row.get(4);
-            let receipt = receipt_from_body(seq as u64, body).ok_or(StoreError::Database {
-                context: "reading idempotency keys",
-                message: "a stored event body lacks id or received_at".into(),
-            })?;
+            let leaf = row
+                .get::<_, Option<&[u8]>>(5)
+                .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
+                .map(|leaf_hash| LeafReceipt {
+                    leaf_hash,
+                    tree_size: seq as u64 + 1,
+                });
+            let receipt =
+                receipt_from_body(seq as u64, body, leaf).ok_or(StoreError::Database {
+                    context: "reading idempotency keys",
+                    message: "a stored event body lacks id or received_at".into(),
+                })?;
             originals.insert(
                 (account_row, key),
                 (receipt, fingerprint.unwrap_or_default()),
@@ -330,11 +339,15 @@ async fn write_group(
                 let tree = trees
                     .entry(account_row)
                     .or_insert_with(logbook_core::merkle::CompactRange::new);
-                tree_appends.append_leaf(account_row, tree, leaf_hash);
+                let tree_size = tree_appends.append_leaf(account_row, tree, leaf_hash);
                 let receipt = AppendReceipt {
                     id: event.id.clone(),
                     seq: seq as u64,
                     received_at: event.received_at,
+                    leaf: Some(LeafReceipt {
+                        leaf_hash,
+                        tree_size,
+                    }),
                 };
                 if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint) {
                     // A second event with this key later in the group is its duplicate, exactly
@@ -419,7 +432,7 @@ async fn write_group(
     Ok(all_outcomes)
 }
 
-fn receipt_from_body(seq: u64, body: &str) -> Option<AppendReceipt> {
+fn receipt_from_body(seq: u64, body: &str, leaf: Option<LeafReceipt>) -> Option<AppendReceipt> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     let id = value.get("id")?.as_str()?.to_owned();
     let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
@@ -427,5 +440,6 @@ fn receipt_from_body(seq: u64, body: &str) -> Option<AppendReceipt> {
         id,
         seq,
         received_at,
+        leaf,
     })
 }

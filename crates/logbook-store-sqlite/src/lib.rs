@@ -9,6 +9,7 @@ mod migrations;
 mod people;
 mod query_sql;
 mod startup_check;
+mod tree;
 mod writer;
 
 use std::collections::VecDeque;
@@ -49,6 +50,9 @@ pub struct SqliteOptions {
     pub reader_connections: usize,
     /// The most events one group commit takes before it starts committing.
     pub max_events_per_commit: usize,
+    /// Maintain each account's verifiable log (Merkle tree) in the events' transaction. Only the
+    /// benchmark turns it off, to measure what the tree costs; such a store cannot be verified.
+    pub keep_tree: bool,
 }
 
 impl Default for SqliteOptions {
@@ -57,6 +61,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             reader_connections: 4,
             max_events_per_commit: 20_000,
+            keep_tree: true,
         }
     }
 }
@@ -91,6 +96,13 @@ impl SqliteStore {
         }
         if startup_failure.is_none() {
             migrations::apply_migrations(&mut write_connection)?;
+            let rebuilt = tree::build_missing_trees(&mut write_connection)?;
+            if rebuilt > 0 {
+                tracing::info!(
+                    events = rebuilt,
+                    "built the trees of accounts written before tree storage"
+                );
+            }
         }
         // The writer checkpoints itself after answering each group (see `writer`).
         write_connection
@@ -128,6 +140,7 @@ impl SqliteStore {
             inbox,
             health: writer_health.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),
+            keep_tree: options.keep_tree,
             checkpoint_requests: Some(checkpoint_requests),
             checkpointer_thread: Some(checkpointer_thread),
             wal_frames,
@@ -454,6 +467,10 @@ impl StoreInner {
 impl Store for SqliteStore {
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn log_tree(&self) -> Option<&dyn logbook_core::store::LogTree> {
+        Some(self)
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {

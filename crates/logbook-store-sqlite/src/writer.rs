@@ -11,7 +11,9 @@ use crossbeam_channel::Receiver;
 use logbook_core::AccountId;
 use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
-use logbook_core::store::{AppendOutcome, AppendReceipt};
+use logbook_core::leaf::LeafParts;
+use logbook_core::merkle::CompactRange;
+use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -29,6 +31,8 @@ use crate::query_sql::outcome_code;
 pub(crate) struct PreparedEvent {
     pub event: NewEvent,
     pub body: String,
+    /// The event's canonical leaf without `seq`; the writer only hashes it with the seq.
+    pub leaf_parts: LeafParts,
     /// Only for events with an idempotency key (nothing else compares content).
     pub fingerprint: Option<[u8; 32]>,
     pub created_at_micros: i64,
@@ -44,6 +48,7 @@ impl PreparedEvent {
     pub(crate) fn new(event: NewEvent) -> Self {
         Self {
             body: event.body_without_seq(),
+            leaf_parts: event.canonical_leaf_parts(),
             fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
             created_at_micros: event.created_at_micros(),
             id_value: event_id_value(&event.id),
@@ -143,6 +148,8 @@ pub(crate) struct Writer {
     pub inbox: Receiver<AppendRequest>,
     pub health: std::sync::Arc<WriterHealth>,
     pub max_events_per_commit: usize,
+    /// Maintain each account's verifiable log (`SqliteOptions::keep_tree`).
+    pub keep_tree: bool,
     /// Wakes the background checkpointer (a full inbox means it is already due to run).
     pub checkpoint_requests: Option<crossbeam_channel::Sender<()>>,
     pub checkpointer_thread: Option<std::thread::JoinHandle<()>>,
@@ -177,7 +184,12 @@ impl Writer {
                 continue;
             }
             let started = Instant::now();
-            match write_group(&mut self.connection, &mut accounts, &mut group) {
+            match write_group(
+                &mut self.connection,
+                &mut accounts,
+                &mut group,
+                self.keep_tree,
+            ) {
                 Ok(outcomes) => {
                     metrics::histogram!("logbook_commit_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -241,9 +253,12 @@ fn write_group(
     connection: &mut Connection,
     accounts: &mut HashMap<AccountId, i64>,
     group: &mut [AppendRequest],
+    keep_tree: bool,
 ) -> Result<Vec<Vec<AppendOutcome>>, rusqlite::Error> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut all_outcomes = Vec::with_capacity(group.len());
+    // Each touched account's tree, loaded with its next seq and saved before the commit.
+    let mut trees: HashMap<i64, CompactRange> = HashMap::new();
     {
         let mut insert_event = transaction.prepare_cached(
             "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
@@ -285,7 +300,29 @@ fn write_group(
                 let next_seq = match next_seqs.entry(account_row) {
                     std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                     std::collections::hash_map::Entry::Vacant(entry) => {
-                        entry.insert(stored_next_seq(&transaction, account_row)?)
+                        let next_seq = stored_next_seq(&transaction, account_row)?;
+                        let tree = if keep_tree {
+                            crate::tree::load_account_tree(&transaction, account_row)?
+                        } else {
+                            CompactRange::new()
+                        };
+                        if keep_tree && tree.size() != next_seq {
+                            // Events were added or removed outside this writer: appending would
+                            // hide that, so the account refuses writes until `verify` is run.
+                            return Err(rusqlite::Error::FromSqlConversionFailure(
+                                0,
+                                rusqlite::types::Type::Blob,
+                                format!(
+                                    "the tree of account row {account_row} covers {} events but {next_seq} are stored",
+                                    tree.size()
+                                )
+                                .into(),
+                            ));
+                        }
+                        if keep_tree {
+                            trees.insert(account_row, tree);
+                        }
+                        entry.insert(next_seq)
                     }
                 };
                 // Where the account's Merkle tree state would be loaded (once per account per
@@ -318,10 +355,23 @@ fn write_group(
                 for target in &event.targets {
                     insert_target.execute(params![account_row, target.id, event_row])?;
                 }
+                let leaf = match trees.get_mut(&account_row) {
+                    Some(tree) => {
+                        let leaf_hash = prepared.leaf_parts.leaf_hash(seq);
+                        let tree_size =
+                            crate::tree::append_leaf(&transaction, account_row, tree, leaf_hash)?;
+                        Some(LeafReceipt {
+                            leaf_hash,
+                            tree_size,
+                        })
+                    }
+                    None => None,
+                };
                 let receipt = AppendReceipt {
                     id: event.id.clone(),
                     seq,
                     received_at: event.received_at,
+                    leaf,
                 };
                 if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint) {
                     keys_in_group.insert(
@@ -333,6 +383,9 @@ fn write_group(
             }
             all_outcomes.push(outcomes);
         }
+    }
+    for (account_row, tree) in &trees {
+        crate::tree::save_account_tree(&transaction, *account_row, tree)?;
     }
     transaction.commit()?;
     Ok(all_outcomes)
@@ -394,7 +447,14 @@ fn stored_original(
     let Some((seq, body, fingerprint)) = found else {
         return Ok(None);
     };
-    let receipt = receipt_from_body(seq as u64, &body).ok_or_else(|| {
+    let leaf =
+        crate::tree::stored_leaf_hash(transaction, account_row, seq as u64)?.map(|leaf_hash| {
+            LeafReceipt {
+                leaf_hash,
+                tree_size: seq as u64 + 1,
+            }
+        });
+    let receipt = receipt_from_body(seq as u64, &body, leaf).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             1,
             rusqlite::types::Type::Text,
@@ -404,7 +464,7 @@ fn stored_original(
     Ok(Some((receipt, fingerprint)))
 }
 
-fn receipt_from_body(seq: u64, body: &str) -> Option<AppendReceipt> {
+fn receipt_from_body(seq: u64, body: &str, leaf: Option<LeafReceipt>) -> Option<AppendReceipt> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     let id = value.get("id")?.as_str()?.to_owned();
     let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
@@ -412,5 +472,6 @@ fn receipt_from_body(seq: u64, body: &str) -> Option<AppendReceipt> {
         id,
         seq,
         received_at,
+        leaf,
     })
 }

@@ -293,6 +293,99 @@ fn assert_same_content(key: &str, sent: &Value, stored: &Value) {
     }
 }
 
+fn hash_of_hex(text: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    for (index, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).expect("a hex hash");
+    }
+    hash
+}
+
+/// Tamper evidence across crashes: every checkpoint the server holds verifies, and the newest is
+/// consistent (RFC 6962 consistency proof) with every checkpoint seen in this or earlier cycles,
+/// so no restart ever rewrote or shortened the signed log. Returns the newest checkpoint's size.
+async fn assert_newest_checkpoint_extends_every_earlier_one(
+    client: &reqwest::Client,
+    base_url: &str,
+    api_key: &str,
+    verifier: &logbook_core::checkpoint::CheckpointVerifier,
+    seen: &mut BTreeMap<u64, String>,
+) -> u64 {
+    let history: Value = client
+        .get(format!("{base_url}/api/v1/checkpoints?limit=1000"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .expect("GET /api/v1/checkpoints")
+        .json()
+        .await
+        .expect("JSON checkpoints");
+    for checkpoint in history["checkpoints"].as_array().expect("a list") {
+        let text = checkpoint["checkpoint"]
+            .as_str()
+            .expect("a note")
+            .to_owned();
+        let parsed = verifier
+            .parse_and_verify(&text)
+            .expect("every stored checkpoint verifies");
+        if let Some(earlier) = seen.get(&parsed.tree_size) {
+            assert_eq!(
+                earlier, &text,
+                "the checkpoint at {} changed",
+                parsed.tree_size
+            );
+        }
+        seen.insert(parsed.tree_size, text);
+    }
+    let (&newest_size, newest_text) = seen.iter().next_back().expect("at least one checkpoint");
+    let newest_text = newest_text.clone();
+    let latest: Value = client
+        .get(format!("{base_url}/api/v1/checkpoints/latest"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .expect("GET the latest checkpoint")
+        .json()
+        .await
+        .expect("JSON checkpoint");
+    assert_eq!(
+        latest["tree_size"].as_u64(),
+        Some(newest_size),
+        "the server's newest checkpoint is older than one seen before a crash"
+    );
+    for (old_size, old_text) in seen.iter() {
+        let answer: Value = client
+            .get(format!(
+                "{base_url}/api/v1/proofs/consistency?from={old_size}&to={newest_size}"
+            ))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .expect("GET a consistency proof")
+            .json()
+            .await
+            .expect("JSON proof");
+        let proof: Vec<[u8; 32]> = answer["proof"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no proof from {old_size}: {answer}"))
+            .iter()
+            .map(|hash| hash_of_hex(hash.as_str().expect("hex")))
+            .collect();
+        logbook_core::export_verification::verify_consistency(
+            old_text,
+            &newest_text,
+            &proof,
+            verifier,
+        )
+        .unwrap_or_else(|error| {
+            panic!(
+                "the checkpoint at {old_size} is not part of the newest ({newest_size}): {error}"
+            )
+        });
+    }
+    newest_size
+}
+
 /// Posts until one ingest succeeds; the time from restart to that answer is the recovery time.
 async fn first_successful_ingest(
     client: &reqwest::Client,
@@ -349,6 +442,10 @@ async fn every_acknowledged_event_survives_sigkill_and_retries_create_no_duplica
         .build()
         .unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let public_key = run_cli(&["checkpoint-key"], &data_directory);
+    let verifier = logbook_core::checkpoint::CheckpointVerifier::from_key_text(public_key.trim())
+        .expect("checkpoint-key prints a public key");
+    let mut seen_checkpoints: BTreeMap<u64, String> = BTreeMap::new();
 
     for cycle in 1..=cycle_count {
         let mut server = ServerGuard::start(&data_directory, &log_path);
@@ -490,16 +587,43 @@ async fn every_acknowledged_event_survives_sigkill_and_retries_create_no_duplica
         assert_seq_is_dense(&after_retry);
         let duplicates = after_retry.len() - stored_before_retry - newly_stored;
         assert_eq!(duplicates, 0);
+        // Wait for the checkpointer to cover the retries, then check the signed history.
+        let checkpoint_deadline = Instant::now() + Duration::from_secs(30);
+        let newest_checkpoint = loop {
+            let newest = assert_newest_checkpoint_extends_every_earlier_one(
+                &client,
+                &server.base_url,
+                &api_key,
+                &verifier,
+                &mut seen_checkpoints,
+            )
+            .await;
+            if newest as usize == after_retry.len() {
+                break newest;
+            }
+            assert!(
+                Instant::now() < checkpoint_deadline,
+                "no checkpoint covered all {} events within 30 s",
+                after_retry.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         println!(
             "cycle {cycle}: attempted {}, acknowledged {} (probe included), lost 0, committed but unacknowledged {}, \
              duplicates 0 after retrying all {distinct_keys} keys, recovery {} ms (restart to first acknowledged ingest), \
-             killed {} ms after the cycle's first acknowledgement",
+             killed {} ms after the cycle's first acknowledgement, newest checkpoint {newest_checkpoint} consistent with {} earlier",
             attempted_count - attempted_before_cycle,
             acknowledged_count - acknowledged_before_cycle,
             stored_before_retry - acknowledged_count,
             recovery.as_millis(),
-            kill_after.as_millis()
+            kill_after.as_millis(),
+            seen_checkpoints.len()
         );
         drop(server);
     }
+    let verified = run_cli(&["verify"], &data_directory);
+    assert!(
+        verified.starts_with("ok: "),
+        "logbook verify after the crashes: {verified}"
+    );
 }

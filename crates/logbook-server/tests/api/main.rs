@@ -2,6 +2,7 @@
 //! test, driven with reqwest (and raw TCP where the exact bytes on the wire matter).
 
 mod auth;
+mod checkpoints;
 mod export;
 mod ingest;
 mod operations;

@@ -18,6 +18,8 @@ pub struct TestServer {
     pub address: std::net::SocketAddr,
     pub store: Arc<dyn Store>,
     pub client: reqwest::Client,
+    /// The key that verifies this server's checkpoints (`start_with_checkpoints` only).
+    pub checkpoint_verifier: Option<logbook_core::checkpoint::CheckpointVerifier>,
     shutdown: Option<oneshot::Sender<()>>,
     server_task: Option<JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -36,6 +38,28 @@ impl TestServer {
     }
 
     pub async fn start_with(settings: ServerSettings) -> Self {
+        Self::start_signing(settings, None).await
+    }
+
+    /// A server whose checkpointer signs every 20 ms under the instance name `logbook.test`.
+    pub async fn start_with_checkpoints() -> Self {
+        let signer = logbook_core::checkpoint::CheckpointSigner::generate([42; 32], "logbook.test")
+            .expect("a test signer");
+        Self::start_signing(
+            ServerSettings::default(),
+            Some(logbook_server::checkpointer::CheckpointSigning {
+                signer,
+                instance_name: "logbook.test".to_owned(),
+                interval: std::time::Duration::from_millis(20),
+            }),
+        )
+        .await
+    }
+
+    async fn start_signing(
+        settings: ServerSettings,
+        signing: Option<logbook_server::checkpointer::CheckpointSigning>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(
             &data_dir.path().join("logbook.db"),
@@ -44,7 +68,11 @@ impl TestServer {
         .expect("open the SQLite store");
         let store: Arc<dyn Store> = Arc::new(store);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let state = AppState::new(store.clone(), clock, settings);
+        let checkpoint_verifier = signing.as_ref().map(|signing| signing.signer.verifier());
+        let mut state = AppState::new(store.clone(), clock, settings);
+        if let Some(signing) = signing {
+            state = state.with_checkpoint_signing(signing);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -58,6 +86,7 @@ impl TestServer {
             address,
             store,
             client: reqwest::Client::new(),
+            checkpoint_verifier,
             shutdown: Some(shutdown_sender),
             server_task: Some(server_task),
             _data_dir: data_dir,

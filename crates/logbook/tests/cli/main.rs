@@ -4,6 +4,8 @@
 //! a test ends, however it ends.
 #![cfg(unix)]
 
+mod verify;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

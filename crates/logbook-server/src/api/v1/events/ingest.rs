@@ -289,8 +289,14 @@ fn write_answer(slots: &[Slot], outcomes: Vec<AppendOutcome>, is_batch: bool) ->
 fn write_receipt(out: &mut Vec<u8>, receipt: &AppendReceipt, duplicate: bool) {
     out.extend_from_slice(b"{\"id\":");
     serde_json::to_writer(&mut *out, &receipt.id).expect("writing to a Vec cannot fail");
-    write!(out, ",\"seq\":{},\"received_at\":\"", receipt.seq)
-        .expect("writing to a Vec cannot fail");
+    write!(out, ",\"seq\":{},", receipt.seq).expect("writing to a Vec cannot fail");
+    if let Some(leaf) = &receipt.leaf {
+        // The tamper-evidence receipt: the event's leaf hash and the account's tree size after it.
+        out.extend_from_slice(b"\"leaf_hash\":\"");
+        out.extend_from_slice(logbook_core::export_verification::hex(&leaf.leaf_hash).as_bytes());
+        write!(out, "\",\"tree_size\":{},", leaf.tree_size).expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(b"\"received_at\":\"");
     receipt
         .received_at
         .format_into(out, &Rfc3339)
