@@ -7,6 +7,7 @@ mod errors;
 mod key_usage;
 mod migrations;
 mod people;
+mod query_budget;
 mod query_sql;
 mod startup_check;
 mod tree;
@@ -50,6 +51,9 @@ pub struct SqliteOptions {
     pub reader_connections: usize,
     /// The most events one group commit takes before it starts committing.
     pub max_events_per_commit: usize,
+    /// A page query running longer than this is interrupted (SQLite's progress handler) and
+    /// fails as unavailable; `None` lets queries run to completion.
+    pub query_time_budget: Option<std::time::Duration>,
     /// Maintain each account's verifiable log (Merkle tree) in the events' transaction. Only the
     /// benchmark turns it off, to measure what the tree costs; such a store cannot be verified.
     pub keep_tree: bool,
@@ -61,6 +65,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             reader_connections: 4,
             max_events_per_commit: 20_000,
+            query_time_budget: Some(std::time::Duration::from_secs(10)),
             keep_tree: true,
         }
     }
@@ -674,9 +679,12 @@ impl Store for SqliteStore {
         let account = account.clone();
         let query = query.clone();
         let limit = query.limit.clamp(1, 1000);
+        let budget = self.inner.options.query_time_budget;
         self.inner
             .read(move |connection| {
-                read_page(connection, &account, &query.query, limit, query.after)
+                query_budget::within_budget(connection, budget, |connection| {
+                    read_page(connection, &account, &query.query, limit, query.after)
+                })
             })
             .await
     }

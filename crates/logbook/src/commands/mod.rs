@@ -84,6 +84,10 @@ fn open_sqlite(config: &Config, path: &Path, create: CreateDatabase) -> Result<A
     let options = SqliteOptions {
         synchronous_full: config.sqlite.synchronous == SqliteSynchronous::Full,
         reader_connections: config.sqlite.reader_connections,
+        // The store interrupts a page query at the same budget the server answers at.
+        query_time_budget: Some(std::time::Duration::from_millis(
+            config.limits.query_time_budget_milliseconds,
+        )),
         ..SqliteOptions::default()
     };
     let store = SqliteStore::open(path, options)
