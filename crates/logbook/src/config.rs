@@ -500,6 +500,38 @@ impl Config {
                 *slot = parse_number(name, &value)?;
             }
         }
+        let limits = &mut self.limits;
+        let rates: [(&str, &mut u32); 8] = [
+            (
+                "LOGBOOK_INGEST_EVENTS_PER_SECOND",
+                &mut limits.ingest_events_per_second,
+            ),
+            ("LOGBOOK_INGEST_EVENT_BURST", &mut limits.ingest_event_burst),
+            ("LOGBOOK_READS_PER_SECOND", &mut limits.reads_per_second),
+            ("LOGBOOK_READ_BURST", &mut limits.read_burst),
+            (
+                "LOGBOOK_INGEST_EVENTS_PER_SECOND_PER_KEY",
+                &mut limits.ingest_events_per_second_per_key,
+            ),
+            (
+                "LOGBOOK_INGEST_EVENT_BURST_PER_KEY",
+                &mut limits.ingest_event_burst_per_key,
+            ),
+            (
+                "LOGBOOK_READS_PER_SECOND_PER_KEY",
+                &mut limits.reads_per_second_per_key,
+            ),
+            ("LOGBOOK_READ_BURST_PER_KEY", &mut limits.read_burst_per_key),
+        ];
+        for (name, slot) in rates {
+            if let Some(value) = read(name) {
+                *slot = parse_number(name, &value)?;
+            }
+        }
+        if let Some(value) = read("LOGBOOK_QUERY_TIME_BUDGET_MILLISECONDS") {
+            limits.query_time_budget_milliseconds =
+                parse_number("LOGBOOK_QUERY_TIME_BUDGET_MILLISECONDS", &value)?;
+        }
         if let Some(value) = read("LOGBOOK_MAX_FUTURE_SKEW_SECONDS") {
             ingest.max_future_skew_seconds =
                 parse_number("LOGBOOK_MAX_FUTURE_SKEW_SECONDS", &value)?;
@@ -736,7 +768,8 @@ max_concurrent_password_hashes = {password_hashes}
 
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
-# limit a request is refused whole with 429 and Retry-After; nothing of it is stored.
+# limit a request is refused whole with 429 and Retry-After; nothing of it is stored. Each rate
+# and burst can also be set as LOGBOOK_<NAME IN CAPITALS> (LOGBOOK_READS_PER_SECOND, ...).
 ingest_events_per_second = {limit_ingest_rate}
 ingest_event_burst = {limit_ingest_burst}
 reads_per_second = {limit_read_rate}
@@ -823,6 +856,14 @@ mod tests {
         assert_eq!(acme.reads_per_second, 500);
         assert_eq!(acme.max_live_tails, 2);
         assert_eq!(acme.read_burst, server.limits.account_defaults.read_burst);
+
+        let environment = environment_of(&[
+            ("LOGBOOK_READS_PER_SECOND", "0"),
+            ("LOGBOOK_READ_BURST_PER_KEY", "999"),
+        ]);
+        let config = Config::load(None, &environment, &FlagOverrides::default()).unwrap();
+        assert_eq!(config.limits.reads_per_second, 0, "0 turns the bucket off");
+        assert_eq!(config.limits.read_burst_per_key, 999);
 
         let bad = Config::from_toml("[limits.accounts.\"Not An Account\"]\nreads_per_second = 1\n")
             .unwrap();
