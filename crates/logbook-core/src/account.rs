@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct AccountId(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("account must match [a-z0-9][a-z0-9._-]{{0,62}} (1 to 63 characters: lowercase letters, digits, '.', '_', '-', starting with a letter or digit)")]
+#[error(
+    "account must match [a-z0-9][a-z0-9._-]{{0,62}} (1 to 63 characters: lowercase letters, digits, '.', '_', '-', starting with a letter or digit)"
+)]
 pub struct InvalidAccountId;
 
 impl AccountId {
@@ -31,7 +33,9 @@ impl AccountId {
         let first_is_alphanumeric = bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit();
         first_is_alphanumeric
             && bytes[1..].iter().all(|byte| {
-                byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'.' | b'_' | b'-')
+                byte.is_ascii_lowercase()
+                    || byte.is_ascii_digit()
+                    || matches!(byte, b'.' | b'_' | b'-')
             })
     }
 
@@ -68,7 +72,16 @@ mod tests {
         for good in ["acme", "a", "0", "acme-corp.eu_1", &"a".repeat(63)] {
             assert!(AccountId::parse(good).is_ok(), "{good} should be accepted");
         }
-        for bad in ["", "Acme", "-acme", ".acme", "ac me", "acme/x", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "Acme",
+            "-acme",
+            ".acme",
+            "ac me",
+            "acme/x",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(AccountId::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

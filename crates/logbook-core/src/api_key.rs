@@ -144,7 +144,13 @@ mod tests {
 
     #[test]
     fn scopes_parse_alone_and_comma_separated() {
-        assert_eq!(Scopes::parse("ingest,read").unwrap(), Scopes { ingest: true, read: true });
+        assert_eq!(
+            Scopes::parse("ingest,read").unwrap(),
+            Scopes {
+                ingest: true,
+                read: true
+            }
+        );
         assert_eq!(Scopes::parse("read").unwrap().to_string(), "read");
         assert!(Scopes::parse("admin").is_err());
     }

@@ -27,7 +27,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: OffsetDateTime) -> Self {
-        Self { current: Mutex::new(start) }
+        Self {
+            current: Mutex::new(start),
+        }
     }
 
     pub fn set(&self, to: OffsetDateTime) {

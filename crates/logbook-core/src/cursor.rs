@@ -37,7 +37,9 @@ pub fn decode(expected_account: &AccountId, cursor: &str) -> Result<CursorPositi
     if cursor.len() > 256 {
         return Err(CursorError::Malformed);
     }
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| CursorError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| CursorError::Malformed)?;
     if bytes.len() < 17 || bytes[0] != CURSOR_VERSION {
         return Err(CursorError::Malformed);
     }
@@ -46,7 +48,10 @@ pub fn decode(expected_account: &AccountId, cursor: &str) -> Result<CursorPositi
     if &bytes[17..] != expected_account.as_str().as_bytes() {
         return Err(CursorError::ForeignAccount);
     }
-    Ok(CursorPosition { created_at_micros, seq })
+    Ok(CursorPosition {
+        created_at_micros,
+        seq,
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +72,13 @@ mod tests {
     fn a_cursor_replayed_by_another_account_is_rejected() {
         let acme = AccountId::parse("acme").unwrap();
         let globex = AccountId::parse("globex").unwrap();
-        let cursor = encode(&acme, CursorPosition { created_at_micros: 5, seq: 9 });
+        let cursor = encode(
+            &acme,
+            CursorPosition {
+                created_at_micros: 5,
+                seq: 9,
+            },
+        );
         assert_eq!(decode(&globex, &cursor), Err(CursorError::ForeignAccount));
         assert_eq!(decode(&acme, "not a cursor"), Err(CursorError::Malformed));
     }

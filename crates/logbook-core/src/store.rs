@@ -146,7 +146,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key_hash: &[u8; 32],
     ) -> Result<Option<ApiKeyRecord>, StoreError>;
-
     /// Moves each named key's `last_used_at` forward to its `used_at`, never back (several nodes
     /// flush what they saw, in any order). Unknown key ids are skipped. The server calls this at
     /// most once a minute per key, never per request. A backend that cannot record it answers an
