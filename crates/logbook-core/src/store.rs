@@ -132,15 +132,8 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError>;
     /// The SHA-256 stored for the key `key_id` (`None` if there is no such key), so that
-    /// `logbook migrate-store` can copy keys to another store. A backend that cannot tell answers
-    /// an error.
-    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let _ = key_id;
-        Err(StoreError::Unavailable(format!(
-            "the {} store cannot read stored key hashes",
-            self.backend_name()
-        )))
-    }
+    /// `logbook migrate-store` can copy keys to another store.
+    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError>;
     /// The key whose SHA-256 is `key_hash`, revoked or not (the caller checks `is_active`).
     async fn find_api_key_by_hash(
         &self,
@@ -148,18 +141,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Moves each named key's `last_used_at` forward to its `used_at`, never back (several nodes
     /// flush what they saw, in any order). Unknown key ids are skipped. The server calls this at
-    /// most once a minute per key, never per request. A backend that cannot record it answers an
-    /// error.
-    async fn record_api_key_use(
-        &self,
-        uses: &[(String, OffsetDateTime)],
-    ) -> Result<(), StoreError> {
-        let _ = uses;
-        Err(StoreError::Unavailable(format!(
-            "the {} store cannot record when keys were last used",
-            self.backend_name()
-        )))
-    }
+    /// most once a minute per key, never per request.
+    async fn record_api_key_use(&self, uses: &[(String, OffsetDateTime)])
+    -> Result<(), StoreError>;
 
     /// Appends validated events and returns only after they are durably committed (fsync or
     /// database commit). Concurrent callers share one transaction (group commit). An account

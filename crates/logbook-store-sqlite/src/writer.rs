@@ -325,9 +325,6 @@ fn write_group(
                         entry.insert(next_seq)
                     }
                 };
-                // Where the account's Merkle tree state would be loaded (once per account per
-                // group, like `next_seq`) and where, below, each event's tree nodes would be
-                // inserted in this same transaction.
                 let seq = *next_seq;
                 *next_seq += 1;
                 let event_row = event_row_of(account_row, seq);
