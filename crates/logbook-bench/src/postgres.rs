@@ -16,7 +16,7 @@ use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
 use logbook_core::event::Outcome;
 use logbook_core::store::NewApiKey;
 use logbook_core::{AccountId, Clock, Store, SystemClock};
-use logbook_server::{AppState, ServerSettings};
+use logbook_server::AppState;
 use logbook_store_postgres::scratch_database::url_with_database;
 use logbook_store_postgres::{MessageTokens, PostgresOptions, PostgresStore};
 use rand::Rng;
@@ -401,7 +401,11 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
     .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
-    let state = AppState::new(store, clock.clone(), ServerSettings::default());
+    let state = AppState::new(
+        store,
+        clock.clone(),
+        crate::server::throughput_run_settings(),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(logbook_server::serve(listener, state, async move {
         let _ = stopped.await;

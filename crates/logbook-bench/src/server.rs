@@ -93,13 +93,7 @@ pub async fn start(
         .await
         .context("binding a loopback port")?;
     let address = listener.local_addr()?;
-    // The throughput run measures the server, not its fair-use policy: one read key sends every
-    // timed query back to back, so the per-account and per-key read limits are off here (the
-    // `--noisy-neighbour` mode measures them).
-    let mut settings = ServerSettings::default();
-    settings.limits.account_defaults.reads_per_second = 0;
-    settings.limits.reads_per_second_per_key = 0;
-    let state = AppState::new(store, clock, settings);
+    let state = AppState::new(store, clock, throughput_run_settings());
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(logbook_server::serve(listener, state, async move {
         let _ = stopped.await;
@@ -144,4 +138,14 @@ impl RunningServer {
         drop(connection);
         Ok(database_bytes + wal_bytes)
     }
+}
+
+/// The server settings of a throughput run, on either backend. The run measures the server, not
+/// its fair-use policy: one read key sends every timed query back to back, so the per-account and
+/// per-key read limits are off (the `--noisy-neighbour` mode measures them).
+pub fn throughput_run_settings() -> ServerSettings {
+    let mut settings = ServerSettings::default();
+    settings.limits.account_defaults.reads_per_second = 0;
+    settings.limits.reads_per_second_per_key = 0;
+    settings
 }
