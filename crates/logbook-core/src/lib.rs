@@ -5,10 +5,13 @@
 //! SQL or HTTP.
 
 pub mod account;
+pub mod alerting;
 pub mod api_key;
+pub mod attention;
 pub mod checkpoint;
 pub mod client_ip;
 pub mod clock;
+pub mod delivery_format;
 pub mod cursor;
 pub mod event;
 pub mod export_verification;
