@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod alerting;
+pub mod alerting;
 pub mod api_key;
 pub mod attention;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod delivery_format;
 pub mod cursor;
+pub mod delivery_format;
 pub mod event;
 pub mod export_verification;
 pub mod ingest;
