@@ -6,13 +6,11 @@
 
 pub mod account;
 pub mod alerting;
-pub mod alerting;
 pub mod api_key;
 pub mod attention;
 pub mod checkpoint;
 pub mod client_ip;
 pub mod clock;
-pub mod delivery_format;
 pub mod cursor;
 pub mod delivery_format;
 pub mod event;
