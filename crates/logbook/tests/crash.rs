@@ -41,6 +41,13 @@ impl ServerGuard {
             .args(["serve", "--data-dir"])
             .arg(data_directory)
             .args(["--listen", "127.0.0.1:0"])
+            // The checks after each restart fetch many proofs in a burst; at the default read
+            // burst (200) a long run was refused with 429 after about 65 kills. Reads are not
+            // what this test is about, so they get room; ingest keeps its defaults.
+            .env("LOGBOOK_READS_PER_SECOND", "100000")
+            .env("LOGBOOK_READ_BURST", "1000000")
+            .env("LOGBOOK_READS_PER_SECOND_PER_KEY", "100000")
+            .env("LOGBOOK_READ_BURST_PER_KEY", "1000000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
