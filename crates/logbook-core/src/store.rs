@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::account::AccountId;
 use crate::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use crate::attention::AttentionStore;
 use crate::cursor::CursorPosition;
 use crate::event::{EventRow, NewEvent};
 use crate::people::PeopleStore;
@@ -178,6 +179,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
+
+    /// "Needs attention" findings, their dismissals and each account's detector progress (see
+    /// `crate::attention`).
+    fn attention(&self) -> &dyn AttentionStore;
 
     /// The account trees and checkpoints (see `LogTree`). `None` only while a backend is being
     /// brought up without the tree; every shipped backend returns its tree.

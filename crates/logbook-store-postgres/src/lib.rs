@@ -5,6 +5,7 @@
 //! row-level security as a second isolation layer: every read of events runs in a read-only
 //! transaction that `SET LOCAL`s the account it reads for.
 
+mod attention;
 mod encoding;
 mod errors;
 mod import;
@@ -578,6 +579,10 @@ impl Store for PostgresStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
         self
     }
 

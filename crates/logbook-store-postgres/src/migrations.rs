@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_key_last_used",
         include_str!("../migrations/0004_key_last_used.sql"),
     ),
+    (
+        7,
+        "0007_attention",
+        include_str!("../migrations/0007_attention.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

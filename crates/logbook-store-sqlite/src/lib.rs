@@ -2,6 +2,7 @@
 //! commit (`writer`), a small pool of read-only connections for queries, the schema and its
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
+mod attention;
 mod encoding;
 mod errors;
 mod key_usage;
@@ -479,6 +480,10 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
         self
     }
 

@@ -1698,3 +1698,300 @@ pub async fn key_use_is_recorded_forward_only_and_shown_with_the_key(store: Arc<
         Some(later)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// "Needs attention": findings, dismissals and the workers' progress (`AttentionStore`).
+
+fn attention_finding(actor: &str, first_seq: u64, title: &str) -> logbook_core::attention::Finding {
+    use logbook_core::attention::{Finding, FindingKind, FindingSubject};
+    Finding {
+        kind: FindingKind::FailedLoginBurst,
+        subject: FindingSubject::Actor(actor.to_owned()),
+        first_seq,
+        last_seq: first_seq + 4,
+        first_at: datetime!(2024-06-01 12:00:00.000001 UTC),
+        last_at: datetime!(2024-06-01 12:09:00 UTC),
+        title: title.to_owned(),
+        evidence_query: format!("actor:{actor} outcome:failure"),
+    }
+}
+
+fn attention_progress(next_seq: u64, state: &[u8]) -> logbook_core::attention::AttentionProgress {
+    logbook_core::attention::AttentionProgress {
+        next_seq,
+        state: state.to_vec(),
+    }
+}
+
+fn every_finding() -> logbook_core::attention::FindingFilter {
+    logbook_core::attention::FindingFilter {
+        about_actor: None,
+        include_dismissed: true,
+        limit: 100,
+    }
+}
+
+pub async fn attention_progress_is_saved_only_from_the_position_it_was_read_at(
+    store: Arc<dyn Store>,
+) {
+    let acme = account("acme");
+    store.create_account(&acme, RECEIVED_AT).await.unwrap();
+    let attention = store.attention();
+    assert_eq!(attention.attention_progress(&acme).await.unwrap(), None);
+    let first = attention_progress(10, b"{\"after\":10}");
+    assert!(
+        attention
+            .save_attention_progress(&acme, None, &first, &[], RECEIVED_AT)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        attention.attention_progress(&acme).await.unwrap(),
+        Some(first.clone())
+    );
+    // A second worker that also started from nothing, or from a stale position, saves nothing,
+    // and the findings it carried are not stored either.
+    let stale_finding = attention_finding("alice@acme.com", 3, "stale");
+    for stale_expectation in [None, Some(4)] {
+        assert!(
+            !attention
+                .save_attention_progress(
+                    &acme,
+                    stale_expectation,
+                    &attention_progress(12, b"stale"),
+                    std::slice::from_ref(&stale_finding),
+                    RECEIVED_AT,
+                )
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        attention.attention_progress(&acme).await.unwrap(),
+        Some(first)
+    );
+    assert!(
+        attention
+            .list_findings(&acme, &every_finding())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let second = attention_progress(25, b"{\"after\":25}");
+    assert!(
+        attention
+            .save_attention_progress(&acme, Some(10), &second, &[], RECEIVED_AT)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        attention.attention_progress(&acme).await.unwrap(),
+        Some(second)
+    );
+    assert!(matches!(
+        attention
+            .save_attention_progress(
+                &account("nobody"),
+                None,
+                &attention_progress(1, b""),
+                &[],
+                RECEIVED_AT
+            )
+            .await,
+        Err(StoreError::AccountNotFound(_))
+    ));
+}
+
+pub async fn attention_findings_are_stored_once_listed_newest_first_and_kept_per_account(
+    store: Arc<dyn Store>,
+) {
+    use logbook_core::attention::FindingFilter;
+    let (acme, globex) = (account("acme"), account("globex"));
+    for name in [&acme, &globex] {
+        store.create_account(name, RECEIVED_AT).await.unwrap();
+    }
+    let attention = store.attention();
+    let hostile_title = "5 failed logins for <script>alert(1)</script> \"'";
+    let alice_first = attention_finding("alice@acme.com", 0, hostile_title);
+    let bob = attention_finding("bob@acme.com", 7, "bob");
+    assert!(
+        attention
+            .save_attention_progress(
+                &acme,
+                None,
+                &attention_progress(8, b"a"),
+                &[alice_first.clone(), bob.clone()],
+                datetime!(2024-06-01 12:10:00 UTC),
+            )
+            .await
+            .unwrap()
+    );
+    // Reading the same events again (after a crash between detecting and saving elsewhere)
+    // offers the same episodes again: they are stored once.
+    let alice_later = attention_finding("alice@acme.com", 20, "alice again");
+    assert!(
+        attention
+            .save_attention_progress(
+                &acme,
+                Some(8),
+                &attention_progress(30, b"b"),
+                &[alice_first.clone(), alice_later.clone()],
+                datetime!(2024-06-01 13:00:00 UTC),
+            )
+            .await
+            .unwrap()
+    );
+    let listed = attention
+        .list_findings(&acme, &every_finding())
+        .await
+        .unwrap();
+    let firsts: Vec<(String, u64)> = listed
+        .iter()
+        .map(|record| (record.finding.subject.value(), record.finding.first_seq))
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![
+            ("alice@acme.com".to_owned(), 20),
+            ("bob@acme.com".to_owned(), 7),
+            ("alice@acme.com".to_owned(), 0),
+        ]
+    );
+    let oldest = &listed[2];
+    assert_eq!(oldest.finding, alice_first, "stored exactly as found");
+    assert_eq!(oldest.account, acme);
+    assert_eq!(oldest.detected_at, datetime!(2024-06-01 12:10:00 UTC));
+    assert_eq!(oldest.dismissal, None);
+    let limited = attention
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                limit: 1,
+                ..every_finding()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(limited[0].finding, alice_later);
+    let about_bob = attention
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                about_actor: Some("bob@acme.com".into()),
+                ..every_finding()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(about_bob.len(), 1);
+    assert_eq!(about_bob[0].finding, bob);
+    // Another account sees none of them, by list or by id, and cannot dismiss them.
+    assert!(
+        attention
+            .list_findings(&globex, &every_finding())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        attention
+            .get_finding(&globex, oldest.finding_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let dismissal = logbook_core::attention::Dismissal {
+        dismissed_by: "mallory@globex.com".into(),
+        dismissed_at: datetime!(2024-06-01 14:00:00 UTC),
+    };
+    assert_eq!(
+        attention
+            .dismiss_finding(&globex, oldest.finding_id, &dismissal)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        attention
+            .get_finding(&acme, oldest.finding_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dismissal,
+        None
+    );
+}
+
+pub async fn a_dismissal_records_who_and_when_once_and_hides_the_finding_by_default(
+    store: Arc<dyn Store>,
+) {
+    use logbook_core::attention::{Dismissal, FindingFilter};
+    let acme = account("acme");
+    store.create_account(&acme, RECEIVED_AT).await.unwrap();
+    let attention = store.attention();
+    attention
+        .save_attention_progress(
+            &acme,
+            None,
+            &attention_progress(9, b"s"),
+            &[
+                attention_finding("alice@acme.com", 0, "one"),
+                attention_finding("alice@acme.com", 5, "two"),
+            ],
+            RECEIVED_AT,
+        )
+        .await
+        .unwrap();
+    let listed = attention
+        .list_findings(&acme, &every_finding())
+        .await
+        .unwrap();
+    let finding_id = listed
+        .iter()
+        .find(|record| record.finding.title == "one")
+        .unwrap()
+        .finding_id;
+    let first = Dismissal {
+        dismissed_by: "alice@acme.com".into(),
+        dismissed_at: datetime!(2024-06-02 08:00:00 UTC),
+    };
+    let dismissed = attention
+        .dismiss_finding(&acme, finding_id, &first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dismissed.dismissal, Some(first.clone()));
+    let second = Dismissal {
+        dismissed_by: "owner@acme.com".into(),
+        dismissed_at: datetime!(2024-06-02 09:00:00 UTC),
+    };
+    let again = attention
+        .dismiss_finding(&acme, finding_id, &second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.dismissal, Some(first), "the first dismissal stands");
+    let open = attention
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                include_dismissed: false,
+                ..every_finding()
+            },
+        )
+        .await
+        .unwrap();
+    let titles: Vec<&str> = open
+        .iter()
+        .map(|record| record.finding.title.as_str())
+        .collect();
+    assert_eq!(titles, vec!["two"]);
+    assert_eq!(
+        attention
+            .dismiss_finding(&acme, finding_id + 1000, &second)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -47,6 +47,9 @@ macro_rules! store_conformance_tests {
             an_invitation_accepted_by_two_callers_at_once_admits_only_one,
             an_expired_invitation_is_refused_from_its_expiry_on,
             an_invitation_to_an_unknown_account_is_refused,
+            attention_progress_is_saved_only_from_the_position_it_was_read_at,
+            attention_findings_are_stored_once_listed_newest_first_and_kept_per_account,
+            a_dismissal_records_who_and_when_once_and_hides_the_finding_by_default,
         );
     };
 }
