@@ -429,17 +429,19 @@ impl AttentionState {
             findings.extend(self.observe_failed_login(settings, event, at_micros));
         }
         if let Some(actor_id) = actor_id {
-            if is_login && event.outcome != Some(Outcome::Failure) && event.new_ip {
-                if let Some(ip) = event.ip {
-                    self.new_ip_logins_by_actor.insert(
-                        actor_id.to_owned(),
-                        NewIpLogin {
-                            seq: event.seq,
-                            at_micros,
-                            ip: ip.to_string(),
-                        },
-                    );
-                }
+            if is_login
+                && event.outcome != Some(Outcome::Failure)
+                && event.new_ip
+                && let Some(ip) = event.ip
+            {
+                self.new_ip_logins_by_actor.insert(
+                    actor_id.to_owned(),
+                    NewIpLogin {
+                        seq: event.seq,
+                        at_micros,
+                        ip: ip.to_string(),
+                    },
+                );
             }
             let is_sensitive = settings
                 .sensitive_actions
@@ -526,7 +528,6 @@ impl AttentionState {
                 .observe(event.seq, at_micros, window_length, threshold)
                 .map(|start| (ip, start, window.recent.len()))
         });
-        let failure_query_outcome = true;
         if let (Some(actor_id), Some(((first_seq, first_micros), count))) = (actor_id, by_actor) {
             return Some(Finding {
                 kind: FindingKind::FailedLoginBurst,
@@ -543,7 +544,7 @@ impl AttentionState {
                     Some(&actor_id),
                     None,
                     &settings.login_actions,
-                    failure_query_outcome,
+                    true,
                     (first_micros, at_micros),
                 ),
             });
@@ -564,7 +565,7 @@ impl AttentionState {
                 None,
                 Some(ip),
                 &settings.login_actions,
-                failure_query_outcome,
+                true,
                 (first_micros, at_micros),
             ),
         })

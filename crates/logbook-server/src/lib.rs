@@ -6,6 +6,7 @@
 //! The server never picks a storage backend: it is handed an `Arc<dyn Store>` inside `AppState`.
 
 pub mod api;
+pub mod attention_worker;
 pub mod auth;
 pub mod checkpointer;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod web;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use error::ApiError;
 pub use routes::router;
@@ -44,6 +46,12 @@ pub async fn serve(
             shutdown_signal.clone(),
         ))
     });
+    let attention_worker = tokio::spawn(attention_worker::run(
+        store.clone(),
+        Arc::new(state.settings().attention.clone()),
+        clock.clone(),
+        shutdown_signal.clone(),
+    ));
     let key_usage = state.api_key_cache().usage().clone();
     let key_usage_flusher = tokio::spawn(auth::run_key_usage_flusher(
         store.clone(),
@@ -71,6 +79,9 @@ pub async fn serve(
             tracing::warn!(%error, "the final checkpoint round failed");
         }
     }
+    // The worker's next round would start after the store closed; what it has not read yet is
+    // read from its saved cursor by the next start.
+    let _ = attention_worker.await;
     // Every request has been answered, so no key is used any more: write each last use not yet
     // written, whatever the interval, while the store is still open.
     let _ = key_usage_flusher.await;

@@ -10,7 +10,7 @@ use crate::api::v1::{checkpoints, events};
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
-use crate::web::{activity, assets, keys, login, security, team};
+use crate::web::{activity, assets, attention, keys, login, security, team};
 use crate::{health, metrics};
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .route("/events/export", get(activity::export))
         .route("/events/live", get(activity::live))
         .route("/events/{id}", get(activity::get))
+        .route("/attention", get(attention::get))
+        .route("/attention/{finding_id}/dismiss", post(attention::dismiss))
         .route("/login", get(login::get).post(login::post))
         .route("/login/second-factor", post(login::post_second_factor))
         .route("/logout", post(login::logout))

@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Connections served at once; further ones wait in the listen queue until one closes.
     pub max_connections: usize,
+    /// The "Needs attention" detectors and how often their worker reads new events.
+    pub attention: crate::attention_worker::AttentionWorkerSettings,
 }
 
 impl Default for ServerSettings {
@@ -76,6 +78,7 @@ impl Default for ServerSettings {
             query_time_budget: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            attention: crate::attention_worker::AttentionWorkerSettings::default(),
         }
     }
 }

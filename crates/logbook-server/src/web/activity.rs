@@ -109,6 +109,8 @@ pub struct ActivityPage {
     pub verified: Option<VerifiedThrough>,
     /// The key that verifies the checkpoints, as `logbook checkpoint-key` prints it.
     pub checkpoint_public_key: Option<String>,
+    /// "Needs attention": the newest open findings this person may see.
+    pub attention: crate::web::attention::AttentionList,
 }
 
 /// The account's newest checkpoint as the page states it.
@@ -251,6 +253,7 @@ pub async fn list(
         checkpoint_public_key: state
             .checkpoint_signing()
             .map(|signing| signing.signer.verifier().to_key_text()),
+        attention: crate::web::attention::short_list(&state, &signed_in).await?,
     };
     activity.refresh_href = if parameters.cursor.is_empty() {
         format!("/?q={q_component}")

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod assets;
+pub mod attention;
 pub mod audit;
 pub mod keys;
 pub mod login;

@@ -15,6 +15,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
+mod attention;
+
 const PASSWORD: &str = "correct horse battery staple";
 
 struct Web {

@@ -1,0 +1,234 @@
+//! "Needs attention" on the page: the short list of the attention worker's findings above the
+//! Activity Logs table (`attention.html`, included by `activity.html`), the whole list at
+//! `/attention`, and "This was me" (`POST /attention/{finding_id}/dismiss`), which records who
+//! dismissed a finding and when, and writes a `logbook.attention.dismiss` event into the
+//! account's log.
+//!
+//! Who sees and dismisses what follows who reads what: a member sees (and may dismiss) only the
+//! findings about themselves, since they read only their own events; viewers see every finding
+//! and dismiss their own; owners and admins dismiss any.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use logbook_core::attention::{Dismissal, FindingFilter, FindingKind, FindingRecord};
+use logbook_core::event::{Outcome, Target};
+use serde::Deserialize;
+
+use crate::state::AppState;
+use crate::web::activity::url_component;
+use crate::web::audit::{self, AuditEvent};
+use crate::web::render::{Chrome, WebError, page, utc_text, visible};
+use crate::web::session::{SignedIn, check_form};
+
+/// The audit action of a dismissal.
+pub const ATTENTION_DISMISS: &str = "logbook.attention.dismiss";
+
+/// Findings shown above the table; the rest are one click away at `/attention`.
+pub const SHORT_LIST_LENGTH: u32 = 5;
+/// The most findings `/attention` shows.
+const FULL_LIST_LENGTH: u32 = 200;
+
+pub struct AttentionItem {
+    pub finding_id: i64,
+    pub kind_label: &'static str,
+    pub title: String,
+    pub first_at: String,
+    pub evidence_href: String,
+    pub may_dismiss: bool,
+    /// "Dismissed by X at T" once someone said "this was me".
+    pub dismissed: Option<String>,
+}
+
+/// The findings a page shows, newest first.
+pub struct AttentionList {
+    pub items: Vec<AttentionItem>,
+    /// Set when there are more open findings than the short list shows.
+    pub more: bool,
+    /// The page a dismissal returns to: the one the list is on.
+    pub return_to: &'static str,
+}
+
+fn kind_label(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::FailedLoginBurst => "Failed logins",
+        FindingKind::SensitiveChangeAfterNewIpLogin => "New address, then a change",
+        FindingKind::UnusualHour => "Unusual hour",
+        FindingKind::DeletionBurst => "Many deletions",
+    }
+}
+
+/// Whether `signed_in` may dismiss `record`: owners and admins any, others only their own.
+fn may_dismiss(signed_in: &SignedIn, record: &FindingRecord) -> bool {
+    signed_in.user.role.manages_account()
+        || record.finding.subject.actor() == Some(signed_in.user.email.as_str())
+}
+
+/// What this person may list: members only the findings about themselves.
+fn filter_for(signed_in: &SignedIn, include_dismissed: bool, limit: u32) -> FindingFilter {
+    FindingFilter {
+        about_actor: (!signed_in.user.role.reads_whole_log()).then(|| signed_in.user.email.clone()),
+        include_dismissed,
+        limit,
+    }
+}
+
+fn item_of(signed_in: &SignedIn, record: &FindingRecord) -> AttentionItem {
+    AttentionItem {
+        finding_id: record.finding_id,
+        kind_label: kind_label(record.finding.kind),
+        title: visible(&record.finding.title).into_owned(),
+        first_at: utc_text(record.finding.first_at),
+        evidence_href: format!("/?q={}", url_component(&record.finding.evidence_query)),
+        may_dismiss: record.dismissal.is_none() && may_dismiss(signed_in, record),
+        dismissed: record.dismissal.as_ref().map(|dismissal| {
+            format!(
+                "Dismissed by {} at {}",
+                visible(&dismissal.dismissed_by),
+                utc_text(dismissal.dismissed_at)
+            )
+        }),
+    }
+}
+
+/// The open findings for the Activity Logs page: at most `SHORT_LIST_LENGTH`, newest first.
+pub async fn short_list(state: &AppState, signed_in: &SignedIn) -> Result<AttentionList, WebError> {
+    let records = state
+        .store()
+        .attention()
+        .list_findings(
+            &signed_in.user.account,
+            &filter_for(signed_in, false, SHORT_LIST_LENGTH + 1),
+        )
+        .await?;
+    let more = records.len() > SHORT_LIST_LENGTH as usize;
+    Ok(AttentionList {
+        items: records
+            .iter()
+            .take(SHORT_LIST_LENGTH as usize)
+            .map(|record| item_of(signed_in, record))
+            .collect(),
+        more,
+        return_to: "/",
+    })
+}
+
+#[derive(Template)]
+#[template(path = "attention_all.html")]
+pub struct AttentionPage {
+    pub chrome: Chrome,
+    pub attention: AttentionList,
+}
+
+/// `GET /attention`: every finding this person may see, dismissed ones included.
+pub async fn get(State(state): State<AppState>, signed_in: SignedIn) -> Result<Response, WebError> {
+    let records = state
+        .store()
+        .attention()
+        .list_findings(
+            &signed_in.user.account,
+            &filter_for(&signed_in, true, FULL_LIST_LENGTH),
+        )
+        .await?;
+    let attention = AttentionList {
+        items: records
+            .iter()
+            .map(|record| item_of(&signed_in, record))
+            .collect(),
+        more: false,
+        return_to: "/attention",
+    };
+    let chrome = Chrome::new(&state, "Needs attention", Some(&signed_in), "activity");
+    Ok(page(&AttentionPage { chrome, attention }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DismissForm {
+    csrf_token: String,
+    /// Where to go back to: the Activity Logs page (default) or `/attention`.
+    #[serde(default)]
+    return_to: String,
+}
+
+/// `POST /attention/{finding_id}/dismiss`: "This was me".
+pub async fn dismiss(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    signed_in: SignedIn,
+    Path(finding_id): Path<String>,
+    Form(form): Form<DismissForm>,
+) -> Result<Response, WebError> {
+    check_form(&headers, &state, &signed_in, &form.csrf_token)?;
+    let back = if form.return_to == "/attention" {
+        "/attention"
+    } else {
+        "/"
+    };
+    let finding_id: i64 = finding_id.parse().map_err(|_| WebError::NotFound)?;
+    let account = &signed_in.user.account;
+    let attention = state.store().attention();
+    // Another account's finding, or one a member may not see, does not exist here.
+    let record = attention
+        .get_finding(account, finding_id)
+        .await?
+        .filter(|record| {
+            signed_in.user.role.reads_whole_log()
+                || record.finding.subject.actor() == Some(signed_in.user.email.as_str())
+        })
+        .ok_or(WebError::NotFound)?;
+    if !may_dismiss(&signed_in, &record) {
+        return Err(WebError::Forbidden(
+            "Only owners and admins dismiss findings about someone else.",
+        ));
+    }
+    if record.dismissal.is_some() {
+        // Dismissed already (a second click, or someone else first): nothing new to record.
+        return Ok(Redirect::to(back).into_response());
+    }
+    let dismissal = Dismissal {
+        dismissed_by: signed_in.user.email.clone(),
+        dismissed_at: state.clock().now(),
+    };
+    attention
+        .dismiss_finding(account, finding_id, &dismissal)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("kind".into(), record.finding.kind.as_str().into());
+    metadata.insert(
+        "subject".into(),
+        serde_json::json!({
+            "type": record.finding.subject.kind_name(),
+            "id": record.finding.subject.value(),
+        }),
+    );
+    metadata.insert(
+        "evidence_query".into(),
+        record.finding.evidence_query.clone().into(),
+    );
+    audit::record(
+        &state,
+        AuditEvent {
+            account,
+            action: ATTENTION_DISMISS,
+            message: format!(
+                "{} dismissed a finding as their own activity: {}",
+                signed_in.user.email,
+                audit::truncate(&record.finding.title, 1024)
+            ),
+            actor_email: &signed_in.user.email,
+            client: &signed_in.client,
+            outcome: Outcome::Success,
+            targets: vec![Target {
+                target_type: "attention_finding".to_owned(),
+                id: finding_id.to_string(),
+                name: None,
+            }],
+            metadata: Some(metadata),
+        },
+    )
+    .await?;
+    Ok(Redirect::to(back).into_response())
+}

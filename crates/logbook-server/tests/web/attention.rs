@@ -1,0 +1,269 @@
+//! "Needs attention" end to end: events sent through the API are read by the attention worker
+//! that `serve` starts, its findings are listed above the table with a link to their evidence,
+//! and "This was me" records the dismissal and an audit event, within the account only.
+
+use std::time::Duration;
+
+use logbook_core::attention::FindingFilter;
+use logbook_core::people::Role;
+use logbook_core::{AccountId, Clock};
+use logbook_server::ServerSettings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Web, location};
+
+async fn start() -> Web {
+    let mut settings = ServerSettings::default();
+    settings.attention.interval = Duration::from_millis(20);
+    Web::start_with(settings).await
+}
+
+fn failed_logins(actor: &str, count: usize) -> Value {
+    Value::Array(
+        (0..count)
+            .map(|attempt| {
+                json!({
+                    "action": "user.login",
+                    "message": format!("Wrong password, attempt {attempt}"),
+                    "actor": {"id": actor},
+                    "ip": "198.51.100.7",
+                    "outcome": "failure",
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Waits (up to 10 s) until the worker has stored `count` findings for the account.
+async fn wait_for_findings(web: &Web, account: &AccountId, count: usize) {
+    let filter = FindingFilter {
+        about_actor: None,
+        include_dismissed: true,
+        limit: 100,
+    };
+    for _ in 0..500 {
+        let found = web
+            .store
+            .attention()
+            .list_findings(account, &filter)
+            .await
+            .unwrap();
+        if found.len() >= count {
+            assert_eq!(found.len(), count, "{found:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the attention worker did not store {count} findings within 10 s");
+}
+
+fn dismiss_path_in(html: &str) -> String {
+    let start = html
+        .find("action=\"/attention/")
+        .expect("a dismiss form on the page")
+        + "action=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn failed_logins_sent_through_the_api_appear_under_needs_attention_with_their_evidence_link()
+{
+    let web = start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    // Four failures are a near miss: nothing to report.
+    web.send(&key, failed_logins("alice@acme.com", 4)).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, page, _) = web.page(&owner.cookie, "/").await;
+    assert!(!page.contains("id=\"needs-attention\""));
+    web.send(&key, failed_logins("alice@acme.com", 1)).await;
+    wait_for_findings(&web, &acme, 1).await;
+
+    let (status, page, _) = web.page(&owner.cookie, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"needs-attention\""));
+    assert!(page.contains("5 failed logins for alice@acme.com within 10 minutes"));
+    // The heading sits above the table.
+    assert!(page.find("needs-attention").unwrap() < page.find("id=\"events\"").unwrap());
+    let href_start = page.find("class=\"attention-evidence\" href=\"").unwrap()
+        + "class=\"attention-evidence\" href=\"".len();
+    let href = &page[href_start..href_start + page[href_start..].find('"').unwrap()];
+    assert!(
+        href.starts_with("/?q=actor%3Aalice%40acme.com%20action%3Auser.login"),
+        "{href}"
+    );
+    // The link shows exactly the five failures.
+    let (status, evidence, _) = web.page(&owner.cookie, href).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(evidence.matches("Wrong password, attempt").count(), 5);
+}
+
+#[tokio::test]
+async fn this_was_me_dismisses_a_finding_records_who_and_writes_an_audit_event() {
+    let web = start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Member).await;
+    web.user(&acme, "vera@acme.com", Role::Viewer).await;
+    let key = web.ingest_key(&acme).await;
+    web.send(&key, failed_logins("alice@acme.com", 5)).await;
+    wait_for_findings(&web, &acme, 1).await;
+
+    // A viewer sees the finding but may not dismiss one about someone else.
+    let vera = web.sign_in("vera@acme.com").await;
+    let (_, page, _) = web.page(&vera.cookie, "/").await;
+    assert!(page.contains("5 failed logins for alice@acme.com"));
+    assert!(!page.contains("action=\"/attention/"));
+    let finding_id = web
+        .store
+        .attention()
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                about_actor: None,
+                include_dismissed: true,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()[0]
+        .finding_id;
+    let path = format!("/attention/{finding_id}/dismiss");
+    let refused = web.post_form(&vera, &path, &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Alice, a member, sees it because it is about her, and says it was her.
+    let alice = web.sign_in("alice@acme.com").await;
+    let (_, page, _) = web.page(&alice.cookie, "/").await;
+    assert_eq!(dismiss_path_in(&page), path);
+    // Without the CSRF token nothing happens.
+    let forged = web
+        .client
+        .post(web.url(&path))
+        .header("cookie", &alice.cookie)
+        .form(&[("csrf_token", "0".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let dismissed = web.post_form(&alice, &path, &[]).await;
+    assert_eq!(dismissed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&dismissed), "/");
+    let (_, page, _) = web.page(&alice.cookie, "/").await;
+    assert!(!page.contains("id=\"needs-attention\""));
+
+    let record = web
+        .store
+        .attention()
+        .get_finding(&acme, finding_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let dismissal = record.dismissal.expect("the dismissal is recorded");
+    assert_eq!(dismissal.dismissed_by, "alice@acme.com");
+    assert_eq!(dismissal.dismissed_at, web.clock.now());
+    let audit = web
+        .audit_events(&acme, "action:logbook.attention.dismiss")
+        .await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["actor"]["id"], "alice@acme.com");
+    assert_eq!(audit[0]["targets"][0]["id"], finding_id.to_string());
+    assert_eq!(audit[0]["metadata"]["kind"], "failed_login_burst");
+    // A second click records nothing more; the full list still shows who dismissed it.
+    web.post_form(&alice, &path, &[]).await;
+    assert_eq!(
+        web.audit_events(&acme, "action:logbook.attention.dismiss")
+            .await
+            .len(),
+        1
+    );
+    let (_, all, _) = web.page(&vera.cookie, "/attention").await;
+    assert!(all.contains("Dismissed by alice@acme.com at"));
+}
+
+#[tokio::test]
+async fn findings_stay_in_their_account_and_members_see_only_their_own() {
+    let web = start().await;
+    let acme = web.account("acme").await;
+    let globex = web.account("globex").await;
+    web.user(&acme, "bob@acme.com", Role::Member).await;
+    web.user(&globex, "gina@globex.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    // Not alice: the search box's placeholder names her.
+    web.send(&key, failed_logins("zed@acme.com", 5)).await;
+    wait_for_findings(&web, &acme, 1).await;
+    let finding_id = web
+        .store
+        .attention()
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                about_actor: None,
+                include_dismissed: true,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()[0]
+        .finding_id;
+    let path = format!("/attention/{finding_id}/dismiss");
+
+    // Another account's owner neither sees nor dismisses it: it does not exist there.
+    let gina = web.sign_in("gina@globex.com").await;
+    for page_path in ["/", "/attention"] {
+        let (_, page, _) = web.page(&gina.cookie, page_path).await;
+        assert!(!page.contains("zed@acme.com"), "{page_path}");
+    }
+    assert_eq!(
+        web.post_form(&gina, &path, &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // A member of the same account sees only findings about themselves.
+    let bob = web.sign_in("bob@acme.com").await;
+    let (_, page, _) = web.page(&bob.cookie, "/attention").await;
+    assert!(!page.contains("zed@acme.com"));
+    assert_eq!(
+        web.post_form(&bob, &path, &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        web.post_form(&bob, "/attention/not-a-number/dismiss", &[])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        web.store
+            .attention()
+            .get_finding(&acme, finding_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .dismissal
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_actor_id_in_a_finding_is_shown_as_inert_text() {
+    let web = start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    web.send(&key, failed_logins("<script>alert(1)</script>\"", 5))
+        .await;
+    wait_for_findings(&web, &acme, 1).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    for page_path in ["/", "/attention"] {
+        let (_, page, _) = web.page(&owner.cookie, page_path).await;
+        assert!(page.contains("id=\"needs-attention\""), "{page_path}");
+        assert!(!page.contains("<script>alert"), "{page_path}");
+        assert!(
+            page.contains("failed logins for &#60;script&#62;alert(1)&#60;/script&#62;&#34;"),
+            "{page_path}"
+        );
+    }
+}
