@@ -28,6 +28,9 @@ pub enum StoreError {
     UserNotFound(String),
     #[error("{email} is already a user of account {account}")]
     UserAlreadyExists { account: AccountId, email: String },
+    /// A rule named a destination that is not one of its account's.
+    #[error("destination {0} does not exist")]
+    DestinationNotFound(String),
     /// The database refused a write because it is full; nothing of the write was committed.
     #[error("storage is full: {0}")]
     StorageFull(String),
@@ -179,6 +182,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
+
+    /// Alert rules, destinations and the delivery outbox (see `crate::alerting`).
+    fn alerting(&self) -> &dyn crate::alerting::AlertingStore;
 
     /// "Needs attention" findings, their dismissals and each account's detector progress (see
     /// `crate::attention`).

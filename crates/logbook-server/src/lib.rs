@@ -9,6 +9,7 @@ pub mod api;
 pub mod attention_worker;
 pub mod auth;
 pub mod checkpointer;
+pub mod delivery;
 pub mod error;
 pub mod hardening;
 pub mod health;
@@ -52,6 +53,12 @@ pub async fn serve(
         clock.clone(),
         shutdown_signal.clone(),
     ));
+    let delivery_worker = tokio::spawn(delivery::run(
+        store.clone(),
+        clock.clone(),
+        Arc::new(state.settings().delivery.clone()),
+        shutdown_signal.clone(),
+    ));
     let key_usage = state.api_key_cache().usage().clone();
     let key_usage_flusher = tokio::spawn(auth::run_key_usage_flusher(
         store.clone(),
@@ -82,6 +89,9 @@ pub async fn serve(
     // The worker's next round would start after the store closed; what it has not read yet is
     // read from its saved cursor by the next start.
     let _ = attention_worker.await;
+    // The worker stops at the shutdown signal; what it had not sent is in the outbox (or after
+    // its cursor) and the next start sends it.
+    let _ = delivery_worker.await;
     // Every request has been answered, so no key is used any more: write each last use not yet
     // written, whatever the interval, while the store is still open.
     let _ = key_usage_flusher.await;

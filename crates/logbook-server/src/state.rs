@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Connections served at once; further ones wait in the listen queue until one closes.
     pub max_connections: usize,
+    /// Alert and stream deliveries: SSRF guard, pacing, retries (`delivery`).
+    pub delivery: crate::delivery::DeliverySettings,
     /// The "Needs attention" detectors and how often their worker reads new events.
     pub attention: crate::attention_worker::AttentionWorkerSettings,
 }
@@ -78,6 +80,7 @@ impl Default for ServerSettings {
             query_time_budget: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            delivery: crate::delivery::DeliverySettings::default(),
             attention: crate::attention_worker::AttentionWorkerSettings::default(),
         }
     }

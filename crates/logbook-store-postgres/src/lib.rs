@@ -5,6 +5,7 @@
 //! row-level security as a second isolation layer: every read of events runs in a read-only
 //! transaction that `SET LOCAL`s the account it reads for.
 
+mod alerting;
 mod attention;
 mod encoding;
 mod errors;
@@ -579,6 +580,10 @@ impl Store for PostgresStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
         self
     }
 

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0004_key_last_used.sql"),
     ),
     (
+        6,
+        "0006_alerting",
+        include_str!("../migrations/0006_alerting.sql"),
+    ),
+    (
         7,
         "0007_attention",
         include_str!("../migrations/0007_attention.sql"),
@@ -144,6 +149,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT USAGE ON SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON users, sessions, recovery_codes TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))

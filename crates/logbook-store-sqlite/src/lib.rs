@@ -3,6 +3,7 @@
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
 mod attention;
+mod alerting;
 mod encoding;
 mod errors;
 mod key_usage;
@@ -480,6 +481,10 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
         self
     }
 

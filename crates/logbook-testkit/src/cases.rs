@@ -16,6 +16,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, query};
 
+// Alert rules, destinations and the delivery outbox (issue 6) live in their own file.
+pub use crate::alerting_cases::*;
+
 fn account(name: &str) -> AccountId {
     AccountId::parse(name).expect("a valid test account name")
 }

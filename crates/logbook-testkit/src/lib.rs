@@ -2,6 +2,7 @@
 //! with `store_conformance_tests!(make_store)`, where `make_store` is an async fn returning a fresh
 //! `(Arc<dyn Store>, guard)` (the guard keeps e.g. a temporary directory alive for the test).
 
+mod alerting_cases;
 pub mod builders;
 pub mod cases;
 
@@ -47,6 +48,10 @@ macro_rules! store_conformance_tests {
             an_invitation_accepted_by_two_callers_at_once_admits_only_one,
             an_expired_invitation_is_refused_from_its_expiry_on,
             an_invitation_to_an_unknown_account_is_refused,
+            destinations_and_rules_are_kept_per_account_and_never_cross_accounts,
+            a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_read_at,
+            a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends,
+            failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retried,
             attention_progress_is_saved_only_from_the_position_it_was_read_at,
             attention_findings_are_stored_once_listed_newest_first_and_kept_per_account,
             a_dismissal_records_who_and_when_once_and_hides_the_finding_by_default,

@@ -1,6 +1,6 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
 //! Activity Logs page with its details, export and live updates (`activity`), team, API key and
-//! security pages (`team`, `keys`, `security`), audit events of what people do here (`audit`),
+//! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
 //! and the one stylesheet and one ES module embedded in the binary (`assets`).
 //!
 //! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
@@ -8,6 +8,7 @@
 //! script or style.
 
 pub mod activity;
+pub mod alerts;
 pub mod assets;
 pub mod attention;
 pub mod audit;
