@@ -267,3 +267,108 @@ async fn a_hostile_actor_id_in_a_finding_is_shown_as_inert_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn reading_in_small_batches_with_two_workers_at_once_stores_each_episode_exactly_once() {
+    use logbook_server::attention_worker::{AttentionWorkerSettings, catch_up_account};
+    // The server's own worker waits an hour after its first (empty) round: this test drives it.
+    let mut settings = ServerSettings::default();
+    settings.attention.interval = Duration::from_secs(3600);
+    let web = Web::start_with(settings).await;
+    let mut events = failed_logins("alice@acme.com", 7);
+    let events_list = events.as_array_mut().unwrap();
+    for index in 0..20 {
+        events_list.push(json!({
+            "action": "file.delete",
+            "message": format!("Deleted file {index}"),
+            "actor": {"id": "bob@acme.com"},
+        }));
+    }
+    events_list.extend(
+        failed_logins("carol@acme.com", 5)
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
+    let mut accounts = Vec::new();
+    for name in ["acme", "globex"] {
+        let account = web.account(name).await;
+        let key = web.ingest_key(&account).await;
+        web.send(&key, events.clone()).await;
+        accounts.push(account);
+    }
+    let in_one_go = AttentionWorkerSettings::default();
+    let (_, found) = catch_up_account(web.store.as_ref(), &accounts[1], &in_one_go, &*web.clock)
+        .await
+        .unwrap();
+    assert_eq!(found, 3, "alice's and carol's bursts and bob's deletions");
+
+    // Batches of three: every batch starts from what the previous one saved, as after a restart,
+    // and two workers race over the same account.
+    let small_batches = AttentionWorkerSettings {
+        batch_size: 3,
+        ..AttentionWorkerSettings::default()
+    };
+    let (first, second) = tokio::join!(
+        catch_up_account(
+            web.store.as_ref(),
+            &accounts[0],
+            &small_batches,
+            &*web.clock
+        ),
+        catch_up_account(
+            web.store.as_ref(),
+            &accounts[0],
+            &small_batches,
+            &*web.clock
+        ),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.0, 32);
+    assert_eq!(second.0, 32);
+    // Once more from the saved cursor: nothing new.
+    let (_, again) = catch_up_account(
+        web.store.as_ref(),
+        &accounts[0],
+        &small_batches,
+        &*web.clock,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, 0);
+
+    let episodes = |records: Vec<logbook_core::attention::FindingRecord>| {
+        let mut episodes: Vec<(String, String, u64, String)> = records
+            .into_iter()
+            .map(|record| {
+                (
+                    record.finding.kind.as_str().to_owned(),
+                    record.finding.subject.value(),
+                    record.finding.first_seq,
+                    record.finding.evidence_query,
+                )
+            })
+            .collect();
+        episodes.sort();
+        episodes
+    };
+    let every = FindingFilter {
+        about_actor: None,
+        include_dismissed: true,
+        limit: 100,
+    };
+    let attention = web.store.attention();
+    assert_eq!(
+        episodes(attention.list_findings(&accounts[0], &every).await.unwrap()),
+        episodes(attention.list_findings(&accounts[1], &every).await.unwrap()),
+    );
+    assert_eq!(
+        attention
+            .attention_progress(&accounts[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .next_seq,
+        32
+    );
+}
