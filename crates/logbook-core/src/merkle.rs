@@ -61,6 +61,13 @@ impl NodeId {
     }
 }
 
+/// The lowest level of interior node the stores keep (ARCHITECTURE.md, "Tamper evidence"). Each
+/// leaf hash lives in its event's row, and a node below this level is recomputed from its 2^level
+/// leaf hashes when a proof asks for it: a proof reads at most 2^LOWEST_STORED_NODE_LEVEL more
+/// leaf hashes, and the writer stores about 2 / 2^LOWEST_STORED_NODE_LEVEL node rows per event
+/// instead of two.
+pub const LOWEST_STORED_NODE_LEVEL: u8 = 4;
+
 /// A perfect subtree hash created by an append, for the store to persist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredNode {

@@ -17,8 +17,8 @@ use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
 use crate::errors::{database_error, pool_error};
 use crate::writer::outcome_code;
 
-const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, idempotency_key, fingerprint, message_tokens, body";
-const IMPORT_COPY_TYPES: [Type; 13] = [
+const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
+const IMPORT_COPY_TYPES: [Type; 14] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -32,6 +32,7 @@ const IMPORT_COPY_TYPES: [Type; 13] = [
     Type::BYTEA,
     Type::TS_VECTOR,
     Type::TEXT,
+    Type::BYTEA,
 ];
 
 fn import_error(message: String) -> StoreError {
@@ -136,7 +137,12 @@ impl PostgresStore {
             };
             let fingerprint = event.key.as_ref().map(|_| event.content_fingerprint());
             let tokens = MessageTokens::of_message(&event.message);
-            prepared.push((row, event, fingerprint, tokens));
+            // The leaf hash of the body as stored (the destination's event row keeps it, and the
+            // account's tree grows from it below).
+            let leaf_hash = row.leaf_hash().map_err(|error| {
+                import_error(format!("event seq {} of {account}: {error}", row.seq))
+            })?;
+            prepared.push((row, event, fingerprint, tokens, leaf_hash));
         }
 
         let mut client = self
@@ -186,7 +192,7 @@ impl PostgresStore {
                 .await
                 .map_err(database_error("copying events"))?;
             let mut copy = pin!(BinaryCopyInWriter::new(sink, &IMPORT_COPY_TYPES));
-            for (row, event, fingerprint, tokens) in &prepared {
+            for (row, event, fingerprint, tokens, leaf_hash) in &prepared {
                 let seq = row.seq as i64;
                 copy.as_mut()
                     .write(&[
@@ -205,6 +211,7 @@ impl PostgresStore {
                             .map(|fingerprint| fingerprint.as_slice()),
                         tokens,
                         &row.body_without_seq,
+                        &leaf_hash.as_slice(),
                     ])
                     .await
                     .map_err(database_error("copying events"))?;
@@ -264,11 +271,8 @@ impl PostgresStore {
             )));
         }
         let mut tree_appends = crate::tree::TreeAppends::default();
-        for row in rows {
-            let leaf_hash = row.leaf_hash().map_err(|error| {
-                import_error(format!("event seq {} of {account}: {error}", row.seq))
-            })?;
-            tree_appends.append_leaf(account_row, tree, leaf_hash);
+        for (_, _, _, _, leaf_hash) in &prepared {
+            tree_appends.append_leaf(account_row, tree, *leaf_hash);
         }
         tree_appends.write(&*transaction, &trees).await?;
         let last_seq = rows.last().map_or(first.seq, |row| row.seq) as i64;

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_attention",
         include_str!("../migrations/0007_attention.sql"),
     ),
+    (
+        9,
+        "0009_leaf_hash_in_event_row",
+        include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

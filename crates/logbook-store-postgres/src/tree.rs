@@ -1,5 +1,8 @@
-//! Each account's verifiable log on PostgreSQL (migration 0003): the perfect subtree hashes in
-//! `tree_nodes`, each account's compact right edge in `tree_state`, and signed `checkpoints`.
+//! Each account's verifiable log on PostgreSQL (migrations 0003 and 0009): each event's leaf hash
+//! in its row (`events.leaf_hash`, written by the event's COPY), the perfect subtree hashes of
+//! level `LOWEST_STORED_NODE_LEVEL` and above in `tree_nodes` (a lower node is recomputed from its
+//! leaf hashes when a proof asks for it), each account's compact right edge in `tree_state`, and
+//! signed `checkpoints`.
 //!
 //! Several nodes append to one account, so no writer may cache a tree across commits: inside the
 //! group's transaction, after the accounts are locked `FOR UPDATE`, the writer reads their
@@ -13,7 +16,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use logbook_core::merkle::{CompactRange, Hash, NodeId};
+use logbook_core::merkle::{
+    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, root_from_leaf_hashes,
+};
 use logbook_core::store::{LogTree, StoredCheckpoint, TreeHead};
 use logbook_core::{AccountId, StoreError};
 use tokio_postgres::GenericClient;
@@ -59,9 +64,12 @@ pub(crate) async fn load_trees(
     Ok(trees)
 }
 
-/// The nodes and states one group commit adds, written in two statements at its end.
+/// The nodes and states one group commit adds, written in two statements at its end. (The leaf
+/// hashes themselves go into the event rows, with the events.)
 #[derive(Default)]
 pub(crate) struct TreeAppends {
+    /// Every account appended to, once per leaf (sorted and deduplicated when written).
+    grown_accounts: Vec<i64>,
     account_rows: Vec<i64>,
     levels: Vec<i16>,
     node_indexes: Vec<i64>,
@@ -69,14 +77,19 @@ pub(crate) struct TreeAppends {
 }
 
 impl TreeAppends {
-    /// Appends one leaf to `tree` and queues every node it completes. Returns the tree size after.
+    /// Appends one leaf to `tree` and queues every node it completes at
+    /// `LOWEST_STORED_NODE_LEVEL` or above. Returns the tree size after.
     pub(crate) fn append_leaf(
         &mut self,
         account_row: i64,
         tree: &mut CompactRange,
         leaf_hash: Hash,
     ) -> u64 {
+        self.grown_accounts.push(account_row);
         tree.append(leaf_hash, |node| {
+            if node.id.level < LOWEST_STORED_NODE_LEVEL {
+                return;
+            }
             self.account_rows.push(account_row);
             self.levels.push(i16::from(node.id.level));
             self.node_indexes.push(node.id.index as i64);
@@ -91,23 +104,25 @@ impl TreeAppends {
         client: &impl GenericClient,
         trees: &HashMap<i64, CompactRange>,
     ) -> Result<(), StoreError> {
-        if self.account_rows.is_empty() {
+        if self.grown_accounts.is_empty() {
             return Ok(());
         }
-        client
-            .execute(
-                "INSERT INTO tree_nodes (account_row, level, node_index, hash) \
-                 SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bytea[])",
-                &[
-                    &self.account_rows,
-                    &self.levels,
-                    &self.node_indexes,
-                    &self.hashes,
-                ],
-            )
-            .await
-            .map_err(database_error("storing tree nodes"))?;
-        let mut grown: Vec<i64> = self.account_rows;
+        if !self.account_rows.is_empty() {
+            client
+                .execute(
+                    "INSERT INTO tree_nodes (account_row, level, node_index, hash) \
+                     SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bytea[])",
+                    &[
+                        &self.account_rows,
+                        &self.levels,
+                        &self.node_indexes,
+                        &self.hashes,
+                    ],
+                )
+                .await
+                .map_err(database_error("storing tree nodes"))?;
+        }
+        let mut grown: Vec<i64> = self.grown_accounts;
         grown.sort_unstable();
         grown.dedup();
         let sizes: Vec<i64> = grown
@@ -167,6 +182,8 @@ pub(crate) async fn build_missing_trees(
     for account_row in accounts {
         let mut trees = HashMap::from([(account_row, CompactRange::new())]);
         let mut appends = TreeAppends::default();
+        let mut leaf_seqs: Vec<i64> = Vec::new();
+        let mut leaf_hashes: Vec<Vec<u8>> = Vec::new();
         let rows = transaction
             .query(
                 "SELECT seq, body FROM events WHERE account_row = $1 ORDER BY seq",
@@ -193,8 +210,18 @@ pub(crate) async fn build_missing_trees(
             }
             let leaf_hash = event.leaf_hash().map_err(malformed)?;
             appends.append_leaf(account_row, tree, leaf_hash);
+            leaf_seqs.push(event.seq as i64);
+            leaf_hashes.push(leaf_hash.to_vec());
             appended += 1;
         }
+        transaction
+            .execute(
+                "UPDATE events SET leaf_hash = l.leaf_hash FROM unnest($2::bigint[], $3::bytea[]) AS l (seq, leaf_hash) \
+                 WHERE events.account_row = $1 AND events.seq = l.seq",
+                &[&account_row, &leaf_seqs, &leaf_hashes],
+            )
+            .await
+            .map_err(database_error("storing leaf hashes"))?;
         appends.write(&transaction, &trees).await?;
     }
     transaction
@@ -263,23 +290,64 @@ impl LogTree for PostgresStore {
         let Some(account_row) = self.inner.account_row(account).await? else {
             return Ok(nodes);
         };
-        let levels: Vec<i16> = node_ids.iter().map(|id| i16::from(id.level)).collect();
-        let indexes: Vec<i64> = node_ids.iter().map(|id| id.index as i64).collect();
+        let (stored_ids, recomputed_ids): (Vec<NodeId>, Vec<NodeId>) = node_ids
+            .iter()
+            .partition(|id| id.level >= LOWEST_STORED_NODE_LEVEL);
+        let levels: Vec<i16> = stored_ids.iter().map(|id| i16::from(id.level)).collect();
+        let indexes: Vec<i64> = stored_ids.iter().map(|id| id.index as i64).collect();
+        // Every leaf of every node below the stored levels (at most 2^LOWEST_STORED_NODE_LEVEL
+        // per node); a seq past i64 cannot exist, so such a node simply has no leaves.
+        let leaf_seqs: Vec<i64> = recomputed_ids
+            .iter()
+            .flat_map(|id| {
+                let leaf_count = 1_u64 << id.level;
+                let start = id.index.saturating_mul(leaf_count);
+                (start..start.saturating_add(leaf_count)).filter_map(|seq| i64::try_from(seq).ok())
+            })
+            .collect();
         let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
-        // Every node of a proof in one round trip: a join of primary-key lookups.
-        let rows = reader
-            .client()
-            .query(
-                "SELECT n.level, n.node_index, n.hash FROM unnest($2::smallint[], $3::bigint[]) AS wanted (level, node_index) \
-                 JOIN tree_nodes n ON n.account_row = $1 AND n.level = wanted.level AND n.node_index = wanted.node_index",
-                &[&account_row, &levels, &indexes],
-            )
-            .await
+        // Every node of a proof in two statements: a join of primary-key lookups for the stored
+        // ones and one read of the leaf hashes the lower ones are recomputed from.
+        let stored_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&account_row, &levels, &indexes];
+        let leaf_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&account_row, &leaf_seqs];
+        let stored_rows = reader.client().query(
+            "SELECT n.level, n.node_index, n.hash FROM unnest($2::smallint[], $3::bigint[]) AS wanted (level, node_index) \
+             JOIN tree_nodes n ON n.account_row = $1 AND n.level = wanted.level AND n.node_index = wanted.node_index",
+            &stored_parameters,
+        );
+        let leaf_rows = reader.client().query(
+            "SELECT seq, leaf_hash FROM events WHERE account_row = $1 AND seq = ANY($2) AND leaf_hash IS NOT NULL",
+            &leaf_parameters,
+        );
+        let (stored_rows, leaf_rows) = futures::try_join!(stored_rows, leaf_rows)
             .map_err(database_error("reading tree nodes"))?;
         reader.finish().await?;
-        for row in rows {
+        for row in stored_rows {
             let id = NodeId::new(row.get::<_, i16>(0) as u8, row.get::<_, i64>(1) as u64);
             nodes.insert(id, hash_of(row.get::<_, &[u8]>(2))?);
+        }
+        let mut leaves: HashMap<u64, Hash> = HashMap::with_capacity(leaf_rows.len());
+        for row in leaf_rows {
+            leaves.insert(
+                row.get::<_, i64>(0) as u64,
+                hash_of(row.get::<_, &[u8]>(1))?,
+            );
+        }
+        for id in recomputed_ids {
+            let leaf_count = 1_u64 << id.level;
+            let Some(start) = id.index.checked_mul(leaf_count) else {
+                continue;
+            };
+            // A node exists only when every one of its leaves is in the tree (an event inserted
+            // behind the writers' backs has no leaf hash).
+            let node_leaves: Option<Vec<Hash>> = (start..start.saturating_add(leaf_count))
+                .map(|seq| leaves.get(&seq).copied())
+                .collect();
+            if let Some(node_leaves) = node_leaves {
+                nodes.insert(id, root_from_leaf_hashes(&node_leaves));
+            }
         }
         Ok(nodes)
     }

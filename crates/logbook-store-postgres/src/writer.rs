@@ -41,8 +41,8 @@ pub(crate) const CREATE_STAGING_TABLES: &str = "
     CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
     CREATE TEMPORARY TABLE IF NOT EXISTS event_targets_staging (LIKE event_targets) ON COMMIT DELETE ROWS;";
 
-const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body";
-const EVENT_COPY_TYPES: [Type; 12] = [
+const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
+const EVENT_COPY_TYPES: [Type; 13] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -55,6 +55,7 @@ const EVENT_COPY_TYPES: [Type; 12] = [
     Type::BYTEA,
     Type::TS_VECTOR,
     Type::TEXT,
+    Type::BYTEA,
 ];
 
 /// An event with every value the writer stores already computed, off the writer task.
@@ -238,12 +239,11 @@ async fn write_group(
     if !key_rows.is_empty() {
         let key_statement = transaction
             .prepare_cached(
-                "SELECT k.account_row, k.idempotency_key, e.seq, e.body, e.fingerprint, n.hash \
+                "SELECT k.account_row, k.idempotency_key, e.seq, e.body, e.fingerprint, e.leaf_hash \
                  FROM unnest($1::bigint[], $2::text[]) AS k (account_row, idempotency_key) \
-                 CROSS JOIN LATERAL (SELECT seq, body, fingerprint FROM events \
+                 CROSS JOIN LATERAL (SELECT seq, body, fingerprint, leaf_hash FROM events \
                      WHERE events.account_row = k.account_row \
-                     AND events.idempotency_key = k.idempotency_key COLLATE \"C\") AS e \
-                 LEFT JOIN tree_nodes n ON n.account_row = k.account_row AND n.level = 0 AND n.node_index = e.seq",
+                     AND events.idempotency_key = k.idempotency_key COLLATE \"C\") AS e",
             )
             .await
             .map_err(database_error("reading idempotency keys"))?;
@@ -312,6 +312,9 @@ async fn write_group(
                 let next_seq = next_seqs.entry(account_row).or_insert(0);
                 let seq = *next_seq;
                 *next_seq += 1;
+                // The leaf hash travels in the event's row (migration 0009), so the tree adds no
+                // row of its own for most events.
+                let leaf_hash = prepared.leaf_parts.leaf_hash(seq as u64);
                 copy.as_mut()
                     .write(&[
                         &account_row,
@@ -329,13 +332,13 @@ async fn write_group(
                             .map(|fingerprint| fingerprint.as_slice()),
                         &prepared.message_tokens,
                         &prepared.body,
+                        &leaf_hash.as_slice(),
                     ])
                     .await
                     .map_err(database_error("copying events"))?;
                 for target in &event.targets {
                     targets.push((account_row, target.id.as_str(), seq));
                 }
-                let leaf_hash = prepared.leaf_parts.leaf_hash(seq as u64);
                 let tree = trees
                     .entry(account_row)
                     .or_insert_with(logbook_core::merkle::CompactRange::new);

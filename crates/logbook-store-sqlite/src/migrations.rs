@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_key_last_used.sql"),
     include_str!("../migrations/0006_alerting.sql"),
     include_str!("../migrations/0007_attention.sql"),
+    include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -1,5 +1,7 @@
-//! Each account's verifiable log on SQLite (migration 0003): the perfect subtree hashes in
-//! `tree_nodes`, the writer's compact right edge in `tree_state`, and signed `checkpoints`.
+//! Each account's verifiable log on SQLite (migrations 0003 and 0009): each event's leaf hash in
+//! its row (`events.leaf_hash`), the perfect subtree hashes of level `LOWEST_STORED_NODE_LEVEL`
+//! and above in `tree_nodes` (a lower node is recomputed from its leaf hashes when a proof asks
+//! for it), the writer's compact right edge in `tree_state`, and signed `checkpoints`.
 //!
 //! The writer calls `load_account_tree`, `append_leaf` and `save_account_tree` inside the
 //! transaction that inserts the events, so a committed event is never outside its account's
@@ -10,7 +12,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use logbook_core::event::EventRow;
-use logbook_core::merkle::{CompactRange, Hash, NodeId};
+use logbook_core::merkle::{
+    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, root_from_leaf_hashes,
+};
 use logbook_core::store::{LogTree, StoredCheckpoint, TreeHead};
 use logbook_core::{AccountId, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -40,8 +44,9 @@ pub(crate) fn load_account_tree(
     }
 }
 
-/// Appends one leaf to the account's tree and inserts every perfect subtree it completes (the
-/// leaf, plus one node per trailing one-bit of the new size). Returns the tree size after it.
+/// Appends one leaf to the account's tree and inserts every perfect subtree it completes at
+/// `LOWEST_STORED_NODE_LEVEL` or above (the leaf hash itself goes into the event's row, written
+/// by the caller). Returns the tree size after it.
 pub(crate) fn append_leaf(
     connection: &Connection,
     account_row: i64,
@@ -54,6 +59,7 @@ pub(crate) fn append_leaf(
     let mut failure = None;
     tree.append(leaf_hash, |node| {
         if failure.is_none()
+            && node.id.level >= LOWEST_STORED_NODE_LEVEL
             && let Err(error) = insert_node.execute(params![
                 account_row,
                 node.id.level,
@@ -83,22 +89,6 @@ pub(crate) fn save_account_tree(
         )?
         .execute(params![account_row, tree.size() as i64, tree.to_bytes()])?;
     Ok(())
-}
-
-/// The stored leaf hash of `seq` (for the receipt of a duplicate, whose leaf was appended by an
-/// earlier commit).
-pub(crate) fn stored_leaf_hash(
-    connection: &Connection,
-    account_row: i64,
-    seq: u64,
-) -> Result<Option<Hash>, rusqlite::Error> {
-    let bytes: Option<Vec<u8>> = connection
-        .prepare_cached(
-            "SELECT hash FROM tree_nodes WHERE account_row = ?1 AND level = 0 AND node_index = ?2",
-        )?
-        .query_row(params![account_row, seq as i64], |row| row.get(0))
-        .optional()?;
-    Ok(bytes.and_then(|bytes| bytes.try_into().ok()))
 }
 
 /// Builds the tree of every account that has events but no tree yet (a database written before
@@ -132,6 +122,7 @@ pub(crate) fn build_missing_trees(connection: &mut Connection) -> Result<u64, St
             )
             .map_err(database_error("reading events to build a tree"))?;
         let first = first_event_row_of(account_row);
+        let mut leaf_hashes: Vec<(i64, Hash)> = Vec::new();
         let mut rows = statement
             .query(params![first, tree_size, first + (1_i64 << SEQ_BITS)])
             .map_err(database_error("reading events to build a tree"))?;
@@ -162,7 +153,19 @@ pub(crate) fn build_missing_trees(connection: &mut Connection) -> Result<u64, St
             })?;
             append_leaf(&transaction, account_row, &mut tree, leaf_hash)
                 .map_err(database_error("storing tree nodes"))?;
+            leaf_hashes.push((first + event.seq as i64, leaf_hash));
             appended += 1;
+        }
+        drop(rows);
+        // Written after the read is done: SQLite leaves updating a table under a running SELECT
+        // of that table undefined.
+        let mut store_leaf_hash = transaction
+            .prepare_cached("UPDATE events SET leaf_hash = ?2 WHERE event_row = ?1")
+            .map_err(database_error("storing a leaf hash"))?;
+        for (event_row, leaf_hash) in leaf_hashes {
+            store_leaf_hash
+                .execute(params![event_row, leaf_hash.as_slice()])
+                .map_err(database_error("storing a leaf hash"))?;
         }
         save_account_tree(&transaction, account_row, &tree)
             .map_err(database_error("storing an account tree"))?;
@@ -250,21 +253,54 @@ impl LogTree for SqliteStore {
                 let Some(account_row) = crate::account_row(connection, &account)? else {
                     return Ok(nodes);
                 };
-                // A proof needs O(log n) nodes; each is a primary-key lookup on this connection.
-                let mut statement = connection
+                // A proof needs O(log n) nodes: a stored one is a primary-key lookup, a lower one
+                // one short range of at most 2^LOWEST_STORED_NODE_LEVEL event rows.
+                let mut stored_node = connection
                     .prepare_cached(
                         "SELECT hash FROM tree_nodes WHERE account_row = ?1 AND level = ?2 AND node_index = ?3",
                     )
                     .map_err(database_error("reading tree nodes"))?;
+                let mut leaf_hashes = connection
+                    .prepare_cached(
+                        "SELECT leaf_hash FROM events WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row",
+                    )
+                    .map_err(database_error("reading leaf hashes"))?;
+                let first = first_event_row_of(account_row);
                 for id in node_ids {
-                    let bytes: Option<Vec<u8>> = statement
-                        .query_row(params![account_row, id.level, id.index as i64], |row| {
+                    if id.level >= LOWEST_STORED_NODE_LEVEL {
+                        let bytes: Option<Vec<u8>> = stored_node
+                            .query_row(params![account_row, id.level, id.index as i64], |row| {
+                                row.get(0)
+                            })
+                            .optional()
+                            .map_err(database_error("reading tree nodes"))?;
+                        if let Some(hash) = bytes.and_then(|bytes| Hash::try_from(bytes).ok()) {
+                            nodes.insert(id, hash);
+                        }
+                        continue;
+                    }
+                    let leaf_count = 1_i64 << id.level;
+                    let Some(start) = (id.index as i64)
+                        .checked_mul(leaf_count)
+                        .filter(|start| *start < (1_i64 << SEQ_BITS))
+                    else {
+                        continue;
+                    };
+                    let leaves: Vec<Option<Vec<u8>>> = leaf_hashes
+                        .query_map(params![first + start, first + start + leaf_count], |row| {
                             row.get(0)
                         })
-                        .optional()
-                        .map_err(database_error("reading tree nodes"))?;
-                    if let Some(hash) = bytes.and_then(|bytes| Hash::try_from(bytes).ok()) {
-                        nodes.insert(id, hash);
+                        .and_then(|rows| rows.collect())
+                        .map_err(database_error("reading leaf hashes"))?;
+                    // A node exists only when every one of its leaves is in the tree (an event
+                    // inserted behind the writer's back has no leaf hash).
+                    let leaves: Option<Vec<Hash>> = leaves
+                        .into_iter()
+                        .map(|bytes| bytes.and_then(|bytes| Hash::try_from(bytes).ok()))
+                        .collect();
+                    if let Some(leaves) = leaves.filter(|leaves| leaves.len() as i64 == leaf_count)
+                    {
+                        nodes.insert(id, root_from_leaf_hashes(&leaves));
                     }
                 }
                 Ok(nodes)

@@ -261,8 +261,8 @@ fn write_group(
     let mut trees: HashMap<i64, CompactRange> = HashMap::new();
     {
         let mut insert_event = transaction.prepare_cached(
-            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         let mut insert_text = transaction
             .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?;
@@ -329,6 +329,11 @@ fn write_group(
                 *next_seq += 1;
                 let event_row = event_row_of(account_row, seq);
                 let event = &prepared.event;
+                // The leaf hash is stored in the event's row (migration 0009), so the tree adds
+                // no row of its own for most events.
+                let leaf_hash = trees
+                    .contains_key(&account_row)
+                    .then(|| prepared.leaf_parts.leaf_hash(seq));
                 insert_event.execute(params![
                     event_row,
                     account_row,
@@ -344,6 +349,7 @@ fn write_group(
                         .as_ref()
                         .map(|fingerprint| fingerprint.as_slice()),
                     prepared.body,
+                    leaf_hash.as_ref().map(|leaf_hash| leaf_hash.as_slice()),
                 ])?;
                 if !prepared.text_document.is_empty() {
                     let document = retag_full_text_document(&prepared.text_document, account_row);
@@ -352,9 +358,8 @@ fn write_group(
                 for target in &event.targets {
                     insert_target.execute(params![account_row, target.id, event_row])?;
                 }
-                let leaf = match trees.get_mut(&account_row) {
-                    Some(tree) => {
-                        let leaf_hash = prepared.leaf_parts.leaf_hash(seq);
+                let leaf = match (trees.get_mut(&account_row), leaf_hash) {
+                    (Some(tree), Some(leaf_hash)) => {
                         let tree_size =
                             crate::tree::append_leaf(&transaction, account_row, tree, leaf_hash)?;
                         Some(LeafReceipt {
@@ -362,7 +367,7 @@ fn write_group(
                             tree_size,
                         })
                     }
-                    None => None,
+                    _ => None,
                 };
                 let receipt = AppendReceipt {
                     id: event.id.clone(),
@@ -428,6 +433,9 @@ fn stored_next_seq(
     Ok(last.map_or(0, |last| (last - first) as u64 + 1))
 }
 
+/// A stored keyed event as read back: its seq, body, fingerprint and leaf hash.
+type StoredKeyedRow = (i64, String, Vec<u8>, Option<Vec<u8>>);
+
 /// The stored event with this idempotency key, if any. Its `id` and `received_at` are read from
 /// the body (duplicates are rare, so the row keeps no extra columns for them).
 fn stored_original(
@@ -435,21 +443,22 @@ fn stored_original(
     account_row: i64,
     key: &str,
 ) -> Result<Option<KeyedOriginal>, rusqlite::Error> {
-    let found: Option<(i64, String, Vec<u8>)> = transaction
+    let found: Option<StoredKeyedRow> = transaction
         .prepare_cached(
-            "SELECT event_row & 1099511627775, body, fingerprint FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
+            "SELECT event_row & 1099511627775, body, fingerprint, leaf_hash FROM events WHERE account_row = ?1 AND idempotency_key = ?2",
         )?
-        .query_row(params![account_row, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_row(params![account_row, key], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()?;
-    let Some((seq, body, fingerprint)) = found else {
+    let Some((seq, body, fingerprint, leaf_hash)) = found else {
         return Ok(None);
     };
-    let leaf =
-        crate::tree::stored_leaf_hash(transaction, account_row, seq as u64)?.map(|leaf_hash| {
-            LeafReceipt {
-                leaf_hash,
-                tree_size: seq as u64 + 1,
-            }
+    let leaf = leaf_hash
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .map(|leaf_hash| LeafReceipt {
+            leaf_hash,
+            tree_size: seq as u64 + 1,
         });
     let receipt = receipt_from_body(seq as u64, &body, leaf).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(

@@ -1998,3 +1998,114 @@ pub async fn a_dismissal_records_who_and_when_once_and_hides_the_finding_by_defa
         None
     );
 }
+
+/// The account's tree keeps the leaf hashes in the event rows and only the higher nodes apart
+/// (merkle.rs, `LOWEST_STORED_NODE_LEVEL`): every inclusion and consistency proof, whether its
+/// nodes are stored or recomputed from leaves, must lead to the root of the receipts' leaves.
+pub async fn every_proof_of_the_account_tree_verifies_against_the_receipts(store: Arc<dyn Store>) {
+    use logbook_core::merkle::{self, MemoryTree};
+    let acme = account("acme");
+    let mut leaf_hashes = Vec::new();
+    // Batches of uneven sizes, so commits end inside and on the edges of stored subtrees.
+    for (batch_number, batch_size) in [1_usize, 14, 1, 17, 31, 6].into_iter().enumerate() {
+        let events = (0..batch_size)
+            .map(|number| {
+                EventBuilder::new("acme")
+                    .message(&format!("batch {batch_number} event {number}"))
+                    .key(&format!("key-{batch_number}-{number}"))
+                    .build()
+            })
+            .collect();
+        for outcome in append(&store, events).await {
+            let receipt = stored(&outcome);
+            let leaf = receipt.leaf.as_ref().expect("a receipt with its leaf");
+            assert_eq!(receipt.seq, leaf_hashes.len() as u64);
+            assert_eq!(leaf.tree_size, receipt.seq + 1);
+            leaf_hashes.push(leaf.leaf_hash);
+        }
+    }
+    let size = leaf_hashes.len() as u64;
+    assert_eq!(size, 70);
+    let tree = store.log_tree().expect("the store keeps a tree");
+    let head = tree.tree_head(&acme).await.unwrap();
+    assert_eq!(head.tree_size, size);
+    assert_eq!(head.root_hash, merkle::root_from_leaf_hashes(&leaf_hashes));
+
+    // A duplicate's receipt carries the leaf hash stored with the original.
+    let duplicate = append(
+        &store,
+        vec![
+            EventBuilder::new("acme")
+                .message("batch 3 event 4")
+                .key("key-3-4")
+                .build(),
+        ],
+    )
+    .await;
+    match &duplicate[0] {
+        AppendOutcome::Duplicate(receipt) => {
+            assert_eq!(receipt.seq, 20);
+            assert_eq!(
+                receipt.leaf.as_ref().map(|leaf| leaf.leaf_hash),
+                Some(leaf_hashes[20])
+            );
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+
+    for tree_size in [1_u64, 15, 16, 17, 32, 33, 64, 70] {
+        let root = merkle::root_from_leaf_hashes(&leaf_hashes[..tree_size as usize]);
+        for index in 0..tree_size {
+            let ids = merkle::inclusion_proof_node_ids(index, tree_size).unwrap();
+            let nodes = tree.tree_nodes(&acme, &ids).await.unwrap();
+            let proof = merkle::inclusion_proof(&nodes, index, tree_size)
+                .unwrap_or_else(|error| panic!("seq {index} in {tree_size}: {error}"));
+            merkle::verify_inclusion(
+                &leaf_hashes[index as usize],
+                index,
+                tree_size,
+                &proof,
+                &root,
+            )
+            .unwrap_or_else(|error| panic!("seq {index} in {tree_size}: {error}"));
+        }
+        for old_size in 1..=tree_size {
+            let ids = merkle::consistency_proof_node_ids(old_size, tree_size).unwrap();
+            let nodes = tree.tree_nodes(&acme, &ids).await.unwrap();
+            let proof = merkle::consistency_proof(&nodes, old_size, tree_size).unwrap();
+            let old_root = merkle::root_from_leaf_hashes(&leaf_hashes[..old_size as usize]);
+            merkle::verify_consistency(old_size, tree_size, &proof, &old_root, &root)
+                .unwrap_or_else(|error| panic!("{old_size} to {tree_size}: {error}"));
+        }
+    }
+    // Every leaf is readable on its own (what `verify` compares each event against), and a node
+    // past the tree is absent rather than made up.
+    let leaf_ids: Vec<_> = (0..size).map(|seq| merkle::NodeId::new(0, seq)).collect();
+    let leaves = tree.tree_nodes(&acme, &leaf_ids).await.unwrap();
+    let mut reference = MemoryTree::new();
+    for seq in 0..size {
+        assert_eq!(
+            leaves.get(&merkle::NodeId::new(0, seq)),
+            Some(&leaf_hashes[seq as usize])
+        );
+        reference.append(leaf_hashes[seq as usize]);
+    }
+    assert_eq!(reference.root(), head.root_hash);
+    let beyond = [
+        merkle::NodeId::new(0, size),
+        merkle::NodeId::new(3, 8),
+        merkle::NodeId::new(6, 1),
+    ];
+    assert!(tree.tree_nodes(&acme, &beyond).await.unwrap().is_empty());
+    let signer = logbook_core::checkpoint::CheckpointSigner::generate([7; 32], "conformance")
+        .expect("a signing key");
+    let verified = logbook_core::log_verification::verify_account(
+        store.as_ref(),
+        tree,
+        &acme,
+        &signer.verifier(),
+    )
+    .await
+    .expect("the log verifies");
+    assert_eq!(verified.events, size);
+}

@@ -22,6 +22,7 @@ macro_rules! store_conformance_tests {
             a_key_for_an_unknown_account_is_refused,
             append_assigns_dense_seq_per_account_under_concurrent_appenders,
             a_duplicate_key_returns_the_original_receipt,
+            every_proof_of_the_account_tree_verifies_against_the_receipts,
             the_same_key_with_different_content_is_reported_as_reused,
             the_same_key_twice_in_one_batch_stores_the_event_once,
             an_unknown_account_is_created_by_its_first_event,
