@@ -70,6 +70,64 @@ pub struct Config {
     pub checkpoints: CheckpointSettings,
     pub web: WebSettings,
     pub limits: LimitsSettings,
+    pub delivery: DeliveryConfig,
+}
+
+/// Alert and stream deliveries (README, "Alerts and destinations").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Allow destinations on loopback, private, link-local and metadata addresses, and plain
+    /// http:// webhooks. Off by default (SSRF); on for tests and on-premises receivers.
+    pub allow_private_destinations: bool,
+    /// Failed attempts after which a delivery goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles per failure up to `max_backoff_milliseconds`.
+    pub initial_backoff_milliseconds: u64,
+    pub max_backoff_milliseconds: u64,
+    /// How often the delivery worker looks for new events and due deliveries.
+    pub poll_interval_milliseconds: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let server = logbook_server::delivery::DeliverySettings::default();
+        Self {
+            allow_private_destinations: server.allow_private_destinations,
+            max_attempts: server.retry.max_attempts,
+            initial_backoff_milliseconds: server.retry.initial_backoff.as_millis() as u64,
+            max_backoff_milliseconds: server.retry.max_backoff.as_millis() as u64,
+            poll_interval_milliseconds: server.poll_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Copies these settings into the server's, checking what a file or variable may get wrong.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        if self.max_attempts == 0 {
+            bail!("delivery.max_attempts must be at least 1");
+        }
+        if self.initial_backoff_milliseconds == 0
+            || self.max_backoff_milliseconds < self.initial_backoff_milliseconds
+        {
+            bail!(
+                "delivery backoff must be at least 1 ms, and max_backoff_milliseconds at least initial_backoff_milliseconds"
+            );
+        }
+        if self.poll_interval_milliseconds == 0 {
+            bail!("delivery.poll_interval_milliseconds must be at least 1");
+        }
+        let delivery = &mut server.delivery;
+        delivery.allow_private_destinations = self.allow_private_destinations;
+        delivery.retry.max_attempts = self.max_attempts;
+        delivery.retry.initial_backoff =
+            std::time::Duration::from_millis(self.initial_backoff_milliseconds);
+        delivery.retry.max_backoff =
+            std::time::Duration::from_millis(self.max_backoff_milliseconds);
+        delivery.poll_interval = std::time::Duration::from_millis(self.poll_interval_milliseconds);
+        Ok(())
+    }
 }
 
 /// Fair limits and hostile-client defences (README, "Limits"). Rates of 0 turn a bucket off.
@@ -344,6 +402,7 @@ impl Default for Config {
             checkpoints: CheckpointSettings::default(),
             web: WebSettings::default(),
             limits: LimitsSettings::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -462,6 +521,15 @@ impl Config {
         }
         if let Some(value) = read("LOGBOOK_DATABASE") {
             self.database = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS") {
+            self.delivery.allow_private_destinations = match value.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => bail!(
+                    "LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS must be true or false, not {value:?}"
+                ),
+            };
         }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
@@ -766,6 +834,19 @@ session_absolute_timeout_seconds = {session_absolute}
 # Argon2id password hashes computed at once, 19 MiB each (LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES).
 max_concurrent_password_hashes = {password_hashes}
 
+[delivery]
+# Alert and stream deliveries (README, "Alerts and destinations"). Destinations on loopback,
+# private, link-local or metadata addresses, and plain http:// webhooks, are refused at send time
+# unless this is true (LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS): for on-premises receivers.
+allow_private_destinations = false
+# Failed attempts before a delivery goes to the dead-letter list on the Alerts page.
+max_attempts = {delivery_attempts}
+# Retries wait initial_backoff, doubling per failure up to max_backoff (minus up to half, random).
+initial_backoff_milliseconds = {delivery_initial_backoff}
+max_backoff_milliseconds = {delivery_max_backoff}
+# How often each node looks for new events and due deliveries.
+poll_interval_milliseconds = {delivery_poll}
+
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
 # limit a request is refused whole with 429 and Retry-After; nothing of it is stored. Each rate
@@ -797,6 +878,10 @@ max_connections = {limit_connections}
         server = defaults.server,
         pool_size = defaults.postgres.pool_size,
         checkpoint_interval = defaults.checkpoints.interval_milliseconds,
+        delivery_attempts = defaults.delivery.max_attempts,
+        delivery_initial_backoff = defaults.delivery.initial_backoff_milliseconds,
+        delivery_max_backoff = defaults.delivery.max_backoff_milliseconds,
+        delivery_poll = defaults.delivery.poll_interval_milliseconds,
         session_idle = defaults.web.session_idle_timeout_seconds,
         session_absolute = defaults.web.session_absolute_timeout_seconds,
         password_hashes = defaults.web.max_concurrent_password_hashes,
@@ -970,6 +1055,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn delivery_settings_come_from_the_file_and_the_environment_into_the_server_settings() {
+        let mut config: Config = toml::from_str(
+            "[delivery]\nmax_attempts = 3\ninitial_backoff_milliseconds = 50\nmax_backoff_milliseconds = 400\n",
+        )
+        .unwrap();
+        config
+            .apply_environment(&|name| {
+                (name == "LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS").then(|| "true".to_owned())
+            })
+            .unwrap();
+        let mut server = ServerSettings::default();
+        config.delivery.apply_to(&mut server).unwrap();
+        assert!(server.delivery.allow_private_destinations);
+        assert_eq!(server.delivery.retry.max_attempts, 3);
+        assert_eq!(
+            server.delivery.retry.max_backoff,
+            std::time::Duration::from_millis(400)
+        );
+        assert!(
+            !ServerSettings::default()
+                .delivery
+                .allow_private_destinations
+        );
+        config.delivery.max_attempts = 0;
+        assert!(config.delivery.apply_to(&mut server).is_err());
     }
 
     #[test]
