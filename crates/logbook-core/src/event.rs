@@ -122,6 +122,9 @@ pub struct StoredEvent {
     /// First time this actor was seen from this IP (filled by the unfamiliar-IP detector).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_ip: bool,
+    /// First time this actor was seen from this IP's /24 (IPv4) or /48 (IPv6); implies `new_ip`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_network: bool,
 }
 
 /// The body of an event without its `seq`, borrowed from a `NewEvent`. The stores keep this JSON
@@ -233,6 +236,7 @@ pub struct EventRow {
     /// A JSON object (starting with `{`) holding every field of `StoredEvent` except `seq`.
     pub body_without_seq: String,
     pub new_ip: bool,
+    pub new_network: bool,
 }
 
 impl EventRow {
@@ -243,10 +247,16 @@ impl EventRow {
         out.extend_from_slice(self.seq.to_string().as_bytes());
         out.push(b',');
         out.extend_from_slice(&self.body_without_seq.as_bytes()[1..]);
-        if self.new_ip {
+        if self.new_ip || self.new_network {
             // Flags are computed after the body was written; splice them before the closing brace.
             out.pop();
-            out.extend_from_slice(b",\"new_ip\":true}");
+            if self.new_ip {
+                out.extend_from_slice(b",\"new_ip\":true");
+            }
+            if self.new_network {
+                out.extend_from_slice(b",\"new_network\":true");
+            }
+            out.push(b'}');
         }
     }
 
@@ -302,8 +312,10 @@ mod tests {
             created_at_micros: event.created_at_micros(),
             body_without_seq: event.body_without_seq(),
             new_ip: true,
+            new_network: true,
         };
         let decoded = row.decode().unwrap();
+        assert!(decoded.new_network);
         assert_eq!(decoded.seq, 41);
         assert_eq!(decoded.message, "Rebooted server web-1");
         assert_eq!(decoded.key.as_deref(), Some("k-1"));

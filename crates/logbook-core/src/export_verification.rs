@@ -468,6 +468,7 @@ mod tests {
                     created_at_micros: event.created_at_micros(),
                     body_without_seq: event.body_without_seq(),
                     new_ip: seq == 0,
+                    new_network: seq == 0,
                 }
             })
             .collect()

@@ -5,10 +5,10 @@
 //!
 //! The leaf bytes of an event are the RFC 8785 (JCS) canonical JSON of the event object exactly
 //! as Logbook stores and returns it (`StoredEvent`: the producer's fields plus `id`, `account`,
-//! `seq`, `received_at` and `created_at`), minus the derived fields: `new_ip` is a flag the
-//! unfamiliar-IP detector computes *after* the event was committed (and could be recomputed
-//! differently by a later detector version), so committing to it would make the tree depend on
-//! analysis rather than on what was recorded; export-only fields (`leaf_hash`, `inclusion_proof`)
+//! `seq`, `received_at` and `created_at`), minus the derived fields: `new_ip` and `new_network`
+//! are flags the unfamiliar-IP detector computes from the actor's history, not from what the
+//! producer sent (and a later detector version could compute them differently), so committing to
+//! them would make the tree depend on analysis rather than on what was recorded; export-only fields (`leaf_hash`, `inclusion_proof`)
 //! are derived from the leaf itself. `leaf_hash = SHA-256(0x00 || leaf_bytes)` (RFC 6962 §2.1).
 //!
 //! JCS represents every number as an IEEE-754 double (I-JSON), so integers in `metadata` or
@@ -42,7 +42,8 @@ use crate::event::{Actor, Change, EventRow, NewEvent, Outcome, StoredEvent, Targ
 pub const LEAF_HASH_PREFIX: u8 = 0x00;
 
 /// Top-level fields of an event JSON object that the leaf does not commit to (see module docs).
-pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 3] = ["new_ip", "leaf_hash", "inclusion_proof"];
+pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 4] =
+    ["new_ip", "new_network", "leaf_hash", "inclusion_proof"];
 
 /// The canonical JSON of an event without its `seq`, split at the place `"seq":N` goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,6 +482,7 @@ mod tests {
             created_at_micros: event.created_at_micros(),
             body_without_seq: event.body_without_seq(),
             new_ip,
+            new_network: new_ip,
         }
     }
 
@@ -494,6 +496,7 @@ mod tests {
                 let full_jcs = {
                     let mut value = serde_json::to_value(&stored).unwrap();
                     value.as_object_mut().unwrap().remove("new_ip");
+                    value.as_object_mut().unwrap().remove("new_network");
                     serde_json_canonicalizer::to_vec(&value).unwrap()
                 };
                 assert_eq!(
@@ -529,7 +532,8 @@ mod tests {
     }
 
     #[test]
-    fn the_derived_new_ip_flag_is_outside_the_leaf_but_every_stored_field_is_inside() {
+    fn the_derived_new_ip_and_new_network_flags_are_outside_the_leaf_but_every_stored_field_is_inside()
+     {
         let event = full_event();
         let flagged = stored_row(&event, 5, true).leaf_hash().unwrap();
         let unflagged = stored_row(&event, 5, false).leaf_hash().unwrap();
@@ -570,7 +574,7 @@ mod tests {
         // RFC 8785 §3.2.3: members sort by UTF-16 code units, so U+1F600 (a surrogate pair
         // starting 0xD83D) sorts before U+FF5E but after U+20AC.
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
-            r#"{"\u20ac":1,"\r":2,"\ud83d\ude00":3,"1":4,"\u00f6":5,"\uff5e":6,"new_ip":true}"#,
+            r#"{"\u20ac":1,"\r":2,"\ud83d\ude00":3,"1":4,"\u00f6":5,"\uff5e":6,"new_ip":true,"new_network":true}"#,
         )
         .unwrap();
         let sorted = String::from_utf8(leaf_bytes_from_json_object(&object).unwrap()).unwrap();

@@ -25,6 +25,7 @@ pub mod store;
 pub mod terminal_text;
 pub mod totp;
 
+pub mod unfamiliar_ip;
 pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EventRow, NewEvent, StoredEvent};

@@ -27,7 +27,11 @@
 //!   all exactly (case-sensitive) or by prefix.
 //! - `ip:` takes addresses or CIDR blocks (`ip:203.0.113.0/24,2001:db8::/32`). An address is a
 //!   /32 or /128 block, IPv4-mapped IPv6 is IPv4, and host bits of a block are dropped.
-//! - `outcome:success` or `outcome:failure`; `is:new-ip` (first time this actor used this IP).
+//! - `ip:NAME` (`ip:office`) names a known network of the account: every address in its blocks.
+//!   Names and addresses go in separate terms. The stores look names up in the account's known
+//!   networks; `Query::matches` needs them resolved first (`resolve_known_networks`).
+//! - `outcome:success` or `outcome:failure`; `is:new-ip` (first time this actor used this IP),
+//!   `is:new-network` (first time this actor used this IP's /24 or /48).
 //! - `created:` takes one of `>X`, `>=X`, `<X`, `<=X`, `X`, `X..Y`, `X..` or `..Y`, where `X`
 //!   and `Y` are dates (`2024-06-01`, a whole UTC day) or RFC 3339 date-times with an offset.
 //!   `X..Y` includes both ends (through the end of day `Y` for a date). `>` a date-time means
@@ -35,6 +39,8 @@
 //! - A bare word searches the message for that whole word, case-insensitively; a quoted phrase
 //!   for its words next to each other in order. Words are runs of letters and digits (see
 //!   `text_tokens`), so `web-1` searches for the phrase `web 1`.
+//! - The canonical text of a query (`Display`) is held to the same 2048-byte limit as its input,
+//!   so every accepted query can be printed and sent again.
 //! - Anything else that looks like `name:value` is an error that suggests quoting it, so a typo
 //!   in a qualifier never silently becomes a text search.
 
@@ -47,6 +53,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
 
 use crate::event::{Outcome, StoredEvent, unix_micros};
+use crate::unfamiliar_ip::{KnownNetwork, NetworkName};
 
 /// Longest query text accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 2048;
@@ -72,12 +79,14 @@ pub enum Condition {
     Action(Vec<TextPattern>),
     /// `ip:` an address (a /32 or /128 network) or a CIDR block, any of the alternatives.
     Ip(Vec<IpNet>),
+    /// `ip:NAME`: any address in the blocks of the account's known networks of these names.
+    KnownNetwork(Vec<NetworkName>),
     Outcome(Vec<Outcome>),
     /// `target:` matches the id of any of the event's targets.
     Target(Vec<TextPattern>),
     /// `created:` a half-open or closed range of `created_at`.
     Created(TimeRange),
-    /// `is:new-ip`.
+    /// `is:new-ip`, `is:new-network`.
     Is(Vec<EventFlag>),
     /// A bare word or a quoted phrase searched in the message.
     Text(TextSearch),
@@ -93,6 +102,7 @@ pub enum TextPattern {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventFlag {
     NewIp,
+    NewNetwork,
 }
 
 /// `start <= created_at < end` with either side optional, after the parser resolved `>`, `>=`,
@@ -131,7 +141,33 @@ impl Query {
 pub const MAX_QUERY_CLAUSES: usize = 32;
 
 impl Query {
-    /// Whether `event` satisfies every clause, with the semantics the stores implement.
+    /// The query with every `ip:NAME` replaced by the blocks of the account's known networks of
+    /// that name (a name the account does not have matches no address), for `matches`, which
+    /// cannot look names up itself. The stores resolve names on their own.
+    pub fn resolve_known_networks(&self, networks: &[KnownNetwork]) -> Query {
+        let clauses = self
+            .clauses
+            .iter()
+            .map(|clause| match &clause.condition {
+                Condition::KnownNetwork(names) => Clause {
+                    negated: clause.negated,
+                    condition: Condition::Ip(
+                        networks
+                            .iter()
+                            .filter(|network| names.contains(&network.name))
+                            .flat_map(|network| network.blocks.iter().copied())
+                            .collect(),
+                    ),
+                    span: clause.span.clone(),
+                },
+                _ => clause.clone(),
+            })
+            .collect();
+        Query { clauses }
+    }
+
+    /// Whether `event` satisfies every clause, with the semantics the stores implement. An
+    /// unresolved `ip:NAME` (see `resolve_known_networks`) matches no event.
     pub fn matches(&self, event: &StoredEvent) -> bool {
         self.clauses
             .iter()
@@ -157,12 +193,14 @@ impl Condition {
                 let ip = ip.to_canonical();
                 networks.iter().any(|network| network.contains(&ip))
             }),
+            Condition::KnownNetwork(_) => false,
             Condition::Outcome(outcomes) => event
                 .outcome
                 .is_some_and(|outcome| outcomes.contains(&outcome)),
             Condition::Created(range) => range.contains_micros(unix_micros(event.created_at)),
             Condition::Is(flags) => flags.iter().any(|flag| match flag {
                 EventFlag::NewIp => event.new_ip,
+                EventFlag::NewNetwork => event.new_network,
             }),
             Condition::Text(search) => search.matches(&event.message),
         }
@@ -259,7 +297,20 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
         clauses.push(parse_term(text, term_start..term_end)?);
         cursor = term_end;
     }
-    Ok(Query { clauses })
+    let query = Query { clauses };
+    // Printing may be longer than the input (escapes, whole days written as instants), and a
+    // query whose canonical text is over the limit would be refused when sent again.
+    let canonical_length = query.to_string().len();
+    if canonical_length > MAX_QUERY_BYTES {
+        return Err(QueryError {
+            position: 0,
+            term: String::new(),
+            message: format!(
+                "the query is longer than {MAX_QUERY_BYTES} bytes once written out in full ({canonical_length} bytes)"
+            ),
+        });
+    }
+    Ok(query)
 }
 
 fn error_at(text: &str, span: Range<usize>, message: impl Into<String>) -> QueryError {
@@ -452,15 +503,71 @@ fn parse_qualified(
                 error_at(text, value.span.clone(), "not an IP address or CIDR block (e.g. 203.0.113.9, 203.0.113.0/24, 2001:db8::/32)")
             })).collect::<Result<_, _>>()?)
         }
-        Qualifier::Outcome => Condition::Outcome(values.iter().map(|value| match value.text.as_str() {
-            "success" => Ok(Outcome::Success),
-            "failure" => Ok(Outcome::Failure),
-            _ => Err(error_at(text, value.span.clone(), "outcome: is success or failure")),
-        }).collect::<Result<_, _>>()?),
-        Qualifier::Is => Condition::Is(values.iter().map(|value| match value.text.as_str() {
-            "new-ip" => Ok(EventFlag::NewIp),
-            _ => Err(error_at(text, value.span.clone(), "is: takes new-ip")),
-        }).collect::<Result<_, _>>()?),
+        Qualifier::Action => {
+            Condition::Action(values.into_iter().map(QueryValue::into_pattern).collect())
+        }
+        Qualifier::Target => {
+            Condition::Target(values.into_iter().map(QueryValue::into_pattern).collect())
+        }
+        Qualifier::Ip => parse_ip_values(text, &values)?,
+        Qualifier::Outcome => Condition::Outcome(
+            values
+                .iter()
+                .map(|value| match value.text.as_str() {
+                    "success" => Ok(Outcome::Success),
+                    "failure" => Ok(Outcome::Failure),
+                    _ => Err(error_at(
+                        text,
+                        value.span.clone(),
+                        "outcome: is success or failure",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Qualifier::Is => Condition::Is(
+            values
+                .iter()
+                .map(|value| match value.text.as_str() {
+                    "new-ip" => Ok(EventFlag::NewIp),
+                    "new-network" => Ok(EventFlag::NewNetwork),
+                    _ => Err(error_at(
+                        text,
+                        value.span.clone(),
+                        "is: takes new-ip or new-network",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+/// `ip:` values: addresses and CIDR blocks, or names of known networks, not both in one term.
+fn parse_ip_values(text: &str, values: &[QueryValue]) -> Result<Condition, QueryError> {
+    let mut networks = Vec::new();
+    let mut names = Vec::new();
+    let mut first_name_span = None;
+    for value in values {
+        if let Some(network) = parse_network(&value.text) {
+            networks.push(network);
+        } else if let Ok(name) = NetworkName::parse(&value.text) {
+            first_name_span.get_or_insert(value.span.clone());
+            names.push(name);
+        } else {
+            return Err(error_at(
+                text,
+                value.span.clone(),
+                "not an IP address, CIDR block or known network name (e.g. 203.0.113.9, 203.0.113.0/24, 2001:db8::/32, office)",
+            ));
+        }
+    }
+    match (networks.is_empty(), names.is_empty()) {
+        (_, true) => Ok(Condition::Ip(networks)),
+        (true, false) => Ok(Condition::KnownNetwork(names)),
+        (false, false) => Err(error_at(
+            text,
+            first_name_span.expect("a name was read"),
+            "put network names and addresses in separate ip: terms",
+        )),
+    }
+}
+
+        ),
         Qualifier::Created => unreachable!("created: is parsed above"),
     })
 }
@@ -578,7 +685,7 @@ fn read_quoted(text: &str, quote_at: usize) -> (String, usize) {
 /// An address (as a /32 or /128) or a CIDR block, canonical: IPv4-mapped IPv6 becomes IPv4 and
 /// host bits are dropped. Addresses go through std's strict parser (no zone ids, no octal-looking
 /// leading zeros), as at ingest.
-fn parse_network(value: &str) -> Option<IpNet> {
+pub(crate) fn parse_network(value: &str) -> Option<IpNet> {
     let (address_text, prefix_text) = match value.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (value, None),
@@ -777,6 +884,11 @@ impl fmt::Display for Clause {
                     if network.prefix_len() == network.max_prefix_len() {
                         write!(formatter, "{}", network.addr())?;
                     } else {
+            Condition::KnownNetwork(names) => {
+                formatter.write_str("ip:")?;
+                let names: Vec<&str> = names.iter().map(NetworkName::as_str).collect();
+                formatter.write_str(&names.join(","))
+            }
                         write!(formatter, "{network}")?;
                     }
                 }
@@ -788,6 +900,7 @@ impl fmt::Display for Clause {
                 formatter.write_str(&names.join(","))
             }
             Condition::Is(flags) => {
+                        EventFlag::NewNetwork => "new-network",
                 formatter.write_str("is:")?;
                 let names: Vec<&str> = flags
                     .iter()
@@ -1044,7 +1157,8 @@ mod tests {
             "ip:010.0.0.1",
             "ip:1.2.3.4/",
             "ip:1.2.3.4/+8",
-            "ip:host",
+            "ip:Host",
+            "ip:host.example",
         ] {
             parse_error(bad);
         }
@@ -1275,6 +1389,7 @@ mod tests {
                     id: "prod".into(),
                     name: None,
                 },
+            new_network: false,
             ],
             changes: vec![],
             metadata: None,
@@ -1306,9 +1421,66 @@ mod tests {
         for missing in [
             "actor:alice",
             "actor:Alice@acme.com",
+            "is:new-network",
             "action:server",
             "target:web",
             "ip:198.51.100.0/24",
+        assert!(matches("is:new-network,new-ip"));
+        assert!(matches("-is:new-network"));
+    }
+
+    #[test]
+    fn ip_takes_known_network_names_in_their_own_terms() {
+        assert_eq!(
+            only_condition("ip:office,home-vpn"),
+            Condition::KnownNetwork(vec![
+                NetworkName::parse("office").unwrap(),
+                NetworkName::parse("home-vpn").unwrap()
+            ])
+        );
+        assert_eq!(
+            parse("ip:office,10.0.0.0/8").unwrap_err().message,
+            "put network names and addresses in separate ip: terms"
+        );
+        assert!(
+            parse_error("ip:Office")
+                .message
+                .contains("known network name")
+        );
+        assert_eq!(parse("-ip:office").unwrap().to_string(), "-ip:office");
+    }
+
+    #[test]
+    fn known_network_names_match_once_resolved_and_never_before() {
+        let office = KnownNetwork {
+            name: NetworkName::parse("office").unwrap(),
+            blocks: vec!["203.0.113.0/24".parse().unwrap()],
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let vpn = KnownNetwork {
+            name: NetworkName::parse("vpn").unwrap(),
+            blocks: vec!["10.8.0.0/16".parse().unwrap()],
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let networks = [office, vpn];
+        let event = sample_event();
+        let query = parse("ip:office").unwrap();
+        assert!(!query.matches(&event));
+        assert!(query.resolve_known_networks(&networks).matches(&event));
+        let vpn_only = parse("ip:vpn").unwrap().resolve_known_networks(&networks);
+        assert!(!vpn_only.matches(&event));
+        let unknown = parse("-ip:lab").unwrap().resolve_known_networks(&networks);
+        assert!(unknown.matches(&event));
+    }
+
+    #[test]
+    fn a_query_whose_canonical_text_is_over_the_limit_is_refused_up_front() {
+        // A backslash before an ordinary character is kept as is but prints escaped (`\\q`), so
+        // this query fits the limit and its canonical text does not.
+        let text = format!("\"{}\"", r"\q".repeat(1000));
+        assert!(text.len() <= MAX_QUERY_BYTES, "{}", text.len());
+        let error = parse(&text).unwrap_err();
+        assert!(error.message.contains("written out in full"), "{error}");
             "outcome:failure",
             "-is:new-ip",
         ] {
@@ -1444,6 +1616,15 @@ mod tests {
             proptest::collection::vec(text_pattern(), 1..4).prop_map(Condition::Target),
             proptest::collection::vec(ip_network(), 1..4).prop_map(Condition::Ip),
             proptest::collection::vec(
+            Just(Condition::Is(vec![EventFlag::NewNetwork, EventFlag::NewIp])),
+            proptest::collection::vec("[a-z][a-z0-9_-]{0,10}", 1..3).prop_map(|names| {
+                Condition::KnownNetwork(
+                    names
+                        .iter()
+                        .map(|name| NetworkName::parse(name).unwrap())
+                        .collect(),
+                )
+            }),
                 prop_oneof![Just(Outcome::Success), Just(Outcome::Failure)],
                 1..3
             )

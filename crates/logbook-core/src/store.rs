@@ -183,6 +183,9 @@ pub trait Store: Send + Sync + 'static {
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
 
+    /// Known networks and the addresses each actor was seen from (see `crate::unfamiliar_ip`).
+    fn unfamiliar_ips(&self) -> &dyn crate::unfamiliar_ip::UnfamiliarIpStore;
+
     /// Alert rules, destinations and the delivery outbox (see `crate::alerting`).
     fn alerting(&self) -> &dyn crate::alerting::AlertingStore;
 

@@ -7,6 +7,7 @@
 
 mod alerting;
 mod attention;
+mod actor_history;
 mod encoding;
 mod errors;
 mod import;
@@ -279,6 +280,7 @@ impl PostgresStore {
             inbox,
             account_rows: account_rows.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),
+            known_actor_pairs: actor_history::KnownPairs::default(),
         };
         let writer_task = tokio::spawn(writer.run());
         Ok(PostgresStore {
@@ -517,6 +519,7 @@ fn row_to_event(row: &Row) -> EventRow {
         created_at_micros: row.get(1),
         body_without_seq: row.get(2),
         new_ip: row.get(3),
+        new_network: row.get(4),
     }
 }
 
@@ -580,6 +583,10 @@ impl Store for PostgresStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
         self
     }
 

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0004_key_last_used.sql"),
     ),
     (
+        5,
+        "0005_actor_history",
+        include_str!("../migrations/0005_actor_history.sql"),
+    ),
+    (
         6,
         "0006_alerting",
         include_str!("../migrations/0006_alerting.sql"),
@@ -159,6 +164,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))
             .await
+                 GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
             .map_err(database_error("preparing the row-security role"))?;
     }
     Ok(SchemaReady {

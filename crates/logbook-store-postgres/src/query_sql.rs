@@ -35,7 +35,7 @@ pub(crate) const RECENT_SAMPLE: i64 = 2_000;
 const MAX_TEXT_MATCHES: i64 = 1_000_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip";
+pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip, new_network";
 
 #[derive(Debug)]
 pub(crate) struct CompiledQuery {
@@ -118,7 +118,7 @@ pub(crate) async fn compile_page_query(
         // parameterized subquery, so the plan cannot turn into a walk of the whole account.
         let placeholder = builder.bind(SqlValue::Text(tsquery_text(&positive_phrases)));
         builder.sql.push_str(&format!(
-            "SELECT e.seq, e.created_at, e.body, e.new_ip FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
+            "SELECT e.seq, e.created_at, e.body, e.new_ip, e.new_network FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
              CROSS JOIN LATERAL (SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account_placeholder} AND seq = m.seq"
         ));
     } else {
@@ -307,7 +307,24 @@ fn condition_sql(
         }
         Condition::Is(flags) => alternatives(flags.iter().map(|flag| match flag {
             EventFlag::NewIp => "new_ip".to_owned(),
+            EventFlag::NewNetwork => "new_network".to_owned(),
         })),
+        // Any address in a block of the account's known networks of these names (migration 0005).
+        Condition::KnownNetwork(names) => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|name| builder.bind(SqlValue::Text(name.as_str().to_owned())))
+                .collect();
+            if names.is_empty() {
+                "false".to_owned()
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM known_network_blocks b WHERE b.account_row = {account_placeholder} \
+                     AND b.name IN ({}) AND ip >= b.first_ip AND ip <= b.last_ip)",
+                    names.join(", ")
+                )
+            }
+        }
         // Text is compiled separately (it needs the term frequencies).
         Condition::Text(_) => "true".to_owned(),
     }

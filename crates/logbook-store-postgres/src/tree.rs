@@ -197,6 +197,7 @@ pub(crate) async fn build_missing_trees(
                 created_at_micros: 0,
                 body_without_seq: row.get(1),
                 new_ip: false,
+                new_network: false,
             };
             let tree = trees.get_mut(&account_row).expect("inserted above");
             if event.seq != tree.size() {

@@ -110,6 +110,8 @@ pub(crate) struct Writer {
     pub inbox: mpsc::UnboundedReceiver<AppendRequest>,
     pub account_rows: Arc<AccountRows>,
     pub max_events_per_commit: usize,
+    /// Unfamiliar-IP detection (issue 6): pairs known to be in the history, see `actor_history`.
+    pub known_actor_pairs: crate::actor_history::KnownPairs,
 }
 
 impl Writer {
@@ -128,7 +130,15 @@ impl Writer {
                 }
             }
             let started = Instant::now();
-            match write_group(&self.pool, &self.account_rows, self.copy_directly, &group).await {
+            match write_group(
+                &self.pool,
+                &self.account_rows,
+                self.copy_directly,
+                &group,
+                &mut self.known_actor_pairs,
+            )
+            .await
+            {
                 Ok(outcomes) => {
                     metrics::histogram!("logbook_commit_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -173,6 +183,7 @@ async fn write_group(
     account_rows: &AccountRows,
     copy_directly: bool,
     group: &[AppendRequest],
+    known_actor_pairs: &mut crate::actor_history::KnownPairs,
 ) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
     let mut client = pool
         .get()
@@ -281,6 +292,19 @@ async fn write_group(
     } else {
         ("events_staging", "event_targets_staging")
     };
+    // Unfamiliar-IP flags (issue 6): the group's actor history, read under the account locks.
+    let mut detection = crate::actor_history::GroupDetection::load(
+        &transaction,
+        known_actor_pairs,
+        crate::actor_history::events_with_rows(
+            group
+                .iter()
+                .flat_map(|request| &request.events)
+                .map(|prepared| &prepared.event),
+            &rows_by_account,
+        ),
+    )
+    .await?;
     let mut all_outcomes = Vec::with_capacity(group.len());
     let mut targets: Vec<(i64, &str, i64)> = Vec::new();
     {
@@ -339,6 +363,7 @@ async fn write_group(
                 for target in &event.targets {
                     targets.push((account_row, target.id.as_str(), seq));
                 }
+                detection.record(account_row, seq, event);
                 let tree = trees
                     .entry(account_row)
                     .or_insert_with(logbook_core::merkle::CompactRange::new);
@@ -428,10 +453,12 @@ async fn write_group(
     // Sent together: PostgreSQL runs them in order, and the writer waits for one round trip.
     futures::try_join!(move_events, move_targets, update_accounts)
         .map_err(database_error("storing events"))?;
+    detection.write(&transaction).await?;
     transaction
         .commit()
         .await
         .map_err(database_error("committing events"))?;
+    known_actor_pairs.committed(detection);
     Ok(all_outcomes)
 }
 

@@ -225,6 +225,7 @@ async fn a_truncated_tail_with_a_recomputed_tree_is_caught_against_the_checkpoin
             created_at_micros: 0,
             body_without_seq: row.get(1),
             new_ip: false,
+            new_network: false,
         };
         tree.append(event.leaf_hash().unwrap(), |node| nodes.push(node));
     }

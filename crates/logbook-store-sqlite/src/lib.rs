@@ -4,6 +4,7 @@
 
 mod attention;
 mod alerting;
+mod actor_history;
 mod encoding;
 mod errors;
 mod key_usage;
@@ -59,6 +60,9 @@ pub struct SqliteOptions {
     /// Maintain each account's verifiable log (Merkle tree) in the events' transaction. Only the
     /// benchmark turns it off, to measure what the tree costs; such a store cannot be verified.
     pub keep_tree: bool,
+    /// Flag unfamiliar IPs at ingest (`new_ip`, `new_network`; see `actor_history`). Only the
+    /// benchmark turns it off, to measure what detection costs.
+    pub detect_unfamiliar_ips: bool,
 }
 
 impl Default for SqliteOptions {
@@ -69,6 +73,7 @@ impl Default for SqliteOptions {
             max_events_per_commit: 20_000,
             query_time_budget: Some(std::time::Duration::from_secs(10)),
             keep_tree: true,
+            detect_unfamiliar_ips: true,
         }
     }
 }
@@ -148,6 +153,7 @@ impl SqliteStore {
             health: writer_health.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),
             keep_tree: options.keep_tree,
+            actor_history: actor_history::ActorHistory::new(options.detect_unfamiliar_ips),
             checkpoint_requests: Some(checkpoint_requests),
             checkpointer_thread: Some(checkpointer_thread),
             wal_frames,
@@ -279,6 +285,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         created_at_micros: row.get(1)?,
         body_without_seq: row.get(2)?,
         new_ip: row.get::<_, i64>(3)? != 0,
+        new_network: row.get::<_, i64>(4)? != 0,
     })
 }
 
@@ -481,6 +488,10 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
         self
     }
 

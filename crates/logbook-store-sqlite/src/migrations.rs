@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_people.sql"),
     include_str!("../migrations/0003_tree.sql"),
     include_str!("../migrations/0004_key_last_used.sql"),
+    include_str!("../migrations/0005_actor_history.sql"),
     include_str!("../migrations/0006_alerting.sql"),
     include_str!("../migrations/0007_attention.sql"),
     include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),

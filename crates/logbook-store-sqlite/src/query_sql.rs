@@ -28,7 +28,8 @@ use crate::errors::database_error;
 pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "event_row & 1099511627775, created_at, body, new_ip";
+pub(crate) const EVENT_COLUMNS: &str =
+    "event_row & 1099511627775, created_at, body, new_ip, new_network";
 
 /// The SQL function that checks an event's message in Rust: `logbook_message_has(body, phrases)`
 /// is 1 when the message (read from the JSON `body`) holds every phrase of `phrases`, one phrase
@@ -337,7 +338,24 @@ fn condition_sql(
         }
         Condition::Is(flags) => alternatives(flags.iter().map(|flag| match flag {
             EventFlag::NewIp => "new_ip = 1".to_owned(),
+            EventFlag::NewNetwork => "new_network = 1".to_owned(),
         })),
+        // Any address in a block of the account's known networks of these names (migration 0005).
+        Condition::KnownNetwork(names) => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|name| builder.bind(Value::Text(name.as_str().to_owned())))
+                .collect();
+            if names.is_empty() {
+                "0".to_owned()
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM known_network_blocks b WHERE b.account_row = {account_placeholder} \
+                     AND b.name IN ({}) AND ip >= b.first_ip AND ip <= b.last_ip)",
+                    names.join(", ")
+                )
+            }
+        }
         // Text is compiled separately (it needs the term frequencies).
         Condition::Text(_) => "1".to_owned(),
     }

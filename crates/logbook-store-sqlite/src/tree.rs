@@ -137,6 +137,7 @@ pub(crate) fn build_missing_trees(connection: &mut Connection) -> Result<u64, St
                 created_at_micros: 0,
                 body_without_seq: row.get(1).map_err(database_error("reading a body"))?,
                 new_ip: false,
+                new_network: false,
             };
             if event.seq != tree.size() {
                 return Err(StoreError::Database {

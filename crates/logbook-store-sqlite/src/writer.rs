@@ -150,6 +150,8 @@ pub(crate) struct Writer {
     pub max_events_per_commit: usize,
     /// Maintain each account's verifiable log (`SqliteOptions::keep_tree`).
     pub keep_tree: bool,
+    /// Unfamiliar-IP detection (issue 6): the known (actor, address) pairs, see `actor_history`.
+    pub actor_history: crate::actor_history::ActorHistory,
     /// Wakes the background checkpointer (a full inbox means it is already due to run).
     pub checkpoint_requests: Option<crossbeam_channel::Sender<()>>,
     pub checkpointer_thread: Option<std::thread::JoinHandle<()>>,
@@ -189,6 +191,7 @@ impl Writer {
                 &mut accounts,
                 &mut group,
                 self.keep_tree,
+                &mut self.actor_history,
             ) {
                 Ok(outcomes) => {
                     metrics::histogram!("logbook_commit_seconds")
@@ -254,7 +257,9 @@ fn write_group(
     accounts: &mut HashMap<AccountId, i64>,
     group: &mut [AppendRequest],
     keep_tree: bool,
+    actor_history: &mut crate::actor_history::ActorHistory,
 ) -> Result<Vec<Vec<AppendOutcome>>, rusqlite::Error> {
+    actor_history.begin_group();
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut all_outcomes = Vec::with_capacity(group.len());
     // Each touched account's tree, loaded with its next seq and saved before the commit.
@@ -358,6 +363,8 @@ fn write_group(
                 for target in &event.targets {
                     insert_target.execute(params![account_row, target.id, event_row])?;
                 }
+                // Unfamiliar-IP flags, in this transaction (issue 6; see `actor_history`).
+                actor_history.record(&transaction, account_row, event_row, event)?;
                 let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                     (Some(tree), Some(leaf_hash)) => {
                         let tree_size =
@@ -390,6 +397,7 @@ fn write_group(
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
     }
     transaction.commit()?;
+    actor_history.committed();
     Ok(all_outcomes)
 }
 

@@ -224,6 +224,7 @@ fn truncate_and_recompute(path: &Path, kept: u64) {
             created_at_micros: 0,
             body_without_seq: body,
             new_ip: false,
+            new_network: false,
         };
         tree.append(row.leaf_hash().unwrap(), |node| {
             connection

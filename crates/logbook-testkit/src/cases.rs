@@ -18,6 +18,8 @@ use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, quer
 
 // Alert rules, destinations and the delivery outbox (issue 6) live in their own file.
 pub use crate::alerting_cases::*;
+// Unfamiliar IPs and known networks (issue 6) live in their own file too.
+pub use crate::unfamiliar_ip_cases::*;
 
 fn account(name: &str) -> AccountId {
     AccountId::parse(name).expect("a valid test account name")
@@ -601,7 +603,7 @@ pub async fn outcome_target_and_flag_qualifiers_filter_events(store: Arc<dyn Sto
         sorted(&["no outcome db-1"])
     );
 
-    // Nothing marks events as new-IP yet, so `is:new-ip` matches none and its negation all.
+    // None of these events has an actor and an IP, so none is new-IP and the negation is all.
     let new_ip = query(vec![clause(Condition::Is(vec![EventFlag::NewIp]))]);
     assert!(search(&store, "acme", new_ip).await.is_empty());
     let not_new_ip = query(vec![negated(Condition::Is(vec![EventFlag::NewIp]))]);

@@ -5,6 +5,7 @@
 mod alerting_cases;
 pub mod builders;
 pub mod cases;
+mod unfamiliar_ip_cases;
 
 pub use builders::{EventBuilder, clause, negated, patterns, query};
 
@@ -16,6 +17,13 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_cases!(
             $make_store;
             creating_an_account_lists_it_with_no_events,
+            // Unfamiliar IPs and known networks (issue 6, unfamiliar_ip_cases.rs).
+            an_actors_first_address_is_never_new_and_later_new_addresses_are,
+            history_is_per_account_and_per_actor,
+            a_replay_returns_the_original_and_keeps_its_flags,
+            the_same_new_address_twice_in_one_group_is_new_once,
+            known_networks_are_saved_replaced_deleted_and_matched_by_name,
+            actor_addresses_list_first_and_last_seen_newest_first,
             creating_an_existing_account_fails,
             api_keys_are_created_listed_found_by_hash_and_revoked,
             key_use_is_recorded_forward_only_and_shown_with_the_key,
