@@ -495,13 +495,8 @@ fn parse_qualified(
         ));
     }
     Ok(match qualifier {
-        Qualifier::Actor => Condition::Actor(values.into_iter().map(QueryValue::into_pattern).collect()),
-        Qualifier::Action => Condition::Action(values.into_iter().map(QueryValue::into_pattern).collect()),
-        Qualifier::Target => Condition::Target(values.into_iter().map(QueryValue::into_pattern).collect()),
-        Qualifier::Ip => {
-            Condition::Ip(values.iter().map(|value| parse_network(&value.text).ok_or_else(|| {
-                error_at(text, value.span.clone(), "not an IP address or CIDR block (e.g. 203.0.113.9, 203.0.113.0/24, 2001:db8::/32)")
-            })).collect::<Result<_, _>>()?)
+        Qualifier::Actor => {
+            Condition::Actor(values.into_iter().map(QueryValue::into_pattern).collect())
         }
         Qualifier::Action => {
             Condition::Action(values.into_iter().map(QueryValue::into_pattern).collect())
@@ -537,6 +532,11 @@ fn parse_qualified(
                     )),
                 })
                 .collect::<Result<_, _>>()?,
+        ),
+        Qualifier::Created => unreachable!("created: is parsed above"),
+    })
+}
+
 /// `ip:` values: addresses and CIDR blocks, or names of known networks, not both in one term.
 fn parse_ip_values(text: &str, values: &[QueryValue]) -> Result<Condition, QueryError> {
     let mut networks = Vec::new();
@@ -565,11 +565,6 @@ fn parse_ip_values(text: &str, values: &[QueryValue]) -> Result<Condition, Query
             "put network names and addresses in separate ip: terms",
         )),
     }
-}
-
-        ),
-        Qualifier::Created => unreachable!("created: is parsed above"),
-    })
 }
 
 /// One comma-separated value of a qualifier, unquoted.
@@ -884,15 +879,15 @@ impl fmt::Display for Clause {
                     if network.prefix_len() == network.max_prefix_len() {
                         write!(formatter, "{}", network.addr())?;
                     } else {
-            Condition::KnownNetwork(names) => {
-                formatter.write_str("ip:")?;
-                let names: Vec<&str> = names.iter().map(NetworkName::as_str).collect();
-                formatter.write_str(&names.join(","))
-            }
                         write!(formatter, "{network}")?;
                     }
                 }
                 Ok(())
+            }
+            Condition::KnownNetwork(names) => {
+                formatter.write_str("ip:")?;
+                let names: Vec<&str> = names.iter().map(NetworkName::as_str).collect();
+                formatter.write_str(&names.join(","))
             }
             Condition::Outcome(outcomes) => {
                 formatter.write_str("outcome:")?;
@@ -900,12 +895,12 @@ impl fmt::Display for Clause {
                 formatter.write_str(&names.join(","))
             }
             Condition::Is(flags) => {
-                        EventFlag::NewNetwork => "new-network",
                 formatter.write_str("is:")?;
                 let names: Vec<&str> = flags
                     .iter()
                     .map(|flag| match flag {
                         EventFlag::NewIp => "new-ip",
+                        EventFlag::NewNetwork => "new-network",
                     })
                     .collect();
                 formatter.write_str(&names.join(","))
@@ -1389,12 +1384,12 @@ mod tests {
                     id: "prod".into(),
                     name: None,
                 },
-            new_network: false,
             ],
             changes: vec![],
             metadata: None,
             key: None,
             new_ip: true,
+            new_network: false,
         }
     }
 
@@ -1421,10 +1416,15 @@ mod tests {
         for missing in [
             "actor:alice",
             "actor:Alice@acme.com",
-            "is:new-network",
             "action:server",
             "target:web",
             "ip:198.51.100.0/24",
+            "outcome:failure",
+            "-is:new-ip",
+            "is:new-network",
+        ] {
+            assert!(!matches(missing), "{missing}");
+        }
         assert!(matches("is:new-network,new-ip"));
         assert!(matches("-is:new-network"));
     }
@@ -1481,11 +1481,6 @@ mod tests {
         assert!(text.len() <= MAX_QUERY_BYTES, "{}", text.len());
         let error = parse(&text).unwrap_err();
         assert!(error.message.contains("written out in full"), "{error}");
-            "outcome:failure",
-            "-is:new-ip",
-        ] {
-            assert!(!matches(missing), "{missing}");
-        }
     }
 
     #[test]
@@ -1616,6 +1611,11 @@ mod tests {
             proptest::collection::vec(text_pattern(), 1..4).prop_map(Condition::Target),
             proptest::collection::vec(ip_network(), 1..4).prop_map(Condition::Ip),
             proptest::collection::vec(
+                prop_oneof![Just(Outcome::Success), Just(Outcome::Failure)],
+                1..3
+            )
+            .prop_map(Condition::Outcome),
+            Just(Condition::Is(vec![EventFlag::NewIp])),
             Just(Condition::Is(vec![EventFlag::NewNetwork, EventFlag::NewIp])),
             proptest::collection::vec("[a-z][a-z0-9_-]{0,10}", 1..3).prop_map(|names| {
                 Condition::KnownNetwork(
@@ -1625,11 +1625,6 @@ mod tests {
                         .collect(),
                 )
             }),
-                prop_oneof![Just(Outcome::Success), Just(Outcome::Failure)],
-                1..3
-            )
-            .prop_map(Condition::Outcome),
-            Just(Condition::Is(vec![EventFlag::NewIp])),
             time_range().prop_map(Condition::Created),
             "[a-zA-Z0-9é][a-zA-Z0-9é._@-]{0,12}"
                 .prop_map(|word| Condition::Text(TextSearch::Word(word))),
