@@ -1054,3 +1054,234 @@ async fn save_screenshot(
     }
     file
 }
+
+/// Loads `path` again every half second until `css` matches an element (background work such as
+/// checkpoints and the attention worker runs on its own interval), for at most `WAIT`.
+async fn reload_until(browser: &Browser, site: &Site, path: &str, what: &str, css: &str) {
+    let started = Instant::now();
+    loop {
+        browser.goto(&site.url(path)).await;
+        let found = browser
+            .execute(
+                "return document.querySelector(arguments[0]) !== null;",
+                json!([css]),
+            )
+            .await;
+        if found == json!(true) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out waiting for {what} ({css}) at {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_states_the_newest_checkpoint_and_an_events_details_show_its_inclusion_proof() {
+    let Some(tools) = browser_tools() else { return };
+    let (site, _key, ids) = acme_site().await;
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    sign_in(browser, &site, "owner@acme.example").await;
+
+    // The checkpointer signs within its interval (1 s by default); the page then states it.
+    let started = Instant::now();
+    let verified = loop {
+        browser.goto(&site.url("/")).await;
+        let text = browser
+            .execute(
+                "const line = document.querySelector('#verified-through'); return line ? line.textContent : '';",
+                json!([]),
+            )
+            .await;
+        let text = text.as_str().unwrap_or_default().to_owned();
+        if text.starts_with("Verified through event") {
+            break text;
+        }
+        assert!(started.elapsed() < WAIT, "no checkpoint line: {text:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let through: u64 = verified
+        .trim_start_matches("Verified through event ")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("a seq in {verified:?}"));
+    assert!(
+        through >= 3,
+        "the four sample events are covered: {verified:?}"
+    );
+    let signed_at = browser
+        .execute(
+            "return document.querySelector('#verified-through time').getAttribute('datetime');",
+            json!([]),
+        )
+        .await;
+    let signed_at = signed_at.as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(signed_at, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "checkpoint time {signed_at:?}"
+    );
+    assert!(verified.contains(", checkpoint at "), "{verified:?}");
+    let public_key = browser
+        .execute(
+            "return document.querySelector('#checkpoint-public-key').textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(public_key.as_str().unwrap().contains('+'), "{public_key}");
+
+    // The first sample event's details carry its inclusion proof against a signed checkpoint.
+    let event_path = format!("/events/{}", ids[0]);
+    reload_until(
+        browser,
+        &site,
+        &event_path,
+        "the inclusion proof",
+        "#inclusion-proof",
+    )
+    .await;
+    browser.click("#inclusion-proof summary").await;
+    let proof = browser
+        .execute(
+            "const proof = document.querySelector('#inclusion-proof');
+             return {
+               open: proof.open,
+               summary: proof.querySelector('summary').textContent,
+               hashes: [...proof.querySelectorAll('dd code')].map((code) => code.textContent),
+               checkpoint: proof.querySelector('pre.checkpoint').textContent,
+             };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(proof["open"], true);
+    assert!(
+        proof["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("Inclusion proof (checkpoint at tree size "),
+        "{proof}"
+    );
+    let hashes: Vec<&str> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hash| hash.as_str().unwrap())
+        .collect();
+    // Leaf hash, root hash, then at least one sibling: the tree has more than one event.
+    assert!(hashes.len() >= 3, "{proof}");
+    assert!(
+        hashes
+            .iter()
+            .all(|hash| hash.len() == 64
+                && hash.chars().all(|character| character.is_ascii_hexdigit())),
+        "{proof}"
+    );
+    assert!(
+        proof["checkpoint"].as_str().unwrap().contains("/acme\n"),
+        "the signed checkpoint names the account: {proof}"
+    );
+    chromium.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_attention_lists_a_burst_of_failed_logins_links_to_it_and_this_was_me_dismisses_it() {
+    let Some(tools) = browser_tools() else { return };
+    let mut site = Site::new();
+    site.account("acme");
+    site.user("acme", "alice@acme.example", "member");
+    let key = site.key("acme");
+    site.serve();
+    let failures: Vec<Value> = (0..5)
+        .map(|attempt| {
+            json!({"action": "user.login", "message": format!("Wrong password, attempt {attempt}"),
+                   "ip": "198.51.100.7", "outcome": "failure",
+                   "actor": {"id": "alice@acme.example", "type": "user"}})
+        })
+        .collect();
+    site.send(&key, Value::Array(failures)).await;
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    sign_in(browser, &site, "alice@acme.example").await;
+
+    // The worker reads new events every 2 s by default.
+    reload_until(
+        browser,
+        &site,
+        "/",
+        "the Needs attention list",
+        "#needs-attention",
+    )
+    .await;
+    let item = browser
+        .execute(
+            "const item = document.querySelector('#needs-attention .attention-item');
+             const list = document.querySelector('#needs-attention');
+             const table = document.querySelector('#events');
+             return {
+               title: item.querySelector('.attention-evidence').textContent,
+               href: item.querySelector('.attention-evidence').getAttribute('href'),
+               above_the_table: !!(list.compareDocumentPosition(table) & Node.DOCUMENT_POSITION_FOLLOWING),
+             };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        item["title"],
+        "5 failed logins for alice@acme.example within 10 minutes"
+    );
+    assert_eq!(item["above_the_table"], true);
+    let href = item["href"].as_str().unwrap();
+    assert!(
+        href.starts_with("/?q=actor%3Aalice%40acme.example"),
+        "{href}"
+    );
+
+    // The link is the search that shows the evidence: the five failures and nothing else.
+    browser.click("#needs-attention .attention-evidence").await;
+    browser
+        .wait_for(
+            "the evidence search",
+            "return document.querySelector('#q') && document.querySelector('#q').value.startsWith('actor:alice@acme.example');",
+            WAIT,
+        )
+        .await;
+    let rows = table_rows(browser).await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|row| row["action"] == "user.login" && row["failed"] == true)
+    );
+
+    // "This was me" dismisses it; the list is gone and the dismissal is in the log.
+    browser.goto(&site.url("/")).await;
+    browser.click("#needs-attention .attention-dismiss").await;
+    browser
+        .wait_for(
+            "the page without the dismissed finding",
+            "return document.querySelector('h1') && document.querySelector('h1').textContent === 'Activity Logs' && !document.querySelector('#needs-attention');",
+            WAIT,
+        )
+        .await;
+    let rows = table_rows(browser).await;
+    assert_eq!(rows[0]["action"], "logbook.attention.dismiss", "{rows:?}");
+    browser.goto(&site.url("/attention")).await;
+    let dismissed = browser
+        .execute(
+            "const note = document.querySelector('.attention-dismissed'); return note ? note.textContent : '';",
+            json!([]),
+        )
+        .await;
+    assert!(
+        dismissed
+            .as_str()
+            .unwrap()
+            .starts_with("Dismissed by alice@acme.example at "),
+        "{dismissed}"
+    );
+    chromium.stop().await;
+}
