@@ -96,6 +96,8 @@ pub struct EventSummary<'event> {
     pub outcome: Option<Cow<'event, str>>,
     #[serde(default)]
     pub new_ip: bool,
+    #[serde(default)]
+    pub new_network: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,8 +118,8 @@ pub struct EventTableLayout {
 const TIME_WIDTH: usize = 19;
 const MAX_ACTOR_WIDTH: usize = 28;
 const MAX_ACTION_WIDTH: usize = 28;
-/// Wide enough for any IPv6 address plus the " (new)" flag.
-const MAX_IP_WIDTH: usize = 45;
+/// Wide enough for any IPv6 address plus the " (new network)" flag.
+const MAX_IP_WIDTH: usize = 53;
 const MIN_MESSAGE_WIDTH: usize = 20;
 const COLUMN_GAP: &str = "  ";
 
@@ -137,7 +139,10 @@ impl EventTableRow {
             .as_deref()
             .map(|ip| inert(ip).into_owned())
             .unwrap_or_default();
-        if summary.new_ip {
+        // A new network says more than a new address in a familiar one.
+        if summary.new_network {
+            ip.push_str(" (new network)");
+        } else if summary.new_ip {
             ip.push_str(" (new)");
         }
         let mut action = inert(&summary.action).into_owned();
@@ -294,6 +299,18 @@ mod tests {
         );
         let unbounded = EventTableLayout::fitting(std::slice::from_ref(&row), None).render(&row);
         assert!(unbounded.ends_with(&"x".repeat(500)));
+    }
+
+    #[test]
+    fn a_new_network_is_named_rather_than_just_a_new_address() {
+        let json = r#"{"created_at":"2024-06-01T12:00:00Z","ip":"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff","action":"user.login","message":"m","new_ip":true,"new_network":true}"#;
+        let summary: EventSummary<'_> = serde_json::from_str(json).unwrap();
+        let row = EventTableRow::from_summary(&summary, LocalOffset(UtcOffset::UTC));
+        let line = EventTableLayout::fitting(std::slice::from_ref(&row), None).render(&row);
+        assert!(
+            line.contains("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff (new network)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub const CSV_HEADER: [&str; 18] = [
     "metadata",
     "key",
     "new_ip",
+    "new_network",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +334,7 @@ fn write_csv_record(
         json_cell(&event.metadata, event.metadata.is_none()),
         Cow::Borrowed(event.key.as_deref().unwrap_or_default()),
         Cow::Borrowed(if event.new_ip { "true" } else { "false" }),
+        Cow::Borrowed(if event.new_network { "true" } else { "false" }),
     ];
     let cells = cells.map(defuse_formula);
     writer.write_record(cells.iter().map(|cell| cell.as_bytes()))
