@@ -105,6 +105,34 @@ pub enum BodyError {
 
 pub type ParsedEvent = Result<NewEvent, FieldError>;
 
+/// Which of the two accepted shapes a request body had, as the parser saw it (escaped key
+/// spellings and whitespace included), so that an answer can point into the body the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestBodyShape {
+    /// One event object: its fields are at `/field`.
+    SingleEvent,
+    /// `{"events":[...]}`: event N's fields are at `/events/N/field`.
+    Batch,
+}
+
+impl IngestBodyShape {
+    /// The JSON pointer to `field` of the event at `index` (in request order) in a body of this
+    /// shape, e.g. `/key` or `/events/3/key`.
+    pub fn pointer_to_event_field(self, index: usize, field: &str) -> String {
+        match self {
+            IngestBodyShape::SingleEvent => format!("/{field}"),
+            IngestBodyShape::Batch => format!("/events/{index}/{field}"),
+        }
+    }
+}
+
+/// A parsed ingest request: one result per event, in order, and the body's shape.
+#[derive(Debug)]
+pub struct ParsedIngestBody {
+    pub events: Vec<ParsedEvent>,
+    pub shape: IngestBodyShape,
+}
+
 /// Parses and validates an ingest request body.
 ///
 /// The outer `Result` refuses the whole request (nothing may be stored); the inner results are
@@ -116,6 +144,19 @@ pub fn parse_ingest_body(
     received_at: OffsetDateTime,
     next_event_id: &mut dyn FnMut() -> String,
 ) -> Result<Vec<ParsedEvent>, BodyError> {
+    parse_ingest_request(body, binding, limits, received_at, next_event_id)
+        .map(|parsed| parsed.events)
+}
+
+/// `parse_ingest_body`, also saying whether the body was one event or a batch (what the ingest
+/// handler needs to point at a stored event's field, e.g. a reused idempotency key).
+pub fn parse_ingest_request(
+    body: &[u8],
+    binding: KeyBinding<'_>,
+    limits: &IngestLimits,
+    received_at: OffsetDateTime,
+    next_event_id: &mut dyn FnMut() -> String,
+) -> Result<ParsedIngestBody, BodyError> {
     let body_text = std::str::from_utf8(body).map_err(|utf8_error| BodyError::NotParseable {
         message: format!(
             "request body is not UTF-8 (invalid byte at offset {})",
@@ -130,9 +171,12 @@ pub fn parse_ingest_body(
     match split_body(body_text, limits)? {
         BodyShape::Single => {
             let event = parse_one_event(body_text, "", &context)?;
-            Ok(vec![event.map(|validated| {
-                validated.into_new_event(next_event_id(), &context)
-            })])
+            Ok(ParsedIngestBody {
+                events: vec![
+                    event.map(|validated| validated.into_new_event(next_event_id(), &context)),
+                ],
+                shape: IngestBodyShape::SingleEvent,
+            })
         }
         BodyShape::Batch(raw_events) => {
             let mut parsed_events = Vec::with_capacity(raw_events.len());
@@ -145,7 +189,10 @@ pub fn parse_ingest_body(
                     event.map(|validated| validated.into_new_event(next_event_id(), &context)),
                 );
             }
-            Ok(parsed_events)
+            Ok(ParsedIngestBody {
+                events: parsed_events,
+                shape: IngestBodyShape::Batch,
+            })
         }
     }
 }
@@ -1214,6 +1261,47 @@ mod tests {
         let mut event = minimal();
         event[field] = value;
         event
+    }
+
+    fn shape_of(body: &str) -> IngestBodyShape {
+        let account = acme();
+        parse_ingest_request(
+            body.as_bytes(),
+            KeyBinding::Account(&account),
+            &IngestLimits::default(),
+            RECEIVED_AT,
+            &mut || "event".to_owned(),
+        )
+        .expect("the body as a whole is accepted")
+        .shape
+    }
+
+    #[test]
+    fn the_parser_reports_a_batch_however_its_events_key_is_spelled_and_a_single_event_otherwise() {
+        let event = r#"{"action":"user.login","message":"Alice logged in"}"#;
+        assert_eq!(shape_of(event), IngestBodyShape::SingleEvent);
+        assert_eq!(
+            shape_of(&format!(r#"{{"events":[{event}]}}"#)),
+            IngestBodyShape::Batch
+        );
+        // Whitespace and an escaped key are the same JSON; a byte-prefix check missed both.
+        assert_eq!(
+            shape_of(&format!("\n\t {{ \"\\u0065vents\" : [{event},{event}]}}")),
+            IngestBodyShape::Batch
+        );
+        // A single event whose first key is not `events` stays single.
+        assert_eq!(
+            shape_of(r#"{"message":"Alice logged in","action":"user.login"}"#),
+            IngestBodyShape::SingleEvent
+        );
+        assert_eq!(
+            IngestBodyShape::Batch.pointer_to_event_field(3, "key"),
+            "/events/3/key"
+        );
+        assert_eq!(
+            IngestBodyShape::SingleEvent.pointer_to_event_field(0, "key"),
+            "/key"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod alerting;
 pub mod api_key;
 pub mod attention;
 pub mod checkpoint;
+pub mod checkpoint_check;
 pub mod client_ip;
 pub mod clock;
 pub mod cursor;

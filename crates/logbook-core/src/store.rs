@@ -193,6 +193,9 @@ pub trait Store: Send + Sync + 'static {
     /// `crate::attention`).
     fn attention(&self) -> &dyn AttentionStore;
 
+    /// Per-account limit overrides set with `logbook limits set` (see `AccountLimitStore`).
+    fn account_limits(&self) -> &dyn AccountLimitStore;
+
     /// The account trees and checkpoints (see `LogTree`). `None` only while a backend is being
     /// brought up without the tree; every shipped backend returns its tree.
     fn log_tree(&self) -> Option<&dyn LogTree> {
@@ -205,6 +208,45 @@ pub trait Store: Send + Sync + 'static {
     async fn check_ready(&self) -> Result<(), StoreError>;
     /// Stops accepting new writes and waits until every accepted write is committed.
     async fn shutdown(&self);
+}
+
+/// One account's limit overrides as kept in the database by `logbook limits set`, so that every
+/// node sees them. A field left `None` falls back to the configuration file's value for the
+/// account (`[limits.accounts.NAME]`), then to the `[limits]` default; a stored value wins over
+/// both. The meanings are those of the configuration fields of the same names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredAccountLimits {
+    pub ingest_events_per_second: Option<u32>,
+    pub ingest_event_burst: Option<u32>,
+    pub reads_per_second: Option<u32>,
+    pub read_burst: Option<u32>,
+    pub max_concurrent_exports: Option<u32>,
+    pub max_live_tails: Option<u32>,
+}
+
+impl StoredAccountLimits {
+    /// No field is set: the account has no stored override.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The per-account limit overrides of `logbook limits` (ARCHITECTURE.md, "Limits"). Servers read
+/// them every few seconds, never per request.
+#[async_trait]
+pub trait AccountLimitStore: Send + Sync {
+    /// Every account with at least one stored override, by name.
+    async fn stored_account_limits(
+        &self,
+    ) -> Result<Vec<(AccountId, StoredAccountLimits)>, StoreError>;
+    /// Replaces the account's stored overrides with `limits` (all `None` removes them). The
+    /// account must exist.
+    async fn set_stored_account_limits(
+        &self,
+        account: &AccountId,
+        limits: &StoredAccountLimits,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// A signed checkpoint as a store keeps it: the account's tree at `tree_size` with `root_hash`,

@@ -18,13 +18,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => "ready".into_response(),
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");
-            // The reason names the kind of failure only; database messages stay in the log.
-            let reason = match error {
-                StoreError::StorageFull(_) => "storage is full",
-                StoreError::Unavailable(_) | StoreError::Locked(_) => {
-                    "store is not accepting writes"
-                }
-                _ => "store is not reachable",
+            // The reason names the kind of failure; database messages stay in the log. A store
+            // that stopped accepting writes says why in its own words (a failed commit's I/O
+            // error, a failed start-up check), because that is what an operator must act on.
+            let reason = match &error {
+                StoreError::StorageFull(_) => "storage is full".to_owned(),
+                StoreError::Unavailable(why) => format!("store is not accepting writes: {why}"),
+                StoreError::Locked(_) => "store is not accepting writes".to_owned(),
+                _ => "store is not reachable".to_owned(),
             };
             let message = format!("{} {reason}", state.store().backend_name());
             error_response(

@@ -65,6 +65,8 @@ pub async fn serve(
         key_usage.clone(),
         shutdown_signal.clone(),
     ));
+    // Per-account limit overrides set with `logbook limits set` reach this server within seconds.
+    let limit_refresher = tokio::spawn(limits::run_stored_override_refresher(state.clone()));
     let connection_limits = hardening::ConnectionLimits {
         max_connections: state.settings().max_connections,
         header_read_timeout: state.settings().header_read_timeout,
@@ -95,6 +97,7 @@ pub async fn serve(
     // Every request has been answered, so no key is used any more: write each last use not yet
     // written, whatever the interval, while the store is still open.
     let _ = key_usage_flusher.await;
+    let _ = limit_refresher.await;
     key_usage.flush(store.as_ref(), true).await;
     store.shutdown().await;
     tracing::info!("store shut down: every accepted write is committed");

@@ -9,17 +9,27 @@
 //! - Counters of open exports and open live tails per account, each released when its answer's
 //!   stream is dropped (finished, failed or disconnected).
 //!
-//! Per-account overrides replace the defaults for the accounts they name. A rate of zero turns
-//! that bucket off.
+//! Per-account overrides replace the defaults for the accounts they name. They come from two
+//! places, field by field: the database (`logbook limits set`, shared by every node) wins over the
+//! configuration file (`[limits.accounts.NAME]`), which wins over the `[limits]` defaults.
+//! `run_stored_override_refresher` rereads the database every few seconds, so a change reaches a
+//! running server without a restart and no request reads the database for its limits. A rate of
+//! zero turns that bucket off.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use logbook_core::AccountId;
+use logbook_core::store::StoredAccountLimits;
+
+use crate::state::AppState;
+
+/// How often a server rereads the limit overrides stored in the database.
+pub const STORED_OVERRIDE_REFRESH_INTERVAL: Duration = Duration::from_secs(3);
 
 use crate::error::ApiError;
 
@@ -65,7 +75,8 @@ pub struct LimitSettings {
     /// Read requests per second one key may make; 0 = unlimited.
     pub reads_per_second_per_key: u32,
     pub read_burst_per_key: u32,
-    /// Accounts with their own limits (from the configuration file).
+    /// Accounts with their own limits from the configuration file (the database's overrides,
+    /// applied by `Limiter::apply_stored_overrides`, win over these field by field).
     pub account_overrides: HashMap<AccountId, AccountLimits>,
 }
 
@@ -96,6 +107,41 @@ struct OverriddenAccount {
     reads: Option<DefaultDirectRateLimiter>,
 }
 
+impl OverriddenAccount {
+    fn new(limits: AccountLimits) -> Self {
+        let direct = |per_second, burst| quota(per_second, burst).map(RateLimiter::direct);
+        Self {
+            ingest: direct(limits.ingest_events_per_second, limits.ingest_event_burst),
+            reads: direct(limits.reads_per_second, limits.read_burst),
+            limits,
+        }
+    }
+}
+
+/// `base` with every field `stored` sets replaced by the stored value.
+fn with_stored_fields(mut base: AccountLimits, stored: &StoredAccountLimits) -> AccountLimits {
+    let count = |value: u32| usize::try_from(value).unwrap_or(usize::MAX);
+    if let Some(value) = stored.ingest_events_per_second {
+        base.ingest_events_per_second = value;
+    }
+    if let Some(value) = stored.ingest_event_burst {
+        base.ingest_event_burst = value;
+    }
+    if let Some(value) = stored.reads_per_second {
+        base.reads_per_second = value;
+    }
+    if let Some(value) = stored.read_burst {
+        base.read_burst = value;
+    }
+    if let Some(value) = stored.max_concurrent_exports {
+        base.max_concurrent_exports = count(value);
+    }
+    if let Some(value) = stored.max_live_tails {
+        base.max_live_tails = count(value);
+    }
+    base
+}
+
 /// The live state of every limit. One per server, shared by every request.
 pub struct Limiter {
     defaults: AccountLimits,
@@ -103,7 +149,11 @@ pub struct Limiter {
     reads_by_account: Option<DefaultKeyedRateLimiter<AccountId>>,
     ingest_by_key: Option<DefaultKeyedRateLimiter<String>>,
     reads_by_key: Option<DefaultKeyedRateLimiter<String>>,
-    overridden: HashMap<AccountId, OverriddenAccount>,
+    /// The configuration file's overrides, kept to rebuild `overridden` when the stored ones change.
+    configured_overrides: HashMap<AccountId, AccountLimits>,
+    /// Every account with limits of its own (configured or stored), with its own buckets. Replaced
+    /// whole, under a short write lock, only when the stored overrides change.
+    overridden: RwLock<HashMap<AccountId, Arc<OverriddenAccount>>>,
     open_exports: Arc<Mutex<HashMap<AccountId, usize>>>,
     open_tails: Arc<Mutex<HashMap<AccountId, usize>>>,
     clock: DefaultClock,
@@ -131,7 +181,6 @@ impl LimitScope {
 
 impl Limiter {
     pub fn new(settings: &LimitSettings) -> Self {
-        let direct = |per_second, burst| quota(per_second, burst).map(RateLimiter::direct);
         let defaults = settings.account_defaults.clone();
         let overridden = settings
             .account_overrides
@@ -139,11 +188,7 @@ impl Limiter {
             .map(|(account, limits)| {
                 (
                     account.clone(),
-                    OverriddenAccount {
-                        limits: limits.clone(),
-                        ingest: direct(limits.ingest_events_per_second, limits.ingest_event_burst),
-                        reads: direct(limits.reads_per_second, limits.read_burst),
-                    },
+                    Arc::new(OverriddenAccount::new(limits.clone())),
                 )
             })
             .collect();
@@ -166,17 +211,79 @@ impl Limiter {
             )
             .map(RateLimiter::keyed),
             defaults,
-            overridden,
+            configured_overrides: settings.account_overrides.clone(),
+            overridden: RwLock::new(overridden),
             open_exports: Arc::default(),
             open_tails: Arc::default(),
             clock: DefaultClock::default(),
         }
     }
 
-    fn limits_of(&self, account: &AccountId) -> &AccountLimits {
+    /// The account's own buckets, if it has limits of its own.
+    fn overridden_account(&self, account: &AccountId) -> Option<Arc<OverriddenAccount>> {
         self.overridden
+            .read()
+            .expect("limit overrides lock poisoned")
             .get(account)
-            .map_or(&self.defaults, |overridden| &overridden.limits)
+            .cloned()
+    }
+
+    /// The limits `account` gets now: defaults, then the configuration file's override, then the
+    /// database's, field by field.
+    pub fn limits_of(&self, account: &AccountId) -> AccountLimits {
+        self.overridden_account(account).map_or_else(
+            || self.defaults.clone(),
+            |overridden| overridden.limits.clone(),
+        )
+    }
+
+    /// Applies the overrides stored in the database (`logbook limits set`) on top of the
+    /// configuration file's. An account whose resulting limits did not change keeps its buckets
+    /// (and so what it already used); one whose limits changed starts with full new buckets; an
+    /// account whose stored override was cleared falls back to its configured limits.
+    pub fn apply_stored_overrides(&self, stored: &[(AccountId, StoredAccountLimits)]) {
+        let mut wanted: HashMap<AccountId, AccountLimits> = self.configured_overrides.clone();
+        for (account, stored_limits) in stored {
+            let base = wanted
+                .get(account)
+                .cloned()
+                .unwrap_or_else(|| self.defaults.clone());
+            wanted.insert(account.clone(), with_stored_fields(base, stored_limits));
+        }
+        let unchanged = {
+            let current = self
+                .overridden
+                .read()
+                .expect("limit overrides lock poisoned");
+            current.len() == wanted.len()
+                && wanted.iter().all(|(account, limits)| {
+                    current
+                        .get(account)
+                        .is_some_and(|existing| existing.limits == *limits)
+                })
+        };
+        if unchanged {
+            return;
+        }
+        let mut current = self
+            .overridden
+            .write()
+            .expect("limit overrides lock poisoned");
+        let rebuilt = wanted
+            .into_iter()
+            .map(|(account, limits)| {
+                let buckets = match current.get(&account) {
+                    Some(existing) if existing.limits == limits => existing.clone(),
+                    _ => Arc::new(OverriddenAccount::new(limits)),
+                };
+                (account, buckets)
+            })
+            .collect();
+        *current = rebuilt;
+        tracing::info!(
+            accounts_with_own_limits = current.len(),
+            "applied changed per-account limit overrides"
+        );
     }
 
     /// Takes one read from the key's and the account's buckets, or says how long to wait.
@@ -189,7 +296,7 @@ impl Limiter {
                 not_until.wait_time_from(self.clock.now()),
             ));
         }
-        let refusal = match self.overridden.get(account) {
+        let refusal = match self.overridden_account(account) {
             Some(overridden) => overridden
                 .reads
                 .as_ref()
@@ -232,7 +339,7 @@ impl Limiter {
             let Some(count) = NonZeroU32::new(*count) else {
                 continue;
             };
-            let outcome = match self.overridden.get(*account) {
+            let outcome = match self.overridden_account(account) {
                 Some(overridden) => overridden
                     .ingest
                     .as_ref()
@@ -286,6 +393,31 @@ impl Limiter {
             code: "too_many_live_tails",
             message: format!("this account already has {maximum} live tails open; close one first"),
         })
+    }
+}
+
+/// Rereads the limit overrides stored in the database every `STORED_OVERRIDE_REFRESH_INTERVAL`
+/// (the first time at once) until shutdown. A failed read keeps the overrides in force and is
+/// logged; the next round tries again.
+pub async fn run_stored_override_refresher(state: AppState) {
+    let shutdown = state.shutdown_signal();
+    let mut ticker = tokio::time::interval(STORED_OVERRIDE_REFRESH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticker.tick() => {
+                match state.store().account_limits().stored_account_limits().await {
+                    Ok(stored) => state.limiter().apply_stored_overrides(&stored),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "could not reread the per-account limit overrides; the previous ones stay in force"
+                    ),
+                }
+            }
+        }
     }
 }
 
@@ -398,6 +530,68 @@ mod tests {
         ));
         let big = account("big");
         limiter.check_ingest("key_b", 500, &[(&big, 500)]).unwrap();
+    }
+
+    #[test]
+    fn a_stored_override_wins_over_the_configured_one_field_by_field_and_clearing_it_falls_back() {
+        let mut settings = LimitSettings::default();
+        settings.account_defaults.reads_per_second = 5;
+        settings.account_defaults.read_burst = 5;
+        let configured = AccountLimits {
+            reads_per_second: 7,
+            read_burst: 7,
+            max_concurrent_exports: 3,
+            ..AccountLimits::default()
+        };
+        settings
+            .account_overrides
+            .insert(account("configured"), configured.clone());
+        let limiter = Limiter::new(&settings);
+        let stored = StoredAccountLimits {
+            read_burst: Some(2),
+            ..StoredAccountLimits::default()
+        };
+        limiter.apply_stored_overrides(&[
+            (account("configured"), stored.clone()),
+            (account("plain"), stored.clone()),
+        ]);
+        // The stored field wins; the configured fields it does not name stay.
+        let effective = limiter.limits_of(&account("configured"));
+        assert_eq!(effective.read_burst, 2);
+        assert_eq!(effective.reads_per_second, 7);
+        assert_eq!(effective.max_concurrent_exports, 3);
+        // An account without a configured override gets the defaults under the stored field.
+        assert_eq!(limiter.limits_of(&account("plain")).reads_per_second, 5);
+        let plain = account("plain");
+        limiter.check_read("key_p", &plain).unwrap();
+        limiter.check_read("key_p", &plain).unwrap();
+        assert!(
+            limiter.check_read("key_p", &plain).is_err(),
+            "the stored burst of 2 applies at once"
+        );
+
+        // Clearing the stored overrides: back to the configuration file and the defaults.
+        limiter.apply_stored_overrides(&[]);
+        assert_eq!(limiter.limits_of(&account("configured")), configured);
+        assert_eq!(limiter.limits_of(&plain), settings.account_defaults);
+    }
+
+    #[test]
+    fn reapplying_unchanged_overrides_keeps_what_the_account_already_used() {
+        let limiter = Limiter::new(&LimitSettings::default());
+        let stored = vec![(
+            account("acme"),
+            StoredAccountLimits {
+                reads_per_second: Some(1),
+                read_burst: Some(1),
+                ..StoredAccountLimits::default()
+            },
+        )];
+        limiter.apply_stored_overrides(&stored);
+        limiter.check_read("key_a", &account("acme")).unwrap();
+        // The refresher applies the same list again a few seconds later: the spent bucket stays.
+        limiter.apply_stored_overrides(&stored);
+        assert!(limiter.check_read("key_a", &account("acme")).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! row-level security as a second isolation layer: every read of events runs in a read-only
 //! transaction that `SET LOCAL`s the account it reads for.
 
+mod account_limits;
 mod alerting;
 mod attention;
 mod actor_history;
@@ -14,7 +15,9 @@ mod import;
 mod key_usage;
 mod migrations;
 mod people;
+mod query_budget;
 mod query_sql;
+mod startup_check;
 pub mod scratch_database;
 
 /// A message's `tsvector` in binary form, exactly as the writer stores it (for baselines that
@@ -63,6 +66,9 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// The most events one group commit takes before it starts committing.
     pub max_events_per_commit: usize,
+    /// A page query running longer than this is cancelled by PostgreSQL (`statement_timeout`)
+    /// and fails as unavailable; `None` means no limit.
+    pub query_time_budget: Option<std::time::Duration>,
 }
 
 impl Default for PostgresOptions {
@@ -70,6 +76,7 @@ impl Default for PostgresOptions {
         Self {
             pool_size: 8,
             max_events_per_commit: 20_000,
+            query_time_budget: Some(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -88,6 +95,11 @@ struct StoreInner {
     writer_inbox: Mutex<Option<mpsc::UnboundedSender<AppendRequest>>>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     account_rows: Arc<AccountRows>,
+    /// How long one page query may run (`query_budget`).
+    query_time_budget: Option<std::time::Duration>,
+    /// Set when the start-up check found history that does not match a signed checkpoint
+    /// (`startup_check`): every write is refused with this message.
+    startup_failure: std::sync::OnceLock<String>,
 }
 
 /// Account names and their rows, which never change once created, cached for the process.
@@ -283,7 +295,7 @@ impl PostgresStore {
             known_actor_pairs: actor_history::KnownPairs::default(),
         };
         let writer_task = tokio::spawn(writer.run());
-        Ok(PostgresStore {
+        let store = PostgresStore {
             inner: Arc::new(StoreInner {
                 pool,
                 writer_pool,
@@ -291,8 +303,12 @@ impl PostgresStore {
                 writer_inbox: Mutex::new(Some(sender)),
                 writer_task: Mutex::new(Some(writer_task)),
                 account_rows,
+                query_time_budget: options.query_time_budget,
+                startup_failure: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        store.check_newest_checkpoints_at_start_up().await?;
+        Ok(store)
     }
 
     /// PostgreSQL's plan for `query` on `account` (`EXPLAIN`, one line per plan node), run exactly
@@ -408,6 +424,16 @@ struct AccountReader {
 
 impl AccountReader {
     async fn begin(pool: &Pool, account_row: i64) -> Result<Self, StoreError> {
+        Self::begin_within_budget(pool, account_row, None).await
+    }
+
+    /// `begin`, with every statement of the transaction cancelled by PostgreSQL once it runs
+    /// past `budget` (`query_budget`).
+    async fn begin_within_budget(
+        pool: &Pool,
+        account_row: i64,
+        budget: Option<std::time::Duration>,
+    ) -> Result<Self, StoreError> {
         let client = pool.get().await.map_err(pool_error("starting a read"))?;
         let reader = AccountReader {
             client: Some(client),
@@ -418,7 +444,8 @@ impl AccountReader {
         reader
             .client()
             .batch_execute(&format!(
-                "BEGIN READ ONLY; SET LOCAL logbook.account_row = '{account_row}'; SET LOCAL enable_seqscan = off"
+                "BEGIN READ ONLY; SET LOCAL logbook.account_row = '{account_row}'; SET LOCAL enable_seqscan = off{}",
+                query_budget::set_local_statement_timeout(budget)
             ))
             .await
             .map_err(database_error("starting a read"))?;
@@ -486,7 +513,8 @@ impl StoreInner {
                 next: None,
             });
         };
-        let reader = AccountReader::begin(&self.pool, account_row).await?;
+        let budget = self.query_time_budget;
+        let reader = AccountReader::begin_within_budget(&self.pool, account_row, budget).await?;
         // One more than asked tells whether a next page exists without a second query.
         let compiled =
             compile_page_query(reader.client(), account_row, query, after, limit + 1).await?;
@@ -497,7 +525,7 @@ impl StoreInner {
             .map_err(database_error("preparing a query"))?;
         let rows = run_compiled(reader.client(), &compiled, &statement)
             .await
-            .map_err(database_error("running a query"))?;
+            .map_err(query_budget::budget_error("running a query", budget))?;
         reader.finish().await?;
         let mut events = rows.iter().map(row_to_event).collect::<Vec<_>>();
         let next = if events.len() > limit as usize {
@@ -583,6 +611,10 @@ impl Store for PostgresStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
         self
     }
 
@@ -756,6 +788,9 @@ impl Store for PostgresStore {
     async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(failure) = self.startup_failure() {
+            return Err(StoreError::Unavailable(failure.clone()));
         }
         // Bodies, fingerprints, tokens and column values are computed here, on the caller's task,
         // so the single writer does nothing but SQL.
@@ -987,6 +1022,9 @@ impl Store for PostgresStore {
             .is_some_and(|inbox| !inbox.is_closed());
         if !writer_running {
             return Err(StoreError::Unavailable("the store is shutting down".into()));
+        }
+        if let Some(failure) = self.startup_failure() {
+            return Err(StoreError::Unavailable(failure.clone()));
         }
         let client = self.inner.connection().await?;
         client

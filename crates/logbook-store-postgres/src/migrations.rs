@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_attention.sql"),
     ),
     (
+        8,
+        "0008_account_limits",
+        include_str!("../migrations/0008_account_limits.sql"),
+    ),
+    (
         9,
         "0009_leaf_hash_in_event_row",
         include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),

@@ -2,6 +2,7 @@
 //! commit (`writer`), a small pool of read-only connections for queries, the schema and its
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
+mod account_limits;
 mod attention;
 mod alerting;
 mod actor_history;
@@ -106,6 +107,7 @@ impl SqliteStore {
         if let Some(failure) = &startup_failure {
             tracing::error!(%failure, "the database is damaged; refusing writes");
         }
+        let mut startup_failure = startup_failure;
         if startup_failure.is_none() {
             migrations::apply_migrations(&mut write_connection)?;
             let rebuilt = tree::build_missing_trees(&mut write_connection)?;
@@ -114,6 +116,11 @@ impl SqliteStore {
                     events = rebuilt,
                     "built the trees of accounts written before tree storage"
                 );
+            }
+            // The stored history must still be what the newest checkpoints signed.
+            if let Err(failure) = startup_check::newest_checkpoints_match(&write_connection) {
+                tracing::error!(%failure, "the stored tree does not match a signed checkpoint; refusing writes");
+                startup_failure = Some(failure);
             }
         }
         // The writer checkpoints itself after answering each group (see `writer`).
@@ -488,6 +495,10 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+        self
+    }
+
+    fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
         self
     }
 

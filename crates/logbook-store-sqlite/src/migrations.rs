@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_actor_history.sql"),
     include_str!("../migrations/0006_alerting.sql"),
     include_str!("../migrations/0007_attention.sql"),
+    include_str!("../migrations/0008_account_limits.sql"),
     include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
 ];
 

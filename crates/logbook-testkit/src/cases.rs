@@ -2001,6 +2001,80 @@ pub async fn a_dismissal_records_who_and_when_once_and_hides_the_finding_by_defa
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-account limit overrides (`logbook limits set`, issue 7).
+
+pub async fn account_limit_overrides_are_stored_replaced_cleared_and_refused_for_unknown_accounts(
+    store: Arc<dyn Store>,
+) {
+    use logbook_core::store::StoredAccountLimits;
+    let limits = store.account_limits();
+    assert!(limits.stored_account_limits().await.unwrap().is_empty());
+    for name in ["acme", "globex"] {
+        store
+            .create_account(&account(name), RECEIVED_AT)
+            .await
+            .unwrap();
+    }
+    let generous = StoredAccountLimits {
+        ingest_events_per_second: Some(100_000),
+        read_burst: Some(u32::MAX),
+        max_live_tails: Some(0),
+        ..StoredAccountLimits::default()
+    };
+    limits
+        .set_stored_account_limits(&account("globex"), &generous, RECEIVED_AT)
+        .await
+        .unwrap();
+    let strict = StoredAccountLimits {
+        reads_per_second: Some(1),
+        ..StoredAccountLimits::default()
+    };
+    limits
+        .set_stored_account_limits(&account("acme"), &strict, RECEIVED_AT)
+        .await
+        .unwrap();
+    assert_eq!(
+        limits.stored_account_limits().await.unwrap(),
+        vec![
+            (account("acme"), strict.clone()),
+            (account("globex"), generous.clone()),
+        ],
+        "each account's own values, every field kept exactly (u32::MAX and 0 included)"
+    );
+
+    // Setting replaces the whole row: a field left out is no longer overridden.
+    let replaced = StoredAccountLimits {
+        max_concurrent_exports: Some(2),
+        ..StoredAccountLimits::default()
+    };
+    limits
+        .set_stored_account_limits(&account("globex"), &replaced, RECEIVED_AT)
+        .await
+        .unwrap();
+    // Clearing (every field `None`) removes the account from the list.
+    limits
+        .set_stored_account_limits(
+            &account("acme"),
+            &StoredAccountLimits::default(),
+            RECEIVED_AT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        limits.stored_account_limits().await.unwrap(),
+        vec![(account("globex"), replaced)]
+    );
+
+    match limits
+        .set_stored_account_limits(&account("nobody"), &strict, RECEIVED_AT)
+        .await
+    {
+        Err(StoreError::AccountNotFound(missing)) => assert_eq!(missing, account("nobody")),
+        other => panic!("expected AccountNotFound, got {other:?}"),
+    }
+}
+
 /// The account's tree keeps the leaf hashes in the event rows and only the higher nodes apart
 /// (merkle.rs, `LOWEST_STORED_NODE_LEVEL`): every inclusion and consistency proof, whether its
 /// nodes are stored or recomputed from leaves, must lead to the root of the receipts' leaves.

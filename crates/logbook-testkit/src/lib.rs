@@ -57,6 +57,7 @@ macro_rules! store_conformance_tests {
             an_invitation_accepted_by_two_callers_at_once_admits_only_one,
             an_expired_invitation_is_refused_from_its_expiry_on,
             an_invitation_to_an_unknown_account_is_refused,
+            account_limit_overrides_are_stored_replaced_cleared_and_refused_for_unknown_accounts,
             destinations_and_rules_are_kept_per_account_and_never_cross_accounts,
             a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_read_at,
             a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends,

@@ -67,6 +67,10 @@ pub enum Command {
     Tail(TailArgs),
     /// Stream every matching event as NDJSON or CSV (key from LOGBOOK_KEY).
     Export(ExportArgs),
+    /// Show, set and clear one account's own limits, kept in the database so every node applies
+    /// them within seconds (they win over [limits.accounts.NAME] in the configuration file).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// Print the public key that verifies this instance's checkpoints and exports.
     CheckpointKey,
     /// Check the tamper evidence: the database, an export file, or growth since a saved checkpoint.
@@ -113,6 +117,71 @@ pub enum KeyCommand {
         /// The key id shown by `key create` and `key list`
         key_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Print the limits the account gets and where each value comes from.
+    Show {
+        /// The account
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Print a JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store overrides for the account; the fields named change, the others keep their stored value.
+    Set(LimitsSetArgs),
+    /// Remove the account's stored overrides (all of them, or only the fields named).
+    Clear(LimitsClearArgs),
+}
+
+/// The per-account limits, named like their configuration fields (README, "Limits").
+#[derive(Debug, Args)]
+pub struct LimitsSetArgs {
+    /// The account
+    #[arg(long, value_name = "NAME")]
+    pub account: String,
+    /// Events per second the account may ingest, all its keys together (0 = unlimited)
+    #[arg(long, value_name = "N")]
+    pub ingest_events_per_second: Option<u32>,
+    /// Events the account may send at once above its rate
+    #[arg(long, value_name = "N")]
+    pub ingest_event_burst: Option<u32>,
+    /// Read requests per second (0 = unlimited)
+    #[arg(long, value_name = "N")]
+    pub reads_per_second: Option<u32>,
+    /// Read requests the account may send at once above its rate
+    #[arg(long, value_name = "N")]
+    pub read_burst: Option<u32>,
+    /// Exports streaming at the same time
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_exports: Option<u32>,
+    /// Live tails open at the same time
+    #[arg(long, value_name = "N")]
+    pub max_live_tails: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitsClearArgs {
+    /// The account
+    #[arg(long, value_name = "NAME")]
+    pub account: String,
+    /// Clear only these fields (e.g. --field read_burst); without it, every stored override
+    #[arg(long = "field", value_name = "FIELD", value_enum)]
+    pub fields: Vec<LimitField>,
+}
+
+/// One per-account limit, by its configuration name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum LimitField {
+    IngestEventsPerSecond,
+    IngestEventBurst,
+    ReadsPerSecond,
+    ReadBurst,
+    MaxConcurrentExports,
+    MaxLiveTails,
 }
 
 #[derive(Debug, Args)]

@@ -167,6 +167,42 @@ async fn the_same_key_with_different_content_is_rejected_as_reused() {
 }
 
 #[tokio::test]
+async fn a_reused_key_in_a_batch_spelled_with_an_escaped_events_key_points_into_the_batch() {
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    let original = event("Rebooted server web-1", json!({"key": "reused"}));
+    assert_eq!(
+        server
+            .post_events(&acme.ingest_key, &original)
+            .await
+            .status(),
+        200
+    );
+    // The same JSON as {"events":[...]}, written with leading whitespace and the key spelled
+    // with an escape: the answer must point where the parser found the event.
+    let fresh = event("Fresh", json!({"key": "fresh-escaped"}));
+    let reused = event("Rebooted server web-4", json!({"key": "reused"}));
+    let body = format!(" \n{{ \"\\u0065vents\": [{fresh}, {reused}] }}");
+    let response = server
+        .client
+        .post(server.url("/api/v1/events"))
+        .bearer_auth(&acme.ingest_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST /api/v1/events");
+    assert_eq!(response.status(), 207);
+    let answer = json_of(response).await;
+    assert_eq!(answer["results"][0]["duplicate"], false);
+    assert_eq!(
+        answer["results"][1]["error"]["code"],
+        "idempotency_key_reused"
+    );
+    assert_eq!(answer["results"][1]["error"]["field"], "/events/1/key");
+}
+
+#[tokio::test]
 async fn a_platform_key_writes_events_to_the_accounts_they_name() {
     let server = TestServer::start().await;
     let acme = server.test_account("acme").await;

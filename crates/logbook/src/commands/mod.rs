@@ -10,6 +10,7 @@ pub mod checkpoint_key;
 pub mod config;
 pub mod demo;
 pub mod key;
+pub mod limits;
 pub mod migrate_store;
 pub mod serve;
 pub mod user;
@@ -57,6 +58,10 @@ pub fn database_is_in_data_dir(config: &Config) -> Result<bool> {
 pub fn open_postgres(config: &Config, url: &str) -> Result<PostgresStore> {
     let options = PostgresOptions {
         pool_size: config.postgres.pool_size.max(1),
+        // PostgreSQL cancels a page query at the same budget the server answers at.
+        query_time_budget: Some(std::time::Duration::from_millis(
+            config.limits.query_time_budget_milliseconds,
+        )),
         ..PostgresOptions::default()
     };
     tokio::task::block_in_place(|| {

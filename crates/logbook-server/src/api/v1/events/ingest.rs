@@ -13,7 +13,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use logbook_core::NewEvent;
 use logbook_core::api_key::KeyOwner;
-use logbook_core::ingest::{BodyError, FieldError, KeyBinding, parse_ingest_body};
+use logbook_core::ingest::{
+    BodyError, FieldError, IngestBodyShape, KeyBinding, ParsedIngestBody, parse_ingest_request,
+};
 use logbook_core::store::{AppendOutcome, AppendReceipt};
 use time::format_description::well_known::Rfc3339;
 
@@ -47,8 +49,10 @@ pub async fn post(
         KeyOwner::Platform => KeyBinding::Platform,
     };
     let mut next_event_id = || uuid::Uuid::now_v7().to_string();
-    let is_batch = body_starts_with_events_key(&body);
-    let parsed = parse_ingest_body(&body, binding, limits, received_at, &mut next_event_id)
+    let ParsedIngestBody {
+        events: parsed,
+        shape,
+    } = parse_ingest_request(&body, binding, limits, received_at, &mut next_event_id)
         .map_err(body_error)?;
     drop(body);
 
@@ -98,7 +102,7 @@ pub async fn post(
         outcomes
     };
 
-    let answer = write_answer(&slots, outcomes, is_batch);
+    let answer = write_answer(&slots, outcomes, shape);
     metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
     metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
     metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
@@ -193,20 +197,6 @@ fn body_error(error: BodyError) -> ApiError {
     }
 }
 
-/// Whether the body was `{"events":[...]}` (pointers `/events/N/...`) or one event object
-/// (pointers `/...`). The validator's own errors already carry the right pointer; the shape is
-/// needed only to point at the `key` of an event whose idempotency key was reused. The validator
-/// accepts no field named `events` inside an event, so a body whose first key is `"events"` is a
-/// batch (a key spelled with escapes, `"\u0065vents"`, only makes the pointer `/key`).
-fn body_starts_with_events_key(body: &[u8]) -> bool {
-    let mut rest = body.trim_ascii_start();
-    let Some(after_brace) = rest.strip_prefix(b"{") else {
-        return false;
-    };
-    rest = after_brace.trim_ascii_start();
-    rest.starts_with(b"\"events\"")
-}
-
 struct IngestAnswer {
     body: Vec<u8>,
     accepted: usize,
@@ -214,8 +204,14 @@ struct IngestAnswer {
 }
 
 /// Writes `{"accepted":N,"rejected":M,"results":[...]}` (plus the first error as `"error"` when
-/// nothing was accepted, so every 4xx carries the standard error body) into one buffer.
-fn write_answer(slots: &[Slot], outcomes: Vec<AppendOutcome>, is_batch: bool) -> IngestAnswer {
+/// nothing was accepted, so every 4xx carries the standard error body) into one buffer. `shape`
+/// is the parser's view of the body, used to point at the `key` of an event whose idempotency key
+/// was reused (the validator's own errors already carry their pointer).
+fn write_answer(
+    slots: &[Slot],
+    outcomes: Vec<AppendOutcome>,
+    shape: IngestBodyShape,
+) -> IngestAnswer {
     let mut results: Vec<u8> = Vec::with_capacity(16 + slots.len() * 112);
     let mut outcomes = outcomes.into_iter();
     let mut accepted = 0usize;
@@ -247,11 +243,7 @@ fn write_answer(slots: &[Slot], outcomes: Vec<AppendOutcome>, is_batch: bool) ->
                 }
                 AppendOutcome::KeyReusedWithDifferentContent { .. } => {
                     rejected += 1;
-                    let field = if is_batch {
-                        format!("/events/{index}/key")
-                    } else {
-                        "/key".to_owned()
-                    };
+                    let field = shape.pointer_to_event_field(index, "key");
                     write_error(
                         &mut results,
                         "idempotency_key_reused",

@@ -1,0 +1,122 @@
+//! Per-account limit overrides (`account_limits`, migration 0008), set with `logbook limits set`
+//! and reread by every server every few seconds (`logbook_server::limits`).
+
+use logbook_core::store::{AccountLimitStore, StoredAccountLimits};
+use logbook_core::{AccountId, StoreError};
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+
+use crate::SqliteStore;
+use crate::encoding::unix_micros_of;
+use crate::errors::database_error;
+
+/// A stored integer as the `u32` it was written from; anything else (a hand-edited row) is an
+/// error naming the column, not a silently wrapped limit.
+fn limit_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<u32>> {
+    let Some(value) = row.get::<_, Option<i64>>(index)? else {
+        return Ok(None);
+    };
+    u32::try_from(value)
+        .map(Some)
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+#[async_trait::async_trait]
+impl AccountLimitStore for SqliteStore {
+    async fn stored_account_limits(
+        &self,
+    ) -> Result<Vec<(AccountId, StoredAccountLimits)>, StoreError> {
+        self.inner
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT a.name, l.ingest_events_per_second, l.ingest_event_burst, \
+                         l.reads_per_second, l.read_burst, l.max_concurrent_exports, l.max_live_tails \
+                         FROM account_limits l JOIN accounts a ON a.account_row = l.account_row \
+                         ORDER BY a.name",
+                    )
+                    .map_err(database_error("reading account limits"))?;
+                let rows = statement
+                    .query_map([], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            StoredAccountLimits {
+                                ingest_events_per_second: limit_column(row, 1)?,
+                                ingest_event_burst: limit_column(row, 2)?,
+                                reads_per_second: limit_column(row, 3)?,
+                                read_burst: limit_column(row, 4)?,
+                                max_concurrent_exports: limit_column(row, 5)?,
+                                max_live_tails: limit_column(row, 6)?,
+                            },
+                        ))
+                    })
+                    .map_err(database_error("reading account limits"))?;
+                let mut stored = Vec::new();
+                for row in rows {
+                    let (name, limits) = row.map_err(database_error("reading account limits"))?;
+                    if limits.is_empty() {
+                        continue;
+                    }
+                    let account = AccountId::parse(&name).map_err(|error| StoreError::Database {
+                        context: "reading account limits",
+                        message: format!("stored account name {name:?} is invalid: {error}"),
+                    })?;
+                    stored.push((account, limits));
+                }
+                Ok(stored)
+            })
+            .await
+    }
+
+    async fn set_stored_account_limits(
+        &self,
+        account: &AccountId,
+        limits: &StoredAccountLimits,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let account = account.clone();
+        let limits = limits.clone();
+        let updated_at = unix_micros_of(now);
+        self.inner
+            .administer(move |connection| {
+                let account_row: Option<i64> = connection
+                    .query_row(
+                        "SELECT account_row FROM accounts WHERE name = ?1",
+                        [account.as_str()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(database_error("setting account limits"))?;
+                let Some(account_row) = account_row else {
+                    return Err(StoreError::AccountNotFound(account));
+                };
+                connection
+                    .execute(
+                        "INSERT INTO account_limits (account_row, ingest_events_per_second, \
+                         ingest_event_burst, reads_per_second, read_burst, max_concurrent_exports, \
+                         max_live_tails, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (account_row) DO UPDATE SET \
+                         ingest_events_per_second = excluded.ingest_events_per_second, \
+                         ingest_event_burst = excluded.ingest_event_burst, \
+                         reads_per_second = excluded.reads_per_second, \
+                         read_burst = excluded.read_burst, \
+                         max_concurrent_exports = excluded.max_concurrent_exports, \
+                         max_live_tails = excluded.max_live_tails, \
+                         updated_at = excluded.updated_at",
+                        params![
+                            account_row,
+                            limits.ingest_events_per_second,
+                            limits.ingest_event_burst,
+                            limits.reads_per_second,
+                            limits.read_burst,
+                            limits.max_concurrent_exports,
+                            limits.max_live_tails,
+                            updated_at,
+                        ],
+                    )
+                    .map_err(database_error("setting account limits"))?;
+                Ok(())
+            })
+            .await
+    }
+}
