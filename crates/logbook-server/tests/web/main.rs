@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
+mod alerts;
 mod attention;
 
 const PASSWORD: &str = "correct horse battery staple";
