@@ -516,13 +516,14 @@ impl StoreInner {
         let budget = self.query_time_budget;
         let reader = AccountReader::begin_within_budget(&self.pool, account_row, budget).await?;
         // One more than asked tells whether a next page exists without a second query.
-        let compiled =
-            compile_page_query(reader.client(), account_row, query, after, limit + 1).await?;
+        let compiled = compile_page_query(reader.client(), account_row, query, after, limit + 1)
+            .await
+            .map_err(|error| query_budget::restate_cancellation(error, budget))?;
         let statement = reader
             .client()
             .prepare_cached(&compiled.sql)
             .await
-            .map_err(database_error("preparing a query"))?;
+            .map_err(query_budget::budget_error("preparing a query", budget))?;
         let rows = run_compiled(reader.client(), &compiled, &statement)
             .await
             .map_err(query_budget::budget_error("running a query", budget))?;

@@ -40,3 +40,20 @@ pub(crate) fn budget_error(
         _ => to_store_error(context, &error),
     }
 }
+
+/// The same for an error already converted by the query compiler, whose statements (term
+/// frequency samples) run under the budget too: `to_store_error` ends a database message with its
+/// SQLSTATE in parentheses, and 57014 is a cancellation.
+pub(crate) fn restate_cancellation(error: StoreError, budget: Option<Duration>) -> StoreError {
+    match (budget, &error) {
+        (Some(budget), StoreError::Database { message, .. })
+            if message.ends_with(&format!("({})", SqlState::QUERY_CANCELED.code())) =>
+        {
+            StoreError::Unavailable(format!(
+                "the query ran past its time budget of {} ms and was stopped",
+                budget.as_millis()
+            ))
+        }
+        _ => error,
+    }
+}
