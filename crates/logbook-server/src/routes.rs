@@ -10,7 +10,7 @@ use crate::api::v1::{checkpoints, events};
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
-use crate::web::{activity, alerts, assets, attention, keys, login, security, team};
+use crate::web::{activity, alerts, assets, attention, keys, login, networks, security, team};
 use crate::{health, metrics};
 
 pub fn router(state: AppState) -> Router {
@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/team/{user_id}/remove", post(team::remove))
         .route("/keys", get(keys::get).post(keys::create))
         .route("/keys/{key_id}/revoke", post(keys::revoke))
+        .route("/networks", get(networks::get).post(networks::save))
+        .route("/networks/{name}/delete", post(networks::delete))
         .route("/alerts", get(alerts::get))
         .route("/alerts/rules", post(alerts::create_rule))
         .route("/alerts/rules/{rule_id}/delete", post(alerts::delete_rule))

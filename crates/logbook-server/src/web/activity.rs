@@ -59,6 +59,8 @@ pub struct Row {
     pub message: String,
     pub ip: String,
     pub ip_is_new: bool,
+    /// The known network of the IP (issue 6), shown instead of the new-IP highlight.
+    pub ip_network_name: String,
     pub created_at: String,
     pub actor: String,
     pub action: String,
@@ -72,6 +74,7 @@ impl Row {
             message: visible(&event.message).into_owned(),
             ip: event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             ip_is_new: event.new_ip,
+            ip_network_name: String::new(),
             created_at: utc_text(event.created_at),
             actor: event
                 .actor
@@ -307,11 +310,24 @@ pub async fn list(
             },
         )
         .await?;
+    let known_networks = state
+        .store()
+        .unfamiliar_ips()
+        .known_networks(&account)
+        .await?;
     for row in &page_of_events.events {
         let event = row
             .decode()
             .map_err(|error| WebError::Internal(error.to_string()))?;
-        activity.rows.push(Row::of(&event));
+        let mut shown = Row::of(&event);
+        if let Some(network) = event
+            .ip
+            .and_then(|ip| logbook_core::unfamiliar_ip::known_network_of(&known_networks, ip))
+        {
+            shown.ip_network_name = network.name.to_string();
+            shown.ip_is_new = false;
+        }
+        activity.rows.push(shown);
     }
     let mut trail: Vec<&str> = parameters
         .trail
@@ -373,6 +389,8 @@ pub struct EventPage {
     pub permalink: String,
     pub looks_unfamiliar: bool,
     pub inclusion: Option<InclusionView>,
+    /// The event address's known network and where else its actor was seen (issue 6).
+    pub unfamiliar_ip: crate::web::networks::UnfamiliarIpView,
 }
 
 /// The event's inclusion proof against the account's newest checkpoint, for the detail view.
@@ -514,6 +532,14 @@ pub async fn get(
             },
         ),
         (
+            "New network for this actor",
+            if event.new_network {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        (
             "User agent",
             event
                 .user_agent
@@ -563,7 +589,16 @@ pub async fn get(
         })
         .collect();
     let metadata = event.metadata.as_ref().map(visible_pretty_json);
-    let looks_unfamiliar = event.new_ip || event.outcome == Some(Outcome::Failure);
+    let unfamiliar_ip = crate::web::networks::unfamiliar_ip_view(
+        &state,
+        &signed_in.user.account,
+        actor.map(|actor| actor.id.as_str()),
+        event.ip,
+    )
+    .await?;
+    // An address of a known network is not unfamiliar, however new it is for this actor.
+    let looks_unfamiliar = (event.new_ip && unfamiliar_ip.network_name.is_empty())
+        || event.outcome == Some(Outcome::Failure);
     let inclusion = inclusion_view(&state, &signed_in.user.account, event.seq).await?;
     let details = EventPage {
         chrome: Chrome::new(&state, "Event details", Some(&signed_in), "activity"),
@@ -575,6 +610,7 @@ pub async fn get(
         metadata,
         looks_unfamiliar,
         inclusion,
+        unfamiliar_ip,
     };
     Ok(page(&details))
 }

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod audit;
 pub mod keys;
 pub mod login;
+pub mod networks;
 pub mod password;
 pub mod render;
 pub mod security;

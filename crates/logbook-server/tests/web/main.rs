@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 mod alerts;
 mod attention;
+mod networks;
 
 const PASSWORD: &str = "correct horse battery staple";
 

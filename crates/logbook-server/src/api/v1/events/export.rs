@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// a slow client holds little memory.
 const ROWS_PER_CHUNK: usize = 256;
 
-pub const CSV_HEADER: [&str; 18] = [
+pub const CSV_HEADER: [&str; 19] = [
     "seq",
     "id",
     "created_at",
@@ -306,7 +306,7 @@ fn write_csv_record(
     event: &StoredEvent,
 ) -> Result<(), csv::Error> {
     let actor = event.actor.as_ref();
-    let cells: [Cow<'_, str>; 18] = [
+    let cells: [Cow<'_, str>; 19] = [
         Cow::Owned(event.seq.to_string()),
         Cow::Borrowed(&event.id),
         Cow::Owned(rfc3339(event.created_at)),
