@@ -372,3 +372,35 @@ async fn reading_in_small_batches_with_two_workers_at_once_stores_each_episode_e
         32
     );
 }
+
+#[tokio::test]
+async fn a_key_created_right_after_a_login_from_a_new_address_is_flagged_using_the_ingest_flag() {
+    let web = start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    // The first address of an actor is never new; the second one is (flagged at ingest).
+    web.send(
+        &key,
+        json!([
+            {"action": "user.login", "message": "Signed in", "actor": {"id": "dave@acme.com"},
+             "ip": "203.0.113.5", "outcome": "success"},
+            {"action": "acme.api_key.create", "message": "Created a key from home",
+             "actor": {"id": "dave@acme.com"}, "ip": "203.0.113.5"},
+            {"action": "user.login", "message": "Signed in again", "actor": {"id": "dave@acme.com"},
+             "ip": "192.0.2.44", "outcome": "success"},
+            {"action": "acme.api_key.create", "message": "Created a key from elsewhere",
+             "actor": {"id": "dave@acme.com"}, "ip": "192.0.2.44"},
+        ]),
+    )
+    .await;
+    wait_for_findings(&web, &acme, 1).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    let (_, page, _) = web.page(&owner.cookie, "/").await;
+    assert!(
+        page.contains(
+            "dave@acme.com signed in from new address 192.0.2.44 and then did acme.api_key.create"
+        ),
+        "{page}"
+    );
+}
