@@ -535,8 +535,8 @@ mod tests {
     #[test]
     fn a_stored_override_wins_over_the_configured_one_field_by_field_and_clearing_it_falls_back() {
         let mut settings = LimitSettings::default();
-        settings.account_defaults.reads_per_second = 5;
-        settings.account_defaults.read_burst = 5;
+        settings.account_defaults.reads_per_second = 1;
+        settings.account_defaults.read_burst = 1;
         let configured = AccountLimits {
             reads_per_second: 7,
             read_burst: 7,
@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(effective.reads_per_second, 7);
         assert_eq!(effective.max_concurrent_exports, 3);
         // An account without a configured override gets the defaults under the stored field.
-        assert_eq!(limiter.limits_of(&account("plain")).reads_per_second, 5);
+        assert_eq!(limiter.limits_of(&account("plain")).reads_per_second, 1);
         let plain = account("plain");
         limiter.check_read("key_p", &plain).unwrap();
         limiter.check_read("key_p", &plain).unwrap();
