@@ -273,10 +273,19 @@ async fn queries_on_skewed_data_use_the_intended_indexes() {
         );
         for plan in [&newest, &actor, &ip, &rare, &common] {
             assert!(!plan.contains("Seq Scan on events"), "{statistics}: {plan}");
-            // The account has 20,000 events on about a thousand pages; a page of answers must
-            // touch a small fraction of them, whatever the plan's shape.
+            // The account has 20,000 events on about 1,400 pages; a page of answers must touch
+            // a small fraction of them, whatever the plan's shape. The GIN index is not split by
+            // account, so a word also costs one heap page per match in OTHER accounts (the 300
+            // tiny-account events here), checked and dropped inside `logbook_message_matches`;
+            // whether those share pages depends only on where free space put them (since rows
+            // carry their leaf hash, each 430-byte tiny row fits the 480-byte tail of a bigcorp
+            // page, so they land on about 300 different pages). That cost is counted apart.
+            let matches_in_other_accounts = if std::ptr::eq(plan, &rare) { 300 } else { 0 };
             let pages = pages_touched(plan);
-            assert!(pages < 150, "{statistics}: {pages} pages for\n{plan}");
+            assert!(
+                pages < 150 + matches_in_other_accounts,
+                "{statistics}: {pages} pages for\n{plan}"
+            );
         }
     }
 
