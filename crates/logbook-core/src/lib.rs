@@ -27,6 +27,7 @@ pub mod terminal_text;
 pub mod totp;
 
 pub mod unfamiliar_ip;
+pub mod volume_quota;
 pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::{EventRow, NewEvent, StoredEvent};

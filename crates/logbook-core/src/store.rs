@@ -40,6 +40,15 @@ pub enum StoreError {
     /// The store stopped accepting writes (shutting down, or a previous commit failed).
     #[error("store is not accepting writes: {0}")]
     Unavailable(String),
+    /// A per-account stored-volume quota (`crate::volume_quota`) refused a whole request;
+    /// nothing of it was stored. `retry_after_seconds` is set for the per-day quota only.
+    #[error("{}", crate::volume_quota::refusal_message(.account, *.field, *.limit))]
+    VolumeQuotaExceeded {
+        account: AccountId,
+        field: crate::volume_quota::VolumeQuotaField,
+        limit: u64,
+        retry_after_seconds: Option<u64>,
+    },
     #[error("database error while {context}: {message}")]
     Database {
         context: &'static str,
@@ -222,6 +231,9 @@ pub struct StoredAccountLimits {
     pub read_burst: Option<u32>,
     pub max_concurrent_exports: Option<u32>,
     pub max_live_tails: Option<u32>,
+    /// Stored-volume quotas (`crate::volume_quota`), enforced by the writers, not the limiter.
+    pub events_per_day: Option<u64>,
+    pub stored_bytes: Option<u64>,
 }
 
 impl StoredAccountLimits {

@@ -24,6 +24,7 @@ pub mod scratch_database;
 /// load the same rows by other means).
 pub use encoding::MessageTokens;
 mod tree;
+mod volume_quota;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

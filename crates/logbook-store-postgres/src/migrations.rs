@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_leaf_hash_in_event_row",
         include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
     ),
+    (
+        10,
+        "0010_volume_quotas",
+        include_str!("../migrations/0010_volume_quotas.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).
@@ -164,12 +169,12 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT USAGE ON SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON users, sessions, recovery_codes TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))
             .await
-                 GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
             .map_err(database_error("preparing the row-security role"))?;
     }
     Ok(SchemaReady {

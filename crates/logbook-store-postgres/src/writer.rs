@@ -144,8 +144,9 @@ impl Writer {
                         .record(started.elapsed().as_secs_f64());
                     metrics::histogram!("logbook_commit_events").record(event_count as f64);
                     for (request, outcome) in group.into_iter().zip(outcomes) {
-                        // A caller that went away no longer needs its answer; its events are stored.
-                        let _ = request.reply.send(Ok(outcome));
+                        // A caller that went away no longer needs its answer; its events are stored
+                        // (or, refused by a volume quota, none of them is).
+                        let _ = request.reply.send(outcome);
                     }
                 }
                 Err(error) => {
@@ -184,7 +185,7 @@ async fn write_group(
     copy_directly: bool,
     group: &[AppendRequest],
     known_actor_pairs: &mut crate::actor_history::KnownPairs,
-) -> Result<Vec<Vec<AppendOutcome>>, StoreError> {
+) -> Result<Vec<AppendReply>, StoreError> {
     let mut client = pool
         .get()
         .await
@@ -287,6 +288,12 @@ async fn write_group(
         }
     }
 
+    // Stored-volume quotas, read under the account locks: each request admitted or refused whole.
+    let mut volumes = crate::volume_quota::GroupVolumes::load(&transaction, &touched_rows).await?;
+    let refusals = volumes.admit_requests(group, &rows_by_account, &|account_row, key| {
+        originals.contains_key(&(account_row, key.to_owned()))
+    });
+
     let (events_table, targets_table) = if copy_directly {
         ("events", "event_targets")
     } else {
@@ -315,7 +322,11 @@ async fn write_group(
             .await
             .map_err(database_error("copying events"))?;
         let mut copy = pin!(BinaryCopyInWriter::new(sink, &EVENT_COPY_TYPES));
-        for request in group {
+        for (request, refusal) in group.iter().zip(refusals) {
+            if let Some(refusal) = refusal {
+                all_outcomes.push(Err(refusal));
+                continue;
+            }
             let mut outcomes = Vec::with_capacity(request.events.len());
             for prepared in &request.events {
                 let event = &prepared.event;
@@ -387,7 +398,7 @@ async fn write_group(
                 }
                 outcomes.push(AppendOutcome::Stored(receipt));
             }
-            all_outcomes.push(outcomes);
+            all_outcomes.push(Ok(outcomes));
         }
         copy.as_mut()
             .finish()
@@ -454,6 +465,7 @@ async fn write_group(
     futures::try_join!(move_events, move_targets, update_accounts)
         .map_err(database_error("storing events"))?;
     detection.write(&transaction).await?;
+    volumes.write(&transaction).await?;
     transaction
         .commit()
         .await

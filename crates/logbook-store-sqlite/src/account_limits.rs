@@ -21,6 +21,21 @@ fn limit_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Optio
         .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
 }
 
+/// A stored quota as the non-negative count it was written from (migration 0010).
+fn quota_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<u64>> {
+    let Some(value) = row.get::<_, Option<i64>>(index)? else {
+        return Ok(None);
+    };
+    u64::try_from(value)
+        .map(Some)
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+/// A quota as SQLite's signed integer; `logbook limits set` bounds it to `i64::MAX`.
+fn quota_as_integer(value: Option<u64>) -> Option<i64> {
+    value.map(|value| i64::try_from(value).unwrap_or(i64::MAX))
+}
+
 #[async_trait::async_trait]
 impl AccountLimitStore for SqliteStore {
     async fn stored_account_limits(
@@ -31,7 +46,8 @@ impl AccountLimitStore for SqliteStore {
                 let mut statement = connection
                     .prepare_cached(
                         "SELECT a.name, l.ingest_events_per_second, l.ingest_event_burst, \
-                         l.reads_per_second, l.read_burst, l.max_concurrent_exports, l.max_live_tails \
+                         l.reads_per_second, l.read_burst, l.max_concurrent_exports, l.max_live_tails, \
+                         l.events_per_day, l.stored_bytes \
                          FROM account_limits l JOIN accounts a ON a.account_row = l.account_row \
                          ORDER BY a.name",
                     )
@@ -47,6 +63,8 @@ impl AccountLimitStore for SqliteStore {
                                 read_burst: limit_column(row, 4)?,
                                 max_concurrent_exports: limit_column(row, 5)?,
                                 max_live_tails: limit_column(row, 6)?,
+                                events_per_day: quota_column(row, 7)?,
+                                stored_bytes: quota_column(row, 8)?,
                             },
                         ))
                     })
@@ -94,7 +112,8 @@ impl AccountLimitStore for SqliteStore {
                     .execute(
                         "INSERT INTO account_limits (account_row, ingest_events_per_second, \
                          ingest_event_burst, reads_per_second, read_burst, max_concurrent_exports, \
-                         max_live_tails, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         max_live_tails, updated_at, events_per_day, stored_bytes) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                          ON CONFLICT (account_row) DO UPDATE SET \
                          ingest_events_per_second = excluded.ingest_events_per_second, \
                          ingest_event_burst = excluded.ingest_event_burst, \
@@ -102,7 +121,9 @@ impl AccountLimitStore for SqliteStore {
                          read_burst = excluded.read_burst, \
                          max_concurrent_exports = excluded.max_concurrent_exports, \
                          max_live_tails = excluded.max_live_tails, \
-                         updated_at = excluded.updated_at",
+                         updated_at = excluded.updated_at, \
+                         events_per_day = excluded.events_per_day, \
+                         stored_bytes = excluded.stored_bytes",
                         params![
                             account_row,
                             limits.ingest_events_per_second,
@@ -112,6 +133,8 @@ impl AccountLimitStore for SqliteStore {
                             limits.max_concurrent_exports,
                             limits.max_live_tails,
                             updated_at,
+                            quota_as_integer(limits.events_per_day),
+                            quota_as_integer(limits.stored_bytes),
                         ],
                     )
                     .map_err(database_error("setting account limits"))?;

@@ -15,6 +15,7 @@ mod query_budget;
 mod query_sql;
 mod startup_check;
 mod tree;
+mod volume_quota;
 mod writer;
 
 use std::collections::VecDeque;

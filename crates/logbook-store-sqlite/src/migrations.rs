@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_attention.sql"),
     include_str!("../migrations/0008_account_limits.sql"),
     include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
+    include_str!("../migrations/0010_volume_quotas.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -198,8 +198,9 @@ impl Writer {
                         .record(started.elapsed().as_secs_f64());
                     metrics::histogram!("logbook_commit_events").record(event_count as f64);
                     for (request, outcome) in group.into_iter().zip(outcomes) {
-                        // A caller that went away no longer needs its answer; its events are stored.
-                        let _ = request.reply.send(Ok(outcome));
+                        // A caller that went away no longer needs its answer; its events are stored
+                        // (or, refused by a volume quota, none of them is).
+                        let _ = request.reply.send(outcome);
                     }
                     events_since_checkpoint += event_count;
                     if events_since_checkpoint >= CHECKPOINT_EVERY_EVENTS {
@@ -258,12 +259,13 @@ fn write_group(
     group: &mut [AppendRequest],
     keep_tree: bool,
     actor_history: &mut crate::actor_history::ActorHistory,
-) -> Result<Vec<Vec<AppendOutcome>>, rusqlite::Error> {
+) -> Result<Vec<Result<Vec<AppendOutcome>, StoreError>>, rusqlite::Error> {
     actor_history.begin_group();
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut all_outcomes = Vec::with_capacity(group.len());
     // Each touched account's tree, loaded with its next seq and saved before the commit.
     let mut trees: HashMap<i64, CompactRange> = HashMap::new();
+    let mut volumes = crate::volume_quota::GroupVolumes::default();
     {
         let mut insert_event = transaction.prepare_cached(
             "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash) \
@@ -279,6 +281,18 @@ fn write_group(
         let mut keys_in_group: HashMap<(i64, String), KeyedOriginal> = HashMap::new();
         let mut next_seqs: NextSeqs = HashMap::new();
         for request in group.iter_mut() {
+            // Stored-volume quotas: a request over one is refused whole, before any write.
+            if let Some(refusal) = volumes.refusal_for(
+                &transaction,
+                &request.events,
+                &mut |account, received_at| {
+                    account_row_of(&transaction, accounts, account, received_at)
+                },
+                &|account_row, key| keys_in_group.contains_key(&(account_row, key.to_owned())),
+            )? {
+                all_outcomes.push(Err(refusal));
+                continue;
+            }
             let mut outcomes = Vec::with_capacity(request.events.len());
             for prepared in &mut request.events {
                 let account_row = account_row_of(
@@ -365,6 +379,7 @@ fn write_group(
                 }
                 // Unfamiliar-IP flags, in this transaction (issue 6; see `actor_history`).
                 actor_history.record(&transaction, account_row, event_row, event)?;
+                volumes.count_stored(&transaction, account_row, prepared)?;
                 let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                     (Some(tree), Some(leaf_hash)) => {
                         let tree_size =
@@ -390,9 +405,10 @@ fn write_group(
                 }
                 outcomes.push(AppendOutcome::Stored(receipt));
             }
-            all_outcomes.push(outcomes);
+            all_outcomes.push(Ok(outcomes));
         }
     }
+    volumes.write(&transaction)?;
     for (account_row, tree) in &trees {
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
     }

@@ -20,6 +20,8 @@ use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, quer
 pub use crate::alerting_cases::*;
 // Unfamiliar IPs and known networks (issue 6) live in their own file too.
 pub use crate::unfamiliar_ip_cases::*;
+// Stored-volume quotas (issue 7) too.
+pub use crate::volume_quota_cases::*;
 
 fn account(name: &str) -> AccountId {
     AccountId::parse(name).expect("a valid test account name")

@@ -6,6 +6,7 @@ mod alerting_cases;
 pub mod builders;
 pub mod cases;
 mod unfamiliar_ip_cases;
+mod volume_quota_cases;
 
 pub use builders::{EventBuilder, clause, negated, patterns, query};
 
@@ -58,6 +59,10 @@ macro_rules! store_conformance_tests {
             an_expired_invitation_is_refused_from_its_expiry_on,
             an_invitation_to_an_unknown_account_is_refused,
             account_limit_overrides_are_stored_replaced_cleared_and_refused_for_unknown_accounts,
+            // Stored-volume quotas (issue 7, volume_quota_cases.rs).
+            events_per_day_quota_refuses_a_whole_batch_over_it_and_allows_the_next_day,
+            stored_bytes_quota_counts_every_stored_event_and_refuses_the_batch_that_would_pass_it,
+            concurrent_batches_never_take_an_account_past_its_daily_quota,
             destinations_and_rules_are_kept_per_account_and_never_cross_accounts,
             a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_read_at,
             a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends,
