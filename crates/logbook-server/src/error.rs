@@ -62,6 +62,16 @@ pub enum ApiError {
     /// The account already has as many exports or live tails open as it may (429).
     #[error("{message}")]
     TooManyOpen { code: &'static str, message: String },
+    /// A stored-volume quota refused the whole request (`quota_exceeded`, `field` names the quota).
+    /// Over `events_per_day`: 429 with `Retry-After` until the next UTC midnight, when the count
+    /// starts over. Over `stored_bytes`: 403, because waiting does not help (only the operator
+    /// raising the quota does), and 507 already means "the server's disk is full, retry soon".
+    #[error("{message}")]
+    QuotaExceeded {
+        message: String,
+        field: &'static str,
+        retry_after_seconds: Option<u64>,
+    },
     /// A query ran past its time budget and was stopped (503, with `Retry-After`).
     #[error(
         "the query took longer than its time budget of {budget_ms} ms and was stopped; narrow it (a time range, an action, an actor) or page with a smaller limit"
@@ -115,6 +125,11 @@ impl ApiError {
             ApiError::RateLimited { .. } | ApiError::TooManyOpen { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ApiError::QuotaExceeded {
+                retry_after_seconds: Some(_),
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             ApiError::QueryTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +150,7 @@ impl ApiError {
             ApiError::InvalidQuery { .. } => "invalid_query",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyOpen { code, .. } => code,
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::QueryTimeout { .. } => "query_timeout",
             ApiError::StorageFull => "storage_full",
             ApiError::Unavailable => "unavailable",
@@ -148,6 +164,7 @@ impl ApiError {
                 field.as_deref()
             }
             ApiError::InvalidQuery { field, .. } => Some(field),
+            ApiError::QuotaExceeded { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -158,6 +175,15 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::StorageFull(_) => ApiError::StorageFull,
             StoreError::Unavailable(_) | StoreError::Locked(_) => ApiError::Unavailable,
+            StoreError::VolumeQuotaExceeded {
+                field,
+                retry_after_seconds,
+                ..
+            } => ApiError::QuotaExceeded {
+                message: error.to_string(),
+                field: field.name(),
+                retry_after_seconds,
+            },
             other => ApiError::internal(other),
         }
     }
@@ -259,6 +285,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited {
                 retry_after_seconds,
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            }
+            ApiError::QuotaExceeded {
+                retry_after_seconds: Some(retry_after_seconds),
                 ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));

@@ -160,6 +160,12 @@ pub struct LimitsSetArgs {
     /// Live tails open at the same time
     #[arg(long, value_name = "N")]
     pub max_live_tails: Option<u32>,
+    /// Quota: events the account may store per UTC day (by received_at); off unless set
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub events_per_day: Option<u64>,
+    /// Quota: bytes of events (their stored JSON) the account may keep in all; off unless set
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub stored_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +188,8 @@ pub enum LimitField {
     ReadBurst,
     MaxConcurrentExports,
     MaxLiveTails,
+    EventsPerDay,
+    StoredBytes,
 }
 
 #[derive(Debug, Args)]

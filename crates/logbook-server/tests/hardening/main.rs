@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 mod storage_faults;
+mod volume_quotas;
 
 struct Server {
     base_url: String,

@@ -1,7 +1,9 @@
 //! `logbook limits show|set|clear --account NAME`: one account's own limits, kept in the database
 //! (`account_limits`) so every node applies them; each server rereads them every few seconds.
 //! Field by field, a stored value wins over the configuration file's `[limits.accounts.NAME]`,
-//! which wins over the `[limits]` defaults.
+//! which wins over the `[limits]` defaults. The stored-volume quotas (`--events-per-day`,
+//! `--stored-bytes`) are off unless stored here: the stores' writers enforce them in the events'
+//! transaction and read them from the database only, so every node applies the same numbers.
 
 use std::io::Write;
 
@@ -30,13 +32,15 @@ fn parse_account(name: &str) -> Result<AccountId> {
     AccountId::parse(name).map_err(|error| anyhow!("invalid account name {name:?}: {error}"))
 }
 
-const ALL_FIELDS: [LimitField; 6] = [
+const ALL_FIELDS: [LimitField; 8] = [
     LimitField::IngestEventsPerSecond,
     LimitField::IngestEventBurst,
     LimitField::ReadsPerSecond,
     LimitField::ReadBurst,
     LimitField::MaxConcurrentExports,
     LimitField::MaxLiveTails,
+    LimitField::EventsPerDay,
+    LimitField::StoredBytes,
 ];
 
 fn field_name(field: LimitField) -> &'static str {
@@ -47,17 +51,41 @@ fn field_name(field: LimitField) -> &'static str {
         LimitField::ReadBurst => "read_burst",
         LimitField::MaxConcurrentExports => "max_concurrent_exports",
         LimitField::MaxLiveTails => "max_live_tails",
+        LimitField::EventsPerDay => "events_per_day",
+        LimitField::StoredBytes => "stored_bytes",
     }
 }
 
-fn stored_field(stored: &mut StoredAccountLimits, field: LimitField) -> &mut Option<u32> {
+/// A stored-volume quota (enforced by the store's writer), not a rate limit of the server.
+fn is_volume_quota(field: LimitField) -> bool {
+    matches!(field, LimitField::EventsPerDay | LimitField::StoredBytes)
+}
+
+fn stored_value(stored: &StoredAccountLimits, field: LimitField) -> Option<u64> {
     match field {
-        LimitField::IngestEventsPerSecond => &mut stored.ingest_events_per_second,
-        LimitField::IngestEventBurst => &mut stored.ingest_event_burst,
-        LimitField::ReadsPerSecond => &mut stored.reads_per_second,
-        LimitField::ReadBurst => &mut stored.read_burst,
-        LimitField::MaxConcurrentExports => &mut stored.max_concurrent_exports,
-        LimitField::MaxLiveTails => &mut stored.max_live_tails,
+        LimitField::IngestEventsPerSecond => stored.ingest_events_per_second.map(u64::from),
+        LimitField::IngestEventBurst => stored.ingest_event_burst.map(u64::from),
+        LimitField::ReadsPerSecond => stored.reads_per_second.map(u64::from),
+        LimitField::ReadBurst => stored.read_burst.map(u64::from),
+        LimitField::MaxConcurrentExports => stored.max_concurrent_exports.map(u64::from),
+        LimitField::MaxLiveTails => stored.max_live_tails.map(u64::from),
+        LimitField::EventsPerDay => stored.events_per_day,
+        LimitField::StoredBytes => stored.stored_bytes,
+    }
+}
+
+/// Stores `value` in `field`; the rate fields' values come from `u32` flags, so they fit.
+fn set_stored_value(stored: &mut StoredAccountLimits, field: LimitField, value: Option<u64>) {
+    let rate = value.map(|value| u32::try_from(value).unwrap_or(u32::MAX));
+    match field {
+        LimitField::IngestEventsPerSecond => stored.ingest_events_per_second = rate,
+        LimitField::IngestEventBurst => stored.ingest_event_burst = rate,
+        LimitField::ReadsPerSecond => stored.reads_per_second = rate,
+        LimitField::ReadBurst => stored.read_burst = rate,
+        LimitField::MaxConcurrentExports => stored.max_concurrent_exports = rate,
+        LimitField::MaxLiveTails => stored.max_live_tails = rate,
+        LimitField::EventsPerDay => stored.events_per_day = value,
+        LimitField::StoredBytes => stored.stored_bytes = value,
     }
 }
 
@@ -69,17 +97,24 @@ fn configured_field(configured: &AccountLimitsOverride, field: LimitField) -> bo
         LimitField::ReadBurst => configured.read_burst.is_some(),
         LimitField::MaxConcurrentExports => configured.max_concurrent_exports.is_some(),
         LimitField::MaxLiveTails => configured.max_live_tails.is_some(),
+        LimitField::EventsPerDay | LimitField::StoredBytes => false,
     }
 }
 
-fn effective_field(limits: &AccountLimits, field: LimitField) -> u64 {
+/// The value the account gets; `None` for a quota that is off.
+fn effective_field(
+    limits: &AccountLimits,
+    stored: &StoredAccountLimits,
+    field: LimitField,
+) -> Option<u64> {
     match field {
-        LimitField::IngestEventsPerSecond => u64::from(limits.ingest_events_per_second),
-        LimitField::IngestEventBurst => u64::from(limits.ingest_event_burst),
-        LimitField::ReadsPerSecond => u64::from(limits.reads_per_second),
-        LimitField::ReadBurst => u64::from(limits.read_burst),
-        LimitField::MaxConcurrentExports => limits.max_concurrent_exports as u64,
-        LimitField::MaxLiveTails => limits.max_live_tails as u64,
+        LimitField::IngestEventsPerSecond => Some(u64::from(limits.ingest_events_per_second)),
+        LimitField::IngestEventBurst => Some(u64::from(limits.ingest_event_burst)),
+        LimitField::ReadsPerSecond => Some(u64::from(limits.reads_per_second)),
+        LimitField::ReadBurst => Some(u64::from(limits.read_burst)),
+        LimitField::MaxConcurrentExports => Some(limits.max_concurrent_exports as u64),
+        LimitField::MaxLiveTails => Some(limits.max_live_tails as u64),
+        LimitField::EventsPerDay | LimitField::StoredBytes => stored_value(stored, field),
     }
 }
 
@@ -127,19 +162,25 @@ async fn write_stored(
 
 async fn set(config: &Config, arguments: &LimitsSetArgs) -> Result<()> {
     let account = parse_account(&arguments.account)?;
+    let rate = |value: Option<u32>| value.map(u64::from);
     let given = [
         (
             LimitField::IngestEventsPerSecond,
-            arguments.ingest_events_per_second,
+            rate(arguments.ingest_events_per_second),
         ),
-        (LimitField::IngestEventBurst, arguments.ingest_event_burst),
-        (LimitField::ReadsPerSecond, arguments.reads_per_second),
-        (LimitField::ReadBurst, arguments.read_burst),
+        (
+            LimitField::IngestEventBurst,
+            rate(arguments.ingest_event_burst),
+        ),
+        (LimitField::ReadsPerSecond, rate(arguments.reads_per_second)),
+        (LimitField::ReadBurst, rate(arguments.read_burst)),
         (
             LimitField::MaxConcurrentExports,
-            arguments.max_concurrent_exports,
+            rate(arguments.max_concurrent_exports),
         ),
-        (LimitField::MaxLiveTails, arguments.max_live_tails),
+        (LimitField::MaxLiveTails, rate(arguments.max_live_tails)),
+        (LimitField::EventsPerDay, arguments.events_per_day),
+        (LimitField::StoredBytes, arguments.stored_bytes),
     ];
     if given.iter().all(|(_, value)| value.is_none()) {
         return Err(anyhow!(
@@ -149,7 +190,7 @@ async fn set(config: &Config, arguments: &LimitsSetArgs) -> Result<()> {
     write_stored(config, &account, |stored| {
         for (field, value) in given {
             if value.is_some() {
-                *stored_field(stored, field) = value;
+                set_stored_value(stored, field, value);
             }
         }
     })
@@ -170,7 +211,7 @@ async fn clear(config: &Config, arguments: &LimitsClearArgs) -> Result<()> {
     };
     write_stored(config, &account, |stored| {
         for field in fields {
-            *stored_field(stored, field) = None;
+            set_stored_value(stored, field, None);
         }
     })
     .await?;
@@ -192,7 +233,7 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
     }
     .await;
     store.shutdown().await;
-    let mut stored = found?;
+    let stored = found?;
 
     // The same computation a server makes: configuration first, the stored overrides on top.
     let mut server_settings = ServerSettings::default();
@@ -209,11 +250,13 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
         .cloned()
         .unwrap_or_default();
 
-    let rows: Vec<(&'static str, u64, &'static str)> = ALL_FIELDS
+    let rows: Vec<(&'static str, Option<u64>, &'static str)> = ALL_FIELDS
         .iter()
         .map(|&field| {
-            let source = if stored_field(&mut stored, field).is_some() {
+            let source = if stored_value(&stored, field).is_some() {
                 "database (logbook limits set)"
+            } else if is_volume_quota(field) {
+                "off (quota not set)"
             } else if configured_field(&configured, field) {
                 "configuration file [limits.accounts]"
             } else {
@@ -221,7 +264,7 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
             };
             (
                 field_name(field),
-                effective_field(&effective, field),
+                effective_field(&effective, &stored, field),
                 source,
             )
         })
@@ -246,7 +289,8 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|(name, value, source)| {
-                vec![(*name).to_owned(), value.to_string(), (*source).to_owned()]
+                let value = value.map_or_else(|| "off".to_owned(), |value| value.to_string());
+                vec![(*name).to_owned(), value, (*source).to_owned()]
             })
             .collect();
         write_table(&mut stdout, &["LIMIT", "VALUE", "FROM"], &table)?;

@@ -4,6 +4,7 @@
 //! a test ends, however it ends.
 #![cfg(unix)]
 
+mod limits;
 mod verify;
 
 use std::io::{BufRead, BufReader, Write};
