@@ -257,6 +257,18 @@ impl PostgresStore {
             .execute("INSERT INTO events SELECT * FROM events_staging", &[])
             .await
             .map_err(database_error("importing events"))?;
+        // Imported bytes count toward the account's stored_bytes quota like ingested ones (they
+        // are history, so not toward a day's events).
+        transaction
+            .execute(
+                "INSERT INTO account_volume_usage (account_row, usage_day, events_on_usage_day, stored_bytes) \
+                 SELECT $1, 0, 0, coalesce(sum(octet_length(body)), 0) FROM events_staging \
+                 ON CONFLICT (account_row) DO UPDATE \
+                 SET stored_bytes = account_volume_usage.stored_bytes + excluded.stored_bytes",
+                &[&account_row],
+            )
+            .await
+            .map_err(database_error("counting imported bytes"))?;
         // The account's tree grows in the same transaction, from the stored bodies, so the
         // imported log verifies against the checkpoints signed before the move.
         let mut trees = crate::tree::load_trees(&*transaction, &[account_row]).await?;
