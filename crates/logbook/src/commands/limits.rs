@@ -196,7 +196,7 @@ async fn set(config: &Config, arguments: &LimitsSetArgs) -> Result<()> {
     })
     .await?;
     eprintln!(
-        "Stored. Running servers apply it within {} seconds; `logbook limits show --account {account}` shows the result.",
+        "Stored. Running servers apply rate limits within {} seconds and quotas at their next commit; `logbook limits show --account {account}` shows the result.",
         logbook_server::limits::STORED_OVERRIDE_REFRESH_INTERVAL.as_secs()
     );
     Ok(())
