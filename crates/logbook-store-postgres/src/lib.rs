@@ -27,14 +27,13 @@ mod tree;
 mod volume_quota;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
 use logbook_core::cursor::CursorPosition;
@@ -55,12 +54,8 @@ use crate::migrations::ROW_SECURITY_ROLE;
 use crate::query_sql::{CompiledQuery, EVENT_COLUMNS, PIN_NEWEST_FIRST_WALK, compile_page_query};
 use crate::writer::{AppendRequest, PreparedEvent, Writer};
 
-/// The page size an export's plan is chosen for (how common a searched word must be for the
-/// newest-first walk): the first rows of an export matter like a page of search results.
+/// Events per page when exporting: bounded memory, and a connection is held only per page.
 const EXPORT_PAGE_SIZE: u32 = 1_000;
-
-/// Events per FETCH from an export's cursor: one round trip per this many events.
-const EXPORT_FETCH_ROWS: u32 = 10_000;
 
 /// Prepared statements cached per connection before the cache is emptied: query shapes vary with
 /// the query text, so an unbounded cache would grow with every new combination of qualifiers.
@@ -505,45 +500,6 @@ impl StoreInner {
         self.account_rows.find(&client, account).await
     }
 
-    /// Starts a read of every event of `account` matching `query`, newest first, as the cursor
-    /// `logbook_export` in the reader's read-only transaction; `None` for an unknown account.
-    /// The plan is chosen as for one page, then the row limit is lifted.
-    async fn open_export_cursor(
-        &self,
-        account: &AccountId,
-        query: &Query,
-    ) -> Result<Option<AccountReader>, StoreError> {
-        let Some(account_row) = self.account_row(account).await? else {
-            return Ok(None);
-        };
-        let budget = self.query_time_budget;
-        let reader = AccountReader::begin_within_budget(&self.pool, account_row, budget).await?;
-        let compiled =
-            compile_page_query(reader.client(), account_row, query, None, EXPORT_PAGE_SIZE)
-                .await
-                .map_err(|error| query_budget::restate_cancellation(error, budget))?
-                .without_row_limit();
-        if compiled.walks_newest_first {
-            reader
-                .client()
-                .batch_execute(PIN_NEWEST_FIRST_WALK)
-                .await
-                .map_err(query_budget::budget_error("starting an export", budget))?;
-        }
-        reader
-            .client()
-            .execute(
-                &format!(
-                    "DECLARE logbook_export NO SCROLL CURSOR FOR {}",
-                    compiled.sql
-                ),
-                &parameter_refs(&compiled.parameters),
-            )
-            .await
-            .map_err(query_budget::budget_error("starting an export", budget))?;
-        Ok(Some(reader))
-    }
-
     /// One page of `query` (at most `limit` events after `after`).
     async fn read_page(
         &self,
@@ -901,97 +857,54 @@ impl Store for PostgresStore {
         account: &AccountId,
         query: Query,
     ) -> BoxStream<'static, Result<EventRow, StoreError>> {
-        // One read-only transaction (row-level security scoped to the account, like a page read)
-        // holds a cursor over every matching event; each FETCH brings EXPORT_FETCH_ROWS of them,
-        // decoded one at a time as the consumer asks. Backpressure is the connection's own: its
-        // reader stops taking rows from the socket while the consumer is behind, so memory stays
-        // bounded without a page buffer. Dropping the stream part-way throws the connection away
-        // (`AccountReader`), never returning it to the pool inside the transaction.
-        struct ExportCursor {
-            reader: AccountReader,
-            budget: Option<std::time::Duration>,
-            rows: Option<std::pin::Pin<Box<tokio_postgres::RowStream>>>,
-            rows_in_this_fetch: u32,
-        }
-        enum ExportState {
-            NotStarted {
-                inner: Arc<StoreInner>,
-                account: AccountId,
-                query: Query,
-            },
-            // Boxed: the state moves through `unfold` once per event.
-            Reading(Box<ExportCursor>),
-            Finished,
-        }
-        let state = ExportState::NotStarted {
-            inner: self.inner.clone(),
-            account: account.clone(),
-            query,
-        };
-        Box::pin(futures::stream::unfold(state, |state| async move {
-            let mut cursor = match state {
-                ExportState::Finished => return None,
-                ExportState::NotStarted {
-                    inner,
-                    account,
-                    query,
-                } => match inner.open_export_cursor(&account, &query).await {
-                    Ok(None) => return None,
-                    Ok(Some(reader)) => Box::new(ExportCursor {
-                        reader,
-                        budget: inner.query_time_budget,
-                        rows: None,
-                        rows_in_this_fetch: 0,
-                    }),
-                    Err(error) => return Some((Err(error), ExportState::Finished)),
-                },
-                ExportState::Reading(cursor) => cursor,
-            };
-            let budget = cursor.budget;
+        let inner = self.inner.clone();
+        let account = account.clone();
+        // Pages travel through a small bounded channel: the exporter runs at most two pages ahead
+        // of the consumer, and holds a connection only while it reads one page.
+        let (page_sender, page_receiver) = mpsc::channel::<Result<Vec<EventRow>, StoreError>>(2);
+        let producer = async move {
+            let mut after = None;
             loop {
-                let ExportCursor {
-                    reader,
-                    rows,
-                    rows_in_this_fetch,
-                    ..
-                } = &mut *cursor;
-                let stream = match rows.as_mut() {
-                    Some(stream) => stream,
-                    None => {
-                        let fetched = reader
-                            .client()
-                            .query_raw(
-                                &format!("FETCH {EXPORT_FETCH_ROWS} FROM logbook_export"),
-                                std::iter::empty::<&(dyn ToSql + Sync)>(),
-                            )
-                            .await
-                            .map_err(query_budget::budget_error("exporting events", budget));
-                        match fetched {
-                            Ok(stream) => rows.insert(Box::pin(stream)),
-                            Err(error) => return Some((Err(error), ExportState::Finished)),
+                match inner
+                    .read_page(&account, &query, EXPORT_PAGE_SIZE, after)
+                    .await
+                {
+                    Ok(page) => {
+                        after = page.next;
+                        let last_page = page.next.is_none();
+                        if page_sender.send(Ok(page.events)).await.is_err() || last_page {
+                            return;
                         }
                     }
-                };
-                match stream.next().await {
-                    Some(Ok(row)) => {
-                        *rows_in_this_fetch += 1;
-                        return Some((Ok(row_to_event(&row)), ExportState::Reading(cursor)));
+                    Err(error) => {
+                        let _ = page_sender.send(Err(error)).await;
+                        return;
                     }
-                    Some(Err(error)) => {
-                        let error = query_budget::budget_error("exporting events", budget)(error);
-                        return Some((Err(error), ExportState::Finished));
-                    }
-                    // A short fetch was the last one.
-                    None if *rows_in_this_fetch < EXPORT_FETCH_ROWS => {
-                        return match cursor.reader.finish().await {
-                            Ok(()) => None,
-                            Err(error) => Some((Err(error), ExportState::Finished)),
-                        };
-                    }
-                    None => {
-                        *rows = None;
-                        *rows_in_this_fetch = 0;
-                    }
+                }
+            }
+        };
+        struct ExportState<P> {
+            producer: Option<P>,
+            receiver: mpsc::Receiver<Result<Vec<EventRow>, StoreError>>,
+            buffered: VecDeque<EventRow>,
+        }
+        let state = ExportState {
+            producer: Some(producer),
+            receiver: page_receiver,
+            buffered: VecDeque::new(),
+        };
+        // The producer starts on the first poll, so creating the stream outside a runtime is fine.
+        Box::pin(futures::stream::unfold(state, |mut state| async move {
+            if let Some(producer) = state.producer.take() {
+                tokio::spawn(producer);
+            }
+            loop {
+                if let Some(event) = state.buffered.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                match state.receiver.recv().await? {
+                    Ok(events) => state.buffered = events.into(),
+                    Err(error) => return Some((Err(error), state)),
                 }
             }
         }))

@@ -45,17 +45,6 @@ pub(crate) struct CompiledQuery {
     /// account's newest-first index and stops after one page; the reader then forbids sorts and
     /// bitmap scans for this statement, whatever the estimates say.
     pub walks_newest_first: bool,
-    /// Where in `parameters` the page's row limit is bound (an export lifts it).
-    pub row_limit_parameter: usize,
-}
-
-impl CompiledQuery {
-    /// Every matching row instead of one page: the plan was still chosen for a page, which is
-    /// what an export reading through a cursor wants (its first rows soon, in the same order).
-    pub(crate) fn without_row_limit(mut self) -> Self {
-        self.parameters[self.row_limit_parameter] = SqlValue::Integer(i64::MAX);
-        self
-    }
 }
 
 /// Planner settings that leave an ordered walk of `(account_row, created_at, seq)` as the only
@@ -182,7 +171,6 @@ pub(crate) async fn compile_page_query(
             .push_str(&format!(" AND (created_at, seq) < ({created_at}, {seq})"));
     }
     let limit = builder.bind(SqlValue::Integer(i64::from(fetch_limit)));
-    let row_limit_parameter = builder.parameters.len() - 1;
     if text_plan == Some(TextPlan::IndexFirst) {
         builder
             .sql
@@ -208,7 +196,6 @@ pub(crate) async fn compile_page_query(
         sql: builder.sql,
         parameters: builder.parameters,
         walks_newest_first: !has_selective_condition,
-        row_limit_parameter,
     })
 }
 
