@@ -6,9 +6,9 @@
 //! transaction that `SET LOCAL`s the account it reads for.
 
 mod account_limits;
+mod actor_history;
 mod alerting;
 mod attention;
-mod actor_history;
 mod encoding;
 mod errors;
 mod import;
@@ -17,8 +17,8 @@ mod migrations;
 mod people;
 mod query_budget;
 mod query_sql;
-mod startup_check;
 pub mod scratch_database;
+mod startup_check;
 
 /// A message's `tsvector` in binary form, exactly as the writer stores it (for baselines that
 /// load the same rows by other means).

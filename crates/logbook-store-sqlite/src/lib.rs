@@ -3,9 +3,9 @@
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
 mod account_limits;
-mod attention;
-mod alerting;
 mod actor_history;
+mod alerting;
+mod attention;
 mod encoding;
 mod errors;
 mod key_usage;
