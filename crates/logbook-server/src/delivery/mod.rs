@@ -19,6 +19,7 @@ use logbook_core::alerting::{
     AlertRuleRecord, CompiledRule, DeliveryRecord, DestinationRecord, RetrySchedule,
     deliveries_for_event,
 };
+use logbook_core::unfamiliar_ip::KnownNetwork;
 use logbook_core::{AccountId, Clock, Store, StoreError};
 use rand::Rng;
 
@@ -71,14 +72,22 @@ pub async fn queue_new_deliveries(
     destinations: &[DestinationRecord],
 ) -> Result<usize, StoreError> {
     let alerting = store.alerting();
-    let mut rules_by_account: HashMap<AccountId, Vec<AlertRuleRecord>> = HashMap::new();
+    let mut rules_by_account: HashMap<AccountId, (Vec<AlertRuleRecord>, Vec<KnownNetwork>)> =
+        HashMap::new();
     let mut queued = 0;
     for destination in destinations {
         if !rules_by_account.contains_key(&destination.account) {
             let rules = alerting.list_rules(&destination.account).await?;
-            rules_by_account.insert(destination.account.clone(), rules);
+            // A rule's `ip:NAME` means the account's known network of that name, which the
+            // in-memory matcher cannot look up itself.
+            let known_networks = store
+                .unfamiliar_ips()
+                .known_networks(&destination.account)
+                .await?;
+            rules_by_account.insert(destination.account.clone(), (rules, known_networks));
         }
-        let rules: Vec<CompiledRule> = rules_by_account[&destination.account]
+        let (account_rules, known_networks) = &rules_by_account[&destination.account];
+        let rules: Vec<CompiledRule> = account_rules
             .iter()
             .filter(|rule| {
                 rule.enabled
@@ -89,7 +98,10 @@ pub async fn queue_new_deliveries(
                 if compiled.is_none() {
                     tracing::warn!(rule_id = %rule.rule_id, "a stored rule's query no longer parses; skipping it");
                 }
-                compiled
+                compiled.map(|mut rule| {
+                    rule.query = rule.query.resolve_known_networks(known_networks);
+                    rule
+                })
             })
             .collect();
         // Even when no rule can match, the cursor moves on, so a rule added later starts from

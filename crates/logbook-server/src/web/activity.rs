@@ -678,8 +678,13 @@ pub async fn live(
     signed_in: SignedIn,
     Query(parameters): Query<LiveParameters>,
 ) -> Result<Response, ApiError> {
-    let filter = crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?;
     let account = signed_in.user.account.clone();
+    let filter = crate::api::v1::events::resolve_known_networks_for_live_view(
+        &state,
+        &account,
+        crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?,
+    )
+    .await?;
     let from_seq = match parameters.from_seq {
         Some(seq) => seq,
         None => state.store().next_seq(&account).await?,

@@ -130,3 +130,37 @@ async fn shutting_down_ends_live_tails_and_serve_returns() {
         "the tail's stream ends when the server stops"
     );
 }
+
+#[tokio::test]
+async fn a_live_tail_filtered_by_a_known_network_name_receives_only_events_from_that_network() {
+    use logbook_core::unfamiliar_ip::{KnownNetwork, NetworkName, parse_network_blocks};
+
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    let office = KnownNetwork {
+        name: NetworkName::parse("office").unwrap(),
+        blocks: parse_network_blocks("198.51.100.0/24").unwrap(),
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    server
+        .store
+        .unfamiliar_ips()
+        .save_known_network(&acme.account, &office)
+        .await
+        .unwrap();
+
+    let response = server
+        .get(&acme.read_key, "/api/v1/events/tail?q=ip:office")
+        .await;
+    assert_eq!(response.status(), 200);
+    let batch = json!({"events": [
+        event("From home", json!({"ip": "203.0.113.9"})),
+        event("From the office", json!({"ip": "198.51.100.20"})),
+    ]});
+    assert_eq!(
+        server.post_events(&acme.ingest_key, &batch).await.status(),
+        200
+    );
+    let frames = read_event_frames(response, 1).await;
+    assert_eq!(frames[0].1["message"], "From the office");
+}

@@ -82,6 +82,8 @@ pub async fn tail(
         None => state.store().next_seq(&reader.account).await?,
     };
 
+    let filter =
+        super::resolve_known_networks_for_live_view(&state, &reader.account, filter).await?;
     Ok(tail_response(&state, reader.account, filter, next_seq))
 }
 
