@@ -145,7 +145,7 @@ impl DestinationKind {
     pub fn syslog(address: &str) -> Result<Self, AlertingInputError> {
         let invalid = || AlertingInputError {
             field: "address",
-            message: "give the collector as host:port, e.g. siem.example.com:6514".to_owned(),
+            message: "give the collector as host:port, e.g. siem.example.com:514".to_owned(),
         };
         let address = address.trim();
         let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
@@ -779,10 +779,10 @@ mod tests {
     #[test]
     fn syslog_addresses_parse_hosts_ports_and_bracketed_ipv6() {
         assert_eq!(
-            DestinationKind::syslog("siem.example.com:6514").unwrap(),
+            DestinationKind::syslog("siem.example.com:514").unwrap(),
             DestinationKind::Syslog {
                 host: "siem.example.com".into(),
-                port: 6514
+                port: 514
             }
         );
         let v6 = DestinationKind::syslog("[2001:db8::1]:514").unwrap();

@@ -77,6 +77,12 @@ fn is_non_public_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] == 0x0064 && segments[1] == 0xff9b)
         // ::ffff:0:0/96 was folded to IPv4 by to_canonical; 2002::/16 (6to4) embeds IPv4.
         || segments[0] == 0x2002
+        // ::/96, the deprecated IPv4-compatible form (::7f00:1), which to_canonical keeps.
+        || segments[..6].iter().all(|segment| *segment == 0)
+        // fec0::/10, deprecated site-local; 2001::/32 Teredo; 100::/64 discard-only.
+        || (segments[0] & 0xffc0) == 0xfec0
+        || (segments[0] == 0x2001 && segments[1] == 0)
+        || (segments[0] == 0x0100 && segments[1..4].iter().all(|segment| *segment == 0))
 }
 
 /// Resolves `host:port` and returns the addresses to connect to, refusing every answer when any
@@ -218,6 +224,9 @@ async fn send_webhook(
             &addresses,
         )
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment (HTTPS_PROXY, ...) would resolve the name again on its
+        // side and reach whatever the guard refused: deliveries always connect directly.
+        .no_proxy()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.send_timeout)
         .user_agent("logbook-delivery/1")
@@ -380,6 +389,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "2002:7f00:1::1",
+            "::7f00:1",
+            "fec0::1",
+            "2001:0:4136:e378::1",
+            "100::1",
         ] {
             assert!(is_non_public_address(text.parse().unwrap()), "{text}");
         }

@@ -270,6 +270,9 @@ pub struct DestinationForm {
     streams_whole_log: String,
 }
 
+/// Most destinations one account may have.
+pub const MAX_DESTINATIONS_PER_ACCOUNT: usize = 20;
+
 /// `POST /alerts/destinations`: creates a destination; a webhook's secret is shown once.
 pub async fn create_destination(
     State(state): State<AppState>,
@@ -296,6 +299,19 @@ pub async fn create_destination(
         Err(error) => return with_problem(&state, &signed_in, error.to_string()).await,
     };
     let account = &signed_in.user.account;
+    // Each destination is followed by the worker and can multiply every event into a request to
+    // a third party, so one account's administrators cannot make an unbounded fan-out.
+    let existing_destinations = state.store().alerting().list_destinations(account).await?;
+    if existing_destinations.len() >= MAX_DESTINATIONS_PER_ACCOUNT {
+        return with_problem(
+            &state,
+            &signed_in,
+            format!(
+                "name: an account has at most {MAX_DESTINATIONS_PER_ACCOUNT} destinations; delete one first"
+            ),
+        )
+        .await;
+    }
     let secret = SigningSecret::from_random_bytes(rand::rng().random());
     let start_seq = state.store().next_seq(account).await?;
     let destination = state
@@ -553,7 +569,21 @@ pub async fn create_rule(
             }
         }
     };
-    if form.destination_id.is_empty() {
+    // A repeated id would only repeat work inside the writer's transaction.
+    let mut destination_ids = form.destination_id.clone();
+    destination_ids.sort_unstable();
+    destination_ids.dedup();
+    if destination_ids.len() > MAX_DESTINATIONS_PER_ACCOUNT {
+        return with_problem(
+            &state,
+            &signed_in,
+            format!(
+                "destination_id: a rule names at most {MAX_DESTINATIONS_PER_ACCOUNT} destinations"
+            ),
+        )
+        .await;
+    }
+    if destination_ids.is_empty() {
         return with_problem(
             &state,
             &signed_in,
@@ -570,7 +600,7 @@ pub async fn create_rule(
             name,
             query_text: form.query.trim().to_owned(),
             threshold,
-            destination_ids: form.destination_id.clone(),
+            destination_ids,
             created_at: state.clock().now(),
         })
         .await;
