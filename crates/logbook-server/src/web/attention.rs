@@ -62,8 +62,13 @@ fn kind_label(kind: FindingKind) -> &'static str {
 
 /// Whether `signed_in` may dismiss `record`: owners and admins any, others only their own.
 fn may_dismiss(signed_in: &SignedIn, record: &FindingRecord) -> bool {
+    // A sensitive change right after a login from a new address is what a stolen session looks
+    // like; the person it is about could be the intruder, so only owners and admins clear it.
+    let subject_may_dismiss =
+        record.finding.kind != logbook_core::attention::FindingKind::SensitiveChangeAfterNewIpLogin;
     signed_in.user.role.manages_account()
-        || record.finding.subject.actor() == Some(signed_in.user.email.as_str())
+        || (subject_may_dismiss
+            && record.finding.subject.actor() == Some(signed_in.user.email.as_str()))
 }
 
 /// What this person may list: members only the findings about themselves.
@@ -191,10 +196,19 @@ pub async fn dismiss(
         dismissed_by: signed_in.user.email.clone(),
         dismissed_at: state.clock().now(),
     };
-    attention
+    let stored = attention
         .dismiss_finding(account, finding_id, &dismissal)
         .await?
         .ok_or(WebError::NotFound)?;
+    // Compared by who, not when: the stored time may come back at the database's precision.
+    let dismissed_by_this_click = stored
+        .dismissal
+        .as_ref()
+        .is_some_and(|stored| stored.dismissed_by == dismissal.dismissed_by);
+    if !dismissed_by_this_click {
+        // Someone else's dismissal landed first and stands; this click records nothing.
+        return Ok(Redirect::to(back).into_response());
+    }
     let mut metadata = serde_json::Map::new();
     metadata.insert("kind".into(), record.finding.kind.as_str().into());
     metadata.insert(

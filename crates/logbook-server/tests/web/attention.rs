@@ -378,6 +378,7 @@ async fn a_key_created_right_after_a_login_from_a_new_address_is_flagged_using_t
     let web = start().await;
     let acme = web.account("acme").await;
     web.user(&acme, "owner@acme.com", Role::Owner).await;
+    web.user(&acme, "dave@acme.com", Role::Member).await;
     let key = web.ingest_key(&acme).await;
     // The first address of an actor is never new; the second one is (flagged at ingest).
     web.send(
@@ -402,5 +403,20 @@ async fn a_key_created_right_after_a_login_from_a_new_address_is_flagged_using_t
             "dave@acme.com signed in from new address 192.0.2.44 and then did acme.api_key.create"
         ),
         "{page}"
+    );
+
+    // Dave may be the intruder this is about: he sees it but cannot clear it; an owner can.
+    let path = dismiss_path_in(&page);
+    let dave = web.sign_in("dave@acme.com").await;
+    let (_, daves_page, _) = web.page(&dave.cookie, "/attention").await;
+    assert!(daves_page.contains("192.0.2.44"), "{daves_page}");
+    assert!(!daves_page.contains(&path), "{daves_page}");
+    assert_eq!(
+        web.post_form(&dave, &path, &[]).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        web.post_form(&owner, &path, &[]).await.status(),
+        StatusCode::SEE_OTHER
     );
 }
