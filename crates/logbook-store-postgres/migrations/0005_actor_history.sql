@@ -27,7 +27,9 @@ CREATE TABLE actor_networks (
     PRIMARY KEY (account_row, actor_id, network)
 );
 
--- Events stored before this migration are history too.
+-- Events stored before this migration are history too. The row-level policies would hide every
+-- event from this statement when the migrating role is neither superuser nor BYPASSRLS.
+SET LOCAL logbook.all_accounts = 'on';
 INSERT INTO actor_addresses (account_row, actor_id, ip, first_seen_at)
     SELECT account_row, actor_id, ip, min(created_at) FROM events
     WHERE actor_id IS NOT NULL AND ip IS NOT NULL

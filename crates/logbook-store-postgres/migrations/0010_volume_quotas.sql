@@ -14,6 +14,9 @@ CREATE TABLE account_volume_usage (
     stored_bytes bigint NOT NULL
 );
 
--- The bytes already stored. (Events per day start counting at the upgrade.)
+-- The bytes already stored. (Events per day start counting at the upgrade.) The row-level
+-- policies would hide every event from this statement when the migrating role is neither
+-- superuser nor BYPASSRLS.
+SET LOCAL logbook.all_accounts = 'on';
 INSERT INTO account_volume_usage (account_row, usage_day, events_on_usage_day, stored_bytes)
 SELECT account_row, 0, 0, sum(octet_length(body)) FROM events GROUP BY account_row;

@@ -17,8 +17,8 @@ use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
 use crate::errors::{database_error, pool_error};
 use crate::writer::outcome_code;
 
-const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
-const IMPORT_COPY_TYPES: [Type; 14] = [
+const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
+const IMPORT_COPY_TYPES: [Type; 15] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -27,6 +27,7 @@ const IMPORT_COPY_TYPES: [Type; 14] = [
     Type::TEXT,
     Type::BYTEA,
     Type::INT2,
+    Type::BOOL,
     Type::BOOL,
     Type::TEXT,
     Type::BYTEA,
@@ -205,6 +206,7 @@ impl PostgresStore {
                         &event.ip.map(ip_bytes).as_ref().map(|ip| ip.as_slice()),
                         &event.outcome.map(|outcome| outcome_code(outcome) as i16),
                         &row.new_ip,
+                        &row.new_network,
                         &event.key,
                         &fingerprint
                             .as_ref()
@@ -257,6 +259,25 @@ impl PostgresStore {
             .execute("INSERT INTO events SELECT * FROM events_staging", &[])
             .await
             .map_err(database_error("importing events"))?;
+        // Where each actor was seen before the move is history too: without it, the first event
+        // after the move from a familiar address would be flagged new (the 0005 backfill, for
+        // this chunk; an earlier chunk's first sighting stands).
+        transaction
+            .batch_execute(
+                "INSERT INTO actor_addresses (account_row, actor_id, ip, first_seen_at) \
+                 SELECT account_row, actor_id, ip, min(created_at) FROM events_staging \
+                 WHERE actor_id IS NOT NULL AND ip IS NOT NULL \
+                 GROUP BY account_row, actor_id, ip \
+                 ON CONFLICT DO NOTHING; \
+                 INSERT INTO actor_networks (account_row, actor_id, network) \
+                 SELECT DISTINCT account_row, actor_id, \
+                     CASE WHEN substring(ip from 1 for 12) = '\\x00000000000000000000ffff'::bytea \
+                          THEN substring(ip from 1 for 15) ELSE substring(ip from 1 for 6) END \
+                 FROM events_staging WHERE actor_id IS NOT NULL AND ip IS NOT NULL \
+                 ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(database_error("importing where actors were seen"))?;
         // Imported bytes count toward the account's stored_bytes quota like ingested ones (they
         // are history, so not toward a day's events).
         transaction

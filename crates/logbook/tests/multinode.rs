@@ -527,9 +527,18 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
     // More history arrives in the embedded database; running again copies only what is new.
     {
         let embedded = cluster.start_node_on(&sqlite_url);
-        let events: Vec<Value> = (0..50)
+        let mut events: Vec<Value> = (0..50)
             .map(|number| json!({ "action": "user.login", "message": format!("late event {number}") }))
             .collect();
+        // An actor with a history of two addresses, for the unfamiliar-IP check after the move.
+        for ip in ["198.51.100.7", "198.51.100.8"] {
+            events.push(json!({
+                "action": "user.login",
+                "message": format!("carol from {ip}"),
+                "actor": {"id": "carol@demo.example", "type": "user"},
+                "ip": ip,
+            }));
+        }
         let answer = ingest(&client(), &embedded, &key, Value::Array(events)).await;
         assert_eq!(answer.status(), 200);
     }
@@ -580,6 +589,63 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
     assert!(
         !page["events"].as_array().unwrap().is_empty(),
         "the copied events are searchable"
+    );
+
+    // Where an actor was seen moved too: an address from before the move is familiar, a new one
+    // is flagged.
+    let carol_again = |ip: &'static str| {
+        json!({
+            "action": "user.login",
+            "message": format!("carol again from {ip}"),
+            "actor": {"id": "carol@demo.example", "type": "user"},
+            "ip": ip,
+        })
+    };
+    let answer = ingest(
+        &client,
+        &node,
+        &key,
+        // Without the moved history the first of these would count as carol's first address
+        // and the second would look new.
+        json!([
+            carol_again("198.51.100.7"),
+            carol_again("198.51.100.8"),
+            carol_again("203.0.113.77")
+        ]),
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let page: Value = client
+        .get(node.url("/api/v1/events?q=actor:carol@demo.example&limit=10"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_ip_by_message: std::collections::BTreeMap<String, bool> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            (
+                event["message"].as_str().unwrap().to_owned(),
+                event["new_ip"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    for familiar in ["198.51.100.7", "198.51.100.8"] {
+        assert_eq!(
+            new_ip_by_message.get(&format!("carol again from {familiar}")),
+            Some(&false),
+            "{page}"
+        );
+    }
+    assert_eq!(
+        new_ip_by_message.get("carol again from 203.0.113.77"),
+        Some(&true),
+        "{page}"
     );
 }
 
