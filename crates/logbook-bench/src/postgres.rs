@@ -14,9 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
+use logbook_core::api_key::{KeyOwner, Scopes};
 use logbook_core::event::Outcome;
-use logbook_core::store::NewApiKey;
 use logbook_core::{AccountId, Clock, Store, SystemClock};
 use logbook_server::AppState;
 use logbook_store_postgres::scratch_database::url_with_database;
@@ -28,6 +27,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
 use crate::http_load::{self, ExportFigures, IngestFigures, QueryFigures};
+use crate::server::create_key;
 use crate::workload::{COMMON_WORDS, RARE_WORD, Workload, WorkloadShape};
 use crate::{Arguments, BASELINE_EVENTS_PER_TRANSACTION, BATCH_SIZE, Plan, SINGLE_EVENT_PRODUCERS};
 
@@ -298,28 +298,6 @@ async fn run_copy_baseline(
         figures.bytes_per_event
     );
     Ok(figures)
-}
-
-async fn create_key(
-    store: &dyn Store,
-    owner: KeyOwner,
-    scopes: Scopes,
-    clock: &dyn Clock,
-) -> anyhow::Result<String> {
-    let plaintext = PlaintextApiKey::from_random_bytes(rand::rng().random());
-    store
-        .create_api_key(NewApiKey {
-            key_id: format!("key_bench{:016x}", rand::rng().random::<u64>()),
-            key_hash: plaintext.hash(),
-            owner,
-            scopes,
-            display_prefix: plaintext.display_prefix(),
-            description: Some("logbook-bench".into()),
-            created_at: clock.now(),
-        })
-        .await
-        .context("creating an API key")?;
-    Ok(plaintext.expose().to_owned())
 }
 
 async fn median_export(

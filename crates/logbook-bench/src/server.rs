@@ -30,7 +30,7 @@ pub struct RunningServer {
     _data_directory: tempfile::TempDir,
 }
 
-async fn create_key(
+pub(crate) async fn create_key(
     store: &dyn Store,
     owner: KeyOwner,
     scopes: Scopes,
