@@ -202,8 +202,15 @@ async fn write_group(
         .transaction()
         .await
         .map_err(database_error("starting a group commit"))?;
+    // Every read of the group is a lookup by key (idempotency keys, actor history, account rows),
+    // so the plans are pinned to nested loops over the indexes: on a table whose statistics are
+    // stale (a young deployment, or one that grew fast since autovacuum last ran) the planner
+    // otherwise sorts or hashes the whole events table once per group.
     transaction
-        .batch_execute("SET LOCAL logbook.all_accounts = 'on'")
+        .batch_execute(
+            "SET LOCAL logbook.all_accounts = 'on'; SET LOCAL enable_seqscan = off; \
+             SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+        )
         .await
         .map_err(database_error("starting a group commit"))?;
 
