@@ -4,8 +4,8 @@
 //! `GroupDetection::load`, so the history read here cannot change until it commits, even with
 //! several nodes ingesting into the same account: two nodes never both call an address new. The
 //! group is decided in memory in the order the events get their `seq` (an event earlier in the
-//! group is history for a later one), then `GroupDetection::write` stores only what is new: the
-//! history rows and the flags of the flagged events, in the same transaction. The flags follow
+//! group is history for a later one), the writer copies each event's flags in its row, and
+//! `GroupDetection::write` stores only the new history rows, in the same transaction. The flags follow
 //! `logbook_core::unfamiliar_ip::ActorHistoryLookup::flags`.
 //!
 //! Cost: the writer remembers (account, actor, address) pairs known to be committed, so a group
@@ -61,8 +61,6 @@ pub(crate) struct GroupDetection {
     touched: Vec<AddressKey>,
     new_addresses: Vec<(AddressKey, i64)>,
     new_networks: Vec<NetworkKey>,
-    /// (account_row, seq, new_ip, new_network) of each flagged event.
-    flagged: Vec<(i64, i64, bool, bool)>,
 }
 
 impl GroupDetection {
@@ -138,13 +136,9 @@ impl GroupDetection {
         Ok(detection)
     }
 
-    /// Decides the flags of one event the writer is storing as `seq`, in `seq` order.
-    pub(crate) fn record(
-        &mut self,
-        account_row: i64,
-        seq: i64,
-        event: &NewEvent,
-    ) -> UnfamiliarIpFlags {
+    /// Decides the flags of one event the writer is about to store, in `seq` order; the writer
+    /// puts them in the event's own row.
+    pub(crate) fn record(&mut self, account_row: i64, event: &NewEvent) -> UnfamiliarIpFlags {
         let (Some(actor), Some(ip)) = (&event.actor, event.ip) else {
             return UnfamiliarIpFlags::default();
         };
@@ -169,15 +163,10 @@ impl GroupDetection {
             self.new_networks.push(network.clone());
             self.networks_seen.insert(network);
         }
-        if flags != UnfamiliarIpFlags::default() {
-            self.flagged
-                .push((account_row, seq, flags.new_ip, flags.new_network));
-        }
         flags
     }
 
-    /// Writes the new history rows and the flags, in the writer's transaction, after the events
-    /// themselves are in `events`.
+    /// Writes the new history rows, in the writer's transaction.
     pub(crate) async fn write(&self, client: &impl GenericClient) -> Result<(), StoreError> {
         let context = "storing actor history";
         if !self.new_addresses.is_empty() {
@@ -225,21 +214,6 @@ impl GroupDetection {
                      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) \
                      ON CONFLICT DO NOTHING",
                     &[&rows, &actors, &networks],
-                )
-                .await
-                .map_err(database_error(context))?;
-        }
-        if !self.flagged.is_empty() {
-            let rows: Vec<i64> = self.flagged.iter().map(|flagged| flagged.0).collect();
-            let seqs: Vec<i64> = self.flagged.iter().map(|flagged| flagged.1).collect();
-            let new_ips: Vec<bool> = self.flagged.iter().map(|flagged| flagged.2).collect();
-            let new_networks: Vec<bool> = self.flagged.iter().map(|flagged| flagged.3).collect();
-            client
-                .execute(
-                    "UPDATE events SET new_ip = f.new_ip, new_network = f.new_network \
-                     FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::boolean[]) AS f (account_row, seq, new_ip, new_network) \
-                     WHERE events.account_row = f.account_row AND events.seq = f.seq",
-                    &[&rows, &seqs, &new_ips, &new_networks],
                 )
                 .await
                 .map_err(database_error(context))?;

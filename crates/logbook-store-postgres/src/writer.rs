@@ -41,8 +41,8 @@ pub(crate) const CREATE_STAGING_TABLES: &str = "
     CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
     CREATE TEMPORARY TABLE IF NOT EXISTS event_targets_staging (LIKE event_targets) ON COMMIT DELETE ROWS;";
 
-const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
-const EVENT_COPY_TYPES: [Type; 13] = [
+const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash, new_ip, new_network";
+const EVENT_COPY_TYPES: [Type; 15] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -56,6 +56,8 @@ const EVENT_COPY_TYPES: [Type; 13] = [
     Type::TS_VECTOR,
     Type::TEXT,
     Type::BYTEA,
+    Type::BOOL,
+    Type::BOOL,
 ];
 
 /// An event with every value the writer stores already computed, off the writer task.
@@ -357,6 +359,9 @@ async fn write_group(
                 // The leaf hash travels in the event's row (migration 0009), so the tree adds no
                 // row of its own for most events.
                 let leaf_hash = prepared.leaf_parts.leaf_hash(seq as u64);
+                // The flags travel in the event's row too: setting them afterwards would write
+                // every flagged event twice (a new row version and an entry in every index).
+                let flags = detection.record(account_row, event);
                 copy.as_mut()
                     .write(&[
                         &account_row,
@@ -375,13 +380,14 @@ async fn write_group(
                         &prepared.message_tokens,
                         &prepared.body,
                         &leaf_hash.as_slice(),
+                        &flags.new_ip,
+                        &flags.new_network,
                     ])
                     .await
                     .map_err(database_error("copying events"))?;
                 for target in &event.targets {
                     targets.push((account_row, target.id.as_str(), seq));
                 }
-                detection.record(account_row, seq, event);
                 let tree = trees
                     .entry(account_row)
                     .or_insert_with(logbook_core::merkle::CompactRange::new);
