@@ -80,6 +80,9 @@ struct Plan {
 const BATCH_SIZE: usize = 500;
 const SINGLE_EVENT_PRODUCERS: usize = 64;
 const BASELINE_EVENTS_PER_TRANSACTION: usize = 1000;
+/// The longest the run waits for the attention worker to read the loaded events before timing
+/// queries; past it the run fails rather than time queries against a worker still catching up.
+const ATTENTION_CATCH_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Plan {
     fn from_arguments(arguments: &Arguments) -> Self {
@@ -211,6 +214,13 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     let baselines_after = run_baselines(&workload, &plan, clock.now(), "after")?;
     let baseline_one_per_transaction = faster(baselines_before.0, baselines_after.0);
     let baseline_batched = faster(baselines_before.1, baselines_after.1);
+
+    let catch_up =
+        server::wait_for_attention_worker(&*running.store, ATTENTION_CATCH_UP_LIMIT).await?;
+    println!(
+        "attention worker caught up {:.1}s after the last ingest phase and the baselines",
+        catch_up.as_secs_f64()
+    );
 
     let (actor_id, ip) = workload.sample_actor_and_ip(&largest_account);
     let query_cases = [

@@ -434,6 +434,13 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
         tokio::spawn(connection);
         analyze_client.batch_execute("ANALYZE").await?;
     }
+    let catch_up =
+        crate::server::wait_for_attention_worker(&*postgres_store, crate::ATTENTION_CATCH_UP_LIMIT)
+            .await?;
+    println!(
+        "attention worker caught up {:.1}s after the last ingest phase",
+        catch_up.as_secs_f64()
+    );
 
     let (actor_id, ip) = workload.sample_actor_and_ip(&largest_account);
     let query_cases = [

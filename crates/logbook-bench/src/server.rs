@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
@@ -23,6 +24,8 @@ pub struct RunningServer {
     pub ingest_key: String,
     /// A `read` key of the largest account.
     pub read_key: String,
+    /// The store the server runs on, to see how far its background workers have read.
+    pub store: Arc<dyn Store>,
     database_path: PathBuf,
     stop: oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
@@ -93,7 +96,7 @@ pub async fn start(
         .await
         .context("binding a loopback port")?;
     let address = listener.local_addr()?;
-    let state = AppState::new(store, clock, throughput_run_settings());
+    let state = AppState::new(store.clone(), clock, throughput_run_settings());
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(logbook_server::serve(listener, state, async move {
         let _ = stopped.await;
@@ -102,6 +105,7 @@ pub async fn start(
         base_url: format!("http://{address}"),
         ingest_key,
         read_key,
+        store,
         database_path,
         stop,
         serving,
@@ -137,6 +141,38 @@ impl RunningServer {
             .unwrap_or(0);
         drop(connection);
         Ok(database_bytes + wal_bytes)
+    }
+}
+
+/// Waits until the server's attention worker has read every stored event (or `limit` passes) and
+/// returns how long that took. The worker follows the log behind ingest, and after a bulk load it
+/// still has the backlog to read; timing queries while it does would measure that catch-up (a
+/// one-off after a load that outran it) instead of the steady state, where it keeps pace.
+pub(crate) async fn wait_for_attention_worker(
+    store: &dyn Store,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut behind = 0_u64;
+        for account in store.list_accounts().await? {
+            let read = store
+                .attention()
+                .attention_progress(&account.account)
+                .await?
+                .map_or(0, |progress| progress.next_seq);
+            behind += account.event_count.saturating_sub(read);
+        }
+        if behind == 0 {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            anyhow::bail!(
+                "the attention worker is still {behind} events behind after {:.0}s",
+                limit.as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
