@@ -5,7 +5,8 @@
 //! Plan shapes are pinned rather than left to estimates (every connection also runs with
 //! `plan_cache_mode = force_custom_plan`, and reads with `enable_seqscan = off`):
 //! - Free text is a `tsquery` over Logbook's own tokens (see `encoding`). A term that is rare in
-//!   the account (fewer than a page of matches among its newest `RECENT_SAMPLE` events) is found
+//!   the account (too few matches among its newest `RECENT_SAMPLE` events for a walk of
+//!   `WALK_ROWS_PER_PAGE` rows to fill a page) is found
 //!   through the GIN index by `logbook_message_matches` (see migration 0001 for why a function),
 //!   and each match is then
 //!   looked up by primary key in a `LATERAL (... OFFSET 0)` subquery, a shape PostgreSQL cannot
@@ -26,9 +27,16 @@ use crate::encoding::{SqlValue, ip_bytes, prefix_upper_bound, tsquery_text, unix
 use crate::errors::database_error;
 use crate::writer::outcome_code;
 
-/// How many of the account's newest events the text planner samples: a term with a page of matches
-/// among them is "common" (walk the newest-first index), any other is looked up through GIN.
-pub(crate) const RECENT_SAMPLE: i64 = 2_000;
+/// How many of the account's newest events the text planner samples to tell a common term (walk
+/// the newest-first index, checking each row) from a rare one (look it up through GIN). Each
+/// sampled row is a heap page read, which on an account whose rows share pages with other
+/// accounts is most of the cost of a rare-word search, so the sample is small and its count is
+/// scaled to `WALK_ROWS_PER_PAGE`.
+pub(crate) const RECENT_SAMPLE: i64 = 500;
+
+/// The rows a walk may read for one page before the GIN lookup is the cheaper plan: a term is
+/// common when its share of the sample would give a page within that many rows.
+const WALK_ROWS_PER_PAGE: i64 = 2_000;
 
 /// The most matches an index-first text lookup collects: only a bound on work, since a term is
 /// looked up through GIN only when it is rare in the account.
@@ -206,8 +214,9 @@ fn search_tokens(search: &TextSearch) -> Vec<String> {
 }
 
 /// Decides from the account's newest `RECENT_SAMPLE` events (an ordered walk of its newest-first
-/// index, so it costs the same for every term): when they already hold a page of matches, walking
-/// and checking each row finds the page at once; otherwise the term is rare in this account and
+/// index, so it costs the same for every term): when the term is frequent enough among them that a
+/// walk of `WALK_ROWS_PER_PAGE` rows would fill the page, walking and checking each row finds the
+/// page at once; otherwise the term is rare in this account and
 /// the GIN lookup finds its few matches without reading the account. Counting matches through GIN
 /// instead would read a common word's whole posting list, across every account.
 async fn choose_text_plan(
@@ -235,11 +244,14 @@ async fn choose_text_plan(
     )
     .map_err(database_error("sampling a term frequency"))?;
     let matches: i64 = sample.get(0);
-    Ok(if matches >= i64::from(fetch_limit) {
-        TextPlan::CheckEachRow
-    } else {
-        TextPlan::IndexFirst
-    })
+    // matches / RECENT_SAMPLE >= fetch_limit / WALK_ROWS_PER_PAGE, in integers.
+    Ok(
+        if matches * WALK_ROWS_PER_PAGE >= i64::from(fetch_limit) * RECENT_SAMPLE {
+            TextPlan::CheckEachRow
+        } else {
+            TextPlan::IndexFirst
+        },
+    )
 }
 
 fn push_clause(builder: &mut SqlBuilder, clause: &Clause, account_placeholder: &str) {
