@@ -435,22 +435,32 @@ impl AccountReader {
         account_row: i64,
         budget: Option<std::time::Duration>,
     ) -> Result<Self, StoreError> {
-        let client = pool.get().await.map_err(pool_error("starting a read"))?;
-        let reader = AccountReader {
-            client: Some(client),
-        };
-        // The account row is an integer from our own table, so formatting it into the SQL is safe;
-        // one round trip starts the transaction and scopes it. Sequential scans are off: no read
-        // of events should ever need one, and a misestimate must not pick one.
+        let reader = Self::connect(pool).await?;
         reader
             .client()
-            .batch_execute(&format!(
-                "BEGIN READ ONLY; SET LOCAL logbook.account_row = '{account_row}'; SET LOCAL enable_seqscan = off{}",
-                query_budget::set_local_statement_timeout(budget)
-            ))
+            .batch_execute(&Self::begin_sql(account_row, budget))
             .await
             .map_err(database_error("starting a read"))?;
         Ok(reader)
+    }
+
+    /// A reader whose transaction is not started yet: the caller sends `begin_sql` pipelined with
+    /// its first statement.
+    async fn connect(pool: &Pool) -> Result<Self, StoreError> {
+        let client = pool.get().await.map_err(pool_error("starting a read"))?;
+        Ok(AccountReader {
+            client: Some(client),
+        })
+    }
+
+    /// Starts the read-only transaction and scopes it to the account. The account row is an
+    /// integer from our own table, so formatting it into the SQL is safe. Sequential scans are
+    /// off: no read of events should ever need one, and a misestimate must not pick one.
+    fn begin_sql(account_row: i64, budget: Option<std::time::Duration>) -> String {
+        format!(
+            "BEGIN READ ONLY; SET LOCAL logbook.account_row = '{account_row}'; SET LOCAL enable_seqscan = off{}",
+            query_budget::set_local_statement_timeout(budget)
+        )
     }
 
     fn client(&self) -> &Object {
@@ -459,9 +469,16 @@ impl AccountReader {
             .expect("the reader holds its client until finished")
     }
 
-    async fn finish(mut self) -> Result<(), StoreError> {
+    async fn finish(self) -> Result<(), StoreError> {
+        let committed = self.client().batch_execute("COMMIT").await;
+        self.committed(committed)
+    }
+
+    /// Hands the connection back to the pool once the `COMMIT` the caller sent (pipelined with
+    /// its last statement) has answered; a failed one throws the connection away.
+    fn committed(mut self, commit: Result<(), tokio_postgres::Error>) -> Result<(), StoreError> {
         let client = self.client.take().expect("finished once");
-        match client.batch_execute("COMMIT").await {
+        match commit {
             Ok(()) => {
                 if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
                     client.statement_cache.clear();
@@ -515,20 +532,38 @@ impl StoreInner {
             });
         };
         let budget = self.query_time_budget;
-        let reader = AccountReader::begin_within_budget(&self.pool, account_row, budget).await?;
+        let reader = AccountReader::connect(&self.pool).await?;
+        let client = reader.client();
+        // A page is one round trip once the connection has the statement prepared: the
+        // transaction's start goes out with the compilation (which sends nothing unless a text
+        // term needs its frequency sampled), and the COMMIT with the page query. Futures polled
+        // together are sent in the order they are first polled, so the statements run in order.
+        let begin_sql = AccountReader::begin_sql(account_row, budget);
+        let begin = async {
+            client
+                .batch_execute(&begin_sql)
+                .await
+                .map_err(database_error("starting a read"))
+        };
         // One more than asked tells whether a next page exists without a second query.
-        let compiled = compile_page_query(reader.client(), account_row, query, after, limit + 1)
-            .await
-            .map_err(|error| query_budget::restate_cancellation(error, budget))?;
-        let statement = reader
-            .client()
+        let compile = async {
+            compile_page_query(client, account_row, query, after, limit + 1)
+                .await
+                .map_err(|error| query_budget::restate_cancellation(error, budget))
+        };
+        let ((), compiled) = futures::try_join!(begin, compile)?;
+        let statement = client
             .prepare_cached(&compiled.sql)
             .await
             .map_err(query_budget::budget_error("preparing a query", budget))?;
-        let rows = run_compiled(reader.client(), &compiled, &statement)
-            .await
-            .map_err(query_budget::budget_error("running a query", budget))?;
-        reader.finish().await?;
+        let run = async {
+            run_compiled(client, &compiled, &statement)
+                .await
+                .map_err(query_budget::budget_error("running a query", budget))
+        };
+        let (rows, commit) =
+            futures::try_join!(run, async { Ok(client.batch_execute("COMMIT").await) })?;
+        reader.committed(commit)?;
         let mut events = rows.iter().map(row_to_event).collect::<Vec<_>>();
         let next = if events.len() > limit as usize {
             events.truncate(limit as usize);
