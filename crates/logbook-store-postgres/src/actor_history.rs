@@ -5,8 +5,8 @@
 //! several nodes ingesting into the same account: two nodes never both call an address new. The
 //! group is decided in memory in the order the events get their `seq` (an event earlier in the
 //! group is history for a later one), the writer copies each event's flags in its row, and
-//! `GroupDetection::write` stores only the new history rows, in the same transaction. The flags follow
-//! `logbook_core::unfamiliar_ip::ActorHistoryLookup::flags`.
+//! `GroupDetection::write` stores only the new history rows, in the same transaction. The flags
+//! follow `logbook_core::unfamiliar_ip::ActorHistoryLookup::flags`.
 //!
 //! Cost: the writer remembers (account, actor, address) pairs known to be committed, so a group
 //! whose pairs are all known needs no read at all; otherwise one round trip reads the rest.
