@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use logbook_core::query::{Condition, Query, TextSearch};
-use logbook_core::store::{AppendOutcome, EventQuery};
-use logbook_core::{AccountId, Store};
+use logbook_core::store::{AppendOutcome, EventQuery, StoredAccountLimits};
+use logbook_core::{AccountId, Store, StoreError};
 use logbook_store_postgres::scratch_database::ScratchDatabase;
 use logbook_store_postgres::{PostgresOptions, PostgresStore};
+use logbook_testkit::builders::RECEIVED_AT;
 use logbook_testkit::{EventBuilder, clause, patterns, query};
 use time::Duration;
 use time::macros::datetime;
@@ -395,4 +396,63 @@ async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_secur
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains("globex"));
     store.shutdown().await;
+}
+
+/// Two nodes ingesting into one account at once never take it past its daily quota: each node's
+/// writer counts under the account's row lock, in the events' transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_at_once_never_store_more_than_the_daily_quota() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    let nodes = [
+        Arc::new(connect(&database).await),
+        Arc::new(connect(&database).await),
+    ];
+    let acme = account("acme");
+    nodes[0].create_account(&acme, RECEIVED_AT).await.unwrap();
+    nodes[0]
+        .account_limits()
+        .set_stored_account_limits(
+            &acme,
+            &StoredAccountLimits {
+                events_per_day: Some(100),
+                ..StoredAccountLimits::default()
+            },
+            RECEIVED_AT,
+        )
+        .await
+        .unwrap();
+    let mut appenders = Vec::new();
+    for appender in 0..8 {
+        let node = nodes[appender % 2].clone();
+        appenders.push(tokio::spawn(async move {
+            let mut stored = 0_u64;
+            for round in 0..10 {
+                // Batches of 3 against a quota of 100: 33 batches fit, the 34th would overshoot.
+                let events = (0..3)
+                    .map(|number| {
+                        EventBuilder::new("acme")
+                            .message(&format!("appender {appender} round {round} event {number}"))
+                            .build()
+                    })
+                    .collect();
+                match node.append_events(events).await {
+                    Ok(outcomes) => stored += outcomes.len() as u64,
+                    Err(StoreError::VolumeQuotaExceeded { .. }) => {}
+                    Err(other) => panic!("unexpected error: {other}"),
+                }
+            }
+            stored
+        }));
+    }
+    let mut acknowledged = 0;
+    for appender in appenders {
+        acknowledged += appender.await.unwrap();
+    }
+    assert_eq!(
+        acknowledged, 99,
+        "33 whole batches of 3, and no part of a 34th"
+    );
+    assert_eq!(nodes[1].next_seq(&acme).await.unwrap(), 99);
 }
