@@ -22,6 +22,26 @@ async fn set_quota(store: &Arc<dyn Store>, name: &str, quota: StoredAccountLimit
         .expect("storing a quota");
 }
 
+/// Accounts `acme`, with a quota of `events_per_day`, and `globex`, without one, whose events must
+/// never be refused for acme's.
+async fn acme_with_daily_quota_beside_globex(store: &Arc<dyn Store>, events_per_day: u64) {
+    for name in ["acme", "globex"] {
+        store
+            .create_account(&account(name), RECEIVED_AT)
+            .await
+            .unwrap();
+    }
+    set_quota(
+        store,
+        "acme",
+        StoredAccountLimits {
+            events_per_day: Some(events_per_day),
+            ..StoredAccountLimits::default()
+        },
+    )
+    .await;
+}
+
 async fn stored_count(store: &Arc<dyn Store>, name: &str) -> u64 {
     let tree = store.log_tree().expect("the store keeps a tree");
     tree.tree_head(&account(name))
@@ -51,21 +71,7 @@ fn assert_refused_by(result: Result<Vec<AppendOutcome>, StoreError>, expected: V
 pub async fn events_per_day_quota_refuses_a_whole_batch_over_it_and_allows_the_next_day(
     store: Arc<dyn Store>,
 ) {
-    for name in ["acme", "globex"] {
-        store
-            .create_account(&account(name), RECEIVED_AT)
-            .await
-            .unwrap();
-    }
-    set_quota(
-        &store,
-        "acme",
-        StoredAccountLimits {
-            events_per_day: Some(5),
-            ..StoredAccountLimits::default()
-        },
-    )
-    .await;
+    acme_with_daily_quota_beside_globex(&store, 5).await;
 
     // Under the quota: stored. Exactly up to it: stored.
     store
@@ -179,21 +185,7 @@ pub async fn stored_bytes_quota_counts_every_stored_event_and_refuses_the_batch_
 }
 
 pub async fn concurrent_batches_never_take_an_account_past_its_daily_quota(store: Arc<dyn Store>) {
-    for name in ["acme", "globex"] {
-        store
-            .create_account(&account(name), RECEIVED_AT)
-            .await
-            .unwrap();
-    }
-    set_quota(
-        &store,
-        "acme",
-        StoredAccountLimits {
-            events_per_day: Some(10),
-            ..StoredAccountLimits::default()
-        },
-    )
-    .await;
+    acme_with_daily_quota_beside_globex(&store, 10).await;
     // Sixteen batches of two at once, many of them in the same group commit: exactly five fit.
     let mut tasks = Vec::new();
     for number in 0..16 {
