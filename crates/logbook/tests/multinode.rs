@@ -172,6 +172,24 @@ async fn ingest(
         .unwrap()
 }
 
+/// The JSON page that `path_and_query` (`/api/v1/events?...`) answers on `node` for `key`.
+async fn events_page(
+    client: &reqwest::Client,
+    node: &Node,
+    key: &str,
+    path_and_query: &str,
+) -> Value {
+    client
+        .get(node.url(path_and_query))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_ingesting_one_account_at_once_keep_seq_dense_without_forks() {
     let Some(cluster) = Cluster::new().await else {
@@ -229,15 +247,7 @@ async fn two_nodes_ingesting_one_account_at_once_keep_seq_dense_without_forks() 
 
     // Both nodes read the same 800 events.
     for node in &nodes {
-        let page: Value = client
-            .get(node.url("/api/v1/events?limit=1000"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = events_page(&client, node, &key, "/api/v1/events?limit=1000").await;
         assert_eq!(page["events"].as_array().unwrap().len(), 800);
     }
 }
@@ -577,15 +587,13 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
     )
     .await;
     assert_eq!(refused.status(), 401);
-    let page: Value = client
-        .get(node.url("/api/v1/events?q=ip:192.0.2.66&limit=5"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = events_page(
+        &client,
+        &node,
+        &key,
+        "/api/v1/events?q=ip:192.0.2.66&limit=5",
+    )
+    .await;
     assert!(
         !page["events"].as_array().unwrap().is_empty(),
         "the copied events are searchable"
@@ -615,15 +623,13 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
     )
     .await;
     assert_eq!(answer.status(), 200);
-    let page: Value = client
-        .get(node.url("/api/v1/events?q=actor:carol@demo.example&limit=10"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = events_page(
+        &client,
+        &node,
+        &key,
+        "/api/v1/events?q=actor:carol@demo.example&limit=10",
+    )
+    .await;
     let new_ip_by_message: std::collections::BTreeMap<String, bool> = page["events"]
         .as_array()
         .unwrap()
