@@ -4,11 +4,20 @@
 
 use logbook_core::store::StoredAccountLimits;
 use logbook_core::volume_quota::seconds_until_next_utc_day;
-use logbook_core::{Clock, SystemClock};
+use logbook_core::{AccountId, Clock, SystemClock};
 use logbook_server::ServerSettings;
 use serde_json::Value;
 
 use super::{Server, batch};
+
+async fn set_quota(server: &Server, account: &AccountId, quota: StoredAccountLimits) {
+    server
+        .store
+        .account_limits()
+        .set_stored_account_limits(account, &quota, SystemClock.now())
+        .await
+        .unwrap();
+}
 
 async fn stored_events(server: &Server, read_key: &str) -> usize {
     let page: Value = server
@@ -25,19 +34,15 @@ async fn a_batch_over_the_daily_quota_gets_429_until_utc_midnight_and_stores_not
     let server = Server::start(ServerSettings::default()).await;
     let acme = server.account("acme").await;
     let globex = server.account("globex").await;
-    server
-        .store
-        .account_limits()
-        .set_stored_account_limits(
-            &acme.account,
-            &StoredAccountLimits {
-                events_per_day: Some(5),
-                ..StoredAccountLimits::default()
-            },
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
+    set_quota(
+        &server,
+        &acme.account,
+        StoredAccountLimits {
+            events_per_day: Some(5),
+            ..StoredAccountLimits::default()
+        },
+    )
+    .await;
 
     assert_eq!(server.post(&acme.ingest, &batch(4)).await.status(), 200);
     let refused = server.post(&acme.ingest, &batch(2)).await;
@@ -74,19 +79,15 @@ async fn a_batch_over_the_stored_bytes_quota_gets_403_without_retry_after() {
     let server = Server::start(ServerSettings::default()).await;
     let acme = server.account("acme").await;
     assert_eq!(server.post(&acme.ingest, &batch(3)).await.status(), 200);
-    server
-        .store
-        .account_limits()
-        .set_stored_account_limits(
-            &acme.account,
-            &StoredAccountLimits {
-                stored_bytes: Some(100),
-                ..StoredAccountLimits::default()
-            },
-            SystemClock.now(),
-        )
-        .await
-        .unwrap();
+    set_quota(
+        &server,
+        &acme.account,
+        StoredAccountLimits {
+            stored_bytes: Some(100),
+            ..StoredAccountLimits::default()
+        },
+    )
+    .await;
     let refused = server.post(&acme.ingest, &batch(1)).await;
     assert_eq!(refused.status(), 403);
     assert!(!refused.headers().contains_key("retry-after"));
