@@ -247,7 +247,9 @@ impl TextSearch {
     pub fn matches(&self, message: &str) -> bool {
         let wanted = self.tokens();
         if wanted.is_empty() {
-            return true;
+            // A term without a letter or digit has nothing to search for: it matches no message
+            // (so its negation keeps every event), as in both stores.
+            return false;
         }
         let message_tokens = text_tokens(message);
         message_tokens

@@ -1,73 +1,35 @@
-//! How event fields become compact, indexable column values on PostgreSQL: IPs and times as in the
-//! SQLite store (16 bytes, integer microseconds), the bounds that turn a prefix into an index
-//! range, bound parameters of any kind (`SqlValue`), and full text as Logbook's own tokens: a
-//! message's `tsvector` is built here from `logbook_core::query::text_tokens`, in PostgreSQL's
-//! binary format, so a word means exactly the same in SQL as in the in-memory matcher.
+//! How values reach PostgreSQL: the shared `SqlValue` as bound parameters (`Bound`), and full text
+//! as Logbook's own tokens: a message's `tsvector` is built here from
+//! `logbook_core::query::text_tokens`, in PostgreSQL's binary format, so a word means exactly the
+//! same in SQL as in the in-memory matcher.
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::net::IpAddr;
 
 use bytes::{BufMut, BytesMut};
-use time::OffsetDateTime;
+use logbook_store_sql::SqlValue;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-/// An IP address as 16 bytes, IPv4 as IPv4-mapped IPv6, so that byte order is address order and a
-/// CIDR block is one contiguous range (`bytea` compares bytewise).
-pub(crate) fn ip_bytes(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
+pub(crate) use logbook_store_sql::encoding::{ip_bytes, micros_to_time, unix_micros_of};
 
-pub(crate) fn unix_micros_of(at: OffsetDateTime) -> i64 {
-    logbook_core::event::unix_micros(at)
-}
+/// A shared `SqlValue` bound as a PostgreSQL parameter. The type PostgreSQL infers for a
+/// placeholder decides the wire format, so an integer is sent as `smallint`, `integer` or `bigint`
+/// as the column asks, and a boolean as `boolean`.
+#[derive(Debug)]
+pub(crate) struct Bound<'value>(pub &'value SqlValue);
 
-pub(crate) fn micros_to_time(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// The smallest string greater than every string that starts with `prefix` (`None` when there is
-/// none), so `prefix*` becomes the index range `value >= prefix AND value < bound`. The columns
-/// compared this way use the "C" collation, so PostgreSQL orders them by bytes, which for UTF-8 is
-/// code point order.
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut characters: Vec<char> = prefix.chars().collect();
-    while let Some(last) = characters.pop() {
-        let mut next = u32::from(last) + 1;
-        if (0xD800..=0xDFFF).contains(&next) {
-            next = 0xE000;
-        }
-        if let Some(next_character) = char::from_u32(next) {
-            characters.push(next_character);
-            return Some(characters.into_iter().collect());
-        }
-    }
-    None
-}
-
-/// A bound parameter. The type PostgreSQL infers for a placeholder decides the wire format, so an
-/// integer is sent as `smallint`, `integer` or `bigint` as the column asks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SqlValue {
-    Integer(i64),
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
-impl ToSql for SqlValue {
+impl ToSql for Bound<'_> {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        match (self, ty) {
+        match (self.0, ty) {
+            (SqlValue::Null, _) => Ok(IsNull::Yes),
             (SqlValue::Integer(value), &Type::INT2) => i16::try_from(*value)?.to_sql(ty, out),
             (SqlValue::Integer(value), &Type::INT4) => i32::try_from(*value)?.to_sql(ty, out),
             (SqlValue::Integer(value), &Type::INT8) => value.to_sql(ty, out),
+            (SqlValue::Bool(value), &Type::BOOL) => value.to_sql(ty, out),
             (SqlValue::Text(text), &Type::TEXT | &Type::VARCHAR) => text.as_str().to_sql(ty, out),
             (SqlValue::Bytes(bytes), &Type::BYTEA) => bytes.as_slice().to_sql(ty, out),
             (value, ty) => Err(format!("cannot bind {value:?} as {ty}").into()),
@@ -77,11 +39,22 @@ impl ToSql for SqlValue {
     fn accepts(ty: &Type) -> bool {
         matches!(
             *ty,
-            Type::INT2 | Type::INT4 | Type::INT8 | Type::TEXT | Type::VARCHAR | Type::BYTEA
+            Type::INT2
+                | Type::INT4
+                | Type::INT8
+                | Type::BOOL
+                | Type::TEXT
+                | Type::VARCHAR
+                | Type::BYTEA
         )
     }
 
     to_sql_checked!();
+}
+
+/// `parameters` bound for PostgreSQL.
+pub(crate) fn bound(parameters: &[SqlValue]) -> Vec<Bound<'_>> {
+    parameters.iter().map(Bound).collect()
 }
 
 /// PostgreSQL limits a lexeme to 2047 bytes; a longer token cannot be indexed (and is not
@@ -182,14 +155,6 @@ pub(crate) fn tsquery_text(phrases: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_prefix_bound_is_above_every_extension_and_below_the_next_prefix() {
-        let bound = prefix_upper_bound("server.").unwrap();
-        assert_eq!(bound, "server/");
-        assert_eq!(prefix_upper_bound(""), None);
-        assert_eq!(prefix_upper_bound("a\u{10FFFF}").unwrap(), "b");
-    }
 
     #[test]
     fn message_tokens_list_sorted_lexemes_with_their_positions() {

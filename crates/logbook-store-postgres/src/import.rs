@@ -15,7 +15,7 @@ use tokio_postgres::types::Type;
 use crate::PostgresStore;
 use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
 use crate::errors::{database_error, pool_error};
-use crate::writer::outcome_code;
+use logbook_store_sql::encoding::outcome_code;
 
 const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
 const IMPORT_COPY_TYPES: [Type; 15] = [

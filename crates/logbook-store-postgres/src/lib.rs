@@ -27,7 +27,7 @@ mod tree;
 mod volume_quota;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -53,9 +53,7 @@ use crate::errors::{database_error, pool_error};
 use crate::migrations::ROW_SECURITY_ROLE;
 use crate::query_sql::{CompiledQuery, EVENT_COLUMNS, PIN_NEWEST_FIRST_WALK, compile_page_query};
 use crate::writer::{AppendRequest, PreparedEvent, Writer};
-
-/// Events per page when exporting: bounded memory, and a connection is held only per page.
-const EXPORT_PAGE_SIZE: u32 = 1_000;
+use logbook_store_sql::export::{EXPORT_PAGE_SIZE, page_from_rows};
 
 /// Prepared statements cached per connection before the cache is emptied: query shapes vary with
 /// the query text, so an unbounded cache would grow with every new combination of qualifiers.
@@ -396,7 +394,8 @@ async fn run_compiled(
     compiled: &CompiledQuery,
     statement: &tokio_postgres::Statement,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let parameters = parameter_refs(&compiled.parameters);
+    let bound = encoding::bound(&compiled.parameters);
+    let parameters = parameter_refs(&bound);
     if compiled.walks_newest_first {
         let (_, rows) = futures::try_join!(
             client.batch_execute(PIN_NEWEST_FIRST_WALK),
@@ -408,7 +407,9 @@ async fn run_compiled(
     }
 }
 
-fn parameter_refs(parameters: &[encoding::SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
+fn parameter_refs<'value>(
+    parameters: &'value [encoding::Bound<'value>],
+) -> Vec<&'value (dyn ToSql + Sync)> {
     parameters
         .iter()
         .map(|parameter| parameter as &(dyn ToSql + Sync))
@@ -564,17 +565,10 @@ impl StoreInner {
         let (rows, commit) =
             futures::try_join!(run, async { Ok(client.batch_execute("COMMIT").await) })?;
         reader.committed(commit)?;
-        let mut events = rows.iter().map(row_to_event).collect::<Vec<_>>();
-        let next = if events.len() > limit as usize {
-            events.truncate(limit as usize);
-            events.last().map(|last| CursorPosition {
-                created_at_micros: last.created_at_micros,
-                seq: last.seq,
-            })
-        } else {
-            None
-        };
-        Ok(EventPage { events, next })
+        Ok(page_from_rows(
+            rows.iter().map(row_to_event).collect(),
+            limit,
+        ))
     }
 }
 
@@ -894,55 +888,16 @@ impl Store for PostgresStore {
     ) -> BoxStream<'static, Result<EventRow, StoreError>> {
         let inner = self.inner.clone();
         let account = account.clone();
-        // Pages travel through a small bounded channel: the exporter runs at most two pages ahead
-        // of the consumer, and holds a connection only while it reads one page.
-        let (page_sender, page_receiver) = mpsc::channel::<Result<Vec<EventRow>, StoreError>>(2);
-        let producer = async move {
-            let mut after = None;
-            loop {
-                match inner
+        logbook_store_sql::export::export_pages(move |after| {
+            let inner = inner.clone();
+            let account = account.clone();
+            let query = query.clone();
+            async move {
+                inner
                     .read_page(&account, &query, EXPORT_PAGE_SIZE, after)
                     .await
-                {
-                    Ok(page) => {
-                        after = page.next;
-                        let last_page = page.next.is_none();
-                        if page_sender.send(Ok(page.events)).await.is_err() || last_page {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        let _ = page_sender.send(Err(error)).await;
-                        return;
-                    }
-                }
             }
-        };
-        struct ExportState<P> {
-            producer: Option<P>,
-            receiver: mpsc::Receiver<Result<Vec<EventRow>, StoreError>>,
-            buffered: VecDeque<EventRow>,
-        }
-        let state = ExportState {
-            producer: Some(producer),
-            receiver: page_receiver,
-            buffered: VecDeque::new(),
-        };
-        // The producer starts on the first poll, so creating the stream outside a runtime is fine.
-        Box::pin(futures::stream::unfold(state, |mut state| async move {
-            if let Some(producer) = state.producer.take() {
-                tokio::spawn(producer);
-            }
-            loop {
-                if let Some(event) = state.buffered.pop_front() {
-                    return Some((Ok(event), state));
-                }
-                match state.receiver.recv().await? {
-                    Ok(events) => state.buffered = events.into(),
-                    Err(error) => return Some((Err(error), state)),
-                }
-            }
-        }))
+        })
     }
 
     async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError> {

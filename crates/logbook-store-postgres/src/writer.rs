@@ -26,11 +26,13 @@ use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
+
+use logbook_store_sql::encoding::outcome_code;
 
 use crate::AccountRows;
 use crate::encoding::{MessageTokens, ip_bytes};
@@ -86,13 +88,6 @@ impl PreparedEvent {
             message_tokens: MessageTokens::of_message(&event.message),
             event,
         }
-    }
-}
-
-pub(crate) fn outcome_code(outcome: logbook_core::event::Outcome) -> i64 {
-    match outcome {
-        logbook_core::event::Outcome::Success => 0,
-        logbook_core::event::Outcome::Failure => 1,
     }
 }
 
@@ -178,9 +173,6 @@ fn clone_error(error: &StoreError) -> StoreError {
     }
 }
 
-/// What one idempotency key already stands for: its receipt and content fingerprint.
-type KeyedOriginal = (AppendReceipt, Vec<u8>);
-
 async fn write_group(
     pool: &Pool,
     account_rows: &AccountRows,
@@ -256,7 +248,7 @@ async fn write_group(
             key_texts.push(key.as_str());
         }
     }
-    let mut originals: HashMap<(i64, String), KeyedOriginal> = HashMap::new();
+    let mut originals = KeysInGroup::default();
     if !key_rows.is_empty() {
         let key_statement = transaction
             .prepare_cached(
@@ -278,29 +270,21 @@ async fn write_group(
             let seq: i64 = row.get(2);
             let body: &str = row.get(3);
             let fingerprint: Option<Vec<u8>> = row.get(4);
-            let leaf = row
-                .get::<_, Option<&[u8]>>(5)
-                .and_then(|hash| <[u8; 32]>::try_from(hash).ok())
-                .map(|leaf_hash| LeafReceipt {
-                    leaf_hash,
-                    tree_size: seq as u64 + 1,
-                });
-            let receipt =
-                receipt_from_body(seq as u64, body, leaf).ok_or(StoreError::Database {
-                    context: "reading idempotency keys",
-                    message: "a stored event body lacks id or received_at".into(),
-                })?;
-            originals.insert(
-                (account_row, key),
-                (receipt, fingerprint.unwrap_or_default()),
-            );
+            let leaf_hash: Option<Vec<u8>> = row.get(5);
+            let original = KeyedOriginal::from_stored(
+                seq as u64,
+                body,
+                fingerprint.unwrap_or_default(),
+                leaf_hash,
+            )?;
+            originals.remember(account_row, &key, original);
         }
     }
 
     // Stored-volume quotas, read under the account locks: each request admitted or refused whole.
     let mut volumes = crate::volume_quota::GroupVolumes::load(&transaction, &touched_rows).await?;
     let refusals = volumes.admit_requests(group, &rows_by_account, &|account_row, key| {
-        originals.contains_key(&(account_row, key.to_owned()))
+        originals.contains(account_row, key)
     });
 
     let (events_table, targets_table) = if copy_directly {
@@ -341,16 +325,9 @@ async fn write_group(
                 let event = &prepared.event;
                 let account_row = rows_by_account[&event.account];
                 if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint)
-                    && let Some((receipt, original_fingerprint)) =
-                        originals.get(&(account_row, key.clone()))
+                    && let Some(original) = originals.get(account_row, key)
                 {
-                    outcomes.push(if original_fingerprint == fingerprint.as_slice() {
-                        AppendOutcome::Duplicate(receipt.clone())
-                    } else {
-                        AppendOutcome::KeyReusedWithDifferentContent {
-                            original: receipt.clone(),
-                        }
-                    });
+                    outcomes.push(original.replay_outcome(fingerprint));
                     continue;
                 }
                 let next_seq = next_seqs.entry(account_row).or_insert(0);
@@ -404,9 +381,13 @@ async fn write_group(
                 if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint) {
                     // A second event with this key later in the group is its duplicate, exactly
                     // as if they had come in two commits.
-                    originals.insert(
-                        (account_row, key.clone()),
-                        (receipt.clone(), fingerprint.to_vec()),
+                    originals.remember(
+                        account_row,
+                        key,
+                        KeyedOriginal {
+                            receipt: receipt.clone(),
+                            fingerprint: fingerprint.to_vec(),
+                        },
                     );
                 }
                 outcomes.push(AppendOutcome::Stored(receipt));
@@ -485,16 +466,4 @@ async fn write_group(
         .map_err(database_error("committing events"))?;
     known_actor_pairs.committed(detection);
     Ok(all_outcomes)
-}
-
-fn receipt_from_body(seq: u64, body: &str, leaf: Option<LeafReceipt>) -> Option<AppendReceipt> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let id = value.get("id")?.as_str()?.to_owned();
-    let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
-    Some(AppendReceipt {
-        id,
-        seq,
-        received_at,
-        leaf,
-    })
 }

@@ -1,19 +1,8 @@
 //! How event fields become compact, indexable column values: IPs as 16 bytes, UUIDs as 16 bytes,
 //! times as integer microseconds, and the bounds that turn a prefix into an index range.
 
-use std::net::IpAddr;
-
+use logbook_store_sql::SqlValue;
 use rusqlite::types::Value;
-use time::OffsetDateTime;
-
-/// An IP address as 16 bytes, IPv4 as IPv4-mapped IPv6, so that byte order is address order and a
-/// CIDR block is one contiguous range.
-pub(crate) fn ip_bytes(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
 
 /// The stored form of an event id: a canonical (lowercase, hyphenated) UUID as 16 bytes, any
 /// other id as its text. The mapping is a function of the text, so lookups use it too.
@@ -30,32 +19,27 @@ pub(crate) fn event_id_value(id: &str) -> Value {
     Value::Text(id.to_owned())
 }
 
-pub(crate) fn unix_micros_of(at: OffsetDateTime) -> i64 {
-    logbook_core::event::unix_micros(at)
-}
+pub(crate) use logbook_store_sql::encoding::{ip_bytes, micros_to_time, unix_micros_of};
 
-pub(crate) fn micros_to_time(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+/// A shared `SqlValue` bound as a SQLite parameter, without copying its text or bytes.
+pub(crate) struct Bound<'value>(pub &'value SqlValue);
 
-/// The smallest string greater than every string that starts with `prefix` (`None` when there is
-/// none), so `prefix*` becomes the index range `value >= prefix AND value < bound`. UTF-8 byte
-/// order is code point order, and SQLite compares TEXT bytewise, so incrementing the last code
-/// point that can be incremented gives the bound.
-pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut characters: Vec<char> = prefix.chars().collect();
-    while let Some(last) = characters.pop() {
-        let mut next = u32::from(last) + 1;
-        if (0xD800..=0xDFFF).contains(&next) {
-            next = 0xE000;
-        }
-        if let Some(next_character) = char::from_u32(next) {
-            characters.push(next_character);
-            return Some(characters.into_iter().collect());
-        }
+impl rusqlite::ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self.0 {
+            SqlValue::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            SqlValue::Integer(value) => ToSqlOutput::Borrowed(ValueRef::Integer(*value)),
+            SqlValue::Bool(value) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*value))),
+            SqlValue::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            SqlValue::Bytes(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+        })
     }
-    None
+}
+
+/// `parameters` as SQLite parameters, for `params_from_iter`.
+pub(crate) fn bound(parameters: &[SqlValue]) -> impl Iterator<Item = Bound<'_>> {
+    parameters.iter().map(Bound)
 }
 
 /// Bits of `event_row` that hold `seq`; the account's row id sits above them. 2^40 events per
@@ -138,17 +122,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_prefix_bound_is_above_every_extension_and_below_the_next_prefix() {
-        let bound = prefix_upper_bound("server.").unwrap();
-        assert_eq!(bound, "server/");
-        assert!("server.reboot" < bound.as_str());
-        assert!("server/" >= bound.as_str());
-        assert_eq!(prefix_upper_bound(""), None);
-        assert_eq!(prefix_upper_bound("a\u{10FFFF}").unwrap(), "b");
-        assert_eq!(prefix_upper_bound("\u{D7FF}").unwrap(), "\u{E000}");
-    }
-
-    #[test]
     fn event_rows_keep_accounts_apart_and_seq_in_the_low_bits() {
         assert_eq!(event_row_of(1, 0), 1 << 40);
         assert_eq!(event_row_of(3, 7) & ((1 << 40) - 1), 7);
@@ -170,15 +143,6 @@ mod tests {
             full_text_phrase(1, &["web".into(), "1".into()]),
             "\"00001web 000011\""
         );
-    }
-
-    #[test]
-    fn ipv4_addresses_sort_inside_the_ipv4_mapped_block() {
-        let low = ip_bytes("10.0.0.0".parse().unwrap());
-        let high = ip_bytes("10.0.0.255".parse().unwrap());
-        let inside = ip_bytes("10.0.0.7".parse().unwrap());
-        assert!(low <= inside && inside <= high);
-        assert_eq!(&low[..12], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
     }
 
     #[test]

@@ -18,7 +18,6 @@ mod tree;
 mod volume_quota;
 mod writer;
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +31,7 @@ use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, N
 use logbook_core::{AccountId, Store, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 pub use migrations::schema_sql;
 
@@ -44,9 +43,7 @@ use crate::encoding::{
 use crate::errors::database_error;
 use crate::query_sql::{EVENT_COLUMNS, compile_page_query};
 use crate::writer::{AppendRequest, Checkpointer, PreparedEvent, Writer, WriterHealth};
-
-/// Events per page when exporting: bounded memory, and a reader connection is held only per page.
-const EXPORT_PAGE_SIZE: u32 = 1_000;
+use logbook_store_sql::export::{EXPORT_PAGE_SIZE, page_from_rows};
 
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -212,7 +209,7 @@ impl SqliteStore {
                     .map_err(database_error("explaining a query"))?;
                 let lines = statement
                     .query_map(
-                        rusqlite::params_from_iter(compiled.parameters.iter()),
+                        rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
                         |row| row.get::<_, String>(3),
                     )
                     .map_err(database_error("explaining a query"))?
@@ -316,24 +313,15 @@ fn read_page(
     let mut statement = connection
         .prepare_cached(&compiled.sql)
         .map_err(database_error("preparing a query"))?;
-    let mut events = statement
+    let events = statement
         .query_map(
-            rusqlite::params_from_iter(compiled.parameters.iter()),
+            rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
             row_to_event,
         )
         .map_err(database_error("running a query"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database_error("reading query results"))?;
-    let next = if events.len() > limit as usize {
-        events.truncate(limit as usize);
-        events.last().map(|last| CursorPosition {
-            created_at_micros: last.created_at_micros,
-            seq: last.seq,
-        })
-    } else {
-        None
-    };
-    Ok(EventPage { events, next })
+    Ok(page_from_rows(events, limit))
 }
 
 fn account_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, i64)> {
@@ -750,59 +738,18 @@ impl Store for SqliteStore {
     ) -> BoxStream<'static, Result<EventRow, StoreError>> {
         let inner = self.inner.clone();
         let account = account.clone();
-        // Pages travel through a small bounded channel: the exporter runs at most two pages ahead
-        // of the consumer, and holds a reader connection only while it reads one page.
-        let (page_sender, page_receiver) = mpsc::channel::<Result<Vec<EventRow>, StoreError>>(2);
-        let producer = async move {
-            let mut after = None;
-            loop {
-                let query = query.clone();
-                let account = account.clone();
-                let page = inner
+        logbook_store_sql::export::export_pages(move |after| {
+            let inner = inner.clone();
+            let account = account.clone();
+            let query = query.clone();
+            async move {
+                inner
                     .read(move |connection| {
                         read_page(connection, &account, &query, EXPORT_PAGE_SIZE, after)
                     })
-                    .await;
-                match page {
-                    Ok(page) => {
-                        after = page.next;
-                        let last_page = page.next.is_none();
-                        if page_sender.send(Ok(page.events)).await.is_err() || last_page {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        let _ = page_sender.send(Err(error)).await;
-                        return;
-                    }
-                }
+                    .await
             }
-        };
-        struct ExportState<P> {
-            producer: Option<P>,
-            receiver: mpsc::Receiver<Result<Vec<EventRow>, StoreError>>,
-            buffered: VecDeque<EventRow>,
-        }
-        let state = ExportState {
-            producer: Some(producer),
-            receiver: page_receiver,
-            buffered: VecDeque::new(),
-        };
-        // The producer starts on the first poll, so creating the stream outside a runtime is fine.
-        Box::pin(futures::stream::unfold(state, |mut state| async move {
-            if let Some(producer) = state.producer.take() {
-                tokio::spawn(producer);
-            }
-            loop {
-                if let Some(event) = state.buffered.pop_front() {
-                    return Some((Ok(event), state));
-                }
-                match state.receiver.recv().await? {
-                    Ok(events) => state.buffered = events.into(),
-                    Err(error) => return Some((Err(error), state)),
-                }
-            }
-        }))
+        })
     }
 
     async fn next_seq(&self, account: &AccountId) -> Result<u64, StoreError> {

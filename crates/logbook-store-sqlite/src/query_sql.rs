@@ -8,19 +8,13 @@
 //! account's newest-first index and checks each row in Rust (`logbook_message_has(body, ?)`),
 //! which stops after one page.
 
-use ipnet::IpNet;
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
-use logbook_core::event::Outcome;
-use logbook_core::query::{Clause, Condition, EventFlag, Query, TextPattern, TextSearch};
-use rusqlite::types::Value;
+use logbook_core::query::{Query, text_tokens};
+use logbook_store_sql::{CompiledQuery, Dialect, PageRequest, SqlBuilder, SqlValue, TextTerms};
 use rusqlite::{Connection, OptionalExtension};
 
-use logbook_core::query::text_tokens;
-
-use crate::encoding::{
-    SEQ_BITS, event_row_of, full_text_phrase, ip_bytes, prefix_upper_bound, unix_micros_of,
-};
+use crate::encoding::{SEQ_BITS, event_row_of, full_text_phrase};
 use crate::errors::database_error;
 
 /// A token in at least this many documents is "common": walking the account's newest-first index
@@ -87,30 +81,87 @@ fn message_has_phrases(body: &str, phrases: &[Vec<String>]) -> bool {
     })
 }
 
-#[derive(Debug)]
-pub(crate) struct CompiledQuery {
-    pub sql: String,
-    pub parameters: Vec<Value>,
-}
-
-struct SqlBuilder {
-    sql: String,
-    parameters: Vec<Value>,
-}
-
-impl SqlBuilder {
-    /// Binds `value` and returns its placeholder.
-    fn bind(&mut self, value: Value) -> String {
-        self.parameters.push(value);
-        format!("?{}", self.parameters.len())
-    }
-}
-
 /// How a full-text condition finds its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TextPlan {
     IndexFirst,
     CheckEachRow,
+}
+
+/// SQLite's side of the shared walk: `?N` placeholders, 0/1 booleans, `event_row` as the key
+/// (within an account it grows with `seq`, and every index ends with it), and the message terms
+/// through FTS5 or `logbook_message_has`, as planned for this query.
+struct SqliteDialect {
+    account_row: i64,
+    positive_plan: Option<TextPlan>,
+    negated_plans: Vec<TextPlan>,
+}
+
+impl Dialect for SqliteDialect {
+    fn placeholder_prefix(&self) -> char {
+        '?'
+    }
+
+    fn boolean(&self, value: bool) -> &'static str {
+        if value { "1" } else { "0" }
+    }
+
+    fn event_key_column(&self) -> &'static str {
+        "event_row"
+    }
+
+    fn flag_is_set(&self, column: &str) -> String {
+        format!("{column} = 1")
+    }
+
+    fn begin_select(&self, builder: &mut SqlBuilder, account: &str, positive_text: &[Vec<String>]) {
+        builder.push("SELECT ");
+        builder.push(EVENT_COLUMNS);
+        builder.push(" FROM events WHERE account_row = ");
+        builder.push(account);
+        // All positive text terms become one MATCH expression (FTS5 ANDs its phrases), planned by
+        // the rarest token among them.
+        if let Some(plan) = self.positive_plan {
+            builder.push(" AND ");
+            let condition = text_condition(builder, plan, self.account_row, positive_text, false);
+            builder.push(&condition);
+        }
+    }
+
+    fn negated_text_condition(
+        &self,
+        builder: &mut SqlBuilder,
+        index: usize,
+        tokens: &[String],
+    ) -> String {
+        text_condition(
+            builder,
+            self.negated_plans[index],
+            self.account_row,
+            std::slice::from_ref(&tokens.to_vec()),
+            true,
+        )
+    }
+
+    fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String {
+        let created_at = builder.bind(SqlValue::Integer(after.created_at_micros));
+        let event_row = builder.bind(SqlValue::Integer(event_row_of(
+            self.account_row,
+            after.seq.min((1 << SEQ_BITS) - 1),
+        )));
+        // Written as a range on `created_at` plus a filter on ties, so the index range starts at
+        // the cursor instead of SQLite evaluating a row-value comparison on every row. Within the
+        // account, `event_row < cursor's event_row` is `seq < cursor's seq`.
+        format!(
+            "created_at <= {created_at} AND (created_at < {created_at} OR event_row < {event_row})"
+        )
+    }
+
+    fn end_select(&self, builder: &mut SqlBuilder, limit: &str) {
+        // Every index ends with `event_row`, so this order needs no sort on the account's indexes.
+        builder.push(" ORDER BY created_at DESC, event_row DESC LIMIT ");
+        builder.push(limit);
+    }
 }
 
 /// Compiles one page of `query` for the account `account_row`, fetching at most `fetch_limit`
@@ -122,87 +173,35 @@ pub(crate) fn compile_page_query(
     after: Option<CursorPosition>,
     fetch_limit: u32,
 ) -> Result<CompiledQuery, StoreError> {
-    let mut builder = SqlBuilder {
-        sql: String::with_capacity(256),
-        parameters: Vec::new(),
-    };
-    let account_placeholder = builder.bind(Value::Integer(account_row));
-    builder.sql.push_str("SELECT ");
-    builder.sql.push_str(EVENT_COLUMNS);
-    builder.sql.push_str(" FROM events WHERE account_row = ");
-    builder.sql.push_str(&account_placeholder);
-
-    // All positive text terms become one MATCH expression (FTS5 ANDs its phrases), planned by the
-    // rarest token among them.
-    let positive_phrases: Vec<Vec<String>> = query
-        .clauses
-        .iter()
-        .filter(|clause| !clause.negated)
-        .filter_map(|clause| match &clause.condition {
-            Condition::Text(search) => Some(search_tokens(search)),
-            _ => None,
-        })
-        .collect();
-    if !positive_phrases.is_empty() {
-        builder.sql.push_str(" AND ");
-        if positive_phrases.iter().any(Vec::is_empty) {
-            // A term without a single letter or digit cannot match any message.
-            builder.sql.push('0');
-        } else {
-            let plan = choose_text_plan(connection, account_row, positive_phrases.iter())?;
-            push_text_condition(&mut builder, plan, account_row, &positive_phrases, false);
-        }
-    }
-
-    for clause in &query.clauses {
-        if let Condition::Text(search) = &clause.condition {
-            if clause.negated {
-                let tokens = search_tokens(search);
-                if tokens.is_empty() {
-                    // The negation of a term that matches nothing keeps every event.
-                    continue;
-                }
-                builder.sql.push_str(" AND ");
-                let phrases = std::slice::from_ref(&tokens);
-                let plan = choose_text_plan(connection, account_row, phrases.iter())?;
-                push_text_condition(&mut builder, plan, account_row, phrases, true);
-            }
-            continue;
-        }
-        builder.sql.push_str(" AND ");
-        push_clause(&mut builder, clause, &account_placeholder);
-    }
-
-    if let Some(position) = after {
-        let created_at = builder.bind(Value::Integer(position.created_at_micros));
-        let event_row = builder.bind(Value::Integer(event_row_of(
+    let text = TextTerms::of(query);
+    let positive_plan = if text.positive.is_empty() {
+        None
+    } else {
+        Some(choose_text_plan(
+            connection,
             account_row,
-            position.seq.min((1 << SEQ_BITS) - 1),
-        )));
-        // Written as a range on `created_at` plus a filter on ties, so the index range starts at
-        // the cursor instead of SQLite evaluating a row-value comparison on every row. Within the
-        // account, `event_row < cursor's event_row` is `seq < cursor's seq`.
-        builder.sql.push_str(&format!(
-            " AND created_at <= {created_at} AND (created_at < {created_at} OR event_row < {event_row})"
-        ));
-    }
-    let limit = builder.bind(Value::Integer(i64::from(fetch_limit)));
-    // Within an account `event_row` grows with `seq` (the single writer inserts in seq order), and
-    // every index ends with `event_row`, so this order needs no sort on the account's indexes.
-    builder
-        .sql
-        .push_str(" ORDER BY created_at DESC, event_row DESC LIMIT ");
-    builder.sql.push_str(&limit);
-    Ok(CompiledQuery {
-        sql: builder.sql,
-        parameters: builder.parameters,
-    })
-}
-
-fn search_tokens(search: &TextSearch) -> Vec<String> {
-    match search {
-        TextSearch::Word(text) | TextSearch::Phrase(text) => text_tokens(text),
-    }
+            text.positive.iter(),
+        )?)
+    };
+    let negated_plans = text
+        .negated
+        .iter()
+        .map(|tokens| choose_text_plan(connection, account_row, std::iter::once(tokens)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dialect = SqliteDialect {
+        account_row,
+        positive_plan,
+        negated_plans,
+    };
+    Ok(logbook_store_sql::compile_page_query(
+        &dialect,
+        &PageRequest {
+            account_row,
+            query,
+            after,
+            fetch_limit,
+        },
+    ))
 }
 
 /// `"a b" "c"`: each group of tokens is one quoted FTS5 phrase of the account's tagged tokens (a
@@ -246,175 +245,35 @@ fn choose_text_plan<'phrase>(
     Ok(TextPlan::CheckEachRow)
 }
 
-fn push_text_condition(
+fn text_condition(
     builder: &mut SqlBuilder,
     plan: TextPlan,
     account_row: i64,
     phrases: &[Vec<String>],
     negated: bool,
-) {
-    let sql = match plan {
+) -> String {
+    let not = if negated { "NOT " } else { "" };
+    let encoded_phrases = phrases
+        .iter()
+        .map(|tokens| tokens.join(" "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    match plan {
         TextPlan::IndexFirst => {
-            let placeholder = builder.bind(Value::Text(match_expression(account_row, phrases)));
-            let not = if negated { "NOT " } else { "" };
+            // FTS5's tokenizer folds case by its own tables, which merge a few tokens that
+            // `text_tokens` keeps apart (`ſtop` and `stop`, the Kelvin sign and `k`), so the index
+            // finds a superset of the matches; each candidate is checked in Rust as well, which
+            // costs microseconds on the few rows a rare term has.
+            let expression = builder.bind(SqlValue::Text(match_expression(account_row, phrases)));
+            let checked = builder.bind(SqlValue::Text(encoded_phrases));
             format!(
-                "event_row {not}IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {placeholder})"
+                "{not}(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}) \
+                 AND {MESSAGE_HAS_FUNCTION}(body, {checked}))"
             )
         }
         TextPlan::CheckEachRow => {
-            let encoded = phrases
-                .iter()
-                .map(|tokens| tokens.join(" "))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let placeholder = builder.bind(Value::Text(encoded));
-            let not = if negated { "NOT " } else { "" };
+            let placeholder = builder.bind(SqlValue::Text(encoded_phrases));
             format!("{not}{MESSAGE_HAS_FUNCTION}(body, {placeholder})")
         }
-    };
-    builder.sql.push_str(&sql);
-}
-
-fn push_clause(builder: &mut SqlBuilder, clause: &Clause, account_placeholder: &str) {
-    let condition = condition_sql(builder, &clause.condition, account_placeholder);
-    if clause.negated {
-        // A negated condition keeps events where the field is absent (NULL), which plain NOT would
-        // drop: `-actor:alice` includes events without an actor.
-        builder.sql.push_str(&format!("(({condition}) IS NOT 1)"));
-    } else {
-        builder.sql.push_str(&format!("({condition})"));
-    }
-}
-
-fn condition_sql(
-    builder: &mut SqlBuilder,
-    condition: &Condition,
-    account_placeholder: &str,
-) -> String {
-    match condition {
-        Condition::Actor(patterns) => patterns_sql(builder, "actor_id", patterns),
-        Condition::Action(patterns) => patterns_sql(builder, "action", patterns),
-        Condition::Target(patterns) => {
-            let target_condition = patterns_sql(builder, "target_id", patterns);
-            format!(
-                "event_row IN (SELECT event_row FROM event_targets WHERE account_row = {account_placeholder} AND ({target_condition}))"
-            )
-        }
-        Condition::Ip(networks) => alternatives(
-            networks
-                .iter()
-                .map(|network| ip_network_sql(builder, network)),
-        ),
-        Condition::Outcome(outcomes) => {
-            let placeholders: Vec<String> = outcomes
-                .iter()
-                .map(|outcome| builder.bind(Value::Integer(outcome_code(*outcome))))
-                .collect();
-            if placeholders.is_empty() {
-                "0".to_owned()
-            } else {
-                format!("outcome IN ({})", placeholders.join(", "))
-            }
-        }
-        Condition::Created(range) => {
-            let mut parts = Vec::new();
-            if let Some(start) = range.start_inclusive {
-                parts.push(format!(
-                    "created_at >= {}",
-                    builder.bind(Value::Integer(unix_micros_of(start)))
-                ));
-            }
-            if let Some(end) = range.end_exclusive {
-                parts.push(format!(
-                    "created_at < {}",
-                    builder.bind(Value::Integer(unix_micros_of(end)))
-                ));
-            }
-            if parts.is_empty() {
-                "1".to_owned()
-            } else {
-                parts.join(" AND ")
-            }
-        }
-        Condition::Is(flags) => alternatives(flags.iter().map(|flag| match flag {
-            EventFlag::NewIp => "new_ip = 1".to_owned(),
-            EventFlag::NewNetwork => "new_network = 1".to_owned(),
-        })),
-        // Any address in a block of the account's known networks of these names (migration 0005).
-        Condition::KnownNetwork(names) => {
-            let names: Vec<String> = names
-                .iter()
-                .map(|name| builder.bind(Value::Text(name.as_str().to_owned())))
-                .collect();
-            if names.is_empty() {
-                "0".to_owned()
-            } else {
-                format!(
-                    "EXISTS (SELECT 1 FROM known_network_blocks b WHERE b.account_row = {account_placeholder} \
-                     AND b.name IN ({}) AND ip >= b.first_ip AND ip <= b.last_ip)",
-                    names.join(", ")
-                )
-            }
-        }
-        // Text is compiled separately (it needs the term frequencies).
-        Condition::Text(_) => "1".to_owned(),
-    }
-}
-
-/// Exact values become one `IN` list (an index lookup per value); prefixes become index ranges.
-fn patterns_sql(builder: &mut SqlBuilder, column: &str, patterns: &[TextPattern]) -> String {
-    let mut parts = Vec::new();
-    let exact: Vec<String> = patterns
-        .iter()
-        .filter_map(|pattern| match pattern {
-            TextPattern::Exact(value) => Some(builder.bind(Value::Text(value.clone()))),
-            TextPattern::Prefix(_) => None,
-        })
-        .collect();
-    match exact.len() {
-        0 => {}
-        1 => parts.push(format!("{column} = {}", exact[0])),
-        _ => parts.push(format!("{column} IN ({})", exact.join(", "))),
-    }
-    for pattern in patterns {
-        if let TextPattern::Prefix(prefix) = pattern {
-            let lower = builder.bind(Value::Text(prefix.clone()));
-            match prefix_upper_bound(prefix) {
-                Some(upper) => {
-                    let upper = builder.bind(Value::Text(upper));
-                    parts.push(format!("({column} >= {lower} AND {column} < {upper})"));
-                }
-                None => parts.push(format!("{column} >= {lower}")),
-            }
-        }
-    }
-    alternatives(parts.into_iter())
-}
-
-fn ip_network_sql(builder: &mut SqlBuilder, network: &IpNet) -> String {
-    let first = ip_bytes(network.network());
-    let last = ip_bytes(network.broadcast());
-    if first == last {
-        format!("ip = {}", builder.bind(Value::Blob(first.to_vec())))
-    } else {
-        let first = builder.bind(Value::Blob(first.to_vec()));
-        let last = builder.bind(Value::Blob(last.to_vec()));
-        format!("(ip >= {first} AND ip <= {last})")
-    }
-}
-
-fn alternatives(parts: impl Iterator<Item = String>) -> String {
-    let parts: Vec<String> = parts.collect();
-    match parts.len() {
-        0 => "0".to_owned(),
-        1 => parts.into_iter().next().expect("one part"),
-        _ => parts.join(" OR "),
-    }
-}
-
-pub(crate) fn outcome_code(outcome: Outcome) -> i64 {
-    match outcome {
-        Outcome::Success => 0,
-        Outcome::Failure => 1,
     }
 }

@@ -14,10 +14,10 @@ use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::oneshot;
 
 use crate::encoding::{
@@ -25,7 +25,7 @@ use crate::encoding::{
     retag_full_text_document, unix_micros_of,
 };
 use crate::errors::{FailureKind, failure_kind, to_store_error};
-use crate::query_sql::outcome_code;
+use logbook_store_sql::encoding::outcome_code;
 
 /// An event with every value the writer stores already computed, off the writer thread.
 pub(crate) struct PreparedEvent {
@@ -250,9 +250,6 @@ impl Writer {
     }
 }
 
-/// What one idempotency key already stands for: its receipt and content fingerprint.
-type KeyedOriginal = (AppendReceipt, Vec<u8>);
-
 fn write_group(
     connection: &mut Connection,
     accounts: &mut HashMap<AccountId, i64>,
@@ -278,7 +275,7 @@ fn write_group(
         )?;
         // Keys stored earlier in this same group: the second event with a key is a duplicate of the
         // first exactly as if they had come in two commits.
-        let mut keys_in_group: HashMap<(i64, String), KeyedOriginal> = HashMap::new();
+        let mut keys_in_group = KeysInGroup::default();
         let mut next_seqs: NextSeqs = HashMap::new();
         for request in group.iter_mut() {
             // Stored-volume quotas: a request over one is refused whole, before any write.
@@ -288,7 +285,7 @@ fn write_group(
                 &mut |account, received_at| {
                     account_row_of(&transaction, accounts, account, received_at)
                 },
-                &|account_row, key| keys_in_group.contains_key(&(account_row, key.to_owned())),
+                &|account_row, key| keys_in_group.contains(account_row, key),
             )? {
                 all_outcomes.push(Err(refusal));
                 continue;
@@ -303,16 +300,12 @@ fn write_group(
                 )?;
                 if let (Some(key), Some(fingerprint)) = (&prepared.event.key, &prepared.fingerprint)
                 {
-                    let original = match keys_in_group.get(&(account_row, key.clone())) {
+                    let original = match keys_in_group.get(account_row, key) {
                         Some(original) => Some(original.clone()),
                         None => stored_original(&transaction, account_row, key)?,
                     };
-                    if let Some((receipt, original_fingerprint)) = original {
-                        outcomes.push(if original_fingerprint == fingerprint.as_slice() {
-                            AppendOutcome::Duplicate(receipt)
-                        } else {
-                            AppendOutcome::KeyReusedWithDifferentContent { original: receipt }
-                        });
+                    if let Some(original) = original {
+                        outcomes.push(original.replay_outcome(fingerprint));
                         continue;
                     }
                 }
@@ -398,9 +391,13 @@ fn write_group(
                     leaf,
                 };
                 if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint) {
-                    keys_in_group.insert(
-                        (account_row, key.clone()),
-                        (receipt.clone(), fingerprint.to_vec()),
+                    keys_in_group.remember(
+                        account_row,
+                        key,
+                        KeyedOriginal {
+                            receipt: receipt.clone(),
+                            fingerprint: fingerprint.to_vec(),
+                        },
                     );
                 }
                 outcomes.push(AppendOutcome::Stored(receipt));
@@ -478,30 +475,9 @@ fn stored_original(
     let Some((seq, body, fingerprint, leaf_hash)) = found else {
         return Ok(None);
     };
-    let leaf = leaf_hash
-        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-        .map(|leaf_hash| LeafReceipt {
-            leaf_hash,
-            tree_size: seq as u64 + 1,
-        });
-    let receipt = receipt_from_body(seq as u64, &body, leaf).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            1,
-            rusqlite::types::Type::Text,
-            "stored event body lacks id or received_at".into(),
-        )
-    })?;
-    Ok(Some((receipt, fingerprint)))
-}
-
-fn receipt_from_body(seq: u64, body: &str, leaf: Option<LeafReceipt>) -> Option<AppendReceipt> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let id = value.get("id")?.as_str()?.to_owned();
-    let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
-    Some(AppendReceipt {
-        id,
-        seq,
-        received_at,
-        leaf,
-    })
+    KeyedOriginal::from_stored(seq as u64, &body, fingerprint, leaf_hash)
+        .map(Some)
+        .map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, error.into())
+        })
 }

@@ -1,6 +1,7 @@
 //! The store conformance cases. Each takes a fresh, empty store and panics on a violation of the
 //! `Store` contract; `store_conformance_tests!` turns each into a test of the store crate.
 
+pub use crate::parity::query_engines_agree_on_generated_events_and_queries;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -668,6 +669,11 @@ pub async fn ip_matches_addresses_and_ipv4_and_ipv6_blocks(store: Arc<dyn Store>
         3,
         "IPv4 blocks never match IPv6"
     );
+    assert_eq!(
+        matching_messages(&store, "acme", ip("::/0")).await,
+        sorted(&["v6 inside", "v6 outside"]),
+        "IPv6 blocks never match IPv4, though IPv4 is stored inside ::ffff:0:0/96"
+    );
     let outside = query(vec![negated(ip_networks("203.0.113.0/24"))]);
     assert_eq!(
         matching_messages(&store, "acme", outside).await,
@@ -742,10 +748,21 @@ pub async fn words_and_phrases_search_the_message(store: Arc<dyn Store>) {
                 .message("Updated firewall rule for web-1")
                 .build(),
             EventBuilder::new("acme").message("Café opened").build(),
+            EventBuilder::new("acme").message("Long-s ſtop sign").build(),
         ],
     )
     .await;
     let text = |condition: Condition| query(vec![clause(condition)]);
+    assert!(
+        matching_messages(&store, "acme", text(text_word("stop")))
+            .await
+            .is_empty(),
+        "a word is its lowercase letters, not a case folding that merges ſ with s"
+    );
+    assert_eq!(
+        matching_messages(&store, "acme", text(text_word("ſtop"))).await,
+        sorted(&["Long-s ſtop sign"])
+    );
     assert_eq!(
         matching_messages(&store, "acme", text(text_word("SERVER"))).await,
         sorted(&[

@@ -5,6 +5,7 @@
 mod alerting_cases;
 pub mod builders;
 pub mod cases;
+pub mod parity;
 mod unfamiliar_ip_cases;
 mod volume_quota_cases;
 
@@ -18,6 +19,8 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_cases!(
             $make_store;
             creating_an_account_lists_it_with_no_events,
+            // The parity of the three query engines (issue 14, parity.rs).
+            query_engines_agree_on_generated_events_and_queries,
             // Unfamiliar IPs and known networks (issue 6, unfamiliar_ip_cases.rs).
             an_actors_first_address_is_never_new_and_later_new_addresses_are,
             history_is_per_account_and_per_actor,

@@ -1,0 +1,23 @@
+//! What Logbook's two SQL stores share, written once and free of any database driver:
+//!
+//! - `page_query`: the walk of a parsed query into SQL, with a small `Dialect` trait for what
+//!   truly differs (placeholders, booleans, the keyset condition, flags, the message search);
+//! - `encoding`: the column values both stores index (16-byte IPs, microsecond times, outcome
+//!   codes, prefix and CIDR bounds);
+//! - `value`: bound parameters and result rows in a driver-neutral form;
+//! - `idempotency`: what a replayed idempotency key answers, and the receipt of a stored event;
+//! - `export`: exports as a stream of bounded pages.
+//!
+//! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
+//! search plan, and (PostgreSQL) row-level security.
+
+pub mod encoding;
+pub mod export;
+pub mod idempotency;
+pub mod page_query;
+pub mod value;
+
+pub use page_query::{
+    CompiledQuery, Dialect, PageRequest, SqlBuilder, TextTerms, compile_page_query,
+};
+pub use value::{SqlRow, SqlValue};

@@ -1,0 +1,336 @@
+//! The walk of a parsed `Query` into ONE SQL statement with bound parameters (user values are never
+//! part of the SQL text), newest first with keyset pagination, on indexes that all lead with the
+//! account. Both stores compile through this walk; what truly differs between them is behind the
+//! small `Dialect` trait: placeholders, boolean literals, the column that orders ties, the keyset
+//! condition, flags, and how the message is searched (FTS5 or `tsvector`, and which plan the
+//! store chose for it after looking at term frequencies).
+//!
+//! `Query::matches` evaluates the same language in memory; the parity test in `logbook-testkit`
+//! holds the stores and it to one meaning.
+
+use logbook_core::cursor::CursorPosition;
+use logbook_core::query::{Clause, Condition, EventFlag, Query, TextPattern, TextSearch};
+
+use crate::encoding::{
+    IPV4_MAPPED_FIRST, IPV4_MAPPED_LAST, ip_ranges, outcome_code, prefix_upper_bound,
+    unix_micros_of,
+};
+use crate::value::SqlValue;
+
+/// One page of a query for one account: at most `fetch_limit` events strictly after `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'query> {
+    pub account_row: i64,
+    pub query: &'query Query,
+    pub after: Option<CursorPosition>,
+    pub fetch_limit: u32,
+}
+
+/// A statement and its parameters, in placeholder order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledQuery {
+    pub sql: String,
+    pub parameters: Vec<SqlValue>,
+}
+
+/// Builds SQL text and binds parameters with the dialect's placeholders.
+pub struct SqlBuilder {
+    pub sql: String,
+    parameters: Vec<SqlValue>,
+    placeholder_prefix: char,
+}
+
+impl SqlBuilder {
+    pub fn new(placeholder_prefix: char) -> Self {
+        Self {
+            sql: String::with_capacity(256),
+            parameters: Vec::new(),
+            placeholder_prefix,
+        }
+    }
+
+    /// Binds `value` and returns its placeholder (`?3` or `$3`).
+    pub fn bind(&mut self, value: SqlValue) -> String {
+        self.parameters.push(value);
+        format!("{}{}", self.placeholder_prefix, self.parameters.len())
+    }
+
+    pub fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    pub fn finish(self) -> CompiledQuery {
+        CompiledQuery {
+            sql: self.sql,
+            parameters: self.parameters,
+        }
+    }
+}
+
+/// The message terms of a query, as both stores search them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextTerms {
+    /// Every positive word or phrase as its tokens (`text_tokens`); an event must hold them all.
+    pub positive: Vec<Vec<String>>,
+    /// A positive term holds no letter or digit, so it matches no message (and the query no event).
+    pub positive_matches_nothing: bool,
+    /// Each negated word or phrase that has tokens. A negated term without tokens would exclude
+    /// nothing (its term matches no message), so it is left out.
+    pub negated: Vec<Vec<String>>,
+}
+
+impl TextTerms {
+    pub fn of(query: &Query) -> Self {
+        let mut terms = TextTerms::default();
+        for clause in &query.clauses {
+            let Condition::Text(search) = &clause.condition else {
+                continue;
+            };
+            let tokens = search_tokens(search);
+            match (clause.negated, tokens.is_empty()) {
+                (false, true) => terms.positive_matches_nothing = true,
+                (false, false) => terms.positive.push(tokens),
+                (true, true) => {}
+                (true, false) => terms.negated.push(tokens),
+            }
+        }
+        if terms.positive_matches_nothing {
+            terms.positive.clear();
+        }
+        terms
+    }
+}
+
+fn search_tokens(search: &TextSearch) -> Vec<String> {
+    search.tokens()
+}
+
+/// What differs between the SQL of the two stores. A store makes one per compilation, carrying
+/// any plan it chose for the message terms.
+pub trait Dialect {
+    /// `?` (SQLite, `?NNN` is numbered) or `$` (PostgreSQL).
+    fn placeholder_prefix(&self) -> char;
+    /// `1`/`0` on SQLite, `TRUE`/`FALSE` on PostgreSQL.
+    fn boolean(&self, value: bool) -> &'static str;
+    /// The column that identifies an event inside its account and breaks `created_at` ties
+    /// (`event_row` on SQLite, whose order within an account is `seq` order; `seq` on PostgreSQL).
+    fn event_key_column(&self) -> &'static str;
+    /// The condition that a flag column (`new_ip`, `new_network`) is set, in the form the store's
+    /// indexes expect.
+    fn flag_is_set(&self, column: &str) -> String;
+    /// Pushes `SELECT <event columns> FROM events WHERE account_row = <account>`, plus the
+    /// condition that the message holds every phrase of `positive_text` when there are any.
+    fn begin_select(&self, builder: &mut SqlBuilder, account: &str, positive_text: &[Vec<String>]);
+    /// The condition that the message does NOT hold the phrase `tokens` (the `index`th negated
+    /// term of `TextTerms::negated`).
+    fn negated_text_condition(
+        &self,
+        builder: &mut SqlBuilder,
+        index: usize,
+        tokens: &[String],
+    ) -> String;
+    /// The condition that an event comes strictly after `after` in newest-first order.
+    fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String;
+    /// Pushes `ORDER BY created_at DESC, <key> DESC LIMIT <limit>` (and closes whatever
+    /// `begin_select` opened).
+    fn end_select(&self, builder: &mut SqlBuilder, limit: &str);
+}
+
+/// Compiles one page of `request.query`.
+pub fn compile_page_query(dialect: &dyn Dialect, request: &PageRequest<'_>) -> CompiledQuery {
+    let mut builder = SqlBuilder::new(dialect.placeholder_prefix());
+    let account = builder.bind(SqlValue::Integer(request.account_row));
+    let text = TextTerms::of(request.query);
+    dialect.begin_select(&mut builder, &account, &text.positive);
+    if text.positive_matches_nothing {
+        builder.push(" AND ");
+        builder.push(dialect.boolean(false));
+    }
+    for (index, tokens) in text.negated.iter().enumerate() {
+        builder.push(" AND ");
+        let condition = dialect.negated_text_condition(&mut builder, index, tokens);
+        builder.push(&condition);
+    }
+    for clause in &request.query.clauses {
+        if matches!(clause.condition, Condition::Text(_)) {
+            continue;
+        }
+        builder.push(" AND ");
+        push_clause(dialect, &mut builder, clause, &account);
+    }
+    if let Some(after) = request.after {
+        builder.push(" AND ");
+        let condition = dialect.keyset_condition(&mut builder, after);
+        builder.push(&condition);
+    }
+    let limit = builder.bind(SqlValue::Integer(i64::from(request.fetch_limit)));
+    dialect.end_select(&mut builder, &limit);
+    builder.finish()
+}
+
+fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause, account: &str) {
+    let condition = condition_sql(dialect, builder, &clause.condition, account);
+    if clause.negated {
+        // A negated condition keeps events where the field is absent (NULL), which plain NOT would
+        // drop: `-actor:alice` includes events without an actor.
+        builder.push(&format!("(({condition}) IS NOT {})", dialect.boolean(true)));
+    } else {
+        builder.push(&format!("({condition})"));
+    }
+}
+
+fn condition_sql(
+    dialect: &dyn Dialect,
+    builder: &mut SqlBuilder,
+    condition: &Condition,
+    account: &str,
+) -> String {
+    match condition {
+        Condition::Actor(patterns) => patterns_sql(dialect, builder, "actor_id", patterns),
+        Condition::Action(patterns) => patterns_sql(dialect, builder, "action", patterns),
+        Condition::Target(patterns) => {
+            let target_condition = patterns_sql(dialect, builder, "target_id", patterns);
+            let key = dialect.event_key_column();
+            format!(
+                "{key} IN (SELECT {key} FROM event_targets WHERE account_row = {account} AND ({target_condition}))"
+            )
+        }
+        Condition::Ip(networks) => {
+            let mut parts = Vec::new();
+            for network in networks {
+                for (first, last) in ip_ranges(network) {
+                    parts.push(if first == last {
+                        format!("ip = {}", builder.bind(SqlValue::Bytes(first.to_vec())))
+                    } else {
+                        let first = builder.bind(SqlValue::Bytes(first.to_vec()));
+                        let last = builder.bind(SqlValue::Bytes(last.to_vec()));
+                        format!("(ip >= {first} AND ip <= {last})")
+                    });
+                }
+            }
+            alternatives(dialect, parts)
+        }
+        Condition::Outcome(outcomes) => {
+            let placeholders: Vec<String> = outcomes
+                .iter()
+                .map(|outcome| builder.bind(SqlValue::Integer(outcome_code(*outcome))))
+                .collect();
+            if placeholders.is_empty() {
+                dialect.boolean(false).to_owned()
+            } else {
+                format!("outcome IN ({})", placeholders.join(", "))
+            }
+        }
+        Condition::Created(range) => {
+            let mut parts = Vec::new();
+            if let Some(start) = range.start_inclusive {
+                parts.push(format!(
+                    "created_at >= {}",
+                    builder.bind(SqlValue::Integer(unix_micros_of(start)))
+                ));
+            }
+            if let Some(end) = range.end_exclusive {
+                parts.push(format!(
+                    "created_at < {}",
+                    builder.bind(SqlValue::Integer(unix_micros_of(end)))
+                ));
+            }
+            if parts.is_empty() {
+                dialect.boolean(true).to_owned()
+            } else {
+                parts.join(" AND ")
+            }
+        }
+        Condition::Is(flags) => alternatives(
+            dialect,
+            flags
+                .iter()
+                .map(|flag| match flag {
+                    EventFlag::NewIp => dialect.flag_is_set("new_ip"),
+                    EventFlag::NewNetwork => dialect.flag_is_set("new_network"),
+                })
+                .collect(),
+        ),
+        // Any address in a block of the account's known networks of these names (migration 0005),
+        // of the block's own family: an IPv6 block never holds an IPv4 address, even one that is
+        // stored inside it as IPv4-mapped IPv6.
+        Condition::KnownNetwork(names) => {
+            if names.is_empty() {
+                return dialect.boolean(false).to_owned();
+            }
+            let names: Vec<String> = names
+                .iter()
+                .map(|name| builder.bind(SqlValue::Text(name.as_str().to_owned())))
+                .collect();
+            let mapped_first = builder.bind(SqlValue::Bytes(IPV4_MAPPED_FIRST.to_vec()));
+            let mapped_last = builder.bind(SqlValue::Bytes(IPV4_MAPPED_LAST.to_vec()));
+            format!(
+                "EXISTS (SELECT 1 FROM known_network_blocks b WHERE b.account_row = {account} \
+                 AND b.name IN ({}) AND ip >= b.first_ip AND ip <= b.last_ip \
+                 AND (ip >= {mapped_first} AND ip <= {mapped_last}) = (b.first_ip >= {mapped_first} AND b.first_ip <= {mapped_last}))",
+                names.join(", ")
+            )
+        }
+        // Message terms are compiled apart (the store plans them).
+        Condition::Text(_) => dialect.boolean(true).to_owned(),
+    }
+}
+
+/// Exact values become one `IN` list (an index lookup per value); prefixes become index ranges.
+fn patterns_sql(
+    dialect: &dyn Dialect,
+    builder: &mut SqlBuilder,
+    column: &str,
+    patterns: &[TextPattern],
+) -> String {
+    let mut parts = Vec::new();
+    let exact: Vec<String> = patterns
+        .iter()
+        .filter_map(|pattern| match pattern {
+            TextPattern::Exact(value) => Some(builder.bind(SqlValue::Text(value.clone()))),
+            TextPattern::Prefix(_) => None,
+        })
+        .collect();
+    match exact.len() {
+        0 => {}
+        1 => parts.push(format!("{column} = {}", exact[0])),
+        _ => parts.push(format!("{column} IN ({})", exact.join(", "))),
+    }
+    for pattern in patterns {
+        if let TextPattern::Prefix(prefix) = pattern {
+            let lower = builder.bind(SqlValue::Text(prefix.clone()));
+            match prefix_upper_bound(prefix) {
+                Some(upper) => {
+                    let upper = builder.bind(SqlValue::Text(upper));
+                    parts.push(format!("({column} >= {lower} AND {column} < {upper})"));
+                }
+                None => parts.push(format!("{column} >= {lower}")),
+            }
+        }
+    }
+    alternatives(dialect, parts)
+}
+
+/// Any of `parts`, always parenthesized so it composes with the conditions around it.
+fn alternatives(dialect: &dyn Dialect, parts: Vec<String>) -> String {
+    match parts.len() {
+        0 => dialect.boolean(false).to_owned(),
+        1 => parts.into_iter().next().expect("one part"),
+        _ => format!("({})", parts.join(" OR ")),
+    }
+}
+
+/// Whether some positive condition can pick a few rows through its own index (actor, action, ip,
+/// target), so the plan need not walk the account's newest-first index.
+pub fn has_selective_condition(query: &Query) -> bool {
+    query.clauses.iter().any(|clause| {
+        !clause.negated
+            && matches!(
+                clause.condition,
+                Condition::Actor(_)
+                    | Condition::Action(_)
+                    | Condition::Ip(_)
+                    | Condition::Target(_)
+            )
+    })
+}
