@@ -5,7 +5,6 @@
 //! row-level security as a second isolation layer: every read of events runs in a read-only
 //! transaction that `SET LOCAL`s the account it reads for.
 
-mod account_limits;
 mod actor_history;
 mod alerting;
 mod attention;
@@ -18,6 +17,7 @@ mod people;
 mod query_budget;
 mod query_sql;
 pub mod scratch_database;
+mod shared_sql;
 mod startup_check;
 
 /// A message's `tsvector` in binary form, exactly as the writer stores it (for baselines that
@@ -83,6 +83,8 @@ impl Default for PostgresOptions {
 /// The PostgreSQL `Store`. Cheap to share behind an `Arc<dyn Store>`.
 pub struct PostgresStore {
     inner: Arc<StoreInner>,
+    /// Limits, people, alerting, attention and known networks, in the SQL both stores share.
+    shared: logbook_store_sql::SharedStore<shared_sql::PostgresDatabase>,
 }
 
 struct StoreInner {
@@ -295,6 +297,9 @@ impl PostgresStore {
         };
         let writer_task = tokio::spawn(writer.run());
         let store = PostgresStore {
+            shared: logbook_store_sql::SharedStore::new(shared_sql::PostgresDatabase {
+                pool: pool.clone(),
+            }),
             inner: Arc::new(StoreInner {
                 pool,
                 writer_pool,
@@ -646,7 +651,7 @@ impl Store for PostgresStore {
     }
 
     fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
-        self
+        &self.shared
     }
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {

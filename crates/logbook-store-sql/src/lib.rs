@@ -11,13 +11,17 @@
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
 
+mod account_limits;
 pub mod encoding;
+pub mod executor;
 pub mod export;
 pub mod idempotency;
 pub mod page_query;
+pub mod shared_store;
 pub mod value;
 
 pub use page_query::{
     CompiledQuery, Dialect, PageRequest, SqlBuilder, TextTerms, compile_page_query,
 };
+pub use shared_store::SharedStore;
 pub use value::{SqlRow, SqlValue};

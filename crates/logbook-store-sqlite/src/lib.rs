@@ -2,7 +2,6 @@
 //! commit (`writer`), a small pool of read-only connections for queries, the schema and its
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
-mod account_limits;
 mod actor_history;
 mod alerting;
 mod attention;
@@ -13,6 +12,7 @@ mod migrations;
 mod people;
 mod query_budget;
 mod query_sql;
+mod shared_sql;
 mod startup_check;
 mod tree;
 mod volume_quota;
@@ -80,6 +80,8 @@ impl Default for SqliteOptions {
 /// The SQLite `Store`. Cheap to share behind an `Arc<dyn Store>`.
 pub struct SqliteStore {
     inner: Arc<StoreInner>,
+    /// Limits, people, alerting, attention and known networks, in the SQL both stores share.
+    shared: logbook_store_sql::SharedStore<shared_sql::SqliteDatabase>,
 }
 
 struct StoreInner {
@@ -93,7 +95,7 @@ struct StoreInner {
     reader_permits: Arc<Semaphore>,
     /// Accounts and API keys are written rarely, on their own connection, so they never wait
     /// behind a group commit queue.
-    admin: Mutex<Connection>,
+    admin: Mutex<Option<Connection>>,
 }
 
 impl SqliteStore {
@@ -171,17 +173,21 @@ impl SqliteStore {
                 message: error.to_string(),
             })?;
 
+        let inner = Arc::new(StoreInner {
+            database_path: database_path.to_owned(),
+            options,
+            writer_inbox: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            writer_health,
+            readers: Mutex::new(readers),
+            reader_permits: Arc::new(Semaphore::new(reader_count)),
+            admin: Mutex::new(Some(admin)),
+        });
         Ok(SqliteStore {
-            inner: Arc::new(StoreInner {
-                database_path: database_path.to_owned(),
-                options,
-                writer_inbox: Mutex::new(Some(sender)),
-                writer_thread: Mutex::new(Some(writer_thread)),
-                writer_health,
-                readers: Mutex::new(readers),
-                reader_permits: Arc::new(Semaphore::new(reader_count)),
-                admin: Mutex::new(admin),
+            shared: logbook_store_sql::SharedStore::new(shared_sql::SqliteDatabase {
+                inner: inner.clone(),
             }),
+            inner,
         })
     }
 
@@ -420,6 +426,33 @@ impl StoreInner {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.read_owned(move |connection| {
+            let result = work(&connection);
+            (connection, result)
+        })
+        .await
+    }
+
+    /// Runs `work` on the admin (accounts and keys) connection on the blocking thread pool.
+    async fn administer<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.administer_owned(move |mut connection| {
+            let result = work(&mut connection);
+            (connection, result)
+        })
+        .await
+    }
+
+    /// `read`, handing `work` the connection itself (it hands it back), for work that must own
+    /// it (`shared_sql`).
+    async fn read_owned<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> (Connection, Result<T, StoreError>) + Send + 'static,
+    {
         let permit = self
             .reader_permits
             .clone()
@@ -433,12 +466,11 @@ impl StoreInner {
                 .lock()
                 .expect("reader pool lock poisoned")
                 .pop();
-            // A connection is missing only if a reader panicked while holding it; replace it.
             let connection = match pooled {
                 Some(connection) => connection,
                 None => open_connection(&inner.database_path, true, &inner.options)?,
             };
-            let result = work(&connection);
+            let (connection, result) = work(connection);
             inner
                 .readers
                 .lock()
@@ -454,20 +486,27 @@ impl StoreInner {
         })?
     }
 
-    /// Runs `work` on the admin (accounts and keys) connection on the blocking thread pool.
-    async fn administer<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    /// `administer`, handing `work` the connection itself (it hands it back), for work that must
+    /// own it (`shared_sql`). A connection lost to a panic is reopened by the next caller.
+    async fn administer_owned<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(Connection) -> (Connection, Result<T, StoreError>) + Send + 'static,
     {
         let inner = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = inner.admin.lock().expect("admin connection lock poisoned");
-            work(&mut connection)
+            let mut admin = inner.admin.lock().expect("admin connection lock poisoned");
+            let connection = match admin.take() {
+                Some(connection) => connection,
+                None => open_connection(&inner.database_path, false, &inner.options)?,
+            };
+            let (connection, result) = work(connection);
+            *admin = Some(connection);
+            result
         })
         .await
         .map_err(|error| StoreError::Database {
-            context: "running an account or key change",
+            context: "running a change",
             message: error.to_string(),
         })?
     }
@@ -488,7 +527,7 @@ impl Store for SqliteStore {
     }
 
     fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
-        self
+        &self.shared
     }
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {

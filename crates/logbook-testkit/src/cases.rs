@@ -748,7 +748,9 @@ pub async fn words_and_phrases_search_the_message(store: Arc<dyn Store>) {
                 .message("Updated firewall rule for web-1")
                 .build(),
             EventBuilder::new("acme").message("Café opened").build(),
-            EventBuilder::new("acme").message("Long-s ſtop sign").build(),
+            EventBuilder::new("acme")
+                .message("Long-s ſtop sign")
+                .build(),
         ],
     )
     .await;
