@@ -11,9 +11,7 @@ mod attention;
 mod encoding;
 mod errors;
 mod import;
-mod key_usage;
 mod migrations;
-mod people;
 mod query_budget;
 mod query_sql;
 pub mod scratch_database;
@@ -35,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures::stream::BoxStream;
-use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use logbook_core::api_key::ApiKeyRecord;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::event::{EventRow, NewEvent};
 use logbook_core::query::Query;
@@ -594,48 +592,6 @@ fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
     })
 }
 
-const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at, k.last_used_at";
-
-fn row_to_api_key(row: &Row) -> Result<ApiKeyRecord, StoreError> {
-    let owner = match row.get::<_, Option<&str>>(1) {
-        Some(name) => KeyOwner::Account(parse_stored_account(name)?),
-        None => KeyOwner::Platform,
-    };
-    Ok(ApiKeyRecord {
-        key_id: row.get(0),
-        owner,
-        scopes: Scopes {
-            ingest: row.get(2),
-            read: row.get(3),
-        },
-        display_prefix: row.get(4),
-        description: row.get(5),
-        created_at: micros_to_time(row.get(6)),
-        revoked_at: row.get::<_, Option<i64>>(7).map(micros_to_time),
-        last_used_at: row.get::<_, Option<i64>>(8).map(micros_to_time),
-    })
-}
-
-async fn select_api_keys(
-    client: &Client,
-    condition: &str,
-    parameter: &(dyn ToSql + Sync),
-) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    client
-        .query(
-            &format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys k LEFT JOIN accounts a ON a.account_row = k.account_row \
-                 WHERE {condition} ORDER BY k.created_at, k.key_id"
-            ),
-            &[parameter],
-        )
-        .await
-        .map_err(database_error("reading API keys"))?
-        .iter()
-        .map(row_to_api_key)
-        .collect()
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     fn backend_name(&self) -> &'static str {
@@ -647,7 +603,7 @@ impl Store for PostgresStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
-        self
+        &self.shared
     }
 
     fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
@@ -715,55 +671,14 @@ impl Store for PostgresStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError> {
-        let client = self.inner.connection().await?;
-        let account_row = match &key.owner {
-            KeyOwner::Account(account) => Some(
-                self.inner
-                    .account_rows
-                    .find(&client, account)
-                    .await?
-                    .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?,
-            ),
-            KeyOwner::Platform => None,
-        };
-        client
-            .execute(
-                "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[
-                    &key.key_id,
-                    &key.key_hash.as_slice(),
-                    &account_row,
-                    &key.scopes.ingest,
-                    &key.scopes.read,
-                    &key.display_prefix,
-                    &key.description,
-                    &unix_micros_of(key.created_at),
-                ],
-            )
-            .await
-            .map_err(database_error("creating an API key"))?;
-        Ok(ApiKeyRecord {
-            key_id: key.key_id,
-            owner: key.owner,
-            scopes: key.scopes,
-            display_prefix: key.display_prefix,
-            description: key.description,
-            created_at: micros_to_time(unix_micros_of(key.created_at)),
-            revoked_at: None,
-            last_used_at: None,
-        })
+        self.shared.create_api_key(key).await
     }
 
     async fn list_api_keys(
         &self,
         account: Option<&AccountId>,
     ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let client = self.inner.connection().await?;
-        match account {
-            Some(account) => select_api_keys(&client, "a.name = $1", &account.as_str()).await,
-            None => select_api_keys(&client, "$1::text IS NULL", &None::<&str>).await,
-        }
+        self.shared.list_api_keys(account).await
     }
 
     async fn revoke_api_key(
@@ -771,54 +686,25 @@ impl Store for PostgresStore {
         key_id: &str,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let client = self.inner.connection().await?;
-        // Revoking twice keeps the first revocation time.
-        let updated = client
-            .execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE key_id = $1",
-                &[&key_id, &unix_micros_of(now)],
-            )
-            .await
-            .map_err(database_error("revoking an API key"))?;
-        if updated == 0 {
-            return Err(StoreError::ApiKeyNotFound(key_id.to_owned()));
-        }
-        select_api_keys(&client, "k.key_id = $1", &key_id)
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::ApiKeyNotFound(key_id.to_owned()))
-    }
-
-    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let client = self.inner.connection().await?;
-        let hash: Option<Vec<u8>> = client
-            .query_opt(
-                "SELECT key_hash FROM api_keys WHERE key_id = $1",
-                &[&key_id],
-            )
-            .await
-            .map_err(database_error("reading a key hash"))?
-            .map(|row| row.get(0));
-        Ok(hash.and_then(|hash| hash.try_into().ok()))
-    }
-
-    async fn find_api_key_by_hash(
-        &self,
-        key_hash: &[u8; 32],
-    ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let client = self.inner.connection().await?;
-        Ok(
-            select_api_keys(&client, "k.key_hash = $1", &key_hash.as_slice())
-                .await?
-                .pop(),
-        )
+        self.shared.revoke_api_key(key_id, now).await
     }
 
     async fn record_api_key_use(
         &self,
         uses: &[(String, OffsetDateTime)],
     ) -> Result<(), StoreError> {
-        self.record_api_key_use_in_postgres(uses).await
+        self.shared.record_api_key_use(uses).await
+    }
+
+    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+        self.shared.api_key_hash(key_id).await
+    }
+
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.shared.find_api_key_by_hash(key_hash).await
     }
 
     async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {

@@ -12,11 +12,13 @@
 //! search plan, and (PostgreSQL) row-level security.
 
 mod account_limits;
+mod api_keys;
 pub mod encoding;
 pub mod executor;
 pub mod export;
 pub mod idempotency;
 pub mod page_query;
+mod people;
 pub mod shared_store;
 pub mod value;
 

@@ -7,9 +7,7 @@ mod alerting;
 mod attention;
 mod encoding;
 mod errors;
-mod key_usage;
 mod migrations;
-mod people;
 mod query_budget;
 mod query_sql;
 mod shared_sql;
@@ -23,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use logbook_core::api_key::ApiKeyRecord;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::event::{EventRow, NewEvent};
 use logbook_core::query::Query;
@@ -351,74 +349,6 @@ fn parse_stored_account(name: &str) -> Result<AccountId, StoreError> {
     })
 }
 
-const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, k.description, k.created_at, k.revoked_at, k.last_used_at";
-
-fn api_key_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
-    Ok(ApiKeyRow {
-        key_id: row.get(0)?,
-        account: row.get(1)?,
-        ingest: row.get(2)?,
-        read: row.get(3)?,
-        display_prefix: row.get(4)?,
-        description: row.get(5)?,
-        created_at: row.get(6)?,
-        revoked_at: row.get(7)?,
-        last_used_at: row.get(8)?,
-    })
-}
-
-struct ApiKeyRow {
-    key_id: String,
-    account: Option<String>,
-    ingest: bool,
-    read: bool,
-    display_prefix: String,
-    description: Option<String>,
-    created_at: i64,
-    revoked_at: Option<i64>,
-    last_used_at: Option<i64>,
-}
-
-impl ApiKeyRow {
-    fn into_record(self) -> Result<ApiKeyRecord, StoreError> {
-        Ok(ApiKeyRecord {
-            key_id: self.key_id,
-            owner: match self.account {
-                Some(name) => KeyOwner::Account(parse_stored_account(&name)?),
-                None => KeyOwner::Platform,
-            },
-            scopes: Scopes {
-                ingest: self.ingest,
-                read: self.read,
-            },
-            display_prefix: self.display_prefix,
-            description: self.description,
-            created_at: micros_to_time(self.created_at),
-            revoked_at: self.revoked_at.map(micros_to_time),
-            last_used_at: self.last_used_at.map(micros_to_time),
-        })
-    }
-}
-
-fn select_api_keys(
-    connection: &Connection,
-    filter: &str,
-    parameter: rusqlite::types::Value,
-) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {API_KEY_COLUMNS} FROM api_keys k LEFT JOIN accounts a ON a.account_row = k.account_row WHERE {filter} ORDER BY k.created_at, k.key_id"
-    );
-    let mut statement = connection
-        .prepare_cached(&sql)
-        .map_err(database_error("reading API keys"))?;
-    let rows = statement
-        .query_map([parameter], api_key_record)
-        .map_err(database_error("reading API keys"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(database_error("reading API keys"))?;
-    rows.into_iter().map(ApiKeyRow::into_record).collect()
-}
-
 impl StoreInner {
     /// Runs `work` on a pooled read-only connection on the blocking thread pool.
     async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
@@ -523,7 +453,7 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> &dyn logbook_core::people::PeopleStore {
-        self
+        &self.shared
     }
 
     fn account_limits(&self) -> &dyn logbook_core::store::AccountLimitStore {
@@ -588,59 +518,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StoreError> {
-        self.inner
-            .administer(move |connection| {
-                let account_row = match &key.owner {
-                    KeyOwner::Account(account) => Some(
-                        account_row(connection, account)?.ok_or_else(|| StoreError::AccountNotFound(account.clone()))?,
-                    ),
-                    KeyOwner::Platform => None,
-                };
-                connection
-                    .execute(
-                        "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
-                            key.key_id,
-                            key.key_hash.as_slice(),
-                            account_row,
-                            key.scopes.ingest,
-                            key.scopes.read,
-                            key.display_prefix,
-                            key.description,
-                            unix_micros_of(key.created_at),
-                        ],
-                    )
-                    .map_err(database_error("creating an API key"))?;
-                Ok(ApiKeyRecord {
-                    key_id: key.key_id,
-                    owner: key.owner,
-                    scopes: key.scopes,
-                    display_prefix: key.display_prefix,
-                    description: key.description,
-                    created_at: micros_to_time(unix_micros_of(key.created_at)),
-                    revoked_at: None,
-                    last_used_at: None,
-                })
-            })
-            .await
+        self.shared.create_api_key(key).await
     }
 
     async fn list_api_keys(
         &self,
         account: Option<&AccountId>,
     ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let account = account.cloned();
-        self.inner
-            .read(move |connection| match account {
-                Some(account) => select_api_keys(
-                    connection,
-                    "a.name = ?1",
-                    account.as_str().to_owned().into(),
-                ),
-                None => select_api_keys(connection, "?1 IS NULL", rusqlite::types::Value::Null),
-            })
-            .await
+        self.shared.list_api_keys(account).await
     }
 
     async fn revoke_api_key(
@@ -648,58 +533,25 @@ impl Store for SqliteStore {
         key_id: &str,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let key_id = key_id.to_owned();
-        self.inner
-            .administer(move |connection| {
-                // Revoking twice keeps the first revocation time.
-                let updated = connection
-                    .execute(
-                        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE key_id = ?1",
-                        params![key_id, unix_micros_of(now)],
-                    )
-                    .map_err(database_error("revoking an API key"))?;
-                if updated == 0 {
-                    return Err(StoreError::ApiKeyNotFound(key_id));
-                }
-                select_api_keys(connection, "k.key_id = ?1", key_id.clone().into())?
-                    .pop()
-                    .ok_or(StoreError::ApiKeyNotFound(key_id))
-            })
-            .await
+        self.shared.revoke_api_key(key_id, now).await
     }
 
     async fn record_api_key_use(
         &self,
         uses: &[(String, OffsetDateTime)],
     ) -> Result<(), StoreError> {
-        self.record_api_key_use_in_sqlite(uses).await
+        self.shared.record_api_key_use(uses).await
     }
 
     async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let key_id = key_id.to_owned();
-        self.inner
-            .read(move |connection| {
-                let hash: Option<Vec<u8>> = connection
-                    .prepare_cached("SELECT key_hash FROM api_keys WHERE key_id = ?1")
-                    .map_err(database_error("reading a key hash"))?
-                    .query_row([key_id], |row| row.get(0))
-                    .optional()
-                    .map_err(database_error("reading a key hash"))?;
-                Ok(hash.and_then(|hash| hash.try_into().ok()))
-            })
-            .await
+        self.shared.api_key_hash(key_id).await
     }
 
     async fn find_api_key_by_hash(
         &self,
         key_hash: &[u8; 32],
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let key_hash = key_hash.to_vec();
-        self.inner
-            .read(move |connection| {
-                Ok(select_api_keys(connection, "k.key_hash = ?1", key_hash.into())?.pop())
-            })
-            .await
+        self.shared.find_api_key_by_hash(key_hash).await
     }
 
     async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
