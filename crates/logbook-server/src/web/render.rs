@@ -11,7 +11,7 @@ use logbook_core::StoreError;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::ErrorChain;
+use crate::error::{ApiError, ErrorChain};
 use crate::state::AppState;
 use crate::web::assets;
 use crate::web::session::SignedIn;
@@ -162,7 +162,7 @@ pub enum WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, heading, message, hints): (StatusCode, &str, String, Vec<&'static str>) =
-            match &self {
+            match self {
                 WebError::SignInRequired => return Redirect::to("/login").into_response(),
                 WebError::SecondFactorSetupRequired => {
                     return Redirect::to("/security").into_response();
@@ -183,35 +183,44 @@ impl IntoResponse for WebError {
                 WebError::Forbidden(message) => (
                     StatusCode::FORBIDDEN,
                     "Not allowed",
-                    (*message).into(),
+                    message.into(),
                     vec!["Ask an owner or admin of your account."],
                 ),
                 WebError::BadRequest(message) => (
                     StatusCode::BAD_REQUEST,
                     "That did not work",
-                    message.clone(),
+                    message,
                     vec!["Go back and correct the form."],
                 ),
-                WebError::Store(StoreError::StorageFull(_))
-                | WebError::Store(StoreError::Unavailable(_))
-                | WebError::Store(StoreError::Locked(_)) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Logbook is unavailable",
-                    "Logbook cannot read or write its database right now.".into(),
-                    vec![
-                        "Wait a moment and reload.",
-                        "If it persists, contact your operator.",
-                    ],
-                ),
-                WebError::Store(error) => {
-                    tracing::error!(error = %ErrorChain(error), "a page failed on a store error");
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong",
-                        "Logbook could not answer this page.".into(),
-                        vec!["Reload the page.", "If it persists, contact your operator."],
-                    )
-                }
+                // Store errors take their status and meaning from the one mapping the API uses
+                // (`ApiError::from`), so a page and an API call refuse the same thing the same
+                // way (a quota is a 429 or 403 with its reason, not a 500).
+                WebError::Store(error) => match ApiError::from(error) {
+                    ApiError::Internal(cause) => {
+                        tracing::error!(error = %ErrorChain(cause.as_ref()), "a page failed on a store error");
+                        (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "Something went wrong",
+                            "Logbook could not answer this page.".into(),
+                            vec!["Reload the page.", "If it persists, contact your operator."],
+                        )
+                    }
+                    api_error @ (ApiError::StorageFull | ApiError::Unavailable) => (
+                        api_error.status(),
+                        "Logbook is unavailable",
+                        "Logbook cannot read or write its database right now.".into(),
+                        vec![
+                            "Wait a moment and reload.",
+                            "If it persists, contact your operator.",
+                        ],
+                    ),
+                    api_error => (
+                        api_error.status(),
+                        "That did not work",
+                        api_error.to_string(),
+                        vec!["Go back and try again later, or ask your operator."],
+                    ),
+                },
                 WebError::Internal(cause) => {
                     tracing::error!(error = %cause, "a page failed");
                     (

@@ -1027,3 +1027,38 @@ async fn a_person_lists_their_sessions_and_ends_one_they_do_not_recognize() {
     assert_eq!(web.page(&stolen.cookie, "/").await.0, StatusCode::SEE_OTHER);
     assert_eq!(web.page(&laptop.cookie, "/").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_page_refused_by_a_volume_quota_answers_like_the_api_does_not_with_a_500() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let alice = web.sign_in("alice@acme.com").await;
+    // The sign-in itself wrote `logbook.login`; the quota now allows nothing more today.
+    web.store
+        .account_limits()
+        .set_stored_account_limits(
+            &acme,
+            &logbook_core::store::StoredAccountLimits {
+                events_per_day: Some(1),
+                ..Default::default()
+            },
+            web.clock.now(),
+        )
+        .await
+        .unwrap();
+    // Creating a key on the page records `logbook.api_key.create`, which the quota refuses.
+    let answer = web
+        .post_form(&alice, "/keys", &[("ingest", "1"), ("description", "ci")])
+        .await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        answer
+            .headers()
+            .get("content-type")
+            .is_some_and(|value| value.to_str().unwrap().starts_with("text/html")),
+        "a page, not JSON"
+    );
+    let body = answer.text().await.unwrap();
+    assert!(body.contains("events_per_day"), "{body}");
+}
