@@ -20,7 +20,7 @@ use logbook_core::store::{AppendOutcome, AppendReceipt};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::IngestKey;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
 pub async fn post(
@@ -300,12 +300,17 @@ fn write_receipt(out: &mut Vec<u8>, receipt: &AppendReceipt, duplicate: bool) {
     });
 }
 
+/// One event's error, in the body every error answer has (`crate::error::ErrorBody`).
 fn write_error(out: &mut Vec<u8>, code: &str, message: &str, field: &str) {
-    out.extend_from_slice(b"{\"error\":{\"code\":");
-    serde_json::to_writer(&mut *out, code).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b",\"message\":");
-    serde_json::to_writer(&mut *out, message).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b",\"field\":");
-    serde_json::to_writer(&mut *out, field).expect("writing to a Vec cannot fail");
-    out.extend_from_slice(b"}}");
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            field: Some(field),
+            position: None,
+            term: None,
+            request_id: None,
+        },
+    };
+    serde_json::to_writer(out, &body).expect("writing to a Vec cannot fail");
 }
