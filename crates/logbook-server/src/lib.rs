@@ -16,6 +16,7 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod reading;
 pub mod routes;
 pub mod state;
 pub mod web;

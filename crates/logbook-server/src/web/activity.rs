@@ -14,12 +14,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use logbook_core::cursor;
 use logbook_core::event::{Outcome, StoredEvent};
 use logbook_core::people::UserRecord;
-use logbook_core::query::{self, Clause, Condition, TextPattern};
+use logbook_core::query::{self};
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
 
-use crate::api::v1::events::{ExportFormat, export_response, tail_response};
 use crate::error::ApiError;
+use crate::reading::export::{ExportFormat, export_response};
+use crate::reading::tail::tail_response;
+use crate::reading::{ReadScope, parse_query_parameter, resolve_known_networks_for_live_view};
 use crate::state::AppState;
 use crate::web::audit::{self, AuditEvent};
 use crate::web::render::{Chrome, WebError, html, page, utc_text, visible};
@@ -29,16 +31,9 @@ pub const PAGE_SIZE: u32 = 50;
 /// Previous pages remembered in the URL for "Previous".
 const MAX_TRAIL: usize = 100;
 
-/// Restricts `query` to what `user` may read: members see only their own events.
-pub fn scoped_to(user: &UserRecord, mut query: query::Query) -> query::Query {
-    if !user.role.reads_whole_log() {
-        query.clauses.push(Clause {
-            negated: false,
-            condition: Condition::Actor(vec![TextPattern::Exact(user.email.clone())]),
-            span: 0..0,
-        });
-    }
-    query
+/// Restricts `query` to what `user` may read (`ReadScope`): members see only their own events.
+pub fn scoped_to(user: &UserRecord, query: query::Query) -> query::Query {
+    ReadScope::of_person(user).restrict(query)
 }
 
 /// Percent-encodes a URL query component.
@@ -418,14 +413,10 @@ async fn inclusion_view(
         // Committed after the newest checkpoint: its proof appears once the next one is signed.
         return Ok(None);
     }
-    let answer = crate::api::v1::checkpoints::inclusion_proof(
-        tree,
-        account,
-        seq,
-        Some(checkpoint.tree_size),
-    )
-    .await
-    .map_err(|error| WebError::Internal(error.to_string()))?;
+    let answer =
+        crate::reading::proofs::inclusion_proof(tree, account, seq, Some(checkpoint.tree_size))
+            .await
+            .map_err(|error| WebError::Internal(error.to_string()))?;
     let text = |name: &str| answer[name].as_str().unwrap_or_default().to_owned();
     Ok(Some(InclusionView {
         seq,
@@ -481,11 +472,7 @@ pub async fn get(
     let event = row
         .decode()
         .map_err(|error| WebError::Internal(error.to_string()))?;
-    let own = event
-        .actor
-        .as_ref()
-        .is_some_and(|actor| actor.id == signed_in.user.email);
-    if !signed_in.user.role.reads_whole_log() && !own {
+    if !ReadScope::of_person(&signed_in.user).may_see(&event) {
         return Err(WebError::NotFound);
     }
     let actor = event.actor.as_ref();
@@ -631,7 +618,7 @@ pub async fn export(
     Query(parameters): Query<ExportParameters>,
 ) -> Result<Response, ApiError> {
     let format = ExportFormat::parse(parameters.format.as_deref())?;
-    let filter = crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?;
+    let filter = parse_query_parameter(Some(&parameters.q))?;
     let mut metadata = serde_json::Map::new();
     metadata.insert("format".into(), format.name().into());
     metadata.insert("query".into(), audit::truncate(&parameters.q, 2048).into());
@@ -679,10 +666,10 @@ pub async fn live(
     Query(parameters): Query<LiveParameters>,
 ) -> Result<Response, ApiError> {
     let account = signed_in.user.account.clone();
-    let filter = crate::api::v1::events::resolve_known_networks_for_live_view(
+    let filter = resolve_known_networks_for_live_view(
         &state,
         &account,
-        crate::api::v1::events::parse_query_parameter(Some(&parameters.q))?,
+        parse_query_parameter(Some(&parameters.q))?,
     )
     .await?;
     let from_seq = match parameters.from_seq {

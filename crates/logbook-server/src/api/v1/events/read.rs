@@ -10,9 +10,9 @@ use logbook_core::cursor;
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
 
-use super::parse_query_parameter;
 use crate::auth::ReadAccount;
 use crate::error::ApiError;
+use crate::reading::parse_query_parameter;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
