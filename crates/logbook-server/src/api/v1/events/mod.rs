@@ -10,6 +10,10 @@ mod verifiable_export;
 pub use export::{CSV_HEADER, export, export_bytes_of_rows};
 pub(crate) use export::{ExportFormat, export_response};
 pub use ingest::post;
+pub(crate) use ingest::{
+    EventOutcome, body_error, is_json_content_type, key_binding, read_ingest_body,
+    store_parsed_events,
+};
 pub use read::{get, list};
 pub use tail::tail;
 pub(crate) use tail::tail_response;
