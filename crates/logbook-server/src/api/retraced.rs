@@ -22,10 +22,13 @@
 //! Retraced's canonical event hash, which the clients check. A bulk request is all-or-nothing, as
 //! in Retraced: one invalid event refuses the request with 400 and nothing is stored.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use logbook_core::api_key::ApiKeyRecord;
 use logbook_core::ingest::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -139,8 +142,8 @@ pub async fn create_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, DialectError> {
-    let request = read_request::<RetracedEventRequest>(&state, &headers, body).await?;
-    let mut answers = create(&state, &headers, &project_id, vec![request]).await?;
+    let (key, request) = read_request::<RetracedEventRequest>(&state, &headers, body).await?;
+    let mut answers = create(&state, &key, &project_id, vec![request]).await?;
     let answer = answers.pop().expect("one answer per event");
     Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }
@@ -152,8 +155,8 @@ pub async fn create_events_bulk(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, DialectError> {
-    let request = read_request::<RetracedBulkRequest>(&state, &headers, body).await?;
-    let answers = create(&state, &headers, &project_id, request.events).await?;
+    let (key, request) = read_request::<RetracedBulkRequest>(&state, &headers, body).await?;
+    let answers = create(&state, &key, &project_id, request.events).await?;
     Ok((StatusCode::CREATED, axum::Json(answers)).into_response())
 }
 
@@ -161,37 +164,35 @@ fn refusal(error: ApiError) -> DialectError {
     DialectError::new(ErrorDialect::Retraced, error)
 }
 
+/// The request's key and body. The key is checked before the body is read, so an
+/// unauthenticated client cannot make the server read and parse a large body.
 async fn read_request<T: for<'body> Deserialize<'body>>(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<T, DialectError> {
-    // The key is checked before the body is read, so an unauthenticated client cannot make the
-    // server read and parse a large body.
-    ingest_key_from_headers(headers, state, KeyPresentation::BearerOrRetracedToken)
+) -> Result<(Arc<ApiKeyRecord>, T), DialectError> {
+    let key = ingest_key_from_headers(headers, state, KeyPresentation::BearerOrRetracedToken)
         .await
         .map_err(refusal)?;
     let body = read_ingest_body(state, headers, body)
         .await
         .map_err(refusal)?;
-    parse_wire_json::<T>(&body).map_err(|(pointer, message)| {
+    let request = parse_wire_json::<T>(&body).map_err(|(pointer, message)| {
         refusal(ApiError::bad_request(
             "invalid_body",
             format!("the request body is not a Retraced event request: {message}"),
             Some(&pointer),
         ))
-    })
+    })?;
+    Ok((key, request))
 }
 
 async fn create(
     state: &AppState,
-    headers: &HeaderMap,
+    key: &ApiKeyRecord,
     project_id: &str,
     requests: Vec<RetracedEventRequest>,
 ) -> Result<Vec<RetracedEventResponse>, DialectError> {
-    let key = ingest_key_from_headers(headers, state, KeyPresentation::BearerOrRetracedToken)
-        .await
-        .map_err(refusal)?;
     if requests.is_empty() {
         return Err(refusal(ApiError::bad_request(
             "empty_batch",
@@ -227,7 +228,7 @@ async fn create(
     if !rejected.is_empty() {
         return Err(invalid_events(rejected));
     }
-    let parsed = validate_translated_events(state, &key, &translated).map_err(|error| {
+    let parsed = validate_translated_events(state, key, &translated).map_err(|error| {
         let error = match error {
             ApiError::Forbidden {
                 message,
@@ -254,7 +255,7 @@ async fn create(
         return Err(invalid_events(rejected));
     }
 
-    let outcomes = store_translated_events(state, &key, parsed)
+    let outcomes = store_translated_events(state, key, parsed)
         .await
         .map_err(refusal)?;
     let mut answers = Vec::with_capacity(outcomes.len());
