@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use logbook_core::api_key::{ApiKeyRecord, KEY_PREFIX, KeyOwner, hash_presented_key};
 use logbook_core::{AccountId, Store};
 use time::OffsetDateTime;
@@ -87,19 +87,31 @@ impl ApiKeyCache {
     }
 }
 
+/// How a request may present its key in the `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPresentation {
+    /// `Authorization: Bearer lbk_...`, the only form Logbook's own API takes.
+    Bearer,
+    /// Also `Authorization: token=lbk_...` and `Token token=lbk_...`, the forms Retraced's
+    /// publisher clients send (`api::producers::retraced`). Still only the `Authorization` header.
+    BearerOrRetracedToken,
+}
+
 /// Finds the active key presented in the `Authorization` header.
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<ApiKeyRecord>, ApiError> {
-    let header_value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(INVALID_KEY)?;
+    authenticate_headers(&parts.headers, state, KeyPresentation::Bearer).await
+}
+
+/// Finds the active key presented in `headers` as `presentation` allows.
+pub async fn authenticate_headers(
+    headers: &HeaderMap,
+    state: &AppState,
+    presentation: KeyPresentation,
+) -> Result<Arc<ApiKeyRecord>, ApiError> {
+    let header_value = headers.get(header::AUTHORIZATION).ok_or(INVALID_KEY)?;
     let header_text = header_value.to_str().map_err(|_| INVALID_KEY)?;
-    let (scheme, presented_key) = header_text.split_once(' ').ok_or(INVALID_KEY)?;
-    let presented_key = presented_key.trim();
-    if !scheme.eq_ignore_ascii_case("bearer")
-        || !presented_key.starts_with(KEY_PREFIX)
-        || presented_key.len() > MAX_PRESENTED_KEY_BYTES
-    {
+    let presented_key = presented_key(header_text, presentation).ok_or(INVALID_KEY)?;
+    if !presented_key.starts_with(KEY_PREFIX) || presented_key.len() > MAX_PRESENTED_KEY_BYTES {
         return Err(INVALID_KEY);
     }
     let key_hash = hash_presented_key(presented_key);
@@ -118,6 +130,42 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<ApiKeyR
         .api_key_cache()
         .usage()
         .record_use(&record.key_id, state.clock().now());
+    Ok(record)
+}
+
+/// The key text of an `Authorization` header value, if it has a form `presentation` allows.
+fn presented_key(header_text: &str, presentation: KeyPresentation) -> Option<&str> {
+    if let Some((scheme, key)) = header_text.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(key.trim());
+    }
+    if presentation == KeyPresentation::BearerOrRetracedToken {
+        // Retraced's clients send `token=KEY` for events and `Token token=KEY` elsewhere.
+        let text = header_text.trim();
+        let text = match text.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("token") => rest.trim_start(),
+            _ => text,
+        };
+        return text.strip_prefix("token=").map(str::trim);
+    }
+    None
+}
+
+/// An active key with the `ingest` scope presented in `headers` as `presentation` allows: how
+/// the producer protocols (`api::producers`) authenticate, so they can answer a refusal in their
+/// own error shape.
+pub async fn ingest_key_from_headers(
+    headers: &HeaderMap,
+    state: &AppState,
+    presentation: KeyPresentation,
+) -> Result<Arc<ApiKeyRecord>, ApiError> {
+    let record = authenticate_headers(headers, state, presentation).await?;
+    if !record.scopes.ingest {
+        return Err(ApiError::forbidden(
+            "this API key does not have the ingest scope",
+        ));
+    }
     Ok(record)
 }
 
@@ -258,13 +306,9 @@ impl FromRequestParts<AppState> for IngestKey {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let record = authenticate(parts, state).await?;
-        if !record.scopes.ingest {
-            return Err(ApiError::forbidden(
-                "this API key does not have the ingest scope",
-            ));
-        }
-        Ok(IngestKey(record))
+        ingest_key_from_headers(&parts.headers, state, KeyPresentation::Bearer)
+            .await
+            .map(IngestKey)
     }
 }
 
@@ -334,6 +378,19 @@ mod tests {
             "a stop writes what is left"
         );
         assert!(usage.take_due(true).is_empty(), "nothing is written twice");
+    }
+
+    #[test]
+    fn retraced_token_forms_are_accepted_only_where_retraced_clients_send_them() {
+        let bearer = KeyPresentation::Bearer;
+        let retraced = KeyPresentation::BearerOrRetracedToken;
+        assert_eq!(presented_key("Bearer lbk_a", bearer), Some("lbk_a"));
+        assert_eq!(presented_key("bearer  lbk_a ", retraced), Some("lbk_a"));
+        assert_eq!(presented_key("token=lbk_a", bearer), None);
+        assert_eq!(presented_key("token=lbk_a", retraced), Some("lbk_a"));
+        assert_eq!(presented_key("Token token=lbk_a", retraced), Some("lbk_a"));
+        assert_eq!(presented_key("Basic token=lbk_a", retraced), None);
+        assert_eq!(presented_key("lbk_a", retraced), None);
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             ApiError::Forbidden { field, .. } | ApiError::BadRequest { field, .. } => {
                 field.as_deref()
@@ -309,6 +309,140 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        response
+    }
+}
+
+/// The error shapes of the producer protocols Logbook speaks besides its own API
+/// (`api::retraced`, `api::workos`, `api::otlp`). Status codes and headers (`Retry-After`,
+/// `WWW-Authenticate`) always come from `ApiError`'s one mapping above; only the body takes the
+/// protocol's documented shape, so a client's own error handling reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorDialect {
+    /// Retraced's publisher API: `{"status":N,"type":"Error","error":"...","invalid":[...]}`.
+    Retraced,
+    /// WorkOS: `{"code":"...","message":"...","errors":[...]}`.
+    WorkOs,
+    /// OTLP/HTTP: a `google.rpc.Status` in the encoding the request used.
+    Otlp(crate::api::otlp::OtlpEncoding),
+}
+
+/// One event of a producer protocol's request that validation refused, for the protocol's
+/// list of problems (Retraced's `invalid`, WorkOS's `errors`).
+#[derive(Debug, Clone)]
+pub struct RejectedEventDetail {
+    /// The event's position in the request (0 for a single event).
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+    /// Where in the protocol's own event the problem is, as a JSON pointer (`/source_ip`).
+    pub field: String,
+}
+
+/// An `ApiError` answered in a producer protocol's error shape, with the events validation
+/// refused when that is why.
+#[derive(Debug)]
+pub struct DialectError {
+    pub dialect: ErrorDialect,
+    pub error: ApiError,
+    pub rejected_events: Vec<RejectedEventDetail>,
+}
+
+impl DialectError {
+    pub fn new(dialect: ErrorDialect, error: ApiError) -> Self {
+        Self {
+            dialect,
+            error,
+            rejected_events: Vec::new(),
+        }
+    }
+}
+
+/// gRPC status codes (`google.rpc.Code`) for the HTTP statuses Logbook answers, as the OTLP
+/// specification pairs them.
+fn grpc_code_of(status: StatusCode) -> i32 {
+    match status.as_u16() {
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        408 => 4,             // DEADLINE_EXCEEDED
+        429 | 507 => 8,       // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        _ => 13,              // INTERNAL
+    }
+}
+
+impl IntoResponse for DialectError {
+    fn into_response(self) -> Response {
+        let message = self.error.to_string();
+        let code = self.error.code();
+        let field = self.error.field().map(str::to_owned);
+        // Status, headers and the 500 marker (whose body the middleware writes with the request
+        // id) come from the one mapping; the body is replaced by the protocol's shape.
+        let mut response = self.error.into_response();
+        if response.extensions().get::<InternalErrorMarker>().is_some() {
+            return response;
+        }
+        let status = response.status();
+        let (content_type, body): (&'static str, Vec<u8>) = match self.dialect {
+            ErrorDialect::Retraced => {
+                let invalid: Vec<serde_json::Value> = self
+                    .rejected_events
+                    .iter()
+                    .map(|rejected| {
+                        serde_json::json!({
+                            "message": format!("Invalid event input at index {}: {}", rejected.index, rejected.message),
+                            "index": rejected.index,
+                            "violations": [{
+                                "message": rejected.message,
+                                "field": rejected.field,
+                                "violation": rejected.code,
+                            }],
+                        })
+                    })
+                    .collect();
+                let mut body = serde_json::json!({
+                    "status": status.as_u16(),
+                    "type": "Error",
+                    "error": message,
+                });
+                if !invalid.is_empty() {
+                    body["invalid"] = serde_json::Value::Array(invalid);
+                }
+                ("application/json", body.to_string().into_bytes())
+            }
+            ErrorDialect::WorkOs => {
+                let body = if self.rejected_events.is_empty() {
+                    serde_json::json!({"code": code, "message": message, "param": field})
+                } else {
+                    let errors: Vec<serde_json::Value> = self
+                        .rejected_events
+                        .iter()
+                        .map(|rejected| {
+                            serde_json::json!({
+                                "instancePath": rejected.field,
+                                "code": rejected.code,
+                                "message": rejected.message,
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "code": "invalid_audit_log",
+                        "message": "Invalid Audit Log event",
+                        "errors": errors,
+                    })
+                };
+                ("application/json", body.to_string().into_bytes())
+            }
+            ErrorDialect::Otlp(encoding) => {
+                crate::api::otlp::encode_status(encoding, grpc_code_of(status), &message)
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.remove(header::CONTENT_LENGTH);
+        *response.body_mut() = axum::body::Body::from(body);
         response
     }
 }

@@ -7,6 +7,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::v1::{checkpoints, events};
+use crate::api::{otlp, retraced, workos};
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
@@ -24,6 +25,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checkpoints/latest", get(checkpoints::latest))
         .route("/api/v1/proofs/inclusion", get(checkpoints::inclusion))
         .route("/api/v1/proofs/consistency", get(checkpoints::consistency))
+        // The producer protocols, at the paths their own clients send to, so pointing a client at
+        // Logbook is a change of base URL and key.
+        .route(
+            "/publisher/v1/project/{project_id}/event",
+            post(retraced::create_event),
+        )
+        .route(
+            "/publisher/v1/project/{project_id}/event/bulk",
+            post(retraced::create_events_bulk),
+        )
+        .route("/audit_logs/events", post(workos::create_event))
+        .route("/v1/logs", post(otlp::export_logs))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::get))

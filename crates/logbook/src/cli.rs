@@ -370,15 +370,6 @@ pub enum ExportFormat {
     Csv,
 }
 
-impl ExportFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ndjson => "ndjson",
-            Self::Csv => "csv",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only events matching this query

@@ -1,5 +1,5 @@
 //! `logbook export`: streams every matching event as NDJSON or CSV to a file or stdout, chunk by
-//! chunk as the server sends it, so memory stays flat however many events there are. A file is
+//! chunk as the server sends it (`logbook_client`'s export stream), so memory stays flat however many events there are. A file is
 //! written under a temporary name and renamed when complete, so a cut-off export never looks
 //! like a finished one.
 
@@ -10,26 +10,23 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::cli::ExportArgs;
-use crate::client::{ApiClient, connection_error, ensure_success, query_parameter};
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::client::{ApiKeySecret, logbook_client};
 use crate::config::Config;
 use crate::output::inert;
 
 pub async fn run(config: &Config, arguments: &ExportArgs) -> Result<()> {
-    let client = ApiClient::from_config(config)?;
-    let mut parameters = query_parameter(&arguments.query);
-    parameters.push(("format", arguments.format.as_str()));
-    if arguments.verifiable {
-        parameters.push(("verifiable", "true"));
-    }
-    let response = client
-        .get("/api/v1/events/export")
-        .query(&parameters)
-        .send()
-        .await
-        .map_err(|error| connection_error(&client, error))?;
-    let response = ensure_success(response).await?;
-    let mut chunks = response.bytes_stream();
+    let key = ApiKeySecret::from_environment()?;
+    let client = logbook_client(config, &key, |builder| builder)?;
+    let request = logbook_client::ExportRequest {
+        query: arguments.query.clone(),
+        format: match arguments.format {
+            ExportFormat::Ndjson => logbook_client::ExportFormat::Ndjson,
+            ExportFormat::Csv => logbook_client::ExportFormat::Csv,
+        },
+        verifiable: arguments.verifiable,
+    };
+    let mut chunks = Box::pin(client.export(&request).await?);
 
     match &arguments.output {
         Some(path) => {

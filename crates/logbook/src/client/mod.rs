@@ -1,6 +1,8 @@
-//! The HTTP client commands (`send`, `query`, `tail`, `export`): the connection to `--server`,
-//! the API key from `LOGBOOK_KEY`, and the server's error body shown as
-//! `error: <code>: <message> (field <field>)`.
+//! The HTTP client commands (`send`, `query`, `tail`, `export`), which talk to `--server` through
+//! the `logbook-client` crate (`logbook_client`), with the API key from `LOGBOOK_KEY`; the
+//! server's error body shows as `error: <code>: <message> (field <field>)`. `ApiClient` is the
+//! plain HTTP connection `verify --since-checkpoint` uses for the checkpoint and proof endpoints,
+//! which the client crate does not cover.
 //!
 //! The key comes only from the environment, never from a flag, so it stays out of shell history
 //! and of the process list that any local user can read.
@@ -32,7 +34,7 @@ impl fmt::Debug for ApiKeySecret {
 }
 
 impl ApiKeySecret {
-    fn from_environment() -> Result<Self> {
+    pub fn from_environment() -> Result<Self> {
         match std::env::var(KEY_VARIABLE) {
             Ok(key) if !key.trim().is_empty() => Ok(Self(key.trim().to_owned())),
             _ => bail!(
@@ -40,6 +42,30 @@ impl ApiKeySecret {
             ),
         }
     }
+}
+
+/// A `logbook_client::Client` for `--server` with the key from `LOGBOOK_KEY`, sending as
+/// `logbook-cli/<version>`.
+pub fn logbook_client(
+    config: &Config,
+    key: &ApiKeySecret,
+    configure: impl FnOnce(logbook_client::ClientBuilder) -> logbook_client::ClientBuilder,
+) -> Result<logbook_client::Client> {
+    let builder = logbook_client::Client::builder(config.server.trim_end_matches('/'), &key.0)
+        .user_agent(concat!("logbook-cli/", env!("CARGO_PKG_VERSION")));
+    configure(builder)
+        .build()
+        .with_context(|| format!("--server {:?} is not a URL", config.server))
+}
+
+/// A server's error detail as the terminal shows it: every part made inert.
+pub fn describe_detail(detail: &logbook_client::ErrorDetail) -> String {
+    ErrorDetail {
+        code: detail.code.clone(),
+        message: detail.message.clone(),
+        field: detail.field.clone(),
+    }
+    .to_string()
 }
 
 /// A connection to one Logbook server with one key.
@@ -77,12 +103,6 @@ impl ApiClient {
     pub fn get(&self, path: &str) -> RequestBuilder {
         self.http
             .get(format!("{}{path}", self.base_url))
-            .bearer_auth(&self.key.0)
-    }
-
-    pub fn post(&self, path: &str) -> RequestBuilder {
-        self.http
-            .post(format!("{}{path}", self.base_url))
             .bearer_auth(&self.key.0)
     }
 }
@@ -142,11 +162,6 @@ impl ServerError {
         };
         Self { status, detail }
     }
-
-    /// Whether trying the same request again later may succeed.
-    pub fn is_retryable_status(status: StatusCode) -> bool {
-        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-    }
 }
 
 /// Turns a failed answer into an error; passes a successful one through.
@@ -164,15 +179,6 @@ pub fn connection_error(client: &ApiClient, error: reqwest::Error) -> anyhow::Er
         "could not reach the Logbook server at {}",
         client.server()
     ))
-}
-
-/// The query string parameter `q`, left out when empty.
-pub fn query_parameter(query: &str) -> Vec<(&'static str, &str)> {
-    if query.trim().is_empty() {
-        Vec::new()
-    } else {
-        vec![("q", query)]
-    }
 }
 
 #[cfg(test)]

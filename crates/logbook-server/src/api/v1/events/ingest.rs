@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use logbook_core::NewEvent;
-use logbook_core::api_key::KeyOwner;
+use logbook_core::api_key::{ApiKeyRecord, KeyOwner};
 use logbook_core::ingest::{
-    BodyError, FieldError, IngestBodyShape, KeyBinding, ParsedIngestBody, parse_ingest_request,
+    BodyError, FieldError, IngestBodyShape, KeyBinding, ParsedEvent, ParsedIngestBody,
+    parse_ingest_request,
 };
 use logbook_core::store::{AppendOutcome, AppendReceipt};
 use time::format_description::well_known::Rfc3339;
@@ -32,30 +33,123 @@ pub async fn post(
     if !is_json_content_type(&headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let body = read_ingest_body(&state, &headers, body).await?;
     let limits = &state.settings().ingest_limits;
-    let body = tokio::time::timeout(
-        state.settings().body_read_timeout,
-        read_body_within_limit(&headers, body, limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_elapsed| ApiError::RequestTimeout)??;
-    // A gzip body is inflated here, never past the same size limit, so a small bomb costs at
-    // most `max_body_bytes` of memory before it is refused.
-    let body = crate::hardening::decode_content_encoding(&headers, body, limits.max_body_bytes)?;
-
     let received_at = state.clock().now();
-    let binding = match &key.owner {
-        KeyOwner::Account(account) => KeyBinding::Account(account),
-        KeyOwner::Platform => KeyBinding::Platform,
-    };
     let mut next_event_id = || uuid::Uuid::now_v7().to_string();
     let ParsedIngestBody {
         events: parsed,
         shape,
-    } = parse_ingest_request(&body, binding, limits, received_at, &mut next_event_id)
-        .map_err(body_error)?;
+    } = parse_ingest_request(
+        &body,
+        key_binding(&key),
+        limits,
+        received_at,
+        &mut next_event_id,
+    )
+    .map_err(body_error)?;
     drop(body);
+    let StoredEvents { slots, outcomes } = store_parsed_events(&state, &key, parsed).await?;
+    let event_count = slots.len();
 
+    let answer = write_answer(&slots, outcomes, shape);
+    metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
+    metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
+    metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
+
+    let status = match (answer.accepted, answer.rejected) {
+        (_, 0) => StatusCode::OK,
+        (0, _) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    let mut response = (status, answer.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+pub(crate) enum Slot {
+    Stored,
+    Rejected(FieldError),
+}
+
+/// Which account a key may write for, as the validator takes it.
+pub(crate) fn key_binding(key: &ApiKeyRecord) -> KeyBinding<'_> {
+    match &key.owner {
+        KeyOwner::Account(account) => KeyBinding::Account(account),
+        KeyOwner::Platform => KeyBinding::Platform,
+    }
+}
+
+/// Reads an ingest body within the configured size and time, inflating gzip within the same
+/// size limit (so a small bomb costs at most `max_body_bytes` of memory before it is refused).
+/// Every way in for events (this route and the producer protocols in `api::producers`) reads its
+/// body here.
+pub(crate) async fn read_ingest_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limits = &state.settings().ingest_limits;
+    let body = tokio::time::timeout(
+        state.settings().body_read_timeout,
+        read_body_within_limit(headers, body, limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_elapsed| ApiError::RequestTimeout)??;
+    crate::hardening::decode_content_encoding(headers, body, limits.max_body_bytes)
+}
+
+/// The events of one request after the store had them: `slots` says, in request order, whether
+/// each event went to the store or was rejected by validation, and `outcomes` holds the store's
+/// answer for each one that went, in the order handed over.
+pub(crate) struct StoredEvents {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) outcomes: Vec<AppendOutcome>,
+}
+
+/// What became of one event of a request, in request order (`StoredEvents::in_request_order`).
+pub(crate) enum EventOutcome {
+    Stored(AppendReceipt),
+    Duplicate(AppendReceipt),
+    Rejected(FieldError),
+    /// The idempotency key was stored before for an event with different content.
+    KeyReusedWithDifferentContent,
+}
+
+impl StoredEvents {
+    pub(crate) fn in_request_order(self) -> Vec<EventOutcome> {
+        let mut outcomes = self.outcomes.into_iter();
+        self.slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Rejected(error) => EventOutcome::Rejected(error),
+                Slot::Stored => match outcomes
+                    .next()
+                    .expect("one outcome per stored slot, checked by store_parsed_events")
+                {
+                    AppendOutcome::Stored(receipt) => EventOutcome::Stored(receipt),
+                    AppendOutcome::Duplicate(receipt) => EventOutcome::Duplicate(receipt),
+                    AppendOutcome::KeyReusedWithDifferentContent { .. } => {
+                        EventOutcome::KeyReusedWithDifferentContent
+                    }
+                },
+            })
+            .collect()
+    }
+}
+
+/// The one way validated events reach the store: the fair limits refuse the whole request (429)
+/// before anything is stored, then the valid events go to the store in one call, which commits
+/// them (fsync) before it answers. Every way in for events calls this, so limits, idempotency,
+/// durability, tamper evidence and unfamiliar-IP detection are the same for all of them.
+pub(crate) async fn store_parsed_events(
+    state: &AppState,
+    key: &ApiKeyRecord,
+    parsed: Vec<ParsedEvent>,
+) -> Result<StoredEvents, ApiError> {
     // Valid events move to the store; `slots` remembers, in request order, which result each
     // position gets: an outcome from the store (in the order handed over) or its own error.
     let mut valid_events: Vec<NewEvent> = Vec::with_capacity(parsed.len());
@@ -69,7 +163,6 @@ pub async fn post(
             Err(field_error) => slots.push(Slot::Rejected(field_error)),
         }
     }
-    let event_count = slots.len();
     // The whole request is refused before anything is stored when it would take any bucket past
     // its limit, so a 429 never leaves part of a batch written.
     let mut events_per_account: Vec<(&logbook_core::AccountId, u32)> = Vec::with_capacity(1);
@@ -101,28 +194,7 @@ pub async fn post(
         }
         outcomes
     };
-
-    let answer = write_answer(&slots, outcomes, shape);
-    metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
-    metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
-    metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
-
-    let status = match (answer.accepted, answer.rejected) {
-        (_, 0) => StatusCode::OK,
-        (0, _) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::MULTI_STATUS,
-    };
-    let mut response = (status, answer.body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
-}
-
-enum Slot {
-    Stored,
-    Rejected(FieldError),
+    Ok(StoredEvents { slots, outcomes })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +205,7 @@ struct OutcomeCountMismatch {
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.
-fn is_json_content_type(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -174,7 +246,7 @@ async fn read_body_within_limit(
     }
 }
 
-fn body_error(error: BodyError) -> ApiError {
+pub(crate) fn body_error(error: BodyError) -> ApiError {
     match error {
         BodyError::NotParseable { .. } => {
             ApiError::bad_request("invalid_json", error.to_string(), None)
