@@ -7,7 +7,6 @@
 
 mod actor_history;
 mod alerting;
-mod attention;
 mod encoding;
 mod errors;
 mod import;
@@ -663,7 +662,7 @@ impl Store for PostgresStore {
     }
 
     fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
-        self
+        &self.shared
     }
 
     async fn create_account(

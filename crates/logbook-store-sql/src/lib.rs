@@ -12,6 +12,7 @@
 //! search plan, and (PostgreSQL) row-level security.
 
 mod account_limits;
+mod attention;
 pub mod encoding;
 pub mod executor;
 pub mod export;

@@ -4,7 +4,6 @@
 
 mod actor_history;
 mod alerting;
-mod attention;
 mod encoding;
 mod errors;
 mod key_usage;
@@ -539,7 +538,7 @@ impl Store for SqliteStore {
     }
 
     fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
-        self
+        &self.shared
     }
 
     async fn create_account(
