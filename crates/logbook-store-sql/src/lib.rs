@@ -19,6 +19,7 @@ pub mod export;
 pub mod idempotency;
 pub mod page_query;
 pub mod shared_store;
+mod unfamiliar_ip;
 pub mod value;
 
 pub use page_query::{

@@ -530,7 +530,7 @@ impl Store for SqliteStore {
     }
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
-        self
+        &self.shared
     }
 
     fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
