@@ -27,6 +27,7 @@ macro_rules! store_conformance_tests {
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
+            one_network_saved_by_several_callers_at_once_is_replaced_in_turn,
             actor_addresses_list_first_and_last_seen_newest_first,
             creating_an_existing_account_fails,
             api_keys_are_created_listed_found_by_hash_and_revoked,
