@@ -1,4 +1,5 @@
-//! Unfamiliar-IP detection on PostgreSQL (tables of migration 0005) and `UnfamiliarIpStore`.
+//! Unfamiliar-IP detection on PostgreSQL (tables of migration 0005). Known networks and "where was
+//! this actor seen" (`UnfamiliarIpStore`) are shared SQL (`logbook_store_sql::unfamiliar_ip`).
 //!
 //! The writer holds the `FOR UPDATE` locks of every account of its group before it calls
 //! `GroupDetection::load`, so the history read here cannot change until it commits, even with
@@ -12,20 +13,14 @@
 //! whose pairs are all known needs no read at all; otherwise one round trip reads the rest.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 
-use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use logbook_core::event::NewEvent;
 use logbook_core::unfamiliar_ip::{
-    ACTOR_EVENTS_SCANNED, ActorAddress, ActorHistoryLookup, KnownNetwork, NetworkName,
-    RecentAddressActivity, UnfamiliarIpFlags, UnfamiliarIpStore, address_bytes, block_bounds,
-    merge_actor_addresses, network_key,
+    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, network_key,
 };
 use logbook_core::{AccountId, StoreError};
 
-use crate::PostgresStore;
-use crate::encoding::{micros_to_time, unix_micros_of};
 use crate::errors::database_error;
 
 /// Most (account, actor, address) pairs the writer remembers as known; when full the set starts
@@ -219,237 +214,6 @@ impl GroupDetection {
                 .map_err(database_error(context))?;
         }
         Ok(())
-    }
-}
-
-async fn read_known_networks(
-    client: &impl GenericClient,
-    account_row: i64,
-) -> Result<Vec<KnownNetwork>, StoreError> {
-    let context = "reading known networks";
-    let names = client
-        .query(
-            "SELECT name, updated_at FROM known_networks WHERE account_row = $1 ORDER BY name",
-            &[&account_row],
-        )
-        .await
-        .map_err(database_error(context))?;
-    let blocks = client
-        .query(
-            "SELECT name, cidr FROM known_network_blocks WHERE account_row = $1 ORDER BY name, position",
-            &[&account_row],
-        )
-        .await
-        .map_err(database_error(context))?;
-    names
-        .iter()
-        .map(|row| {
-            let name: &str = row.get(0);
-            let corrupt = |message: String| StoreError::Database { context, message };
-            Ok(KnownNetwork {
-                name: NetworkName::parse(name)
-                    .map_err(|error| corrupt(format!("stored network name {name:?}: {error}")))?,
-                blocks: blocks
-                    .iter()
-                    .filter(|block| block.get::<_, &str>(0) == name)
-                    .map(|block| {
-                        let cidr: &str = block.get(1);
-                        cidr.parse()
-                            .map_err(|_| corrupt(format!("stored block {cidr:?} of {name:?}")))
-                    })
-                    .collect::<Result<_, _>>()?,
-                updated_at: micros_to_time(row.get(1)),
-            })
-        })
-        .collect()
-}
-
-async fn delete_network_rows(
-    client: &impl GenericClient,
-    account_row: i64,
-    name: &NetworkName,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute(
-            "DELETE FROM known_network_blocks WHERE account_row = $1 AND name = $2",
-            &[&account_row, &name.as_str()],
-        )
-        .await?;
-    client
-        .execute(
-            "DELETE FROM known_networks WHERE account_row = $1 AND name = $2",
-            &[&account_row, &name.as_str()],
-        )
-        .await?;
-    Ok(())
-}
-
-fn ip_of_stored_bytes(bytes: &[u8]) -> Option<IpAddr> {
-    let octets: [u8; 16] = bytes.try_into().ok()?;
-    Some(IpAddr::V6(octets.into()).to_canonical())
-}
-
-#[async_trait]
-impl UnfamiliarIpStore for PostgresStore {
-    async fn known_networks(&self, account: &AccountId) -> Result<Vec<KnownNetwork>, StoreError> {
-        let Some(account_row) = self.inner.account_row(account).await? else {
-            return Ok(Vec::new());
-        };
-        let client = self.inner.connection().await?;
-        read_known_networks(&client, account_row).await
-    }
-
-    async fn save_known_network(
-        &self,
-        account: &AccountId,
-        network: &KnownNetwork,
-    ) -> Result<Option<KnownNetwork>, StoreError> {
-        let context = "saving a known network";
-        let account_row = self
-            .inner
-            .account_row(account)
-            .await?
-            .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?;
-        let mut client = self.inner.connection().await?;
-        let transaction = client
-            .transaction()
-            .await
-            .map_err(database_error(context))?;
-        // Two admins saving the same name at once: the second waits here, then replaces.
-        transaction
-            .execute(
-                "SELECT 1 FROM accounts WHERE account_row = $1 FOR UPDATE",
-                &[&account_row],
-            )
-            .await
-            .map_err(database_error(context))?;
-        let previous = read_known_networks(&transaction, account_row)
-            .await?
-            .into_iter()
-            .find(|known| known.name == network.name);
-        delete_network_rows(&transaction, account_row, &network.name)
-            .await
-            .map_err(database_error(context))?;
-        transaction
-            .execute(
-                "INSERT INTO known_networks (account_row, name, updated_at) VALUES ($1, $2, $3)",
-                &[
-                    &account_row,
-                    &network.name.as_str(),
-                    &unix_micros_of(network.updated_at),
-                ],
-            )
-            .await
-            .map_err(database_error(context))?;
-        for (position, block) in network.blocks.iter().enumerate() {
-            let (first, last) = block_bounds(block);
-            transaction
-                .execute(
-                    "INSERT INTO known_network_blocks (account_row, name, position, cidr, first_ip, last_ip) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &account_row,
-                        &network.name.as_str(),
-                        &(position as i32),
-                        &block.to_string(),
-                        &first.as_slice(),
-                        &last.as_slice(),
-                    ],
-                )
-                .await
-                .map_err(database_error(context))?;
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(database_error(context))?;
-        Ok(previous)
-    }
-
-    async fn delete_known_network(
-        &self,
-        account: &AccountId,
-        name: &NetworkName,
-    ) -> Result<Option<KnownNetwork>, StoreError> {
-        let context = "deleting a known network";
-        let Some(account_row) = self.inner.account_row(account).await? else {
-            return Ok(None);
-        };
-        let mut client = self.inner.connection().await?;
-        let transaction = client
-            .transaction()
-            .await
-            .map_err(database_error(context))?;
-        transaction
-            .execute(
-                "SELECT 1 FROM accounts WHERE account_row = $1 FOR UPDATE",
-                &[&account_row],
-            )
-            .await
-            .map_err(database_error(context))?;
-        let previous = read_known_networks(&transaction, account_row)
-            .await?
-            .into_iter()
-            .find(|known| known.name == *name);
-        delete_network_rows(&transaction, account_row, name)
-            .await
-            .map_err(database_error(context))?;
-        transaction
-            .commit()
-            .await
-            .map_err(database_error(context))?;
-        Ok(previous)
-    }
-
-    async fn actor_addresses(
-        &self,
-        account: &AccountId,
-        actor_id: &str,
-        limit: u32,
-    ) -> Result<Vec<ActorAddress>, StoreError> {
-        let context = "reading where an actor was seen";
-        let Some(account_row) = self.inner.account_row(account).await? else {
-            return Ok(Vec::new());
-        };
-        let reader = crate::AccountReader::begin(&self.inner.pool, account_row).await?;
-        let scanned = i64::from(ACTOR_EVENTS_SCANNED);
-        let recent_rows = reader
-            .client()
-            .query(
-                "SELECT ip, min(created_at), max(created_at), count(*) FROM \
-                 (SELECT ip, created_at FROM events WHERE account_row = $1 AND actor_id = $2 \
-                  ORDER BY created_at DESC LIMIT $3) AS newest \
-                 WHERE ip IS NOT NULL GROUP BY ip",
-                &[&account_row, &actor_id, &scanned],
-            )
-            .await
-            .map_err(database_error(context))?;
-        let history_rows = reader
-            .client()
-            .query(
-                "SELECT ip, first_seen_at FROM actor_addresses WHERE account_row = $1 AND actor_id = $2 \
-                 ORDER BY first_seen_at DESC LIMIT $3",
-                &[&account_row, &actor_id, &scanned],
-            )
-            .await
-            .map_err(database_error(context))?;
-        reader.finish().await?;
-        let recent = recent_rows
-            .iter()
-            .filter_map(|row| {
-                Some(RecentAddressActivity {
-                    ip: ip_of_stored_bytes(row.get(0))?,
-                    earliest_at: micros_to_time(row.get(1)),
-                    latest_at: micros_to_time(row.get(2)),
-                    event_count: row.get::<_, i64>(3) as u64,
-                })
-            })
-            .collect();
-        let history = history_rows
-            .iter()
-            .filter_map(|row| Some((ip_of_stored_bytes(row.get(0))?, micros_to_time(row.get(1)))))
-            .collect();
-        Ok(merge_actor_addresses(recent, history, limit as usize))
     }
 }
 

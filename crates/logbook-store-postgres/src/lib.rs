@@ -7,7 +7,6 @@
 
 mod actor_history;
 mod alerting;
-mod attention;
 mod encoding;
 mod errors;
 mod import;
@@ -611,7 +610,7 @@ impl Store for PostgresStore {
     }
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
-        self
+        &self.shared
     }
 
     fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
@@ -619,7 +618,7 @@ impl Store for PostgresStore {
     }
 
     fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
-        self
+        &self.shared
     }
 
     async fn create_account(

@@ -1,8 +1,9 @@
 //! PostgreSQL's side of the SQL both stores run unchanged (`logbook_store_sql::executor`): an
 //! executor over one pooled connection (statements prepared once per connection), and where
 //! shared work runs: reads on a pooled connection, writes on one inside a transaction. Tables of
-//! shared work (people, alerting, attention, limits, known networks) carry no row-level security;
-//! every statement filters by account.
+//! shared work (people, alerting, attention, limits, known networks, actor history) carry no
+//! row-level security; every statement filters by account. Shared reads of `events` run in an
+//! `AccountReader` (`read_account`), where the policies apply as to every other read of events.
 
 use deadpool_postgres::{ClientWrapper as Client, Object, Pool};
 use futures::future::BoxFuture;
@@ -11,6 +12,7 @@ use logbook_store_sql::executor::{Backend, SqlDatabase, SqlExecutor, Work};
 use logbook_store_sql::{SqlRow, SqlValue};
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::AccountReader;
 use crate::encoding::bound;
 use crate::errors::{database_error, pool_error};
 
@@ -149,6 +151,25 @@ impl SqlDatabase for PostgresDatabase {
                 .await
                 .map_err(pool_error("connecting to PostgreSQL"))?;
             work(&PostgresExecutor { client: &client }).await
+        })
+    }
+
+    /// In an `AccountReader`: a read-only transaction that `SET LOCAL`s the account, so the
+    /// policies of `events` admit its rows (and only its rows) to a role that is not a superuser.
+    fn read_account<T: Send + 'static>(
+        &self,
+        account_row: i64,
+        work: Work<T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let reader = AccountReader::begin(&self.pool, account_row).await?;
+            // A failed read drops the reader, which throws its connection away mid-transaction.
+            let result = work(&PostgresExecutor {
+                client: reader.client(),
+            })
+            .await?;
+            reader.finish().await?;
+            Ok(result)
         })
     }
 

@@ -395,6 +395,30 @@ async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_secur
         .unwrap();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains("globex"));
+    // "Where was this actor seen" counts the actor's events, read under the policies too: the
+    // owner sees its account's events there, and no other account's.
+    store
+        .append_events(
+            ["acme", "acme", "globex"]
+                .into_iter()
+                .map(|name| {
+                    EventBuilder::new(name)
+                        .actor("alice@example.com")
+                        .ip("203.0.113.9")
+                        .build()
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let addresses = store
+        .unfamiliar_ips()
+        .actor_addresses(&account("acme"), "alice@example.com", 10)
+        .await
+        .unwrap();
+    assert_eq!(addresses.len(), 1, "{addresses:?}");
+    assert_eq!(addresses[0].ip.to_string(), "203.0.113.9");
+    assert_eq!(addresses[0].recent_event_count, 2, "{addresses:?}");
     store.shutdown().await;
 }
 

@@ -28,6 +28,15 @@ impl Backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// ` FOR UPDATE` on PostgreSQL, where a row lock serializes writers of several nodes; nothing
+    /// on SQLite, which has no row locks and serializes write transactions whole.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
 }
 
 /// One connection, as shared SQL sees it. `context` says what the store was doing, for errors.
@@ -94,6 +103,14 @@ pub type Work<T> = Box<
 /// commits when the work returns `Ok` and rolls back otherwise.
 pub trait SqlDatabase: Send + Sync + 'static {
     fn read<T: Send + 'static>(&self, work: Work<T>) -> BoxFuture<'_, Result<T, StoreError>>;
+    /// A read of one account's events (or other rows kept per account under row-level
+    /// security): PostgreSQL runs it in a read-only transaction bound to `account_row`, so its
+    /// policies admit that account's rows only, even for a role they apply to; SQLite as `read`.
+    fn read_account<T: Send + 'static>(
+        &self,
+        account_row: i64,
+        work: Work<T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>>;
     fn write<T: Send + 'static>(&self, work: Work<T>) -> BoxFuture<'_, Result<T, StoreError>>;
 }
 

@@ -13,6 +13,7 @@
 
 mod account_limits;
 mod api_keys;
+mod attention;
 pub mod encoding;
 pub mod executor;
 pub mod export;
@@ -20,6 +21,7 @@ pub mod idempotency;
 pub mod page_query;
 mod people;
 pub mod shared_store;
+mod unfamiliar_ip;
 pub mod value;
 
 pub use page_query::{

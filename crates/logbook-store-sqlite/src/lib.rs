@@ -4,7 +4,6 @@
 
 mod actor_history;
 mod alerting;
-mod attention;
 mod encoding;
 mod errors;
 mod migrations;
@@ -461,7 +460,7 @@ impl Store for SqliteStore {
     }
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
-        self
+        &self.shared
     }
 
     fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
@@ -469,7 +468,7 @@ impl Store for SqliteStore {
     }
 
     fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
-        self
+        &self.shared
     }
 
     async fn create_account(

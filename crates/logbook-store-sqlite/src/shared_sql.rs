@@ -149,6 +149,15 @@ impl SqlDatabase for SqliteDatabase {
         }))
     }
 
+    /// SQLite has no row-level security: every statement of shared work filters by account.
+    fn read_account<T: Send + 'static>(
+        &self,
+        _account_row: i64,
+        work: Work<T>,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        self.read(work)
+    }
+
     fn write<T: Send + 'static>(&self, work: Work<T>) -> BoxFuture<'_, Result<T, StoreError>> {
         Box::pin(self.inner.administer_owned(move |connection| {
             let executor = SqliteExecutor::new(connection);

@@ -1828,6 +1828,67 @@ pub async fn attention_progress_is_saved_only_from_the_position_it_was_read_at(
     ));
 }
 
+pub async fn attention_progress_saved_by_several_workers_at_once_is_saved_by_exactly_one(
+    store: Arc<dyn Store>,
+) {
+    let acme = account("acme");
+    store.create_account(&acme, RECEIVED_AT).await.unwrap();
+    // Eight workers (on PostgreSQL, eight pooled connections, as on several nodes) read the same
+    // position and save at once, first from nothing, then from the first winner's position. Each
+    // carries its own finding, so a loser's finding in the list would show a loser's save.
+    for (round, expected_next_seq) in [None, Some(100)].into_iter().enumerate() {
+        let attempts: Vec<_> = (0..8u64)
+            .map(|worker| {
+                let store = store.clone();
+                let acme = acme.clone();
+                let next_seq = if round == 0 { 100 } else { 200 + worker };
+                tokio::spawn(async move {
+                    let saved = store
+                        .attention()
+                        .save_attention_progress(
+                            &acme,
+                            expected_next_seq,
+                            &attention_progress(next_seq, format!("worker {worker}").as_bytes()),
+                            &[attention_finding(
+                                "alice@acme.com",
+                                1000 * (round as u64 + 1) + worker,
+                                &format!("round {round} worker {worker}"),
+                            )],
+                            RECEIVED_AT,
+                        )
+                        .await
+                        .expect("saving answers");
+                    (worker, saved)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for attempt in attempts {
+            let (worker, saved) = attempt.await.expect("the task finishes");
+            if saved {
+                winners.push(worker);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?} all saved");
+        let winner = winners[0];
+        let saved = store.attention().attention_progress(&acme).await.unwrap();
+        assert_eq!(
+            saved.map(|progress| progress.state),
+            Some(format!("worker {winner}").into_bytes())
+        );
+        let titles: Vec<String> = store
+            .attention()
+            .list_findings(&acme, &every_finding())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|record| record.finding.title.starts_with(&format!("round {round} ")))
+            .map(|record| record.finding.title)
+            .collect();
+        assert_eq!(titles, vec![format!("round {round} worker {winner}")]);
+    }
+}
+
 pub async fn attention_findings_are_stored_once_listed_newest_first_and_kept_per_account(
     store: Arc<dyn Store>,
 ) {

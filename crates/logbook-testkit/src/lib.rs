@@ -27,6 +27,7 @@ macro_rules! store_conformance_tests {
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
+            one_network_saved_by_several_callers_at_once_is_replaced_in_turn,
             actor_addresses_list_first_and_last_seen_newest_first,
             creating_an_existing_account_fails,
             api_keys_are_created_listed_found_by_hash_and_revoked,
@@ -71,6 +72,7 @@ macro_rules! store_conformance_tests {
             a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends,
             failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retried,
             attention_progress_is_saved_only_from_the_position_it_was_read_at,
+            attention_progress_saved_by_several_workers_at_once_is_saved_by_exactly_one,
             attention_findings_are_stored_once_listed_newest_first_and_kept_per_account,
             a_dismissal_records_who_and_when_once_and_hides_the_finding_by_default,
         );

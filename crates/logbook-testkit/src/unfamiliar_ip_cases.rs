@@ -339,6 +339,58 @@ pub async fn known_networks_are_saved_replaced_deleted_and_matched_by_name(store
     );
 }
 
+pub async fn one_network_saved_by_several_callers_at_once_is_replaced_in_turn(
+    store: Arc<dyn Store>,
+) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    // Eight admins (on PostgreSQL, eight pooled connections, as on several nodes) save "office"
+    // at once: none fails, and the saves happen one after another, each replacing the one before.
+    let saves: Vec<_> = (0..8)
+        .map(|caller| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let saved = network("office", &format!("10.{caller}.0.0/16"));
+                let previous = store
+                    .unfamiliar_ips()
+                    .save_known_network(&account("acme"), &saved)
+                    .await
+                    .expect("saving answers");
+                (saved, previous)
+            })
+        })
+        .collect();
+    let mut saved = Vec::new();
+    let mut replaced = Vec::new();
+    for save in saves {
+        let (network, previous) = save.await.expect("the task finishes");
+        saved.push(network);
+        replaced.extend(previous);
+    }
+    let listed = store
+        .unfamiliar_ips()
+        .known_networks(&account("acme"))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(replaced.len(), 7, "exactly one save found no network");
+    // Every save but the last was replaced exactly once.
+    let mut replaced_then_kept: Vec<String> = replaced
+        .iter()
+        .chain(&listed)
+        .map(|network| format!("{:?}", network.blocks))
+        .collect();
+    let mut every_save: Vec<String> = saved
+        .iter()
+        .map(|network| format!("{:?}", network.blocks))
+        .collect();
+    replaced_then_kept.sort();
+    every_save.sort();
+    assert_eq!(replaced_then_kept, every_save);
+}
+
 pub async fn actor_addresses_list_first_and_last_seen_newest_first(store: Arc<dyn Store>) {
     let at = |minutes: i64| RECEIVED_AT + Duration::minutes(minutes);
     let event = |ip: &str, minutes: i64| {
