@@ -17,3 +17,17 @@ pub async fn get(State(state): State<AppState>) -> Response {
     );
     response
 }
+
+/// Deliveries the receiver acknowledged, per destination.
+pub const DELIVERIES_SENT: &str = "logbook_deliveries_sent_total";
+/// Failed deliveries (`reason="refused"`) and unreachable or unconfirmed connections
+/// (`reason="unreachable"`), per destination.
+pub const DELIVERY_FAILURES: &str = "logbook_delivery_failures_total";
+/// Deliveries moved to the dead letters, per destination.
+pub const DELIVERIES_DEAD_LETTERED: &str = "logbook_deliveries_dead_lettered_total";
+/// Deliveries neither sent nor dead, per destination.
+pub const DELIVERY_BACKLOG: &str = "logbook_delivery_backlog";
+/// Seconds since the oldest pending delivery was queued, per destination.
+pub const DELIVERY_OLDEST_PENDING_AGE: &str = "logbook_delivery_oldest_pending_age_seconds";
+/// Dead letters waiting for a retry, per destination.
+pub const DELIVERY_DEAD_LETTERS: &str = "logbook_delivery_dead_letters";

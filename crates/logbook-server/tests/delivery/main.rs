@@ -1,6 +1,10 @@
 //! Alert delivery end to end: a real server over a SQLite file, a real webhook receiver (axum on
-//! 127.0.0.1) and a real TCP syslog listener. Events go in through the ingest API; deliveries come
-//! out of the server's own delivery worker, with short backoff settings.
+//! 127.0.0.1), a real TCP syslog listener and Debian's rsyslog (`rsyslog.rs`). Events go in through
+//! the ingest API; deliveries come out of the server's own delivery worker, with short backoff
+//! settings except where the documented schedule itself is measured.
+
+mod rsyslog;
+mod streaming;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -583,6 +587,7 @@ async fn the_ssrf_guard_refuses_private_addresses_and_plain_http_unless_allowed(
         last_error_at: None,
         pending_count: 0,
         dead_letter_count: 0,
+        oldest_pending_at: None,
     };
     let outgoing = sender::Outgoing {
         delivery_id: "test_1",
