@@ -3,6 +3,7 @@
 //! the ingest API; deliveries come out of the server's own delivery worker, with short backoff
 //! settings except where the documented schedule itself is measured.
 
+mod metrics;
 mod rsyslog;
 mod streaming;
 
@@ -183,6 +184,7 @@ struct Received {
     headers: HeaderMap,
     body: String,
     answered: StatusCode,
+    at: std::time::Instant,
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 503 to its first `failures` requests.
@@ -217,6 +219,7 @@ async fn start_receiver(failures: usize) -> WebhookReceiver {
                     headers,
                     body,
                     answered,
+                    at: std::time::Instant::now(),
                 });
                 (answered, "<b>busy</b>")
             }
@@ -445,6 +448,55 @@ async fn a_receiver_failing_three_times_then_recovering_gets_the_event_again_wit
         "the receiver's answer is kept as text: {:?}",
         destination.last_error
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_keep_the_documented_schedule_of_one_second_doubling_minus_up_to_half() {
+    let directory = tempfile::tempdir().unwrap();
+    let settings = DeliverySettings {
+        retry: RetrySchedule::default(),
+        ..fast_delivery(true)
+    };
+    let server = start_server(&directory.path().join("logbook.db"), settings).await;
+    let receiver = start_receiver(3).await;
+    let account = new_account(&server.store, "acme").await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_hook",
+        DestinationKind::webhook(&receiver.url).unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    server
+        .send_events(
+            &key,
+            vec![json!({"action": "server.reboot", "message": "once"})],
+        )
+        .await;
+    let requests = receiver
+        .wait_for("three refusals and a success", |requests| {
+            requests.len() >= 4
+        })
+        .await;
+    let waits: Vec<f64> = requests
+        .windows(2)
+        .map(|pair| (pair[1].at - pair[0].at).as_secs_f64())
+        .collect();
+    // After the n-th failure the wait is 2^(n-1) s minus up to half of it: [0.5, 1], [1, 2],
+    // [2, 4]. The upper bounds allow for the store round trip of a claim.
+    for (index, wait) in waits.iter().enumerate() {
+        let full = f64::from(1u32 << index);
+        assert!(
+            *wait >= full / 2.0 - 0.02 && *wait <= full + 0.25,
+            "wait {} was {wait:.3} s, documented {:.1} to {full:.1} s (all: {waits:?})",
+            index + 1,
+            full / 2.0
+        );
+    }
+    eprintln!("measured waits after each failure: {waits:.3?} s");
     server.stop().await;
 }
 

@@ -104,7 +104,10 @@ pub async fn post(
 
     let answer = write_answer(&slots, outcomes, shape);
     metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
-    metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
+    // Replays store nothing new, so they are counted apart from the events this request stored.
+    metrics::counter!(crate::metrics::EVENTS_ACCEPTED)
+        .increment((answer.accepted - answer.replayed) as u64);
+    metrics::counter!(crate::metrics::EVENTS_REPLAYED).increment(answer.replayed as u64);
     metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
 
     let status = match (answer.accepted, answer.rejected) {
@@ -199,7 +202,10 @@ fn body_error(error: BodyError) -> ApiError {
 
 struct IngestAnswer {
     body: Vec<u8>,
+    /// Stored now or earlier (replays of an idempotency key count here too, as the API says).
     accepted: usize,
+    /// Of `accepted`, the replays answered with the event stored earlier.
+    replayed: usize,
     rejected: usize,
 }
 
@@ -215,6 +221,7 @@ fn write_answer(
     let mut results: Vec<u8> = Vec::with_capacity(16 + slots.len() * 112);
     let mut outcomes = outcomes.into_iter();
     let mut accepted = 0usize;
+    let mut replayed = 0usize;
     let mut rejected = 0usize;
     let mut first_error: Option<Vec<u8>> = None;
     for (index, slot) in slots.iter().enumerate() {
@@ -238,6 +245,7 @@ fn write_answer(
                 }
                 AppendOutcome::Duplicate(receipt) => {
                     accepted += 1;
+                    replayed += 1;
                     write_receipt(&mut results, &receipt, true);
                     continue;
                 }
@@ -274,6 +282,7 @@ fn write_answer(
     IngestAnswer {
         body,
         accepted,
+        replayed,
         rejected,
     }
 }
