@@ -782,3 +782,79 @@ async fn a_syslog_destination_receives_rfc_5424_messages_over_tcp() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_receiver_never_delays_another_destination() {
+    // A receiver that takes every request and answers none for 20 s.
+    let stalled_requests = Arc::new(AtomicUsize::new(0));
+    let counter = stalled_requests.clone();
+    let stalled = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, stalled).await });
+    let healthy = start_receiver(0).await;
+
+    let directory = tempfile::tempdir().unwrap();
+    let settings = DeliverySettings {
+        send_timeout: Duration::from_secs(15),
+        ..fast_delivery(true)
+    };
+    let server = start_server(&directory.path().join("logbook.db"), settings).await;
+    let account = new_account(&server.store, "acme").await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_stalled",
+        DestinationKind::webhook(&stalled_url).unwrap(),
+        true,
+    )
+    .await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_healthy",
+        DestinationKind::webhook(&healthy.url).unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    let started = std::time::Instant::now();
+    server
+        .send_events(
+            &key,
+            (0..40)
+                .map(|index| json!({"action": "server.reboot", "message": format!("reboot {index}")}))
+                .collect(),
+        )
+        .await;
+    let requests = healthy
+        .wait_for("every event at the healthy receiver", |requests| {
+            distinct_delivered_seqs(requests).len() == 40
+        })
+        .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the healthy destination waited {elapsed:?} behind the stalled one"
+    );
+    assert_eq!(requests.len(), 40, "each event once");
+    assert!(
+        stalled_requests.load(Ordering::SeqCst) >= 1,
+        "the stalled receiver was being sent to meanwhile"
+    );
+    eprintln!(
+        "healthy destination got 40 events in {:.2} s beside a stalled one",
+        elapsed.as_secs_f64()
+    );
+    server.stop().await;
+}
