@@ -380,7 +380,7 @@ mod tests {
             (hint.txnr, hint.command.as_str(), hint.data.len()),
             (0, "serverclose", 0)
         );
-        let open = parse(b"1 rsp 40 200 OK\nrelp_version=0\ncommands=syslog\n")
+        let open = parse(b"1 rsp 38 200 OK\nrelp_version=0\ncommands=syslog\n\n")
             .await
             .unwrap()
             .unwrap();
