@@ -3,7 +3,6 @@
 //! the ingest API; deliveries come out of the server's own delivery worker, with short backoff
 //! settings except where the documented schedule itself is measured.
 
-mod metrics;
 mod rsyslog;
 mod streaming;
 
