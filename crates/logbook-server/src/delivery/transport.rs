@@ -287,6 +287,11 @@ impl SyslogStreamTransport {
         tokio::time::timeout(timeout, async {
             stream.write_all(&frames).await.map_err(transport_error)?;
             stream.flush().await.map_err(transport_error)?;
+            Ok::<(), SendError>(())
+        })
+        .await
+        .map_err(|_| SendError::TimedOut(timeout))??;
+        tokio::time::timeout(timeout, async {
             // The collector must not have closed first: a collector that closes on its own (it
             // is stopping, or timed the connection out) resets what it had not read.
             let mut probe = [0u8; 512];
@@ -317,7 +322,12 @@ impl SyslogStreamTransport {
             }
         })
         .await
-        .map_err(|_| SendError::TimedOut(timeout))??;
+        .map_err(|_| {
+            SendError::Transport(format!(
+                "the collector did not close the connection within {timeout:?} of Logbook closing \
+                 it; its close is how a syslog collector confirms it read the messages"
+            ))
+        })??;
         tokio::time::sleep(CLOSE_SETTLE_TIME).await;
         match socket.take_error() {
             Ok(None) => Ok(()),

@@ -857,3 +857,57 @@ async fn a_stalled_receiver_never_delays_another_destination() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_checks_the_address_a_name_resolves_to_when_it_connects() {
+    let directory = tempfile::tempdir().unwrap();
+    let server = start_server(&directory.path().join("logbook.db"), fast_delivery(false)).await;
+    let account = new_account(&server.store, "acme").await;
+    // `localhost` passes the form's checks; when the lane connects it resolves to loopback,
+    // which the guard refuses before any connection is made.
+    add_destination(
+        &server.store,
+        &account,
+        "dst_loopback",
+        DestinationKind::webhook("https://localhost:9/hook").unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    server
+        .send_events(
+            &key,
+            vec![json!({"action": "server.reboot", "message": "reboot"})],
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let destination = loop {
+        let destination = server
+            .store
+            .alerting()
+            .list_destinations(&account)
+            .await
+            .unwrap()
+            .remove(0);
+        if destination.last_error.is_some() {
+            break destination;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no error recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = destination.last_error.unwrap();
+    assert!(
+        error.contains("refused by the destination guard"),
+        "{error}"
+    );
+    assert!(
+        error.contains("127.0.0.1") || error.contains("::1"),
+        "{error}"
+    );
+    assert_eq!(
+        (destination.pending_count, destination.dead_letter_count),
+        (1, 0),
+        "an unreachable destination keeps its delivery pending"
+    );
+    server.stop().await;
+}
