@@ -1,7 +1,8 @@
-//! 5,000 streamed events through each acknowledged transport against real receivers started here,
-//! with the receiver stopped and restarted mid-stream: every event arrives (at least once, each
-//! with one delivery id), and at the moment the receiver is down nothing the outbox calls
-//! delivered is missing from what the receiver had.
+//! 5,000 streamed events through each transport against real receivers started here, with a
+//! connection reset mid-stream (syslog and RELP, through a proxy) and the receiver stopped and
+//! restarted mid-stream: every event arrives (at least once, each with one delivery id), and at
+//! the moment the receiver is down nothing the outbox calls delivered is missing from what the
+//! receiver had.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use logbook_core::alerting::{DestinationKind, RetrySchedule};
 use logbook_server::delivery::DeliverySettings;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::rsyslog::{self, Rsyslog};
 use super::{add_destination, new_account, start_server};
@@ -31,6 +33,8 @@ fn streaming_delivery() -> DeliverySettings {
         claim_lease: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(2),
         send_timeout: Duration::from_secs(2),
+        // Batches of 100, so deliveries are under way at any moment of the stream.
+        syslog_batch_size: 100,
         syslog_hostname: "logbook-test-host".to_owned(),
         syslog_app_name: "logbook-audit".to_owned(),
         ..DeliverySettings::default()
@@ -43,6 +47,125 @@ fn events(batch: u64) -> Vec<Value> {
             json!({"action": "server.reboot", "message": format!("reboot {}", batch * EVENTS_PER_REQUEST + index)})
         })
         .collect()
+}
+
+/// Ingests the 5,000 events in requests of 500, 20 ms apart, while the test stops and starts
+/// the receiver, so deliveries are under way when it goes down.
+fn ingest_in_background(base_url: String, key: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for batch in 0..EVENT_COUNT / EVENTS_PER_REQUEST {
+            let response = client
+                .post(format!("{base_url}/api/v1/events"))
+                .bearer_auth(&key)
+                .json(&json!({ "events": events(batch) }))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+}
+
+/// A TCP proxy in front of rsyslog that resets one connection in the middle of the stream: the
+/// one during which the bytes forwarded (over all connections) pass `cut_after_bytes`. Resets
+/// and clean closes pass through as they are (a reset upstream resets the client, a close closes
+/// it), as a network between Logbook and its collector would.
+async fn start_cutting_proxy(upstream_port: u16, cut_after_bytes: usize) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let forwarded = forwarded.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(upstream) =
+                    tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                else {
+                    // rsyslog is down: reset the client, as a refused connection would.
+                    use std::os::fd::AsFd;
+                    let socket =
+                        socket2::Socket::from(client.as_fd().try_clone_to_owned().unwrap());
+                    let _ = socket.set_linger(Some(Duration::ZERO));
+                    return;
+                };
+                let duplicate = |stream: &tokio::net::TcpStream| {
+                    use std::os::fd::AsFd;
+                    socket2::Socket::from(stream.as_fd().try_clone_to_owned().unwrap())
+                };
+                let sockets = Arc::new([duplicate(&client), duplicate(&upstream)]);
+                let reset = |sockets: &[socket2::Socket; 2]| {
+                    for socket in sockets {
+                        let _ = socket.set_linger(Some(Duration::ZERO));
+                    }
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut upstream_read, mut upstream_write) = upstream.into_split();
+                let towards_rsyslog = {
+                    let sockets = sockets.clone();
+                    async move {
+                        let mut buffer = vec![0u8; 8192];
+                        loop {
+                            let read = match client_read.read(&mut buffer).await {
+                                Ok(0) => {
+                                    let _ = upstream_write.shutdown().await;
+                                    return Ok(());
+                                }
+                                Ok(read) => read,
+                                Err(error) => {
+                                    reset(&sockets);
+                                    return Err(error);
+                                }
+                            };
+                            if let Err(error) = upstream_write.write_all(&buffer[..read]).await {
+                                reset(&sockets);
+                                return Err(error);
+                            }
+                            let total = forwarded.fetch_add(read, Ordering::SeqCst) + read;
+                            if total >= cut_after_bytes && !cut.swap(true, Ordering::SeqCst) {
+                                reset(&sockets);
+                                return Err(std::io::ErrorKind::ConnectionReset.into());
+                            }
+                        }
+                    }
+                };
+                let towards_logbook = {
+                    let sockets = sockets.clone();
+                    async move {
+                        let mut buffer = vec![0u8; 8192];
+                        loop {
+                            match upstream_read.read(&mut buffer).await {
+                                Ok(0) => {
+                                    let _ = client_write.shutdown().await;
+                                    return Ok(());
+                                }
+                                Ok(read) => {
+                                    if let Err(error) =
+                                        client_write.write_all(&buffer[..read]).await
+                                    {
+                                        reset(&sockets);
+                                        return Err(error);
+                                    }
+                                }
+                                Err(error) => {
+                                    reset(&sockets);
+                                    return Err(error);
+                                }
+                            }
+                        }
+                    }
+                };
+                let _ = tokio::try_join!(towards_rsyslog, towards_logbook);
+            });
+        }
+    });
+    port
 }
 
 /// The seqs the outbox of `destination_id` marks delivered, read straight from the database.
@@ -92,11 +215,13 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// Streams 5,000 events to an rsyslog destination made by `kind`, stopping rsyslog after a
-/// quarter of them arrived and starting it again once the rest were ingested.
-async fn every_streamed_event_reaches_rsyslog_across_a_restart(
+/// Streams 5,000 events to an rsyslog destination made by `kind`, through a proxy that resets one
+/// connection mid-stream, stopping rsyslog after a quarter of them arrived, while the rest are
+/// still being ingested and sent, and starting it again half a second later.
+async fn every_streamed_event_reaches_rsyslog_across_a_reset_and_a_restart(
     test: &str,
-    kind: impl Fn(&Rsyslog) -> DestinationKind,
+    rsyslog_port: impl Fn(&Rsyslog) -> u16,
+    kind: impl Fn(u16, &Rsyslog) -> DestinationKind,
 ) {
     if !rsyslog::available(test) {
         return;
@@ -108,13 +233,19 @@ async fn every_streamed_event_reaches_rsyslog_across_a_restart(
     let database = directory.path().join("logbook.db");
     let server = start_server(&database, streaming_delivery()).await;
     let account = new_account(&server.store, "acme").await;
-    add_destination(&server.store, &account, "dst_siem", kind(&collector), true).await;
+    // Through a proxy that resets one connection after about 300 KB (some 650 messages).
+    let proxy_port = start_cutting_proxy(rsyslog_port(&collector), 300_000).await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_siem",
+        kind(proxy_port, &collector),
+        true,
+    )
+    .await;
     let key = server.ingest_key(&account).await;
     let started = std::time::Instant::now();
-
-    for batch in 0..EVENT_COUNT / EVENTS_PER_REQUEST / 2 {
-        server.send_events(&key, events(batch)).await;
-    }
+    let ingesting = ingest_in_background(server.base_url.clone(), key);
     wait_until(
         "a quarter of the events at rsyslog",
         Duration::from_secs(60),
@@ -133,11 +264,9 @@ async fn every_streamed_event_reaches_rsyslog_across_a_restart(
     );
     assert!(!delivered.is_empty());
 
-    for batch in EVENT_COUNT / EVENTS_PER_REQUEST / 2..EVENT_COUNT / EVENTS_PER_REQUEST {
-        server.send_events(&key, events(batch)).await;
-    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::task::block_in_place(|| collector.start());
+    ingesting.await.unwrap();
     wait_until("every event at rsyslog", Duration::from_secs(90), || {
         received_seqs(&collector).0.len() as u64 == EVENT_COUNT
     })
@@ -155,7 +284,7 @@ async fn every_streamed_event_reaches_rsyslog_across_a_restart(
         );
     }
     eprintln!(
-        "{test}: {EVENT_COUNT} events, {lines} messages received ({} repeats after the restart), {:.1} s",
+        "{test}: {EVENT_COUNT} events, {lines} messages received ({} sent again after the reset or the restart), {:.1} s",
         lines as u64 - EVENT_COUNT,
         started.elapsed().as_secs_f64()
     );
@@ -163,31 +292,36 @@ async fn every_streamed_event_reaches_rsyslog_across_a_restart(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relp_delivers_every_one_of_5000_streamed_events_to_rsyslog_across_its_restart() {
-    every_streamed_event_reaches_rsyslog_across_a_restart("relp", |collector| {
-        DestinationKind::relp(&format!("127.0.0.1:{}", collector.relp_port)).unwrap()
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog_over_tls_with_a_private_ca_delivers_every_one_of_5000_streamed_events_across_a_restart()
+async fn relp_delivers_every_one_of_5000_streamed_events_to_rsyslog_across_a_reset_connection_and_a_restart()
  {
-    every_streamed_event_reaches_rsyslog_across_a_restart("syslog over TLS", |collector| {
-        DestinationKind::syslog_tls(
-            &format!("localhost:{}", collector.tls_port),
-            &collector.ca_pem,
-        )
-        .unwrap()
-    })
+    every_streamed_event_reaches_rsyslog_across_a_reset_and_a_restart(
+        "relp",
+        |collector| collector.relp_port,
+        |port, _| DestinationKind::relp(&format!("127.0.0.1:{port}")).unwrap(),
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_tcp_syslog_resends_what_a_restarted_rsyslog_did_not_confirm() {
-    every_streamed_event_reaches_rsyslog_across_a_restart("syslog over TCP", |collector| {
-        DestinationKind::syslog(&format!("127.0.0.1:{}", collector.tcp_port)).unwrap()
-    })
+async fn syslog_over_tls_with_a_private_ca_delivers_every_one_of_5000_streamed_events_across_a_reset_and_a_restart()
+ {
+    every_streamed_event_reaches_rsyslog_across_a_reset_and_a_restart(
+        "syslog over TLS",
+        |collector| collector.tls_port,
+        |port, collector| {
+            DestinationKind::syslog_tls(&format!("localhost:{port}"), &collector.ca_pem).unwrap()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_tcp_syslog_resends_what_a_reset_connection_or_a_restarted_rsyslog_did_not_confirm() {
+    every_streamed_event_reaches_rsyslog_across_a_reset_and_a_restart(
+        "syslog over TCP",
+        |collector| collector.tcp_port,
+        |port, _| DestinationKind::syslog(&format!("127.0.0.1:{port}")).unwrap(),
+    )
     .await;
 }
 
@@ -238,7 +372,7 @@ async fn a_tls_collector_whose_certificate_is_not_trusted_gets_nothing_and_the_p
 }
 
 /// A webhook receiver with a listen backlog of 5 that answers 500 to every 9th request and
-/// stalls every 41st past Logbook's send timeout before answering 200. It remembers the delivery
+/// stalls every 101st past Logbook's send timeout before answering 200. It remembers the delivery
 /// ids it answered 200 to (it has those), and can be stopped and started on the same port.
 struct FlakyReceiver {
     address: std::net::SocketAddr,
@@ -279,8 +413,8 @@ impl FlakyReceiver {
                     if number.is_multiple_of(9) {
                         return StatusCode::INTERNAL_SERVER_ERROR;
                     }
-                    if number.is_multiple_of(41) {
-                        tokio::time::sleep(Duration::from_millis(2500)).await;
+                    if number.is_multiple_of(101) {
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
                     }
                     let delivery_id = headers["logbook-delivery-id"].to_str().unwrap().to_owned();
                     let seq = serde_json::from_str::<Value>(&body).unwrap()["event"]["seq"]
@@ -323,7 +457,7 @@ async fn a_small_backlog_webhook_that_fails_and_stalls_requests_gets_every_one_o
     let database = directory.path().join("logbook.db");
     let mut receiver = FlakyReceiver::start().await;
     let settings = DeliverySettings {
-        send_timeout: Duration::from_secs(1),
+        send_timeout: Duration::from_millis(500),
         ..streaming_delivery()
     };
     let server = start_server(&database, settings).await;
@@ -338,9 +472,7 @@ async fn a_small_backlog_webhook_that_fails_and_stalls_requests_gets_every_one_o
     .await;
     let key = server.ingest_key(&account).await;
     let started = std::time::Instant::now();
-    for batch in 0..EVENT_COUNT / EVENTS_PER_REQUEST / 2 {
-        server.send_events(&key, events(batch)).await;
-    }
+    let ingesting = ingest_in_background(server.base_url.clone(), key);
     let accepted = receiver.accepted.clone();
     wait_until(
         "a quarter of the events at the receiver",
@@ -360,12 +492,9 @@ async fn a_small_backlog_webhook_that_fails_and_stalls_requests_gets_every_one_o
         early.is_empty(),
         "marked delivered but never answered 200: {early:?}"
     );
-
-    for batch in EVENT_COUNT / EVENTS_PER_REQUEST / 2..EVENT_COUNT / EVENTS_PER_REQUEST {
-        server.send_events(&key, events(batch)).await;
-    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     receiver.listen().await;
+    ingesting.await.unwrap();
     wait_until(
         "every event at the receiver",
         Duration::from_secs(120),
