@@ -485,11 +485,11 @@ async fn retries_keep_the_documented_schedule_of_one_second_doubling_minus_up_to
         .map(|pair| (pair[1].at - pair[0].at).as_secs_f64())
         .collect();
     // After the n-th failure the wait is 2^(n-1) s minus up to half of it: [0.5, 1], [1, 2],
-    // [2, 4]. The upper bounds allow for the store round trip of a claim.
+    // [2, 4]. The upper bounds allow for the claim's store round trip on a busy machine.
     for (index, wait) in waits.iter().enumerate() {
         let full = f64::from(1u32 << index);
         assert!(
-            *wait >= full / 2.0 - 0.02 && *wait <= full + 0.25,
+            *wait >= full / 2.0 - 0.02 && *wait <= full + 0.5,
             "wait {} was {wait:.3} s, documented {:.1} to {full:.1} s (all: {waits:?})",
             index + 1,
             full / 2.0
