@@ -96,13 +96,86 @@ pub fn validate_name(field: &'static str, text: &str) -> Result<String, Alerting
     Ok(trimmed.to_owned())
 }
 
-/// Where a destination sends.
+/// Most bytes of PEM a syslog-over-TLS destination may carry as its own trusted CA certificates.
+pub const MAX_TRUSTED_CA_PEM_BYTES: usize = 32 * 1024;
+
+/// Where a destination sends, and how the receiver acknowledges (README, "What each destination
+/// type guarantees").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DestinationKind {
-    /// An HTTP(S) URL that receives a signed JSON POST per delivery.
+    /// An HTTP(S) URL that receives a signed JSON POST per delivery; a 2xx answer acknowledges it.
     Webhook { url: String },
-    /// A syslog collector reached over TCP (RFC 5424 messages, RFC 6587 octet counting).
+    /// A syslog collector reached over plain TCP (RFC 5424 messages, RFC 6587 octet counting).
+    /// TCP syslog has no acknowledgement; the collector closing its side after Logbook closed its
+    /// own is the only sign that it read everything sent before.
     Syslog { host: String, port: u16 },
+    /// The same messages and framing over TLS (RFC 5425), checked against the public web PKI
+    /// roots and, when given, the destination's own CA certificates (PEM).
+    SyslogTls {
+        host: String,
+        port: u16,
+        trusted_ca_pem: Option<String>,
+    },
+    /// The same RFC 5424 messages as RELP `syslog` commands, each acknowledged by the collector
+    /// (`rsp 200`), over plain TCP.
+    Relp { host: String, port: u16 },
+}
+
+/// Parses `host:port` (`[v6]:port` for IPv6 literals), as every syslog kind takes it.
+fn parse_host_and_port(address: &str) -> Result<(String, u16), AlertingInputError> {
+    let invalid = || AlertingInputError {
+        field: "address",
+        message: "give the collector as host:port, e.g. siem.example.com:514".to_owned(),
+    };
+    let address = address.trim();
+    let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().map_err(|_| invalid())?;
+    let host_is_plausible = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || ".-:".contains(character));
+    if port == 0 || !host_is_plausible {
+        return Err(invalid());
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Checks the shape of PEM certificates (their content is parsed by the sender, which knows
+/// X.509): at most `MAX_TRUSTED_CA_PEM_BYTES`, at least one `CERTIFICATE` block, nothing but
+/// printable ASCII and line breaks. Blank text means none.
+pub fn validate_trusted_ca_pem(text: &str) -> Result<Option<String>, AlertingInputError> {
+    let invalid = |message: &str| AlertingInputError {
+        field: "trusted_ca_pem",
+        message: message.to_owned(),
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_TRUSTED_CA_PEM_BYTES {
+        return Err(invalid(&format!(
+            "the CA certificates are longer than {MAX_TRUSTED_CA_PEM_BYTES} bytes"
+        )));
+    }
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid(
+            "give one or more PEM certificates (-----BEGIN CERTIFICATE----- ...)",
+        ));
+    }
+    if !text
+        .chars()
+        .all(|character| matches!(character, ' '..='~' | '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(
+            "PEM certificates hold only ASCII text and line breaks",
+        ));
+    }
+    Ok(Some(text.replace("\r\n", "\n")))
 }
 
 impl DestinationKind {
@@ -141,38 +214,56 @@ impl DestinationKind {
         })
     }
 
-    /// Parses a syslog collector's `host:port` (`[v6]:port` for IPv6 literals).
+    /// Parses a plain TCP syslog collector's `host:port` (`[v6]:port` for IPv6 literals).
     pub fn syslog(address: &str) -> Result<Self, AlertingInputError> {
-        let invalid = || AlertingInputError {
-            field: "address",
-            message: "give the collector as host:port, e.g. siem.example.com:514".to_owned(),
-        };
-        let address = address.trim();
-        let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|inner| inner.strip_suffix(']'))
-            .unwrap_or(host);
-        let port: u16 = port.parse().map_err(|_| invalid())?;
-        let host_is_plausible = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .chars()
-                .all(|character| character.is_ascii_alphanumeric() || ".-:".contains(character));
-        if port == 0 || !host_is_plausible {
-            return Err(invalid());
-        }
-        Ok(DestinationKind::Syslog {
-            host: host.to_owned(),
+        let (host, port) = parse_host_and_port(address)?;
+        Ok(DestinationKind::Syslog { host, port })
+    }
+
+    /// Parses a TLS syslog collector's `host:port` and the PEM CA certificates it may be signed
+    /// by besides the public roots (blank for none).
+    pub fn syslog_tls(address: &str, trusted_ca_pem: &str) -> Result<Self, AlertingInputError> {
+        let (host, port) = parse_host_and_port(address)?;
+        Ok(DestinationKind::SyslogTls {
+            host,
             port,
+            trusted_ca_pem: validate_trusted_ca_pem(trusted_ca_pem)?,
         })
     }
 
-    /// `"webhook"` or `"syslog"`, as stored.
+    /// Parses a RELP collector's `host:port`.
+    pub fn relp(address: &str) -> Result<Self, AlertingInputError> {
+        let (host, port) = parse_host_and_port(address)?;
+        Ok(DestinationKind::Relp { host, port })
+    }
+
+    /// `"webhook"`, `"syslog"`, `"syslog_tls"` or `"relp"`, as stored and chosen on the form.
     pub fn kind_name(&self) -> &'static str {
         match self {
             DestinationKind::Webhook { .. } => "webhook",
             DestinationKind::Syslog { .. } => "syslog",
+            DestinationKind::SyslogTls { .. } => "syslog_tls",
+            DestinationKind::Relp { .. } => "relp",
+        }
+    }
+
+    /// What people read on the page: "webhook", "syslog over TCP", ...
+    pub fn description(&self) -> &'static str {
+        match self {
+            DestinationKind::Webhook { .. } => "webhook",
+            DestinationKind::Syslog { .. } => "syslog over TCP",
+            DestinationKind::SyslogTls { .. } => "syslog over TLS",
+            DestinationKind::Relp { .. } => "RELP",
+        }
+    }
+
+    /// The collector's host and port, for every syslog kind.
+    pub fn host_and_port(&self) -> Option<(&str, u16)> {
+        match self {
+            DestinationKind::Webhook { .. } => None,
+            DestinationKind::Syslog { host, port }
+            | DestinationKind::SyslogTls { host, port, .. }
+            | DestinationKind::Relp { host, port } => Some((host, *port)),
         }
     }
 
@@ -180,18 +271,33 @@ impl DestinationKind {
     pub fn address(&self) -> String {
         match self {
             DestinationKind::Webhook { url } => url.clone(),
-            DestinationKind::Syslog { host, port } if host.contains(':') => {
-                format!("[{host}]:{port}")
-            }
-            DestinationKind::Syslog { host, port } => format!("{host}:{port}"),
+            _ => match self.host_and_port() {
+                Some((host, port)) if host.contains(':') => format!("[{host}]:{port}"),
+                Some((host, port)) => format!("{host}:{port}"),
+                None => String::new(),
+            },
         }
     }
 
-    /// Rebuilds a kind from its stored `kind_name` and `address`.
-    pub fn from_stored(kind_name: &str, address: &str) -> Result<Self, AlertingInputError> {
+    /// The CA certificates a TLS destination trusts besides the public roots, as stored.
+    pub fn trusted_ca_pem(&self) -> Option<&str> {
+        match self {
+            DestinationKind::SyslogTls { trusted_ca_pem, .. } => trusted_ca_pem.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds a kind from its stored `kind_name`, `address` and trusted CA certificates.
+    pub fn from_stored(
+        kind_name: &str,
+        address: &str,
+        trusted_ca_pem: Option<&str>,
+    ) -> Result<Self, AlertingInputError> {
         match kind_name {
             "webhook" => Self::webhook(address),
             "syslog" => Self::syslog(address),
+            "syslog_tls" => Self::syslog_tls(address, trusted_ca_pem.unwrap_or_default()),
+            "relp" => Self::relp(address),
             other => Err(AlertingInputError {
                 field: "kind",
                 message: format!("unknown destination kind {other:?}"),
@@ -253,6 +359,8 @@ pub struct DestinationRecord {
     /// Deliveries neither sent nor dead.
     pub pending_count: u64,
     pub dead_letter_count: u64,
+    /// When the oldest pending delivery was queued (`None` without a pending one).
+    pub oldest_pending_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,13 +555,19 @@ impl RetrySchedule {
         if failed_attempts >= self.max_attempts {
             return None;
         }
-        let exponent = failed_attempts.saturating_sub(1).min(30);
+        Some(self.wait_after(failed_attempts, jitter))
+    }
+
+    /// The same wait with no attempt limit: how long a destination's lane pauses after its
+    /// `failures`-th consecutive failure to reach the receiver at all.
+    pub fn wait_after(&self, failures: u32, jitter: f64) -> Duration {
+        let exponent = failures.saturating_sub(1).min(30);
         let full = self
             .initial_backoff
             .saturating_mul(1_u32 << exponent)
             .min(self.max_backoff);
         let jitter = jitter.clamp(0.0, 1.0);
-        Some(full.mul_f64(1.0 - jitter / 2.0))
+        full.mul_f64(1.0 - jitter / 2.0)
     }
 }
 
@@ -577,20 +691,32 @@ pub trait AlertingStore: Send + Sync {
         cursor: &DeliveryCursor,
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError>;
-    /// Claims up to `limit` deliveries that are due (not sent, not dead, `next_attempt_at <= now`,
-    /// no live claim) until `now + lease`, oldest due first. A delivery claimed by one caller is
-    /// not handed to another until its lease ends.
+    /// Claims up to `limit` deliveries of one destination that are due (not sent, not dead,
+    /// `next_attempt_at <= now`, no live claim) until `now + lease`, lowest `seq` first (the
+    /// order its lane sends them in). A delivery claimed by one caller is not handed to another
+    /// until its lease ends or it is released.
     async fn claim_due_deliveries(
         &self,
+        destination_id: &str,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
-    /// Marks a delivery sent and records the destination's last success.
+    /// Marks deliveries sent, in one transaction, and records their destinations' last success.
     async fn mark_delivered(
         &self,
-        delivery_id: &str,
+        delivery_ids: &[String],
         now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Gives claimed deliveries of `destination_id` back unsent, with no attempt counted (the
+    /// destination could not be reached, so they were never refused): they are due again for the
+    /// next claim. Records `error`, when given, as the destination's last error.
+    async fn release_deliveries(
+        &self,
+        destination_id: &str,
+        delivery_ids: &[String],
+        now: OffsetDateTime,
+        error: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Records a failed send: the error on the delivery and the destination, one more attempt,
     /// and either the next attempt time or, with `None`, the dead-letter list.
@@ -788,7 +914,7 @@ mod tests {
         let v6 = DestinationKind::syslog("[2001:db8::1]:514").unwrap();
         assert_eq!(v6.address(), "[2001:db8::1]:514");
         assert_eq!(
-            DestinationKind::from_stored("syslog", &v6.address()).unwrap(),
+            DestinationKind::from_stored("syslog", &v6.address(), None).unwrap(),
             v6
         );
         for bad in [
@@ -804,6 +930,50 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tls_and_relp_destinations_round_trip_through_their_stored_form() {
+        let pem = "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END CERTIFICATE-----\r\n";
+        let tls = DestinationKind::syslog_tls("siem.example.com:6514", pem).unwrap();
+        assert_eq!(tls.kind_name(), "syslog_tls");
+        assert_eq!(
+            tls.trusted_ca_pem(),
+            Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----")
+        );
+        assert_eq!(
+            DestinationKind::from_stored(tls.kind_name(), &tls.address(), tls.trusted_ca_pem())
+                .unwrap(),
+            tls
+        );
+        let relp = DestinationKind::relp("[2001:db8::1]:2514").unwrap();
+        assert_eq!(relp.address(), "[2001:db8::1]:2514");
+        assert_eq!(relp.host_and_port(), Some(("2001:db8::1", 2514)));
+        assert_eq!(
+            DestinationKind::from_stored("relp", &relp.address(), None).unwrap(),
+            relp
+        );
+        assert_eq!(
+            DestinationKind::syslog_tls("siem.example.com:6514", "  ")
+                .unwrap()
+                .trusted_ca_pem(),
+            None
+        );
+        for bad in ["not a certificate", "-----BEGIN CERTIFICATE-----\u{202e}"] {
+            assert_eq!(
+                DestinationKind::syslog_tls("siem.example.com:6514", bad)
+                    .unwrap_err()
+                    .field,
+                "trusted_ca_pem",
+                "{bad}"
+            );
+        }
+        let too_long = format!(
+            "-----BEGIN CERTIFICATE-----{}",
+            "A".repeat(MAX_TRUSTED_CA_PEM_BYTES)
+        );
+        assert!(validate_trusted_ca_pem(&too_long).is_err());
+        assert!(DestinationKind::from_stored("carrier_pigeon", "a:1", None).is_err());
     }
 
     #[test]

@@ -153,10 +153,15 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The structured-data ID of every syslog message Logbook sends: `logbook@32473`.
+pub const SYSLOG_STRUCTURED_DATA_ID: &str = "logbook@32473";
+
 /// The fields a syslog message carries beyond the event JSON.
 pub struct SyslogFields<'a> {
-    /// HOSTNAME: the Logbook instance; `-` when unknown.
+    /// HOSTNAME: the Logbook instance (`[delivery] syslog_hostname`); `-` when empty.
     pub hostname: &'a str,
+    /// APP-NAME (`[delivery] syslog_app_name`, `logbook` by default); `-` when empty.
+    pub app_name: &'a str,
     pub account: &'a AccountId,
     pub event_seq: u64,
     pub action: &'a str,
@@ -169,16 +174,18 @@ pub struct SyslogFields<'a> {
 }
 
 /// One RFC 5424 message: facility 13 (log audit), severity warning (4) for a rule's alert and
-/// informational (6) for a streamed event; APP-NAME `logbook`; MSGID the action (as far as
-/// printable ASCII allows, at most 32); structured data `[logbook@32473 account seq action
-/// delivery_id rule test]`; MSG the event JSON in UTF-8 with a BOM.
+/// informational (6) for a streamed event; HOSTNAME and APP-NAME as given (printable ASCII, at
+/// most 255 and 48 characters); MSGID the action (as far as printable ASCII allows, at most 32);
+/// structured data `[logbook@32473 account seq action delivery_id rule test]`; MSG the event JSON
+/// in UTF-8 with a BOM.
 pub fn syslog_message(fields: &SyslogFields<'_>) -> String {
     let severity = if fields.rule_name.is_some() { 4 } else { 6 };
     let priority = 13 * 8 + severity;
     let timestamp = syslog_timestamp(fields.created_at);
     let hostname = header_token(fields.hostname, 255);
+    let app_name = header_token(fields.app_name, 48);
     let message_id = header_token(fields.action, 32);
-    let mut structured = format!("[logbook@{SYSLOG_ENTERPRISE_NUMBER}");
+    let mut structured = format!("[{SYSLOG_STRUCTURED_DATA_ID}");
     let mut parameter = |name: &str, value: &str| {
         structured.push(' ');
         structured.push_str(name);
@@ -198,7 +205,7 @@ pub fn syslog_message(fields: &SyslogFields<'_>) -> String {
     }
     structured.push(']');
     format!(
-        "<{priority}>1 {timestamp} {hostname} logbook - {message_id} {structured} \u{feff}{}",
+        "<{priority}>1 {timestamp} {hostname} {app_name} - {message_id} {structured} \u{feff}{}",
         fields.message
     )
 }
@@ -350,6 +357,7 @@ mod tests {
     fn a_syslog_message_is_rfc_5424_with_hostile_text_escaped() {
         let message = syslog_message(&SyslogFields {
             hostname: "log book",
+            app_name: "logbook",
             account: &account(),
             event_seq: 42,
             action: "user.login",
@@ -377,6 +385,7 @@ mod tests {
         let long_action = "a".repeat(40) + "é";
         let message = syslog_message(&SyslogFields {
             hostname: "",
+            app_name: "audit app with a very long name that goes past forty-eight",
             account: &account(),
             event_seq: 0,
             action: &long_action,
@@ -387,9 +396,17 @@ mod tests {
             test: true,
         });
         assert!(message.starts_with(&format!(
-            "<110>1 2026-01-01T00:00:00.000000Z - logbook - {} [",
+            "<110>1 2026-01-01T00:00:00.000000Z - audit_app_with_a_very_long_name_that_goes_past_f - {} [",
             "a".repeat(32)
         )));
         assert!(message.contains(" test=\"true\"]"));
+    }
+
+    #[test]
+    fn the_structured_data_id_names_the_documentation_enterprise_number() {
+        assert_eq!(
+            SYSLOG_STRUCTURED_DATA_ID,
+            format!("logbook@{SYSLOG_ENTERPRISE_NUMBER}")
+        );
     }
 }

@@ -68,7 +68,19 @@ impl AttentionWorker {
         clock: &dyn Clock,
     ) -> Result<usize, StoreError> {
         let mut findings_stored = 0;
-        for account in store.list_accounts().await? {
+        let accounts = store.list_accounts().await?;
+        // The lag: events stored but not yet examined, over every account, as the round starts.
+        let behind = |known: &HashMap<AccountId, u64>| -> u64 {
+            accounts
+                .iter()
+                .map(|account| {
+                    let examined = known.get(&account.account).copied().unwrap_or(0);
+                    account.event_count.saturating_sub(examined)
+                })
+                .sum()
+        };
+        metrics::gauge!(crate::metrics::ATTENTION_LAG).set(behind(&self.known_next_seq) as f64);
+        for account in &accounts {
             if self.known_next_seq.get(&account.account) == Some(&account.event_count) {
                 continue;
             }
@@ -85,6 +97,8 @@ impl AttentionWorker {
                 }
             }
         }
+        // What this round could not read (an account in trouble) is still behind.
+        metrics::gauge!(crate::metrics::ATTENTION_LAG).set(behind(&self.known_next_seq) as f64);
         if findings_stored > 0 {
             metrics::counter!("logbook_attention_findings_total").increment(findings_stored as u64);
         }

@@ -214,7 +214,10 @@ pub fn prometheus_handle() -> PrometheusHandle {
                 })
                 .expect("bucket lists are non-empty constants");
             match builder.install_recorder() {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    crate::metrics::describe_every_family();
+                    handle
+                }
                 Err(error) => {
                     // Another recorder was installed first (by an embedding program): keep serving,
                     // with a local recorder whose `/metrics` shows only what it was given.

@@ -35,19 +35,21 @@ fn bounded(text: &str) -> &str {
 const DESTINATION_COLUMNS: &str = "d.destination_id, a.name, d.name, d.kind, d.address, d.secret, d.streams_whole_log, d.created_at, \
      d.last_success_at, d.last_error, d.last_error_at, \
      (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.delivered_at IS NULL AND p.dead_at IS NULL), \
-     (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.dead_at IS NOT NULL)";
+     (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.dead_at IS NOT NULL), \
+     d.trusted_ca_pem, \
+     (SELECT min(p.created_at) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.delivered_at IS NULL AND p.dead_at IS NULL)";
 
 fn destination_from_row(row: &Row) -> Result<DestinationRecord, StoreError> {
     Ok(DestinationRecord {
         destination_id: row.get(0),
         account: parse_stored_account(row.get(1))?,
         name: row.get(2),
-        kind: DestinationKind::from_stored(row.get(3), row.get(4)).map_err(|error| {
-            StoreError::Database {
+        kind: DestinationKind::from_stored(row.get(3), row.get(4), row.get(13)).map_err(
+            |error| StoreError::Database {
                 context: "reading destinations",
                 message: error.to_string(),
-            }
-        })?,
+            },
+        )?,
         secret: SigningSecret(row.get(5)),
         streams_whole_log: row.get(6),
         created_at: micros_to_time(row.get(7)),
@@ -56,6 +58,7 @@ fn destination_from_row(row: &Row) -> Result<DestinationRecord, StoreError> {
         last_error_at: row.get::<_, Option<i64>>(10).map(micros_to_time),
         pending_count: row.get::<_, i64>(11) as u64,
         dead_letter_count: row.get::<_, i64>(12) as u64,
+        oldest_pending_at: row.get::<_, Option<i64>>(14).map(micros_to_time),
     })
 }
 
@@ -212,8 +215,8 @@ impl AlertingStore for PostgresStore {
         let client = self.inner.connection().await?;
         client
             .execute(
-                "INSERT INTO alert_destinations (destination_id, account_row, name, kind, address, secret, streams_whole_log, created_at, cursor_next_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO alert_destinations (destination_id, account_row, name, kind, address, secret, streams_whole_log, created_at, cursor_next_seq, trusted_ca_pem) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &destination.destination_id,
                     &account_row,
@@ -224,6 +227,7 @@ impl AlertingStore for PostgresStore {
                     &destination.streams_whole_log,
                     &unix_micros_of(destination.created_at),
                     &(destination.start_seq as i64),
+                    &destination.kind.trusted_ca_pem(),
                 ],
             )
             .await
@@ -471,6 +475,7 @@ impl AlertingStore for PostgresStore {
 
     async fn claim_due_deliveries(
         &self,
+        destination_id: &str,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
@@ -483,15 +488,18 @@ impl AlertingStore for PostgresStore {
             "WITH claimed AS ( \
                  UPDATE deliveries SET claimed_until = $2 WHERE delivery_id IN ( \
                      SELECT delivery_id FROM deliveries \
-                     WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
+                     WHERE destination_id = $4 AND delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
                        AND (claimed_until IS NULL OR claimed_until <= $1) \
-                     ORDER BY next_attempt_at, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     ORDER BY event_seq, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
                  RETURNING *) \
              SELECT {DELIVERY_COLUMNS} FROM claimed dl JOIN accounts a ON a.account_row = dl.account_row \
-             ORDER BY dl.next_attempt_at, dl.delivery_id"
+             ORDER BY dl.event_seq, dl.delivery_id"
         );
         client
-            .query(&sql, &[&now_micros, &lease_end, &i64::from(limit)])
+            .query(
+                &sql,
+                &[&now_micros, &lease_end, &i64::from(limit), &destination_id],
+            )
             .await
             .map_err(database_error("claiming deliveries"))?
             .iter()
@@ -501,34 +509,65 @@ impl AlertingStore for PostgresStore {
 
     async fn mark_delivered(
         &self,
-        delivery_id: &str,
+        delivery_ids: &[String],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut client = self.inner.connection().await?;
         let transaction = client
             .transaction()
             .await
-            .map_err(database_error("recording a delivery"))?;
+            .map_err(database_error("recording deliveries"))?;
         let now = unix_micros_of(now);
         transaction
             .execute(
-                "UPDATE deliveries SET delivered_at = $2, claimed_until = NULL WHERE delivery_id = $1",
-                &[&delivery_id, &now],
+                "WITH sent AS ( \
+                     UPDATE deliveries SET delivered_at = $2, claimed_until = NULL \
+                     WHERE delivery_id = ANY($1) RETURNING destination_id) \
+                 UPDATE alert_destinations SET last_success_at = $2 \
+                 WHERE destination_id IN (SELECT destination_id FROM sent)",
+                &[&delivery_ids, &now],
             )
             .await
-            .map_err(database_error("recording a delivery"))?;
-        transaction
-            .execute(
-                "UPDATE alert_destinations SET last_success_at = $2 WHERE destination_id = \
-                 (SELECT destination_id FROM deliveries WHERE delivery_id = $1)",
-                &[&delivery_id, &now],
-            )
-            .await
-            .map_err(database_error("recording a delivery"))?;
+            .map_err(database_error("recording deliveries"))?;
         transaction
             .commit()
             .await
-            .map_err(database_error("recording a delivery"))
+            .map_err(database_error("recording deliveries"))
+    }
+
+    async fn release_deliveries(
+        &self,
+        destination_id: &str,
+        delivery_ids: &[String],
+        now: OffsetDateTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let error = error.map(bounded);
+        let mut client = self.inner.connection().await?;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(database_error("releasing deliveries"))?;
+        transaction
+            .execute(
+                "UPDATE deliveries SET claimed_until = NULL WHERE delivery_id = ANY($1) AND destination_id = $2",
+                &[&delivery_ids, &destination_id],
+            )
+            .await
+            .map_err(database_error("releasing deliveries"))?;
+        if let Some(error) = error {
+            transaction
+                .execute(
+                    "UPDATE alert_destinations SET last_error = $2, last_error_at = $3 WHERE destination_id = $1",
+                    &[&destination_id, &error, &unix_micros_of(now)],
+                )
+                .await
+                .map_err(database_error("releasing deliveries"))?;
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(database_error("releasing deliveries"))
     }
 
     async fn mark_failed(

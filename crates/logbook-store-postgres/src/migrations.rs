@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_volume_quotas",
         include_str!("../migrations/0010_volume_quotas.sql"),
     ),
+    (
+        11,
+        "0011_delivery_lanes",
+        include_str!("../migrations/0011_delivery_lanes.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -115,6 +115,9 @@ impl Writer {
     /// Runs until every sender is gone and the inbox is empty (that is how shutdown drains).
     pub(crate) async fn run(mut self) {
         while let Some(first) = self.inbox.recv().await {
+            // Requests waiting for the writer (this one included) as it starts a group; published
+            // again, usually 0, once the group is answered.
+            metrics::gauge!("logbook_writer_queue_depth").set((self.inbox.len() + 1) as f64);
             let mut event_count = first.events.len();
             let mut group = vec![first];
             while event_count < self.max_events_per_commit {
@@ -153,6 +156,7 @@ impl Writer {
                     }
                 }
             }
+            metrics::gauge!("logbook_writer_queue_depth").set(self.inbox.len() as f64);
         }
         tracing::debug!("PostgreSQL writer stopped");
     }

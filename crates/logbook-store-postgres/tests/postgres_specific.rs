@@ -56,7 +56,7 @@ async fn two_nodes_starting_at_once_apply_each_migration_once() {
         )
         .await
         .unwrap();
-    assert_eq!(versions, vec!["1,2,3,4,5,6,7,8,9,10".to_owned()]);
+    assert_eq!(versions, vec!["1,2,3,4,5,6,7,8,9,10,11".to_owned()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,9 @@ fn stored_data_error(context: &'static str) -> impl Fn(String) -> StoreError {
 const DESTINATION_COLUMNS: &str = "d.destination_id, a.name, d.name, d.kind, d.address, d.secret, d.streams_whole_log, d.created_at, \
      d.last_success_at, d.last_error, d.last_error_at, \
      (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.delivered_at IS NULL AND p.dead_at IS NULL), \
-     (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.dead_at IS NOT NULL)";
+     (SELECT count(*) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.dead_at IS NOT NULL), \
+     d.trusted_ca_pem, \
+     (SELECT min(p.created_at) FROM deliveries p WHERE p.destination_id = d.destination_id AND p.delivered_at IS NULL AND p.dead_at IS NULL)";
 
 fn select_destinations(
     connection: &Connection,
@@ -67,6 +69,8 @@ fn select_destinations(
                 row.get::<_, Option<i64>>(10)?,
                 row.get::<_, i64>(11)?,
                 row.get::<_, i64>(12)?,
+                row.get::<_, Option<String>>(13)?,
+                row.get::<_, Option<i64>>(14)?,
             ))
         })
         .map_err(database_error("reading destinations"))?
@@ -78,7 +82,7 @@ fn select_destinations(
                 destination_id: row.0,
                 account: parse_stored_account(&row.1)?,
                 name: row.2,
-                kind: DestinationKind::from_stored(&row.3, &row.4)
+                kind: DestinationKind::from_stored(&row.3, &row.4, row.13.as_deref())
                     .map_err(|error| error.to_string())
                     .map_err(stored_data_error("reading destinations"))?,
                 secret: SigningSecret(row.5),
@@ -89,6 +93,7 @@ fn select_destinations(
                 last_error_at: row.10.map(micros_to_time),
                 pending_count: row.11 as u64,
                 dead_letter_count: row.12 as u64,
+                oldest_pending_at: row.14.map(micros_to_time),
             })
         })
         .collect()
@@ -303,8 +308,8 @@ impl AlertingStore for SqliteStore {
                 let account_row = required_account_row(connection, &destination.account)?;
                 connection
                     .execute(
-                        "INSERT INTO alert_destinations (destination_id, account_row, name, kind, address, secret, streams_whole_log, created_at, cursor_next_seq) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        "INSERT INTO alert_destinations (destination_id, account_row, name, kind, address, secret, streams_whole_log, created_at, cursor_next_seq, trusted_ca_pem) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         params![
                             destination.destination_id,
                             account_row,
@@ -315,6 +320,7 @@ impl AlertingStore for SqliteStore {
                             destination.streams_whole_log,
                             unix_micros_of(destination.created_at),
                             destination.start_seq as i64,
+                            destination.kind.trusted_ca_pem(),
                         ],
                     )
                     .map_err(database_error("creating a destination"))?;
@@ -586,10 +592,12 @@ impl AlertingStore for SqliteStore {
 
     async fn claim_due_deliveries(
         &self,
+        destination_id: &str,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let destination_id = destination_id.to_owned();
         self.inner
             .administer(move |connection| {
                 let now_micros = unix_micros_of(now);
@@ -601,10 +609,10 @@ impl AlertingStore for SqliteStore {
                     .map_err(database_error("claiming deliveries"))?;
                 let claimed = select_deliveries(
                     &transaction,
-                    "dl.delivered_at IS NULL AND dl.dead_at IS NULL AND dl.next_attempt_at <= ?1 \
-                     AND (dl.claimed_until IS NULL OR dl.claimed_until <= ?1) \
-                     ORDER BY dl.next_attempt_at, dl.delivery_id LIMIT ?2",
-                    &[&now_micros, &limit],
+                    "dl.destination_id = ?3 AND dl.delivered_at IS NULL AND dl.dead_at IS NULL \
+                     AND dl.next_attempt_at <= ?1 AND (dl.claimed_until IS NULL OR dl.claimed_until <= ?1) \
+                     ORDER BY dl.event_seq, dl.delivery_id LIMIT ?2",
+                    &[&now_micros, &limit, &destination_id],
                 )?;
                 for delivery in &claimed {
                     transaction
@@ -624,32 +632,78 @@ impl AlertingStore for SqliteStore {
 
     async fn mark_delivered(
         &self,
-        delivery_id: &str,
+        delivery_ids: &[String],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let delivery_id = delivery_id.to_owned();
+        let delivery_ids = delivery_ids.to_vec();
         self.inner
             .administer(move |connection| {
                 let transaction = connection
                     .transaction()
-                    .map_err(database_error("recording a delivery"))?;
+                    .map_err(database_error("recording deliveries"))?;
                 let now = unix_micros_of(now);
-                transaction
-                    .execute(
-                        "UPDATE deliveries SET delivered_at = ?2, claimed_until = NULL WHERE delivery_id = ?1",
-                        params![delivery_id, now],
-                    )
-                    .map_err(database_error("recording a delivery"))?;
-                transaction
-                    .execute(
-                        "UPDATE alert_destinations SET last_success_at = ?2 WHERE destination_id = \
-                         (SELECT destination_id FROM deliveries WHERE delivery_id = ?1)",
-                        params![delivery_id, now],
-                    )
-                    .map_err(database_error("recording a delivery"))?;
+                for delivery_id in &delivery_ids {
+                    transaction
+                        .prepare_cached(
+                            "UPDATE deliveries SET delivered_at = ?2, claimed_until = NULL WHERE delivery_id = ?1",
+                        )
+                        .and_then(|mut statement| statement.execute(params![delivery_id, now]))
+                        .map_err(database_error("recording deliveries"))?;
+                }
+                // One destination per lane in practice; every one touched gets its last success.
+                for delivery_id in &delivery_ids {
+                    transaction
+                        .prepare_cached(
+                            "UPDATE alert_destinations SET last_success_at = ?2 WHERE destination_id = \
+                             (SELECT destination_id FROM deliveries WHERE delivery_id = ?1) \
+                             AND (last_success_at IS NULL OR last_success_at < ?2)",
+                        )
+                        .and_then(|mut statement| statement.execute(params![delivery_id, now]))
+                        .map_err(database_error("recording deliveries"))?;
+                }
                 transaction
                     .commit()
-                    .map_err(database_error("recording a delivery"))
+                    .map_err(database_error("recording deliveries"))
+            })
+            .await
+    }
+
+    async fn release_deliveries(
+        &self,
+        destination_id: &str,
+        delivery_ids: &[String],
+        now: OffsetDateTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let destination_id = destination_id.to_owned();
+        let delivery_ids = delivery_ids.to_vec();
+        let error = error.map(|text| bounded(text).to_owned());
+        self.inner
+            .administer(move |connection| {
+                let transaction = connection
+                    .transaction()
+                    .map_err(database_error("releasing deliveries"))?;
+                for delivery_id in &delivery_ids {
+                    transaction
+                        .prepare_cached(
+                            "UPDATE deliveries SET claimed_until = NULL WHERE delivery_id = ?1 AND destination_id = ?2",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![delivery_id, destination_id])
+                        })
+                        .map_err(database_error("releasing deliveries"))?;
+                }
+                if let Some(error) = error {
+                    transaction
+                        .execute(
+                            "UPDATE alert_destinations SET last_error = ?2, last_error_at = ?3 WHERE destination_id = ?1",
+                            params![destination_id, error, unix_micros_of(now)],
+                        )
+                        .map_err(database_error("releasing deliveries"))?;
+                }
+                transaction
+                    .commit()
+                    .map_err(database_error("releasing deliveries"))
             })
             .await
     }

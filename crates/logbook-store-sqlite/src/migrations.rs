@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_account_limits.sql"),
     include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
     include_str!("../migrations/0010_volume_quotas.sql"),
+    include_str!("../migrations/0011_delivery_lanes.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -166,6 +166,9 @@ impl Writer {
         let mut accounts: HashMap<AccountId, i64> = HashMap::new();
         let mut events_since_checkpoint = 0;
         while let Ok(first) = self.inbox.recv() {
+            // Requests waiting for the writer (this one included) as it starts a group; published
+            // again, usually 0, once the group is answered.
+            metrics::gauge!("logbook_writer_queue_depth").set((self.inbox.len() + 1) as f64);
             let mut event_count = first.events.len();
             let mut group = vec![first];
             while event_count < self.max_events_per_commit {
@@ -238,6 +241,7 @@ impl Writer {
                     }
                 }
             }
+            metrics::gauge!("logbook_writer_queue_depth").set(self.inbox.len() as f64);
         }
         // On the way out, stop the background checkpointer, then empty the WAL so the file left
         // behind is the whole database.

@@ -418,3 +418,91 @@ async fn a_word_common_in_one_account_is_rare_in_another() {
         vec![17]
     );
 }
+
+/// Migration 0011 rebuilds `alert_destinations` (SQLite cannot change its CHECK on `kind`) while
+/// `alert_rule_destinations` references it: a database made by the schema before it keeps its
+/// destinations, their cursors and rules, and takes the new kinds afterwards.
+#[tokio::test]
+async fn destinations_and_their_rules_survive_the_migration_that_adds_relp_and_tls() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .unwrap();
+        for migration in [
+            include_str!("../migrations/0001_initial.sql"),
+            include_str!("../migrations/0002_people.sql"),
+            include_str!("../migrations/0003_tree.sql"),
+            include_str!("../migrations/0004_key_last_used.sql"),
+            include_str!("../migrations/0005_actor_history.sql"),
+            include_str!("../migrations/0006_alerting.sql"),
+            include_str!("../migrations/0007_attention.sql"),
+            include_str!("../migrations/0008_account_limits.sql"),
+            include_str!("../migrations/0009_leaf_hash_in_event_row.sql"),
+            include_str!("../migrations/0010_volume_quotas.sql"),
+        ] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 10;
+                 INSERT INTO accounts (account_row, name, created_at) VALUES (1, 'acme', 0);
+                 INSERT INTO alert_destinations (destination_id, account_row, name, kind, address, secret,
+                     streams_whole_log, created_at, cursor_next_seq, cursor_windows)
+                 VALUES ('dst_old', 1, 'siem', 'syslog', 'siem.example.com:514', '', 1, 5, 42, '{}');
+                 INSERT INTO alert_rules (rule_id, account_row, name, query_text, created_at)
+                 VALUES ('rul_old', 1, 'logins', 'action:user.login', 6);
+                 INSERT INTO alert_rule_destinations (rule_id, destination_id) VALUES ('rul_old', 'dst_old');",
+            )
+            .unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(open(&path));
+    let alerting = store.alerting();
+    let destinations = alerting.list_destinations(&account("acme")).await.unwrap();
+    assert_eq!(destinations.len(), 1);
+    assert_eq!(
+        destinations[0].kind,
+        logbook_core::alerting::DestinationKind::syslog("siem.example.com:514").unwrap()
+    );
+    assert_eq!(
+        alerting
+            .delivery_cursor("dst_old")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_seq,
+        42
+    );
+    assert_eq!(
+        alerting.list_rules(&account("acme")).await.unwrap()[0].destination_ids,
+        vec!["dst_old".to_owned()]
+    );
+    alerting
+        .create_destination(logbook_core::alerting::NewDestination {
+            destination_id: "dst_new".into(),
+            account: account("acme"),
+            name: "relp".into(),
+            kind: logbook_core::alerting::DestinationKind::relp("siem.example.com:2514").unwrap(),
+            secret: logbook_core::alerting::SigningSecret(String::new()),
+            streams_whole_log: true,
+            start_seq: 0,
+            created_at: datetime!(2026-01-01 0:00 UTC),
+        })
+        .await
+        .unwrap();
+    // The rebuilt table is still the one rules refer to: deleting keeps them consistent.
+    assert!(
+        alerting
+            .delete_destination(&account("acme"), "dst_old")
+            .await
+            .unwrap()
+    );
+    assert!(
+        alerting.list_rules(&account("acme")).await.unwrap()[0]
+            .destination_ids
+            .is_empty()
+    );
+    store.shutdown().await;
+}

@@ -260,7 +260,7 @@ pub async fn a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_re
             .unwrap()
     );
     let claimed = alerting
-        .claim_due_deliveries(NOW, Duration::from_secs(30), 10)
+        .claim_due_deliveries("dst_acme", NOW, Duration::from_secs(30), 10)
         .await
         .unwrap();
     let mut claimed_seqs: Vec<u64> = claimed
@@ -294,7 +294,7 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
         async move {
             store
                 .alerting()
-                .claim_due_deliveries(NOW, lease, 7)
+                .claim_due_deliveries("dst_acme", NOW, lease, 7)
                 .await
                 .unwrap()
         }
@@ -318,17 +318,20 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
     // Within the lease nobody else gets them; after it, they are due again.
     assert!(
         alerting
-            .claim_due_deliveries(NOW + Duration::from_secs(29), lease, 100)
+            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(29), lease, 100)
             .await
             .unwrap()
             .is_empty()
     );
     alerting
-        .mark_delivered(&deliveries[0].delivery_id, NOW + Duration::from_secs(1))
+        .mark_delivered(
+            std::slice::from_ref(&deliveries[0].delivery_id),
+            NOW + Duration::from_secs(1),
+        )
         .await
         .unwrap();
     let reclaimed = alerting
-        .claim_due_deliveries(NOW + Duration::from_secs(31), lease, 100)
+        .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(31), lease, 100)
         .await
         .unwrap();
     assert_eq!(
@@ -363,7 +366,7 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
     let lease = Duration::from_secs(30);
     assert_eq!(
         alerting
-            .claim_due_deliveries(NOW, lease, 10)
+            .claim_due_deliveries("dst_acme", NOW, lease, 10)
             .await
             .unwrap()
             .len(),
@@ -381,14 +384,14 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
         .unwrap();
     assert!(
         alerting
-            .claim_due_deliveries(NOW + Duration::from_secs(4), lease, 10)
+            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(4), lease, 10)
             .await
             .unwrap()
             .is_empty(),
         "not due before its retry time, even though the lease was released"
     );
     let again = alerting
-        .claim_due_deliveries(retry_at, lease, 10)
+        .claim_due_deliveries("dst_acme", retry_at, lease, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -411,7 +414,7 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
     );
     assert!(
         alerting
-            .claim_due_deliveries(retry_at + Duration::from_secs(3600), lease, 10)
+            .claim_due_deliveries("dst_acme", retry_at + Duration::from_secs(3600), lease, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -447,7 +450,7 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
             .unwrap()
     );
     let revived = alerting
-        .claim_due_deliveries(later, lease, 10)
+        .claim_due_deliveries("dst_acme", later, lease, 10)
         .await
         .unwrap();
     assert_eq!(revived.len(), 1);
@@ -466,4 +469,164 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
         .unwrap();
     let other = &alerting.list_destinations(&account("other")).await.unwrap()[0];
     assert_eq!(other.last_success_at, None);
+}
+
+pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_gets_released_ones_back(
+    store: Arc<dyn Store>,
+) {
+    account_with_destination(&store, "acme", "dst_acme", 0).await;
+    account_with_destination(&store, "acme", "dst_second", 0).await;
+    let alerting = store.alerting();
+    // Queued out of seq order, as rules and retries can leave them.
+    let queued: Vec<NewDelivery> = [7, 3, 9, 1, 5]
+        .into_iter()
+        .map(|seq| delivery("acme", "dst_acme", seq))
+        .collect();
+    alerting
+        .advance_cursor("dst_acme", 0, &DeliveryCursor::starting_at(10), &queued)
+        .await
+        .unwrap();
+    let mut second = delivery("acme", "dst_second", 0);
+    second.created_at = NOW + Duration::from_secs(5);
+    alerting
+        .advance_cursor(
+            "dst_second",
+            0,
+            &DeliveryCursor::starting_at(1),
+            std::slice::from_ref(&second),
+        )
+        .await
+        .unwrap();
+    let destinations = alerting.list_destinations(&account("acme")).await.unwrap();
+    let oldest: Vec<_> = destinations
+        .iter()
+        .map(|destination| (destination.pending_count, destination.oldest_pending_at))
+        .collect();
+    assert_eq!(
+        oldest,
+        vec![(5, Some(NOW)), (1, Some(NOW + Duration::from_secs(5)))]
+    );
+
+    let lease = Duration::from_secs(30);
+    let claimed = alerting
+        .claim_due_deliveries("dst_acme", NOW, lease, 3)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = claimed
+        .iter()
+        .map(|record| record.delivery.event_seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 3, 5], "lowest seq first, and only its own");
+    let rest = alerting
+        .claim_due_deliveries("dst_acme", NOW, lease, 10)
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = rest
+        .iter()
+        .map(|record| record.delivery.event_seq)
+        .collect();
+    assert_eq!(seqs, vec![7, 9]);
+
+    // The collector could not be reached: the claims go back with no attempt counted.
+    let ids: Vec<String> = claimed
+        .iter()
+        .map(|record| record.delivery.delivery_id.clone())
+        .collect();
+    alerting
+        .release_deliveries(
+            "dst_acme",
+            &ids,
+            NOW + Duration::from_secs(1),
+            Some("connection refused"),
+        )
+        .await
+        .unwrap();
+    let again = alerting
+        .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(1), lease, 10)
+        .await
+        .unwrap();
+    let seqs: Vec<(u64, u32)> = again
+        .iter()
+        .map(|record| (record.delivery.event_seq, record.attempts))
+        .collect();
+    assert_eq!(seqs, vec![(1, 0), (3, 0), (5, 0)]);
+    // Releasing through another destination's id changes nothing.
+    alerting
+        .release_deliveries("dst_second", &ids, NOW + Duration::from_secs(2), None)
+        .await
+        .unwrap();
+    assert!(
+        alerting
+            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(2), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut all_ids = ids.clone();
+    all_ids.extend(
+        rest.iter()
+            .map(|record| record.delivery.delivery_id.clone()),
+    );
+    alerting
+        .mark_delivered(&all_ids, NOW + Duration::from_secs(3))
+        .await
+        .unwrap();
+    let destination = &alerting.list_destinations(&account("acme")).await.unwrap()[0];
+    assert_eq!(destination.pending_count, 0);
+    assert_eq!(destination.oldest_pending_at, None);
+    assert_eq!(
+        destination.last_success_at,
+        Some(NOW + Duration::from_secs(3))
+    );
+    assert_eq!(
+        destination.last_error.as_deref(),
+        Some("connection refused")
+    );
+    assert!(
+        alerting
+            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(3600), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "delivered ones are never claimed again"
+    );
+}
+
+pub async fn tls_and_relp_destinations_keep_their_kind_address_and_trusted_ca(
+    store: Arc<dyn Store>,
+) {
+    let _ = store.create_account(&account("acme"), NOW).await;
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
+    let kinds = [
+        DestinationKind::syslog_tls("siem.example.com:6514", pem).unwrap(),
+        DestinationKind::syslog_tls("[2001:db8::7]:6514", "").unwrap(),
+        DestinationKind::relp("siem.example.com:2514").unwrap(),
+        DestinationKind::syslog("siem.example.com:514").unwrap(),
+    ];
+    for (index, kind) in kinds.iter().enumerate() {
+        store
+            .alerting()
+            .create_destination(NewDestination {
+                destination_id: format!("dst_{index}"),
+                account: account("acme"),
+                name: format!("collector {index}"),
+                kind: kind.clone(),
+                secret: SigningSecret(String::new()),
+                streams_whole_log: true,
+                start_seq: 0,
+                created_at: NOW + Duration::from_secs(index as u64),
+            })
+            .await
+            .unwrap();
+    }
+    let stored: Vec<DestinationKind> = store
+        .alerting()
+        .list_destinations(&account("acme"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|destination| destination.kind)
+        .collect();
+    assert_eq!(stored, kinds);
 }

@@ -71,6 +71,8 @@ macro_rules! store_conformance_tests {
             a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_read_at,
             a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends,
             failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retried,
+            a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_gets_released_ones_back,
+            tls_and_relp_destinations_keep_their_kind_address_and_trusted_ca,
             attention_progress_is_saved_only_from_the_position_it_was_read_at,
             attention_progress_saved_by_several_workers_at_once_is_saved_by_exactly_one,
             attention_findings_are_stored_once_listed_newest_first_and_kept_per_account,

@@ -87,6 +87,22 @@ pub struct DeliveryConfig {
     pub max_backoff_milliseconds: u64,
     /// How often the delivery worker looks for new events and due deliveries.
     pub poll_interval_milliseconds: u64,
+    /// Connecting to a receiver (TLS handshake included).
+    pub connect_timeout_milliseconds: u64,
+    /// One send: a webhook answer, a syslog collector's close, a RELP window's answers.
+    pub send_timeout_milliseconds: u64,
+    /// Keep-alive connections per webhook destination.
+    pub webhook_connections: usize,
+    /// Connections per syslog, syslog-over-TLS or RELP destination.
+    pub syslog_connections: usize,
+    /// Messages one syslog connection sends before it closes to have them confirmed.
+    pub syslog_batch_size: u32,
+    /// RELP messages sent before their answers are awaited.
+    pub relp_window: usize,
+    /// HOSTNAME of syslog messages. Unset means the instance name (`[checkpoints]`).
+    pub syslog_hostname: Option<String>,
+    /// APP-NAME of syslog messages.
+    pub syslog_app_name: String,
 }
 
 impl Default for DeliveryConfig {
@@ -98,13 +114,22 @@ impl Default for DeliveryConfig {
             initial_backoff_milliseconds: server.retry.initial_backoff.as_millis() as u64,
             max_backoff_milliseconds: server.retry.max_backoff.as_millis() as u64,
             poll_interval_milliseconds: server.poll_interval.as_millis() as u64,
+            connect_timeout_milliseconds: server.connect_timeout.as_millis() as u64,
+            send_timeout_milliseconds: server.send_timeout.as_millis() as u64,
+            webhook_connections: server.webhook_connections,
+            syslog_connections: server.syslog_connections,
+            syslog_batch_size: server.syslog_batch_size,
+            relp_window: server.relp_window,
+            syslog_hostname: None,
+            syslog_app_name: server.syslog_app_name,
         }
     }
 }
 
 impl DeliveryConfig {
     /// Copies these settings into the server's, checking what a file or variable may get wrong.
-    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+    /// `instance_name` is the syslog HOSTNAME when `syslog_hostname` is unset.
+    pub fn apply_to(&self, server: &mut ServerSettings, instance_name: &str) -> Result<()> {
         if self.max_attempts == 0 {
             bail!("delivery.max_attempts must be at least 1");
         }
@@ -118,6 +143,34 @@ impl DeliveryConfig {
         if self.poll_interval_milliseconds == 0 {
             bail!("delivery.poll_interval_milliseconds must be at least 1");
         }
+        if self.connect_timeout_milliseconds == 0 || self.send_timeout_milliseconds == 0 {
+            bail!(
+                "delivery.connect_timeout_milliseconds and send_timeout_milliseconds must be at least 1"
+            );
+        }
+        for (name, value, most) in [
+            ("webhook_connections", self.webhook_connections, 64),
+            ("syslog_connections", self.syslog_connections, 64),
+            (
+                "syslog_batch_size",
+                self.syslog_batch_size as usize,
+                100_000,
+            ),
+            ("relp_window", self.relp_window, 10_000),
+        ] {
+            if value == 0 || value > most {
+                bail!("delivery.{name} must be between 1 and {most}");
+            }
+        }
+        let hostname = self.syslog_hostname.as_deref().unwrap_or(instance_name);
+        for (name, value) in [
+            ("syslog_hostname", hostname),
+            ("syslog_app_name", &self.syslog_app_name),
+        ] {
+            if value.is_empty() || !value.bytes().all(|byte| byte.is_ascii_graphic()) {
+                bail!("delivery.{name} must be printable ASCII without spaces, not {value:?}");
+            }
+        }
         let delivery = &mut server.delivery;
         delivery.allow_private_destinations = self.allow_private_destinations;
         delivery.retry.max_attempts = self.max_attempts;
@@ -126,6 +179,15 @@ impl DeliveryConfig {
         delivery.retry.max_backoff =
             std::time::Duration::from_millis(self.max_backoff_milliseconds);
         delivery.poll_interval = std::time::Duration::from_millis(self.poll_interval_milliseconds);
+        delivery.connect_timeout =
+            std::time::Duration::from_millis(self.connect_timeout_milliseconds);
+        delivery.send_timeout = std::time::Duration::from_millis(self.send_timeout_milliseconds);
+        delivery.webhook_connections = self.webhook_connections;
+        delivery.syslog_connections = self.syslog_connections;
+        delivery.syslog_batch_size = self.syslog_batch_size;
+        delivery.relp_window = self.relp_window;
+        delivery.syslog_hostname = hostname.to_owned();
+        delivery.syslog_app_name = self.syslog_app_name.clone();
         Ok(())
     }
 }
@@ -531,6 +593,12 @@ impl Config {
                 ),
             };
         }
+        if let Some(value) = read("LOGBOOK_DELIVERY_SYSLOG_HOSTNAME") {
+            self.delivery.syslog_hostname = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_DELIVERY_SYSLOG_APP_NAME") {
+            self.delivery.syslog_app_name = value;
+        }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
                 format!("LOGBOOK_LISTEN must be an address like 127.0.0.1:8080, not {value:?}")
@@ -846,6 +914,22 @@ initial_backoff_milliseconds = {delivery_initial_backoff}
 max_backoff_milliseconds = {delivery_max_backoff}
 # How often each node looks for new events and due deliveries.
 poll_interval_milliseconds = {delivery_poll}
+# Connecting to a receiver, TLS handshake included, and one send (a webhook's answer, a syslog
+# collector's close, a RELP window's answers).
+connect_timeout_milliseconds = {delivery_connect_timeout}
+send_timeout_milliseconds = {delivery_send_timeout}
+# Each destination has its own connections, so a slow one never delays another: keep-alive
+# connections per webhook, and connections per syslog, syslog-over-TLS or RELP collector.
+webhook_connections = {delivery_webhook_connections}
+syslog_connections = {delivery_syslog_connections}
+# Messages a syslog connection sends before closing it, which is how a collector confirms them.
+syslog_batch_size = {delivery_syslog_batch}
+# RELP messages sent before their answers are awaited.
+relp_window = {delivery_relp_window}
+# HOSTNAME of syslog messages (LOGBOOK_DELIVERY_SYSLOG_HOSTNAME); unset means the instance name.
+# syslog_hostname = "logbook.example.com"
+# APP-NAME of syslog messages (LOGBOOK_DELIVERY_SYSLOG_APP_NAME).
+syslog_app_name = "{delivery_app_name}"
 
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
@@ -882,6 +966,13 @@ max_connections = {limit_connections}
         delivery_initial_backoff = defaults.delivery.initial_backoff_milliseconds,
         delivery_max_backoff = defaults.delivery.max_backoff_milliseconds,
         delivery_poll = defaults.delivery.poll_interval_milliseconds,
+        delivery_connect_timeout = defaults.delivery.connect_timeout_milliseconds,
+        delivery_send_timeout = defaults.delivery.send_timeout_milliseconds,
+        delivery_webhook_connections = defaults.delivery.webhook_connections,
+        delivery_syslog_connections = defaults.delivery.syslog_connections,
+        delivery_syslog_batch = defaults.delivery.syslog_batch_size,
+        delivery_relp_window = defaults.delivery.relp_window,
+        delivery_app_name = defaults.delivery.syslog_app_name,
         session_idle = defaults.web.session_idle_timeout_seconds,
         session_absolute = defaults.web.session_absolute_timeout_seconds,
         password_hashes = defaults.web.max_concurrent_password_hashes,
@@ -1060,16 +1151,34 @@ mod tests {
     #[test]
     fn delivery_settings_come_from_the_file_and_the_environment_into_the_server_settings() {
         let mut config: Config = toml::from_str(
-            "[delivery]\nmax_attempts = 3\ninitial_backoff_milliseconds = 50\nmax_backoff_milliseconds = 400\n",
+            "[delivery]\nmax_attempts = 3\ninitial_backoff_milliseconds = 50\nmax_backoff_milliseconds = 400\nwebhook_connections = 2\nsyslog_app_name = \"audit\"\n",
         )
         .unwrap();
         config
-            .apply_environment(&|name| {
-                (name == "LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS").then(|| "true".to_owned())
-            })
+            .apply_environment(&environment_of(&[
+                ("LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS", "true"),
+                ("LOGBOOK_DELIVERY_SYSLOG_HOSTNAME", "log-1.example.com"),
+            ]))
             .unwrap();
         let mut server = ServerSettings::default();
-        config.delivery.apply_to(&mut server).unwrap();
+        config
+            .delivery
+            .apply_to(&mut server, "instance.example.com")
+            .unwrap();
+        assert_eq!(server.delivery.webhook_connections, 2);
+        assert_eq!(server.delivery.syslog_connections, 1);
+        assert_eq!(server.delivery.syslog_app_name, "audit");
+        assert_eq!(server.delivery.syslog_hostname, "log-1.example.com");
+        let mut defaults = ServerSettings::default();
+        Config::default()
+            .delivery
+            .apply_to(&mut defaults, "instance.example.com")
+            .unwrap();
+        assert_eq!(
+            defaults.delivery.syslog_hostname, "instance.example.com",
+            "the instance name unless set"
+        );
+        assert_eq!(defaults.delivery.syslog_app_name, "logbook");
         assert!(server.delivery.allow_private_destinations);
         assert_eq!(server.delivery.retry.max_attempts, 3);
         assert_eq!(
@@ -1082,7 +1191,20 @@ mod tests {
                 .allow_private_destinations
         );
         config.delivery.max_attempts = 0;
-        assert!(config.delivery.apply_to(&mut server).is_err());
+        assert!(
+            config
+                .delivery
+                .apply_to(&mut server, "instance.example.com")
+                .is_err()
+        );
+        config.delivery.max_attempts = 3;
+        config.delivery.syslog_app_name = "two words".to_owned();
+        assert!(
+            config
+                .delivery
+                .apply_to(&mut server, "instance.example.com")
+                .is_err()
+        );
     }
 
     #[test]

@@ -51,23 +51,9 @@ pub(crate) async fn store_translated_events(
     key: &ApiKeyRecord,
     parsed: Vec<ParsedEvent>,
 ) -> Result<Vec<EventOutcome>, ApiError> {
-    let event_count = parsed.len();
-    let outcomes = store_parsed_events(state, key, parsed)
+    Ok(store_parsed_events(state, key, parsed)
         .await?
-        .in_request_order();
-    let accepted = outcomes
-        .iter()
-        .filter(|outcome| {
-            matches!(
-                outcome,
-                EventOutcome::Stored(_) | EventOutcome::Duplicate(_)
-            )
-        })
-        .count();
-    metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
-    metrics::counter!("logbook_events_accepted_total").increment(accepted as u64);
-    metrics::counter!("logbook_events_rejected_total").increment((event_count - accepted) as u64);
-    Ok(outcomes)
+        .in_request_order())
 }
 
 /// Splits a validator pointer into the event's index and the pointer within the event:

@@ -1,27 +1,30 @@
 //! The delivery worker: a background task `serve` starts (like the checkpointer) that follows each
 //! destination's account log by `seq` (`Store::events_since`), evaluates the account's alert rules
-//! in memory (`logbook_core::alerting::deliveries_for_event`), writes the resulting deliveries to
-//! the outbox in the same store transaction that moves the destination's cursor, and then sends
-//! what is due (`sender`), with retries, backoff and a dead-letter list.
+//! in memory (`logbook_core::alerting::deliveries_for_event`) and writes the resulting deliveries
+//! to the outbox in the same store transaction that moves the destination's cursor. Sending is
+//! each destination's own lane (`lane`): a long-lived task with a few connections of its own
+//! (`transport`), so a slow or unreachable receiver never delays another destination.
 //!
 //! It never hooks the writer, so ingest never waits for a receiver. Several nodes may run it on
 //! one PostgreSQL: the cursor moves by compare-and-set and due deliveries are claimed with a
 //! lease, so a delivery is sent by one node at a time; a crash between sending and recording the
 //! success re-sends it with the same delivery id (at-least-once).
 
+pub mod lane;
+pub mod relp;
 pub mod sender;
+pub mod tls;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use logbook_core::alerting::{
-    AlertRuleRecord, CompiledRule, DeliveryRecord, DestinationRecord, RetrySchedule,
-    deliveries_for_event,
+    AlertRuleRecord, CompiledRule, DestinationRecord, RetrySchedule, deliveries_for_event,
 };
 use logbook_core::unfamiliar_ip::KnownNetwork;
 use logbook_core::{AccountId, Clock, Store, StoreError};
-use rand::Rng;
 
 use crate::state::ShutdownSignal;
 
@@ -37,14 +40,26 @@ pub struct DeliverySettings {
     /// How long a claimed delivery is reserved for the node sending it.
     pub claim_lease: Duration,
     pub connect_timeout: Duration,
-    /// The whole send (connect, write, answer).
+    /// One send: a webhook request and its answer, a syslog batch and the collector's close, a
+    /// RELP window's answers.
     pub send_timeout: Duration,
     /// Events read per destination per store call.
     pub events_per_batch: u32,
-    /// Deliveries claimed per round.
-    pub deliveries_per_round: u32,
-    /// HOSTNAME of syslog messages.
+    /// Deliveries a syslog or RELP connection takes per claim (a syslog batch is confirmed by
+    /// one close, so this is also how many a failed connection sends again).
+    pub syslog_batch_size: u32,
+    /// Deliveries a webhook connection takes per claim (sent one after another).
+    pub webhook_batch_size: u32,
+    /// Connections (each in `seq` order) per webhook destination.
+    pub webhook_connections: usize,
+    /// Connections per syslog, syslog-over-TLS or RELP destination.
+    pub syslog_connections: usize,
+    /// RELP messages sent before their answers are awaited.
+    pub relp_window: usize,
+    /// HOSTNAME of syslog messages (the instance name by default).
     pub syslog_hostname: String,
+    /// APP-NAME of syslog messages.
+    pub syslog_app_name: String,
 }
 
 impl Default for DeliverySettings {
@@ -57,24 +72,29 @@ impl Default for DeliverySettings {
             connect_timeout: Duration::from_secs(5),
             send_timeout: Duration::from_secs(10),
             events_per_batch: 500,
-            deliveries_per_round: 100,
-            syslog_hostname: "-".to_owned(),
+            syslog_batch_size: 500,
+            webhook_batch_size: 20,
+            webhook_connections: 4,
+            syslog_connections: 1,
+            relp_window: 128,
+            syslog_hostname: "logbook".to_owned(),
+            syslog_app_name: "logbook".to_owned(),
         }
     }
 }
 
-/// Reads new events for every destination and queues their deliveries; returns how many
-/// deliveries were queued.
+/// Reads new events for every destination and queues their deliveries; returns the ids of the
+/// destinations that got new ones.
 pub async fn queue_new_deliveries(
     store: &dyn Store,
     clock: &dyn Clock,
     settings: &DeliverySettings,
     destinations: &[DestinationRecord],
-) -> Result<usize, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let alerting = store.alerting();
     let mut rules_by_account: HashMap<AccountId, (Vec<AlertRuleRecord>, Vec<KnownNetwork>)> =
         HashMap::new();
-    let mut queued = 0;
+    let mut with_new_deliveries = Vec::new();
     for destination in destinations {
         if !rules_by_account.contains_key(&destination.account) {
             let rules = alerting.list_rules(&destination.account).await?;
@@ -106,9 +126,11 @@ pub async fn queue_new_deliveries(
             .collect();
         // Even when no rule can match, the cursor moves on, so a rule added later starts from
         // then rather than replaying what happened before it existed.
-        queued += follow_destination(store, clock, settings, destination, &rules).await?;
+        if follow_destination(store, clock, settings, destination, &rules).await? > 0 {
+            with_new_deliveries.push(destination.destination_id.clone());
+        }
     }
-    Ok(queued)
+    Ok(with_new_deliveries)
 }
 
 async fn follow_destination(
@@ -181,124 +203,17 @@ async fn follow_destination(
     }
 }
 
-/// Claims due deliveries and sends them; returns `(sent, failed)`.
-pub async fn send_due_deliveries(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    settings: &DeliverySettings,
-    destinations: &[DestinationRecord],
-) -> Result<(usize, usize), StoreError> {
-    let alerting = store.alerting();
-    let claimed = alerting
-        .claim_due_deliveries(
-            clock.now(),
-            settings.claim_lease,
-            settings.deliveries_per_round,
-        )
-        .await?;
-    let by_id: HashMap<&str, &DestinationRecord> = destinations
-        .iter()
-        .map(|destination| (destination.destination_id.as_str(), destination))
-        .collect();
-    let sends = claimed.iter().map(|record| async {
-        let destination = by_id.get(record.delivery.destination_id.as_str()).copied();
-        send_one(store, clock, settings, destination, record).await
-    });
-    let outcomes = futures::future::join_all(sends).await;
-    let mut sent = 0;
-    let mut failed = 0;
-    for outcome in outcomes {
-        match outcome? {
-            true => sent += 1,
-            false => failed += 1,
-        }
-    }
-    Ok((sent, failed))
-}
-
-async fn send_one(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    settings: &DeliverySettings,
-    destination: Option<&DestinationRecord>,
-    record: &DeliveryRecord,
-) -> Result<bool, StoreError> {
-    let alerting = store.alerting();
-    let delivery = &record.delivery;
-    let result = match destination {
-        Some(destination) => {
-            sender::send(
-                destination,
-                &sender::Outgoing::of_delivery(delivery, clock.now()),
-                settings,
-            )
-            .await
-        }
-        // Listed before the destination was created on another node: try next round.
-        None => Err(sender::SendError::Transport(
-            "the destination is not known to this node yet".to_owned(),
-        )),
-    };
-    let now = clock.now();
-    match result {
-        Ok(()) => {
-            alerting.mark_delivered(&delivery.delivery_id, now).await?;
-            metrics::counter!("logbook_deliveries_sent_total").increment(1);
-            Ok(true)
-        }
-        Err(error) => {
-            let failed_attempts = record.attempts.saturating_add(1);
-            let jitter = rand::rng().random::<f64>();
-            let next_attempt_at = settings
-                .retry
-                .backoff_after(failed_attempts, jitter)
-                .map(|wait| now + wait);
-            // The receiver's answer is kept for the page, never logged.
-            tracing::warn!(
-                delivery_id = %delivery.delivery_id,
-                destination_id = %delivery.destination_id,
-                failed_attempts,
-                dead = next_attempt_at.is_none(),
-                "delivery failed"
-            );
-            alerting
-                .mark_failed(
-                    &delivery.delivery_id,
-                    now,
-                    &error.to_string(),
-                    next_attempt_at,
-                )
-                .await?;
-            metrics::counter!("logbook_deliveries_failed_total").increment(1);
-            Ok(false)
-        }
-    }
-}
-
-/// One round: queue what new events produce, then send what is due.
-pub async fn run_round(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    settings: &DeliverySettings,
-) -> Result<(), StoreError> {
-    let destinations = store.alerting().list_all_destinations().await?;
-    if destinations.is_empty() {
-        return Ok(());
-    }
-    queue_new_deliveries(store, clock, settings, &destinations).await?;
-    send_due_deliveries(store, clock, settings, &destinations).await?;
-    Ok(())
-}
-
-/// Runs rounds every `poll_interval` until `shutdown` is raised. A round in progress when the
-/// server stops is abandoned: whatever it had not recorded is in the outbox, or still after the
-/// cursor, and the next start sends it.
+/// Runs until `shutdown` is raised: every `poll_interval` it lists the destinations, starts a
+/// lane for each new one and stops the lanes of deleted ones, queues what new events produce
+/// (waking the lanes that got work), and publishes each destination's backlog. On shutdown every
+/// lane gives back what it had claimed and not finished, so the next start sends it at once.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Arc<DeliverySettings>,
     shutdown: ShutdownSignal,
 ) {
+    let mut lanes: HashMap<String, lane::LaneHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(settings.poll_interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown.wait();
@@ -307,7 +222,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => break,
             _ = ticker.tick() => {
-                let round = run_round(store.as_ref(), clock.as_ref(), &settings);
+                let round = follow_round(&store, &clock, &settings, &mut lanes);
                 tokio::select! {
                     _ = &mut stop => break,
                     result = round => {
@@ -319,4 +234,55 @@ pub async fn run(
             }
         }
     }
+    for (_, lane) in lanes.drain() {
+        lane.stop().await;
+    }
+}
+
+/// One round of `run`.
+async fn follow_round(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    settings: &Arc<DeliverySettings>,
+    lanes: &mut HashMap<String, lane::LaneHandle>,
+) -> Result<(), StoreError> {
+    let destinations = store.alerting().list_all_destinations().await?;
+    let current: std::collections::HashSet<&str> = destinations
+        .iter()
+        .map(|destination| destination.destination_id.as_str())
+        .collect();
+    let deleted: Vec<String> = lanes
+        .keys()
+        .filter(|destination_id| !current.contains(destination_id.as_str()))
+        .cloned()
+        .collect();
+    for destination_id in deleted {
+        if let Some(lane) = lanes.remove(&destination_id) {
+            lane.stop().await;
+        }
+    }
+    for destination in &destinations {
+        lanes
+            .entry(destination.destination_id.clone())
+            .or_insert_with(|| {
+                lane::LaneHandle::start(
+                    store.clone(),
+                    clock.clone(),
+                    settings.clone(),
+                    destination.clone(),
+                )
+            });
+    }
+    let now = clock.now();
+    for destination in &destinations {
+        lane::publish_backlog(destination, now);
+    }
+    for destination_id in
+        queue_new_deliveries(store.as_ref(), clock.as_ref(), settings, &destinations).await?
+    {
+        if let Some(lane) = lanes.get(&destination_id) {
+            lane.wake();
+        }
+    }
+    Ok(())
 }

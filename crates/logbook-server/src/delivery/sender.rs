@@ -1,7 +1,9 @@
-//! Sending one delivery: a signed HTTPS webhook POST or an RFC 5424 message over TCP, after the
-//! SSRF guard. The guard runs at send time on the addresses DNS gives now (not only when the
-//! destination was created), and the connection goes to exactly the address that was checked, so
-//! a name that later resolves to `127.0.0.1` or `169.254.169.254` is refused.
+//! What every transport shares: the SSRF guard, the errors a send ends with, and turning a
+//! delivery into what goes on the wire (a signed webhook body or an RFC 5424 line); plus `send`,
+//! the one-off "Send test" through the same transports. The guard runs whenever a connection is
+//! made, on the addresses DNS gives then (not only when the destination was created), and the
+//! connection goes to exactly the address that was checked, so a name that later resolves to
+//! `127.0.0.1` or `169.254.169.254` is refused.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -12,9 +14,10 @@ use logbook_core::delivery_format::{
     self, DELIVERY_ID_HEADER, SIGNATURE_HEADER, SyslogFields, TIMESTAMP_HEADER,
 };
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::DeliverySettings;
+use super::transport::Transport;
 
 /// Most bytes of a receiver's answer kept for the error text (never rendered unescaped).
 const MAX_RESPONSE_BYTES_KEPT: usize = 512;
@@ -32,6 +35,10 @@ pub enum SendError {
     Status { status: u16, body: String },
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    #[error("the collector broke the protocol: {0}")]
+    Protocol(String),
     #[error("the delivery could not be encoded: {0}")]
     Encoding(String),
 }
@@ -126,6 +133,34 @@ pub async fn resolve_allowed(
     Ok(addresses)
 }
 
+/// Connects to `host:port` after the guard, trying each checked address in turn.
+pub async fn connect_guarded(
+    host: &str,
+    port: u16,
+    settings: &DeliverySettings,
+) -> Result<TcpStream, SendError> {
+    let addresses = resolve_allowed(
+        host,
+        port,
+        settings.allow_private_destinations,
+        settings.connect_timeout,
+    )
+    .await?;
+    let mut last_error = SendError::Transport("no address to connect to".to_owned());
+    for address in addresses {
+        match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                // Frames are written whole; waiting to coalesce them only adds latency.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(error)) => last_error = SendError::Transport(format!("{address}: {error}")),
+            Err(_) => last_error = SendError::TimedOut(settings.connect_timeout),
+        }
+    }
+    Err(last_error)
+}
+
 /// What one send carries, whatever the destination kind.
 pub struct Outgoing<'a> {
     pub delivery_id: &'a str,
@@ -151,45 +186,86 @@ impl<'a> Outgoing<'a> {
     }
 }
 
-/// Sends `outgoing` to `destination`.
+/// A delivery as its transport sends it: the webhook body (signed at `timestamp`) or the syslog
+/// message (without framing).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub delivery_id: String,
+    pub payload: String,
+    /// Unix seconds the webhook signature covers.
+    pub timestamp: i64,
+}
+
+/// Turns `outgoing` into what `kind` sends.
+pub fn prepare(
+    kind: &DestinationKind,
+    outgoing: &Outgoing<'_>,
+    settings: &DeliverySettings,
+) -> Result<Prepared, SendError> {
+    let payload = match kind {
+        DestinationKind::Webhook { .. } => webhook_body(outgoing)?,
+        DestinationKind::Syslog { .. }
+        | DestinationKind::SyslogTls { .. }
+        | DestinationKind::Relp { .. } => syslog_line(outgoing, settings),
+    };
+    Ok(Prepared {
+        delivery_id: outgoing.delivery_id.to_owned(),
+        payload,
+        timestamp: outgoing.now.unix_timestamp(),
+    })
+}
+
+/// Sends `outgoing` to `destination` now, through the transport its lane uses: a "Send test".
 pub async fn send(
     destination: &DestinationRecord,
     outgoing: &Outgoing<'_>,
     settings: &DeliverySettings,
 ) -> Result<(), SendError> {
+    // The guard is asked first, so a refused destination answers with the guard's reason.
     match &destination.kind {
         DestinationKind::Webhook { url } => {
-            send_webhook(url, &destination.secret.0, outgoing, settings).await
+            let (host, port) = webhook_host_and_port(url, settings)?;
+            resolve_allowed(
+                &host,
+                port,
+                settings.allow_private_destinations,
+                settings.connect_timeout,
+            )
+            .await?;
         }
-        DestinationKind::Syslog { host, port } => {
-            send_syslog(host, *port, outgoing, settings).await
+        other => {
+            if let Some((host, port)) = other.host_and_port() {
+                resolve_allowed(
+                    host,
+                    port,
+                    settings.allow_private_destinations,
+                    settings.connect_timeout,
+                )
+                .await?;
+            }
         }
     }
+    let prepared = prepare(&destination.kind, outgoing, settings)?;
+    let mut transport = Transport::for_destination(destination, settings)?;
+    let outcome = transport.send_batch(vec![prepared]).await;
+    transport.close().await;
+    if !outcome.delivered.is_empty() {
+        return Ok(());
+    }
+    if let Some((_, error)) = outcome.refused.into_iter().next() {
+        return Err(error);
+    }
+    Err(outcome
+        .unreachable
+        .unwrap_or_else(|| SendError::Transport("nothing was sent".to_owned())))
 }
 
-fn webhook_body(outgoing: &Outgoing<'_>) -> Result<String, SendError> {
-    let body = if outgoing.test {
-        delivery_format::webhook_test_body(outgoing.delivery_id, outgoing.account, outgoing.now)
-    } else {
-        delivery_format::webhook_body(&NewDelivery {
-            delivery_id: outgoing.delivery_id.to_owned(),
-            destination_id: String::new(),
-            account: outgoing.account.clone(),
-            event_seq: outgoing.event_seq,
-            event_json: outgoing.event_json.to_owned(),
-            reason: outgoing.reason.clone(),
-            created_at: outgoing.now,
-        })
-    };
-    body.map_err(|error| SendError::Encoding(error.to_string()))
-}
-
-async fn send_webhook(
+/// The host and port of a webhook URL, refusing schemes other than https (and http when private
+/// destinations are allowed).
+pub fn webhook_host_and_port(
     url: &str,
-    secret: &str,
-    outgoing: &Outgoing<'_>,
     settings: &DeliverySettings,
-) -> Result<(), SendError> {
+) -> Result<(String, u16), SendError> {
     let parsed = reqwest::Url::parse(url)
         .map_err(|error| SendError::Refused(format!("the URL does not parse: {error}")))?;
     match parsed.scheme() {
@@ -210,60 +286,41 @@ async fn send_webhook(
     let port = parsed
         .port_or_known_default()
         .ok_or_else(|| SendError::Refused("the URL has no port".to_owned()))?;
-    let addresses = resolve_allowed(
-        &host,
-        port,
-        settings.allow_private_destinations,
-        settings.connect_timeout,
-    )
-    .await?;
-    // Pin the connection to the checked addresses: reqwest must not resolve the name again.
-    let client = reqwest::Client::builder()
-        .resolve_to_addrs(
-            host.trim_start_matches('[').trim_end_matches(']'),
-            &addresses,
-        )
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy from the environment (HTTPS_PROXY, ...) would resolve the name again on its
-        // side and reach whatever the guard refused: deliveries always connect directly.
-        .no_proxy()
-        .connect_timeout(settings.connect_timeout)
-        .timeout(settings.send_timeout)
-        .user_agent("logbook-delivery/1")
-        .build()
-        .map_err(|error| SendError::Transport(error.to_string()))?;
-    let body = webhook_body(outgoing)?;
-    let timestamp = outgoing.now.unix_timestamp();
-    let signature = delivery_format::webhook_signature(secret, timestamp, &body);
-    let response = client
-        .post(parsed)
-        .header("content-type", "application/json")
-        .header(TIMESTAMP_HEADER, timestamp.to_string())
-        .header(SIGNATURE_HEADER, signature)
-        .header(DELIVERY_ID_HEADER, outgoing.delivery_id)
-        .body(body)
-        .send()
-        .await
-        .map_err(|error| {
-            if error.is_timeout() {
-                SendError::TimedOut(settings.send_timeout)
-            } else {
-                SendError::Transport(error_chain_text(&error))
-            }
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    Err(SendError::Status {
-        status: status.as_u16(),
-        body: bounded_response_text(response).await,
-    })
+    Ok((host, port))
+}
+
+fn webhook_body(outgoing: &Outgoing<'_>) -> Result<String, SendError> {
+    let body = if outgoing.test {
+        delivery_format::webhook_test_body(outgoing.delivery_id, outgoing.account, outgoing.now)
+    } else {
+        delivery_format::webhook_body(&NewDelivery {
+            delivery_id: outgoing.delivery_id.to_owned(),
+            destination_id: String::new(),
+            account: outgoing.account.clone(),
+            event_seq: outgoing.event_seq,
+            event_json: outgoing.event_json.to_owned(),
+            reason: outgoing.reason.clone(),
+            created_at: outgoing.now,
+        })
+    };
+    body.map_err(|error| SendError::Encoding(error.to_string()))
+}
+
+/// The signature headers of a webhook body.
+pub fn webhook_headers(secret: &str, prepared: &Prepared) -> [(&'static str, String); 3] {
+    [
+        (TIMESTAMP_HEADER, prepared.timestamp.to_string()),
+        (
+            SIGNATURE_HEADER,
+            delivery_format::webhook_signature(secret, prepared.timestamp, &prepared.payload),
+        ),
+        (DELIVERY_ID_HEADER, prepared.delivery_id.clone()),
+    ]
 }
 
 /// At most `MAX_RESPONSE_BYTES_KEPT` bytes of the answer, read chunk by chunk (a hostile receiver
 /// cannot make Logbook buffer a large body), with control characters replaced.
-async fn bounded_response_text(mut response: reqwest::Response) -> String {
+pub async fn bounded_response_text(mut response: reqwest::Response) -> String {
     let mut kept = Vec::new();
     while kept.len() < MAX_RESPONSE_BYTES_KEPT {
         match response.chunk().await {
@@ -286,7 +343,8 @@ async fn bounded_response_text(mut response: reqwest::Response) -> String {
         .collect()
 }
 
-fn error_chain_text(error: &dyn std::error::Error) -> String {
+/// An error and its causes, joined with `: `.
+pub fn error_chain_text(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -297,19 +355,8 @@ fn error_chain_text(error: &dyn std::error::Error) -> String {
     text
 }
 
-async fn send_syslog(
-    host: &str,
-    port: u16,
-    outgoing: &Outgoing<'_>,
-    settings: &DeliverySettings,
-) -> Result<(), SendError> {
-    let addresses = resolve_allowed(
-        host,
-        port,
-        settings.allow_private_destinations,
-        settings.connect_timeout,
-    )
-    .await?;
+/// The RFC 5424 message of `outgoing` (HOSTNAME and APP-NAME from the settings).
+pub fn syslog_line(outgoing: &Outgoing<'_>, settings: &DeliverySettings) -> String {
     let action = serde_json::from_str::<serde_json::Value>(outgoing.event_json)
         .ok()
         .and_then(|event| {
@@ -329,8 +376,9 @@ async fn send_syslog(
         DeliveryReason::WholeLog => None,
         DeliveryReason::Rule { rule_name, .. } => Some(rule_name.as_str()),
     };
-    let line = delivery_format::syslog_message(&SyslogFields {
+    delivery_format::syslog_message(&SyslogFields {
         hostname: &settings.syslog_hostname,
+        app_name: &settings.syslog_app_name,
         account: outgoing.account,
         event_seq: outgoing.event_seq,
         action: if outgoing.test {
@@ -343,30 +391,7 @@ async fn send_syslog(
         created_at: outgoing.now,
         message,
         test: outgoing.test,
-    });
-    let frame = delivery_format::octet_counted_frame(&line);
-    let mut last_error = SendError::Transport("no address to connect to".to_owned());
-    for address in addresses {
-        let attempt = async {
-            let mut stream = tokio::net::TcpStream::connect(address)
-                .await
-                .map_err(|error| SendError::Transport(error.to_string()))?;
-            stream
-                .write_all(&frame)
-                .await
-                .map_err(|error| SendError::Transport(error.to_string()))?;
-            stream
-                .shutdown()
-                .await
-                .map_err(|error| SendError::Transport(error.to_string()))
-        };
-        match tokio::time::timeout(settings.send_timeout, attempt).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(error)) => last_error = error,
-            Err(_) => last_error = SendError::TimedOut(settings.send_timeout),
-        }
-    }
-    Err(last_error)
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The Alerts page (`/alerts`): alert rules (a saved query, optionally "more than N in M
-//! minutes", sent to chosen destinations; enable, disable, delete), destinations (HTTPS webhook
-//! or syslog over TCP, optionally streaming the whole log; send test; health; dead letters with
-//! retry). Owners and admins only; every change is an audit event in the account's log.
+//! minutes", sent to chosen destinations; enable, disable, delete), destinations (HTTPS webhook,
+//! syslog over TCP, syslog over TLS with an optional private CA, or RELP, optionally streaming
+//! the whole log; send test; health and backlog; dead letters with retry). Owners and admins only; every change is an audit event in the account's log.
 //!
 //! A webhook's signing secret is shown once, on creation. A receiver's answer (kept as the last
 //! error) is shown only as escaped text.
@@ -53,12 +53,16 @@ pub struct DestinationRow {
     pub name: String,
     pub kind: &'static str,
     pub address: String,
+    /// Whether the destination trusts CA certificates of its own (syslog over TLS).
+    pub trusts_private_ca: bool,
     pub streams_whole_log: bool,
     pub last_success_at: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub pending_count: u64,
     pub dead_letter_count: u64,
+    /// When the oldest pending delivery was queued.
+    pub oldest_pending_at: Option<String>,
 }
 
 pub struct DeadLetterRow {
@@ -164,8 +168,9 @@ async fn alerts_page(
         .map(|destination| DestinationRow {
             destination_id: destination.destination_id.clone(),
             name: visible(&destination.name).into_owned(),
-            kind: destination.kind.kind_name(),
+            kind: destination.kind.description(),
             address: visible(&destination.kind.address()).into_owned(),
+            trusts_private_ca: destination.kind.trusted_ca_pem().is_some(),
             streams_whole_log: destination.streams_whole_log,
             last_success_at: destination.last_success_at.map(utc_text),
             last_error: destination
@@ -175,6 +180,7 @@ async fn alerts_page(
             last_error_at: destination.last_error_at.map(utc_text),
             pending_count: destination.pending_count,
             dead_letter_count: destination.dead_letter_count,
+            oldest_pending_at: destination.oldest_pending_at.map(utc_text),
         })
         .collect();
     let page = AlertsPage {
@@ -266,6 +272,9 @@ pub struct DestinationForm {
     url: String,
     #[serde(default)]
     address: String,
+    /// PEM CA certificates a syslog-over-TLS collector may be signed by.
+    #[serde(default)]
+    trusted_ca_pem: String,
     #[serde(default)]
     streams_whole_log: String,
 }
@@ -289,9 +298,25 @@ pub async fn create_destination(
     let kind = match form.kind.as_str() {
         "webhook" => DestinationKind::webhook(&form.url),
         "syslog" => DestinationKind::syslog(&form.address),
+        "syslog_tls" => {
+            DestinationKind::syslog_tls(&form.address, &form.trusted_ca_pem).and_then(|kind| {
+                // Core checks the text's shape; whether it holds usable certificates takes X.509.
+                match kind
+                    .trusted_ca_pem()
+                    .map(crate::delivery::tls::parse_trusted_ca_pem)
+                {
+                    Some(Err(message)) => Err(alerting::AlertingInputError {
+                        field: "trusted_ca_pem",
+                        message,
+                    }),
+                    _ => Ok(kind),
+                }
+            })
+        }
+        "relp" => DestinationKind::relp(&form.address),
         _ => Err(alerting::AlertingInputError {
             field: "kind",
-            message: "choose webhook or syslog".to_owned(),
+            message: "choose a webhook, syslog over TCP, syslog over TLS or RELP".to_owned(),
         }),
     };
     let kind = match kind {
@@ -335,7 +360,7 @@ pub async fn create_destination(
         format!(
             "{} created {} destination {}{}",
             signed_in.user.email,
-            destination.kind.kind_name(),
+            destination.kind.description(),
             destination.name,
             if destination.streams_whole_log {
                 " streaming the whole log"

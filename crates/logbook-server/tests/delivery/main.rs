@@ -1,6 +1,10 @@
 //! Alert delivery end to end: a real server over a SQLite file, a real webhook receiver (axum on
-//! 127.0.0.1) and a real TCP syslog listener. Events go in through the ingest API; deliveries come
-//! out of the server's own delivery worker, with short backoff settings.
+//! 127.0.0.1), a real TCP syslog listener and Debian's rsyslog (`rsyslog.rs`). Events go in through
+//! the ingest API; deliveries come out of the server's own delivery worker, with short backoff
+//! settings except where the documented schedule itself is measured.
+
+mod rsyslog;
+mod streaming;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -179,6 +183,7 @@ struct Received {
     headers: HeaderMap,
     body: String,
     answered: StatusCode,
+    at: std::time::Instant,
 }
 
 /// A webhook receiver on 127.0.0.1 that answers 503 to its first `failures` requests.
@@ -213,6 +218,7 @@ async fn start_receiver(failures: usize) -> WebhookReceiver {
                     headers,
                     body,
                     answered,
+                    at: std::time::Instant::now(),
                 });
                 (answered, "<b>busy</b>")
             }
@@ -445,6 +451,55 @@ async fn a_receiver_failing_three_times_then_recovering_gets_the_event_again_wit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_keep_the_documented_schedule_of_one_second_doubling_minus_up_to_half() {
+    let directory = tempfile::tempdir().unwrap();
+    let settings = DeliverySettings {
+        retry: RetrySchedule::default(),
+        ..fast_delivery(true)
+    };
+    let server = start_server(&directory.path().join("logbook.db"), settings).await;
+    let receiver = start_receiver(3).await;
+    let account = new_account(&server.store, "acme").await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_hook",
+        DestinationKind::webhook(&receiver.url).unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    server
+        .send_events(
+            &key,
+            vec![json!({"action": "server.reboot", "message": "once"})],
+        )
+        .await;
+    let requests = receiver
+        .wait_for("three refusals and a success", |requests| {
+            requests.len() >= 4
+        })
+        .await;
+    let waits: Vec<f64> = requests
+        .windows(2)
+        .map(|pair| (pair[1].at - pair[0].at).as_secs_f64())
+        .collect();
+    // After the n-th failure the wait is 2^(n-1) s minus up to half of it: [0.5, 1], [1, 2],
+    // [2, 4]. The upper bounds allow for the claim's store round trip on a busy machine.
+    for (index, wait) in waits.iter().enumerate() {
+        let full = f64::from(1u32 << index);
+        assert!(
+            *wait >= full / 2.0 - 0.02 && *wait <= full + 0.5,
+            "wait {} was {wait:.3} s, documented {:.1} to {full:.1} s (all: {waits:?})",
+            index + 1,
+            full / 2.0
+        );
+    }
+    eprintln!("measured waits after each failure: {waits:.3?} s");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_a_backlog_loses_no_delivery() {
     let directory = tempfile::tempdir().unwrap();
     let database = directory.path().join("logbook.db");
@@ -583,6 +638,7 @@ async fn the_ssrf_guard_refuses_private_addresses_and_plain_http_unless_allowed(
         last_error_at: None,
         pending_count: 0,
         dead_letter_count: 0,
+        oldest_pending_at: None,
     };
     let outgoing = sender::Outgoing {
         delivery_id: "test_1",
@@ -722,6 +778,136 @@ async fn a_syslog_destination_receives_rfc_5424_messages_over_tcp() {
         serde_json::from_str::<Value>(&messages[0][messages[0].find('\u{feff}').unwrap() + 3..])
             .unwrap()["message"],
         "Rebooted \"web-1\" ] \\ now"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_receiver_never_delays_another_destination() {
+    // A receiver that takes every request and answers none for 20 s.
+    let stalled_requests = Arc::new(AtomicUsize::new(0));
+    let counter = stalled_requests.clone();
+    let stalled = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, stalled).await });
+    let healthy = start_receiver(0).await;
+
+    let directory = tempfile::tempdir().unwrap();
+    let settings = DeliverySettings {
+        send_timeout: Duration::from_secs(15),
+        ..fast_delivery(true)
+    };
+    let server = start_server(&directory.path().join("logbook.db"), settings).await;
+    let account = new_account(&server.store, "acme").await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_stalled",
+        DestinationKind::webhook(&stalled_url).unwrap(),
+        true,
+    )
+    .await;
+    add_destination(
+        &server.store,
+        &account,
+        "dst_healthy",
+        DestinationKind::webhook(&healthy.url).unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    let started = std::time::Instant::now();
+    server
+        .send_events(
+            &key,
+            (0..40)
+                .map(|index| json!({"action": "server.reboot", "message": format!("reboot {index}")}))
+                .collect(),
+        )
+        .await;
+    let requests = healthy
+        .wait_for("every event at the healthy receiver", |requests| {
+            distinct_delivered_seqs(requests).len() == 40
+        })
+        .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the healthy destination waited {elapsed:?} behind the stalled one"
+    );
+    assert_eq!(requests.len(), 40, "each event once");
+    assert!(
+        stalled_requests.load(Ordering::SeqCst) >= 1,
+        "the stalled receiver was being sent to meanwhile"
+    );
+    eprintln!(
+        "healthy destination got 40 events in {:.2} s beside a stalled one",
+        elapsed.as_secs_f64()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_checks_the_address_a_name_resolves_to_when_it_connects() {
+    let directory = tempfile::tempdir().unwrap();
+    let server = start_server(&directory.path().join("logbook.db"), fast_delivery(false)).await;
+    let account = new_account(&server.store, "acme").await;
+    // `localhost` passes the form's checks; when the lane connects it resolves to loopback,
+    // which the guard refuses before any connection is made.
+    add_destination(
+        &server.store,
+        &account,
+        "dst_loopback",
+        DestinationKind::webhook("https://localhost:9/hook").unwrap(),
+        true,
+    )
+    .await;
+    let key = server.ingest_key(&account).await;
+    server
+        .send_events(
+            &key,
+            vec![json!({"action": "server.reboot", "message": "reboot"})],
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let destination = loop {
+        let destination = server
+            .store
+            .alerting()
+            .list_destinations(&account)
+            .await
+            .unwrap()
+            .remove(0);
+        if destination.last_error.is_some() {
+            break destination;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no error recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = destination.last_error.unwrap();
+    assert!(
+        error.contains("refused by the destination guard"),
+        "{error}"
+    );
+    assert!(
+        error.contains("127.0.0.1") || error.contains("::1"),
+        "{error}"
+    );
+    assert_eq!(
+        (destination.pending_count, destination.dead_letter_count),
+        (1, 0),
+        "an unreachable destination keeps its delivery pending"
     );
     server.stop().await;
 }

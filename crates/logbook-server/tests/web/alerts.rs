@@ -195,3 +195,85 @@ async fn send_test_to_a_private_address_is_refused_by_default_and_shown_as_the_l
         .await;
     assert_eq!(events.len(), 1);
 }
+
+#[tokio::test]
+async fn tls_and_relp_collectors_are_added_on_the_page_and_a_ca_that_is_not_a_certificate_is_refused()
+ {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    let not_a_certificate = web
+        .post_form(
+            &owner,
+            "/alerts/destinations",
+            &[
+                ("name", "siem"),
+                ("kind", "syslog_tls"),
+                ("address", "siem.example.com:6514"),
+                (
+                    "trusted_ca_pem",
+                    "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(not_a_certificate.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        not_a_certificate
+            .text()
+            .await
+            .unwrap()
+            .contains("trusted_ca_pem: ")
+    );
+    assert!(
+        web.store
+            .alerting()
+            .list_destinations(&acme)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    for (name, kind, address, ca) in [
+        (
+            "siem over tls",
+            "syslog_tls",
+            "siem.example.com:6514",
+            ca_pem.as_str(),
+        ),
+        ("siem over relp", "relp", "siem.example.com:2514", ""),
+    ] {
+        let created = web
+            .post_form(
+                &owner,
+                "/alerts/destinations",
+                &[
+                    ("name", name),
+                    ("kind", kind),
+                    ("address", address),
+                    ("trusted_ca_pem", ca),
+                ],
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::OK, "{kind}");
+    }
+    let (_, html, _) = web.page(&owner.cookie, "/alerts").await;
+    assert!(html.contains("syslog over TLS, private CA"), "{html}");
+    assert!(html.contains("RELP"));
+    let mut kinds: Vec<&'static str> = web
+        .store
+        .alerting()
+        .list_destinations(&acme)
+        .await
+        .unwrap()
+        .iter()
+        .map(|destination| destination.kind.kind_name())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, vec!["relp", "syslog_tls"]);
+}

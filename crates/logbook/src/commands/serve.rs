@@ -27,7 +27,9 @@ pub async fn run(config: &Config) -> Result<()> {
     };
     config.web.apply_to(&mut settings)?;
     config.limits.apply_to(&mut settings)?;
-    config.delivery.apply_to(&mut settings)?;
+    config
+        .delivery
+        .apply_to(&mut settings, &config.checkpoint_instance_name()?)?;
     // Signals are caught from the start, so one sent during start-up still means a clean stop.
     let shutdown = shutdown_requested()?;
     // Held until this function returns; the operating system also drops it if the process dies.

@@ -50,12 +50,8 @@ pub async fn post(
     .map_err(body_error)?;
     drop(body);
     let StoredEvents { slots, outcomes } = store_parsed_events(&state, &key, parsed).await?;
-    let event_count = slots.len();
 
     let answer = write_answer(&slots, outcomes, shape);
-    metrics::histogram!("logbook_ingest_batch_events").record(event_count as f64);
-    metrics::counter!("logbook_events_accepted_total").increment(answer.accepted as u64);
-    metrics::counter!("logbook_events_rejected_total").increment(answer.rejected as u64);
 
     let status = match (answer.accepted, answer.rejected) {
         (_, 0) => StatusCode::OK,
@@ -194,7 +190,33 @@ pub(crate) async fn store_parsed_events(
         }
         outcomes
     };
+    count_ingested(&slots, &outcomes);
     Ok(StoredEvents { slots, outcomes })
+}
+
+/// The ingest counters, for every way in alike: events stored, replays of stored events (which
+/// store nothing new, so they are counted apart), and events refused, by validation or because
+/// their idempotency key stands for other content.
+fn count_ingested(slots: &[Slot], outcomes: &[AppendOutcome]) {
+    let mut stored = 0u64;
+    let mut replayed = 0u64;
+    let mut rejected = 0u64;
+    for slot in slots {
+        if let Slot::Rejected(_) = slot {
+            rejected += 1;
+        }
+    }
+    for outcome in outcomes {
+        match outcome {
+            AppendOutcome::Stored(_) => stored += 1,
+            AppendOutcome::Duplicate(_) => replayed += 1,
+            AppendOutcome::KeyReusedWithDifferentContent { .. } => rejected += 1,
+        }
+    }
+    metrics::histogram!(crate::metrics::INGEST_BATCH_EVENTS).record(slots.len() as f64);
+    metrics::counter!(crate::metrics::EVENTS_ACCEPTED).increment(stored);
+    metrics::counter!(crate::metrics::EVENTS_REPLAYED).increment(replayed);
+    metrics::counter!(crate::metrics::EVENTS_REJECTED).increment(rejected);
 }
 
 #[derive(Debug, thiserror::Error)]
