@@ -16,12 +16,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use async_trait::async_trait;
 use ipnet::IpNet;
 use time::OffsetDateTime;
-
-use crate::account::AccountId;
-use crate::store::StoreError;
 
 /// Prefix length of the network of an IPv4 address for `new_network`.
 pub const IPV4_NETWORK_PREFIX_LENGTH: u8 = 24;
@@ -275,34 +271,6 @@ pub fn merge_actor_addresses(
 /// How many of an actor's newest events `UnfamiliarIpStore::actor_addresses` reads for last-seen
 /// times and counts: a bound, so an actor with millions of events keeps the page fast.
 pub const ACTOR_EVENTS_SCANNED: u32 = 10_000;
-
-/// The part of the `Store` that keeps known networks and answers "where else was this actor seen".
-/// The actor history itself is written by each store's writer (see the module documentation).
-#[async_trait]
-pub trait UnfamiliarIpStore: Send + Sync {
-    /// The account's known networks, by name.
-    async fn known_networks(&self, account: &AccountId) -> Result<Vec<KnownNetwork>, StoreError>;
-    /// Creates or replaces the network named `network.name`; returns the one it replaced.
-    async fn save_known_network(
-        &self,
-        account: &AccountId,
-        network: &KnownNetwork,
-    ) -> Result<Option<KnownNetwork>, StoreError>;
-    /// Deletes the named network; returns it, or `None` when there was none.
-    async fn delete_known_network(
-        &self,
-        account: &AccountId,
-        name: &NetworkName,
-    ) -> Result<Option<KnownNetwork>, StoreError>;
-    /// The addresses `actor_id` was seen from in the account, in the order of
-    /// `merge_actor_addresses`, at most `limit`.
-    async fn actor_addresses(
-        &self,
-        account: &AccountId,
-        actor_id: &str,
-        limit: u32,
-    ) -> Result<Vec<ActorAddress>, StoreError>;
-}
 
 #[cfg(test)]
 mod tests {

@@ -601,7 +601,7 @@ impl Store for PostgresStore {
         Some(self)
     }
 
-    fn people(&self) -> &dyn logbook_core::people::PeopleStore {
+    fn people(&self) -> &dyn logbook_core::store::PeopleStore {
         &self.shared
     }
 
@@ -609,15 +609,15 @@ impl Store for PostgresStore {
         &self.shared
     }
 
-    fn unfamiliar_ips(&self) -> &dyn logbook_core::unfamiliar_ip::UnfamiliarIpStore {
+    fn unfamiliar_ips(&self) -> &dyn logbook_core::store::UnfamiliarIpStore {
         &self.shared
     }
 
-    fn alerting(&self) -> &dyn logbook_core::alerting::AlertingStore {
+    fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
         self
     }
 
-    fn attention(&self) -> &dyn logbook_core::attention::AttentionStore {
+    fn attention(&self) -> &dyn logbook_core::store::AttentionStore {
         &self.shared
     }
 

@@ -11,9 +11,10 @@
 
 use async_trait::async_trait;
 use logbook_core::attention::{
-    AttentionProgress, AttentionStore, Dismissal, Finding, FindingFilter, FindingKind,
-    FindingRecord, FindingSubject,
+    AttentionProgress, Dismissal, Finding, FindingFilter, FindingKind, FindingRecord,
+    FindingSubject,
 };
+use logbook_core::store::AttentionStore;
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 

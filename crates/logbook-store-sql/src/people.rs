@@ -7,9 +7,8 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use logbook_core::people::{
-    InvitationRecord, NewUser, PeopleStore, Role, SessionRecord, UserRecord,
-};
+use logbook_core::people::{InvitationRecord, NewUser, Role, SessionRecord, UserRecord};
+use logbook_core::store::PeopleStore;
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 

@@ -6,9 +6,10 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use logbook_core::store::UnfamiliarIpStore;
 use logbook_core::unfamiliar_ip::{
     ACTOR_EVENTS_SCANNED, ActorAddress, KnownNetwork, NetworkName, RecentAddressActivity,
-    UnfamiliarIpStore, block_bounds, merge_actor_addresses,
+    block_bounds, merge_actor_addresses,
 };
 use logbook_core::{AccountId, StoreError};
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use logbook_core::alerting::{
-    AlertRuleRecord, AlertingStore, DeliveryCursor, DeliveryReason, DeliveryRecord,
-    DestinationKind, DestinationRecord, NewAlertRule, NewDelivery, NewDestination, SigningSecret,
+    AlertRuleRecord, DeliveryCursor, DeliveryReason, DeliveryRecord, DestinationKind,
+    DestinationRecord, NewAlertRule, NewDelivery, NewDestination, SigningSecret,
     threshold_from_stored,
 };
+use logbook_core::store::AlertingStore;
 use logbook_core::{AccountId, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;

@@ -1,6 +1,10 @@
-//! The `Store` trait: everything Logbook keeps, behind one interface that each backend crate
-//! implements and that `logbook-testkit`'s conformance suite checks on every backend alike.
-//! Handlers only ever see an `Arc<dyn Store>`.
+//! The `Store` trait and everything it is made of: `StoreError`, and one trait per part of what
+//! Logbook keeps (people, alerting, attention, known networks, limits, the verifiable log), each
+//! reached through a `Store` method. Each backend crate implements them and `logbook-testkit`'s
+//! conformance suite checks every backend alike; handlers only ever see an `Arc<dyn Store>`.
+//!
+//! The domain modules (`people`, `alerting`, `attention`, `unfamiliar_ip`) define the records
+//! these traits take and return, and never import this module back.
 
 use std::path::Path;
 
@@ -10,11 +14,19 @@ use time::OffsetDateTime;
 
 use crate::account::AccountId;
 use crate::api_key::{ApiKeyRecord, KeyOwner, Scopes};
-use crate::attention::AttentionStore;
 use crate::cursor::CursorPosition;
 use crate::event::{EventRow, NewEvent};
-use crate::people::PeopleStore;
 use crate::query::Query;
+
+mod alerting;
+mod attention;
+mod people;
+mod unfamiliar_ip;
+
+pub use alerting::AlertingStore;
+pub use attention::AttentionStore;
+pub use people::PeopleStore;
+pub use unfamiliar_ip::UnfamiliarIpStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -193,10 +205,10 @@ pub trait Store: Send + Sync + 'static {
     fn people(&self) -> &dyn PeopleStore;
 
     /// Known networks and the addresses each actor was seen from (see `crate::unfamiliar_ip`).
-    fn unfamiliar_ips(&self) -> &dyn crate::unfamiliar_ip::UnfamiliarIpStore;
+    fn unfamiliar_ips(&self) -> &dyn UnfamiliarIpStore;
 
     /// Alert rules, destinations and the delivery outbox (see `crate::alerting`).
-    fn alerting(&self) -> &dyn crate::alerting::AlertingStore;
+    fn alerting(&self) -> &dyn AlertingStore;
 
     /// "Needs attention" findings, their dismissals and each account's detector progress (see
     /// `crate::attention`).
