@@ -1,4 +1,5 @@
-//! Alert rules, destinations, cursors and the delivery outbox (`crate::alerting`), reached through `Store::alerting`.
+//! Alert rules, destinations, cursors and the delivery outbox (`crate::alerting`), reached through
+//! `Store::alerting`.
 
 use std::time::Duration;
 

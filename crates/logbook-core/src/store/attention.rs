@@ -1,4 +1,5 @@
-//! "Needs attention" findings and each account's detector progress (`crate::attention`), reached through `Store::attention`.
+//! "Needs attention" findings and each account's detector progress (`crate::attention`), reached
+//! through `Store::attention`.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

@@ -1,4 +1,5 @@
-//! Users, sessions, recovery codes, invitations and sign-in settings (`crate::people`), reached through `Store::people`.
+//! Users, sessions, recovery codes, invitations and sign-in settings (`crate::people`), reached
+//! through `Store::people`.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

@@ -1,4 +1,5 @@
-//! Known networks and where each actor was seen (`crate::unfamiliar_ip`), reached through `Store::unfamiliar_ips`.
+//! Known networks and where each actor was seen (`crate::unfamiliar_ip`), reached through
+//! `Store::unfamiliar_ips`.
 
 use async_trait::async_trait;
 
