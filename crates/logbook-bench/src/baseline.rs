@@ -62,9 +62,9 @@ fn ip_bytes(ip: IpAddr) -> [u8; 16] {
 fn prepare_row(event: NewEvent) -> PreparedRow {
     let body = event.body_without_seq();
     let fingerprint = event.content_fingerprint();
-    let id = uuid::Uuid::parse_str(&event.id)
+    let id = uuid::Uuid::parse_str(event.id.as_str())
         .map(|uuid| uuid.as_bytes().to_vec())
-        .unwrap_or_else(|_| event.id.clone().into_bytes());
+        .unwrap_or_else(|_| event.id.as_str().as_bytes().to_vec());
     PreparedRow {
         created_at_micros: event.created_at_micros(),
         id,

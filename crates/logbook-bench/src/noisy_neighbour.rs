@@ -53,7 +53,7 @@ async fn create_tenant(store: &dyn Store, name: &str) -> anyhow::Result<Tenant> 
         let plaintext = PlaintextApiKey::from_random_bytes(rand::rng().random());
         store
             .create_api_key(NewApiKey {
-                key_id: format!("key_noisy{:016x}", rand::rng().random::<u64>()),
+                key_id: format!("key_noisy{:016x}", rand::rng().random::<u64>()).into(),
                 key_hash: plaintext.hash(),
                 owner: KeyOwner::Account(account.clone()),
                 scopes: Scopes::parse(scope).context("scope")?,

@@ -146,7 +146,7 @@ fn prepare_copy_rows(
                     .iter()
                     .map(|target| target.id.clone())
                     .collect(),
-                id: event.id,
+                id: event.id.to_string(),
                 account: event.account,
                 action: event.action,
                 idempotency_key: event.key,

@@ -42,7 +42,7 @@ pub(crate) async fn create_key(
     let plaintext = PlaintextApiKey::from_random_bytes(rand::rng().random());
     store
         .create_api_key(NewApiKey {
-            key_id: format!("key_bench{:016x}", rand::rng().random::<u64>()),
+            key_id: format!("key_bench{:016x}", rand::rng().random::<u64>()).into(),
             key_hash: plaintext.hash(),
             owner,
             scopes,

@@ -497,7 +497,7 @@ impl GeneratedEvent {
     /// The validated form the store receives, for the baselines (which skip HTTP and validation).
     pub fn into_new_event(self, id: String, received_at: OffsetDateTime) -> NewEvent {
         NewEvent {
-            id,
+            id: id.into(),
             account: self.account,
             received_at,
             created_at: self.created_at,

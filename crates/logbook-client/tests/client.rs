@@ -40,7 +40,7 @@ async fn start_server() -> Server {
     let key = PlaintextApiKey::from_random_bytes(random);
     store
         .create_api_key(NewApiKey {
-            key_id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+            key_id: format!("key_{}", uuid::Uuid::now_v7().simple()).into(),
             key_hash: key.hash(),
             owner: KeyOwner::Account(account),
             scopes: Scopes::parse("ingest,read").unwrap(),

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::account::AccountId;
 use crate::event::StoredEvent;
+use crate::ids::{AlertRuleId, DestinationId};
 use crate::query::{self, Query, QueryError};
 
 /// Most events a threshold may ask for ("more than N"): the window keeps N + 1 timestamps.
@@ -328,7 +329,7 @@ impl SigningSecret {
 #[derive(Debug, Clone)]
 pub struct NewDestination {
     /// `dst_...`, chosen by the caller.
-    pub destination_id: String,
+    pub destination_id: DestinationId,
     pub account: AccountId,
     pub name: String,
     pub kind: DestinationKind,
@@ -344,7 +345,7 @@ pub struct NewDestination {
 /// A destination with its health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationRecord {
-    pub destination_id: String,
+    pub destination_id: DestinationId,
     pub account: AccountId,
     pub name: String,
     pub kind: DestinationKind,
@@ -364,25 +365,25 @@ pub struct DestinationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlertRule {
     /// `rul_...`, chosen by the caller.
-    pub rule_id: String,
+    pub rule_id: AlertRuleId,
     pub account: AccountId,
     pub name: String,
     /// The query text as typed (already checked with `parse_rule_query`).
     pub query_text: String,
     pub threshold: Option<Threshold>,
     /// Destinations of the same account; at least one.
-    pub destination_ids: Vec<String>,
+    pub destination_ids: Vec<DestinationId>,
     pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRuleRecord {
-    pub rule_id: String,
+    pub rule_id: AlertRuleId,
     pub account: AccountId,
     pub name: String,
     pub query_text: String,
     pub threshold: Option<Threshold>,
-    pub destination_ids: Vec<String>,
+    pub destination_ids: Vec<DestinationId>,
     pub enabled: bool,
     pub created_at: OffsetDateTime,
 }
@@ -395,7 +396,7 @@ pub struct DeliveryCursor {
     pub next_seq: u64,
     /// Per threshold rule id.
     #[serde(default)]
-    pub threshold_windows: BTreeMap<String, ThresholdWindow>,
+    pub threshold_windows: BTreeMap<AlertRuleId, ThresholdWindow>,
 }
 
 impl DeliveryCursor {
@@ -473,7 +474,7 @@ pub enum DeliveryReason {
     WholeLog,
     /// A rule matched (for threshold rules: the event that crossed it, with the count).
     Rule {
-        rule_id: String,
+        rule_id: AlertRuleId,
         rule_name: String,
         query_text: String,
         threshold: Option<Threshold>,
@@ -485,7 +486,7 @@ pub enum DeliveryReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     pub delivery_id: String,
-    pub destination_id: String,
+    pub destination_id: DestinationId,
     pub account: AccountId,
     pub event_seq: u64,
     /// The event's JSON as the API returns it.
@@ -509,12 +510,20 @@ pub struct DeliveryRecord {
 /// The stable id of delivering event `seq` to `destination_id` because of `rule_id` (or the
 /// whole-log stream): the same inputs give the same id on every node and after every restart,
 /// so a receiver can drop repeats. `dlv_` and 32 hex digits of a SHA-256.
-pub fn delivery_id(destination_id: &str, rule_id: Option<&str>, event_seq: u64) -> String {
+pub fn delivery_id(
+    destination_id: &DestinationId,
+    rule_id: Option<&AlertRuleId>,
+    event_seq: u64,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"logbook delivery v1\0");
-    hasher.update(destination_id.as_bytes());
+    hasher.update(destination_id.as_str().as_bytes());
     hasher.update(b"\0");
-    hasher.update(rule_id.unwrap_or("*whole-log*").as_bytes());
+    hasher.update(
+        rule_id
+            .map_or("*whole-log*", AlertRuleId::as_str)
+            .as_bytes(),
+    );
     hasher.update(b"\0");
     hasher.update(event_seq.to_be_bytes());
     let digest = hasher.finalize();
@@ -596,7 +605,7 @@ pub fn deliveries_for_event(
     now: OffsetDateTime,
 ) -> Vec<NewDelivery> {
     let mut deliveries = Vec::new();
-    let make = |rule_id: Option<&str>, reason: DeliveryReason| NewDelivery {
+    let make = |rule_id: Option<&AlertRuleId>, reason: DeliveryReason| NewDelivery {
         delivery_id: delivery_id(&destination.destination_id, rule_id, event.seq),
         destination_id: destination.destination_id.clone(),
         account: destination.account.clone(),
@@ -729,13 +738,25 @@ mod tests {
 
     #[test]
     fn delivery_ids_are_stable_and_differ_by_destination_rule_and_seq() {
-        let first = delivery_id("dst_a", Some("rul_a"), 7);
-        assert_eq!(first, delivery_id("dst_a", Some("rul_a"), 7));
+        let first = delivery_id(&"dst_a".into(), Some(&"rul_a".into()), 7);
+        assert_eq!(
+            first,
+            delivery_id(&"dst_a".into(), Some(&"rul_a".into()), 7)
+        );
         assert!(first.starts_with("dlv_") && first.len() == 36);
-        assert_ne!(first, delivery_id("dst_b", Some("rul_a"), 7));
-        assert_ne!(first, delivery_id("dst_a", Some("rul_b"), 7));
-        assert_ne!(first, delivery_id("dst_a", Some("rul_a"), 8));
-        assert_ne!(first, delivery_id("dst_a", None, 7));
+        assert_ne!(
+            first,
+            delivery_id(&"dst_b".into(), Some(&"rul_a".into()), 7)
+        );
+        assert_ne!(
+            first,
+            delivery_id(&"dst_a".into(), Some(&"rul_b".into()), 7)
+        );
+        assert_ne!(
+            first,
+            delivery_id(&"dst_a".into(), Some(&"rul_a".into()), 8)
+        );
+        assert_ne!(first, delivery_id(&"dst_a".into(), None, 7));
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub enum KeyOwner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
     /// Public identifier (`key_...`), used to list and revoke.
-    pub key_id: String,
+    pub key_id: crate::ids::ApiKeyId,
     pub owner: KeyOwner,
     pub scopes: Scopes,
     pub display_prefix: String,

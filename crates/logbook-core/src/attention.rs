@@ -775,7 +775,7 @@ mod tests {
         fn append(&mut self, event: ScriptedEvent) -> Vec<Finding> {
             let stored = StoredEvent {
                 seq: self.next_seq,
-                id: format!("event-{}", self.next_seq),
+                id: format!("event-{}", self.next_seq).into(),
                 account: AccountId::parse("acme").unwrap(),
                 created_at: event.at,
                 received_at: event.at,

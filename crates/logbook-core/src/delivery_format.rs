@@ -55,7 +55,7 @@ fn rule_body(reason: &DeliveryReason) -> Option<RuleBody<'_>> {
             threshold,
             matched_count,
         } => Some(RuleBody {
-            id: rule_id,
+            id: rule_id.as_str(),
             name: rule_name,
             query: query_text,
             threshold_count: threshold.map(|threshold| threshold.count),

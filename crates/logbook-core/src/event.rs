@@ -71,7 +71,7 @@ pub struct Change {
 /// its own `logbook.*` events), so every field already satisfies the event model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    pub id: String,
+    pub id: crate::ids::EventId,
     pub account: AccountId,
     pub received_at: OffsetDateTime,
     /// When the activity happened; the producer's value, or `received_at` when it sent none.
@@ -95,7 +95,7 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub seq: u64,
-    pub id: String,
+    pub id: crate::ids::EventId,
     pub account: AccountId,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -180,7 +180,7 @@ impl NewEvent {
     /// The JSON object stored for this event, without `seq` (see `EventRow`).
     pub fn body_without_seq(&self) -> String {
         let body = EventBodyWithoutSeq {
-            id: &self.id,
+            id: self.id.as_str(),
             account: &self.account,
             created_at: self.created_at,
             received_at: self.received_at,

@@ -447,7 +447,7 @@ mod tests {
             .map(|seq| {
                 let at = datetime!(2024-06-01 12:00:00 UTC) + time::Duration::seconds(seq as i64);
                 let event = NewEvent {
-                    id: format!("event-{seq}"),
+                    id: format!("event-{seq}").into(),
                     account: AccountId::parse(account).unwrap(),
                     received_at: at,
                     created_at: at,

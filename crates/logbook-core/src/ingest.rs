@@ -508,7 +508,7 @@ struct ValidatedEvent {
 impl ValidatedEvent {
     fn into_new_event(self, id: String, context: &EventContext<'_, '_>) -> NewEvent {
         NewEvent {
-            id,
+            id: crate::ids::EventId::from(id),
             account: self.account,
             received_at: context.received_at,
             created_at: self.created_at.unwrap_or(context.received_at),

@@ -243,7 +243,7 @@ impl NewEvent {
     /// writer thread; the writer finishes with `LeafParts::leaf_hash(seq)`.
     pub fn canonical_leaf_parts(&self) -> LeafParts {
         let borrowed = BorrowedEvent {
-            id: &self.id,
+            id: self.id.as_str(),
             account: &self.account,
             created_at: self.created_at,
             received_at: self.received_at,
@@ -349,7 +349,7 @@ impl StoredEvent {
     /// The leaf bytes of this event (module docs), computed from the decoded event.
     pub fn leaf_bytes(&self) -> Result<Vec<u8>, LeafEncodingError> {
         let borrowed = BorrowedEvent {
-            id: &self.id,
+            id: self.id.as_str(),
             account: &self.account,
             created_at: self.created_at,
             received_at: self.received_at,

@@ -16,6 +16,7 @@ pub mod cursor;
 pub mod delivery_format;
 pub mod event;
 pub mod export_verification;
+pub mod ids;
 pub mod ingest;
 pub mod leaf;
 pub mod log_verification;

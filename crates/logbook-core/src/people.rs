@@ -102,7 +102,7 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Public identifier (`usr_...`), used in URLs and sessions.
-    pub user_id: String,
+    pub user_id: crate::ids::UserId,
     pub account: AccountId,
     /// Normalized (see `normalize_email`); also the `actor.id` of the person's own events.
     pub email: String,
@@ -130,7 +130,7 @@ impl fmt::Debug for UserRecord {
 
 #[derive(Clone)]
 pub struct NewUser {
-    pub user_id: String,
+    pub user_id: crate::ids::UserId,
     pub account: AccountId,
     pub email: String,
     pub role: Role,
@@ -142,7 +142,7 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub session_hash: [u8; 32],
-    pub user_id: String,
+    pub user_id: crate::ids::UserId,
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub ip: Option<IpAddr>,

@@ -10,6 +10,7 @@
 //! writes to the database. `run_key_usage_flusher` writes a key's newest use to the store at most
 //! once per `KEY_USAGE_FLUSH_INTERVAL`, and `serve` writes what is left when it stops.
 
+use logbook_core::ids::ApiKeyId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ const MAX_TRACKED_KEYS: usize = 100_000;
 /// When each key was last used on this node, by key id.
 #[derive(Default)]
 pub struct ApiKeyUsage {
-    entries: Mutex<HashMap<String, KeyUse>>,
+    entries: Mutex<HashMap<ApiKeyId, KeyUse>>,
 }
 
 struct KeyUse {
@@ -196,7 +197,7 @@ struct KeyUse {
 impl ApiKeyUsage {
     /// Notes a use of `key_id` at `used_at`. This runs on every authenticated request, so it only
     /// takes a lock and updates a map entry (allocating only for a key's first use).
-    pub fn record_use(&self, key_id: &str, used_at: OffsetDateTime) {
+    pub fn record_use(&self, key_id: &ApiKeyId, used_at: OffsetDateTime) {
         let mut entries = self.entries.lock().expect("key usage lock poisoned");
         if let Some(key_use) = entries.get_mut(key_id) {
             if used_at > key_use.last_used_at {
@@ -213,7 +214,7 @@ impl ApiKeyUsage {
             }
         }
         entries.insert(
-            key_id.to_owned(),
+            key_id.clone(),
             KeyUse {
                 last_used_at: used_at,
                 unwritten: true,
@@ -223,14 +224,14 @@ impl ApiKeyUsage {
     }
 
     /// The newest use of `key_id` this node has seen, written to the store or not.
-    pub fn last_use_of(&self, key_id: &str) -> Option<OffsetDateTime> {
+    pub fn last_use_of(&self, key_id: &ApiKeyId) -> Option<OffsetDateTime> {
         let entries = self.entries.lock().expect("key usage lock poisoned");
         entries.get(key_id).map(|key_use| key_use.last_used_at)
     }
 
     /// Takes the uses to write now: every unwritten one when `everything`, otherwise those of keys
     /// not written within `KEY_USAGE_FLUSH_INTERVAL`. They count as written from here on.
-    fn take_due(&self, everything: bool) -> Vec<(String, OffsetDateTime)> {
+    fn take_due(&self, everything: bool) -> Vec<(ApiKeyId, OffsetDateTime)> {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("key usage lock poisoned");
         let mut due = Vec::new();
@@ -248,7 +249,7 @@ impl ApiKeyUsage {
     }
 
     /// Marks uses whose write failed as unwritten again, so the next round retries them.
-    fn give_back(&self, failed: Vec<(String, OffsetDateTime)>) {
+    fn give_back(&self, failed: Vec<(ApiKeyId, OffsetDateTime)>) {
         let mut entries = self.entries.lock().expect("key usage lock poisoned");
         for (key_id, _) in failed {
             if let Some(key_use) = entries.get_mut(&key_id) {
@@ -357,24 +358,24 @@ mod tests {
     fn a_key_is_written_at_most_once_per_interval_but_everything_is_written_at_stop() {
         let usage = ApiKeyUsage::default();
         let first_use = datetime!(2024-06-01 09:00 UTC);
-        usage.record_use("key_a", first_use);
-        usage.record_use("key_a", first_use - time::Duration::seconds(5));
+        usage.record_use(&"key_a".into(), first_use);
+        usage.record_use(&"key_a".into(), first_use - time::Duration::seconds(5));
         assert_eq!(
             usage.take_due(false),
-            vec![("key_a".to_owned(), first_use)],
+            vec![(ApiKeyId::from("key_a"), first_use)],
             "a first use is due at once, and an older use never replaces a newer one"
         );
 
         let second_use = first_use + time::Duration::seconds(10);
-        usage.record_use("key_a", second_use);
-        assert_eq!(usage.last_use_of("key_a"), Some(second_use));
+        usage.record_use(&"key_a".into(), second_use);
+        assert_eq!(usage.last_use_of(&"key_a".into()), Some(second_use));
         assert!(
             usage.take_due(false).is_empty(),
             "a key written less than a minute ago waits"
         );
         assert_eq!(
             usage.take_due(true),
-            vec![("key_a".to_owned(), second_use)],
+            vec![(ApiKeyId::from("key_a"), second_use)],
             "a stop writes what is left"
         );
         assert!(usage.take_due(true).is_empty(), "nothing is written twice");
@@ -397,10 +398,13 @@ mod tests {
     fn uses_whose_write_failed_are_written_again() {
         let usage = ApiKeyUsage::default();
         let used_at = datetime!(2024-06-01 09:00 UTC);
-        usage.record_use("key_a", used_at);
+        usage.record_use(&"key_a".into(), used_at);
         let due = usage.take_due(false);
         assert_eq!(due.len(), 1);
         usage.give_back(due);
-        assert_eq!(usage.take_due(false), vec![("key_a".to_owned(), used_at)]);
+        assert_eq!(
+            usage.take_due(false),
+            vec![(ApiKeyId::from("key_a"), used_at)]
+        );
     }
 }

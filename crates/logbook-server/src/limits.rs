@@ -16,6 +16,7 @@
 //! running server without a restart and no request reads the database for its limits. A rate of
 //! zero turns that bucket off.
 
+use logbook_core::ids::ApiKeyId;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
@@ -147,8 +148,8 @@ pub struct Limiter {
     defaults: AccountLimits,
     ingest_by_account: Option<DefaultKeyedRateLimiter<AccountId>>,
     reads_by_account: Option<DefaultKeyedRateLimiter<AccountId>>,
-    ingest_by_key: Option<DefaultKeyedRateLimiter<String>>,
-    reads_by_key: Option<DefaultKeyedRateLimiter<String>>,
+    ingest_by_key: Option<DefaultKeyedRateLimiter<ApiKeyId>>,
+    reads_by_key: Option<DefaultKeyedRateLimiter<ApiKeyId>>,
     /// The configuration file's overrides, kept to rebuild `overridden` when the stored ones change.
     configured_overrides: HashMap<AccountId, AccountLimits>,
     /// Every account with limits of its own (configured or stored), with its own buckets. Replaced
@@ -287,9 +288,9 @@ impl Limiter {
     }
 
     /// Takes one read from the key's and the account's buckets, or says how long to wait.
-    pub fn check_read(&self, key_id: &str, account: &AccountId) -> Result<(), ApiError> {
+    pub fn check_read(&self, key_id: &ApiKeyId, account: &AccountId) -> Result<(), ApiError> {
         if let Some(limiter) = &self.reads_by_key
-            && let Err(not_until) = limiter.check_key(&key_id.to_owned())
+            && let Err(not_until) = limiter.check_key(key_id)
         {
             return Err(self.refusal(
                 LimitScope::KeyReads,
@@ -319,12 +320,12 @@ impl Limiter {
     /// the account's bucket. `per_account` holds each account once.
     pub fn check_ingest(
         &self,
-        key_id: &str,
+        key_id: &ApiKeyId,
         event_count: u32,
         per_account: &[(&AccountId, u32)],
     ) -> Result<(), ApiError> {
         if let (Some(limiter), Some(count)) = (&self.ingest_by_key, NonZeroU32::new(event_count)) {
-            match limiter.check_key_n(&key_id.to_owned(), count) {
+            match limiter.check_key_n(key_id, count) {
                 Ok(Ok(())) => {}
                 Ok(Err(not_until)) => {
                     return Err(self.refusal(
@@ -494,9 +495,9 @@ mod tests {
         let limiter = Limiter::new(&settings);
         let acme = account("acme");
         for _ in 0..3 {
-            limiter.check_read("key_a", &acme).unwrap();
+            limiter.check_read(&"key_a".into(), &acme).unwrap();
         }
-        match limiter.check_read("key_a", &acme) {
+        match limiter.check_read(&"key_a".into(), &acme) {
             Err(ApiError::RateLimited {
                 scope,
                 retry_after_seconds,
@@ -507,7 +508,9 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         // Another account has its own bucket.
-        limiter.check_read("key_b", &account("globex")).unwrap();
+        limiter
+            .check_read(&"key_b".into(), &account("globex"))
+            .unwrap();
     }
 
     #[test]
@@ -523,13 +526,17 @@ mod tests {
         settings.account_overrides.insert(account("big"), generous);
         let limiter = Limiter::new(&settings);
         let small = account("small");
-        limiter.check_ingest("key_s", 8, &[(&small, 8)]).unwrap();
+        limiter
+            .check_ingest(&"key_s".into(), 8, &[(&small, 8)])
+            .unwrap();
         assert!(matches!(
-            limiter.check_ingest("key_s", 8, &[(&small, 8)]),
+            limiter.check_ingest(&"key_s".into(), 8, &[(&small, 8)]),
             Err(ApiError::RateLimited { .. })
         ));
         let big = account("big");
-        limiter.check_ingest("key_b", 500, &[(&big, 500)]).unwrap();
+        limiter
+            .check_ingest(&"key_b".into(), 500, &[(&big, 500)])
+            .unwrap();
     }
 
     #[test]
@@ -563,10 +570,10 @@ mod tests {
         // An account without a configured override gets the defaults under the stored field.
         assert_eq!(limiter.limits_of(&account("plain")).reads_per_second, 1);
         let plain = account("plain");
-        limiter.check_read("key_p", &plain).unwrap();
-        limiter.check_read("key_p", &plain).unwrap();
+        limiter.check_read(&"key_p".into(), &plain).unwrap();
+        limiter.check_read(&"key_p".into(), &plain).unwrap();
         assert!(
-            limiter.check_read("key_p", &plain).is_err(),
+            limiter.check_read(&"key_p".into(), &plain).is_err(),
             "the stored burst of 2 applies at once"
         );
 
@@ -588,10 +595,16 @@ mod tests {
             },
         )];
         limiter.apply_stored_overrides(&stored);
-        limiter.check_read("key_a", &account("acme")).unwrap();
+        limiter
+            .check_read(&"key_a".into(), &account("acme"))
+            .unwrap();
         // The refresher applies the same list again a few seconds later: the spent bucket stays.
         limiter.apply_stored_overrides(&stored);
-        assert!(limiter.check_read("key_a", &account("acme")).is_err());
+        assert!(
+            limiter
+                .check_read(&"key_a".into(), &account("acme"))
+                .is_err()
+        );
     }
 
     #[test]

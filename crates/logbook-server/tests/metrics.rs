@@ -110,7 +110,7 @@ async fn the_metrics_page_passes_promtool_and_counts_replays_apart_from_stored_e
     store
         .alerting()
         .create_destination(NewDestination {
-            destination_id: "dst_metrics".to_owned(),
+            destination_id: "dst_metrics".to_owned().into(),
             account: account.clone(),
             name: "metrics".to_owned(),
             kind: DestinationKind::webhook(&receiver_url).unwrap(),
@@ -124,7 +124,7 @@ async fn the_metrics_page_passes_promtool_and_counts_replays_apart_from_stored_e
     let key = PlaintextApiKey::from_random_bytes([7; 17]);
     store
         .create_api_key(NewApiKey {
-            key_id: "key_metrics".to_owned(),
+            key_id: "key_metrics".to_owned().into(),
             key_hash: key.hash(),
             owner: KeyOwner::Account(account.clone()),
             scopes: Scopes::parse("ingest").unwrap(),

@@ -18,7 +18,7 @@ use time::macros::datetime;
 fn event_of_one_account(number: usize) -> NewEvent {
     let at = datetime!(2024-06-01 00:00 UTC) + time::Duration::milliseconds(number as i64 * 37);
     NewEvent {
-        id: format!("01900000-0000-7000-8000-{number:012x}"),
+        id: format!("01900000-0000-7000-8000-{number:012x}").into(),
         account: AccountId::parse("exporter").unwrap(),
         received_at: at,
         created_at: at,

@@ -27,7 +27,7 @@ fn realistic_event(number: usize) -> NewEvent {
     let account = AccountId::parse(&format!("account-{}", (number * 7919) % ACCOUNTS)).unwrap();
     let at = datetime!(2024-06-01 00:00 UTC) + time::Duration::milliseconds(number as i64 * 37);
     NewEvent {
-        id: format!("01900000-0000-7000-8000-{number:012x}"),
+        id: format!("01900000-0000-7000-8000-{number:012x}").into(),
         account,
         received_at: at,
         created_at: at,
@@ -228,7 +228,7 @@ async fn baseline_figure(events: &[NewEvent]) -> f64 {
                     account_row,
                     &*seq,
                     &event.created_at_micros(),
-                    &event.id,
+                    &event.id.as_str(),
                     &event.action,
                     &event.actor.as_ref().map(|actor| actor.id.as_str()),
                     &ip.as_slice(),

@@ -67,7 +67,7 @@ impl PostgresStore {
                 "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING",
                 &[
-                    &record.key_id,
+                    &record.key_id.as_str(),
                     &key_hash.as_slice(),
                     &account_row,
                     &record.scopes.ingest,
@@ -200,7 +200,7 @@ impl PostgresStore {
                         &account_row,
                         &seq,
                         &row.created_at_micros,
-                        &event.id,
+                        &event.id.as_str(),
                         &event.action,
                         &event.actor.as_ref().map(|actor| actor.id.as_str()),
                         &event.ip.map(ip_bytes).as_ref().map(|ip| ip.as_slice()),

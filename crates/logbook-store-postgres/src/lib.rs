@@ -6,7 +6,6 @@
 //! transaction that `SET LOCAL`s the account it reads for.
 
 mod actor_history;
-mod alerting;
 mod encoding;
 mod errors;
 mod import;
@@ -35,6 +34,7 @@ use futures::stream::BoxStream;
 use logbook_core::api_key::ApiKeyRecord;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::ids::{ApiKeyId, EventId};
 use logbook_core::query::Query;
 use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
 use logbook_core::{AccountId, Store, StoreError};
@@ -614,7 +614,7 @@ impl Store for PostgresStore {
     }
 
     fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
-        self
+        &self.shared
     }
 
     fn attention(&self) -> &dyn logbook_core::store::AttentionStore {
@@ -682,7 +682,7 @@ impl Store for PostgresStore {
 
     async fn revoke_api_key(
         &self,
-        key_id: &str,
+        key_id: &ApiKeyId,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError> {
         self.shared.revoke_api_key(key_id, now).await
@@ -690,12 +690,12 @@ impl Store for PostgresStore {
 
     async fn record_api_key_use(
         &self,
-        uses: &[(String, OffsetDateTime)],
+        uses: &[(ApiKeyId, OffsetDateTime)],
     ) -> Result<(), StoreError> {
         self.shared.record_api_key_use(uses).await
     }
 
-    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+    async fn api_key_hash(&self, key_id: &ApiKeyId) -> Result<Option<[u8; 32]>, StoreError> {
         self.shared.api_key_hash(key_id).await
     }
 
@@ -749,7 +749,7 @@ impl Store for PostgresStore {
     async fn get_event(
         &self,
         account: &AccountId,
-        event_id: &str,
+        event_id: &EventId,
     ) -> Result<Option<EventRow>, StoreError> {
         let Some(account_row) = self.inner.account_row(account).await? else {
             return Ok(None);
@@ -764,7 +764,7 @@ impl Store for PostgresStore {
             .map_err(database_error("reading an event"))?;
         let row = reader
             .client()
-            .query_opt(&statement, &[&account_row, &event_id])
+            .query_opt(&statement, &[&account_row, &event_id.as_str()])
             .await
             .map_err(database_error("reading an event"))?;
         reader.finish().await?;

@@ -348,7 +348,7 @@ async fn write_group(
                         &account_row,
                         &seq,
                         &prepared.created_at_micros,
-                        &event.id,
+                        &event.id.as_str(),
                         &event.action,
                         &event.actor.as_ref().map(|actor| actor.id.as_str()),
                         &prepared.ip.as_ref().map(|ip| ip.as_slice()),

@@ -113,7 +113,7 @@ async fn a_stored_tree_that_no_longer_matches_the_newest_checkpoint_refuses_writ
     // Reads keep working.
     assert!(
         store
-            .get_event(&acme, "no-such-event")
+            .get_event(&acme, &"no-such-event".into())
             .await
             .unwrap()
             .is_none()

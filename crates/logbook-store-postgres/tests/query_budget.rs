@@ -77,7 +77,10 @@ async fn a_page_query_past_its_budget_is_cancelled_by_postgres_and_fails_as_unav
     // The pool's only connection was in the aborted transaction; the next read (one without a
     // budget, so it cannot be cancelled itself) must still get a working connection.
     assert_eq!(
-        budgeted.get_event(&account, "no-such-event").await.unwrap(),
+        budgeted
+            .get_event(&account, &"no-such-event".into())
+            .await
+            .unwrap(),
         None
     );
     budgeted.shutdown().await;

@@ -3,6 +3,7 @@
 //! (the server caches a found key for at most a second), and their last use written in batches.
 
 use logbook_core::api_key::{ApiKeyRecord, KeyOwner, Scopes};
+use logbook_core::ids::ApiKeyId;
 use logbook_core::store::NewApiKey;
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
@@ -17,7 +18,7 @@ const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k
 
 fn api_key_from_row(row: &SqlRow) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
-        key_id: row.text(0)?,
+        key_id: row.text(0)?.into(),
         owner: match row.optional_text(1)? {
             Some(name) => KeyOwner::Account(stored_account("reading API keys", &name)?),
             None => KeyOwner::Platform,
@@ -114,10 +115,10 @@ impl<Database: SqlDatabase> SharedStore<Database> {
     /// `Store::revoke_api_key`: revoking twice keeps the first revocation time.
     pub async fn revoke_api_key(
         &self,
-        key_id: &str,
+        key_id: &ApiKeyId,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let key_id = key_id.to_owned();
+        let key_id = key_id.clone();
         self.database
             .write(Box::new(move |sql| {
                 Box::pin(async move {
@@ -141,8 +142,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
     }
 
     /// `Store::api_key_hash`.
-    pub async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
-        let key_id = key_id.to_owned();
+    pub async fn api_key_hash(&self, key_id: &ApiKeyId) -> Result<Option<[u8; 32]>, StoreError> {
+        let key_id = key_id.clone();
         self.database
             .read(Box::new(move |sql| {
                 Box::pin(async move {
@@ -184,12 +185,12 @@ impl<Database: SqlDatabase> SharedStore<Database> {
     /// most once a minute per key.
     pub async fn record_api_key_use(
         &self,
-        uses: &[(String, OffsetDateTime)],
+        uses: &[(ApiKeyId, OffsetDateTime)],
     ) -> Result<(), StoreError> {
         if uses.is_empty() {
             return Ok(());
         }
-        let uses: Vec<(String, i64)> = uses
+        let uses: Vec<(ApiKeyId, i64)> = uses
             .iter()
             .map(|(key_id, used_at)| (key_id.clone(), unix_micros_of(*used_at)))
             .collect();

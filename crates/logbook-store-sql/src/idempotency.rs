@@ -57,7 +57,7 @@ impl KeyedOriginal {
 
 fn receipt_from_body(seq: u64, body: &str, leaf: Option<LeafReceipt>) -> Option<AppendReceipt> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    let id = value.get("id")?.as_str()?.to_owned();
+    let id = value.get("id")?.as_str()?.into();
     let received_at = OffsetDateTime::parse(value.get("received_at")?.as_str()?, &Rfc3339).ok()?;
     Some(AppendReceipt {
         id,

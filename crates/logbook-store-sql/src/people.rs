@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use logbook_core::ids::UserId;
 use logbook_core::people::{InvitationRecord, NewUser, Role, SessionRecord, UserRecord};
 use logbook_core::store::PeopleStore;
 use logbook_core::{AccountId, StoreError};
@@ -33,7 +34,7 @@ fn stored_role(context: &'static str, text: &str) -> Result<Role, StoreError> {
 fn user_from_row(row: &SqlRow, first: usize) -> Result<UserRecord, StoreError> {
     const READING: &str = "reading users";
     Ok(UserRecord {
-        user_id: row.text(first)?,
+        user_id: row.text(first)?.into(),
         account: stored_account(READING, &row.text(first + 1)?)?,
         email: row.text(first + 2)?,
         role: stored_role(READING, &row.text(first + 3)?)?,
@@ -46,7 +47,7 @@ fn user_from_row(row: &SqlRow, first: usize) -> Result<UserRecord, StoreError> {
 fn session_from_row(row: &SqlRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         session_hash: hash_column(row, 0)?,
-        user_id: row.text(1)?,
+        user_id: row.text(1)?.into(),
         created_at: row.time(2)?,
         last_seen_at: row.time(3)?,
         ip: row
@@ -100,21 +101,24 @@ async fn select_users(
     .collect()
 }
 
-async fn one_user(sql: &dyn SqlExecutor, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+async fn one_user(
+    sql: &dyn SqlExecutor,
+    user_id: &UserId,
+) -> Result<Option<UserRecord>, StoreError> {
     Ok(select_users(sql, "u.user_id = $1", user_id.into())
         .await?
         .pop())
 }
 
-async fn existing_user(sql: &dyn SqlExecutor, user_id: &str) -> Result<UserRecord, StoreError> {
+async fn existing_user(sql: &dyn SqlExecutor, user_id: &UserId) -> Result<UserRecord, StoreError> {
     one_user(sql, user_id)
         .await?
-        .ok_or_else(|| StoreError::UserNotFound(user_id.to_owned()))
+        .ok_or_else(|| StoreError::UserNotFound(user_id.clone()))
 }
 
 async fn revoke_all_sessions(
     sql: &dyn SqlExecutor,
-    user_id: &str,
+    user_id: &UserId,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sql.execute(
@@ -140,7 +144,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                             "INSERT INTO users (user_id, account_row, email, role, password_hash, created_at) \
                              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_row, email) DO NOTHING",
                             &[
-                                user.user_id.as_str().into(),
+                                (&user.user_id).into(),
                                 account_row.into(),
                                 user.email.as_str().into(),
                                 user.role.as_str().into(),
@@ -181,8 +185,8 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .read(Box::new(move |sql| {
                 Box::pin(async move { one_user(sql, &user_id).await })
@@ -190,8 +194,8 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn set_user_role(&self, user_id: &str, role: Role) -> Result<UserRecord, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn set_user_role(&self, user_id: &UserId, role: Role) -> Result<UserRecord, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .write(Box::new(move |sql| {
                 Box::pin(async move {
@@ -199,7 +203,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                         .execute(
                             "changing a role",
                             "UPDATE users SET role = $2 WHERE user_id = $1",
-                            &[user_id.as_str().into(), role.as_str().into()],
+                            &[(&user_id).into(), role.as_str().into()],
                         )
                         .await?;
                     if updated == 0 {
@@ -213,11 +217,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
 
     async fn set_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         password_hash: &str,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let user_id = user_id.to_owned();
+        let user_id = user_id.clone();
         let password_hash = password_hash.to_owned();
         self.database
             .write(Box::new(move |sql| {
@@ -226,7 +230,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                         .execute(
                             "changing a password",
                             "UPDATE users SET password_hash = $2 WHERE user_id = $1",
-                            &[user_id.as_str().into(), password_hash.into()],
+                            &[(&user_id).into(), password_hash.into()],
                         )
                         .await?;
                     if updated == 0 {
@@ -238,8 +242,8 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn remove_user(&self, user_id: &str) -> Result<UserRecord, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn remove_user(&self, user_id: &UserId) -> Result<UserRecord, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .write(Box::new(move |sql| {
                 Box::pin(async move {
@@ -259,11 +263,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
 
     async fn set_totp(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         secret: Option<(Vec<u8>, Vec<[u8; 32]>)>,
     ) -> Result<(), StoreError> {
         const CHANGING: &str = "changing two-factor sign-in";
-        let user_id = user_id.to_owned();
+        let user_id = user_id.clone();
         self.database
             .write(Box::new(move |sql| {
                 Box::pin(async move {
@@ -275,7 +279,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                         .execute(
                             CHANGING,
                             "UPDATE users SET totp_secret = $2 WHERE user_id = $1",
-                            &[user_id.as_str().into(), secret.into()],
+                            &[(&user_id).into(), secret.into()],
                         )
                         .await?;
                     if updated == 0 {
@@ -284,7 +288,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                     sql.execute(
                         CHANGING,
                         "DELETE FROM recovery_codes WHERE user_id = $1",
-                        &[user_id.as_str().into()],
+                        &[(&user_id).into()],
                     )
                     .await?;
                     for code in codes {
@@ -292,7 +296,7 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
                             CHANGING,
                             "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2) \
                              ON CONFLICT DO NOTHING",
-                            &[user_id.as_str().into(), code.to_vec().into()],
+                            &[(&user_id).into(), code.to_vec().into()],
                         )
                         .await?;
                     }
@@ -304,11 +308,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
 
     async fn use_recovery_code(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         code_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let user_id = user_id.to_owned();
+        let user_id = user_id.clone();
         let code_hash = code_hash.to_vec();
         self.database
             .write(Box::new(move |sql| {
@@ -327,8 +331,8 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn count_unused_recovery_codes(&self, user_id: &str) -> Result<u32, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn count_unused_recovery_codes(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .read(Box::new(move |sql| {
                 Box::pin(async move {
@@ -346,8 +350,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn list_unused_recovery_codes(&self, user_id: &str) -> Result<Vec<[u8; 32]>, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn list_unused_recovery_codes(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .read(Box::new(move |sql| {
                 Box::pin(async move {
@@ -445,11 +452,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
 
     async fn revoke_session(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         session_hash: &[u8; 32],
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let user_id = user_id.to_owned();
+        let user_id = user_id.clone();
         let session_hash = session_hash.to_vec();
         self.database
             .write(Box::new(move |sql| {
@@ -472,8 +479,11 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
-    async fn list_active_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
-        let user_id = user_id.to_owned();
+    async fn list_active_sessions(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let user_id = user_id.clone();
         self.database
             .read(Box::new(move |sql| {
                 Box::pin(async move {

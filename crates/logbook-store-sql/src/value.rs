@@ -51,6 +51,33 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
     }
 }
 
+/// Ids bind as their text.
+macro_rules! text_id_values {
+    ($($id:ty),*) => {
+        $(
+            impl From<$id> for SqlValue {
+                fn from(id: $id) -> Self {
+                    SqlValue::Text(id.into_string())
+                }
+            }
+
+            impl From<&$id> for SqlValue {
+                fn from(id: &$id) -> Self {
+                    SqlValue::Text(id.as_str().to_owned())
+                }
+            }
+        )*
+    };
+}
+
+text_id_values!(
+    logbook_core::ids::EventId,
+    logbook_core::ids::UserId,
+    logbook_core::ids::ApiKeyId,
+    logbook_core::ids::AlertRuleId,
+    logbook_core::ids::DestinationId
+);
+
 /// One row of a result, its columns in the order of the statement's select list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlRow {

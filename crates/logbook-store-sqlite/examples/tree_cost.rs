@@ -21,7 +21,7 @@ fn realistic_event(number: usize) -> NewEvent {
     let account = AccountId::parse(&format!("account-{}", (number * 7919) % ACCOUNTS)).unwrap();
     let at = datetime!(2024-06-01 00:00 UTC) + time::Duration::milliseconds(number as i64 * 37);
     NewEvent {
-        id: format!("01900000-0000-7000-8000-{number:012x}"),
+        id: format!("01900000-0000-7000-8000-{number:012x}").into(),
         account,
         received_at: at,
         created_at: at,

@@ -3,7 +3,6 @@
 //! migrations (`migrations/`), query compilation to SQL (`query_sql`) and FTS5 full text.
 
 mod actor_history;
-mod alerting;
 mod encoding;
 mod errors;
 mod migrations;
@@ -23,6 +22,7 @@ use futures::stream::BoxStream;
 use logbook_core::api_key::ApiKeyRecord;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::ids::{ApiKeyId, EventId};
 use logbook_core::query::Query;
 use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
 use logbook_core::{AccountId, Store, StoreError};
@@ -464,7 +464,7 @@ impl Store for SqliteStore {
     }
 
     fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
-        self
+        &self.shared
     }
 
     fn attention(&self) -> &dyn logbook_core::store::AttentionStore {
@@ -529,7 +529,7 @@ impl Store for SqliteStore {
 
     async fn revoke_api_key(
         &self,
-        key_id: &str,
+        key_id: &ApiKeyId,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError> {
         self.shared.revoke_api_key(key_id, now).await
@@ -537,12 +537,12 @@ impl Store for SqliteStore {
 
     async fn record_api_key_use(
         &self,
-        uses: &[(String, OffsetDateTime)],
+        uses: &[(ApiKeyId, OffsetDateTime)],
     ) -> Result<(), StoreError> {
         self.shared.record_api_key_use(uses).await
     }
 
-    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError> {
+    async fn api_key_hash(&self, key_id: &ApiKeyId) -> Result<Option<[u8; 32]>, StoreError> {
         self.shared.api_key_hash(key_id).await
     }
 
@@ -603,10 +603,10 @@ impl Store for SqliteStore {
     async fn get_event(
         &self,
         account: &AccountId,
-        event_id: &str,
+        event_id: &EventId,
     ) -> Result<Option<EventRow>, StoreError> {
         let account = account.clone();
-        let id_value = event_id_value(event_id);
+        let id_value = event_id_value(event_id.as_str());
         self.inner
             .read(move |connection| {
                 connection

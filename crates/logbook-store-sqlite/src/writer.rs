@@ -51,7 +51,7 @@ impl PreparedEvent {
             leaf_parts: event.canonical_leaf_parts(),
             fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
             created_at_micros: event.created_at_micros(),
-            id_value: event_id_value(&event.id),
+            id_value: event_id_value(event.id.as_str()),
             ip: event.ip.map(ip_bytes),
             outcome: event.outcome.map(outcome_code),
             text_document: full_text_document(0, &event.message),

@@ -468,7 +468,7 @@ async fn destinations_and_their_rules_survive_the_migration_that_adds_relp_and_t
     );
     assert_eq!(
         alerting
-            .delivery_cursor("dst_old")
+            .delivery_cursor(&"dst_old".into())
             .await
             .unwrap()
             .unwrap()
@@ -477,7 +477,7 @@ async fn destinations_and_their_rules_survive_the_migration_that_adds_relp_and_t
     );
     assert_eq!(
         alerting.list_rules(&account("acme")).await.unwrap()[0].destination_ids,
-        vec!["dst_old".to_owned()]
+        vec![logbook_core::ids::DestinationId::from("dst_old")]
     );
     alerting
         .create_destination(logbook_core::alerting::NewDestination {
@@ -495,7 +495,7 @@ async fn destinations_and_their_rules_survive_the_migration_that_adds_relp_and_t
     // The rebuilt table is still the one rules refer to: deleting keeps them consistent.
     assert!(
         alerting
-            .delete_destination(&account("acme"), "dst_old")
+            .delete_destination(&account("acme"), &"dst_old".into())
             .await
             .unwrap()
     );

@@ -8,6 +8,7 @@ use logbook_core::alerting::{
     DeliveryCursor, DeliveryReason, DestinationKind, NewAlertRule, NewDelivery, NewDestination,
     SigningSecret, Threshold, ThresholdWindow, delivery_id,
 };
+use logbook_core::ids::DestinationId;
 use logbook_core::{AccountId, Store, StoreError};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -28,7 +29,7 @@ async fn account_with_destination(
     store
         .alerting()
         .create_destination(NewDestination {
-            destination_id: destination_id.to_owned(),
+            destination_id: destination_id.to_owned().into(),
             account: account(account_name),
             name: format!("hook of {account_name}"),
             kind: DestinationKind::webhook("https://hooks.example.com/in").unwrap(),
@@ -43,8 +44,8 @@ async fn account_with_destination(
 
 fn delivery(account_name: &str, destination_id: &str, seq: u64) -> NewDelivery {
     NewDelivery {
-        delivery_id: delivery_id(destination_id, Some("rul_1"), seq),
-        destination_id: destination_id.to_owned(),
+        delivery_id: delivery_id(&destination_id.into(), Some(&"rul_1".into()), seq),
+        destination_id: destination_id.to_owned().into(),
         account: account(account_name),
         event_seq: seq,
         event_json: format!(r#"{{"seq":{seq},"action":"user.login"}}"#),
@@ -99,7 +100,7 @@ pub async fn destinations_and_rules_are_kept_per_account_and_never_cross_account
         .await
         .unwrap();
     assert!(rule.enabled);
-    assert_eq!(rule.destination_ids, vec!["dst_acme".to_owned()]);
+    assert_eq!(rule.destination_ids, vec![DestinationId::from("dst_acme")]);
     assert_eq!(
         alerting.list_rules(&account("acme")).await.unwrap(),
         vec![rule.clone()]
@@ -133,26 +134,26 @@ pub async fn destinations_and_rules_are_kept_per_account_and_never_cross_account
     // Another account can neither change nor delete them.
     assert!(
         !alerting
-            .set_rule_enabled(&account("other"), "rul_acme", false)
+            .set_rule_enabled(&account("other"), &"rul_acme".into(), false)
             .await
             .unwrap()
     );
     assert!(
         !alerting
-            .delete_rule(&account("other"), "rul_acme")
+            .delete_rule(&account("other"), &"rul_acme".into())
             .await
             .unwrap()
     );
     assert!(
         !alerting
-            .delete_destination(&account("other"), "dst_acme")
+            .delete_destination(&account("other"), &"dst_acme".into())
             .await
             .unwrap()
     );
 
     assert!(
         alerting
-            .set_rule_enabled(&account("acme"), "rul_acme", false)
+            .set_rule_enabled(&account("acme"), &"rul_acme".into(), false)
             .await
             .unwrap()
     );
@@ -161,7 +162,7 @@ pub async fn destinations_and_rules_are_kept_per_account_and_never_cross_account
     // Deleting the destination takes it out of the rule.
     assert!(
         alerting
-            .delete_destination(&account("acme"), "dst_acme")
+            .delete_destination(&account("acme"), &"dst_acme".into())
             .await
             .unwrap()
     );
@@ -179,7 +180,7 @@ pub async fn destinations_and_rules_are_kept_per_account_and_never_cross_account
     );
     assert!(
         alerting
-            .delete_rule(&account("acme"), "rul_acme")
+            .delete_rule(&account("acme"), &"rul_acme".into())
             .await
             .unwrap()
     );
@@ -205,9 +206,19 @@ pub async fn a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_re
 ) {
     account_with_destination(&store, "acme", "dst_acme", 4).await;
     let alerting = store.alerting();
-    let start = alerting.delivery_cursor("dst_acme").await.unwrap().unwrap();
+    let start = alerting
+        .delivery_cursor(&"dst_acme".into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(start, DeliveryCursor::starting_at(4));
-    assert_eq!(alerting.delivery_cursor("dst_missing").await.unwrap(), None);
+    assert_eq!(
+        alerting
+            .delivery_cursor(&"dst_missing".into())
+            .await
+            .unwrap(),
+        None
+    );
 
     let mut advanced = DeliveryCursor::starting_at(6);
     advanced.threshold_windows.insert(
@@ -223,12 +234,16 @@ pub async fn a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_re
     ];
     assert!(
         alerting
-            .advance_cursor("dst_acme", 4, &advanced, &first)
+            .advance_cursor(&"dst_acme".into(), 4, &advanced, &first)
             .await
             .unwrap()
     );
     assert_eq!(
-        alerting.delivery_cursor("dst_acme").await.unwrap().unwrap(),
+        alerting
+            .delivery_cursor(&"dst_acme".into())
+            .await
+            .unwrap()
+            .unwrap(),
         advanced
     );
 
@@ -236,13 +251,18 @@ pub async fn a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_re
     let stale = [delivery("acme", "dst_acme", 99)];
     assert!(
         !alerting
-            .advance_cursor("dst_acme", 4, &DeliveryCursor::starting_at(100), &stale)
+            .advance_cursor(
+                &"dst_acme".into(),
+                4,
+                &DeliveryCursor::starting_at(100),
+                &stale
+            )
             .await
             .unwrap()
     );
     assert_eq!(
         alerting
-            .delivery_cursor("dst_acme")
+            .delivery_cursor(&"dst_acme".into())
             .await
             .unwrap()
             .unwrap()
@@ -255,12 +275,17 @@ pub async fn a_cursor_moves_with_its_deliveries_only_from_the_position_it_was_re
     // The same delivery id queued again is kept once.
     assert!(
         alerting
-            .advance_cursor("dst_acme", 6, &DeliveryCursor::starting_at(7), &first[1..])
+            .advance_cursor(
+                &"dst_acme".into(),
+                6,
+                &DeliveryCursor::starting_at(7),
+                &first[1..]
+            )
             .await
             .unwrap()
     );
     let claimed = alerting
-        .claim_due_deliveries("dst_acme", NOW, Duration::from_secs(30), 10)
+        .claim_due_deliveries(&"dst_acme".into(), NOW, Duration::from_secs(30), 10)
         .await
         .unwrap();
     let mut claimed_seqs: Vec<u64> = claimed
@@ -284,7 +309,12 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
         .map(|seq| delivery("acme", "dst_acme", seq))
         .collect();
     alerting
-        .advance_cursor("dst_acme", 0, &DeliveryCursor::starting_at(20), &deliveries)
+        .advance_cursor(
+            &"dst_acme".into(),
+            0,
+            &DeliveryCursor::starting_at(20),
+            &deliveries,
+        )
         .await
         .unwrap();
 
@@ -294,7 +324,7 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
         async move {
             store
                 .alerting()
-                .claim_due_deliveries("dst_acme", NOW, lease, 7)
+                .claim_due_deliveries(&"dst_acme".into(), NOW, lease, 7)
                 .await
                 .unwrap()
         }
@@ -318,7 +348,12 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
     // Within the lease nobody else gets them; after it, they are due again.
     assert!(
         alerting
-            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(29), lease, 100)
+            .claim_due_deliveries(
+                &"dst_acme".into(),
+                NOW + Duration::from_secs(29),
+                lease,
+                100
+            )
             .await
             .unwrap()
             .is_empty()
@@ -331,7 +366,12 @@ pub async fn a_due_delivery_is_claimed_by_one_caller_until_its_lease_ends(store:
         .await
         .unwrap();
     let reclaimed = alerting
-        .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(31), lease, 100)
+        .claim_due_deliveries(
+            &"dst_acme".into(),
+            NOW + Duration::from_secs(31),
+            lease,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -356,7 +396,7 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
     let queued = delivery("acme", "dst_acme", 0);
     alerting
         .advance_cursor(
-            "dst_acme",
+            &"dst_acme".into(),
             0,
             &DeliveryCursor::starting_at(1),
             std::slice::from_ref(&queued),
@@ -366,7 +406,7 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
     let lease = Duration::from_secs(30);
     assert_eq!(
         alerting
-            .claim_due_deliveries("dst_acme", NOW, lease, 10)
+            .claim_due_deliveries(&"dst_acme".into(), NOW, lease, 10)
             .await
             .unwrap()
             .len(),
@@ -384,14 +424,14 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
         .unwrap();
     assert!(
         alerting
-            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(4), lease, 10)
+            .claim_due_deliveries(&"dst_acme".into(), NOW + Duration::from_secs(4), lease, 10)
             .await
             .unwrap()
             .is_empty(),
         "not due before its retry time, even though the lease was released"
     );
     let again = alerting
-        .claim_due_deliveries("dst_acme", retry_at, lease, 10)
+        .claim_due_deliveries(&"dst_acme".into(), retry_at, lease, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -414,7 +454,12 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
     );
     assert!(
         alerting
-            .claim_due_deliveries("dst_acme", retry_at + Duration::from_secs(3600), lease, 10)
+            .claim_due_deliveries(
+                &"dst_acme".into(),
+                retry_at + Duration::from_secs(3600),
+                lease,
+                10
+            )
             .await
             .unwrap()
             .is_empty(),
@@ -450,21 +495,26 @@ pub async fn failed_deliveries_wait_for_their_retry_then_go_dead_and_can_be_retr
             .unwrap()
     );
     let revived = alerting
-        .claim_due_deliveries("dst_acme", later, lease, 10)
+        .claim_due_deliveries(&"dst_acme".into(), later, lease, 10)
         .await
         .unwrap();
     assert_eq!(revived.len(), 1);
     assert_eq!(revived[0].attempts, 0);
 
     alerting
-        .record_test_result(&account("other"), "dst_other", later, Some("timed out"))
+        .record_test_result(
+            &account("other"),
+            &"dst_other".into(),
+            later,
+            Some("timed out"),
+        )
         .await
         .unwrap();
     let other = &alerting.list_destinations(&account("other")).await.unwrap()[0];
     assert_eq!(other.last_error.as_deref(), Some("timed out"));
     // A test result recorded through the wrong account changes nothing.
     alerting
-        .record_test_result(&account("acme"), "dst_other", later, None)
+        .record_test_result(&account("acme"), &"dst_other".into(), later, None)
         .await
         .unwrap();
     let other = &alerting.list_destinations(&account("other")).await.unwrap()[0];
@@ -483,14 +533,19 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
         .map(|seq| delivery("acme", "dst_acme", seq))
         .collect();
     alerting
-        .advance_cursor("dst_acme", 0, &DeliveryCursor::starting_at(10), &queued)
+        .advance_cursor(
+            &"dst_acme".into(),
+            0,
+            &DeliveryCursor::starting_at(10),
+            &queued,
+        )
         .await
         .unwrap();
     let mut second = delivery("acme", "dst_second", 0);
     second.created_at = NOW + Duration::from_secs(5);
     alerting
         .advance_cursor(
-            "dst_second",
+            &"dst_second".into(),
             0,
             &DeliveryCursor::starting_at(1),
             std::slice::from_ref(&second),
@@ -509,7 +564,7 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
 
     let lease = Duration::from_secs(30);
     let claimed = alerting
-        .claim_due_deliveries("dst_acme", NOW, lease, 3)
+        .claim_due_deliveries(&"dst_acme".into(), NOW, lease, 3)
         .await
         .unwrap();
     let seqs: Vec<u64> = claimed
@@ -518,7 +573,7 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
         .collect();
     assert_eq!(seqs, vec![1, 3, 5], "lowest seq first, and only its own");
     let rest = alerting
-        .claim_due_deliveries("dst_acme", NOW, lease, 10)
+        .claim_due_deliveries(&"dst_acme".into(), NOW, lease, 10)
         .await
         .unwrap();
     let seqs: Vec<u64> = rest
@@ -534,7 +589,7 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
         .collect();
     alerting
         .release_deliveries(
-            "dst_acme",
+            &"dst_acme".into(),
             &ids,
             NOW + Duration::from_secs(1),
             Some("connection refused"),
@@ -542,7 +597,7 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
         .await
         .unwrap();
     let again = alerting
-        .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(1), lease, 10)
+        .claim_due_deliveries(&"dst_acme".into(), NOW + Duration::from_secs(1), lease, 10)
         .await
         .unwrap();
     let seqs: Vec<(u64, u32)> = again
@@ -552,12 +607,17 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
     assert_eq!(seqs, vec![(1, 0), (3, 0), (5, 0)]);
     // Releasing through another destination's id changes nothing.
     alerting
-        .release_deliveries("dst_second", &ids, NOW + Duration::from_secs(2), None)
+        .release_deliveries(
+            &"dst_second".into(),
+            &ids,
+            NOW + Duration::from_secs(2),
+            None,
+        )
         .await
         .unwrap();
     assert!(
         alerting
-            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(2), lease, 10)
+            .claim_due_deliveries(&"dst_acme".into(), NOW + Duration::from_secs(2), lease, 10)
             .await
             .unwrap()
             .is_empty()
@@ -585,7 +645,12 @@ pub async fn a_destinations_lane_claims_its_own_deliveries_lowest_seq_first_and_
     );
     assert!(
         alerting
-            .claim_due_deliveries("dst_acme", NOW + Duration::from_secs(3600), lease, 10)
+            .claim_due_deliveries(
+                &"dst_acme".into(),
+                NOW + Duration::from_secs(3600),
+                lease,
+                10
+            )
             .await
             .unwrap()
             .is_empty(),
@@ -608,7 +673,7 @@ pub async fn tls_and_relp_destinations_keep_their_kind_address_and_trusted_ca(
         store
             .alerting()
             .create_destination(NewDestination {
-                destination_id: format!("dst_{index}"),
+                destination_id: format!("dst_{index}").into(),
                 account: account("acme"),
                 name: format!("collector {index}"),
                 kind: kind.clone(),

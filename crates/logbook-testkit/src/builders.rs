@@ -26,7 +26,7 @@ impl EventBuilder {
         let number = NEXT_EVENT_NUMBER.fetch_add(1, Ordering::Relaxed);
         Self {
             event: NewEvent {
-                id: format!("01900000-0000-7000-8000-{number:012x}"),
+                id: format!("01900000-0000-7000-8000-{number:012x}").into(),
                 account: AccountId::parse(account).expect("a valid test account name"),
                 received_at: RECEIVED_AT,
                 created_at: RECEIVED_AT,

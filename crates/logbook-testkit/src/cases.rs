@@ -211,7 +211,7 @@ pub async fn api_keys_are_created_listed_found_by_hash_and_revoked(store: Arc<dy
         .await
         .unwrap()
         .into_iter()
-        .map(|key| key.key_id)
+        .map(|key| key.key_id.into_string())
         .collect();
     every_key.sort();
     assert_eq!(every_key, vec!["key_acme", "key_globex", "key_platform"]);
@@ -240,7 +240,10 @@ pub async fn api_keys_are_created_listed_found_by_hash_and_revoked(store: Arc<dy
     );
 
     let revoked_at = RECEIVED_AT + Duration::hours(1);
-    let revoked = store.revoke_api_key("key_acme", revoked_at).await.unwrap();
+    let revoked = store
+        .revoke_api_key(&"key_acme".into(), revoked_at)
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(revoked_at));
     assert!(!revoked.is_active());
     let found_after = store
@@ -250,7 +253,9 @@ pub async fn api_keys_are_created_listed_found_by_hash_and_revoked(store: Arc<dy
         .expect("a revoked key is still found");
     assert!(!found_after.is_active());
     assert!(matches!(
-        store.revoke_api_key("key_missing", revoked_at).await,
+        store
+            .revoke_api_key(&"key_missing".into(), revoked_at)
+            .await,
         Err(StoreError::ApiKeyNotFound(_))
     ));
 }
@@ -1021,28 +1026,31 @@ pub async fn get_event_finds_by_id_and_returns_none_for_an_unknown_id(store: Arc
     assert_eq!(decoded(&found).message, "find me");
     assert_eq!(found.seq, 0);
     let custom_found = store
-        .get_event(&account("acme"), "custom-id-1")
+        .get_event(&account("acme"), &"custom-id-1".into())
         .await
         .unwrap()
         .expect("found by any id");
     assert_eq!(decoded(&custom_found).message, "custom id");
     assert!(
         store
-            .get_event(&account("acme"), "01900000-0000-7000-8000-000000000000")
+            .get_event(
+                &account("acme"),
+                &"01900000-0000-7000-8000-000000000000".into()
+            )
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .get_event(&account("acme"), "not-an-id")
+            .get_event(&account("acme"), &"not-an-id".into())
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .get_event(&account("acme"), &event_id.to_uppercase())
+            .get_event(&account("acme"), &event_id.as_str().to_uppercase().into())
             .await
             .unwrap()
             .is_none()
@@ -1289,22 +1297,27 @@ pub async fn users_are_created_found_changed_and_removed_with_their_sessions(
     assert_eq!(people.list_users(&account("acme")).await.unwrap().len(), 1);
 
     let promoted = people
-        .set_user_role("usr_alice_globex", Role::Admin)
+        .set_user_role(&"usr_alice_globex".into(), Role::Admin)
         .await
         .unwrap();
     assert_eq!(promoted.role, Role::Admin);
     assert!(matches!(
-        people.set_user_role("usr_missing", Role::Admin).await,
+        people
+            .set_user_role(&"usr_missing".into(), Role::Admin)
+            .await,
         Err(StoreError::UserNotFound(_))
     ));
 
     people
-        .set_totp("usr_alice", Some((vec![7; 20], vec![[1; 32], [2; 32]])))
+        .set_totp(
+            &"usr_alice".into(),
+            Some((vec![7; 20], vec![[1; 32], [2; 32]])),
+        )
         .await
         .unwrap();
     assert_eq!(
         people
-            .get_user("usr_alice")
+            .get_user(&"usr_alice".into())
             .await
             .unwrap()
             .unwrap()
@@ -1313,27 +1326,27 @@ pub async fn users_are_created_found_changed_and_removed_with_their_sessions(
     );
     assert_eq!(
         people
-            .count_unused_recovery_codes("usr_alice")
+            .count_unused_recovery_codes(&"usr_alice".into())
             .await
             .unwrap(),
         2
     );
     assert!(
         people
-            .use_recovery_code("usr_alice", &[1; 32], RECEIVED_AT)
+            .use_recovery_code(&"usr_alice".into(), &[1; 32], RECEIVED_AT)
             .await
             .unwrap()
     );
     assert!(
         !people
-            .use_recovery_code("usr_alice", &[1; 32], RECEIVED_AT)
+            .use_recovery_code(&"usr_alice".into(), &[1; 32], RECEIVED_AT)
             .await
             .unwrap(),
         "a recovery code works once"
     );
     assert_eq!(
         people
-            .count_unused_recovery_codes("usr_alice")
+            .count_unused_recovery_codes(&"usr_alice".into())
             .await
             .unwrap(),
         1
@@ -1345,7 +1358,7 @@ pub async fn users_are_created_found_changed_and_removed_with_their_sessions(
         .unwrap();
     people
         .set_password(
-            "usr_alice",
+            &"usr_alice".into(),
             "$argon2id$new",
             RECEIVED_AT + Duration::minutes(1),
         )
@@ -1362,15 +1375,21 @@ pub async fn users_are_created_found_changed_and_removed_with_their_sessions(
         .create_session(session(2, "usr_alice"))
         .await
         .unwrap();
-    let removed = people.remove_user("usr_alice").await.unwrap();
+    let removed = people.remove_user(&"usr_alice".into()).await.unwrap();
     assert_eq!(removed.user_id, "usr_alice");
-    assert!(people.get_user("usr_alice").await.unwrap().is_none());
+    assert!(
+        people
+            .get_user(&"usr_alice".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         people.find_session(&[2; 32]).await.unwrap().is_none(),
         "sessions go with their user"
     );
     assert!(matches!(
-        people.remove_user("usr_alice").await,
+        people.remove_user(&"usr_alice".into()).await,
         Err(StoreError::UserNotFound(_))
     ));
 }
@@ -1410,7 +1429,7 @@ pub async fn sessions_are_found_touched_listed_and_revoked(store: Arc<dyn Store>
     );
 
     let active: Vec<[u8; 32]> = people
-        .list_active_sessions("usr_bob")
+        .list_active_sessions(&"usr_bob".into())
         .await
         .unwrap()
         .into_iter()
@@ -1424,27 +1443,31 @@ pub async fn sessions_are_found_touched_listed_and_revoked(store: Arc<dyn Store>
 
     assert!(
         !people
-            .revoke_session("usr_eve", &[1; 32], later)
+            .revoke_session(&"usr_eve".into(), &[1; 32], later)
             .await
             .unwrap(),
         "a user ends only their own sessions"
     );
     assert!(
         people
-            .revoke_session("usr_bob", &[1; 32], later)
+            .revoke_session(&"usr_bob".into(), &[1; 32], later)
             .await
             .unwrap()
     );
     assert!(
         !people
-            .revoke_session("usr_bob", &[1; 32], later)
+            .revoke_session(&"usr_bob".into(), &[1; 32], later)
             .await
             .unwrap()
     );
     let (revoked, _) = people.find_session(&[1; 32]).await.unwrap().unwrap();
     assert_eq!(revoked.revoked_at, Some(later));
     assert_eq!(
-        people.list_active_sessions("usr_bob").await.unwrap().len(),
+        people
+            .list_active_sessions(&"usr_bob".into())
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
@@ -1661,9 +1684,12 @@ pub async fn key_use_is_recorded_forward_only_and_shown_with_the_key(store: Arc<
     let latest = RECEIVED_AT + Duration::minutes(5);
     store
         .record_api_key_use(&[
-            ("key_used".to_owned(), latest),
-            ("key_used".to_owned(), RECEIVED_AT + Duration::minutes(2)),
-            ("key_unknown".to_owned(), latest),
+            ("key_used".to_owned().into(), latest),
+            (
+                "key_used".to_owned().into(),
+                RECEIVED_AT + Duration::minutes(2),
+            ),
+            ("key_unknown".to_owned().into(), latest),
         ])
         .await
         .expect("uses of known and unknown keys are recorded");
@@ -1689,7 +1715,10 @@ pub async fn key_use_is_recorded_forward_only_and_shown_with_the_key(store: Arc<
     );
 
     store
-        .record_api_key_use(&[("key_used".to_owned(), RECEIVED_AT + Duration::minutes(1))])
+        .record_api_key_use(&[(
+            "key_used".to_owned().into(),
+            RECEIVED_AT + Duration::minutes(1),
+        )])
         .await
         .unwrap();
     assert_eq!(
@@ -1701,14 +1730,14 @@ pub async fn key_use_is_recorded_forward_only_and_shown_with_the_key(store: Arc<
     let later = RECEIVED_AT + Duration::hours(1);
     store
         .record_api_key_use(&[
-            ("key_used".to_owned(), later),
-            ("key_idle".to_owned(), later),
+            ("key_used".to_owned().into(), later),
+            ("key_idle".to_owned().into(), later),
         ])
         .await
         .unwrap();
     store.record_api_key_use(&[]).await.unwrap();
     let revoked = store
-        .revoke_api_key("key_used", later + Duration::minutes(1))
+        .revoke_api_key(&"key_used".into(), later + Duration::minutes(1))
         .await
         .unwrap();
     assert_eq!(

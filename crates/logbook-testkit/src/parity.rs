@@ -603,11 +603,12 @@ async fn paged_ids(
             )
             .await
             .unwrap_or_else(|error| panic!("the query {query} failed: {error}"));
-        ids.extend(
-            page.events
-                .iter()
-                .map(|row| row.decode().expect("a stored event decodes").id),
-        );
+        ids.extend(page.events.iter().map(|row| {
+            row.decode()
+                .expect("a stored event decodes")
+                .id
+                .into_string()
+        }));
         match page.next {
             Some(next) => after = Some(next),
             None => return ids,
@@ -621,7 +622,12 @@ async fn exported_ids(store: &Arc<dyn Store>, account: &AccountId, query: &Query
     let mut export = store.export_events(account, query.clone());
     while let Some(row) = export.next().await {
         let row = row.unwrap_or_else(|error| panic!("the export of {query} failed: {error}"));
-        ids.push(row.decode().expect("a stored event decodes").id);
+        ids.push(
+            row.decode()
+                .expect("a stored event decodes")
+                .id
+                .into_string(),
+        );
     }
     ids
 }

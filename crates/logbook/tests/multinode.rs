@@ -685,7 +685,7 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
         let people = source.people();
         people
             .create_user(NewUser {
-                user_id: "usr_owner".to_owned(),
+                user_id: "usr_owner".to_owned().into(),
                 account: account.clone(),
                 email: "owner@example.com".to_owned(),
                 role: Role::Owner,
@@ -696,14 +696,14 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
             .unwrap();
         people
             .set_totp(
-                "usr_owner",
+                &"usr_owner".into(),
                 Some((b"secret".to_vec(), code_hashes.to_vec())),
             )
             .await
             .unwrap();
         assert!(
             people
-                .use_recovery_code("usr_owner", &code_hashes[1], now)
+                .use_recovery_code(&"usr_owner".into(), &code_hashes[1], now)
                 .await
                 .unwrap()
         );
@@ -763,7 +763,7 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
     let people = destination.people();
     assert_eq!(
         people
-            .list_unused_recovery_codes("usr_owner")
+            .list_unused_recovery_codes(&"usr_owner".into())
             .await
             .unwrap(),
         vec![code_hashes[0], code_hashes[2]],
@@ -771,7 +771,7 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
     );
     assert!(
         people
-            .use_recovery_code("usr_owner", &code_hashes[2], now)
+            .use_recovery_code(&"usr_owner".into(), &code_hashes[2], now)
             .await
             .unwrap(),
         "a copied code signs in on PostgreSQL"

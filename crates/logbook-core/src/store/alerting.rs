@@ -11,6 +11,7 @@ use crate::alerting::{
     AlertRuleRecord, DeliveryCursor, DeliveryRecord, DestinationRecord, NewAlertRule, NewDelivery,
     NewDestination,
 };
+use crate::ids::{AlertRuleId, DestinationId};
 use crate::store::StoreError;
 
 /// Rules, destinations, cursors and the delivery outbox (reached through `Store::alerting`).
@@ -33,7 +34,7 @@ pub trait AlertingStore: Send + Sync {
     async fn delete_destination(
         &self,
         account: &AccountId,
-        destination_id: &str,
+        destination_id: &DestinationId,
     ) -> Result<bool, StoreError>;
 
     /// Fails with `DestinationNotFound` when a named destination is not the account's.
@@ -43,22 +44,26 @@ pub trait AlertingStore: Send + Sync {
     async fn set_rule_enabled(
         &self,
         account: &AccountId,
-        rule_id: &str,
+        rule_id: &AlertRuleId,
         enabled: bool,
     ) -> Result<bool, StoreError>;
-    async fn delete_rule(&self, account: &AccountId, rule_id: &str) -> Result<bool, StoreError>;
+    async fn delete_rule(
+        &self,
+        account: &AccountId,
+        rule_id: &AlertRuleId,
+    ) -> Result<bool, StoreError>;
 
     /// The destination's cursor (`None` when there is no such destination).
     async fn delivery_cursor(
         &self,
-        destination_id: &str,
+        destination_id: &DestinationId,
     ) -> Result<Option<DeliveryCursor>, StoreError>;
     /// In one transaction: moves the destination's cursor from `expected_next_seq` to `cursor`
     /// and inserts `deliveries` (an id already present is kept as it is). Returns `false`, writing
     /// nothing, when the cursor is no longer at `expected_next_seq` (another node moved it).
     async fn advance_cursor(
         &self,
-        destination_id: &str,
+        destination_id: &DestinationId,
         expected_next_seq: u64,
         cursor: &DeliveryCursor,
         deliveries: &[NewDelivery],
@@ -69,7 +74,7 @@ pub trait AlertingStore: Send + Sync {
     /// until its lease ends or it is released.
     async fn claim_due_deliveries(
         &self,
-        destination_id: &str,
+        destination_id: &DestinationId,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
@@ -85,7 +90,7 @@ pub trait AlertingStore: Send + Sync {
     /// next claim. Records `error`, when given, as the destination's last error.
     async fn release_deliveries(
         &self,
-        destination_id: &str,
+        destination_id: &DestinationId,
         delivery_ids: &[String],
         now: OffsetDateTime,
         error: Option<&str>,
@@ -103,7 +108,7 @@ pub trait AlertingStore: Send + Sync {
     async fn record_test_result(
         &self,
         account: &AccountId,
-        destination_id: &str,
+        destination_id: &DestinationId,
         now: OffsetDateTime,
         error: Option<&str>,
     ) -> Result<(), StoreError>;

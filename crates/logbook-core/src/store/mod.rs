@@ -16,6 +16,7 @@ use crate::account::AccountId;
 use crate::api_key::{ApiKeyRecord, KeyOwner, Scopes};
 use crate::cursor::CursorPosition;
 use crate::event::{EventRow, NewEvent};
+use crate::ids::{ApiKeyId, EventId};
 use crate::query::Query;
 
 mod alerting;
@@ -35,14 +36,14 @@ pub enum StoreError {
     #[error("account {0} does not exist")]
     AccountNotFound(AccountId),
     #[error("API key {0} does not exist")]
-    ApiKeyNotFound(String),
+    ApiKeyNotFound(ApiKeyId),
     #[error("user {0} does not exist")]
-    UserNotFound(String),
+    UserNotFound(crate::ids::UserId),
     #[error("{email} is already a user of account {account}")]
     UserAlreadyExists { account: AccountId, email: String },
     /// A rule named a destination that is not one of its account's.
     #[error("destination {0} does not exist")]
-    DestinationNotFound(String),
+    DestinationNotFound(crate::ids::DestinationId),
     /// The database refused a write because it is full; nothing of the write was committed.
     #[error("storage is full: {0}")]
     StorageFull(String),
@@ -82,7 +83,7 @@ pub enum AppendOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendReceipt {
-    pub id: String,
+    pub id: crate::ids::EventId,
     pub seq: u64,
     pub received_at: OffsetDateTime,
     /// The event's place in the account's verifiable log, from the writer's transaction. `None`
@@ -123,7 +124,7 @@ pub struct AccountRecord {
 
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
-    pub key_id: String,
+    pub key_id: crate::ids::ApiKeyId,
     pub key_hash: [u8; 32],
     pub owner: KeyOwner,
     pub scopes: Scopes,
@@ -153,12 +154,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ApiKeyRecord>, StoreError>;
     async fn revoke_api_key(
         &self,
-        key_id: &str,
+        key_id: &ApiKeyId,
         now: OffsetDateTime,
     ) -> Result<ApiKeyRecord, StoreError>;
     /// The SHA-256 stored for the key `key_id` (`None` if there is no such key), so that
     /// `logbook migrate-store` can copy keys to another store.
-    async fn api_key_hash(&self, key_id: &str) -> Result<Option<[u8; 32]>, StoreError>;
+    async fn api_key_hash(&self, key_id: &ApiKeyId) -> Result<Option<[u8; 32]>, StoreError>;
     /// The key whose SHA-256 is `key_hash`, revoked or not (the caller checks `is_active`).
     async fn find_api_key_by_hash(
         &self,
@@ -167,8 +168,10 @@ pub trait Store: Send + Sync + 'static {
     /// Moves each named key's `last_used_at` forward to its `used_at`, never back (several nodes
     /// flush what they saw, in any order). Unknown key ids are skipped. The server calls this at
     /// most once a minute per key, never per request.
-    async fn record_api_key_use(&self, uses: &[(String, OffsetDateTime)])
-    -> Result<(), StoreError>;
+    async fn record_api_key_use(
+        &self,
+        uses: &[(ApiKeyId, OffsetDateTime)],
+    ) -> Result<(), StoreError>;
 
     /// Appends validated events and returns only after they are durably committed (fsync or
     /// database commit). Concurrent callers share one transaction (group commit). An account
@@ -183,7 +186,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_event(
         &self,
         account: &AccountId,
-        event_id: &str,
+        event_id: &EventId,
     ) -> Result<Option<EventRow>, StoreError>;
     /// Every event of the account matching `query`, newest first, streamed in bounded chunks.
     fn export_events(

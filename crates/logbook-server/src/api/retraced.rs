@@ -263,8 +263,8 @@ async fn create(
         match outcome {
             EventOutcome::Stored(receipt) | EventOutcome::Duplicate(receipt) => {
                 answers.push(RetracedEventResponse {
-                    hash: retraced_event_hash(request, &receipt.id),
-                    id: receipt.id,
+                    hash: retraced_event_hash(request, receipt.id.as_str()),
+                    id: receipt.id.into_string(),
                 });
             }
             EventOutcome::KeyReusedWithDifferentContent => {

@@ -95,7 +95,7 @@ impl LaneHandle {
 
 fn labels(destination: &DestinationRecord) -> [(&'static str, String); 2] {
     [
-        ("destination", destination.destination_id.clone()),
+        ("destination", destination.destination_id.to_string()),
         ("account", destination.account.as_str().to_owned()),
     ]
 }

@@ -16,6 +16,7 @@ pub mod sender;
 pub mod tls;
 pub mod transport;
 
+use logbook_core::ids::DestinationId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,7 +91,7 @@ pub async fn queue_new_deliveries(
     clock: &dyn Clock,
     settings: &DeliverySettings,
     destinations: &[DestinationRecord],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<DestinationId>, StoreError> {
     let alerting = store.alerting();
     let mut rules_by_account: HashMap<AccountId, (Vec<AlertRuleRecord>, Vec<KnownNetwork>)> =
         HashMap::new();
@@ -213,7 +214,7 @@ pub async fn run(
     settings: Arc<DeliverySettings>,
     shutdown: ShutdownSignal,
 ) {
-    let mut lanes: HashMap<String, lane::LaneHandle> = HashMap::new();
+    let mut lanes: HashMap<DestinationId, lane::LaneHandle> = HashMap::new();
     let mut ticker = tokio::time::interval(settings.poll_interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown.wait();
@@ -244,14 +245,14 @@ async fn follow_round(
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
     settings: &Arc<DeliverySettings>,
-    lanes: &mut HashMap<String, lane::LaneHandle>,
+    lanes: &mut HashMap<DestinationId, lane::LaneHandle>,
 ) -> Result<(), StoreError> {
     let destinations = store.alerting().list_all_destinations().await?;
     let current: std::collections::HashSet<&str> = destinations
         .iter()
         .map(|destination| destination.destination_id.as_str())
         .collect();
-    let deleted: Vec<String> = lanes
+    let deleted: Vec<DestinationId> = lanes
         .keys()
         .filter(|destination_id| !current.contains(destination_id.as_str()))
         .cloned()

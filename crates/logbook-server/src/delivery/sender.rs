@@ -5,6 +5,7 @@
 //! connection goes to exactly the address that was checked, so a name that later resolves to
 //! `127.0.0.1` or `169.254.169.254` is refused.
 
+use logbook_core::ids::DestinationId;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -295,7 +296,7 @@ fn webhook_body(outgoing: &Outgoing<'_>) -> Result<String, SendError> {
     } else {
         delivery_format::webhook_body(&NewDelivery {
             delivery_id: outgoing.delivery_id.to_owned(),
-            destination_id: String::new(),
+            destination_id: DestinationId::new(""),
             account: outgoing.account.clone(),
             event_seq: outgoing.event_seq,
             event_json: outgoing.event_json.to_owned(),

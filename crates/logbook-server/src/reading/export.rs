@@ -247,7 +247,7 @@ fn write_csv_record(
     let actor = event.actor.as_ref();
     let cells: [Cow<'_, str>; 19] = [
         Cow::Owned(event.seq.to_string()),
-        Cow::Borrowed(&event.id),
+        Cow::Borrowed(event.id.as_str()),
         Cow::Owned(rfc3339(event.created_at)),
         Cow::Owned(rfc3339(event.received_at)),
         Cow::Borrowed(event.account.as_str()),

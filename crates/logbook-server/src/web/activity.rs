@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use logbook_core::cursor;
 use logbook_core::event::{Outcome, StoredEvent};
+use logbook_core::ids::EventId;
 use logbook_core::people::UserRecord;
 use logbook_core::query::{self};
 use logbook_core::store::EventQuery;
@@ -65,7 +66,7 @@ pub struct Row {
 impl Row {
     fn of(event: &StoredEvent) -> Self {
         Row {
-            id: event.id.clone(),
+            id: event.id.to_string(),
             message: visible(&event.message).into_owned(),
             ip: event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             ip_is_new: event.new_ip,
@@ -459,9 +460,9 @@ fn visible_pretty_json(value: &impl serde::Serialize) -> String {
 pub async fn get(
     State(state): State<AppState>,
     signed_in: SignedIn,
-    Path(event_id): Path<String>,
+    Path(event_id): Path<EventId>,
 ) -> Result<Response, WebError> {
-    if event_id.len() > 64 {
+    if event_id.as_str().len() > 64 {
         return Err(WebError::NotFound);
     }
     let row = state
@@ -550,7 +551,7 @@ pub async fn get(
                 .unwrap_or_default(),
         ),
         ("Sequence number", event.seq.to_string()),
-        ("Event id", visible(&event.id).into_owned()),
+        ("Event id", visible(event.id.as_str()).into_owned()),
         ("Account", event.account.to_string()),
     ];
     let changes = event
@@ -589,7 +590,7 @@ pub async fn get(
     let inclusion = inclusion_view(&state, &signed_in.user.account, event.seq).await?;
     let details = EventPage {
         chrome: Chrome::new(&state, "Event details", Some(&signed_in), "activity"),
-        permalink: format!("/events/{}", url_component(&event.id)),
+        permalink: format!("/events/{}", url_component(event.id.as_str())),
         row: Row::of(&event),
         fields,
         changes,

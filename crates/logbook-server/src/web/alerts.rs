@@ -6,6 +6,7 @@
 //! A webhook's signing secret is shown once, on creation. A receiver's answer (kept as the last
 //! error) is shown only as escaped text.
 
+use logbook_core::ids::{AlertRuleId, DestinationId};
 use std::time::Duration;
 
 use askama::Template;
@@ -125,24 +126,24 @@ async fn alerts_page(
     let dead = alerting
         .list_dead_letters(account, DEAD_LETTERS_SHOWN)
         .await?;
-    let destination_name = |destination_id: &str| {
+    let destination_name = |destination_id: &DestinationId| {
         destinations
             .iter()
-            .find(|destination| destination.destination_id == destination_id)
+            .find(|destination| &destination.destination_id == destination_id)
             .map(|destination| visible(&destination.name).into_owned())
-            .unwrap_or_else(|| destination_id.to_owned())
+            .unwrap_or_else(|| destination_id.to_string())
     };
     let rule_rows = rules
         .iter()
         .map(|rule: &AlertRuleRecord| RuleRow {
-            rule_id: rule.rule_id.clone(),
+            rule_id: rule.rule_id.to_string(),
             name: visible(&rule.name).into_owned(),
             query_text: visible(&rule.query_text).into_owned(),
             threshold: rule.threshold.map(threshold_text),
             destinations: rule
                 .destination_ids
                 .iter()
-                .map(|id| destination_name(id))
+                .map(&destination_name)
                 .collect::<Vec<_>>()
                 .join(", "),
             enabled: rule.enabled,
@@ -166,7 +167,7 @@ async fn alerts_page(
     let destination_rows = destinations
         .iter()
         .map(|destination| DestinationRow {
-            destination_id: destination.destination_id.clone(),
+            destination_id: destination.destination_id.to_string(),
             name: visible(&destination.name).into_owned(),
             kind: destination.kind.description(),
             address: visible(&destination.kind.address()).into_owned(),
@@ -343,7 +344,7 @@ pub async fn create_destination(
         .store()
         .alerting()
         .create_destination(NewDestination {
-            destination_id: new_id("dst_"),
+            destination_id: new_id("dst_").into(),
             account: account.clone(),
             name,
             kind,
@@ -371,7 +372,7 @@ pub async fn create_destination(
         Outcome::Success,
         vec![target(
             "destination",
-            &destination.destination_id,
+            destination.destination_id.as_str(),
             &destination.name,
         )],
     )
@@ -399,7 +400,7 @@ pub struct CsrfForm {
 async fn own_destination(
     state: &AppState,
     signed_in: &SignedIn,
-    destination_id: &str,
+    destination_id: &DestinationId,
 ) -> Result<logbook_core::alerting::DestinationRecord, WebError> {
     state
         .store()
@@ -407,7 +408,7 @@ async fn own_destination(
         .list_destinations(&signed_in.user.account)
         .await?
         .into_iter()
-        .find(|destination| destination.destination_id == destination_id)
+        .find(|destination| &destination.destination_id == destination_id)
         .ok_or(WebError::NotFound)
 }
 
@@ -416,7 +417,7 @@ pub async fn delete_destination(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(destination_id): Path<String>,
+    Path(destination_id): Path<DestinationId>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
@@ -439,7 +440,11 @@ pub async fn delete_destination(
             signed_in.user.email, destination.name
         ),
         Outcome::Success,
-        vec![target("destination", &destination_id, &destination.name)],
+        vec![target(
+            "destination",
+            destination_id.as_str(),
+            &destination.name,
+        )],
     )
     .await?;
     Ok(Redirect::to("/alerts").into_response())
@@ -451,7 +456,7 @@ pub async fn test_destination(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(destination_id): Path<String>,
+    Path(destination_id): Path<DestinationId>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
@@ -497,7 +502,11 @@ pub async fn test_destination(
         } else {
             Outcome::Failure
         },
-        vec![target("destination", &destination_id, &destination.name)],
+        vec![target(
+            "destination",
+            destination_id.as_str(),
+            &destination.name,
+        )],
     )
     .await?;
     match error_text {
@@ -620,12 +629,15 @@ pub async fn create_rule(
         .store()
         .alerting()
         .create_rule(NewAlertRule {
-            rule_id: new_id("rul_"),
+            rule_id: new_id("rul_").into(),
             account: signed_in.user.account.clone(),
             name,
             query_text: form.query.trim().to_owned(),
             threshold,
-            destination_ids,
+            destination_ids: destination_ids
+                .into_iter()
+                .map(DestinationId::from)
+                .collect(),
             created_at: state.clock().now(),
         })
         .await;
@@ -655,7 +667,7 @@ pub async fn create_rule(
                 .unwrap_or_default()
         ),
         Outcome::Success,
-        vec![target("alert_rule", &rule.rule_id, &rule.name)],
+        vec![target("alert_rule", rule.rule_id.as_str(), &rule.name)],
     )
     .await?;
     Ok(Redirect::to("/alerts").into_response())
@@ -706,7 +718,7 @@ pub async fn set_rule_enabled(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path((rule_id, change)): Path<(String, String)>,
+    Path((rule_id, change)): Path<(AlertRuleId, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
@@ -733,7 +745,7 @@ pub async fn set_rule_enabled(
             rule.name
         ),
         Outcome::Success,
-        vec![target("alert_rule", &rule_id, &rule.name)],
+        vec![target("alert_rule", rule_id.as_str(), &rule.name)],
     )
     .await?;
     Ok(Redirect::to("/alerts").into_response())
@@ -742,7 +754,7 @@ pub async fn set_rule_enabled(
 async fn own_rule(
     state: &AppState,
     signed_in: &SignedIn,
-    rule_id: &str,
+    rule_id: &AlertRuleId,
 ) -> Result<AlertRuleRecord, WebError> {
     state
         .store()
@@ -750,7 +762,7 @@ async fn own_rule(
         .list_rules(&signed_in.user.account)
         .await?
         .into_iter()
-        .find(|rule| rule.rule_id == rule_id)
+        .find(|rule| &rule.rule_id == rule_id)
         .ok_or(WebError::NotFound)
 }
 
@@ -759,7 +771,7 @@ pub async fn delete_rule(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(rule_id): Path<String>,
+    Path(rule_id): Path<AlertRuleId>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
@@ -776,7 +788,7 @@ pub async fn delete_rule(
         RULE_DELETE,
         format!("{} deleted alert rule {}", signed_in.user.email, rule.name),
         Outcome::Success,
-        vec![target("alert_rule", &rule_id, &rule.name)],
+        vec![target("alert_rule", rule_id.as_str(), &rule.name)],
     )
     .await?;
     Ok(Redirect::to("/alerts").into_response())

@@ -41,7 +41,7 @@ pub struct AuditEvent<'text> {
 pub async fn record(state: &AppState, event: AuditEvent<'_>) -> Result<(), WebError> {
     let now = state.clock().now();
     let new_event = NewEvent {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: uuid::Uuid::now_v7().to_string().into(),
         account: event.account.clone(),
         received_at: now,
         created_at: now,

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
 use logbook_core::event::{Outcome, Target};
+use logbook_core::ids::ApiKeyId;
 use logbook_core::store::NewApiKey;
 use rand::Rng;
 use serde::Deserialize;
@@ -63,7 +64,7 @@ async fn keys_page(
                 .last_used_at
                 .max(key_usage.last_use_of(&key.key_id))
                 .map(utc_text),
-            key_id: key.key_id,
+            key_id: key.key_id.into_string(),
             display_prefix: key.display_prefix,
             scopes: key.scopes.to_string(),
             description: key
@@ -109,10 +110,10 @@ fn new_key() -> (PlaintextApiKey, String) {
     (plaintext, key_id)
 }
 
-fn key_target(key_id: &str) -> Target {
+fn key_target(key_id: &ApiKeyId) -> Target {
     Target {
         target_type: "api_key".into(),
-        id: key_id.to_owned(),
+        id: key_id.to_string(),
         name: None,
     }
 }
@@ -145,7 +146,7 @@ pub async fn create(
     let record = state
         .store()
         .create_api_key(NewApiKey {
-            key_id,
+            key_id: key_id.into(),
             key_hash: plaintext.hash(),
             owner: KeyOwner::Account(signed_in.user.account.clone()),
             scopes,
@@ -184,7 +185,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(key_id): Path<String>,
+    Path(key_id): Path<ApiKeyId>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;

@@ -451,7 +451,7 @@ pub async fn post_invitation(
         .store()
         .people()
         .create_user(NewUser {
-            user_id: new_user_id(),
+            user_id: new_user_id().into(),
             account: invitation.account.clone(),
             email: invitation.email.clone(),
             role: invitation.role,

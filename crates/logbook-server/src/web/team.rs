@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use logbook_core::event::Outcome;
+use logbook_core::ids::UserId;
 use logbook_core::people::{InvitationRecord, Role, UserRecord, hash_token, normalize_email};
 use serde::Deserialize;
 
@@ -50,7 +51,7 @@ async fn team_page(
     let members = users
         .iter()
         .map(|user| MemberRow {
-            user_id: user.user_id.clone(),
+            user_id: user.user_id.to_string(),
             email: crate::web::render::visible(&user.email).into_owned(),
             role: user.role.as_str(),
             second_factor: user.totp_secret.is_some(),
@@ -99,7 +100,7 @@ fn require_manager(signed_in: &SignedIn) -> Result<(), WebError> {
 async fn member_of_account(
     state: &AppState,
     signed_in: &SignedIn,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<UserRecord, WebError> {
     match state.store().people().get_user(user_id).await? {
         Some(user) if user.account == signed_in.user.account => Ok(user),
@@ -183,7 +184,7 @@ pub async fn change_role(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(user_id): Path<String>,
+    Path(user_id): Path<UserId>,
     Form(form): Form<RoleForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
@@ -233,7 +234,7 @@ pub async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
     signed_in: SignedIn,
-    Path(user_id): Path<String>,
+    Path(user_id): Path<UserId>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;

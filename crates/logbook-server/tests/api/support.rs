@@ -127,7 +127,7 @@ impl TestServer {
         let key = PlaintextApiKey::from_random_bytes(random);
         self.store
             .create_api_key(NewApiKey {
-                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()).into(),
                 key_hash: key.hash(),
                 owner,
                 scopes: Scopes::parse(scopes).expect("valid scopes"),

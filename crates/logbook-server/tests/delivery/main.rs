@@ -94,7 +94,7 @@ impl RunningServer {
         let key = PlaintextApiKey::from_random_bytes(random);
         self.store
             .create_api_key(NewApiKey {
-                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()).into(),
                 key_hash: key.hash(),
                 owner: KeyOwner::Account(account.clone()),
                 scopes: Scopes::parse("ingest").unwrap(),
@@ -142,7 +142,7 @@ async fn add_destination(
     store
         .alerting()
         .create_destination(NewDestination {
-            destination_id: destination_id.to_owned(),
+            destination_id: destination_id.to_owned().into(),
             account: account.clone(),
             name: destination_id.to_owned(),
             kind,
@@ -165,12 +165,12 @@ async fn add_rule(
     store
         .alerting()
         .create_rule(NewAlertRule {
-            rule_id: format!("rul_{}", uuid::Uuid::now_v7().simple()),
+            rule_id: format!("rul_{}", uuid::Uuid::now_v7().simple()).into(),
             account: account.clone(),
             name: format!("rule {query_text}"),
             query_text: query_text.to_owned(),
             threshold,
-            destination_ids: vec![destination_id.to_owned()],
+            destination_ids: vec![destination_id.to_owned().into()],
             created_at: SystemClock.now(),
         })
         .await

@@ -84,7 +84,7 @@ impl Server {
         let key = PlaintextApiKey::from_random_bytes(random);
         self.store
             .create_api_key(NewApiKey {
-                key_id: format!("key_{}", uuid::Uuid::new_v4().simple()),
+                key_id: format!("key_{}", uuid::Uuid::new_v4().simple()).into(),
                 key_hash: key.hash(),
                 owner,
                 scopes: Scopes::parse(scopes).expect("scopes"),

@@ -69,7 +69,7 @@ async fn owners_manage_rules_and_destinations_on_the_alerts_page_and_each_change
             &[
                 ("name", "typo"),
                 ("query", "acton:user.login"),
-                ("destination_id", &destination_id),
+                ("destination_id", destination_id.as_str()),
             ],
         )
         .await;
@@ -101,7 +101,7 @@ async fn owners_manage_rules_and_destinations_on_the_alerts_page_and_each_change
                 ("query", "outcome:failure action:user.login"),
                 ("threshold_count", "5"),
                 ("threshold_window_minutes", "10"),
-                ("destination_id", &destination_id),
+                ("destination_id", destination_id.as_str()),
             ],
         )
         .await;

@@ -92,7 +92,7 @@ impl Web {
         self.store
             .people()
             .create_user(NewUser {
-                user_id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
+                user_id: format!("usr_{}", uuid::Uuid::now_v7().simple()).into(),
                 account: account.clone(),
                 email: email.to_owned(),
                 role,
@@ -109,7 +109,7 @@ impl Web {
         let key = PlaintextApiKey::from_random_bytes(random);
         self.store
             .create_api_key(NewApiKey {
-                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+                key_id: format!("key_{}", uuid::Uuid::now_v7().simple()).into(),
                 key_hash: key.hash(),
                 owner: KeyOwner::Account(account.clone()),
                 scopes: Scopes {

@@ -315,7 +315,7 @@ impl HistoryGenerator<'_> {
             _ => None,
         };
         self.events.push(NewEvent {
-            id,
+            id: id.into(),
             account: self.account.clone(),
             received_at,
             created_at: at,

@@ -50,7 +50,7 @@ async fn create(config: &Config, arguments: &KeyCreateArgs) -> Result<()> {
     let mut random = rand::rng();
     let plaintext = PlaintextApiKey::from_random_bytes(random.random());
     let new_key = NewApiKey {
-        key_id: new_key_id(&mut random),
+        key_id: new_key_id(&mut random).into(),
         key_hash: plaintext.hash(),
         owner,
         scopes,
@@ -110,7 +110,7 @@ async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> 
             .iter()
             .map(|key| {
                 vec![
-                    key.key_id.clone(),
+                    key.key_id.to_string(),
                     owner_label(&key.owner),
                     key.scopes.to_string(),
                     format!("{}…", key.display_prefix),
@@ -145,7 +145,9 @@ async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> 
 
 async fn revoke(config: &Config, key_id: &str) -> Result<()> {
     let store = open_store(config, CreateDatabase::Never)?;
-    let revoked = store.revoke_api_key(key_id, SystemClock.now()).await;
+    let revoked = store
+        .revoke_api_key(&key_id.into(), SystemClock.now())
+        .await;
     store.shutdown().await;
     match revoked {
         Ok(record) => {

@@ -66,7 +66,7 @@ async fn copy_everything(
     }
     eprintln!("Accounts: {} copied or already there.", accounts.len());
 
-    let existing_keys: HashSet<String> = destination
+    let existing_keys: HashSet<logbook_core::ids::ApiKeyId> = destination
         .list_api_keys(None)
         .await?
         .into_iter()

@@ -101,7 +101,7 @@ async fn add(
     let created = store
         .people()
         .create_user(NewUser {
-            user_id: new_user_id(),
+            user_id: new_user_id().into(),
             account: account.clone(),
             email: email.clone(),
             role,
@@ -167,7 +167,7 @@ async fn list(config: &Config, account: &str, json: bool) -> Result<()> {
                     "off".into()
                 },
                 rfc3339(user.created_at),
-                user.user_id.clone(),
+                user.user_id.to_string(),
             ]
         })
         .collect();

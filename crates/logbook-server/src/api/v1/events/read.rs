@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use logbook_core::cursor;
+use logbook_core::ids::EventId;
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
 
@@ -105,14 +106,14 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     reader: ReadAccount,
-    event_id: Result<Path<String>, PathRejection>,
+    event_id: Result<Path<EventId>, PathRejection>,
 ) -> Result<Response, ApiError> {
     // An id that is not even valid UTF-8 names no event.
     let Ok(Path(event_id)) = event_id else {
         return Err(ApiError::NotFound);
     };
     // Ids are UUIDs; anything much longer cannot exist, so it never reaches the store.
-    if event_id.len() > 64 {
+    if event_id.as_str().len() > 64 {
         return Err(ApiError::NotFound);
     }
     let row = crate::hardening::within_query_budget(
