@@ -9,8 +9,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::auth::ApiKeyCache;
-use crate::checkpointer::CheckpointSigning;
 use crate::web::WebServices;
+use crate::workers::checkpointer::CheckpointSigning;
 
 /// What the server enforces and how it paces live work. `Default` holds the documented defaults.
 #[derive(Debug, Clone)]
@@ -54,9 +54,9 @@ pub struct ServerSettings {
     /// Connections served at once; further ones wait in the listen queue until one closes.
     pub max_connections: usize,
     /// Alert and stream deliveries: SSRF guard, pacing, retries (`delivery`).
-    pub delivery: crate::delivery::DeliverySettings,
+    pub delivery: crate::workers::delivery::DeliverySettings,
     /// The "Needs attention" detectors and how often their worker reads new events.
-    pub attention: crate::attention_worker::AttentionWorkerSettings,
+    pub attention: crate::workers::attention::AttentionWorkerSettings,
 }
 
 impl Default for ServerSettings {
@@ -80,8 +80,8 @@ impl Default for ServerSettings {
             query_time_budget: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
-            delivery: crate::delivery::DeliverySettings::default(),
-            attention: crate::attention_worker::AttentionWorkerSettings::default(),
+            delivery: crate::workers::delivery::DeliverySettings::default(),
+            attention: crate::workers::attention::AttentionWorkerSettings::default(),
         }
     }
 }

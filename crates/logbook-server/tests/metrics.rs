@@ -16,7 +16,7 @@ use logbook_core::alerting::{DestinationKind, NewDestination, SigningSecret};
 use logbook_core::api_key::{KeyOwner, PlaintextApiKey, Scopes};
 use logbook_core::store::NewApiKey;
 use logbook_core::{AccountId, Clock, Store, SystemClock};
-use logbook_server::delivery::DeliverySettings;
+use logbook_server::workers::delivery::DeliverySettings;
 use logbook_server::{AppState, ServerSettings};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};

@@ -107,7 +107,7 @@ pub struct DeliveryConfig {
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        let server = logbook_server::delivery::DeliverySettings::default();
+        let server = logbook_server::workers::delivery::DeliverySettings::default();
         Self {
             allow_private_destinations: server.allow_private_destinations,
             max_attempts: server.retry.max_attempts,

@@ -23,9 +23,9 @@ use logbook_core::merkle::{self, NodeId};
 use logbook_core::store::StoredCheckpoint;
 use logbook_core::{AccountId, EventRow, Store, StoreError};
 
-use crate::checkpointer::CheckpointSigning;
 use crate::error::{ApiError, ErrorChain};
 use crate::state::AppState;
+use crate::workers::checkpointer::CheckpointSigning;
 
 const ROWS_PER_CHUNK: usize = 256;
 

@@ -22,11 +22,11 @@ use logbook_core::event::{Outcome, Target};
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::delivery::sender::{self, Outgoing};
 use crate::state::AppState;
 use crate::web::audit::{self, AuditEvent};
 use crate::web::render::{Chrome, WebError, utc_text, visible};
 use crate::web::session::{SignedIn, check_form};
+use crate::workers::delivery::sender::{self, Outgoing};
 
 /// Dead letters listed on the page.
 const DEAD_LETTERS_SHOWN: u32 = 50;
@@ -304,7 +304,7 @@ pub async fn create_destination(
                 // Core checks the text's shape; whether it holds usable certificates takes X.509.
                 match kind
                     .trusted_ca_pem()
-                    .map(crate::delivery::tls::parse_trusted_ca_pem)
+                    .map(crate::workers::delivery::tls::parse_trusted_ca_pem)
                 {
                     Some(Err(message)) => Err(alerting::AlertingInputError {
                         field: "trusted_ca_pem",

@@ -47,7 +47,7 @@ impl TestServer {
             .expect("a test signer");
         Self::start_signing(
             ServerSettings::default(),
-            Some(logbook_server::checkpointer::CheckpointSigning {
+            Some(logbook_server::workers::checkpointer::CheckpointSigning {
                 signer,
                 instance_name: "logbook.test".to_owned(),
                 interval: std::time::Duration::from_millis(20),
@@ -58,7 +58,7 @@ impl TestServer {
 
     async fn start_signing(
         settings: ServerSettings,
-        signing: Option<logbook_server::checkpointer::CheckpointSigning>,
+        signing: Option<logbook_server::workers::checkpointer::CheckpointSigning>,
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(

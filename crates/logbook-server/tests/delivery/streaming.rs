@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use logbook_core::alerting::{DestinationKind, RetrySchedule};
-use logbook_server::delivery::DeliverySettings;
+use logbook_server::workers::delivery::DeliverySettings;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

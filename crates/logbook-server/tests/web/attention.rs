@@ -270,7 +270,7 @@ async fn a_hostile_actor_id_in_a_finding_is_shown_as_inert_text() {
 
 #[tokio::test]
 async fn reading_in_small_batches_with_two_workers_at_once_stores_each_episode_exactly_once() {
-    use logbook_server::attention_worker::{AttentionWorkerSettings, catch_up_account};
+    use logbook_server::workers::attention::{AttentionWorkerSettings, catch_up_account};
     // The server's own worker waits an hour after its first (empty) round: this test drives it.
     let mut settings = ServerSettings::default();
     settings.attention.interval = Duration::from_secs(3600);

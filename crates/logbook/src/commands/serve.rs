@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use fs4::fs_std::FileExt;
 use logbook_core::SystemClock;
-use logbook_server::checkpointer::CheckpointSigning;
+use logbook_server::workers::checkpointer::CheckpointSigning;
 use logbook_server::{AppState, ServerSettings};
 
 use crate::commands::checkpoint_key::load_or_create_signer;
