@@ -15,7 +15,7 @@ use logbook_core::cursor;
 use logbook_core::event::{Outcome, StoredEvent};
 use logbook_core::ids::EventId;
 use logbook_core::people::UserRecord;
-use logbook_core::query::{self};
+use logbook_core::query::{self, Clause, Condition, TextPattern};
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
 
@@ -158,17 +158,19 @@ pub struct ListParameters {
     failures: String,
 }
 
-/// Quotes a qualifier value when it holds anything but plain characters.
-fn qualifier_value(value: &str) -> String {
-    if !value.is_empty()
-        && value
-            .chars()
-            .all(|character| character.is_alphanumeric() || "@._-*:/".contains(character))
-    {
-        value.to_owned()
-    } else {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+/// One `actor:`/`action:` term for a quick filter's value, written by the query language's own
+/// printer (so quoting is never done twice, differently): a trailing `*` makes a prefix.
+fn quick_filter_term(condition: fn(Vec<TextPattern>) -> Condition, value: &str) -> String {
+    let pattern = match value.strip_suffix('*') {
+        Some(prefix) if !prefix.is_empty() => TextPattern::Prefix(prefix.to_owned()),
+        _ => TextPattern::Exact(value.to_owned()),
+    };
+    Clause {
+        negated: false,
+        condition: condition(vec![pattern]),
+        span: 0..0,
     }
+    .to_string()
 }
 
 /// The query text with the quick filters added as terms.
@@ -191,10 +193,10 @@ pub fn fold_quick_filters(
         terms.push(format!("created:<={}", to.trim()));
     }
     if !person.trim().is_empty() {
-        terms.push(format!("actor:{}", qualifier_value(person.trim())));
+        terms.push(quick_filter_term(Condition::Actor, person.trim()));
     }
     if !kind.trim().is_empty() {
-        terms.push(format!("action:{}", qualifier_value(kind.trim())));
+        terms.push(quick_filter_term(Condition::Action, kind.trim()));
     }
     if failures_only {
         terms.push("outcome:failure".to_owned());
