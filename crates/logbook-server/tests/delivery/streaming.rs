@@ -100,61 +100,94 @@ async fn start_cutting_proxy(upstream_port: u16, cut_after_bytes: usize) -> u16 
                     socket2::Socket::from(stream.as_fd().try_clone_to_owned().unwrap())
                 };
                 let sockets = Arc::new([duplicate(&client), duplicate(&upstream)]);
-                let reset = |sockets: &[socket2::Socket; 2]| {
-                    for socket in sockets {
-                        let _ = socket.set_linger(Some(Duration::ZERO));
+                let (mut client_read, client_write) = client.into_split();
+                let (mut upstream_read, upstream_write) = upstream.into_split();
+                // The write halves sit where a reset can take them: dropping a write half shuts
+                // its side down (a FIN), which would tell Logbook the collector closed cleanly
+                // just before the reset, so a reset forgets them instead and the sockets close
+                // with SO_LINGER 0 (an RST only), as a collector's own reset does.
+                let client_write = Arc::new(tokio::sync::Mutex::new(Some(client_write)));
+                let upstream_write = Arc::new(tokio::sync::Mutex::new(Some(upstream_write)));
+                let reset = {
+                    let sockets = sockets.clone();
+                    let client_write = client_write.clone();
+                    let upstream_write = upstream_write.clone();
+                    move || {
+                        let sockets = sockets.clone();
+                        let client_write = client_write.clone();
+                        let upstream_write = upstream_write.clone();
+                        async move {
+                            for socket in sockets.iter() {
+                                let _ = socket.set_linger(Some(Duration::ZERO));
+                            }
+                            if let Some(half) = client_write.lock().await.take() {
+                                half.forget();
+                            }
+                            if let Some(half) = upstream_write.lock().await.take() {
+                                half.forget();
+                            }
+                        }
                     }
                 };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut upstream_read, mut upstream_write) = upstream.into_split();
                 let towards_rsyslog = {
-                    let sockets = sockets.clone();
+                    let reset = reset.clone();
+                    let upstream_write = upstream_write.clone();
                     async move {
                         let mut buffer = vec![0u8; 8192];
                         loop {
                             let read = match client_read.read(&mut buffer).await {
                                 Ok(0) => {
-                                    let _ = upstream_write.shutdown().await;
+                                    if let Some(half) = upstream_write.lock().await.as_mut() {
+                                        let _ = half.shutdown().await;
+                                    }
                                     return Ok(());
                                 }
                                 Ok(read) => read,
                                 Err(error) => {
-                                    reset(&sockets);
+                                    reset().await;
                                     return Err(error);
                                 }
                             };
-                            if let Err(error) = upstream_write.write_all(&buffer[..read]).await {
-                                reset(&sockets);
+                            let written = match upstream_write.lock().await.as_mut() {
+                                Some(half) => half.write_all(&buffer[..read]).await,
+                                None => Err(std::io::ErrorKind::ConnectionReset.into()),
+                            };
+                            if let Err(error) = written {
+                                reset().await;
                                 return Err(error);
                             }
                             let total = forwarded.fetch_add(read, Ordering::SeqCst) + read;
                             if total >= cut_after_bytes && !cut.swap(true, Ordering::SeqCst) {
-                                reset(&sockets);
+                                reset().await;
                                 return Err(std::io::ErrorKind::ConnectionReset.into());
                             }
                         }
                     }
                 };
                 let towards_logbook = {
-                    let sockets = sockets.clone();
+                    let client_write = client_write.clone();
                     async move {
                         let mut buffer = vec![0u8; 8192];
                         loop {
                             match upstream_read.read(&mut buffer).await {
                                 Ok(0) => {
-                                    let _ = client_write.shutdown().await;
+                                    if let Some(half) = client_write.lock().await.as_mut() {
+                                        let _ = half.shutdown().await;
+                                    }
                                     return Ok(());
                                 }
                                 Ok(read) => {
-                                    if let Err(error) =
-                                        client_write.write_all(&buffer[..read]).await
-                                    {
-                                        reset(&sockets);
+                                    let written = match client_write.lock().await.as_mut() {
+                                        Some(half) => half.write_all(&buffer[..read]).await,
+                                        None => Err(std::io::ErrorKind::ConnectionReset.into()),
+                                    };
+                                    if let Err(error) = written {
+                                        reset().await;
                                         return Err(error);
                                     }
                                 }
                                 Err(error) => {
-                                    reset(&sockets);
+                                    reset().await;
                                     return Err(error);
                                 }
                             }
