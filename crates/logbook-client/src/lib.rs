@@ -33,6 +33,14 @@
 //! Every event gets an idempotency key before its first attempt (a fresh random one when the
 //! caller gives none), and every retry sends the same bytes, so a retry after a timeout stores one
 //! event. Errors say what to do about them: `Error::kind` is `Retry`, `FixEvent` or `FixRequest`.
+//!
+//!
+//! # Why its own wire types
+//!
+//! This crate carries its own wire types instead of depending on `logbook-core`: a published
+//! client must not pin users to the server's internal crate (and its dependencies), and the JSON
+//! API is the contract. What it sends is checked by the server anyway; read events stay the
+//! server's JSON text, so nothing is lost when the server adds a field.
 
 mod batcher;
 mod error;

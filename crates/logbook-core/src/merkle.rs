@@ -19,6 +19,73 @@
 //!
 //! The writer does not read nodes back: it keeps the account's `CompactRange` (the O(log n)
 //! perfect subtrees on the right edge, serialisable with `to_bytes`) and gets each root from it.
+//!
+//! # The verifiable log, end to end
+//!
+//! Each account's events, in `seq` order, are the leaves of an RFC 6962 / RFC 9162 Merkle tree. The
+//! domain logic lives in `logbook-core` (`leaf`, `merkle`, `checkpoint`, `export_verification`),
+//! free of I/O; the stores and the server call it.
+//!
+//! - **Leaf encoding** (`leaf`). The leaf is the RFC 8785 (JCS) canonical JSON of the event as
+//!   stored and returned (`StoredEvent`, with `seq`), minus derived fields: `new_ip` is computed by a
+//!   detector after the commit, so it is not what was recorded. `leaf_hash = SHA-256(0x00 || leaf)`.
+//!   `NewEvent::canonical_leaf_parts` runs at ingest, off the writer, and splits the canonical text
+//!   where `"seq"` sorts (always after `received_at`); the writer only calls
+//!   `LeafParts::leaf_hash(seq)`, which hashes the pieces without allocating. Verifiers canonicalize
+//!   the raw stored or exported JSON object (`leaf_bytes_from_json_object`), so a field added by hand
+//!   is caught. Objects and strings are written by hand (the JCS crate re-parses every key to sort
+//!   it); numbers use `serde_json_canonicalizer`, which also serves as the test oracle.
+//! - **Node storage plan** (`merkle`). Node `(level, index)` is the perfect subtree of `2^level`
+//!   leaves from leaf `index << level`. Perfect subtree hashes never change, so the store keeps
+//!   those an append completes (`CompactRange::append` reports them: the leaf plus one per trailing
+//!   one-bit, two per event on average) in the same transaction as the events: the leaf hash in the
+//!   event's own row, and only nodes of level `LOWEST_STORED_NODE_LEVEL` (4) and above as rows of
+//!   their own (migration 0009, for issue 5's 15 % budget: about 1/8 of a node row per event instead
+//!   of two); a lower node is recomputed from its at most 8 leaf hashes when a proof asks. The writer
+//!   keeps each account's `CompactRange` (O(log n) right-edge hashes, `to_bytes`/`from_bytes`) and
+//!   reads no nodes. Any proof for any past size needs O(log n) stored nodes (a right-edge subtree is
+//!   the fold of its perfect parts); `inclusion_proof_node_ids` / `consistency_proof_node_ids` list
+//!   them so a store fetches them in one query, then `inclusion_proof` / `consistency_proof` build the
+//!   proof through the `NodeSource` trait (implemented for `HashMap<NodeId, Hash>`).
+//! - **Checkpoint format** (`checkpoint`). C2SP `tlog-checkpoint` in a C2SP `signed-note`, Ed25519:
+//!   `<instance>/<account>\n<size>\n<base64 root>\n\n— <key name> <base64(key ID || signature)>\n`.
+//!   The public key prints as `<name>+<key ID hex>+<base64(0x01 || key)>`, the private key file as
+//!   `PRIVATE+KEY+<name>+<key ID hex>+<base64(0x01 || seed)>` (Go's `sumdb/note` formats; a test
+//!   reproduces Go's published example byte for byte).
+//! - **Export trailer** (`export_verification`). Each NDJSON event line carries `leaf_hash` (hex) and
+//!   `inclusion_proof` against the checkpoint the export was cut at; the last line is
+//!   `{"checkpoint":..,"selection":..,"seq_runs":[[start,count],..]}`. A checkpoint alone cannot show
+//!   that a filtered export lost, gained or reordered lines, so `selection` is a second signed note
+//!   (same key) over the origin, tree size, event count and SHA-256 of the exported seqs in line
+//!   order; `seq_runs` spells that list out, which lets the verifier name the first wrong line.
+//!   Ingest refuses integers beyond ±(2^53 − 1) in `metadata`/`changes` (I-JSON), since JCS would
+//!   commit to their nearest double rather than the stored digits.
+//! - **Stores** (`logbook-store-*/src/tree.rs`, migrations `0003_tree.sql`, `0009`). Column
+//!   `events.leaf_hash`, tables `tree_nodes` (`account, level >= 4, index -> hash`), `tree_state`
+//!   (each account's `CompactRange::to_bytes`) and `checkpoints`, all written with the events'
+//!   transaction except checkpoints. SQLite's writer
+//!   loads an account's state once per group (like its next `seq`, read inside the transaction), calls
+//!   `tree::append_leaf` per event and `save_account_tree` per account before the commit. PostgreSQL's
+//!   writer reads `tree_state` after locking the accounts `FOR UPDATE` (several nodes append to one
+//!   account, so no node may cache it) and writes every node of the group in one `unnest` insert; the
+//!   tree tables have the same row-level security policies as `events`. The receipt's `leaf_hash`
+//!   and `tree_size` come from the writer; a duplicate's from its event row's `leaf_hash`.
+//! - **Checkpointer** (`logbook-server/src/workers/checkpointer.rs`). A task started by `serve` signs, every
+//!   `[checkpoints] interval_milliseconds`, the committed head of each account that grew
+//!   (`LogTree::tree_heads_without_checkpoint`), and once more after the final commits on shutdown.
+//!   Equal sizes signed by two nodes keep the first (`ON CONFLICT DO NOTHING`). The Ed25519 key is a
+//!   file outside the database, created 0600 on first start; PostgreSQL nodes share one copy.
+//! - **Proofs over HTTP** (`logbook_server::reading::proofs`, served by `api::v1::checkpoints` and
+//!   the event view): the handler lists the O(log n) node ids
+//!   (`*_proof_node_ids` plus the root's perfect parts), fetches them in one store call and builds
+//!   the proof; work per request is logarithmic in the account's size. Verifiable exports
+//!   (`verifiable=true`, opt-in because each line costs a proof) batch the node ids of 256 lines
+//!   per store call and are cut against a checkpoint signed at request time.
+//! - **Verification** (`logbook_core::log_verification`, `logbook verify`): one implementation over
+//!   the `Store`/`LogTree` traits checks every backend. A changed or swapped event is named by its
+//!   stored leaf, a deleted one by the `seq` gap, an inserted one by being outside the tree, and a
+//!   tree recomputed over edits by the signed checkpoints (or by a saved checkpoint and a
+//!   consistency proof when the checkpoints were deleted too).
 
 use std::collections::HashMap;
 
@@ -61,7 +128,7 @@ impl NodeId {
     }
 }
 
-/// The lowest level of interior node the stores keep (ARCHITECTURE.md, "Tamper evidence"). Each
+/// The lowest level of interior node the stores keep (`logbook_core::merkle`, "The verifiable log, end to end"). Each
 /// leaf hash lives in its event's row, and a node below this level is recomputed from its 2^level
 /// leaf hashes when a proof asks for it: a proof reads at most 2^LOWEST_STORED_NODE_LEVEL more
 /// leaf hashes, and the writer stores about 2 / 2^LOWEST_STORED_NODE_LEVEL node rows per event

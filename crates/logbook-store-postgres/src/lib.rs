@@ -4,6 +4,25 @@
 //! compilation to SQL (`query_sql`), full text over Logbook's own tokens (`encoding`), and
 //! row-level security as a second isolation layer: every read of events runs in a read-only
 //! transaction that `SET LOCAL`s the account it reads for.
+//!
+//! # Several nodes
+//!
+//! - Any number of stateless `logbook serve` nodes share one PostgreSQL database. Each node has its
+//!   own writer task doing the same group commit as SQLite; across nodes, the writer locks the
+//!   touched account rows (`FOR UPDATE`, in account order) before reading `next_seq` and checking
+//!   idempotency keys, so `seq` stays dense and a key is stored once even when two nodes ingest for
+//!   one account at the same moment. Events go in with binary COPY (through staging tables when the
+//!   role is subject to row-level security, which refuses COPY).
+//! - Row-level security is a second isolation layer: every read runs in a read-only transaction
+//!   that sets `logbook.account_row`, as a `logbook_rls` role the policies apply to, so a query that
+//!   forgot the account filter returns nothing of another account.
+//! - Plans are pinned (`plan_cache_mode = force_custom_plan`, no sequential scans for reads); text
+//!   search uses a `tsvector` built from `text_tokens`, rare terms through GIN, common ones by walking
+//!   the newest-first index.
+//! - What nodes share is in the database: sessions (a logout on one node ends the session on every
+//!   node), keys (each node caches an active key for at most 1 s, so a revocation takes effect within
+//!   that time), checkpoints; live tails poll the database. The checkpoint signing key is a file every
+//!   node must be given (`[checkpoints] signing_key_file`).
 
 mod actor_history;
 mod encoding;

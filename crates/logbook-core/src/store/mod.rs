@@ -258,7 +258,7 @@ impl StoredAccountLimits {
     }
 }
 
-/// The per-account limit overrides of `logbook limits` (ARCHITECTURE.md, "Limits"). Servers read
+/// The per-account limit overrides of `logbook limits`. Servers read
 /// them every few seconds, never per request.
 #[async_trait]
 pub trait AccountLimitStore: Send + Sync {
@@ -296,7 +296,7 @@ pub struct TreeHead {
     pub root_hash: crate::merkle::Hash,
 }
 
-/// The verifiable log a store keeps beside the events (ARCHITECTURE.md, "Tamper evidence"): the
+/// The verifiable log a store keeps beside the events (`logbook_core::merkle`, "The verifiable log, end to end"): the
 /// stored perfect-subtree hashes every proof is built from, each account's current tree head, and
 /// the signed checkpoints. The writer maintains the tree in the transaction of the events; this
 /// trait is everything that reads it or adds checkpoints.

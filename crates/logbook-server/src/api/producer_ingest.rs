@@ -4,6 +4,16 @@
 //! events to the same `store_parsed_events`. So limits, idempotency, durability, tamper evidence
 //! and unfamiliar-IP detection cannot differ between the ways in; an adapter only decides how
 //! its protocol's fields map and how its answers and errors look.
+//!
+//! # Design
+//!
+//! - **One ingest path.** Retraced's publisher API, WorkOS's audit log events and OTLP/HTTP logs
+//!   are adapters: each parses its wire body into named serde types, translates every event into
+//!   Logbook's ingest JSON, and hands it to the very `logbook_core::ingest` parser and
+//!   `store_parsed_events` that `POST /api/v1/events` uses (`api::producer_ingest`), so limits,
+//!   idempotency, fsync-before-2xx, the Merkle log and unfamiliar-IP detection cannot drift. Their
+//!   error bodies come from `error::DialectError`: status and headers from `ApiError`'s one mapping,
+//!   only the body in the protocol's shape.
 
 use std::fmt;
 use std::marker::PhantomData;

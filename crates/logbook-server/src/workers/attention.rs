@@ -8,6 +8,22 @@
 //! hold are named by their place in the log, so they are stored once. Several nodes on one
 //! PostgreSQL each run a worker; the save is a compare-and-set on the cursor, so of two workers
 //! that read the same events one saves and the other starts again from what was saved.
+//!
+//! # Design
+//!
+//! - **Detectors** (`logbook_core::attention`): pure, fed one account's events in `seq` order;
+//!   all state (burst windows, pending new-address logins, per-actor active-hour bitmaps and active
+//!   day counts) is one serializable `AttentionState`. An episode is named by account, kind, subject
+//!   and its first `seq`, which depend only on the log.
+//! - **Worker** (this module): every 2 s, for each account whose event
+//!   count moved, reads `events_since` its saved cursor (1000 at a time) and calls
+//!   `save_attention_progress`, which stores the cursor, the state and the findings in one
+//!   transaction and only if the cursor is still where the worker read it (compare-and-set), so a
+//!   crash re-reads at most one batch and two nodes never both save. Findings are unique by their
+//!   episode name (`ON CONFLICT DO NOTHING`). Tables of migration 0007; no row-level security on
+//!   them (like people), every query filters by account.
+//! - The state grows with one hour record per actor ever seen (about 60 bytes of JSON each) and is
+//!   rewritten per batch; an account with very many actors would want per-actor rows instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -9,6 +9,36 @@
 //! one PostgreSQL: the cursor moves by compare-and-set and due deliveries are claimed with a
 //! lease, so a delivery is sent by one node at a time; a crash between sending and recording the
 //! success re-sends it with the same delivery id (at-least-once).
+//!
+//! # Design
+//!
+//! - **Code**: rules, thresholds, cursors, the retry schedule and delivery ids in
+//!   `logbook_core::alerting`; the webhook body, its signature and the RFC 5424 line in
+//!   `logbook_core::delivery_format` (both pure); `AlertingStore` written once in `logbook-store-sql/src/alerting.rs`
+//!   (migrations 0006, 0011); in this module the worker (`mod.rs`), one lane per
+//!   destination (`lane.rs`), the transports (`transport.rs`: webhook, syslog over TCP/TLS, RELP),
+//!   Logbook's own RELP client (`relp.rs`) and TLS trust (`tls.rs`); the page in `web/alerts.rs`.
+//! - **Lanes.** Each destination has its own long-lived tasks (one per connection), which claim
+//!   its due deliveries lowest `seq` first, so a slow receiver delays only itself. "Delivered" is the
+//!   receiver's acknowledgement: a 2xx, a RELP `rsp 200`, or for TCP/TLS syslog (no acknowledgement
+//!   in the protocol) the collector's clean close after Logbook closed a batch's connection.
+//!   Refusals count attempts (dead letters after `max_attempts`); an unreachable receiver counts
+//!   none, its deliveries go back unsent and the lane backs off.
+//! - **Never in the write path.** The worker follows each destination's account with
+//!   `events_since` from a cursor stored on the destination; ingest never waits for a receiver. Rules
+//!   run in memory with the same `Query::matches` as the live tail.
+//! - **At-least-once.** The deliveries an event produces are inserted (the outbox, `ON CONFLICT DO
+//!   NOTHING` on a delivery id derived from destination, rule and `seq`) in the transaction that
+//!   moves the cursor, as a compare-and-set from the position read, so a crash re-reads at most one
+//!   batch and two nodes never both queue it. Sending comes after; due deliveries are claimed with a
+//!   lease (`claimed_until`; PostgreSQL `FOR UPDATE SKIP LOCKED`), so one node sends each, and a
+//!   node that dies mid-send leaves the claim to expire and the delivery to be re-sent with the same
+//!   id. Threshold windows are stored beside the cursor (at most N + 1 timestamps per rule), so a
+//!   restart neither forgets nor double-counts a burst.
+//! - **SSRF.** The guard runs at send time on what DNS answers then and pins the connection to the
+//!   checked address (`reqwest`'s `resolve_to_addrs`, no redirects); a name with any non-public
+//!   answer is refused whole. Destination tables carry no row-level security (the worker reads every
+//!   account, like people); every page query filters by account.
 
 pub mod lane;
 pub mod relp;
