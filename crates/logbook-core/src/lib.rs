@@ -23,6 +23,7 @@ pub mod log_verification;
 pub mod merkle;
 pub mod people;
 pub mod query;
+pub mod retention;
 pub mod store;
 pub mod terminal_text;
 pub mod totp;

@@ -253,6 +253,15 @@ impl CompactRange {
         Ok(CompactRange { size, right_edge })
     }
 
+    /// The perfect subtrees of the first `size` leaves with their ids, largest first. When the
+    /// leaves of a prefix are removed (retention), these are the only nodes of it that any proof
+    /// of a later leaf, or of consistency from a later size, still needs.
+    pub fn perfect_subtrees(&self) -> Vec<(NodeId, Hash)> {
+        perfect_decomposition(0, self.size)
+            .zip(self.right_edge.iter().copied())
+            .collect()
+    }
+
     /// The compact range of the first `size` leaves, read from stored perfect nodes.
     pub fn from_node_source(source: &impl NodeSource, size: u64) -> Result<Self, MerkleError> {
         let mut right_edge = Vec::with_capacity(size.count_ones() as usize);
@@ -264,6 +273,66 @@ impl CompactRange {
             );
         }
         Ok(CompactRange { size, right_edge })
+    }
+}
+
+/// The perfect subtrees of the first `size` leaves, largest first: what a compact range of that
+/// size holds, and what a store reads to rebuild one (`CompactRange::from_node_source`).
+pub fn compact_range_node_ids(size: u64) -> Vec<NodeId> {
+    perfect_decomposition(0, size).collect()
+}
+
+/// The hash of the perfect subtree `id` of a log whose first `prefix.size()` leaves were
+/// removed: its part inside the removed prefix is made of `prefix`'s perfect subtrees (a node
+/// wholly inside the prefix must be one of them), and `later_leaves` are the hashes of its
+/// remaining leaves, in order, from the first one after the prefix.
+pub fn perfect_subtree_across_prefix(
+    id: NodeId,
+    prefix: &CompactRange,
+    later_leaves: &[Hash],
+) -> Result<Hash, MerkleError> {
+    let start = id.index << id.level;
+    let end = start + (1u64 << id.level);
+    let pruned_below = prefix.size();
+    let prefix_nodes = prefix.perfect_subtrees();
+    if end <= pruned_below {
+        return prefix_nodes
+            .iter()
+            .find(|(node, _)| *node == id)
+            .map(|(_, hash)| *hash)
+            .ok_or(MerkleError::MissingNode(id));
+    }
+    let first_later_leaf = start.max(pruned_below);
+    if later_leaves.len() as u64 != end - first_later_leaf {
+        return Err(MerkleError::MissingNode(id));
+    }
+    // The prefix nodes inside [start, pruned_below) are that range's perfect decomposition,
+    // largest first; appending the later leaves one by one merges equal levels as a compact
+    // range does, until one node of `id`'s level is left.
+    let mut stack: Vec<(u8, Hash)> = prefix_nodes
+        .iter()
+        .filter(|(node, _)| {
+            let node_start = node.index << node.level;
+            node_start >= start && node_start < end
+        })
+        .map(|(node, hash)| (node.level, *hash))
+        .collect();
+    for leaf in later_leaves {
+        let mut level = 0u8;
+        let mut hash = *leaf;
+        while let Some((top_level, top_hash)) = stack.last().copied() {
+            if top_level != level {
+                break;
+            }
+            stack.pop();
+            hash = hash_children(&top_hash, &hash);
+            level += 1;
+        }
+        stack.push((level, hash));
+    }
+    match stack.as_slice() {
+        [(level, hash)] if *level == id.level => Ok(*hash),
+        _ => Err(MerkleError::MissingNode(id)),
     }
 }
 
@@ -576,6 +645,88 @@ impl NodeSource for MemoryTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leaf_hashes(count: u64) -> Vec<Hash> {
+        (0..count)
+            .map(|seq| hash_leaf(format!("event {seq}").as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn every_node_a_later_proof_needs_is_rebuilt_from_the_pruned_prefixs_compact_range() {
+        let leaves = leaf_hashes(70);
+        for pruned_below in [1_u64, 5, 16, 21, 32, 63] {
+            let mut prefix = CompactRange::new();
+            for leaf in &leaves[..pruned_below as usize] {
+                prefix.append(*leaf, |_| {});
+            }
+            // A node source that knows only the prefix's compact range and the later leaves.
+            let source = |id: NodeId| -> Result<Hash, MerkleError> {
+                let start = (id.index << id.level).max(pruned_below);
+                let end = ((id.index + 1) << id.level).min(leaves.len() as u64);
+                let later = if start < end {
+                    &leaves[start as usize..end as usize]
+                } else {
+                    &[][..]
+                };
+                perfect_subtree_across_prefix(id, &prefix, later)
+            };
+            for tree_size in pruned_below..=leaves.len() as u64 {
+                for seq in pruned_below..tree_size {
+                    let mut nodes = HashMap::new();
+                    for id in inclusion_proof_node_ids(seq, tree_size).unwrap() {
+                        nodes.insert(id, source(id).unwrap());
+                    }
+                    for id in perfect_decomposition(0, tree_size) {
+                        nodes.insert(id, source(id).unwrap());
+                    }
+                    nodes.insert(NodeId::new(0, seq), leaves[seq as usize]);
+                    let proof = inclusion_proof(&nodes, seq, tree_size).unwrap();
+                    let root = root_at(&nodes, tree_size).unwrap();
+                    assert_eq!(root, root_from_leaf_hashes(&leaves[..tree_size as usize]));
+                    assert!(
+                        verify_inclusion(&leaves[seq as usize], seq, tree_size, &proof, &root)
+                            .is_ok(),
+                        "leaf {seq} of {tree_size} after pruning below {pruned_below}"
+                    );
+                }
+                // Consistency from every retained size (a checkpoint taken after the prefix).
+                for old_size in pruned_below.max(1)..=tree_size {
+                    let mut nodes = HashMap::new();
+                    for id in consistency_proof_node_ids(old_size, tree_size)
+                        .unwrap()
+                        .into_iter()
+                        .chain(perfect_decomposition(0, old_size))
+                        .chain(perfect_decomposition(0, tree_size))
+                    {
+                        nodes.insert(id, source(id).unwrap());
+                    }
+                    let proof = consistency_proof(&nodes, old_size, tree_size).unwrap();
+                    let old_root = root_from_leaf_hashes(&leaves[..old_size as usize]);
+                    let new_root = root_from_leaf_hashes(&leaves[..tree_size as usize]);
+                    assert!(
+                        verify_consistency(old_size, tree_size, &proof, &old_root, &new_root)
+                            .is_ok(),
+                        "{old_size} to {tree_size} after pruning below {pruned_below}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_wholly_inside_the_prefix_is_known_only_if_it_is_one_of_its_perfect_subtrees() {
+        let leaves = leaf_hashes(21);
+        let mut prefix = CompactRange::new();
+        for leaf in &leaves {
+            prefix.append(*leaf, |_| {});
+        }
+        assert_eq!(
+            perfect_subtree_across_prefix(NodeId::new(4, 0), &prefix, &[]).unwrap(),
+            root_from_leaf_hashes(&leaves[..16])
+        );
+        assert!(perfect_subtree_across_prefix(NodeId::new(2, 0), &prefix, &[]).is_err());
+    }
     use proptest::prelude::*;
     use sha2::Sha256 as Sha256Hasher;
 

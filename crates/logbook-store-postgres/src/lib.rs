@@ -31,6 +31,7 @@ mod import;
 mod migrations;
 mod query_budget;
 mod query_sql;
+mod retention;
 pub mod scratch_database;
 mod shared_sql;
 mod startup_check;
@@ -107,6 +108,8 @@ struct StoreInner {
     pool: Pool,
     /// The writer's one connection, as the connecting role (not switched to the row-security role).
     writer_pool: Pool,
+    /// One connection, as the connecting role, for retention's deletes.
+    maintenance_pool: Pool,
     connection_config: tokio_postgres::Config,
     /// `None` once shutdown started: no new writes are accepted.
     writer_inbox: Mutex<Option<mpsc::UnboundedSender<AppendRequest>>>,
@@ -293,6 +296,22 @@ impl PostgresStore {
             context: "building the writer's connection pool",
             message: error.to_string(),
         })?;
+        // Retention's deletes run as the connecting role too (the reading role may not delete
+        // events), on a connection of their own so they never wait for the writer's.
+        let maintenance_pool = Pool::builder(Manager::from_config(
+            connection_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|error| StoreError::Database {
+            context: "building the maintenance connection pool",
+            message: error.to_string(),
+        })?;
         // Fail now, not at the first event, if the writer cannot connect.
         drop(
             writer_pool
@@ -319,6 +338,7 @@ impl PostgresStore {
             inner: Arc::new(StoreInner {
                 pool,
                 writer_pool,
+                maintenance_pool,
                 connection_config,
                 writer_inbox: Mutex::new(Some(sender)),
                 writer_task: Mutex::new(Some(writer_task)),
@@ -634,6 +654,10 @@ impl Store for PostgresStore {
 
     fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
         &self.shared
+    }
+
+    fn retention(&self) -> &dyn logbook_core::store::RetentionStore {
+        self
     }
 
     fn attention(&self) -> &dyn logbook_core::store::AttentionStore {

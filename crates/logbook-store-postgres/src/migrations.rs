@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_delivery_lanes",
         include_str!("../migrations/0011_delivery_lanes.sql"),
     ),
+    (
+        12,
+        "0012_retention",
+        include_str!("../migrations/0012_retention.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

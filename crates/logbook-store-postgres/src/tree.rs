@@ -17,7 +17,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use logbook_core::merkle::{
-    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, root_from_leaf_hashes,
+    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, perfect_subtree_across_prefix,
+    root_from_leaf_hashes,
 };
 use logbook_core::store::{LogTree, StoredCheckpoint, TreeHead};
 use logbook_core::{AccountId, StoreError};
@@ -322,8 +323,15 @@ impl LogTree for PostgresStore {
             "SELECT seq, leaf_hash FROM events WHERE account_row = $1 AND seq = ANY($2) AND leaf_hash IS NOT NULL",
             &leaf_parameters,
         );
-        let (stored_rows, leaf_rows) = futures::try_join!(stored_rows, leaf_rows)
-            .map_err(database_error("reading tree nodes"))?;
+        // Below a pruned prefix the events are gone; its compact range stands for them.
+        let prefix_parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&account_row];
+        let prefix_rows = reader.client().query(
+            "SELECT prefix_range FROM pruned_prefixes WHERE account_row = $1",
+            &prefix_parameters,
+        );
+        let (stored_rows, leaf_rows, prefix_rows) =
+            futures::try_join!(stored_rows, leaf_rows, prefix_rows)
+                .map_err(database_error("reading tree nodes"))?;
         reader.finish().await?;
         for row in stored_rows {
             let id = NodeId::new(row.get::<_, i16>(0) as u8, row.get::<_, i64>(1) as u64);
@@ -336,11 +344,34 @@ impl LogTree for PostgresStore {
                 hash_of(row.get::<_, &[u8]>(1))?,
             );
         }
+        let prefix = prefix_rows
+            .first()
+            .map(|row| {
+                CompactRange::from_bytes(row.get::<_, &[u8]>(0)).map_err(|error| {
+                    StoreError::Database {
+                        context: "reading a pruned prefix",
+                        message: error.to_string(),
+                    }
+                })
+            })
+            .transpose()?;
+        let pruned_below = prefix.as_ref().map_or(0, CompactRange::size);
         for id in recomputed_ids {
             let leaf_count = 1_u64 << id.level;
             let Some(start) = id.index.checked_mul(leaf_count) else {
                 continue;
             };
+            if let (true, Some(prefix)) = (start < pruned_below, &prefix) {
+                let later: Option<Vec<Hash>> = (pruned_below..start.saturating_add(leaf_count))
+                    .map(|seq| leaves.get(&seq).copied())
+                    .collect();
+                if let Some(later) = later
+                    && let Ok(hash) = perfect_subtree_across_prefix(id, prefix, &later)
+                {
+                    nodes.insert(id, hash);
+                }
+                continue;
+            }
             // A node exists only when every one of its leaves is in the tree (an event inserted
             // behind the writers' backs has no leaf hash).
             let node_leaves: Option<Vec<Hash>> = (start..start.saturating_add(leaf_count))
@@ -348,6 +379,19 @@ impl LogTree for PostgresStore {
                 .collect();
             if let Some(node_leaves) = node_leaves {
                 nodes.insert(id, root_from_leaf_hashes(&node_leaves));
+            }
+        }
+        // A stored node wholly inside the pruned prefix was deleted with it.
+        if let Some(prefix) = &prefix {
+            for id in &stored_ids {
+                let end = (id.index + 1)
+                    .checked_shl(u32::from(id.level))
+                    .unwrap_or(u64::MAX);
+                if end <= pruned_below
+                    && let Ok(hash) = perfect_subtree_across_prefix(*id, prefix, &[])
+                {
+                    nodes.insert(*id, hash);
+                }
             }
         }
         Ok(nodes)

@@ -78,6 +78,7 @@ mod errors;
 mod migrations;
 mod query_budget;
 mod query_sql;
+mod retention;
 mod shared_sql;
 mod startup_check;
 mod tree;
@@ -535,6 +536,10 @@ impl Store for SqliteStore {
 
     fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
         &self.shared
+    }
+
+    fn retention(&self) -> &dyn logbook_core::store::RetentionStore {
+        self
     }
 
     fn attention(&self) -> &dyn logbook_core::store::AttentionStore {

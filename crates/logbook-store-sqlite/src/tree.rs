@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use logbook_core::event::EventRow;
 use logbook_core::merkle::{
-    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, root_from_leaf_hashes,
+    CompactRange, Hash, LOWEST_STORED_NODE_LEVEL, NodeId, perfect_subtree_across_prefix,
+    root_from_leaf_hashes,
 };
 use logbook_core::store::{LogTree, StoredCheckpoint, TreeHead};
 use logbook_core::{AccountId, StoreError};
@@ -22,6 +23,27 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::SqliteStore;
 use crate::encoding::{SEQ_BITS, first_event_row_of, micros_to_time, unix_micros_of};
 use crate::errors::database_error;
+
+/// The compact range kept for the account's pruned prefix, `None` when nothing was pruned.
+pub(crate) fn pruned_prefix_range(
+    connection: &Connection,
+    account_row: i64,
+) -> Result<Option<CompactRange>, StoreError> {
+    let bytes: Option<Vec<u8>> = connection
+        .prepare_cached("SELECT prefix_range FROM pruned_prefixes WHERE account_row = ?1")
+        .map_err(database_error("reading a pruned prefix"))?
+        .query_row([account_row], |row| row.get(0))
+        .optional()
+        .map_err(database_error("reading a pruned prefix"))?;
+    bytes
+        .map(|bytes| {
+            CompactRange::from_bytes(&bytes).map_err(|error| StoreError::Database {
+                context: "reading a pruned prefix",
+                message: error.to_string(),
+            })
+        })
+        .transpose()
+}
 
 /// The account's compact range as the last commit left it (empty for an account without events).
 pub(crate) fn load_account_tree(
@@ -267,8 +289,35 @@ impl LogTree for SqliteStore {
                     )
                     .map_err(database_error("reading leaf hashes"))?;
                 let first = first_event_row_of(account_row);
+                // Below a pruned prefix the events are gone; its compact range stands for them.
+                let prefix = pruned_prefix_range(connection, account_row)?;
+                let pruned_below = prefix.as_ref().map_or(0, CompactRange::size);
+                let mut read_leaves = |from: i64, to: i64| -> Result<Option<Vec<Hash>>, StoreError> {
+                    let leaves: Vec<Option<Vec<u8>>> = leaf_hashes
+                        .query_map(params![first + from, first + to], |row| row.get(0))
+                        .and_then(|rows| rows.collect())
+                        .map_err(database_error("reading leaf hashes"))?;
+                    // A node exists only when every one of its leaves is in the tree (an event
+                    // inserted behind the writer's back has no leaf hash).
+                    let leaves: Option<Vec<Hash>> = leaves
+                        .into_iter()
+                        .map(|bytes| bytes.and_then(|bytes| Hash::try_from(bytes).ok()))
+                        .collect();
+                    Ok(leaves.filter(|leaves| leaves.len() as i64 == to - from))
+                };
                 for id in node_ids {
-                    if id.level >= LOWEST_STORED_NODE_LEVEL {
+                    let leaf_count = 1_i64 << id.level;
+                    let Some(start) = (id.index as i64)
+                        .checked_mul(leaf_count)
+                        .filter(|start| *start < (1_i64 << SEQ_BITS))
+                    else {
+                        continue;
+                    };
+                    let end = start + leaf_count;
+                    let straddles_prefix = (start as u64) < pruned_below;
+                    if id.level >= LOWEST_STORED_NODE_LEVEL
+                        && !(straddles_prefix && end as u64 <= pruned_below)
+                    {
                         let bytes: Option<Vec<u8>> = stored_node
                             .query_row(params![account_row, id.level, id.index as i64], |row| {
                                 row.get(0)
@@ -280,27 +329,21 @@ impl LogTree for SqliteStore {
                         }
                         continue;
                     }
-                    let leaf_count = 1_i64 << id.level;
-                    let Some(start) = (id.index as i64)
-                        .checked_mul(leaf_count)
-                        .filter(|start| *start < (1_i64 << SEQ_BITS))
-                    else {
+                    if let (true, Some(prefix)) = (straddles_prefix, &prefix) {
+                        let from = (pruned_below as i64).min(end);
+                        let later = if from < end {
+                            read_leaves(from, end)?
+                        } else {
+                            Some(Vec::new())
+                        };
+                        if let Some(later) = later
+                            && let Ok(hash) = perfect_subtree_across_prefix(id, prefix, &later)
+                        {
+                            nodes.insert(id, hash);
+                        }
                         continue;
-                    };
-                    let leaves: Vec<Option<Vec<u8>>> = leaf_hashes
-                        .query_map(params![first + start, first + start + leaf_count], |row| {
-                            row.get(0)
-                        })
-                        .and_then(|rows| rows.collect())
-                        .map_err(database_error("reading leaf hashes"))?;
-                    // A node exists only when every one of its leaves is in the tree (an event
-                    // inserted behind the writer's back has no leaf hash).
-                    let leaves: Option<Vec<Hash>> = leaves
-                        .into_iter()
-                        .map(|bytes| bytes.and_then(|bytes| Hash::try_from(bytes).ok()))
-                        .collect();
-                    if let Some(leaves) = leaves.filter(|leaves| leaves.len() as i64 == leaf_count)
-                    {
+                    }
+                    if let Some(leaves) = read_leaves(start, end)? {
                         nodes.insert(id, root_from_leaf_hashes(&leaves));
                     }
                 }

@@ -2,6 +2,10 @@
 //! `Store` contract; `store_conformance_tests!` turns each into a test of the store crate.
 
 pub use crate::parity::query_engines_agree_on_generated_events_and_queries;
+pub use crate::retention_cases::{
+    a_held_account_is_never_pruned, a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
+    retention_periods_and_legal_holds_are_kept_per_account,
+};
 use std::sync::Arc;
 
 use futures::StreamExt;

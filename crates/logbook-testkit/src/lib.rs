@@ -6,6 +6,7 @@ mod alerting_cases;
 pub mod builders;
 pub mod cases;
 pub mod parity;
+mod retention_cases;
 mod unfamiliar_ip_cases;
 mod volume_quota_cases;
 
@@ -19,6 +20,10 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_cases!(
             $make_store;
             creating_an_account_lists_it_with_no_events,
+            // Retention and legal hold (issue 18, retention_cases.rs).
+            retention_periods_and_legal_holds_are_kept_per_account,
+            a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
+            a_held_account_is_never_pruned,
             // The parity of the three query engines (issue 14, parity.rs).
             query_engines_agree_on_generated_events_and_queries,
             // Unfamiliar IPs and known networks (issue 6, unfamiliar_ip_cases.rs).

@@ -22,11 +22,13 @@ use crate::query::Query;
 mod alerting;
 mod attention;
 mod people;
+mod retention;
 mod unfamiliar_ip;
 
 pub use alerting::AlertingStore;
 pub use attention::AttentionStore;
 pub use people::PeopleStore;
+pub use retention::RetentionStore;
 pub use unfamiliar_ip::UnfamiliarIpStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,11 @@ pub enum StoreError {
         limit: u64,
         retry_after_seconds: Option<u64>,
     },
+    /// The account is under legal hold: nothing of it may be pruned or erased.
+    #[error(
+        "account {0} is under legal hold: nothing of it is pruned or erased until the hold is cleared"
+    )]
+    LegalHold(AccountId),
     #[error("database error while {context}: {message}")]
     Database {
         context: &'static str,
@@ -225,6 +232,9 @@ pub trait Store: Send + Sync + 'static {
     fn log_tree(&self) -> Option<&dyn LogTree> {
         None
     }
+
+    /// Retention settings, legal holds and pruned prefixes (see `RetentionStore`).
+    fn retention(&self) -> &dyn RetentionStore;
 
     /// Writes a consistent copy of the live database to `destination`.
     async fn backup(&self, destination: &Path) -> Result<(), StoreError>;

@@ -1,0 +1,377 @@
+//! Retention and legal hold (issue 18): how long an account keeps its events, the hold that stops
+//! every removal, and the signed statement that makes a pruned log still verifiable.
+//!
+//! Retention removes a *prefix* of an account's log: every event below some `seq` N, all older
+//! than the account's period by `received_at`. Before any event goes, the store keeps the compact
+//! range of the first N leaves (`merkle::CompactRange::perfect_subtrees`: at most one hash per bit
+//! of N), which is all any proof of a later event, or of consistency from a later checkpoint,
+//! needs (`merkle::perfect_subtree_across_prefix`). The server signs a `PruneStatement` with the
+//! checkpoint key: "events below seq N, whose tree had root R, were removed at T under policy P".
+//! `logbook verify` accepts a log that starts at N only with a statement that verifies and whose
+//! root is the kept range's; everything from N on is verified as before.
+//!
+//! The newest event of an account is never pruned, so its `seq` keeps counting from the log
+//! itself, and retention needs no change to how the writers assign `seq`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::account::AccountId;
+use crate::checkpoint::{CheckpointError, CheckpointSigner, CheckpointVerifier, checkpoint_origin};
+use crate::merkle::Hash;
+use crate::store::{Store, StoreError};
+
+/// The longest retention period accepted, in days (a century).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The longest legal hold reason kept, in bytes.
+pub const MAX_HOLD_REASON_BYTES: usize = 500;
+
+/// Why a retention setting or a hold was refused; `field` names the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RetentionInputError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A retention period in whole days, 1 ..= `MAX_RETENTION_DAYS`.
+pub fn retention_days(days: i64) -> Result<u32, RetentionInputError> {
+    u32::try_from(days)
+        .ok()
+        .filter(|days| (1..=MAX_RETENTION_DAYS).contains(days))
+        .ok_or_else(|| RetentionInputError {
+            field: "retention_days",
+            message: format!(
+                "a retention period is a whole number of days from 1 to {MAX_RETENTION_DAYS}; {days} is not"
+            ),
+        })
+}
+
+/// Why an account is held: trimmed, 1 ..= 500 bytes, no control characters.
+pub fn hold_reason(text: &str) -> Result<String, RetentionInputError> {
+    let reason = text.trim();
+    if reason.is_empty()
+        || reason.len() > MAX_HOLD_REASON_BYTES
+        || reason.chars().any(char::is_control)
+    {
+        return Err(RetentionInputError {
+            field: "reason",
+            message: format!(
+                "a legal hold needs a reason of 1 to {MAX_HOLD_REASON_BYTES} bytes on one line"
+            ),
+        });
+    }
+    Ok(reason.to_owned())
+}
+
+/// A legal hold: while one is set, nothing of the account is pruned or erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHold {
+    pub since: OffsetDateTime,
+    /// Who set it (a person's email, an API key id or `cli`).
+    pub set_by: String,
+    pub reason: String,
+}
+
+/// One account's retention settings and what was pruned so far.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountRetention {
+    /// The account's own period; `None` falls back to the instance default.
+    pub retention_days: Option<u32>,
+    pub legal_hold: Option<LegalHold>,
+    /// Events below this `seq` were removed by retention (0: none).
+    pub pruned_below_seq: u64,
+}
+
+/// What a store keeps for a pruned prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedPrefix {
+    /// `CompactRange::to_bytes` of the first `pruned_below_seq` leaves.
+    pub prefix_range: Vec<u8>,
+    /// The signed `PruneStatement` note.
+    pub statement: String,
+    pub pruned_at: OffsetDateTime,
+}
+
+/// What a prune statement says, signed with the checkpoint key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneStatement {
+    /// The log's origin, as in its checkpoints (`<instance>/<account>`).
+    pub origin: String,
+    pub pruned_below_seq: u64,
+    /// The root of the tree of the first `pruned_below_seq` leaves.
+    pub prefix_root: Hash,
+    pub pruned_at: OffsetDateTime,
+    /// The policy that removed them, in words (`retention of 90 days`).
+    pub policy: String,
+}
+
+/// The line that tells a prune statement from a checkpoint (whose second line is a number).
+const STATEMENT_KIND_LINE: &str = "logbook prune statement v1";
+
+impl PruneStatement {
+    /// The statement for `account`'s log.
+    pub fn new(
+        instance_name: &str,
+        account: &AccountId,
+        pruned_below_seq: u64,
+        prefix_root: Hash,
+        pruned_at: OffsetDateTime,
+        policy: &str,
+    ) -> Self {
+        PruneStatement {
+            origin: checkpoint_origin(instance_name, account),
+            pruned_below_seq,
+            prefix_root,
+            pruned_at,
+            policy: policy.replace(['\n', '\r'], " "),
+        }
+    }
+
+    /// The note text, one fact a line.
+    pub fn note_text(&self) -> String {
+        format!(
+            "{}\n{STATEMENT_KIND_LINE}\n{}\n{}\n{}\n{}\n",
+            self.origin,
+            self.pruned_below_seq,
+            STANDARD.encode(self.prefix_root),
+            self.pruned_at
+                .format(&Rfc3339)
+                .unwrap_or_else(|_| self.pruned_at.unix_timestamp().to_string()),
+            self.policy
+        )
+    }
+
+    /// The signed note.
+    pub fn sign(&self, signer: &CheckpointSigner) -> String {
+        signer.sign_note(&self.note_text())
+    }
+
+    /// Verifies a signed statement and reads it back.
+    pub fn verify(note: &str, verifier: &CheckpointVerifier) -> Result<Self, CheckpointError> {
+        let text = verifier.verify_note(note)?;
+        let malformed = || CheckpointError::MalformedNote("not a prune statement");
+        let mut lines = text.lines();
+        let origin = lines.next().ok_or_else(malformed)?.to_owned();
+        if lines.next() != Some(STATEMENT_KIND_LINE) {
+            return Err(malformed());
+        }
+        let pruned_below_seq = lines
+            .next()
+            .and_then(|line| line.parse::<u64>().ok())
+            .ok_or_else(malformed)?;
+        let prefix_root: Hash = lines
+            .next()
+            .and_then(|line| STANDARD.decode(line).ok())
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(malformed)?;
+        let pruned_at = lines
+            .next()
+            .and_then(|line| OffsetDateTime::parse(line, &Rfc3339).ok())
+            .ok_or_else(malformed)?;
+        let policy = lines.next().ok_or_else(malformed)?.to_owned();
+        if lines.next().is_some() {
+            return Err(malformed());
+        }
+        Ok(PruneStatement {
+            origin,
+            pruned_below_seq,
+            prefix_root,
+            pruned_at,
+            policy,
+        })
+    }
+}
+
+/// What one pruning did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PruneOutcome {
+    /// Events below this `seq` are removed (or being removed) now.
+    pub pruned_below_seq: u64,
+    /// Whether this run moved the prefix (and so signed a new statement).
+    pub moved: bool,
+    /// Events deleted by this run.
+    pub deleted_events: u64,
+}
+
+/// The first `seq` of `account` whose event was received at or after `cutoff`, but never beyond
+/// the newest event (which is always kept): the end of the prefix retention removes. `received_at`
+/// grows with `seq` (both are given by one writer, `received_at` just before), so a binary search
+/// over single-event reads finds it in O(log n) reads.
+pub async fn prune_point(
+    store: &dyn Store,
+    account: &AccountId,
+    cutoff: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let next_seq = store.next_seq(account).await?;
+    if next_seq <= 1 {
+        return Ok(0);
+    }
+    let received_at = |seq: u64| async move {
+        let rows = store.events_since(account, seq, 1).await?;
+        let Some(row) = rows.first().filter(|row| row.seq == seq) else {
+            // Already pruned below here (or a hole, which verification reports): treat as old.
+            return Ok::<Option<OffsetDateTime>, StoreError>(None);
+        };
+        Ok(row.decode().ok().map(|event| event.received_at))
+    };
+    // Invariant: every seq below `low` is older than the cutoff; `high` is the newest event.
+    let (mut low, mut high) = (0_u64, next_seq - 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match received_at(middle).await? {
+            Some(at) if at >= cutoff => high = middle,
+            _ => low = middle + 1,
+        }
+    }
+    Ok(low)
+}
+
+/// Who signs prune statements: the checkpoint key, under the origin of the account's log.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneSigning<'signer> {
+    pub signer: &'signer CheckpointSigner,
+    pub instance_name: &'signer str,
+}
+
+/// Keeps what proves the rest of `account`'s log once its events below `pruned_below_seq` are
+/// gone: the compact range of the first `pruned_below_seq` leaves and a statement about them
+/// signed with the checkpoint key. Nothing is deleted yet (`RetentionStore::delete_pruned_events`
+/// does that, batch by batch). Returns whether the prefix moved (it never moves back). Refused
+/// under legal hold.
+pub async fn record_prefix(
+    store: &dyn Store,
+    account: &AccountId,
+    pruned_below_seq: u64,
+    signing: PruneSigning<'_>,
+    policy: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let tree = store.log_tree().ok_or_else(|| {
+        StoreError::Unavailable(
+            "this store keeps no verifiable log, so nothing of it may be pruned".into(),
+        )
+    })?;
+    let settings = store.retention().account_retention(account).await?;
+    if settings.legal_hold.is_some() {
+        return Err(StoreError::LegalHold(account.clone()));
+    }
+    if pruned_below_seq <= settings.pruned_below_seq {
+        return Ok(false);
+    }
+    let nodes = tree
+        .tree_nodes(
+            account,
+            &crate::merkle::compact_range_node_ids(pruned_below_seq),
+        )
+        .await?;
+    let prefix = crate::merkle::CompactRange::from_node_source(&nodes, pruned_below_seq).map_err(
+        |error| StoreError::Database {
+            context: "reading the tree of a prefix to prune",
+            message: error.to_string(),
+        },
+    )?;
+    let statement = PruneStatement::new(
+        signing.instance_name,
+        account,
+        pruned_below_seq,
+        prefix.root(),
+        now,
+        policy,
+    );
+    store
+        .retention()
+        .record_prune(
+            account,
+            pruned_below_seq,
+            &PrunedPrefix {
+                prefix_range: prefix.to_bytes(),
+                statement: statement.sign(signing.signer),
+                pruned_at: now,
+            },
+        )
+        .await?;
+    Ok(true)
+}
+
+/// `record_prefix`, then every batch of deletes at once (for the CLI and tests; the server's
+/// pruner paces its batches).
+pub async fn prune_prefix(
+    store: &dyn Store,
+    account: &AccountId,
+    pruned_below_seq: u64,
+    signing: PruneSigning<'_>,
+    policy: &str,
+    now: OffsetDateTime,
+    batch_size: u32,
+) -> Result<PruneOutcome, StoreError> {
+    let moved = record_prefix(store, account, pruned_below_seq, signing, policy, now).await?;
+    let mut outcome = PruneOutcome {
+        pruned_below_seq: store
+            .retention()
+            .account_retention(account)
+            .await?
+            .pruned_below_seq,
+        moved,
+        deleted_events: 0,
+    };
+    loop {
+        let deleted = store
+            .retention()
+            .delete_pruned_events(account, batch_size)
+            .await?;
+        outcome.deleted_events += deleted;
+        if deleted < u64::from(batch_size) {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// The words a statement and the prune event give the policy.
+pub fn retention_policy_text(days: u32) -> String {
+    format!("retention of {days} days")
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_signed_statement_verifies_and_reads_back_and_an_edited_one_does_not() {
+        let signer = CheckpointSigner::generate([7; 32], "logbook.example").unwrap();
+        let statement = PruneStatement::new(
+            "logbook.example",
+            &AccountId::parse("acme").unwrap(),
+            1234,
+            [9; 32],
+            datetime!(2026-12-06 10:00 UTC),
+            "retention of 90 days",
+        );
+        let note = statement.sign(&signer);
+        assert_eq!(
+            PruneStatement::verify(&note, &signer.verifier()).unwrap(),
+            statement
+        );
+        let edited = note.replace("1234", "1240");
+        assert!(PruneStatement::verify(&edited, &signer.verifier()).is_err());
+        // A checkpoint is never read as a statement.
+        let checkpoint = signer.sign("logbook.example/acme", 1234, &[9; 32]).unwrap();
+        assert!(PruneStatement::verify(&checkpoint.text, &signer.verifier()).is_err());
+    }
+
+    #[test]
+    fn periods_and_reasons_outside_their_bounds_are_refused_with_their_field() {
+        assert_eq!(retention_days(90), Ok(90));
+        for days in [0, -5, 36_501, i64::MAX] {
+            assert_eq!(retention_days(days).unwrap_err().field, "retention_days");
+        }
+        assert_eq!(hold_reason("  case 42 ").unwrap(), "case 42");
+        for reason in ["", "   ", "two\nlines", &"x".repeat(501)] {
+            assert_eq!(hold_reason(reason).unwrap_err().field, "reason");
+        }
+    }
+}

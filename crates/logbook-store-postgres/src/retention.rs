@@ -1,0 +1,158 @@
+//! `RetentionStore` on PostgreSQL: settings, holds and prefixes through the shared SQL
+//! (`logbook_store_sql::retention`), and the deletion of pruned events, PostgreSQL's own: it runs
+//! as the connecting role on a connection of its own, scoped to the account for row-level
+//! security, and under the account's row lock, the same lock the writers take first, so it never
+//! deadlocks with them and several nodes never delete one batch twice.
+
+use async_trait::async_trait;
+use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
+use logbook_core::store::RetentionStore;
+use logbook_core::{AccountId, StoreError};
+use time::OffsetDateTime;
+
+use crate::PostgresStore;
+use crate::errors::{database_error, pool_error};
+
+#[async_trait]
+impl RetentionStore for PostgresStore {
+    async fn account_retention(&self, account: &AccountId) -> Result<AccountRetention, StoreError> {
+        self.shared.account_retention(account).await
+    }
+
+    async fn all_account_retention(
+        &self,
+    ) -> Result<Vec<(AccountId, AccountRetention)>, StoreError> {
+        self.shared.all_account_retention().await
+    }
+
+    async fn set_retention_days(
+        &self,
+        account: &AccountId,
+        retention_days: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_retention_days(account, retention_days, now)
+            .await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        account: &AccountId,
+        hold: Option<LegalHold>,
+        now: OffsetDateTime,
+    ) -> Result<Option<LegalHold>, StoreError> {
+        self.shared.set_legal_hold(account, hold, now).await
+    }
+
+    async fn pruned_prefix(&self, account: &AccountId) -> Result<Option<PrunedPrefix>, StoreError> {
+        self.shared.pruned_prefix(account).await
+    }
+
+    async fn record_prune(
+        &self,
+        account: &AccountId,
+        pruned_below_seq: u64,
+        prefix: &PrunedPrefix,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .record_prune(account, pruned_below_seq, prefix)
+            .await
+    }
+
+    async fn delete_pruned_events(
+        &self,
+        account: &AccountId,
+        max_events: u32,
+    ) -> Result<u64, StoreError> {
+        const DELETING: &str = "deleting pruned events";
+        let Some(account_row) = self.inner.account_row(account).await? else {
+            return Err(StoreError::AccountNotFound(account.clone()));
+        };
+        let mut client = self
+            .inner
+            .maintenance_pool
+            .get()
+            .await
+            .map_err(pool_error(DELETING))?;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(database_error(DELETING))?;
+        // The account row is an integer from our own table: formatting it in is safe.
+        transaction
+            .batch_execute(&format!("SET LOCAL logbook.account_row = '{account_row}'"))
+            .await
+            .map_err(database_error(DELETING))?;
+        transaction
+            .query_one(
+                "SELECT 1 FROM accounts WHERE account_row = $1 FOR UPDATE",
+                &[&account_row],
+            )
+            .await
+            .map_err(database_error(DELETING))?;
+        let state = transaction
+            .query_one(
+                "SELECT (SELECT legal_hold_since IS NOT NULL FROM account_retention WHERE account_row = $1), \
+                 (SELECT pruned_below_seq FROM pruned_prefixes WHERE account_row = $1)",
+                &[&account_row],
+            )
+            .await
+            .map_err(database_error(DELETING))?;
+        if state.get::<_, Option<bool>>(0).unwrap_or(false) {
+            return Err(StoreError::LegalHold(account.clone()));
+        }
+        let Some(pruned_below) = state.get::<_, Option<i64>>(1) else {
+            return Ok(0);
+        };
+        let deleted = transaction
+            .query(
+                "WITH doomed AS (SELECT seq FROM events WHERE account_row = $1 AND seq < $2 \
+                 ORDER BY seq LIMIT $3) \
+                 DELETE FROM events e USING doomed WHERE e.account_row = $1 AND e.seq = doomed.seq \
+                 RETURNING e.seq, octet_length(e.body)::bigint",
+                &[&account_row, &pruned_below, &i64::from(max_events)],
+            )
+            .await
+            .map_err(database_error(DELETING))?;
+        let seqs: Vec<i64> = deleted.iter().map(|row| row.get(0)).collect();
+        let freed_bytes: i64 = deleted.iter().map(|row| row.get::<_, i64>(1)).sum();
+        transaction
+            .execute(
+                "DELETE FROM event_targets WHERE account_row = $1 AND seq = ANY($2)",
+                &[&account_row, &seqs],
+            )
+            .await
+            .map_err(database_error(DELETING))?;
+        if deleted.len() < max_events as usize {
+            // The prefix is gone: so are its nodes (its compact range stands for them) and the
+            // checkpoints of trees smaller than what is left.
+            transaction
+                .execute(
+                    "DELETE FROM tree_nodes WHERE account_row = $1 AND ((node_index + 1) << level) <= $2",
+                    &[&account_row, &pruned_below],
+                )
+                .await
+                .map_err(database_error(DELETING))?;
+            transaction
+                .execute(
+                    "DELETE FROM checkpoints WHERE account_row = $1 AND tree_size < $2",
+                    &[&account_row, &pruned_below],
+                )
+                .await
+                .map_err(database_error(DELETING))?;
+        }
+        transaction
+            .execute(
+                "UPDATE account_volume_usage SET stored_bytes = greatest(stored_bytes - $2, 0) WHERE account_row = $1",
+                &[&account_row, &freed_bytes],
+            )
+            .await
+            .map_err(database_error(DELETING))?;
+        transaction
+            .commit()
+            .await
+            .map_err(database_error(DELETING))?;
+        Ok(deleted.len() as u64)
+    }
+}

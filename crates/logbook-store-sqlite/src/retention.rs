@@ -1,0 +1,170 @@
+//! `RetentionStore` on SQLite: settings, holds and prefixes through the shared SQL
+//! (`logbook_store_sql::retention`), and the deletion of pruned events, which is SQLite's own:
+//! an account's events below the pruned prefix are one `event_row` range, and the contentless
+//! full-text index forgets a document only when told its exact tokens again.
+
+use async_trait::async_trait;
+use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
+use logbook_core::store::RetentionStore;
+use logbook_core::{AccountId, StoreError};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use time::OffsetDateTime;
+
+use crate::encoding::{first_event_row_of, full_text_document};
+use crate::errors::database_error;
+use crate::{SqliteStore, account_row};
+
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn account_retention(&self, account: &AccountId) -> Result<AccountRetention, StoreError> {
+        self.shared.account_retention(account).await
+    }
+
+    async fn all_account_retention(
+        &self,
+    ) -> Result<Vec<(AccountId, AccountRetention)>, StoreError> {
+        self.shared.all_account_retention().await
+    }
+
+    async fn set_retention_days(
+        &self,
+        account: &AccountId,
+        retention_days: Option<u32>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_retention_days(account, retention_days, now)
+            .await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        account: &AccountId,
+        hold: Option<LegalHold>,
+        now: OffsetDateTime,
+    ) -> Result<Option<LegalHold>, StoreError> {
+        self.shared.set_legal_hold(account, hold, now).await
+    }
+
+    async fn pruned_prefix(&self, account: &AccountId) -> Result<Option<PrunedPrefix>, StoreError> {
+        self.shared.pruned_prefix(account).await
+    }
+
+    async fn record_prune(
+        &self,
+        account: &AccountId,
+        pruned_below_seq: u64,
+        prefix: &PrunedPrefix,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .record_prune(account, pruned_below_seq, prefix)
+            .await
+    }
+
+    async fn delete_pruned_events(
+        &self,
+        account: &AccountId,
+        max_events: u32,
+    ) -> Result<u64, StoreError> {
+        const DELETING: &str = "deleting pruned events";
+        let account = account.clone();
+        self.inner
+            .administer(move |connection| {
+                // IMMEDIATE: the writer's next group waits for this short batch, never the reverse.
+                let transaction = connection
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(database_error(DELETING))?;
+                let account_row = account_row(&transaction, &account)?
+                    .ok_or_else(|| StoreError::AccountNotFound(account.clone()))?;
+                let held: bool = transaction
+                    .query_row(
+                        "SELECT legal_hold_since IS NOT NULL FROM account_retention WHERE account_row = ?1",
+                        [account_row],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(database_error(DELETING))?
+                    .unwrap_or(false);
+                if held {
+                    return Err(StoreError::LegalHold(account));
+                }
+                let pruned_below: Option<i64> = transaction
+                    .query_row(
+                        "SELECT pruned_below_seq FROM pruned_prefixes WHERE account_row = ?1",
+                        [account_row],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(database_error(DELETING))?;
+                let Some(pruned_below) = pruned_below else {
+                    return Ok(0);
+                };
+                let first = first_event_row_of(account_row);
+                let doomed: Vec<(i64, String)> = transaction
+                    .prepare_cached(
+                        "SELECT event_row, body FROM events WHERE event_row >= ?1 AND event_row < ?2 \
+                         ORDER BY event_row LIMIT ?3",
+                    )
+                    .map_err(database_error(DELETING))?
+                    .query_map(params![first, first + pruned_below, max_events], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(database_error(DELETING))?;
+                let mut freed_bytes = 0_i64;
+                for (event_row, body) in &doomed {
+                    // The document the writer indexed, rebuilt from the stored message: a
+                    // contentless FTS5 table removes exactly the tokens it is given.
+                    let message = serde_json::from_str::<serde_json::Value>(body)
+                        .ok()
+                        .and_then(|value| value.get("message")?.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![
+                                event_row,
+                                full_text_document(account_row, &message)
+                            ])
+                        })
+                        .map_err(database_error(DELETING))?;
+                    transaction
+                        .prepare_cached("DELETE FROM event_targets WHERE account_row = ?1 AND event_row = ?2")
+                        .and_then(|mut statement| statement.execute(params![account_row, event_row]))
+                        .map_err(database_error(DELETING))?;
+                    transaction
+                        .prepare_cached("DELETE FROM events WHERE event_row = ?1")
+                        .and_then(|mut statement| statement.execute([event_row]))
+                        .map_err(database_error(DELETING))?;
+                    freed_bytes += body.len() as i64;
+                }
+                if doomed.len() < max_events as usize {
+                    // The prefix is gone: so are its nodes (its compact range stands for them)
+                    // and the checkpoints of trees smaller than what is left.
+                    transaction
+                        .execute(
+                            "DELETE FROM tree_nodes WHERE account_row = ?1 AND ((node_index + 1) << level) <= ?2",
+                            params![account_row, pruned_below],
+                        )
+                        .map_err(database_error(DELETING))?;
+                    transaction
+                        .execute(
+                            "DELETE FROM checkpoints WHERE account_row = ?1 AND tree_size < ?2",
+                            params![account_row, pruned_below],
+                        )
+                        .map_err(database_error(DELETING))?;
+                }
+                transaction
+                    .execute(
+                        "UPDATE account_volume_usage SET stored_bytes = max(stored_bytes - ?2, 0) WHERE account_row = ?1",
+                        params![account_row, freed_bytes],
+                    )
+                    .map_err(database_error(DELETING))?;
+                transaction.commit().map_err(database_error(DELETING))?;
+                Ok(doomed.len() as u64)
+            })
+            .await
+    }
+}
