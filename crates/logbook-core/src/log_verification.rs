@@ -8,13 +8,17 @@
 //! - an event added outside Logbook lies beyond the tree (no stored leaf);
 //! - events edited *and* a tree recomputed over them no longer reach the root of a signed
 //!   checkpoint taken before the edit, and events cut off the tail leave a checkpoint larger than
-//!   the log. Every checkpoint's signature is checked with the public key.
+//!   the log. Every checkpoint's signature is checked with the public key;
+//! - a log whose first events were removed by retention starts from the compact range kept for
+//!   them, accepted only with a prune statement signed by the same key that names that range's
+//!   root (`crate::retention`); a prefix removed any other way is a missing event.
 //!
 //! Reads are bounded: `EVENTS_PER_READ` events and their stored leaves at a time.
 
 use crate::AccountId;
 use crate::checkpoint::CheckpointVerifier;
 use crate::merkle::{CompactRange, NodeId};
+use crate::retention::{PruneStatement, PrunedPrefix};
 use crate::store::{LogTree, Store, StoreError, StoredCheckpoint};
 
 const EVENTS_PER_READ: u32 = 1000;
@@ -26,6 +30,11 @@ pub struct LogVerified {
     pub accounts: u64,
     pub events: u64,
     pub checkpoints: u64,
+    /// Accounts whose log starts after a prefix removed by retention, with a statement that
+    /// verified.
+    pub pruned_accounts: u64,
+    /// Events removed by retention, summed over those accounts (each prefix's size).
+    pub pruned_events: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +124,50 @@ pub async fn verify_store(
         verified.accounts += 1;
         verified.events += counts.events;
         verified.checkpoints += counts.checkpoints;
+        verified.pruned_accounts += counts.pruned_accounts;
+        verified.pruned_events += counts.pruned_events;
     }
     Ok(verified)
+}
+
+/// The compact range kept for `account`'s pruned prefix, once its statement verified with the
+/// checkpoint key and its root is the kept range's.
+fn verified_prefix(
+    account: &AccountId,
+    prefix: &PrunedPrefix,
+    verifier: &CheckpointVerifier,
+) -> Result<CompactRange, LogVerificationError> {
+    let fail = |reason: String| LogVerificationError::Event {
+        account: account.clone(),
+        seq: 0,
+        reason,
+    };
+    let statement = PruneStatement::verify(&prefix.statement, verifier).map_err(|error| {
+        fail(format!(
+            "the events before this account's log were removed, and the statement that says so does not verify: {error}"
+        ))
+    })?;
+    if !statement
+        .origin
+        .ends_with(&format!("/{}", account.as_str()))
+    {
+        return Err(fail(
+            "the statement about the removed events is about another account's log".into(),
+        ));
+    }
+    let range = CompactRange::from_bytes(&prefix.prefix_range).map_err(|error| {
+        fail(format!(
+            "the kept tree of the removed events is unreadable: {error}"
+        ))
+    })?;
+    if range.size() != statement.pruned_below_seq || range.root() != statement.prefix_root {
+        return Err(fail(format!(
+            "the kept tree of the removed events (size {}) is not the one the signed statement names (events below seq {})",
+            range.size(),
+            statement.pruned_below_seq
+        )));
+    }
+    Ok(range)
 }
 
 /// Verifies one account (module docs).
@@ -135,8 +186,32 @@ pub async fn verify_account(
         check_signature(account, stored, verifier)?;
     }
     let head = tree.tree_head(account).await?;
-    let mut pending_checkpoints = checkpoints.iter().peekable();
+    // A log that starts after a prefix removed by retention starts from that prefix's kept
+    // compact range, which its signed statement vouches for; checkpoints of smaller trees can no
+    // longer be recomputed and are only checked for their signature.
     let mut recomputed = CompactRange::new();
+    if let Some(prefix) = store.retention().pruned_prefix(account).await? {
+        recomputed = verified_prefix(account, &prefix, verifier)?;
+        verified.pruned_accounts = 1;
+        verified.pruned_events = recomputed.size();
+    }
+    let pruned_below = recomputed.size();
+    let mut pending_checkpoints = checkpoints
+        .iter()
+        .filter(|checkpoint| checkpoint.tree_size >= pruned_below)
+        .peekable();
+    while let Some(checkpoint) =
+        pending_checkpoints.next_if(|checkpoint| checkpoint.tree_size == recomputed.size())
+    {
+        if recomputed.root() != checkpoint.root_hash {
+            return Err(LogVerificationError::Checkpoint {
+                account: account.clone(),
+                tree_size: checkpoint.tree_size,
+                reason: "is not the root of the pruned prefix its statement vouches for".into(),
+            });
+        }
+        verified.checkpoints += 1;
+    }
     loop {
         let events = store
             .events_since(account, recomputed.size(), EVENTS_PER_READ)

@@ -259,3 +259,71 @@ async fn a_truncated_tail_with_a_recomputed_tree_is_caught_against_the_checkpoin
         .unwrap();
     assert_caught_at(&log, kept as u64).await;
 }
+
+/// Acme's events below `below` removed by retention, with a statement signed by the log's key.
+async fn prune_acme(log: &Log, below: u64) {
+    use logbook_core::retention::{PruneSigning, prune_prefix};
+    let store = open(&log.database.url).await;
+    let outcome = prune_prefix(
+        &store,
+        &AccountId::parse("acme").unwrap(),
+        below,
+        PruneSigning {
+            signer: &log.signer,
+            instance_name: "tamper.test",
+        },
+        "retention of 30 days",
+        RECEIVED_AT,
+        5,
+    )
+    .await
+    .expect("prunes");
+    assert_eq!(outcome.deleted_events, below);
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pruned_log_verifies_and_edits_after_its_prefix_or_to_its_statement_are_caught() {
+    let Some(log) = checkpointed_log().await else {
+        return;
+    };
+    prune_acme(&log, 5).await;
+    let store = open(&log.database.url).await;
+    let verified = verify_store(&store, &log.signer.verifier())
+        .await
+        .expect("a pruned log verifies");
+    store.shutdown().await;
+    assert_eq!((verified.pruned_accounts, verified.pruned_events), (1, 5));
+
+    // An event after the prefix deleted by hand is still caught at its seq.
+    log.tables
+        .execute(
+            "DELETE FROM events WHERE account_row = $1 AND seq = 8",
+            &[&log.acme_row],
+        )
+        .await
+        .unwrap();
+    assert_caught_at(&log, 8).await;
+
+    // A statement edited to cover more than was pruned no longer verifies.
+    let Some(log) = checkpointed_log().await else {
+        return;
+    };
+    prune_acme(&log, 5).await;
+    log.tables
+        .execute(
+            "UPDATE pruned_prefixes SET statement = replace(statement, E'\\n5\\n', E'\\n7\\n'), \
+             pruned_below_seq = 7 WHERE account_row = $1",
+            &[&log.acme_row],
+        )
+        .await
+        .unwrap();
+    log.tables
+        .execute(
+            "DELETE FROM events WHERE account_row = $1 AND seq < 7",
+            &[&log.acme_row],
+        )
+        .await
+        .unwrap();
+    assert_caught_at(&log, 0).await;
+}

@@ -303,3 +303,130 @@ async fn a_truncated_and_regrown_log_fails_the_consistency_check_against_a_saved
         "{check:?}"
     );
 }
+
+/// Acme's events below `below` removed by retention, with a statement signed by the log's key;
+/// store closed.
+async fn prune_acme(log: &Log, below: u64) {
+    use logbook_core::retention::{PruneSigning, prune_prefix};
+    let store = open(&log.path);
+    let outcome = prune_prefix(
+        &store,
+        &AccountId::parse("acme").unwrap(),
+        below,
+        PruneSigning {
+            signer: &log.signer,
+            instance_name: "tamper.test",
+        },
+        "retention of 30 days",
+        RECEIVED_AT,
+        5,
+    )
+    .await
+    .expect("prunes");
+    assert_eq!(outcome.deleted_events, below);
+    // A checkpoint of the grown log after the prune.
+    store
+        .append_events(vec![
+            EventBuilder::new("acme").message("after the prune").build(),
+        ])
+        .await
+        .expect("appends");
+    sign_checkpoint(&store, &log.signer, &AccountId::parse("acme").unwrap()).await;
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_log_pruned_by_retention_verifies_and_says_how_much_was_removed() {
+    let log = checkpointed_log().await;
+    prune_acme(&log, 7).await;
+    let store = open(&log.path);
+    let verified = verify_store(&store, &log.signer.verifier())
+        .await
+        .expect("a pruned log verifies");
+    store.shutdown().await;
+    assert_eq!(
+        (
+            verified.events,
+            verified.pruned_accounts,
+            verified.pruned_events
+        ),
+        (2 * EVENT_COUNT + 1 - 7, 1, 7)
+    );
+}
+
+#[tokio::test]
+async fn an_event_removed_or_edited_after_the_pruned_prefix_is_still_caught_at_its_seq() {
+    let log = checkpointed_log().await;
+    prune_acme(&log, 7).await;
+    let connection = rusqlite::Connection::open(&log.path).unwrap();
+    let account_row = acme_row(&connection);
+    connection
+        .execute(
+            "DELETE FROM events WHERE event_row = ?1",
+            [event_row(account_row, 9)],
+        )
+        .unwrap();
+    drop(connection);
+    assert_caught_at(verification_of(&log).await, 9);
+
+    let log = checkpointed_log().await;
+    prune_acme(&log, 7).await;
+    let connection = rusqlite::Connection::open(&log.path).unwrap();
+    let account_row = acme_row(&connection);
+    connection
+        .execute(
+            "UPDATE events SET body = replace(body, 'Event number 7', 'Event number 1') WHERE event_row = ?1",
+            [event_row(account_row, 7)],
+        )
+        .unwrap();
+    drop(connection);
+    assert_caught_at(verification_of(&log).await, 7);
+}
+
+#[tokio::test]
+async fn a_prefix_removed_without_a_signed_statement_is_a_missing_event() {
+    // Events deleted by hand, no statement at all.
+    let log = checkpointed_log().await;
+    let connection = rusqlite::Connection::open(&log.path).unwrap();
+    let account_row = acme_row(&connection);
+    connection
+        .execute(
+            "DELETE FROM events WHERE event_row >= ?1 AND event_row < ?2",
+            [event_row(account_row, 0), event_row(account_row, 4)],
+        )
+        .unwrap();
+    drop(connection);
+    assert_caught_at(verification_of(&log).await, 0);
+
+    // A real prune, then its statement forged to cover more than was pruned.
+    let log = checkpointed_log().await;
+    prune_acme(&log, 4).await;
+    let connection = rusqlite::Connection::open(&log.path).unwrap();
+    let account_row = acme_row(&connection);
+    connection
+        .execute(
+            "UPDATE pruned_prefixes SET statement = replace(statement, char(10) || '4' || char(10), char(10) || '6' || char(10)), \
+             pruned_below_seq = 6 WHERE account_row = ?1",
+            [account_row],
+        )
+        .unwrap();
+    connection
+        .execute(
+            "DELETE FROM events WHERE event_row >= ?1 AND event_row < ?2",
+            [event_row(account_row, 4), event_row(account_row, 6)],
+        )
+        .unwrap();
+    drop(connection);
+    assert_caught_at(verification_of(&log).await, 0);
+
+    // The statement row removed after a real prune: the log starts at seq 4 with nothing to
+    // vouch for what is missing.
+    let log = checkpointed_log().await;
+    prune_acme(&log, 4).await;
+    let connection = rusqlite::Connection::open(&log.path).unwrap();
+    connection
+        .execute("DELETE FROM pruned_prefixes", [])
+        .unwrap();
+    drop(connection);
+    assert_caught_at(verification_of(&log).await, 0);
+}
