@@ -329,6 +329,158 @@ pub async fn prune_prefix(
     }
 }
 
+/// The actions of the events retention writes into an account's own log.
+pub const RETENTION_SET_ACTION: &str = "logbook.retention.set";
+pub const LEGAL_HOLD_SET_ACTION: &str = "logbook.legal_hold.set";
+pub const LEGAL_HOLD_CLEAR_ACTION: &str = "logbook.legal_hold.clear";
+
+/// Who changed a retention setting, for the event it writes: a person, an API key, or the CLI.
+#[derive(Debug, Clone)]
+pub struct ChangedBy {
+    pub actor: crate::event::Actor,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+fn audit_event(
+    account: &AccountId,
+    event_id: crate::ids::EventId,
+    action: &str,
+    message: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+) -> crate::event::NewEvent {
+    crate::event::NewEvent {
+        id: event_id,
+        account: account.clone(),
+        received_at: now,
+        created_at: now,
+        created_at_was_sent: false,
+        action: action.to_owned(),
+        message,
+        actor: Some(changed_by.actor.clone()),
+        ip: changed_by.ip,
+        user_agent: changed_by.user_agent.clone(),
+        outcome: Some(crate::event::Outcome::Success),
+        targets: Vec::new(),
+        changes: Vec::new(),
+        metadata: Some(metadata),
+        key: None,
+    }
+}
+
+/// Places a legal hold on `account` and writes `logbook.legal_hold.set` with who and why.
+/// Returns false (and writes nothing) when the account was already held.
+pub async fn place_legal_hold(
+    store: &dyn Store,
+    account: &AccountId,
+    reason: &str,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+) -> Result<bool, StoreError> {
+    let hold = LegalHold {
+        since: now,
+        set_by: changed_by.actor.id.clone(),
+        reason: reason.to_owned(),
+    };
+    let before = store
+        .retention()
+        .set_legal_hold(account, Some(hold), now)
+        .await?;
+    if before.is_some() {
+        return Ok(false);
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("reason".into(), reason.into());
+    store
+        .append_events(vec![audit_event(
+            account,
+            event_id,
+            LEGAL_HOLD_SET_ACTION,
+            format!("Placed a legal hold: {reason}"),
+            metadata,
+            changed_by,
+            now,
+        )])
+        .await?;
+    Ok(true)
+}
+
+/// Clears `account`'s legal hold and writes `logbook.legal_hold.clear` with who and why.
+/// Returns false (and writes nothing) when the account was not held.
+pub async fn release_legal_hold(
+    store: &dyn Store,
+    account: &AccountId,
+    reason: &str,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+) -> Result<bool, StoreError> {
+    let Some(before) = store.retention().set_legal_hold(account, None, now).await? else {
+        return Ok(false);
+    };
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("reason".into(), reason.into());
+    metadata.insert("held_since".into(), rfc3339(before.since).into());
+    metadata.insert("held_by".into(), before.set_by.into());
+    metadata.insert("held_for".into(), before.reason.into());
+    store
+        .append_events(vec![audit_event(
+            account,
+            event_id,
+            LEGAL_HOLD_CLEAR_ACTION,
+            format!("Cleared the legal hold: {reason}"),
+            metadata,
+            changed_by,
+            now,
+        )])
+        .await?;
+    Ok(true)
+}
+
+/// Sets (or with `None` clears) `account`'s own retention period and writes
+/// `logbook.retention.set`.
+pub async fn change_retention_period(
+    store: &dyn Store,
+    account: &AccountId,
+    retention_days: Option<u32>,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+) -> Result<(), StoreError> {
+    store
+        .retention()
+        .set_retention_days(account, retention_days, now)
+        .await?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "retention_days".into(),
+        retention_days.map_or(serde_json::Value::Null, serde_json::Value::from),
+    );
+    let message = match retention_days {
+        Some(days) => format!("Set the retention period to {days} days"),
+        None => "Cleared the account's own retention period (the instance default applies)".into(),
+    };
+    store
+        .append_events(vec![audit_event(
+            account,
+            event_id,
+            RETENTION_SET_ACTION,
+            message,
+            metadata,
+            changed_by,
+            now,
+        )])
+        .await?;
+    Ok(())
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
 /// The words a statement and the prune event give the policy.
 pub fn retention_policy_text(days: u32) -> String {
     format!("retention of {days} days")

@@ -20,6 +20,8 @@ pub const EVENTS_ACCEPTED: &str = "logbook_events_accepted_total";
 pub const EVENTS_REPLAYED: &str = "logbook_events_replayed_total";
 /// The events' JSON and proofs written by exports, by format.
 pub const EVENTS_EXPORTED: &str = "logbook_events_exported_total";
+/// Events removed by retention.
+pub const EVENTS_PRUNED: &str = "logbook_events_pruned_total";
 /// Events a request could not store (validation, a reused key, a quota).
 pub const EVENTS_REJECTED: &str = "logbook_events_rejected_total";
 /// Events per ingest request.
@@ -73,6 +75,10 @@ pub fn describe_every_family() {
         EVENTS_REJECTED,
         Unit::Count,
         "Events an ingest request could not store: invalid, an idempotency key reused with other content, or over a quota."
+    );
+    metrics::describe_counter!(
+        EVENTS_PRUNED,
+        "Events removed by retention (their compact range and a signed statement are kept)"
     );
     metrics::describe_counter!(
         EVENTS_EXPORTED,

@@ -57,6 +57,8 @@ pub struct ServerSettings {
     pub delivery: crate::workers::delivery::DeliverySettings,
     /// The "Needs attention" detectors and how often their worker reads new events.
     pub attention: crate::workers::attention::AttentionWorkerSettings,
+    /// How long accounts keep their events, and how the pruner paces itself.
+    pub retention: crate::workers::retention::RetentionSettings,
 }
 
 impl Default for ServerSettings {
@@ -82,6 +84,7 @@ impl Default for ServerSettings {
             max_connections: 4096,
             delivery: crate::workers::delivery::DeliverySettings::default(),
             attention: crate::workers::attention::AttentionWorkerSettings::default(),
+            retention: crate::workers::retention::RetentionSettings::default(),
         }
     }
 }
@@ -180,6 +183,11 @@ impl Default for ShutdownSignal {
 impl ShutdownSignal {
     pub fn begin(&self) {
         self.sender.send_replace(true);
+    }
+
+    /// Whether `begin` has been called.
+    pub fn is_raised(&self) -> bool {
+        *self.sender.borrow()
     }
 
     /// Completes once `begin` has been called (at once if it already was).

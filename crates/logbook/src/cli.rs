@@ -71,6 +71,10 @@ pub enum Command {
     /// them within seconds (they win over [limits.accounts.NAME] in the configuration file).
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Show and set how long an account keeps its events, place and clear legal holds, and prune
+    /// now (works on the database directly).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Print the public key that verifies this instance's checkpoints and exports.
     CheckpointKey,
     /// Check the tamper evidence: the database, an export file, or growth since a saved checkpoint.
@@ -117,6 +121,60 @@ pub enum KeyCommand {
         /// The key id shown by `key create` and `key list`
         key_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// One account's retention period, legal hold and what was pruned.
+    Show {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Print JSON instead of lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep the account's events this many days after they were received.
+    Set {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        #[arg(long, value_name = "DAYS")]
+        days: i64,
+        /// Who asks for it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Drop the account's own period: the instance default ([retention] days) applies.
+    Clear {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Who asks for it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Place a legal hold: nothing of the account is pruned or erased until it is cleared.
+    Hold {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Why (recorded in the account's log)
+        #[arg(long)]
+        reason: String,
+        /// Who places it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Clear the account's legal hold.
+    Release {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Why (recorded in the account's log)
+        #[arg(long)]
+        reason: String,
+        /// Who clears it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Run one pruning round now, as the server's pruner does every minute.
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]

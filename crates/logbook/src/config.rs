@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use std::time::Duration;
 
 use logbook_core::ingest::IngestLimits;
@@ -71,6 +71,53 @@ pub struct Config {
     pub web: WebSettings,
     pub limits: LimitsSettings,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long accounts keep their events (README, "Retention and legal hold").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days an account keeps its events after they were received, unless it has its own period
+    /// (`logbook retention set`); 0 keeps everything.
+    pub days: u32,
+    /// How often each node looks for events to remove.
+    pub interval_seconds: u64,
+    /// Events one delete transaction removes (a short pause follows each).
+    pub batch_size: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        let server = logbook_server::workers::retention::RetentionSettings::default();
+        Self {
+            days: 0,
+            interval_seconds: server.interval.as_secs(),
+            batch_size: server.batch_size,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// Copies these settings into the server's, checking what a file or variable may get wrong.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        if self.days > logbook_core::retention::MAX_RETENTION_DAYS {
+            bail!(
+                "retention.days must be 0 (keep everything) or at most {}",
+                logbook_core::retention::MAX_RETENTION_DAYS
+            );
+        }
+        if self.interval_seconds == 0 || !(1..=100_000).contains(&self.batch_size) {
+            bail!(
+                "retention.interval_seconds must be at least 1 and retention.batch_size between 1 and 100000"
+            );
+        }
+        let retention = &mut server.retention;
+        retention.default_retention_days = (self.days > 0).then_some(self.days);
+        retention.interval = std::time::Duration::from_secs(self.interval_seconds);
+        retention.batch_size = self.batch_size;
+        Ok(())
+    }
 }
 
 /// Alert and stream deliveries (README, "Alerts and destinations").
@@ -465,6 +512,7 @@ impl Default for Config {
             web: WebSettings::default(),
             limits: LimitsSettings::default(),
             delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -598,6 +646,11 @@ impl Config {
         }
         if let Some(value) = read("LOGBOOK_DELIVERY_SYSLOG_APP_NAME") {
             self.delivery.syslog_app_name = value;
+        }
+        if let Some(value) = read("LOGBOOK_RETENTION_DAYS") {
+            self.retention.days = value.parse().map_err(|_| {
+                anyhow!("LOGBOOK_RETENTION_DAYS must be a whole number of days (0 keeps everything), not {value:?}")
+            })?;
         }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
@@ -931,6 +984,16 @@ relp_window = {delivery_relp_window}
 # APP-NAME of syslog messages (LOGBOOK_DELIVERY_SYSLOG_APP_NAME).
 syslog_app_name = "{delivery_app_name}"
 
+[retention]
+# Days an account keeps its events after they were received (LOGBOOK_RETENTION_DAYS); 0 keeps
+# everything. An account's own period (`logbook retention set`) wins; a legal hold
+# (`logbook retention hold`) stops every removal. What is removed stays verifiable: the tree of
+# the removed events and a statement signed with the checkpoint key are kept.
+days = 0
+# How often each node looks for events to remove, and how many one transaction removes.
+interval_seconds = {retention_interval}
+batch_size = {retention_batch}
+
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
 # limit a request is refused whole with 429 and Retry-After; nothing of it is stored. Each rate
@@ -973,6 +1036,8 @@ max_connections = {limit_connections}
         delivery_syslog_batch = defaults.delivery.syslog_batch_size,
         delivery_relp_window = defaults.delivery.relp_window,
         delivery_app_name = defaults.delivery.syslog_app_name,
+        retention_interval = defaults.retention.interval_seconds,
+        retention_batch = defaults.retention.batch_size,
         session_idle = defaults.web.session_idle_timeout_seconds,
         session_absolute = defaults.web.session_absolute_timeout_seconds,
         password_hashes = defaults.web.max_concurrent_password_hashes,

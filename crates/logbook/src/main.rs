@@ -64,6 +64,7 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
             Command::Account(command) => commands::account::run(&config, command).await,
             Command::Key(command) => commands::key::run(&config, command).await,
             Command::Limits(command) => commands::limits::run(&config, command).await,
+            Command::Retention(command) => commands::retention::run(&config, command).await,
             Command::User(command) => commands::user::run(&config, command).await,
             Command::Backup(arguments) => commands::backup::run(&config, &arguments).await,
             Command::MigrateStore(arguments) => {

@@ -5,13 +5,15 @@
 //! - `attention`: reads every account's new events for "Needs attention";
 //! - `delivery`: follows each destination's cursor and sends through one lane per destination;
 //! - the key-use flusher (`auth::run_key_usage_flusher`): writes each API key's last use;
-//! - the limit refresher (`limits::run_stored_override_refresher`): rereads per-account limits.
+//! - the limit refresher (`limits::run_stored_override_refresher`): rereads per-account limits;
+//! - `retention`: removes what each account's retention period no longer keeps.
 //!
 //! None of them is on the write path: ingest never waits for one of them.
 
 pub mod attention;
 pub mod checkpointer;
 pub mod delivery;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub struct Workers {
     delivery: JoinHandle<()>,
     key_usage_flusher: JoinHandle<()>,
     limit_refresher: JoinHandle<()>,
+    pruner: Option<JoinHandle<()>>,
 }
 
 impl Workers {
@@ -37,6 +40,16 @@ impl Workers {
         let store = state.store().clone();
         let clock = state.clock().clone();
         let shutdown = state.shutdown_signal();
+        // Retention signs its statements with the checkpoint key, so it runs where that key is.
+        let pruner = state.checkpoint_signing().cloned().map(|signing| {
+            tokio::spawn(retention::run(
+                store.clone(),
+                signing,
+                clock.clone(),
+                Arc::new(state.settings().retention.clone()),
+                shutdown.clone(),
+            ))
+        });
         let checkpointer = state.checkpoint_signing().cloned().map(|signing| {
             tokio::spawn(checkpointer::run(
                 store.clone(),
@@ -72,6 +85,7 @@ impl Workers {
             delivery,
             key_usage_flusher,
             limit_refresher,
+            pruner,
         }
     }
 
@@ -101,6 +115,9 @@ impl Workers {
         let _ = self.delivery.await;
         let _ = self.key_usage_flusher.await;
         let _ = self.limit_refresher.await;
+        if let Some(pruner) = self.pruner {
+            let _ = pruner.await;
+        }
         // No key is used any more: write each last use not yet written, whatever the interval.
         self.state
             .api_key_cache()

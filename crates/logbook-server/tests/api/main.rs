@@ -7,5 +7,6 @@ mod export;
 mod ingest;
 mod operations;
 mod query;
+mod retention;
 mod support;
 mod tail;

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod key;
 pub mod limits;
 pub mod migrate_store;
+pub mod retention;
 pub mod serve;
 pub mod user;
 pub mod verify;

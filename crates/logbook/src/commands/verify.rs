@@ -69,13 +69,19 @@ pub async fn run(config: &Config, arguments: &VerifyArgs, database_named: bool) 
     let outcome = log_verification::verify_store(store.as_ref(), &verifier).await;
     store.shutdown().await;
     let counts = outcome?;
+    let mut stdout = std::io::stdout().lock();
     writeln!(
-        std::io::stdout().lock(),
+        stdout,
         "ok: {} accounts, {} events, {} checkpoints verified",
-        counts.accounts,
-        counts.events,
-        counts.checkpoints
+        counts.accounts, counts.events, counts.checkpoints
     )?;
+    if counts.pruned_accounts > 0 {
+        writeln!(
+            stdout,
+            "{} accounts start after events removed by retention ({} events in all); each removal's signed statement verified",
+            counts.pruned_accounts, counts.pruned_events
+        )?;
+    }
     Ok(())
 }
 
@@ -188,6 +194,17 @@ async fn since_checkpoint_from_database(
         .latest_checkpoint(&account)
         .await?
         .with_context(|| format!("account {account} has no checkpoint in this database"))?;
+    if let Some(prefix) = store.retention().pruned_prefix(&account).await? {
+        let pruned_below = logbook_core::merkle::CompactRange::from_bytes(&prefix.prefix_range)
+            .map(|range| range.size())
+            .unwrap_or(0);
+        if old.tree_size < pruned_below {
+            anyhow::bail!(
+                "the saved checkpoint (tree size {}) is older than what retention removed from account {account} (every event below seq {pruned_below}); a checkpoint saved after that removal can be checked",
+                old.tree_size
+            );
+        }
+    }
     let proof = if latest.tree_size >= old.tree_size {
         let ids = merkle::consistency_proof_node_ids(old.tree_size, latest.tree_size)?;
         let nodes: HashMap<NodeId, Hash> = tree.tree_nodes(&account, &ids).await?;

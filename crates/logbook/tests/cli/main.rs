@@ -941,3 +941,108 @@ fn json_logs_are_one_object_per_line() {
         assert!(log["level"].is_string(), "{log}");
     }
 }
+
+#[test]
+fn retention_periods_and_legal_holds_are_set_shown_and_refused_clearly_from_the_cli() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let output = succeed(&mut workspace.on_data(&[
+        "retention",
+        "set",
+        "--account",
+        "acme",
+        "--days",
+        "90",
+        "--by",
+        "ops@platform.example",
+    ]));
+    assert!(stdout_of(&output).contains("acme keeps its events 90 days"));
+    succeed(&mut workspace.on_data(&[
+        "retention",
+        "hold",
+        "--account",
+        "acme",
+        "--reason",
+        "litigation 2026-17",
+        "--by",
+        "counsel@acme.example",
+    ]));
+    let shown =
+        succeed(&mut workspace.on_data(&["retention", "show", "--account", "acme", "--json"]));
+    let shown: Value = serde_json::from_str(&stdout_of(&shown)).unwrap();
+    assert_eq!(shown["retention_days"], 90);
+    assert_eq!(shown["legal_hold"]["reason"], "litigation 2026-17");
+    assert_eq!(shown["legal_hold"]["set_by"], "counsel@acme.example");
+    assert_eq!(shown["pruned_below_seq"], 0);
+    // A period out of bounds, an empty reason and a missing `--by` change nothing.
+    for arguments in [
+        &[
+            "retention",
+            "set",
+            "--account",
+            "acme",
+            "--days",
+            "0",
+            "--by",
+            "ops",
+        ][..],
+        &[
+            "retention",
+            "set",
+            "--account",
+            "acme",
+            "--days",
+            "99999",
+            "--by",
+            "ops",
+        ][..],
+        &[
+            "retention",
+            "release",
+            "--account",
+            "acme",
+            "--reason",
+            " ",
+            "--by",
+            "ops",
+        ][..],
+        &[
+            "retention",
+            "set",
+            "--account",
+            "nobody",
+            "--days",
+            "5",
+            "--by",
+            "ops",
+        ][..],
+    ] {
+        fail(&mut workspace.on_data(arguments));
+    }
+    let shown =
+        succeed(&mut workspace.on_data(&["retention", "show", "--account", "acme", "--json"]));
+    let shown: Value = serde_json::from_str(&stdout_of(&shown)).unwrap();
+    assert_eq!(shown["retention_days"], 90);
+    assert_eq!(shown["legal_hold"]["reason"], "litigation 2026-17");
+    succeed(&mut workspace.on_data(&[
+        "retention",
+        "release",
+        "--account",
+        "acme",
+        "--reason",
+        "case closed",
+        "--by",
+        "counsel@acme.example",
+    ]));
+    let shown = stdout_of(&succeed(&mut workspace.on_data(&[
+        "retention",
+        "show",
+        "--account",
+        "acme",
+    ])));
+    assert!(
+        shown.contains("retention: 90 days (the account's own)"),
+        "{shown}"
+    );
+    assert!(shown.contains("legal hold: none"), "{shown}");
+}

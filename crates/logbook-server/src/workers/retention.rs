@@ -1,0 +1,197 @@
+//! The pruner: every `interval`, for each account with a retention period (its own, or the
+//! instance default) and no legal hold, removes the prefix of its log received before the period
+//! (`logbook_core::retention`). The prefix's compact range and a statement signed with the
+//! checkpoint key are kept first; the events then go `batch_size` at a time with a pause between
+//! batches, so the writer and readers only ever wait for one short batch. Each pruning that moved
+//! the prefix writes a `logbook.retention.prune` event into the account's own log.
+//!
+//! Several nodes may run it on one PostgreSQL: recording a prefix only moves it forward, and each
+//! delete batch runs under the account's row lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logbook_core::event::{Actor, ActorType, NewEvent, Outcome};
+use logbook_core::retention::{
+    AccountRetention, PruneSigning, prune_point, record_prefix, retention_policy_text,
+};
+use logbook_core::{AccountId, Clock, Store, StoreError};
+
+use crate::state::ShutdownSignal;
+use crate::workers::checkpointer::CheckpointSigning;
+
+/// How retention runs on this node.
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// The period of accounts without their own (`None`: keep everything).
+    pub default_retention_days: Option<u32>,
+    pub interval: Duration,
+    /// Events one delete transaction removes.
+    pub batch_size: u32,
+    /// The pause between two delete batches.
+    pub pause_between_batches: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            default_retention_days: None,
+            interval: Duration::from_secs(60),
+            batch_size: 1000,
+            pause_between_batches: Duration::from_millis(20),
+        }
+    }
+}
+
+/// The action of the event a pruning writes into the account's log.
+pub const PRUNE_ACTION: &str = "logbook.retention.prune";
+
+/// Runs rounds until `shutdown` is raised. A round that fails is logged and retried next round.
+pub async fn run(
+    store: Arc<dyn Store>,
+    signing: Arc<CheckpointSigning>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<RetentionSettings>,
+    shutdown: ShutdownSignal,
+) {
+    let mut ticker = tokio::time::interval(settings.interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticker.tick() => {
+                if let Err(error) = run_round(store.as_ref(), &signing, clock.as_ref(), &settings, &shutdown).await {
+                    tracing::warn!(%error, "a retention round failed; the next round retries");
+                }
+            }
+        }
+    }
+}
+
+/// One pass over every account. Public so tests and `logbook retention prune` run exactly what
+/// the server runs.
+pub async fn run_round(
+    store: &dyn Store,
+    signing: &CheckpointSigning,
+    clock: &dyn Clock,
+    settings: &RetentionSettings,
+    shutdown: &ShutdownSignal,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for (account, retention) in store.retention().all_account_retention().await? {
+        if shutdown.is_raised() {
+            break;
+        }
+        deleted += prune_account(
+            store, signing, clock, settings, &account, &retention, shutdown,
+        )
+        .await?;
+    }
+    Ok(deleted)
+}
+
+async fn prune_account(
+    store: &dyn Store,
+    signing: &CheckpointSigning,
+    clock: &dyn Clock,
+    settings: &RetentionSettings,
+    account: &AccountId,
+    retention: &AccountRetention,
+    shutdown: &ShutdownSignal,
+) -> Result<u64, StoreError> {
+    let Some(days) = retention.retention_days.or(settings.default_retention_days) else {
+        return Ok(0);
+    };
+    if retention.legal_hold.is_some() {
+        return Ok(0);
+    }
+    let now = clock.now();
+    let cutoff = now - time::Duration::days(i64::from(days));
+    let below = prune_point(store, account, cutoff).await?;
+    let policy = retention_policy_text(days);
+    let moved = match record_prefix(
+        store,
+        account,
+        below,
+        PruneSigning {
+            signer: &signing.signer,
+            instance_name: &signing.instance_name,
+        },
+        &policy,
+        now,
+    )
+    .await
+    {
+        Ok(moved) => moved,
+        // A hold set since the settings were read: nothing is pruned, as it should be.
+        Err(StoreError::LegalHold(_)) => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut deleted = 0;
+    loop {
+        let batch = match store
+            .retention()
+            .delete_pruned_events(account, settings.batch_size)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(StoreError::LegalHold(_)) => break,
+            Err(error) => return Err(error),
+        };
+        deleted += batch;
+        metrics::counter!(crate::metrics::EVENTS_PRUNED).increment(batch);
+        if batch < u64::from(settings.batch_size) || shutdown.is_raised() {
+            break;
+        }
+        tokio::time::sleep(settings.pause_between_batches).await;
+    }
+    if moved {
+        tracing::info!(%account, pruned_below_seq = below, "pruned by retention");
+        store
+            .append_events(vec![prune_event(account, below, &policy, cutoff, now)])
+            .await?;
+    }
+    Ok(deleted)
+}
+
+/// `logbook.retention.prune` in the account's own log: what went, under which policy.
+fn prune_event(
+    account: &AccountId,
+    pruned_below_seq: u64,
+    policy: &str,
+    cutoff: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> NewEvent {
+    let cutoff_text = cutoff
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("pruned_below_seq".into(), pruned_below_seq.into());
+    metadata.insert("policy".into(), policy.into());
+    metadata.insert("received_before".into(), cutoff_text.clone().into());
+    NewEvent {
+        id: uuid::Uuid::now_v7().to_string().into(),
+        account: account.clone(),
+        received_at: now,
+        created_at: now,
+        created_at_was_sent: false,
+        action: PRUNE_ACTION.to_owned(),
+        message: format!(
+            "Removed the events below seq {pruned_below_seq}, received before {cutoff_text} ({policy})"
+        ),
+        actor: Some(Actor {
+            id: "logbook".into(),
+            name: Some("Logbook retention".into()),
+            actor_type: Some(ActorType::System),
+        }),
+        ip: None,
+        user_agent: None,
+        outcome: Some(Outcome::Success),
+        targets: Vec::new(),
+        changes: Vec::new(),
+        metadata: Some(metadata),
+        key: None,
+    }
+}
