@@ -39,6 +39,12 @@ pub struct TeamPage {
     pub invitation_link: Option<String>,
     pub requires_second_factor: bool,
     pub is_owner: bool,
+    /// "90 days (this account's own)", "keep everything", ...
+    pub retention_text: String,
+    /// Every event below this seq was removed by retention (0: none).
+    pub pruned_below_seq: u64,
+    /// "since 2026-12-06 10:00 UTC by counsel@acme.example: case 17", when held.
+    pub legal_hold_text: Option<String>,
 }
 
 async fn team_page(
@@ -62,6 +68,11 @@ async fn team_page(
                 && user.user_id != me.user_id,
         })
         .collect();
+    let retention = state
+        .store()
+        .retention()
+        .account_retention(&me.account)
+        .await?;
     let roles = Role::ALL
         .iter()
         .filter(|role| me.role.may_assign(**role))
@@ -78,6 +89,27 @@ async fn team_page(
             .requires_second_factor(&me.account)
             .await?,
         is_owner: me.role == Role::Owner,
+        retention_text: match (
+            retention.retention_days,
+            state.settings().retention.default_retention_days,
+        ) {
+            (Some(days), _) => {
+                format!("{days} days after an event is received (this account's own period)")
+            }
+            (None, Some(days)) => {
+                format!("{days} days after an event is received (the instance default)")
+            }
+            (None, None) => "every event is kept".to_owned(),
+        },
+        pruned_below_seq: retention.pruned_below_seq,
+        legal_hold_text: retention.legal_hold.map(|hold| {
+            format!(
+                "since {} by {}: {}",
+                utc_text(hold.since),
+                crate::web::render::visible(&hold.set_by),
+                crate::web::render::visible(&hold.reason)
+            )
+        }),
     }))
 }
 
@@ -266,6 +298,71 @@ pub async fn remove(
         },
     )
     .await?;
+    Ok(Redirect::to("/team").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LegalHoldForm {
+    csrf_token: String,
+    #[serde(default)]
+    reason: String,
+    /// `place` or `clear`.
+    #[serde(default)]
+    change: String,
+}
+
+/// `POST /team/legal-hold`: owners place or clear the account's legal hold, with a reason; each
+/// is an event with who and why.
+pub async fn legal_hold(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    signed_in: SignedIn,
+    Form(form): Form<LegalHoldForm>,
+) -> Result<Response, WebError> {
+    check_form(&headers, &state, &signed_in, &form.csrf_token)?;
+    if signed_in.user.role != Role::Owner {
+        return Err(WebError::Forbidden(
+            "Only owners place or clear a legal hold.",
+        ));
+    }
+    let reason = logbook_core::retention::hold_reason(&form.reason)
+        .map_err(|error| WebError::BadRequest(error.to_string()))?;
+    let changed_by = logbook_core::retention::ChangedBy {
+        actor: logbook_core::event::Actor {
+            id: signed_in.user.email.clone(),
+            name: None,
+            actor_type: Some(logbook_core::event::ActorType::User),
+        },
+        ip: Some(signed_in.client.ip),
+        user_agent: signed_in.client.user_agent.clone(),
+    };
+    let now = state.clock().now();
+    let event_id = uuid::Uuid::now_v7().to_string().into();
+    match form.change.as_str() {
+        "place" => {
+            logbook_core::retention::place_legal_hold(
+                state.store().as_ref(),
+                &signed_in.user.account,
+                &reason,
+                &changed_by,
+                now,
+                event_id,
+            )
+            .await?;
+        }
+        "clear" => {
+            logbook_core::retention::release_legal_hold(
+                state.store().as_ref(),
+                &signed_in.user.account,
+                &reason,
+                &changed_by,
+                now,
+                event_id,
+            )
+            .await?;
+        }
+        _ => return Err(WebError::BadRequest("change: place or clear".into())),
+    }
     Ok(Redirect::to("/team").into_response())
 }
 

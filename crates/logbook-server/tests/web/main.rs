@@ -1062,3 +1062,86 @@ async fn a_page_refused_by_a_volume_quota_answers_like_the_api_does_not_with_a_5
     let body = answer.text().await.unwrap();
     assert!(body.contains("events_per_day"), "{body}");
 }
+
+#[tokio::test]
+async fn an_owner_places_and_clears_a_legal_hold_with_a_reason_and_both_are_audited() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    web.user(&acme, "viewer@acme.com", Role::Viewer).await;
+    web.user(&acme, "admin@acme.com", Role::Admin).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    let placed = web
+        .post_form(
+            &owner,
+            "/team/legal-hold",
+            &[("change", "place"), ("reason", "litigation <b>2026-17</b>")],
+        )
+        .await;
+    assert_eq!(placed.status(), StatusCode::SEE_OTHER);
+    let held = web
+        .store
+        .retention()
+        .account_retention(&acme)
+        .await
+        .unwrap()
+        .legal_hold
+        .expect("held");
+    assert_eq!(held.set_by, "owner@acme.com");
+    let (_, team, _) = web.page(&owner.cookie, "/team").await;
+    assert!(team.contains("Legal hold"), "the page says so");
+    assert!(
+        team.contains("litigation &#60;b&#62;2026-17&#60;/b&#62;") && !team.contains("<b>2026"),
+        "the reason is inert text"
+    );
+    // Admins see it but may not change it; an empty reason changes nothing.
+    let admin = web.sign_in("admin@acme.com").await;
+    let refused = web
+        .post_form(
+            &admin,
+            "/team/legal-hold",
+            &[("change", "clear"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused = web
+        .post_form(
+            &owner,
+            "/team/legal-hold",
+            &[("change", "clear"), ("reason", "  ")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        web.store
+            .retention()
+            .account_retention(&acme)
+            .await
+            .unwrap()
+            .legal_hold
+            .is_some()
+    );
+    let cleared = web
+        .post_form(
+            &owner,
+            "/team/legal-hold",
+            &[("change", "clear"), ("reason", "case closed")],
+        )
+        .await;
+    assert_eq!(cleared.status(), StatusCode::SEE_OTHER);
+    let set_events = web
+        .audit_events(&acme, "action:logbook.legal_hold.set")
+        .await;
+    assert_eq!(set_events.len(), 1);
+    assert_eq!(set_events[0]["actor"]["id"], "owner@acme.com");
+    assert_eq!(
+        set_events[0]["metadata"]["reason"],
+        "litigation <b>2026-17</b>"
+    );
+    let clear_events = web
+        .audit_events(&acme, "action:logbook.legal_hold.clear")
+        .await;
+    assert_eq!(clear_events.len(), 1);
+    assert_eq!(clear_events[0]["metadata"]["reason"], "case closed");
+    let _ = web.sign_in("viewer@acme.com").await;
+}
