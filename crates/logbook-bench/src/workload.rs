@@ -516,6 +516,7 @@ impl GeneratedEvent {
             changes: self.changes,
             metadata: Some(self.metadata),
             key: Some(self.key),
+            salt: logbook_core::personal_data::EventSalt::random(),
         }
     }
 }

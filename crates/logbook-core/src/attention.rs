@@ -793,6 +793,12 @@ mod tests {
                 changes: Vec::new(),
                 metadata: None,
                 key: None,
+                ip_network: None,
+                leaf_version: None,
+                salt: None,
+                salts: None,
+                removed: Vec::new(),
+                removed_commitments: None,
                 new_ip: event.new_ip,
                 new_network: false,
             };

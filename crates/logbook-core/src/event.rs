@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::account::AccountId;
+use crate::personal_data::{EventSalt, SALTED_LEAF_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +89,9 @@ pub struct NewEvent {
     pub changes: Vec<Change>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     pub key: Option<String>,
+    /// The random salt through which the leaf commits to the personal fields
+    /// (`crate::personal_data`); `EventSalt::random()` for every new event.
+    pub salt: EventSalt,
 }
 
 /// An event as Logbook stores and returns it: everything the producer sent plus what Logbook
@@ -119,6 +123,26 @@ pub struct StoredEvent {
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The /24 or /48 of an address that aging removed and kept the network of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_network: Option<String>,
+    /// 2 for an event whose leaf commits to its personal fields through salted hashes; absent
+    /// for events stored before (`crate::personal_data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_version: Option<u64>,
+    /// The event's salt, while none of its personal fields was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// The salts of the personal fields that remain, once one was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salts: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The personal fields removed by aging or erasure (`ip`, `user_agent`, `actor.name`,
+    /// `metadata.<key>`, `ip_network`), whose values are now `null`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// The commitment of each removed field, which keeps the event verifiable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_commitments: Option<serde_json::Map<String, serde_json::Value>>,
     /// First time this actor was seen from this IP (filled by the unfamiliar-IP detector).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_ip: bool,
@@ -156,6 +180,8 @@ struct EventBodyWithoutSeq<'event> {
     metadata: Option<&'event serde_json::Map<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'event str>,
+    leaf_version: u64,
+    salt: &'event str,
 }
 
 /// The producer-sent content of an event, for the idempotency comparison: Logbook's own fields
@@ -179,6 +205,7 @@ struct ProducerContent<'event> {
 impl NewEvent {
     /// The JSON object stored for this event, without `seq` (see `EventRow`).
     pub fn body_without_seq(&self) -> String {
+        let salt = self.salt.to_hex();
         let body = EventBodyWithoutSeq {
             id: self.id.as_str(),
             account: &self.account,
@@ -194,6 +221,8 @@ impl NewEvent {
             changes: &self.changes,
             metadata: self.metadata.as_ref(),
             key: self.key.as_deref(),
+            leaf_version: SALTED_LEAF_VERSION,
+            salt: &salt,
         };
         serde_json::to_string(&body).expect("an event body always serializes")
     }
@@ -301,6 +330,7 @@ mod tests {
             changes: vec![],
             metadata: None,
             key: Some("k-1".into()),
+            salt: crate::personal_data::EventSalt::random(),
         }
     }
 

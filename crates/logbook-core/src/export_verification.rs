@@ -44,6 +44,8 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
+use crate::leaf::{EventLeaf, event_leaf_of_json_object};
+#[cfg(test)]
 use crate::leaf::{leaf_bytes_from_json_object, leaf_hash_of_bytes};
 use crate::merkle::{self, Hash};
 
@@ -53,6 +55,12 @@ const SELECTION_NOTE_TAG: &str = "logbook export selection v1";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportVerified {
     pub event_count: u64,
+    /// Lines whose personal fields were removed and whose remaining content verified
+    /// (leaf version 2).
+    pub events_with_removed_personal_data: u64,
+    /// Lines of events stored before leaf version 2 whose personal fields were removed: their
+    /// `leaf_hash` is proved in the tree, but their content cannot be checked against it.
+    pub erased_events_not_verifiable: u64,
     pub tree_size: u64,
     pub origin: String,
     pub root_hash: Hash,
@@ -74,7 +82,7 @@ fn fail<T>(line: usize, reason: impl Into<String>) -> Result<T, ExportVerificati
     })
 }
 
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
         out.push(DIGITS[(byte >> 4) as usize]);
@@ -294,6 +302,8 @@ pub fn verify_export<R: BufRead + Seek>(
         .iter()
         .flat_map(|&(start, count)| start..start + count);
     let mut proof = Vec::with_capacity(64);
+    let mut events_with_removed_personal_data = 0u64;
+    let mut erased_events_not_verifiable = 0u64;
     for number in 1..line_count {
         if !next_line(&mut reader, &mut line, number)? {
             return fail(number, "the export changed while it was being verified");
@@ -339,15 +349,20 @@ pub fn verify_export<R: BufRead + Seek>(
                 None => return fail(number, "malformed hash in inclusion_proof"),
             }
         }
-        let leaf_bytes = match leaf_bytes_from_json_object(&object) {
-            Ok(bytes) => bytes,
+        match event_leaf_of_json_object(&object) {
+            Ok(EventLeaf::Verifiable { leaf_hash, .. }) if leaf_hash != claimed_leaf_hash => {
+                return fail(
+                    number,
+                    "the event's content does not match its leaf_hash (edited line)",
+                );
+            }
+            Ok(EventLeaf::Verifiable { removed_fields, .. }) => {
+                if removed_fields > 0 {
+                    events_with_removed_personal_data += 1;
+                }
+            }
+            Ok(EventLeaf::ErasedBeforeVersion2 { .. }) => erased_events_not_verifiable += 1,
             Err(error) => return fail(number, format!("cannot canonicalize the event: {error}")),
-        };
-        if leaf_hash_of_bytes(&leaf_bytes) != claimed_leaf_hash {
-            return fail(
-                number,
-                "the event's content does not match its leaf_hash (edited line)",
-            );
         }
         if merkle::verify_inclusion(
             &claimed_leaf_hash,
@@ -372,6 +387,8 @@ pub fn verify_export<R: BufRead + Seek>(
     }
     Ok(ExportVerified {
         event_count: trailer.event_count,
+        events_with_removed_personal_data,
+        erased_events_not_verifiable,
         tree_size: trailer.checkpoint.tree_size,
         origin: trailer.checkpoint.origin,
         root_hash: trailer.checkpoint.root_hash,
@@ -462,6 +479,7 @@ mod tests {
                     changes: vec![],
                     metadata: None,
                     key: None,
+                    salt: crate::personal_data::EventSalt::random(),
                 };
                 EventRow {
                     seq,

@@ -523,6 +523,7 @@ impl ValidatedEvent {
             changes: self.changes,
             metadata: self.metadata,
             key: self.key,
+            salt: crate::personal_data::EventSalt::random(),
         }
     }
 }
@@ -2062,6 +2063,11 @@ mod tests {
             expected["id"] = json!("event-1");
             expected["account"] = json!("acme");
             expected["received_at"] = json!(RECEIVED_AT.format(&Rfc3339).unwrap());
+            // Logbook adds the leaf version and the event's random salt (crate::personal_data).
+            expected["leaf_version"] = json!(2);
+            let salt = stored["salt"].as_str().unwrap_or_default();
+            prop_assert!(salt.len() == 32 && salt.bytes().all(|byte| byte.is_ascii_hexdigit()));
+            expected["salt"] = json!(salt);
             prop_assert_eq!(stored, expected);
             prop_assert_eq!(event.created_at_was_sent, sent.get("created_at").is_some());
         }

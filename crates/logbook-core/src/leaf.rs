@@ -14,6 +14,16 @@
 //! JCS represents every number as an IEEE-754 double (I-JSON), so integers in `metadata` or
 //! `changes` beyond ±2^53 are committed to by their nearest double.
 //!
+//! # Versions
+//!
+//! Events stored since leaf version 2 (`"leaf_version":2` in the event) commit to their personal
+//! fields (`ip`, `user_agent`, `actor.name`, each `metadata` member) through salted hashes, so
+//! those fields can be removed later and the rest of the event still verifies; the leaf is the
+//! JCS form of the event with each personal value replaced by its commitment
+//! (`crate::personal_data` has the exact rule). Events without `leaf_version` keep the plain leaf
+//! above; once their personal fields are removed (`"removed":[...]`), their content can no longer
+//! be checked (`EventLeaf::ErasedBeforeVersion2`).
+//!
 //! # Three ways to the same hash
 //!
 //! - On ingest, `NewEvent::canonical_leaf_parts` runs off the writer thread and produces the
@@ -37,6 +47,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::account::AccountId;
 use crate::event::{Actor, Change, EventRow, NewEvent, Outcome, StoredEvent, Target};
+use crate::merkle::Hash;
+use crate::personal_data::{
+    EventSalt, IP_NETWORK_FIELD, LEAF_VERSION_FIELD, PersonalFieldError, REMOVED_FIELD,
+    SALTED_LEAF_VERSION, commitment, ip_network_text, salted_leaf_object,
+};
 
 /// The RFC 6962 domain-separation prefix of a leaf hash.
 pub const LEAF_HASH_PREFIX: u8 = 0x00;
@@ -113,6 +128,36 @@ pub enum LeafEncodingError {
     Timestamp(#[from] time::error::Format),
     #[error("the value cannot be written as canonical JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the personal fields do not add up: {0}")]
+    PersonalFields(#[from] PersonalFieldError),
+    #[error(
+        "the event's personal data was removed before leaf version 2, so its content can no longer be checked against its leaf"
+    )]
+    ErasedBeforeVersion2,
+}
+
+/// What the content of a stored event says about its leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventLeaf {
+    /// The content hashes to `leaf_hash`; `removed_fields` of its personal fields were removed
+    /// and stand in the leaf through the commitments kept for them.
+    Verifiable {
+        leaf_hash: Hash,
+        removed_fields: usize,
+    },
+    /// An event stored before leaf version 2 whose personal fields (`removed`) were removed: its
+    /// leaf can only be taken from where it was stored when the event was committed.
+    ErasedBeforeVersion2 { removed: Vec<String> },
+}
+
+impl EventLeaf {
+    /// The leaf hash the content proves, `None` when it can prove none.
+    pub fn verifiable_hash(&self) -> Option<Hash> {
+        match self {
+            EventLeaf::Verifiable { leaf_hash, .. } => Some(*leaf_hash),
+            EventLeaf::ErasedBeforeVersion2 { .. } => None,
+        }
+    }
 }
 
 /// Writes a JSON string the way JCS does. serde_json's escaping is JCS's (RFC 8785 §3.2.2.2):
@@ -126,6 +171,10 @@ fn write_canonical_str(out: &mut Vec<u8>, text: &str) {
 /// `serde_json_canonicalizer`, which re-parses every object key to sort it and made the leaf 8
 /// times slower than the stored body; numbers, where ECMAScript formatting is the subtle part,
 /// are still written by that crate. Tests compare the result against the crate's whole output.
+pub(crate) fn write_canonical_json(out: &mut Vec<u8>, value: &serde_json::Value) {
+    write_canonical_value(out, value);
+}
+
 fn write_canonical_value(out: &mut Vec<u8>, value: &serde_json::Value) {
     use serde_json::Value;
     match value {
@@ -165,13 +214,43 @@ fn write_canonical_object(out: &mut Vec<u8>, object: &serde_json::Map<String, se
     out.push(b'}');
 }
 
+/// Writes `"<hex>"`, the commitment to a personal field whose canonical value is in `scratch`.
+fn write_commitment(out: &mut Vec<u8>, field_salt: &Hash, scratch: &[u8]) {
+    out.push(b'"');
+    crate::export_verification::write_hex(out, &commitment(field_salt, scratch));
+    out.push(b'"');
+}
+
+/// Writes a personal string field: as it is, or (leaf version 2) as its commitment.
+fn write_personal_str(
+    out: &mut Vec<u8>,
+    salt: Option<&EventSalt>,
+    name: &str,
+    text: &str,
+    scratch: &mut Vec<u8>,
+) {
+    match salt {
+        None => write_canonical_str(out, text),
+        Some(salt) => {
+            scratch.clear();
+            write_canonical_str(scratch, text);
+            write_commitment(out, &salt.field_salt(name), scratch);
+        }
+    }
+}
+
 /// `{"id":..,"name":..,"type":..}`: the fields of an actor in JCS order.
-fn write_canonical_actor(out: &mut Vec<u8>, actor: &Actor) {
+fn write_canonical_actor(
+    out: &mut Vec<u8>,
+    actor: &Actor,
+    salt: Option<&EventSalt>,
+    scratch: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"id\":");
     write_canonical_str(out, &actor.id);
     if let Some(name) = &actor.name {
         out.extend_from_slice(b",\"name\":");
-        write_canonical_str(out, name);
+        write_personal_str(out, salt, "actor.name", name, scratch);
     }
     if let Some(actor_type) = actor.actor_type {
         out.extend_from_slice(b",\"type\":");
@@ -220,6 +299,29 @@ fn write_canonical_changes(out: &mut Vec<u8>, changes: &[Change]) {
     out.push(b']');
 }
 
+/// The metadata object of a version 2 leaf: each member's value replaced by its commitment.
+fn write_committed_metadata(
+    out: &mut Vec<u8>,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    salt: &EventSalt,
+    scratch: &mut Vec<u8>,
+) {
+    let mut members: Vec<(&String, &serde_json::Value)> = metadata.iter().collect();
+    members.sort_unstable_by(|(left, _), (right, _)| left.encode_utf16().cmp(right.encode_utf16()));
+    out.push(b'{');
+    for (position, (name, value)) in members.into_iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        write_canonical_str(out, name);
+        out.push(b':');
+        scratch.clear();
+        write_canonical_value(scratch, value);
+        write_commitment(out, &salt.metadata_field_salt(name), scratch);
+    }
+    out.push(b'}');
+}
+
 fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
     if !*first {
         out.push(b',');
@@ -257,6 +359,7 @@ impl NewEvent {
             changes: &self.changes,
             metadata: self.metadata.as_ref(),
             key: self.key.as_deref(),
+            salt: Some(&self.salt),
         };
         borrowed
             .leaf_parts()
@@ -282,11 +385,15 @@ struct BorrowedEvent<'event> {
     changes: &'event [Change],
     metadata: Option<&'event serde_json::Map<String, serde_json::Value>>,
     key: Option<&'event str>,
+    /// Leaf version 2: personal fields are committed through this salt.
+    salt: Option<&'event EventSalt>,
 }
 
 impl BorrowedEvent<'_> {
     fn leaf_parts(&self) -> Result<LeafParts, time::error::Format> {
         let mut before_seq = Vec::with_capacity(256 + self.message.len());
+        let mut scratch = Vec::new();
+        let salt = self.salt;
         let first = &mut true;
         before_seq.push(b'{');
         write_key(&mut before_seq, "account", first);
@@ -295,7 +402,7 @@ impl BorrowedEvent<'_> {
         write_canonical_str(&mut before_seq, self.action);
         if let Some(actor) = self.actor {
             write_key(&mut before_seq, "actor", first);
-            write_canonical_actor(&mut before_seq, actor);
+            write_canonical_actor(&mut before_seq, actor, salt, &mut scratch);
         }
         if !self.changes.is_empty() {
             write_key(&mut before_seq, "changes", first);
@@ -308,17 +415,41 @@ impl BorrowedEvent<'_> {
         if let Some(ip) = self.ip {
             write_key(&mut before_seq, "ip", first);
             // Display is what serde writes for an address in a human-readable format.
-            write!(before_seq, "\"{ip}\"").expect("writing to a Vec cannot fail");
+            match salt {
+                None => write!(before_seq, "\"{ip}\"").expect("writing to a Vec cannot fail"),
+                Some(salt) => {
+                    scratch.clear();
+                    write!(scratch, "\"{ip}\"").expect("writing to a Vec cannot fail");
+                    write_commitment(&mut before_seq, &salt.field_salt("ip"), &scratch);
+                    write_key(&mut before_seq, IP_NETWORK_FIELD, first);
+                    scratch.clear();
+                    write_canonical_str(&mut scratch, &ip_network_text(ip));
+                    write_commitment(
+                        &mut before_seq,
+                        &salt.field_salt(IP_NETWORK_FIELD),
+                        &scratch,
+                    );
+                }
+            }
         }
         if let Some(key) = self.key {
             write_key(&mut before_seq, "key", first);
             write_canonical_str(&mut before_seq, key);
         }
+        if salt.is_some() {
+            write_key(&mut before_seq, LEAF_VERSION_FIELD, first);
+            write!(before_seq, "{SALTED_LEAF_VERSION}").expect("writing to a Vec cannot fail");
+        }
         write_key(&mut before_seq, "message", first);
         write_canonical_str(&mut before_seq, self.message);
         if let Some(metadata) = self.metadata {
             write_key(&mut before_seq, "metadata", first);
-            write_canonical_object(&mut before_seq, metadata);
+            match salt {
+                None => write_canonical_object(&mut before_seq, metadata),
+                Some(salt) => {
+                    write_committed_metadata(&mut before_seq, metadata, salt, &mut scratch)
+                }
+            }
         }
         if let Some(outcome) = self.outcome {
             write_key(&mut before_seq, "outcome", first);
@@ -335,7 +466,7 @@ impl BorrowedEvent<'_> {
         }
         if let Some(user_agent) = self.user_agent {
             after_seq.extend_from_slice(b",\"user_agent\":");
-            write_canonical_str(&mut after_seq, user_agent);
+            write_personal_str(&mut after_seq, salt, "user_agent", user_agent, &mut scratch);
         }
         after_seq.push(b'}');
         Ok(LeafParts {
@@ -346,25 +477,13 @@ impl BorrowedEvent<'_> {
 }
 
 impl StoredEvent {
-    /// The leaf bytes of this event (module docs), computed from the decoded event.
+    /// The leaf bytes of this event (module docs), computed from the decoded event through its
+    /// JSON object, the way a verifier sees it.
     pub fn leaf_bytes(&self) -> Result<Vec<u8>, LeafEncodingError> {
-        let borrowed = BorrowedEvent {
-            id: self.id.as_str(),
-            account: &self.account,
-            created_at: self.created_at,
-            received_at: self.received_at,
-            action: &self.action,
-            message: &self.message,
-            actor: self.actor.as_ref(),
-            ip: self.ip,
-            user_agent: self.user_agent.as_deref(),
-            outcome: self.outcome,
-            targets: &self.targets,
-            changes: &self.changes,
-            metadata: self.metadata.as_ref(),
-            key: self.key.as_deref(),
+        let serde_json::Value::Object(object) = serde_json::to_value(self)? else {
+            unreachable!("an event serializes as a JSON object");
         };
-        Ok(borrowed.leaf_parts()?.leaf_bytes(self.seq))
+        leaf_bytes_from_json_object(&object)
     }
 
     /// `SHA-256(0x00 || leaf_bytes)`.
@@ -374,24 +493,92 @@ impl StoredEvent {
 }
 
 impl EventRow {
-    /// The leaf hash of this stored row, canonicalized from the raw stored JSON (so a field added
-    /// to the body by hand changes the hash, as it changes what reads return).
-    pub fn leaf_hash(&self) -> Result<[u8; 32], LeafEncodingError> {
+    /// The leaf of this stored row, canonicalized from the raw stored JSON (so a field added to
+    /// the body by hand changes the hash, as it changes what reads return).
+    pub fn leaf(&self) -> Result<EventLeaf, LeafEncodingError> {
         let mut object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&self.body_without_seq)?;
         object.insert("seq".to_owned(), serde_json::Value::from(self.seq));
-        Ok(leaf_hash_of_bytes(&leaf_bytes_from_json_object(&object)?))
+        event_leaf_of_json_object(&object)
+    }
+
+    /// The leaf hash of this stored row; an error for an event whose content can no longer prove
+    /// its leaf (`EventLeaf::ErasedBeforeVersion2`).
+    pub fn leaf_hash(&self) -> Result<[u8; 32], LeafEncodingError> {
+        self.leaf()?
+            .verifiable_hash()
+            .ok_or(LeafEncodingError::ErasedBeforeVersion2)
+    }
+}
+
+/// What the JSON object of an event (a stored body with `seq`, or an export line) says about
+/// its leaf (`EventLeaf`).
+pub fn event_leaf_of_json_object(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<EventLeaf, LeafEncodingError> {
+    match object.get(LEAF_VERSION_FIELD) {
+        None => {
+            if let Some(serde_json::Value::Array(removed)) = object.get(REMOVED_FIELD)
+                && !removed.is_empty()
+            {
+                return Ok(EventLeaf::ErasedBeforeVersion2 {
+                    removed: removed
+                        .iter()
+                        .filter_map(|name| name.as_str().map(str::to_owned))
+                        .collect(),
+                });
+            }
+            Ok(EventLeaf::Verifiable {
+                leaf_hash: leaf_hash_of_bytes(&canonical_object_without(
+                    object,
+                    &FIELDS_OUTSIDE_THE_LEAF,
+                )),
+                removed_fields: 0,
+            })
+        }
+        Some(_) => {
+            let salted = salted_leaf_object(object, &FIELDS_OUTSIDE_THE_LEAF)?;
+            Ok(EventLeaf::Verifiable {
+                leaf_hash: leaf_hash_of_bytes(&canonical_object_without(&salted.leaf_object, &[])),
+                removed_fields: salted.removed_fields,
+            })
+        }
     }
 }
 
 /// The leaf bytes of an event given as its JSON object (a stored body with `seq`, or an export
-/// line): the JCS form of the object without the fields listed in `FIELDS_OUTSIDE_THE_LEAF`.
+/// line): for an event before leaf version 2, the JCS form of the object without the fields
+/// listed in `FIELDS_OUTSIDE_THE_LEAF`; for version 2, with personal values replaced by their
+/// commitments (`crate::personal_data`).
 pub fn leaf_bytes_from_json_object(
     object: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<u8>, LeafEncodingError> {
+    match object.get(LEAF_VERSION_FIELD) {
+        None => {
+            if object
+                .get(REMOVED_FIELD)
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|removed| !removed.is_empty())
+            {
+                return Err(LeafEncodingError::ErasedBeforeVersion2);
+            }
+            Ok(canonical_object_without(object, &FIELDS_OUTSIDE_THE_LEAF))
+        }
+        Some(_) => {
+            let salted = salted_leaf_object(object, &FIELDS_OUTSIDE_THE_LEAF)?;
+            Ok(canonical_object_without(&salted.leaf_object, &[]))
+        }
+    }
+}
+
+/// The JCS form of `object` without the members named in `left_out`.
+fn canonical_object_without(
+    object: &serde_json::Map<String, serde_json::Value>,
+    left_out: &[&str],
+) -> Vec<u8> {
     let mut members: Vec<(&String, &serde_json::Value)> = object
         .iter()
-        .filter(|(name, _)| !FIELDS_OUTSIDE_THE_LEAF.contains(&name.as_str()))
+        .filter(|(name, _)| !left_out.contains(&name.as_str()))
         .collect();
     members.sort_unstable_by(|(left, _), (right, _)| left.encode_utf16().cmp(right.encode_utf16()));
     let mut out = Vec::with_capacity(512);
@@ -405,7 +592,7 @@ pub fn leaf_bytes_from_json_object(
         write_canonical_value(&mut out, value);
     }
     out.push(b'}');
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -453,6 +640,7 @@ mod tests {
             }],
             metadata: Some(metadata),
             key: Some("k-1".into()),
+            salt: crate::personal_data::EventSalt::from_bytes([7; 16]),
         }
     }
 
@@ -473,6 +661,7 @@ mod tests {
             changes: vec![],
             metadata: None,
             key: None,
+            salt: crate::personal_data::EventSalt::random(),
         }
     }
 
@@ -486,6 +675,82 @@ mod tests {
         }
     }
 
+    /// The version 2 leaf computed independently of `crate::personal_data`: the stored event as
+    /// JSON, each personal value replaced by `SHA-256(SHA-256(salt || name) || JCS(value))` with
+    /// the JCS crate, `ip_network` added, then the JCS crate over the whole object.
+    fn oracle_leaf_bytes(stored: &StoredEvent, salt: [u8; 16]) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let commit = |name: &str, value: &serde_json::Value| -> serde_json::Value {
+            let field_salt: [u8; 32] = Sha256::new()
+                .chain_update(salt)
+                .chain_update(name.as_bytes())
+                .finalize()
+                .into();
+            let digest = Sha256::new()
+                .chain_update(field_salt)
+                .chain_update(serde_json_canonicalizer::to_vec(value).unwrap())
+                .finalize();
+            serde_json::Value::String(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        };
+        let mut value = serde_json::to_value(stored).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for left_out in ["new_ip", "new_network", "salt"] {
+            object.remove(left_out);
+        }
+        if let Some(ip) = object.get("ip").cloned() {
+            let address: std::net::IpAddr = ip.as_str().unwrap().parse().unwrap();
+            let network = match address {
+                std::net::IpAddr::V4(v4) => {
+                    let [a, b, c, _] = v4.octets();
+                    format!("{a}.{b}.{c}.0/24")
+                }
+                std::net::IpAddr::V6(v6) => {
+                    let segments = v6.segments();
+                    let prefix = std::net::Ipv6Addr::new(
+                        segments[0],
+                        segments[1],
+                        segments[2],
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                    );
+                    format!("{prefix}/48")
+                }
+            };
+            object.insert("ip".into(), commit("ip", &ip));
+            object.insert(
+                "ip_network".into(),
+                commit("ip_network", &serde_json::Value::String(network)),
+            );
+        }
+        if let Some(user_agent) = object.get("user_agent").cloned() {
+            object.insert("user_agent".into(), commit("user_agent", &user_agent));
+        }
+        if let Some(actor) = object
+            .get_mut("actor")
+            .and_then(|actor| actor.as_object_mut())
+            && let Some(name) = actor.get("name").cloned()
+        {
+            actor.insert("name".into(), commit("actor.name", &name));
+        }
+        if let Some(metadata) = object
+            .get_mut("metadata")
+            .and_then(|metadata| metadata.as_object_mut())
+        {
+            for (key, member) in metadata.iter_mut() {
+                *member = commit(&format!("metadata.{key}"), member);
+            }
+        }
+        serde_json_canonicalizer::to_vec(&value).unwrap()
+    }
+
+    fn salt_of(stored: &StoredEvent) -> [u8; 16] {
+        crate::personal_data::parse_hex(stored.salt.as_deref().expect("a new event keeps its salt"))
+            .unwrap()
+    }
+
     #[test]
     fn the_writer_path_the_decoded_path_and_the_raw_json_path_give_the_same_leaf() {
         for event in [full_event(), minimal_event()] {
@@ -493,17 +758,10 @@ mod tests {
                 let parts = event.canonical_leaf_parts();
                 let row = stored_row(&event, seq, true);
                 let stored = row.decode().unwrap();
-                let full_jcs = {
-                    let mut value = serde_json::to_value(&stored).unwrap();
-                    value.as_object_mut().unwrap().remove("new_ip");
-                    value.as_object_mut().unwrap().remove("new_network");
-                    serde_json_canonicalizer::to_vec(&value).unwrap()
-                };
+                let full_jcs = oracle_leaf_bytes(&stored, salt_of(&stored));
                 assert_eq!(
-                    parts.leaf_bytes(seq),
-                    full_jcs,
-                    "{}",
-                    String::from_utf8_lossy(&full_jcs)
+                    String::from_utf8_lossy(&parts.leaf_bytes(seq)),
+                    String::from_utf8_lossy(&full_jcs),
                 );
                 assert_eq!(stored.leaf_bytes().unwrap(), full_jcs);
                 assert_eq!(parts.leaf_hash(seq), leaf_hash_of_bytes(&full_jcs));
@@ -513,22 +771,235 @@ mod tests {
         }
     }
 
+    /// The body of `row` as an event stored before leaf version 2 would have it.
+    fn body_before_version_2(row: &EventRow) -> String {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row.body_without_seq).unwrap();
+        body.remove("leaf_version");
+        body.remove("salt");
+        serde_json::to_string(&body).unwrap()
+    }
+
     #[test]
     fn the_leaf_is_jcs_with_sorted_keys_and_ecmascript_numbers() {
+        // Before leaf version 2, every field is committed as it is.
+        let row = stored_row(&full_event(), 3, false);
+        let old_row = with_body(&row, body_before_version_2(&row));
+        let old_leaf = String::from_utf8(old_row.decode().unwrap().leaf_bytes().unwrap()).unwrap();
+        assert!(old_leaf.starts_with("{\"account\":\"acme\",\"action\":\"server.reboot\",\"actor\":{\"id\":\"alice@acme.com\",\"name\":\"Alice\",\"type\":\"user\"},\"changes\":[{\"field\":\"size\",\"old\":2}],\"created_at\":\"2024-06-01T12:00:00+02:00\""), "{old_leaf}");
+        assert!(old_leaf.contains("\"metadata\":{\"alpha\":{\"a\":\"é\\u0001\",\"b\":[1e+21,0,0.000001]},\"targets\":\"nested keys named like top-level ones\",\"zeta\":1}"), "{old_leaf}");
+        assert!(old_leaf.contains("\"received_at\":\"2024-06-01T12:00:05.123456Z\",\"seq\":3,\"targets\":[{\"id\":\"web-1\",\"type\":\"server\"}],\"user_agent\":\"curl/8\"}"), "{old_leaf}");
+        assert_eq!(
+            old_row.leaf_hash().unwrap(),
+            leaf_hash_of_bytes(old_leaf.as_bytes())
+        );
+
+        // Since version 2, personal values are 64-hex commitments and the rest is as before.
         let leaf = String::from_utf8(full_event().canonical_leaf_parts().leaf_bytes(3)).unwrap();
-        assert!(leaf.starts_with("{\"account\":\"acme\",\"action\":\"server.reboot\",\"actor\":{\"id\":\"alice@acme.com\",\"name\":\"Alice\",\"type\":\"user\"},\"changes\":[{\"field\":\"size\",\"old\":2}],\"created_at\":\"2024-06-01T12:00:00+02:00\""), "{leaf}");
-        assert!(leaf.contains("\"metadata\":{\"alpha\":{\"a\":\"é\\u0001\",\"b\":[1e+21,0,0.000001]},\"targets\":\"nested keys named like top-level ones\",\"zeta\":1}"), "{leaf}");
-        assert!(leaf.contains("\"received_at\":\"2024-06-01T12:00:05.123456Z\",\"seq\":3,\"targets\":[{\"id\":\"web-1\",\"type\":\"server\"}],\"user_agent\":\"curl/8\"}"), "{leaf}");
+        let commitment_after = |prefix: &str| {
+            let start = leaf
+                .find(prefix)
+                .unwrap_or_else(|| panic!("{prefix} in {leaf}"))
+                + prefix.len();
+            let text = &leaf[start..start + 66];
+            assert!(
+                text.starts_with('"')
+                    && text.ends_with('"')
+                    && text[1..65].bytes().all(|byte| byte.is_ascii_hexdigit()),
+                "{prefix} is followed by a commitment in {leaf}"
+            );
+        };
+        assert!(leaf.starts_with("{\"account\":\"acme\",\"action\":\"server.reboot\",\"actor\":{\"id\":\"alice@acme.com\",\"name\":\""), "{leaf}");
+        commitment_after("\"name\":");
+        commitment_after("\"ip\":");
+        commitment_after("\"ip_network\":");
+        commitment_after("\"metadata\":{\"alpha\":");
+        commitment_after("\"user_agent\":");
         assert!(
-            leaf.contains("\"message\":\"Rebooted \\\"web-1\\\"\\n\u{2028}😀\""),
+            leaf.contains("\"leaf_version\":2,\"message\":\"Rebooted \\\"web-1\\\"\\n\u{2028}😀\""),
+            "{leaf}"
+        );
+        assert!(
+            !leaf.contains("Alice") && !leaf.contains("curl") && !leaf.contains("salt"),
             "{leaf}"
         );
         let minimal =
             String::from_utf8(minimal_event().canonical_leaf_parts().leaf_bytes(0)).unwrap();
         assert_eq!(
             minimal,
-            "{\"account\":\"acme\",\"action\":\"a.b\",\"created_at\":\"2024-06-01T12:00:05Z\",\"id\":\"e-2\",\"message\":\"m\",\"received_at\":\"2024-06-01T12:00:05Z\",\"seq\":0}"
+            "{\"account\":\"acme\",\"action\":\"a.b\",\"created_at\":\"2024-06-01T12:00:05Z\",\"id\":\"e-2\",\"leaf_version\":2,\"message\":\"m\",\"received_at\":\"2024-06-01T12:00:05Z\",\"seq\":0}"
         );
+    }
+
+    fn removal(
+        address: crate::personal_data::AddressRemoval,
+        keys: &[&str],
+    ) -> crate::personal_data::PersonalFieldRemoval {
+        crate::personal_data::PersonalFieldRemoval {
+            address,
+            metadata_keys: keys.iter().map(|key| (*key).to_owned()).collect(),
+        }
+    }
+
+    fn with_body(row: &EventRow, body: String) -> EventRow {
+        EventRow {
+            body_without_seq: body,
+            ..row.clone()
+        }
+    }
+
+    #[test]
+    fn removing_personal_fields_of_a_version_2_event_keeps_its_leaf_and_marks_them_removed() {
+        use crate::personal_data::{AddressRemoval, remove_personal_fields};
+        let row = stored_row(&full_event(), 9, false);
+        let original = row.leaf_hash().unwrap();
+
+        let aged = remove_personal_fields(
+            &row.body_without_seq,
+            &removal(AddressRemoval::KeepNetwork, &[]),
+        )
+        .unwrap()
+        .expect("the event had personal fields");
+        let aged_row = with_body(&row, aged.clone());
+        let stored = aged_row.decode().unwrap();
+        assert_eq!(stored.ip, None);
+        assert_eq!(stored.user_agent, None);
+        assert_eq!(stored.actor.as_ref().unwrap().name, None);
+        assert_eq!(stored.actor.as_ref().unwrap().id, "alice@acme.com");
+        assert_eq!(stored.ip_network.as_deref(), Some("2001:db8::/48"));
+        assert_eq!(stored.removed, vec!["actor.name", "ip", "user_agent"]);
+        assert!(
+            stored.salt.is_none(),
+            "the event salt goes with the first removal"
+        );
+        assert!(
+            !aged.contains("Alice") && !aged.contains("curl/8") && !aged.contains("2001:db8::1")
+        );
+        assert_eq!(
+            aged_row.leaf().unwrap(),
+            EventLeaf::Verifiable {
+                leaf_hash: original,
+                removed_fields: 3
+            }
+        );
+        assert_eq!(
+            stored.leaf_hash().unwrap(),
+            original,
+            "the decoded event verifies too"
+        );
+
+        // Erasure later takes the network and a declared metadata member as well.
+        let erased = remove_personal_fields(&aged, &removal(AddressRemoval::Remove, &["alpha"]))
+            .unwrap()
+            .unwrap();
+        let erased_row = with_body(&row, erased.clone());
+        let stored = erased_row.decode().unwrap();
+        assert_eq!(stored.ip_network, None);
+        assert_eq!(
+            stored.removed,
+            vec![
+                "actor.name",
+                "ip",
+                "ip_network",
+                "metadata.alpha",
+                "user_agent"
+            ]
+        );
+        assert_eq!(
+            stored.metadata.as_ref().unwrap()["alpha"],
+            serde_json::Value::Null
+        );
+        assert_eq!(
+            stored.metadata.as_ref().unwrap()["zeta"],
+            serde_json::json!(1.0)
+        );
+        assert_eq!(
+            erased_row.leaf().unwrap(),
+            EventLeaf::Verifiable {
+                leaf_hash: original,
+                removed_fields: 5
+            }
+        );
+        assert_eq!(stored.leaf_hash().unwrap(), original);
+        // Nothing left to remove: the body stays as it is.
+        assert_eq!(
+            remove_personal_fields(&erased, &removal(AddressRemoval::Remove, &["alpha"])).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn an_edit_of_what_remains_after_a_removal_changes_the_leaf() {
+        use crate::personal_data::{AddressRemoval, remove_personal_fields};
+        let row = stored_row(&full_event(), 9, false);
+        let original = row.leaf_hash().unwrap();
+        let aged =
+            remove_personal_fields(&row.body_without_seq, &removal(AddressRemoval::Remove, &[]))
+                .unwrap()
+                .unwrap();
+        let edits = [
+            aged.replace("Rebooted", "Restarted"),
+            aged.replace("\"zeta\":1.0", "\"zeta\":2.0"),
+            aged.replace("\"ip\":null", "\"ip\":\"192.0.2.1\""),
+        ];
+        for edited in edits {
+            assert_ne!(edited, aged, "the edit must apply");
+            let outcome = with_body(&row, edited.clone()).leaf_hash();
+            assert!(
+                outcome.as_ref().map_or(true, |hash| *hash != original),
+                "{edited} must not verify"
+            );
+        }
+        // Pretending a remaining field was removed (dropping its salt) cannot verify either.
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&aged).unwrap();
+        object["salts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("metadata.zeta");
+        assert!(
+            with_body(&row, serde_json::to_string(&object).unwrap())
+                .leaf_hash()
+                .is_err()
+        );
+        // A removed list that does not match the kept commitments is refused.
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&aged).unwrap();
+        object["removed"] = serde_json::json!(["ip"]);
+        assert!(
+            with_body(&row, serde_json::to_string(&object).unwrap())
+                .leaf_hash()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn removing_personal_fields_of_an_event_before_version_2_makes_it_erased_and_unverifiable() {
+        use crate::personal_data::{AddressRemoval, remove_personal_fields};
+        let row = stored_row(&full_event(), 2, false);
+        let erased = remove_personal_fields(
+            &body_before_version_2(&row),
+            &removal(AddressRemoval::Remove, &[]),
+        )
+        .unwrap()
+        .unwrap();
+        let erased_row = with_body(&row, erased);
+        assert_eq!(
+            erased_row.leaf().unwrap(),
+            EventLeaf::ErasedBeforeVersion2 {
+                removed: vec!["actor.name".into(), "ip".into(), "user_agent".into()]
+            }
+        );
+        assert!(matches!(
+            erased_row.leaf_hash(),
+            Err(LeafEncodingError::ErasedBeforeVersion2)
+        ));
+    }
+
+    #[test]
+    fn an_event_salt_is_never_printed() {
+        let salt = crate::personal_data::EventSalt::from_bytes([0xab; 16]);
+        assert_eq!(format!("{salt:?}"), "EventSalt(..)");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod leaf;
 pub mod log_verification;
 pub mod merkle;
 pub mod people;
+pub mod personal_data;
 pub mod query;
 pub mod retention;
 pub mod store;

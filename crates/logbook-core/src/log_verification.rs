@@ -9,6 +9,9 @@
 //! - events edited *and* a tree recomputed over them no longer reach the root of a signed
 //!   checkpoint taken before the edit, and events cut off the tail leave a checkpoint larger than
 //!   the log. Every checkpoint's signature is checked with the public key;
+//! - an event whose personal fields were removed still verifies field by field (leaf version 2);
+//!   one stored before that version is counted as "erased, content not verifiable" and the tree
+//!   is checked through the leaf stored for it;
 //! - a log whose first events were removed by retention starts from the compact range kept for
 //!   them, accepted only with a prune statement signed by the same key that names that range's
 //!   root (`crate::retention`); a prefix removed any other way is a missing event.
@@ -17,6 +20,7 @@
 
 use crate::AccountId;
 use crate::checkpoint::CheckpointVerifier;
+use crate::leaf::EventLeaf;
 use crate::merkle::{CompactRange, NodeId};
 use crate::retention::{PruneStatement, PrunedPrefix};
 use crate::store::{LogTree, Store, StoreError, StoredCheckpoint};
@@ -35,6 +39,12 @@ pub struct LogVerified {
     pub pruned_accounts: u64,
     /// Events removed by retention, summed over those accounts (each prefix's size).
     pub pruned_events: u64,
+    /// Events whose personal fields were removed (by age or erasure) and whose remaining content
+    /// still verifies against their leaf (leaf version 2, `crate::personal_data`).
+    pub events_with_removed_personal_data: u64,
+    /// Events stored before leaf version 2 whose personal fields were removed: the tree still
+    /// verifies through the leaf stored for them, but their content cannot be checked.
+    pub erased_events_not_verifiable: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +136,8 @@ pub async fn verify_store(
         verified.checkpoints += counts.checkpoints;
         verified.pruned_accounts += counts.pruned_accounts;
         verified.pruned_events += counts.pruned_events;
+        verified.events_with_removed_personal_data += counts.events_with_removed_personal_data;
+        verified.erased_events_not_verifiable += counts.erased_events_not_verifiable;
     }
     Ok(verified)
 }
@@ -237,30 +249,42 @@ pub async fn verify_account(
                     ),
                 ));
             }
-            let leaf_hash = event.leaf_hash().map_err(|error| {
+            let leaf = event.leaf().map_err(|error| {
                 event_error(
                     account,
                     seq,
                     format!("the stored event cannot be read: {error}"),
                 )
             })?;
-            match stored_leaves.get(&NodeId::new(0, seq)) {
-                None => {
-                    return Err(event_error(
-                        account,
-                        seq,
-                        "the event is not in the account's tree (it was added outside Logbook)",
-                    ));
-                }
-                Some(stored) if *stored != leaf_hash => {
+            let Some(stored_leaf) = stored_leaves.get(&NodeId::new(0, seq)).copied() else {
+                return Err(event_error(
+                    account,
+                    seq,
+                    "the event is not in the account's tree (it was added outside Logbook)",
+                ));
+            };
+            let leaf_hash = match leaf {
+                EventLeaf::Verifiable { leaf_hash, .. } if leaf_hash != stored_leaf => {
                     return Err(event_error(
                         account,
                         seq,
                         "the event's content no longer matches the leaf hash committed for it",
                     ));
                 }
-                Some(_) => {}
-            }
+                EventLeaf::Verifiable {
+                    leaf_hash,
+                    removed_fields,
+                } => {
+                    if removed_fields > 0 {
+                        verified.events_with_removed_personal_data += 1;
+                    }
+                    leaf_hash
+                }
+                EventLeaf::ErasedBeforeVersion2 { .. } => {
+                    verified.erased_events_not_verifiable += 1;
+                    stored_leaf
+                }
+            };
             recomputed.append(leaf_hash, |_| {});
             verified.events += 1;
             while let Some(checkpoint) =

@@ -1390,6 +1390,12 @@ mod tests {
             changes: vec![],
             metadata: None,
             key: None,
+            ip_network: None,
+            leaf_version: None,
+            salt: None,
+            salts: None,
+            removed: Vec::new(),
+            removed_commitments: None,
             new_ip: true,
             new_network: false,
         }

@@ -21,6 +21,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::account::AccountId;
 use crate::checkpoint::{CheckpointError, CheckpointSigner, CheckpointVerifier, checkpoint_origin};
 use crate::merkle::Hash;
+use crate::personal_data::{
+    AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
+};
 use crate::store::{Store, StoreError};
 
 /// The longest retention period accepted, in days (a century).
@@ -83,6 +86,15 @@ pub struct AccountRetention {
     pub legal_hold: Option<LegalHold>,
     /// Events below this `seq` were removed by retention (0: none).
     pub pruned_below_seq: u64,
+    /// The account's own personal-data period; `None` falls back to the instance default.
+    pub personal_data_days: Option<u32>,
+    /// Whether aging keeps the /24 or /48 of a removed address; `None`: the instance default.
+    pub keep_network: Option<bool>,
+    /// Metadata members the account declares personal (erased with the person, aged with the
+    /// rest), sorted.
+    pub personal_metadata_fields: Vec<String>,
+    /// Events below this `seq` had their personal fields removed by age (0: none).
+    pub personal_aged_below_seq: u64,
 }
 
 /// What a store keeps for a pruned prefix.
@@ -367,6 +379,7 @@ fn audit_event(
         changes: Vec::new(),
         metadata: Some(metadata),
         key: None,
+        salt: crate::personal_data::EventSalt::random(),
     }
 }
 
@@ -475,6 +488,291 @@ pub async fn change_retention_period(
         )])
         .await?;
     Ok(())
+}
+
+pub const PERSONAL_DATA_SET_ACTION: &str = "logbook.personal_data.set";
+pub const PERSONAL_DATA_AGE_ACTION: &str = "logbook.personal_data.age";
+pub const PERSONAL_DATA_ERASE_ACTION: &str = "logbook.personal_data.erase";
+
+/// The personal-data rule that applies to an account: its own settings over the instance's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalDataPolicy {
+    pub days: u32,
+    pub keep_network: bool,
+    pub metadata_keys: Vec<String>,
+}
+
+impl PersonalDataPolicy {
+    /// The policy for an account with `settings` on an instance whose defaults are
+    /// `instance_days` and `instance_keep_network`; `None` when no period applies.
+    pub fn of_account(
+        settings: &AccountRetention,
+        instance_days: Option<u32>,
+        instance_keep_network: bool,
+    ) -> Option<Self> {
+        Some(PersonalDataPolicy {
+            days: settings.personal_data_days.or(instance_days)?,
+            keep_network: settings.keep_network.unwrap_or(instance_keep_network),
+            metadata_keys: settings.personal_metadata_fields.clone(),
+        })
+    }
+
+    fn removal(&self) -> PersonalFieldRemoval {
+        PersonalFieldRemoval {
+            address: if self.keep_network {
+                AddressRemoval::KeepNetwork
+            } else {
+                AddressRemoval::Remove
+            },
+            metadata_keys: self.metadata_keys.clone(),
+        }
+    }
+}
+
+/// What one aging run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AgingOutcome {
+    /// Events below this `seq` have no personal data left.
+    pub aged_below_seq: u64,
+    /// Events whose personal fields this run removed.
+    pub events_changed: u64,
+}
+
+/// Removes the personal fields (by `policy`) of every event of `account` received before
+/// `now - policy.days`, in batches of `batch_size` (each its own transaction, with
+/// `between_batches` awaited between two), and the new-IP
+/// history no remaining event holds. Refused with `LegalHold` while the account is held. The
+/// caller writes the `logbook.personal_data.age` event when something changed.
+pub async fn age_personal_data<Pause: std::future::Future<Output = ()>>(
+    store: &dyn Store,
+    account: &AccountId,
+    policy: &PersonalDataPolicy,
+    now: OffsetDateTime,
+    batch_size: u32,
+    mut between_batches: impl FnMut() -> Pause,
+) -> Result<AgingOutcome, StoreError> {
+    let settings = store.retention().account_retention(account).await?;
+    if settings.legal_hold.is_some() {
+        return Err(StoreError::LegalHold(account.clone()));
+    }
+    let cutoff = now - time::Duration::days(i64::from(policy.days));
+    let below_seq = prune_point(store, account, cutoff).await?;
+    let mut outcome = AgingOutcome {
+        aged_below_seq: settings.personal_aged_below_seq.max(below_seq),
+        events_changed: 0,
+    };
+    if below_seq <= settings.personal_aged_below_seq {
+        return Ok(outcome);
+    }
+    let mut from_seq = settings
+        .personal_aged_below_seq
+        .max(settings.pruned_below_seq);
+    loop {
+        let step = store
+            .retention()
+            .remove_personal_data(
+                account,
+                PersonalDataBatch {
+                    selection: PersonalDataSelection::AgedBelow { below_seq },
+                    removal: policy.removal(),
+                    from_seq,
+                    max_events: batch_size,
+                },
+            )
+            .await?;
+        outcome.events_changed += step.events_changed;
+        match step.next_seq {
+            Some(next) => from_seq = next,
+            None => return Ok(outcome),
+        }
+        between_batches().await;
+    }
+}
+
+/// What an erasure found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureOutcome {
+    /// The person's personal fields went from this many events.
+    Erased { events_changed: u64 },
+    /// The person has events, but nothing personal was left in them.
+    NothingLeft,
+    /// No event of the account has this `actor.id`.
+    UnknownActor,
+}
+
+/// Erases the personal data of the person whose `actor.id` is `actor_id` from every event of
+/// `account` (with the metadata members the account declares personal), forgets their new-IP
+/// history, and writes `logbook.personal_data.erase` with who asked, why and how many events it
+/// touched. Refused with `LegalHold` while the account is held; an unknown actor changes nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn erase_person(
+    store: &dyn Store,
+    account: &AccountId,
+    actor_id: &str,
+    reason: &str,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+    batch_size: u32,
+) -> Result<ErasureOutcome, StoreError> {
+    let settings = store.retention().account_retention(account).await?;
+    if settings.legal_hold.is_some() {
+        return Err(StoreError::LegalHold(account.clone()));
+    }
+    let removal = PersonalFieldRemoval {
+        address: AddressRemoval::Remove,
+        metadata_keys: settings.personal_metadata_fields.clone(),
+    };
+    let (mut from_seq, mut examined, mut changed) = (settings.pruned_below_seq, 0_u64, 0_u64);
+    loop {
+        let step = store
+            .retention()
+            .remove_personal_data(
+                account,
+                PersonalDataBatch {
+                    selection: PersonalDataSelection::Actor {
+                        actor_id: actor_id.to_owned(),
+                    },
+                    removal: removal.clone(),
+                    from_seq,
+                    max_events: batch_size,
+                },
+            )
+            .await?;
+        examined += step.events_examined;
+        changed += step.events_changed;
+        match step.next_seq {
+            Some(next) => from_seq = next,
+            None => break,
+        }
+    }
+    if examined == 0 {
+        return Ok(ErasureOutcome::UnknownActor);
+    }
+    if changed == 0 {
+        return Ok(ErasureOutcome::NothingLeft);
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("reason".into(), reason.into());
+    metadata.insert("events_changed".into(), changed.into());
+    let mut fields = vec!["ip", "ip_network", "user_agent", "actor.name"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    fields.extend(
+        removal
+            .metadata_keys
+            .iter()
+            .map(|key| format!("metadata.{key}")),
+    );
+    metadata.insert("fields".into(), fields.into());
+    let mut event = audit_event(
+        account,
+        event_id,
+        PERSONAL_DATA_ERASE_ACTION,
+        format!("Erased the personal data of {actor_id} from {changed} events: {reason}"),
+        metadata,
+        changed_by,
+        now,
+    );
+    event.targets = vec![crate::event::Target {
+        target_type: "person".into(),
+        id: actor_id.to_owned(),
+        name: None,
+    }];
+    store.append_events(vec![event]).await?;
+    Ok(ErasureOutcome::Erased {
+        events_changed: changed,
+    })
+}
+
+/// Sets (or with `None` clears) `account`'s own personal-data period and network rule, and
+/// writes `logbook.personal_data.set`.
+pub async fn change_personal_data_policy(
+    store: &dyn Store,
+    account: &AccountId,
+    personal_data_days: Option<u32>,
+    keep_network: Option<bool>,
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+) -> Result<(), StoreError> {
+    store
+        .retention()
+        .set_personal_data_policy(account, personal_data_days, keep_network, now)
+        .await?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "personal_data_days".into(),
+        personal_data_days.map_or(serde_json::Value::Null, serde_json::Value::from),
+    );
+    metadata.insert(
+        "keep_network".into(),
+        keep_network.map_or(serde_json::Value::Null, serde_json::Value::from),
+    );
+    let message = match personal_data_days {
+        Some(days) => format!("Set the personal-data period to {days} days"),
+        None => {
+            "Cleared the account's own personal-data period (the instance default applies)".into()
+        }
+    };
+    store
+        .append_events(vec![audit_event(
+            account,
+            event_id,
+            PERSONAL_DATA_SET_ACTION,
+            message,
+            metadata,
+            changed_by,
+            now,
+        )])
+        .await?;
+    Ok(())
+}
+
+/// Declares the metadata members of `account`'s events that are personal (validated first), and
+/// writes `logbook.personal_data.set`.
+pub async fn declare_personal_metadata_fields(
+    store: &dyn Store,
+    account: &AccountId,
+    names: &[String],
+    changed_by: &ChangedBy,
+    now: OffsetDateTime,
+    event_id: crate::ids::EventId,
+) -> Result<Vec<String>, DeclareFieldsError> {
+    let fields = crate::personal_data::declared_personal_fields(names)?;
+    store
+        .retention()
+        .set_personal_metadata_fields(account, fields.clone(), now)
+        .await?;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("personal_metadata_fields".into(), fields.clone().into());
+    let message = if fields.is_empty() {
+        "Declared no metadata field personal".to_owned()
+    } else {
+        format!("Declared personal metadata fields: {}", fields.join(", "))
+    };
+    store
+        .append_events(vec![audit_event(
+            account,
+            event_id,
+            PERSONAL_DATA_SET_ACTION,
+            message,
+            metadata,
+            changed_by,
+            now,
+        )])
+        .await?;
+    Ok(fields)
+}
+
+/// Why declaring personal metadata fields failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareFieldsError {
+    #[error(transparent)]
+    Input(#[from] RetentionInputError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {

@@ -184,6 +184,8 @@ impl From<StoreError> for ApiError {
                 field: field.name(),
                 retry_after_seconds,
             },
+            // An account under legal hold refuses removals until an owner clears it.
+            StoreError::LegalHold(_) => ApiError::forbidden(error.to_string()),
             other => ApiError::internal(other),
         }
     }

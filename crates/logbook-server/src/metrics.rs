@@ -22,6 +22,8 @@ pub const EVENTS_REPLAYED: &str = "logbook_events_replayed_total";
 pub const EVENTS_EXPORTED: &str = "logbook_events_exported_total";
 /// Events removed by retention.
 pub const EVENTS_PRUNED: &str = "logbook_events_pruned_total";
+/// Events whose personal fields were removed by age.
+pub const EVENTS_AGED: &str = "logbook_events_aged_total";
 /// Events a request could not store (validation, a reused key, a quota).
 pub const EVENTS_REJECTED: &str = "logbook_events_rejected_total";
 /// Events per ingest request.
@@ -79,6 +81,10 @@ pub fn describe_every_family() {
     metrics::describe_counter!(
         EVENTS_PRUNED,
         "Events removed by retention (their compact range and a signed statement are kept)"
+    );
+    metrics::describe_counter!(
+        EVENTS_AGED,
+        "Events whose personal fields were removed by age (the events and their proofs stay)"
     );
     metrics::describe_counter!(
         EVENTS_EXPORTED,

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/team/invite", post(team::invite))
         .route("/team/second-factor", post(team::second_factor_policy))
         .route("/team/legal-hold", post(team::legal_hold))
+        .route("/team/erase", post(team::erase_personal_data))
         .route("/team/{user_id}/role", post(team::change_role))
         .route("/team/{user_id}/remove", post(team::remove))
         .route("/keys", get(keys::get).post(keys::create))

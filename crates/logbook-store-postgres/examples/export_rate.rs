@@ -37,6 +37,7 @@ fn event_of_one_account(number: usize) -> NewEvent {
         changes: Vec::new(),
         metadata: None,
         key: None,
+        salt: logbook_core::personal_data::EventSalt::random(),
     }
 }
 

@@ -63,6 +63,7 @@ fn realistic_event(number: usize) -> NewEvent {
         changes: Vec::new(),
         metadata: None,
         key: Some(format!("evt-{number}")),
+        salt: logbook_core::personal_data::EventSalt::random(),
     }
 }
 

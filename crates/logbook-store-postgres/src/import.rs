@@ -84,11 +84,14 @@ impl PostgresStore {
     }
 
     /// Appends `rows` (events of `account`, consecutive `seq`s starting at the account's current
-    /// `next_seq` here) with their ids and bodies unchanged, in one transaction.
+    /// `next_seq` here) with their ids and bodies unchanged, in one transaction. An event erased
+    /// before leaf version 2 cannot prove its leaf from its content: its leaf hash, as the
+    /// source's tree keeps it, comes in `erased_leaf_hashes` by `seq`.
     pub async fn import_events(
         &self,
         account: &AccountId,
         rows: &[EventRow],
+        erased_leaf_hashes: &std::collections::HashMap<u64, logbook_core::merkle::Hash>,
     ) -> Result<(), StoreError> {
         let Some(first) = rows.first() else {
             return Ok(());
@@ -135,14 +138,24 @@ impl PostgresStore {
                 changes: stored.changes,
                 metadata: stored.metadata,
                 key: stored.key,
+                salt: logbook_core::personal_data::EventSalt::random(),
             };
             let fingerprint = event.key.as_ref().map(|_| event.content_fingerprint());
             let tokens = MessageTokens::of_message(&event.message);
             // The leaf hash of the body as stored (the destination's event row keeps it, and the
             // account's tree grows from it below).
-            let leaf_hash = row.leaf_hash().map_err(|error| {
+            let leaf = row.leaf().map_err(|error| {
                 import_error(format!("event seq {} of {account}: {error}", row.seq))
             })?;
+            let leaf_hash = match leaf.verifiable_hash() {
+                Some(leaf_hash) => leaf_hash,
+                None => *erased_leaf_hashes.get(&row.seq).ok_or_else(|| {
+                    import_error(format!(
+                        "event seq {} of {account} was erased before leaf version 2 and its stored leaf hash was not given",
+                        row.seq
+                    ))
+                })?,
+            };
             prepared.push((row, event, fingerprint, tokens, leaf_hash));
         }
 

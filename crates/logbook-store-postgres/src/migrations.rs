@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_retention",
         include_str!("../migrations/0012_retention.sql"),
     ),
+    (
+        13,
+        "0013_personal_data",
+        include_str!("../migrations/0013_personal_data.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).
@@ -169,7 +174,8 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
     let writer_bypasses_row_security: bool = role.get(1);
     if bypasses_row_security {
         // The role may change what accounts, keys and people need, and delete only what a person
-        // may lose (users, sessions, used-up recovery codes): never an event.
+        // may lose (users, sessions, used-up recovery codes) and what removing personal data
+        // forgets (new-IP history, findings about aged addresses): never an event.
         // Roles are shared by every database of the cluster, so another database's start-up may
         // create it at the same moment: either error means it exists.
         client
@@ -181,6 +187,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT DELETE ON users, sessions, recovery_codes TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON actor_addresses, actor_networks, attention_findings TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))

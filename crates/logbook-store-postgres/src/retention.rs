@@ -5,9 +5,11 @@
 //! deadlocks with them and several nodes never delete one batch twice.
 
 use async_trait::async_trait;
+use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
+use logbook_store_sql::personal_data::EventKeys;
 use time::OffsetDateTime;
 
 use crate::PostgresStore;
@@ -58,6 +60,41 @@ impl RetentionStore for PostgresStore {
         self.shared
             .record_prune(account, pruned_below_seq, prefix)
             .await
+    }
+
+    async fn set_personal_data_policy(
+        &self,
+        account: &AccountId,
+        personal_data_days: Option<u32>,
+        keep_network: Option<bool>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_personal_data_policy(account, personal_data_days, keep_network, now)
+            .await
+    }
+
+    async fn set_personal_metadata_fields(
+        &self,
+        account: &AccountId,
+        fields: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_personal_metadata_fields(account, fields, now)
+            .await
+    }
+
+    async fn remove_personal_data(
+        &self,
+        account: &AccountId,
+        batch: PersonalDataBatch,
+    ) -> Result<PersonalDataRemoved, StoreError> {
+        let keys = EventKeys {
+            column: "seq",
+            key_of_first_event: |_| 0,
+        };
+        self.shared.remove_personal_data(account, batch, keys).await
     }
 
     async fn delete_pruned_events(

@@ -21,6 +21,7 @@ pub mod export;
 pub mod idempotency;
 pub mod page_query;
 mod people;
+pub mod personal_data;
 pub mod retention;
 pub mod shared_store;
 mod unfamiliar_ip;

@@ -12,7 +12,8 @@ use crate::shared_store::{SharedStore, existing_account_row, stored_account};
 use crate::value::SqlRow;
 
 const RETENTION_COLUMNS: &str = "r.retention_days, r.legal_hold_since, r.legal_hold_set_by, \
-     r.legal_hold_reason, coalesce(p.pruned_below_seq, 0)";
+     r.legal_hold_reason, coalesce(p.pruned_below_seq, 0), r.personal_data_days, \
+     r.personal_keep_network, r.personal_metadata_fields, coalesce(r.personal_aged_below_seq, 0)";
 
 /// The settings from `RETENTION_COLUMNS` starting at column `first` (all NULL when the account
 /// never had any).
@@ -31,6 +32,20 @@ fn retention_from_row(row: &SqlRow, first: usize) -> Result<AccountRetention, St
             .and_then(|days| u32::try_from(days).ok()),
         legal_hold,
         pruned_below_seq: row.count(first + 4)?,
+        personal_data_days: row
+            .optional_integer(first + 5)?
+            .and_then(|days| u32::try_from(days).ok()),
+        keep_network: row.optional_integer(first + 6)?.map(|keep| keep != 0),
+        personal_metadata_fields: match row.optional_text(first + 7)? {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Database {
+                context: "reading retention settings",
+                message: format!(
+                    "the declared personal metadata fields are not a JSON list: {error}"
+                ),
+            })?,
+        },
+        personal_aged_below_seq: row.count(first + 8)?,
     })
 }
 

@@ -51,6 +51,7 @@ fn realistic_event(number: usize) -> NewEvent {
         changes: Vec::new(),
         metadata: None,
         key: Some(format!("key-{number}")),
+        salt: logbook_core::personal_data::EventSalt::random(),
     }
 }
 

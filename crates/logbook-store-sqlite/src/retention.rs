@@ -4,9 +4,11 @@
 //! full-text index forgets a document only when told its exact tokens again.
 
 use async_trait::async_trait;
+use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
+use logbook_store_sql::personal_data::EventKeys;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -59,6 +61,41 @@ impl RetentionStore for SqliteStore {
         self.shared
             .record_prune(account, pruned_below_seq, prefix)
             .await
+    }
+
+    async fn set_personal_data_policy(
+        &self,
+        account: &AccountId,
+        personal_data_days: Option<u32>,
+        keep_network: Option<bool>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_personal_data_policy(account, personal_data_days, keep_network, now)
+            .await
+    }
+
+    async fn set_personal_metadata_fields(
+        &self,
+        account: &AccountId,
+        fields: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .set_personal_metadata_fields(account, fields, now)
+            .await
+    }
+
+    async fn remove_personal_data(
+        &self,
+        account: &AccountId,
+        batch: PersonalDataBatch,
+    ) -> Result<PersonalDataRemoved, StoreError> {
+        let keys = EventKeys {
+            column: "event_row",
+            key_of_first_event: first_event_row_of,
+        };
+        self.shared.remove_personal_data(account, batch, keys).await
     }
 
     async fn delete_pruned_events(

@@ -41,6 +41,7 @@ impl EventBuilder {
                 changes: Vec::new(),
                 metadata: None,
                 key: None,
+                salt: logbook_core::personal_data::EventSalt::random(),
             },
         }
     }
@@ -66,6 +67,14 @@ impl EventBuilder {
             name: None,
             actor_type: Some(ActorType::User),
         });
+        self
+    }
+
+    /// The actor's display name (after `actor`).
+    pub fn actor_name(mut self, name: &str) -> Self {
+        if let Some(actor) = self.event.actor.as_mut() {
+            actor.name = Some(name.into());
+        }
         self
     }
 

@@ -2,6 +2,7 @@
 //! `Store` contract; `store_conformance_tests!` turns each into a test of the store crate.
 
 pub use crate::parity::query_engines_agree_on_generated_events_and_queries;
+pub use crate::personal_data_cases::*;
 pub use crate::retention_cases::{
     a_held_account_is_never_pruned, a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
     retention_periods_and_legal_holds_are_kept_per_account,
@@ -44,7 +45,11 @@ fn stored(outcome: &AppendOutcome) -> &AppendReceipt {
 }
 
 /// Every event of `account` matching `query`, paging through with limit 1000.
-async fn search(store: &Arc<dyn Store>, account_name: &str, query: Query) -> Vec<EventRow> {
+pub(crate) async fn search(
+    store: &Arc<dyn Store>,
+    account_name: &str,
+    query: Query,
+) -> Vec<EventRow> {
     let mut found = Vec::new();
     let mut after = None;
     loop {
@@ -118,7 +123,7 @@ fn text_phrase(phrase: &str) -> Condition {
     Condition::Text(TextSearch::Phrase(phrase.into()))
 }
 
-fn ip_networks(text: &str) -> Condition {
+pub(crate) fn ip_networks(text: &str) -> Condition {
     Condition::Ip(
         text.split(',')
             .map(|part| {

@@ -6,6 +6,7 @@ mod alerting_cases;
 pub mod builders;
 pub mod cases;
 pub mod parity;
+mod personal_data_cases;
 mod retention_cases;
 mod unfamiliar_ip_cases;
 mod volume_quota_cases;
@@ -24,6 +25,11 @@ macro_rules! store_conformance_tests {
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
             a_held_account_is_never_pruned,
+            // Personal data by age and on request (issue 18, personal_data_cases.rs).
+            personal_data_settings_are_kept_per_account,
+            aging_removes_personal_fields_below_a_seq_and_every_event_still_verifies,
+            erasure_removes_one_persons_personal_data_and_is_recorded,
+            a_held_account_is_never_aged_or_erased,
             // The parity of the three query engines (issue 14, parity.rs).
             query_engines_agree_on_generated_events_and_queries,
             // Unfamiliar IPs and known networks (issue 6, unfamiliar_ip_cases.rs).

@@ -173,7 +173,57 @@ pub enum RetentionCommand {
         #[arg(long, value_name = "NAME")]
         by: String,
     },
-    /// Run one pruning round now, as the server's pruner does every minute.
+    /// Set how long the account's events keep their personal fields (IP address, user agent,
+    /// actor name, declared metadata), or with --clear follow the instance default again.
+    Personal {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Days after which aging removes the personal fields
+        #[arg(
+            long,
+            value_name = "DAYS",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
+        days: Option<i64>,
+        /// Keep the /24 (IPv4) or /48 (IPv6) of a removed address
+        #[arg(long, conflicts_with = "clear")]
+        keep_network: bool,
+        /// Drop the account's own period: the instance default ([retention] personal_data_days) applies
+        #[arg(long)]
+        clear: bool,
+        /// Who asks for it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Declare which metadata members of the account's events are personal (aged and erased
+    /// with the rest); no --field declares none.
+    PersonalFields {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// A metadata member name (repeat for several)
+        #[arg(long = "field", value_name = "KEY")]
+        fields: Vec<String>,
+        /// Who asks for it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Erase a person's personal data from every event whose actor.id is theirs; the events stay
+    /// and still verify.
+    Erase {
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// The person's actor.id
+        #[arg(long, value_name = "ID")]
+        actor: String,
+        /// Why (recorded in the account's log), e.g. the request's reference
+        #[arg(long)]
+        reason: String,
+        /// Who asks for it (recorded in the account's log)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+    },
+    /// Run one retention round now (pruning and aging), as the server does every minute.
     Prune,
 }
 

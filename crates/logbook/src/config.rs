@@ -85,6 +85,12 @@ pub struct RetentionConfig {
     pub interval_seconds: u64,
     /// Events one delete transaction removes (a short pause follows each).
     pub batch_size: u32,
+    /// Days an event keeps its personal fields (IP address, user agent, actor name, declared
+    /// metadata) unless its account has its own period (`logbook retention personal`); 0 keeps
+    /// them as long as the event.
+    pub personal_data_days: u32,
+    /// Whether aging keeps the /24 (IPv4) or /48 (IPv6) of a removed address.
+    pub keep_network: bool,
 }
 
 impl Default for RetentionConfig {
@@ -94,6 +100,8 @@ impl Default for RetentionConfig {
             days: 0,
             interval_seconds: server.interval.as_secs(),
             batch_size: server.batch_size,
+            personal_data_days: 0,
+            keep_network: server.default_keep_network,
         }
     }
 }
@@ -107,6 +115,12 @@ impl RetentionConfig {
                 logbook_core::retention::MAX_RETENTION_DAYS
             );
         }
+        if self.personal_data_days > logbook_core::retention::MAX_RETENTION_DAYS {
+            bail!(
+                "retention.personal_data_days must be 0 (keep personal data) or at most {}",
+                logbook_core::retention::MAX_RETENTION_DAYS
+            );
+        }
         if self.interval_seconds == 0 || !(1..=100_000).contains(&self.batch_size) {
             bail!(
                 "retention.interval_seconds must be at least 1 and retention.batch_size between 1 and 100000"
@@ -116,6 +130,9 @@ impl RetentionConfig {
         retention.default_retention_days = (self.days > 0).then_some(self.days);
         retention.interval = std::time::Duration::from_secs(self.interval_seconds);
         retention.batch_size = self.batch_size;
+        retention.default_personal_data_days =
+            (self.personal_data_days > 0).then_some(self.personal_data_days);
+        retention.default_keep_network = self.keep_network;
         Ok(())
     }
 }
@@ -652,6 +669,11 @@ impl Config {
                 anyhow!("LOGBOOK_RETENTION_DAYS must be a whole number of days (0 keeps everything), not {value:?}")
             })?;
         }
+        if let Some(value) = read("LOGBOOK_PERSONAL_DATA_DAYS") {
+            self.retention.personal_data_days = value.parse().map_err(|_| {
+                anyhow!("LOGBOOK_PERSONAL_DATA_DAYS must be a whole number of days (0 keeps personal data), not {value:?}")
+            })?;
+        }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
                 format!("LOGBOOK_LISTEN must be an address like 127.0.0.1:8080, not {value:?}")
@@ -993,6 +1015,13 @@ days = 0
 # How often each node looks for events to remove, and how many one transaction removes.
 interval_seconds = {retention_interval}
 batch_size = {retention_batch}
+# Days an event keeps its personal fields (IP address, user agent, actor name, and the metadata
+# members an account declares personal) before aging removes them (LOGBOOK_PERSONAL_DATA_DAYS);
+# 0 keeps them as long as the event. The event, its message, targets and changes stay, and still
+# verify. An account's own period (`logbook retention personal`) wins.
+personal_data_days = 0
+# Keep the /24 (IPv4) or /48 (IPv6) of an address that aging removes.
+keep_network = false
 
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a

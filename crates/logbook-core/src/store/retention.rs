@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::account::AccountId;
+use crate::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use crate::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use crate::store::StoreError;
 
@@ -53,4 +54,28 @@ pub trait RetentionStore: Send + Sync {
         account: &AccountId,
         max_events: u32,
     ) -> Result<u64, StoreError>;
+    /// Sets (or with `None` clears) the account's own personal-data period and whether aging
+    /// keeps the network of a removed address.
+    async fn set_personal_data_policy(
+        &self,
+        account: &AccountId,
+        personal_data_days: Option<u32>,
+        keep_network: Option<bool>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Declares which metadata members of the account's events are personal (validated and
+    /// sorted by `personal_data::declared_personal_fields`); an empty list clears it.
+    async fn set_personal_metadata_fields(
+        &self,
+        account: &AccountId,
+        fields: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// One bounded step of removing personal fields (`personal_data::PersonalDataBatch`), in one
+    /// transaction. Refused with `LegalHold` while the account is held.
+    async fn remove_personal_data(
+        &self,
+        account: &AccountId,
+        batch: PersonalDataBatch,
+    ) -> Result<PersonalDataRemoved, StoreError>;
 }

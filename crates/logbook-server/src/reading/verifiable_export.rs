@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use logbook_core::checkpoint::{Checkpoint, checkpoint_origin};
 use logbook_core::export_verification::{ExportSelection, write_export_event_line};
+use logbook_core::leaf::EventLeaf;
 use logbook_core::merkle::{self, NodeId};
 use logbook_core::store::StoredCheckpoint;
 use logbook_core::{AccountId, EventRow, Store, StoreError};
@@ -160,7 +161,15 @@ async fn encode_chunk(
         }
     }
     let mut node_ids: Vec<NodeId> = Vec::new();
+    let mut leaves = Vec::with_capacity(events.len());
     for event in &events {
+        let leaf = event.leaf().map_err(VerifiableExportError::Leaf)?;
+        // An event erased before leaf version 2 cannot prove its leaf from its content: the
+        // export carries the leaf stored when it was committed, and the verifier says so.
+        if matches!(leaf, EventLeaf::ErasedBeforeVersion2 { .. }) {
+            node_ids.push(NodeId::new(0, event.seq));
+        }
+        leaves.push(leaf);
         node_ids.extend(
             merkle::inclusion_proof_node_ids(event.seq, tree_size)
                 .map_err(VerifiableExportError::Proof)?,
@@ -175,8 +184,16 @@ async fn encode_chunk(
     let mut out = Vec::with_capacity(events.len() * 1536);
     let mut event_json = Vec::with_capacity(1024);
     let mut selection = selection.lock().expect("selection lock poisoned");
-    for event in &events {
-        let leaf_hash = event.leaf_hash().map_err(VerifiableExportError::Leaf)?;
+    for (event, leaf) in events.iter().zip(&leaves) {
+        let leaf_hash = match leaf.verifiable_hash() {
+            Some(leaf_hash) => leaf_hash,
+            None => *nodes.get(&NodeId::new(0, event.seq)).ok_or_else(|| {
+                VerifiableExportError::Store(StoreError::Unavailable(format!(
+                    "the stored leaf of erased event seq {} is missing",
+                    event.seq
+                )))
+            })?,
+        };
         let proof = merkle::inclusion_proof(&nodes, event.seq, tree_size)
             .map_err(VerifiableExportError::Proof)?;
         event_json.clear();

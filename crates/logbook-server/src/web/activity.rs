@@ -479,6 +479,14 @@ pub async fn get(
         return Err(WebError::NotFound);
     }
     let actor = event.actor.as_ref();
+    // A personal field removed by aging or erasure says so instead of looking empty.
+    let removed_or_empty = |name: &str| {
+        if event.removed.iter().any(|removed| removed == name) {
+            "removed (personal data)".to_owned()
+        } else {
+            String::new()
+        }
+    };
     let fields = vec![
         ("Message", visible(&event.message).into_owned()),
         ("Action", visible(&event.action).into_owned()),
@@ -495,7 +503,7 @@ pub async fn get(
             actor
                 .and_then(|actor| actor.name.as_deref())
                 .map(|name| visible(name).into_owned())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| removed_or_empty("actor.name")),
         ),
         (
             "Actor type",
@@ -511,7 +519,14 @@ pub async fn get(
         ),
         (
             "IP address",
-            event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            match (event.ip, event.ip_network.as_deref()) {
+                (Some(ip), _) => ip.to_string(),
+                (None, Some(network)) => format!(
+                    "removed (personal data); its network {} is kept",
+                    visible(network)
+                ),
+                (None, None) => removed_or_empty("ip"),
+            },
         ),
         (
             "New IP for this actor",
@@ -535,7 +550,16 @@ pub async fn get(
                 .user_agent
                 .as_deref()
                 .map(|agent| visible(agent).into_owned())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| removed_or_empty("user_agent")),
+        ),
+        (
+            "Personal data removed",
+            event
+                .removed
+                .iter()
+                .map(|name| visible(name).into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         (
             "Outcome",

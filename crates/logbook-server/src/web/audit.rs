@@ -60,6 +60,7 @@ pub async fn record(state: &AppState, event: AuditEvent<'_>) -> Result<(), WebEr
         changes: Vec::new(),
         metadata: event.metadata,
         key: None,
+        salt: logbook_core::personal_data::EventSalt::random(),
     };
     state.store().append_events(vec![new_event]).await?;
     Ok(())

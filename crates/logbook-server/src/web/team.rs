@@ -45,6 +45,10 @@ pub struct TeamPage {
     pub pruned_below_seq: u64,
     /// "since 2026-12-06 10:00 UTC by counsel@acme.example: case 17", when held.
     pub legal_hold_text: Option<String>,
+    /// "30 days (this account's own), keeping the /24 or /48 of addresses", ...
+    pub personal_data_text: String,
+    /// The metadata members declared personal, or "none".
+    pub personal_metadata_fields_text: String,
 }
 
 async fn team_page(
@@ -102,6 +106,33 @@ async fn team_page(
             (None, None) => "every event is kept".to_owned(),
         },
         pruned_below_seq: retention.pruned_below_seq,
+        personal_data_text: {
+            let settings = &state.settings().retention;
+            let keep_network = retention
+                .keep_network
+                .unwrap_or(settings.default_keep_network);
+            let period = match (
+                retention.personal_data_days,
+                settings.default_personal_data_days,
+            ) {
+                (Some(days), _) => format!("for {days} days (this account's own period)"),
+                (None, Some(days)) => format!("for {days} days (the instance default)"),
+                (None, None) => "as long as the event".to_owned(),
+            };
+            if keep_network
+                && (retention.personal_data_days.is_some()
+                    || settings.default_personal_data_days.is_some())
+            {
+                format!("{period}, then only the /24 or /48 of the address")
+            } else {
+                period
+            }
+        },
+        personal_metadata_fields_text: if retention.personal_metadata_fields.is_empty() {
+            "none".to_owned()
+        } else {
+            crate::web::render::visible(&retention.personal_metadata_fields.join(", ")).into_owned()
+        },
         legal_hold_text: retention.legal_hold.map(|hold| {
             format!(
                 "since {} by {}: {}",
@@ -364,6 +395,82 @@ pub async fn legal_hold(
         _ => return Err(WebError::BadRequest("change: place or clear".into())),
     }
     Ok(Redirect::to("/team").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ErasureForm {
+    csrf_token: String,
+    #[serde(default)]
+    actor_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /team/erase`: owners erase one person's personal data from every event whose actor id
+/// is theirs (README, "Personal data"); the erasure is an event with who asked, why and how many
+/// events it touched.
+pub async fn erase_personal_data(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    signed_in: SignedIn,
+    Form(form): Form<ErasureForm>,
+) -> Result<Response, WebError> {
+    check_form(&headers, &state, &signed_in, &form.csrf_token)?;
+    if signed_in.user.role != Role::Owner {
+        return Err(WebError::Forbidden(
+            "Only owners erase a person's personal data.",
+        ));
+    }
+    let actor_id = form.actor_id.trim();
+    if actor_id.is_empty() || actor_id.len() > 512 {
+        return Err(WebError::BadRequest(
+            "actor_id: the person's actor id, as their events carry it".into(),
+        ));
+    }
+    let reason = logbook_core::retention::hold_reason(&form.reason)
+        .map_err(|error| WebError::BadRequest(format!("reason: {error}")))?;
+    let changed_by = logbook_core::retention::ChangedBy {
+        actor: logbook_core::event::Actor {
+            id: signed_in.user.email.clone(),
+            name: None,
+            actor_type: Some(logbook_core::event::ActorType::User),
+        },
+        ip: Some(signed_in.client.ip),
+        user_agent: signed_in.client.user_agent.clone(),
+    };
+    let outcome = logbook_core::retention::erase_person(
+        state.store().as_ref(),
+        &signed_in.user.account,
+        actor_id,
+        &reason,
+        &changed_by,
+        state.clock().now(),
+        uuid::Uuid::now_v7().to_string().into(),
+        state.settings().retention.batch_size,
+    )
+    .await?;
+    let shown = crate::web::render::visible(actor_id).into_owned();
+    let message = match outcome {
+        logbook_core::retention::ErasureOutcome::Erased { events_changed } => format!(
+            "The personal data of {shown} was removed from {events_changed} events. The events stay, and still verify; the erasure is in the log."
+        ),
+        logbook_core::retention::ErasureOutcome::NothingLeft => {
+            format!("The events of {shown} hold no personal data any more.")
+        }
+        logbook_core::retention::ErasureOutcome::UnknownActor => {
+            return Err(WebError::BadRequest(format!(
+                "No event of this account has the actor id {shown}: nothing was erased."
+            )));
+        }
+    };
+    Ok(page(&crate::web::render::MessagePage {
+        chrome: Chrome::new(&state, "Personal data erased", Some(&signed_in), "team"),
+        heading: "Personal data erased".to_owned(),
+        message,
+        hints: Vec::new(),
+        link_href: "/team",
+        link_text: "Team",
+    }))
 }
 
 #[derive(Debug, Deserialize)]

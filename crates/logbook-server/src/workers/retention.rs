@@ -3,7 +3,10 @@
 //! (`logbook_core::retention`). The prefix's compact range and a statement signed with the
 //! checkpoint key are kept first; the events then go `batch_size` at a time with a pause between
 //! batches, so the writer and readers only ever wait for one short batch. Each pruning that moved
-//! the prefix writes a `logbook.retention.prune` event into the account's own log.
+//! the prefix writes a `logbook.retention.prune` event into the account's own log. In the same
+//! round, accounts with a personal-data period lose the personal fields of their older events
+//! (`logbook_core::personal_data`), paced the same way, and get a `logbook.personal_data.age`
+//! event.
 //!
 //! Several nodes may run it on one PostgreSQL: recording a prefix only moves it forward, and each
 //! delete batch runs under the account's row lock.
@@ -13,7 +16,8 @@ use std::time::Duration;
 
 use logbook_core::event::{Actor, ActorType, NewEvent, Outcome};
 use logbook_core::retention::{
-    AccountRetention, PruneSigning, prune_point, record_prefix, retention_policy_text,
+    AccountRetention, AgingOutcome, PERSONAL_DATA_AGE_ACTION, PersonalDataPolicy, PruneSigning,
+    age_personal_data, prune_point, record_prefix, retention_policy_text,
 };
 use logbook_core::{AccountId, Clock, Store, StoreError};
 
@@ -30,6 +34,11 @@ pub struct RetentionSettings {
     pub batch_size: u32,
     /// The pause between two delete batches.
     pub pause_between_batches: Duration,
+    /// The personal-data period of accounts without their own (`None`: keep personal data as
+    /// long as the event).
+    pub default_personal_data_days: Option<u32>,
+    /// Whether aging keeps the /24 or /48 of a removed address, for accounts that do not say.
+    pub default_keep_network: bool,
 }
 
 impl Default for RetentionSettings {
@@ -39,6 +48,8 @@ impl Default for RetentionSettings {
             interval: Duration::from_secs(60),
             batch_size: 1000,
             pause_between_batches: Duration::from_millis(20),
+            default_personal_data_days: None,
+            default_keep_network: false,
         }
     }
 }
@@ -88,8 +99,96 @@ pub async fn run_round(
             store, signing, clock, settings, &account, &retention, shutdown,
         )
         .await?;
+        age_account(store, clock, settings, &account, &retention, shutdown).await?;
     }
     Ok(deleted)
+}
+
+/// Removes the personal fields of the account's events older than its personal-data period,
+/// batch by batch with the same pauses as pruning, and writes `logbook.personal_data.age` when
+/// something changed.
+async fn age_account(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    settings: &RetentionSettings,
+    account: &AccountId,
+    retention: &AccountRetention,
+    shutdown: &ShutdownSignal,
+) -> Result<(), StoreError> {
+    let Some(policy) = PersonalDataPolicy::of_account(
+        retention,
+        settings.default_personal_data_days,
+        settings.default_keep_network,
+    ) else {
+        return Ok(());
+    };
+    if retention.legal_hold.is_some() {
+        return Ok(());
+    }
+    let now = clock.now();
+    let outcome = match age_personal_data(store, account, &policy, now, settings.batch_size, || {
+        let pause = settings.pause_between_batches;
+        let stop = shutdown.is_raised();
+        async move {
+            if !stop {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    })
+    .await
+    {
+        Ok(outcome) => outcome,
+        // A hold set since the settings were read: what was done stays, the rest waits.
+        Err(StoreError::LegalHold(_)) => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    if outcome.events_changed > 0 {
+        metrics::counter!(crate::metrics::EVENTS_AGED).increment(outcome.events_changed);
+        tracing::info!(%account, aged_below_seq = outcome.aged_below_seq, events = outcome.events_changed, "personal data aged");
+        store
+            .append_events(vec![age_event(account, &policy, outcome, now)])
+            .await?;
+    }
+    Ok(())
+}
+
+/// `logbook.personal_data.age` in the account's own log: which fields went from how many events.
+fn age_event(
+    account: &AccountId,
+    policy: &PersonalDataPolicy,
+    outcome: AgingOutcome,
+    now: time::OffsetDateTime,
+) -> NewEvent {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("aged_below_seq".into(), outcome.aged_below_seq.into());
+    metadata.insert("events_changed".into(), outcome.events_changed.into());
+    metadata.insert("personal_data_days".into(), policy.days.into());
+    metadata.insert("keep_network".into(), policy.keep_network.into());
+    NewEvent {
+        id: uuid::Uuid::now_v7().to_string().into(),
+        account: account.clone(),
+        received_at: now,
+        created_at: now,
+        created_at_was_sent: false,
+        action: PERSONAL_DATA_AGE_ACTION.to_owned(),
+        message: format!(
+            "Removed the personal data of {} events older than {} days, below seq {}",
+            outcome.events_changed, policy.days, outcome.aged_below_seq
+        ),
+        actor: Some(Actor {
+            id: "logbook".into(),
+            name: Some("Logbook retention".into()),
+            actor_type: Some(ActorType::System),
+        }),
+        ip: None,
+        user_agent: None,
+        outcome: Some(Outcome::Success),
+        targets: Vec::new(),
+        changes: Vec::new(),
+        metadata: Some(metadata),
+        key: None,
+        salt: logbook_core::personal_data::EventSalt::random(),
+    }
 }
 
 async fn prune_account(
@@ -193,5 +292,6 @@ fn prune_event(
         changes: Vec::new(),
         metadata: Some(metadata),
         key: None,
+        salt: logbook_core::personal_data::EventSalt::random(),
     }
 }

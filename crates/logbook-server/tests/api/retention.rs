@@ -142,3 +142,103 @@ fn hex(text: &str) -> [u8; 32] {
         .collect();
     bytes.try_into().unwrap()
 }
+
+#[tokio::test]
+async fn aging_removes_personal_data_from_old_events_and_reads_and_verifiable_exports_mark_it() {
+    let server = TestServer::start_with_checkpoints().await;
+    let acme = server.test_account("acme").await;
+    let old: Vec<Value> = (0..4)
+        .map(|number| {
+            event(
+                &format!("old {number}"),
+                json!({
+                    "actor": {"id": "alice@acme.com", "name": "Alice Liddell", "type": "user"},
+                    "user_agent": "Mozilla/5.0",
+                    "metadata": {"email": "alice@acme.com", "plan": "pro"},
+                }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        server
+            .post_events(&acme.ingest_key, &json!({ "events": old }))
+            .await
+            .status(),
+        200
+    );
+    server
+        .store
+        .retention()
+        .set_personal_metadata_fields(&acme.account, vec!["email".into()], SystemClock.now())
+        .await
+        .unwrap();
+    // Two days later, with a one-day personal-data period that keeps networks.
+    let later = ManualClock::new(SystemClock.now() + time::Duration::days(2));
+    let settings = RetentionSettings {
+        default_personal_data_days: Some(1),
+        default_keep_network: true,
+        batch_size: 3,
+        ..RetentionSettings::default()
+    };
+    ingest(&server, &acme.ingest_key, 1, "new").await;
+    let deleted = run_round(
+        server.store.as_ref(),
+        &signing(),
+        &later as &dyn Clock,
+        &settings,
+        &ShutdownSignal::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted, 0, "aging removes no event");
+    let page = server
+        .list_events(&acme.read_key, &[("limit", "100")])
+        .await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events[0]["action"], "logbook.personal_data.age");
+    assert_eq!(events[0]["metadata"]["events_changed"], 4);
+    // The newest event (seq 4) keeps everything: aging, like pruning, stops before it.
+    assert_eq!(events[1]["seq"], 4);
+    assert_eq!(events[1]["ip"], "203.0.113.9");
+    for aged in &events[2..] {
+        assert_eq!(aged["ip"], Value::Null, "{aged}");
+        assert_eq!(aged["ip_network"], "203.0.113.0/24");
+        assert_eq!(aged["user_agent"], Value::Null);
+        assert_eq!(aged["actor"]["name"], Value::Null);
+        assert_eq!(aged["actor"]["id"], "alice@acme.com");
+        assert_eq!(aged["metadata"]["email"], Value::Null);
+        assert_eq!(aged["metadata"]["plan"], "pro");
+        assert_eq!(
+            aged["removed"],
+            json!(["actor.name", "ip", "metadata.email", "user_agent"])
+        );
+        assert!(!aged.to_string().contains("Alice Liddell"));
+    }
+    // A verifiable export of the aged log verifies, and says how many lines had fields removed.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let export = server
+        .get(
+            &acme.read_key,
+            "/api/v1/events/export?format=ndjson&verifiable=true",
+        )
+        .await;
+    assert_eq!(export.status(), 200);
+    let text = export.text().await.unwrap();
+    let verified = logbook_core::export_verification::verify_export(
+        std::io::Cursor::new(text.as_bytes()),
+        server.checkpoint_verifier.as_ref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(verified.events_with_removed_personal_data, 4);
+    assert_eq!(verified.erased_events_not_verifiable, 0);
+    // An edited remaining field of an aged line is caught.
+    let edited = text.replacen("\"plan\":\"pro\"", "\"plan\":\"free\"", 1);
+    assert_ne!(edited, text);
+    assert!(
+        logbook_core::export_verification::verify_export(
+            std::io::Cursor::new(edited.as_bytes()),
+            server.checkpoint_verifier.as_ref().unwrap(),
+        )
+        .is_err()
+    );
+}

@@ -1145,3 +1145,77 @@ async fn an_owner_places_and_clears_a_legal_hold_with_a_reason_and_both_are_audi
     assert_eq!(clear_events[0]["metadata"]["reason"], "case closed");
     let _ = web.sign_in("viewer@acme.com").await;
 }
+
+#[tokio::test]
+async fn an_owner_erases_a_persons_personal_data_on_the_team_page_and_the_event_view_marks_it() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    web.user(&acme, "admin@acme.com", Role::Admin).await;
+    let key = web.ingest_key(&acme).await;
+    let ids = web
+        .send(
+            &key,
+            json!([{
+                "action": "server.delete",
+                "message": "Deleted server web-9",
+                "actor": {"id": "carol@acme.com", "name": "Carol <script>", "type": "user"},
+                "ip": "198.51.100.7",
+                "user_agent": "Mozilla/5.0",
+            }]),
+        )
+        .await;
+    let event_id = ids[0].clone();
+    let owner = web.sign_in("owner@acme.com").await;
+    let (_, team, _) = web.page(&owner.cookie, "/team").await;
+    assert!(team.contains("Erase personal data"), "{team}");
+    // Admins may not erase; an unknown person and an empty reason change nothing.
+    let admin = web.sign_in("admin@acme.com").await;
+    let refused = web
+        .post_form(
+            &admin,
+            "/team/erase",
+            &[("actor_id", "carol@acme.com"), ("reason", "request 7")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for form in [
+        [("actor_id", "nobody@acme.com"), ("reason", "request 7")],
+        [("actor_id", "carol@acme.com"), ("reason", " ")],
+    ] {
+        let refused = web.post_form(&owner, "/team/erase", &form).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
+    assert!(
+        web.audit_events(&acme, "action:logbook.personal_data.erase")
+            .await
+            .is_empty()
+    );
+    let erased = web
+        .post_form(
+            &owner,
+            "/team/erase",
+            &[
+                ("actor_id", "carol@acme.com"),
+                ("reason", "erasure request 7"),
+            ],
+        )
+        .await;
+    assert_eq!(erased.status(), StatusCode::OK);
+    let body = erased.text().await.unwrap();
+    assert!(body.contains("removed from 1 events"), "{body}");
+    let recorded = web
+        .audit_events(&acme, "action:logbook.personal_data.erase")
+        .await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["actor"]["id"], "owner@acme.com");
+    assert_eq!(recorded[0]["targets"][0]["id"], "carol@acme.com");
+    let (_, view, _) = web
+        .page(&owner.cookie, &format!("/events/{event_id}"))
+        .await;
+    assert!(view.contains("removed (personal data)"), "{view}");
+    assert!(
+        !view.contains("198.51.100.7") && !view.contains("Carol"),
+        "{view}"
+    );
+}

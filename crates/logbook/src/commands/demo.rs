@@ -306,6 +306,9 @@ impl HistoryGenerator<'_> {
     fn push(&mut self, at: OffsetDateTime, draft: Draft) {
         let received_at = at + Duration::milliseconds(self.random.random_range(40..900));
         let random_bits: [u8; 10] = self.random.random();
+        // From the seeded generator like everything else here, so the same seed writes the same
+        // history (a demo's salts keep nothing secret).
+        let salt = logbook_core::personal_data::EventSalt::from_bytes(self.random.random());
         let millis = u64::try_from(received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
         let id = uuid::Builder::from_unix_timestamp_millis(millis, &random_bits)
             .into_uuid()
@@ -335,6 +338,7 @@ impl HistoryGenerator<'_> {
             changes: draft.changes,
             metadata,
             key: None,
+            salt,
         });
     }
 

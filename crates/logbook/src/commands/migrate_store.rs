@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use logbook_core::people::NewUser;
-use logbook_core::{Clock, Store, StoreError};
+use logbook_core::{AccountId, Clock, Store, StoreError};
 
 use crate::cli::MigrateStoreArgs;
 use crate::commands::{CreateDatabase, open_postgres, open_store};
@@ -215,8 +215,9 @@ async fn copy_events(
                 break;
             };
             let last_seq = last.seq;
+            let erased_leaf_hashes = erased_leaf_hashes(source, &record.account, &rows).await?;
             destination
-                .import_events(&record.account, &rows)
+                .import_events(&record.account, &rows, &erased_leaf_hashes)
                 .await
                 .with_context(|| format!("could not copy events of {}", record.account))?;
             progress.inc(rows.len() as u64);
@@ -225,6 +226,39 @@ async fn copy_events(
     }
     progress.finish_with_message("done");
     Ok(())
+}
+
+/// The leaf hashes the source's tree keeps for the events of `rows` that were erased before leaf
+/// version 2 (their content no longer proves them; README, "Personal data").
+async fn erased_leaf_hashes(
+    source: &dyn Store,
+    account: &AccountId,
+    rows: &[logbook_core::EventRow],
+) -> Result<std::collections::HashMap<u64, logbook_core::merkle::Hash>> {
+    let erased: Vec<logbook_core::merkle::NodeId> = rows
+        .iter()
+        .filter(|row| {
+            matches!(
+                row.leaf(),
+                Ok(logbook_core::leaf::EventLeaf::ErasedBeforeVersion2 { .. })
+            )
+        })
+        .map(|row| logbook_core::merkle::NodeId::new(0, row.seq))
+        .collect();
+    if erased.is_empty() {
+        return Ok(Default::default());
+    }
+    let tree = source.log_tree().ok_or_else(|| {
+        anyhow!("the source keeps no tree, so its erased events cannot be copied")
+    })?;
+    let nodes = tree
+        .tree_nodes(account, &erased)
+        .await
+        .with_context(|| format!("could not read the stored leaves of {account}"))?;
+    Ok(erased
+        .iter()
+        .filter_map(|node| nodes.get(node).map(|hash| (node.index, *hash)))
+        .collect())
 }
 
 /// Prints each account's event count on both sides and fails if any differ.

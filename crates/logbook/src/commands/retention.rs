@@ -1,6 +1,8 @@
-//! `logbook retention show|set|clear|hold|release|prune`: how long an account keeps its events,
-//! its legal hold, and a pruning round run now (README, "Retention and legal hold"). Every change
-//! writes an event into the account's own log with who asked (`--by`) and, for holds, why.
+//! `logbook retention show|set|clear|hold|release|personal|personal-fields|erase|prune`: how long
+//! an account keeps its events and their personal data, its legal hold, erasure of a person's
+//! personal data, and a retention round run now (README, "Retention and legal hold" and
+//! "Personal data"). Every change writes an event into the account's own log with who asked
+//! (`--by`) and, for holds and erasures, why.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,8 +11,9 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use logbook_core::event::{Actor, ActorType};
 use logbook_core::retention::{
-    ChangedBy, change_retention_period, hold_reason, place_legal_hold, release_legal_hold,
-    retention_days,
+    ChangedBy, ErasureOutcome, change_personal_data_policy, change_retention_period,
+    declare_personal_metadata_fields, erase_person, hold_reason, place_legal_hold,
+    release_legal_hold, retention_days,
 };
 use logbook_core::{AccountId, Clock, SystemClock};
 use logbook_server::state::ShutdownSignal;
@@ -69,6 +72,8 @@ async fn run_on(
             let account = parse_account(&account)?;
             let settings = store.retention().account_retention(&account).await?;
             let default_days = (config.retention.days > 0).then_some(config.retention.days);
+            let default_personal_days = (config.retention.personal_data_days > 0)
+                .then_some(config.retention.personal_data_days);
             let hold = settings.legal_hold.as_ref().map(|hold| {
                 serde_json::json!({
                     "since": hold.since.format(&Rfc3339).unwrap_or_default(),
@@ -83,6 +88,11 @@ async fn run_on(
                     "instance_default_days": default_days,
                     "legal_hold": hold,
                     "pruned_below_seq": settings.pruned_below_seq,
+                    "personal_data_days": settings.personal_data_days,
+                    "instance_default_personal_data_days": default_personal_days,
+                    "keep_network": settings.keep_network.unwrap_or(config.retention.keep_network),
+                    "personal_metadata_fields": settings.personal_metadata_fields,
+                    "personal_aged_below_seq": settings.personal_aged_below_seq,
                 });
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
             } else {
@@ -111,6 +121,148 @@ async fn run_on(
                         format!("every event below seq {}", settings.pruned_below_seq)
                     }
                 )?;
+                let keep_network = settings
+                    .keep_network
+                    .unwrap_or(config.retention.keep_network);
+                let personal = match (settings.personal_data_days, default_personal_days) {
+                    (Some(days), _) => format!("{days} days (the account's own)"),
+                    (None, Some(days)) => format!("{days} days (the instance default)"),
+                    (None, None) => "kept as long as the event".to_owned(),
+                };
+                writeln!(
+                    stdout,
+                    "personal data: {personal}{}",
+                    if keep_network {
+                        ", keeping the /24 or /48 of addresses"
+                    } else {
+                        ""
+                    }
+                )?;
+                writeln!(
+                    stdout,
+                    "personal metadata fields: {}",
+                    if settings.personal_metadata_fields.is_empty() {
+                        "none declared".to_owned()
+                    } else {
+                        crate::output::inert(&settings.personal_metadata_fields.join(", "))
+                            .into_owned()
+                    }
+                )?;
+                writeln!(
+                    stdout,
+                    "aged: {}",
+                    if settings.personal_aged_below_seq == 0 {
+                        "nothing".to_owned()
+                    } else {
+                        format!(
+                            "personal data removed below seq {}",
+                            settings.personal_aged_below_seq
+                        )
+                    }
+                )?;
+            }
+        }
+        RetentionCommand::Personal {
+            account,
+            days,
+            keep_network,
+            clear,
+            by,
+        } => {
+            let account = parse_account(&account)?;
+            let days = days.map(retention_days).transpose()?;
+            let (days, keep_network) = if clear {
+                (None, None)
+            } else {
+                (days, Some(keep_network))
+            };
+            change_personal_data_policy(
+                store.as_ref(),
+                &account,
+                days,
+                keep_network,
+                &changed_by(&by)?,
+                now,
+                new_event_id(),
+            )
+            .await?;
+            match days {
+                Some(days) => writeln!(
+                    stdout,
+                    "{account}'s events keep their personal data {days} days{}",
+                    if keep_network == Some(true) {
+                        " (then the /24 or /48 of their address)"
+                    } else {
+                        ""
+                    }
+                )?,
+                None => writeln!(
+                    stdout,
+                    "{account} follows the instance default for personal data again"
+                )?,
+            }
+        }
+        RetentionCommand::PersonalFields {
+            account,
+            fields,
+            by,
+        } => {
+            let account = parse_account(&account)?;
+            let declared = declare_personal_metadata_fields(
+                store.as_ref(),
+                &account,
+                &fields,
+                &changed_by(&by)?,
+                now,
+                new_event_id(),
+            )
+            .await
+            .map_err(|error| anyhow!("{error}"))?;
+            writeln!(
+                stdout,
+                "{account} declares {} personal metadata fields{}",
+                declared.len(),
+                if declared.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", crate::output::inert(&declared.join(", ")))
+                }
+            )?;
+        }
+        RetentionCommand::Erase {
+            account,
+            actor,
+            reason,
+            by,
+        } => {
+            let account = parse_account(&account)?;
+            let reason = hold_reason(&reason).map_err(|error| anyhow!("--reason: {error}"))?;
+            let outcome = erase_person(
+                store.as_ref(),
+                &account,
+                &actor,
+                &reason,
+                &changed_by(&by)?,
+                now,
+                new_event_id(),
+                config.retention.batch_size,
+            )
+            .await?;
+            let shown_actor = crate::output::inert(&actor);
+            match outcome {
+                ErasureOutcome::Erased { events_changed } => writeln!(
+                    stdout,
+                    "erased the personal data of {shown_actor} from {events_changed} events of {account}"
+                )?,
+                ErasureOutcome::NothingLeft => writeln!(
+                    stdout,
+                    "{shown_actor}'s events in {account} hold no personal data any more"
+                )?,
+                ErasureOutcome::UnknownActor => {
+                    return Err(anyhow!(
+                        "no event of {account} has actor.id {shown_actor}: nothing was erased"
+                    ));
+                }
             }
         }
         RetentionCommand::Set { account, days, by } => {

@@ -82,6 +82,11 @@ pub async fn run(config: &Config, arguments: &VerifyArgs, database_named: bool) 
             counts.pruned_accounts, counts.pruned_events
         )?;
     }
+    write_removed_personal_data(
+        &mut stdout,
+        counts.events_with_removed_personal_data,
+        counts.erased_events_not_verifiable,
+    )?;
     Ok(())
 }
 
@@ -124,6 +129,32 @@ fn verify_export_file(path: &Path, verifier: &CheckpointVerifier) -> Result<()> 
         verified.origin,
         verified.tree_size
     )?;
+    write_removed_personal_data(
+        &mut std::io::stdout().lock(),
+        verified.events_with_removed_personal_data,
+        verified.erased_events_not_verifiable,
+    )?;
+    Ok(())
+}
+
+/// What verification says about events whose personal data was removed (README, "Personal data").
+fn write_removed_personal_data(
+    out: &mut impl Write,
+    verified_with_removed_fields: u64,
+    erased_not_verifiable: u64,
+) -> Result<()> {
+    if verified_with_removed_fields > 0 {
+        writeln!(
+            out,
+            "{verified_with_removed_fields} events had personal fields removed (aging or erasure); what remains of each verified, the rest is reported as removed"
+        )?;
+    }
+    if erased_not_verifiable > 0 {
+        writeln!(
+            out,
+            "{erased_not_verifiable} events stored before leaf version 2 were erased, content not verifiable; the tree still verified through their stored leaves"
+        )?;
+    }
     Ok(())
 }
 

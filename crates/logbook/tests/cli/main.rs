@@ -1046,3 +1046,122 @@ fn retention_periods_and_legal_holds_are_set_shown_and_refused_clearly_from_the_
     );
     assert!(shown.contains("legal hold: none"), "{shown}");
 }
+
+#[test]
+fn a_persons_personal_data_is_erased_from_the_cli_and_the_log_still_verifies() {
+    let workspace = Workspace::new();
+    succeed(&mut workspace.on_data(&["demo", "--account", "demo", "--events", "200"]));
+    let declared = succeed(&mut workspace.on_data(&[
+        "retention",
+        "personal-fields",
+        "--account",
+        "demo",
+        "--field",
+        "email",
+        "--by",
+        "dpo@platform.example",
+    ]));
+    assert!(
+        stdout_of(&declared).contains("demo declares 1 personal metadata fields: email"),
+        "{}",
+        stdout_of(&declared)
+    );
+    let erased = stdout_of(&succeed(&mut workspace.on_data(&[
+        "retention",
+        "erase",
+        "--account",
+        "demo",
+        "--actor",
+        "bob@example.com",
+        "--reason",
+        "erasure request 113",
+        "--by",
+        "dpo@demo.example",
+    ])));
+    assert!(
+        erased.starts_with("erased the personal data of bob@example.com from "),
+        "{erased}"
+    );
+    // An unknown person, a missing reason and an unknown account change nothing.
+    for arguments in [
+        &[
+            "retention",
+            "erase",
+            "--account",
+            "demo",
+            "--actor",
+            "mallory@example.com",
+            "--reason",
+            "a request",
+            "--by",
+            "dpo",
+        ][..],
+        &[
+            "retention",
+            "erase",
+            "--account",
+            "demo",
+            "--actor",
+            "bob@example.com",
+            "--reason",
+            " ",
+            "--by",
+            "dpo",
+        ][..],
+        &[
+            "retention",
+            "erase",
+            "--account",
+            "nobody",
+            "--actor",
+            "bob@example.com",
+            "--reason",
+            "a request",
+            "--by",
+            "dpo",
+        ][..],
+    ] {
+        let output = fail(&mut workspace.on_data(arguments));
+        assert!(!stderr_of(&output).is_empty());
+    }
+    let unknown = fail(&mut workspace.on_data(&[
+        "retention",
+        "erase",
+        "--account",
+        "demo",
+        "--actor",
+        "mallory@example.com",
+        "--reason",
+        "a request",
+        "--by",
+        "dpo",
+    ]));
+    assert!(
+        stderr_of(&unknown).contains("no event of demo has actor.id mallory@example.com"),
+        "{}",
+        stderr_of(&unknown)
+    );
+    // The local signing key (made by `checkpoint-key`) checks the database's checkpoints.
+    succeed(&mut workspace.on_data(&["checkpoint-key"]));
+    let verified = stdout_of(&succeed(&mut workspace.on_data(&["verify"])));
+    // 200 demo events, the declaration and the erasure.
+    assert!(
+        verified.starts_with("ok: 1 accounts, 202 events"),
+        "{verified}"
+    );
+    assert!(
+        verified.contains("events had personal fields removed (aging or erasure)"),
+        "{verified}"
+    );
+    let shown = stdout_of(&succeed(&mut workspace.on_data(&[
+        "retention",
+        "show",
+        "--account",
+        "demo",
+    ])));
+    assert!(shown.contains("personal metadata fields: email"), "{shown}");
+    assert!(
+        shown.contains("personal data: kept as long as the event"),
+        "{shown}"
+    );
+}

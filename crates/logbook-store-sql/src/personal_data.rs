@@ -1,0 +1,291 @@
+//! Personal data by age and on request (`logbook_core::personal_data`) in the SQL both stores
+//! run: the account's personal-data settings, and removal passes that rewrite event bodies in
+//! bounded batches. The bodies themselves are rewritten by core (`bodies_after_removal`); here are
+//! the reads and writes around it, the legal-hold check inside the same transaction, and the
+//! new-IP history that goes with the events.
+
+use logbook_core::personal_data::{
+    AddressRemoval, PersonalDataBatch, PersonalDataRemoved, PersonalDataSelection,
+    bodies_after_removal,
+};
+use logbook_core::{AccountId, StoreError};
+use time::OffsetDateTime;
+
+use crate::encoding::unix_micros_of;
+use crate::executor::{Backend, SqlDatabase, SqlExecutor};
+use crate::retention::retention_of_account_row;
+use crate::shared_store::{SharedStore, existing_account_row};
+use crate::value::SqlValue;
+
+/// How a store names an event inside its account: the key column and the key of the account's
+/// seq 0 (`event_row` from `account_row << 40` on SQLite, `seq` from 0 on PostgreSQL).
+#[derive(Debug, Clone, Copy)]
+pub struct EventKeys {
+    pub column: &'static str,
+    pub key_of_first_event: fn(account_row: i64) -> i64,
+}
+
+const REMOVING: &str = "removing personal data";
+
+fn seq_parameter(seq: u64) -> SqlValue {
+    SqlValue::Integer(i64::try_from(seq).unwrap_or(i64::MAX))
+}
+
+/// Binds the transaction to the account, so PostgreSQL's row-level security admits its events
+/// (and only its), and locks the account row against a concurrent hold or prune.
+async fn enter_account(sql: &dyn SqlExecutor, account_row: i64) -> Result<(), StoreError> {
+    if sql.backend() == Backend::Postgres {
+        sql.query(
+            REMOVING,
+            "SELECT set_config('logbook.account_row', $1, true)",
+            &[account_row.to_string().into()],
+        )
+        .await?;
+        sql.query(
+            REMOVING,
+            "SELECT 1 FROM accounts WHERE account_row = $1 FOR UPDATE",
+            &[account_row.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl<Database: SqlDatabase> SharedStore<Database> {
+    /// `RetentionStore::set_personal_data_policy`.
+    pub async fn set_personal_data_policy(
+        &self,
+        account: &AccountId,
+        personal_data_days: Option<u32>,
+        keep_network: Option<bool>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        const SETTING: &str = "setting a personal-data period";
+        let account = account.clone();
+        self.database
+            .write(Box::new(move |sql| {
+                Box::pin(async move {
+                    let account_row = existing_account_row(sql, SETTING, &account).await?;
+                    sql.execute(
+                        SETTING,
+                        "INSERT INTO account_retention (account_row, personal_data_days, \
+                         personal_keep_network, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (account_row) DO UPDATE SET \
+                         personal_data_days = excluded.personal_data_days, \
+                         personal_keep_network = excluded.personal_keep_network, \
+                         updated_at = excluded.updated_at",
+                        &[
+                            account_row.into(),
+                            personal_data_days.map(i64::from).into(),
+                            keep_network.map(i64::from).into(),
+                            unix_micros_of(now).into(),
+                        ],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }))
+            .await
+    }
+
+    /// `RetentionStore::set_personal_metadata_fields`.
+    pub async fn set_personal_metadata_fields(
+        &self,
+        account: &AccountId,
+        fields: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        const SETTING: &str = "declaring personal metadata fields";
+        let account = account.clone();
+        let stored = (!fields.is_empty())
+            .then(|| serde_json::to_string(&fields).expect("a list of names serializes"));
+        self.database
+            .write(Box::new(move |sql| {
+                Box::pin(async move {
+                    let account_row = existing_account_row(sql, SETTING, &account).await?;
+                    sql.execute(
+                        SETTING,
+                        "INSERT INTO account_retention (account_row, personal_metadata_fields, \
+                         updated_at) VALUES ($1, $2, $3) ON CONFLICT (account_row) DO UPDATE SET \
+                         personal_metadata_fields = excluded.personal_metadata_fields, \
+                         updated_at = excluded.updated_at",
+                        &[
+                            account_row.into(),
+                            stored.into(),
+                            unix_micros_of(now).into(),
+                        ],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }))
+            .await
+    }
+
+    /// `RetentionStore::remove_personal_data`: one batch in one transaction, refused with
+    /// `LegalHold` while the account is held.
+    pub async fn remove_personal_data(
+        &self,
+        account: &AccountId,
+        batch: PersonalDataBatch,
+        keys: EventKeys,
+    ) -> Result<PersonalDataRemoved, StoreError> {
+        let account = account.clone();
+        self.database
+            .write(Box::new(move |sql| {
+                Box::pin(async move {
+                    let account_row = existing_account_row(sql, REMOVING, &account).await?;
+                    enter_account(sql, account_row).await?;
+                    let settings = retention_of_account_row(sql, account_row).await?;
+                    if settings.legal_hold.is_some() {
+                        return Err(StoreError::LegalHold(account));
+                    }
+                    let first_key = (keys.key_of_first_event)(account_row);
+                    let key = keys.column;
+                    let from_key =
+                        first_key.saturating_add(i64::try_from(batch.from_seq).unwrap_or(i64::MAX));
+                    let rows = match &batch.selection {
+                        PersonalDataSelection::AgedBelow { below_seq } => {
+                            let below_key = first_key
+                                .saturating_add(i64::try_from(*below_seq).unwrap_or(i64::MAX));
+                            sql.query(
+                                REMOVING,
+                                &format!(
+                                    "SELECT {key} - $4, body FROM events WHERE account_row = $1 \
+                                     AND {key} >= $2 AND {key} < $3 ORDER BY {key} LIMIT $5"
+                                ),
+                                &[
+                                    account_row.into(),
+                                    from_key.into(),
+                                    below_key.into(),
+                                    first_key.into(),
+                                    i64::from(batch.max_events).into(),
+                                ],
+                            )
+                            .await?
+                        }
+                        PersonalDataSelection::Actor { actor_id } => {
+                            sql.query(
+                                REMOVING,
+                                &format!(
+                                    "SELECT {key} - $3, body FROM events WHERE account_row = $1 \
+                                     AND actor_id = $4 AND {key} >= $2 ORDER BY {key} LIMIT $5"
+                                ),
+                                &[
+                                    account_row.into(),
+                                    from_key.into(),
+                                    first_key.into(),
+                                    actor_id.as_str().into(),
+                                    i64::from(batch.max_events).into(),
+                                ],
+                            )
+                            .await?
+                        }
+                    };
+                    let rows: Vec<(u64, String)> = rows
+                        .iter()
+                        .map(|row| Ok((row.count(0)?, row.text(1)?)))
+                        .collect::<Result<_, StoreError>>()?;
+                    let changed =
+                        bodies_after_removal(&rows, &batch.removal).map_err(|(seq, error)| {
+                            StoreError::Database {
+                                context: REMOVING,
+                                message: format!("event seq {seq} of {account}: {error}"),
+                            }
+                        })?;
+                    for (seq, body) in &changed {
+                        sql.execute(
+                            REMOVING,
+                            &format!(
+                                "UPDATE events SET body = $1, ip = NULL \
+                                 WHERE account_row = $2 AND {key} = $3"
+                            ),
+                            &[
+                                body.as_str().into(),
+                                account_row.into(),
+                                first_key
+                                    .saturating_add(i64::try_from(*seq).unwrap_or(i64::MAX))
+                                    .into(),
+                            ],
+                        )
+                        .await?;
+                    }
+                    let done = rows.len() < batch.max_events as usize;
+                    let next_seq = if done {
+                        finish_selection(sql, account_row, &batch).await?;
+                        None
+                    } else {
+                        Some(rows.last().map_or(batch.from_seq, |(seq, _)| seq + 1))
+                    };
+                    Ok(PersonalDataRemoved {
+                        events_examined: rows.len() as u64,
+                        events_changed: changed.len() as u64,
+                        next_seq,
+                    })
+                })
+            }))
+            .await
+    }
+}
+
+/// What goes when a selection is done: for aging, the high-water mark moves, and the new-IP
+/// history forgets every address no remaining event holds (and, unless aging keeps networks,
+/// every network none of the remembered addresses is in), and findings about addresses older
+/// than the period go; for an erasure, the person's whole history goes.
+async fn finish_selection(
+    sql: &dyn SqlExecutor,
+    account_row: i64,
+    batch: &PersonalDataBatch,
+) -> Result<(), StoreError> {
+    match &batch.selection {
+        PersonalDataSelection::AgedBelow { below_seq } => {
+            sql.execute(
+                REMOVING,
+                "INSERT INTO account_retention (account_row, personal_aged_below_seq, updated_at) \
+                 VALUES ($1, $2, 0) ON CONFLICT (account_row) DO UPDATE SET \
+                 personal_aged_below_seq = CASE WHEN account_retention.personal_aged_below_seq \
+                 < excluded.personal_aged_below_seq THEN excluded.personal_aged_below_seq \
+                 ELSE account_retention.personal_aged_below_seq END",
+                &[account_row.into(), seq_parameter(*below_seq)],
+            )
+            .await?;
+            sql.execute(
+                REMOVING,
+                "DELETE FROM actor_addresses WHERE account_row = $1 AND NOT EXISTS (\
+                 SELECT 1 FROM events e WHERE e.account_row = actor_addresses.account_row \
+                 AND e.ip = actor_addresses.ip AND e.actor_id = actor_addresses.actor_id)",
+                &[account_row.into()],
+            )
+            .await?;
+            if batch.removal.address == AddressRemoval::Remove {
+                sql.execute(
+                    REMOVING,
+                    "DELETE FROM actor_networks WHERE account_row = $1 AND NOT EXISTS (\
+                     SELECT 1 FROM actor_addresses a WHERE a.account_row = actor_networks.account_row \
+                     AND a.actor_id = actor_networks.actor_id \
+                     AND substr(a.ip, 1, length(actor_networks.network)) = actor_networks.network)",
+                    &[account_row.into()],
+                )
+                .await?;
+            }
+            sql.execute(
+                REMOVING,
+                "DELETE FROM attention_findings WHERE account_row = $1 AND subject_kind = 'ip' \
+                 AND last_seq < $2",
+                &[account_row.into(), seq_parameter(*below_seq)],
+            )
+            .await?;
+        }
+        PersonalDataSelection::Actor { actor_id } => {
+            for table in ["actor_addresses", "actor_networks"] {
+                sql.execute(
+                    REMOVING,
+                    &format!("DELETE FROM {table} WHERE account_row = $1 AND actor_id = $2"),
+                    &[account_row.into(), actor_id.as_str().into()],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
