@@ -11,7 +11,9 @@ use crate::api::{otlp, retraced, workos};
 use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
-use crate::web::{activity, alerts, assets, attention, keys, login, networks, security, team};
+use crate::web::{
+    activity, alerts, assets, attention, first_run, keys, login, networks, security, team,
+};
 use crate::{health, metrics};
 
 pub fn router(state: AppState) -> Router {
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(login::get).post(login::post))
         .route("/login/second-factor", post(login::post_second_factor))
         .route("/logout", post(login::logout))
+        .route("/setup/{token}", get(first_run::get).post(first_run::post))
         .route(
             "/invitations/{token}",
             get(login::get_invitation).post(login::post_invitation),

@@ -176,6 +176,23 @@ impl<Database: SqlDatabase> PeopleStore for SharedStore<Database> {
             .await
     }
 
+    async fn any_user_exists(&self) -> Result<bool, StoreError> {
+        self.database
+            .read(Box::new(|sql| {
+                Box::pin(async move {
+                    Ok(sql
+                        .query_optional(
+                            "looking for any person",
+                            "SELECT 1 FROM users LIMIT 1",
+                            &[],
+                        )
+                        .await?
+                        .is_some())
+                })
+            }))
+            .await
+    }
+
     async fn find_users_by_email(&self, email: &str) -> Result<Vec<UserRecord>, StoreError> {
         let email = email.to_owned();
         self.database

@@ -13,6 +13,8 @@ use crate::store::StoreError;
 pub trait PeopleStore: Send + Sync {
     /// Errors: `AccountNotFound`, `UserAlreadyExists` (same email in the same account).
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
+    /// Whether any person of any account can sign in (first run: nobody yet).
+    async fn any_user_exists(&self) -> Result<bool, StoreError>;
     /// The account's users, by email.
     async fn list_users(&self, account: &AccountId) -> Result<Vec<UserRecord>, StoreError>;
     /// Every user with this (normalized) email, across accounts, by account name.

@@ -35,6 +35,8 @@ pub struct LoginPage {
     pub email: String,
     pub error: Option<String>,
     pub accounts: Vec<String>,
+    /// Nobody can sign in yet: the page says how to get the setup link.
+    pub first_run: bool,
 }
 
 #[derive(Template)]
@@ -64,12 +66,15 @@ fn login_page(
         email: email.to_owned(),
         error,
         accounts,
+        first_run: false,
     }
 }
 
 /// `GET /login`.
-pub async fn get(State(state): State<AppState>) -> Response {
-    page(&login_page(&state, "", None, Vec::new()))
+pub async fn get(State(state): State<AppState>) -> Result<Response, WebError> {
+    let mut login = login_page(&state, "", None, Vec::new());
+    login.first_run = !state.store().people().any_user_exists().await?;
+    Ok(page(&login))
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,7 +228,7 @@ async fn start_session(
     Ok(session_id)
 }
 
-async fn finish_sign_in(
+pub(crate) async fn finish_sign_in(
     state: &AppState,
     user: &UserRecord,
     client: &Client,

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod assets;
 pub mod attention;
 pub mod audit;
+pub mod first_run;
 pub mod keys;
 pub mod login;
 pub mod networks;
@@ -28,6 +29,7 @@ use crate::state::ServerSettings;
 pub struct WebServices {
     pub passwords: password::PasswordHasher,
     pub throttle: throttle::LoginThrottle,
+    pub first_run: first_run::FirstRunSetup,
 }
 
 impl WebServices {
@@ -35,6 +37,7 @@ impl WebServices {
         Self {
             passwords: password::PasswordHasher::new(settings.max_concurrent_password_hashes),
             throttle: throttle::LoginThrottle::default(),
+            first_run: first_run::FirstRunSetup::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ struct Web {
     base_url: String,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
+    state: AppState,
     client: reqwest::Client,
     _shutdown: tokio::sync::oneshot::Sender<()>,
     _data_dir: tempfile::TempDir,
@@ -59,13 +60,14 @@ impl Web {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(logbook_server::serve(listener, state, async move {
+        tokio::spawn(logbook_server::serve(listener, state.clone(), async move {
             let _ = stop.await;
         }));
         Web {
             base_url: format!("http://{address}"),
             store,
             clock,
+            state,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -1218,4 +1220,150 @@ async fn an_owner_erases_a_persons_personal_data_on_the_team_page_and_the_event_
         !view.contains("198.51.100.7") && !view.contains("Carol"),
         "{view}"
     );
+}
+
+/// Posts the setup form the way a browser does from the setup page.
+async fn post_setup(web: &Web, token: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    web.client
+        .post(web.url(&format!("/setup/{token}")))
+        .header("sec-fetch-site", "same-origin")
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_first_run_setup_link_creates_the_first_owner_once_and_only_while_nobody_can_sign_in() {
+    let web = Web::start().await;
+    let (_, login, _) = web.page("", "/login").await;
+    assert!(login.contains("Nobody can sign in yet"), "{login}");
+    let token = web
+        .state
+        .first_run_setup_token()
+        .await
+        .unwrap()
+        .expect("nobody can sign in, so there is a link");
+    let (status, setup, _) = web.page("", &format!("/setup/{token}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(setup.contains("Create the owner and sign in"), "{setup}");
+    // A guessed link, a bad account name, a short password and hostile text change nothing, and
+    // a typo does not use the link up.
+    let (status, _, _) = web.page("", &format!("/setup/{}", "0".repeat(64))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for fields in [
+        [
+            ("account", "Acme Corp"),
+            ("email", "owner@acme.com"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ],
+        [
+            ("account", "acme"),
+            ("email", "<script>"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ],
+        [
+            ("account", "acme"),
+            ("email", "owner@acme.com"),
+            ("password", "short"),
+            ("password_again", "short"),
+        ],
+        [
+            ("account", "acme"),
+            ("email", "owner@acme.com"),
+            ("password", PASSWORD),
+            ("password_again", "something else entirely"),
+        ],
+    ] {
+        let answer = post_setup(&web, &token, &fields).await;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let body = answer.text().await.unwrap();
+        assert!(!body.contains("<script>"), "hostile text is inert");
+    }
+    assert!(!web.store.people().any_user_exists().await.unwrap());
+    // Another site cannot post it.
+    let cross_site = web
+        .client
+        .post(web.url(&format!("/setup/{token}")))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[
+            ("account", "acme"),
+            ("email", "owner@acme.com"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(cross_site.status(), StatusCode::SEE_OTHER);
+    let created = post_setup(
+        &web,
+        &token,
+        &[
+            ("account", "acme"),
+            ("email", "Owner@Acme.com"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::SEE_OTHER,
+        "signed in and sent to the page"
+    );
+    assert!(session_cookie_of(created.headers()).is_some());
+    let acme = AccountId::parse("acme").unwrap();
+    let owners = web.store.people().list_users(&acme).await.unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].email, "owner@acme.com");
+    assert_eq!(owners[0].role, Role::Owner);
+    assert_eq!(
+        web.audit_events(&acme, "action:logbook.member.join")
+            .await
+            .len(),
+        1
+    );
+    // The link works once, and no new link is made once somebody can sign in.
+    let again = post_setup(
+        &web,
+        &token,
+        &[
+            ("account", "acme"),
+            ("email", "second@acme.com"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(web.state.first_run_setup_token().await.unwrap(), None);
+    let (_, login, _) = web.page("", "/login").await;
+    assert!(!login.contains("Nobody can sign in yet"));
+    let _ = web.sign_in("owner@acme.com").await;
+}
+
+#[tokio::test]
+async fn a_setup_link_expires_after_thirty_minutes() {
+    let web = Web::start().await;
+    let token = web.state.first_run_setup_token().await.unwrap().unwrap();
+    web.clock.advance(time::Duration::minutes(31));
+    let (status, body, _) = web.page("", &format!("/setup/{token}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("used, expired or unknown"), "{body}");
+    let answer = post_setup(
+        &web,
+        &token,
+        &[
+            ("account", "acme"),
+            ("email", "owner@acme.com"),
+            ("password", PASSWORD),
+            ("password_again", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert!(!web.store.people().any_user_exists().await.unwrap());
 }

@@ -75,6 +75,15 @@ pub async fn run(config: &Config) -> Result<()> {
     // Tests and scripts that ask for port 0 learn the port from this one line.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{address}")?;
+    // The first run: nobody can sign in yet, so say how (README, "A first session").
+    match state.first_run_setup_token().await {
+        Ok(Some(token)) => writeln!(
+            stdout,
+            "nobody can sign in yet: open http://{address}/setup/{token} within 30 minutes to create the first owner (the link works once; `logbook user add` works too)"
+        )?,
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "could not check whether anyone can sign in"),
+    }
     stdout.flush()?;
     drop(stdout);
 

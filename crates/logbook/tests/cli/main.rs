@@ -107,6 +107,8 @@ impl Workspace {
 struct ServerGuard {
     child: Option<Child>,
     base_url: String,
+    /// The lines `serve` printed after the listening line, as they come.
+    later_lines: mpsc::Receiver<String>,
 }
 
 impl ServerGuard {
@@ -119,16 +121,17 @@ impl ServerGuard {
         let stdout = child.stdout.take().expect("stdout is piped");
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            // Every line goes to the test (which may ignore them); reading on keeps the server
+            // from ever blocking on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = sender.send(line);
             }
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
         });
+        let (_, no_lines) = mpsc::channel();
         let mut guard = Self {
             child: Some(child),
             base_url: String::new(),
+            later_lines: no_lines,
         };
         let line = match receiver.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => line,
@@ -147,7 +150,13 @@ impl ServerGuard {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         guard.base_url = address.to_owned();
+        guard.later_lines = receiver;
         guard
+    }
+
+    /// The next line `serve` prints, waiting at most `timeout`.
+    fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.later_lines.recv_timeout(timeout).ok()
     }
 
     fn pid(&self) -> u32 {
@@ -1164,4 +1173,63 @@ fn a_persons_personal_data_is_erased_from_the_cli_and_the_log_still_verifies() {
         shown.contains("personal data: kept as long as the event"),
         "{shown}"
     );
+}
+
+#[test]
+fn serve_prints_a_one_time_setup_link_until_somebody_can_sign_in() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let server = workspace.start_server();
+    let line = server
+        .next_line(Duration::from_secs(10))
+        .expect("serve says how to sign in");
+    let prefix = format!("nobody can sign in yet: open {}/setup/", server.base_url);
+    let token = line
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert_eq!(token.len(), 64, "{line}");
+    let page = http_get(&server.base_url, &format!("/setup/{token}"));
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("value=\"acme\""),
+        "the only account is proposed: {page}"
+    );
+    drop(server);
+
+    // Once a person exists, serve prints no link.
+    let added = with_stdin(
+        &mut workspace.on_data(&[
+            "user",
+            "add",
+            "--account",
+            "acme",
+            "--email",
+            "owner@acme.com",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ]),
+        "correct horse battery staple\n",
+    );
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    let server = workspace.start_server();
+    assert_eq!(server.next_line(Duration::from_secs(2)), None);
+}
+
+/// A plain HTTP/1.1 GET of `path` on `base_url` (`http://host:port`): the whole answer as text.
+fn http_get(base_url: &str, path: &str) -> String {
+    use std::io::Read;
+    let address = base_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("the server accepts");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("the request is sent");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the answer is read");
+    answer
 }
