@@ -120,6 +120,10 @@ pub async fn run(config: &Config, arguments: &DemoArgs) -> Result<()> {
 
     let store = open_store(config, CreateDatabase::IfMissing)?;
     let written = write_events(store.as_ref(), &account, events, now).await;
+    let demo_owner = match &written {
+        Ok(_) => create_demo_owner(store.as_ref(), &account, now).await,
+        Err(_) => Ok(None),
+    };
     store.shutdown().await;
     let (stored, already_there) = written?;
 
@@ -132,7 +136,61 @@ pub async fn run(config: &Config, arguments: &DemoArgs) -> Result<()> {
     eprintln!("To read them, serve the data directory and make a read key:");
     eprintln!("  logbook key create --account {account} --scope read");
     eprintln!("  LOGBOOK_KEY=<the key> logbook query 'ip:{STRANGER_IP}'");
+    if let Some((email, password)) = demo_owner? {
+        eprintln!(
+            "To read them on the page, run `logbook serve` and sign in at http://{} as {email} with the password {password} (a demo owner; change it on the Security page).",
+            config.listen
+        );
+    }
     Ok(())
+}
+
+/// A demo owner for the demo account, so its Activity Logs page can be opened at once: created
+/// only while the account has nobody, with a random password returned to be printed once.
+async fn create_demo_owner(
+    store: &dyn logbook_core::Store,
+    account: &AccountId,
+    now: OffsetDateTime,
+) -> Result<Option<(String, String)>> {
+    if !store
+        .people()
+        .list_users(account)
+        .await
+        .context("could not read the demo account's people")?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    let email = format!("owner@{account}.example");
+    let password_bytes: [u8; 12] = rand::rng().random();
+    let password: String = password_bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let to_hash = password.clone();
+    let password_hash = tokio::task::spawn_blocking(move || {
+        logbook_server::web::password::hash_password_blocking(&to_hash)
+    })
+    .await?
+    .map_err(|error| anyhow!("could not hash the demo owner's password: {error}"))?;
+    let user_id_bytes: [u8; 10] = rand::rng().random();
+    let user_id: String = user_id_bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    store
+        .people()
+        .create_user(logbook_core::people::NewUser {
+            user_id: format!("usr_{user_id}").into(),
+            account: account.clone(),
+            email: email.clone(),
+            role: logbook_core::people::Role::Owner,
+            password_hash,
+            created_at: now,
+        })
+        .await
+        .context("could not create the demo owner")?;
+    Ok(Some((email, password)))
 }
 
 async fn write_events(

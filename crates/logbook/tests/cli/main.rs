@@ -761,6 +761,21 @@ fn demo_history_can_be_queried_through_the_server() {
         "{}",
         stderr_of(&output)
     );
+    // A demo owner is made once, with a password printed once, so the page opens at once.
+    let stderr = stderr_of(&output);
+    let password = stderr
+        .split("sign in at ")
+        .nth(1)
+        .and_then(|rest| rest.split(" with the password ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no demo owner in {stderr}"));
+    assert!(stderr.contains("as owner@demo.example"), "{stderr}");
+    assert_eq!(password.len(), 24, "{stderr}");
+    let again = succeed(&mut workspace.on_data(&["demo", "--account", "demo", "--events", "400"]));
+    assert!(
+        !stderr_of(&again).contains("with the password"),
+        "only once"
+    );
     let key = workspace.create_key("demo", "read");
     let server = workspace.start_server();
 
