@@ -193,10 +193,8 @@ async fn alerts_page(
         notice,
         new_secret,
     };
-    let body = page
-        .render()
-        .map_err(|error| WebError::Internal(error.to_string()))?;
-    Ok((status, axum::response::Html(body)).into_response())
+    // Through the one rendering path, which sets the page's content security policy.
+    Ok(crate::web::render::html(status, &page))
 }
 
 async fn with_problem(

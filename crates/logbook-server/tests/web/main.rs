@@ -410,6 +410,29 @@ async fn pages_need_a_session_and_carry_a_strict_content_security_policy() {
             && !policy.contains("unsafe-inline")
     );
     assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff");
+    // Every page goes through the one rendering path and so gets the page policy, which lets it
+    // load its own stylesheet and script (the fallback `default-src 'none'` would not).
+    for path in [
+        "/",
+        "/team",
+        "/keys",
+        "/alerts",
+        "/networks",
+        "/security",
+        "/attention",
+    ] {
+        let (status, _, headers) = web.page(&browser.cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            headers
+                .get("content-security-policy")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            logbook_server::web::render::PAGE_CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
