@@ -5,6 +5,8 @@ use axum::middleware::from_fn;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use crate::api::v1::{checkpoints, events};
 use crate::api::{otlp, retraced, workos};
@@ -114,9 +116,37 @@ pub fn router(state: AppState) -> Router {
             // `CatchPanicLayer` makes of a panic and gives it the request id.
             ServiceBuilder::new()
                 .layer(from_fn(request_context))
-                .layer(CatchPanicLayer::custom(panic_response)),
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(
+                    CompressionLayer::new()
+                        .gzip(true)
+                        .compress_when(DefaultPredicate::new().and(is_page_or_asset)),
+                ),
         )
         .with_state(state)
+}
+
+/// Pages, their stylesheet and script are gzipped for browsers that ask; API answers, exports
+/// and live streams are left as they are (their clients stream and count bytes).
+fn is_page_or_asset(
+    _status: axum::http::StatusCode,
+    _version: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _extensions: &axum::http::Extensions,
+) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| {
+            [
+                "text/html",
+                "text/css",
+                "text/javascript",
+                "application/javascript",
+            ]
+            .iter()
+            .any(|kind| content_type.starts_with(kind))
+        })
 }
 
 async fn not_found() -> ApiError {

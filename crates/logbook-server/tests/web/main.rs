@@ -1390,3 +1390,47 @@ async fn a_setup_link_expires_after_thirty_minutes() {
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     assert!(!web.store.people().any_user_exists().await.unwrap());
 }
+
+#[tokio::test]
+async fn pages_and_assets_are_gzipped_for_browsers_that_ask_and_api_answers_are_not() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let browser = web.sign_in("alice@acme.com").await;
+    let page = web
+        .client
+        .get(web.url("/"))
+        .header("cookie", &browser.cookie)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers().get("content-encoding").unwrap(), "gzip");
+    let compressed = page.bytes().await.unwrap();
+    let mut html = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut html,
+    )
+    .unwrap();
+    assert!(html.contains("Activity Logs"), "the page inflates: {html}");
+    let (_, plain, _) = web.page(&browser.cookie, "/").await;
+    assert!(
+        compressed.len() < plain.len() / 2,
+        "{} of {}",
+        compressed.len(),
+        plain.len()
+    );
+    let key = web.ingest_key(&acme).await;
+    let api = web
+        .client
+        .post(web.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("accept-encoding", "gzip")
+        .json(&json!({"events": [{"action": "a.b", "message": "m"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+    assert!(api.headers().get("content-encoding").is_none());
+}

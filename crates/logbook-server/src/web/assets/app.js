@@ -90,10 +90,8 @@ function startLive(toggle) {
   let paused = false;
   let waiting = 0;
   toggle.hidden = false;
-  const source = new EventSource(toggle.dataset.liveHref);
-  source.addEventListener("open", () => { status.textContent = paused ? "Live updates paused" : "Live"; });
-  source.addEventListener("error", () => { status.textContent = "Live updates reconnecting…"; });
-  source.addEventListener("event", (message) => {
+  let source = null;
+  const onEvent = (message) => {
     let event;
     try { event = JSON.parse(message.data); } catch { return; }
     const atTop = window.scrollY < 80;
@@ -107,7 +105,27 @@ function startLive(toggle) {
       noticeLink.textContent = waiting === 1 ? "1 new event: show it" : waiting + " new events: show them";
       notice.hidden = false;
     }
+  };
+  const connect = () => {
+    if (source) return;
+    source = new EventSource(toggle.dataset.liveHref);
+    source.addEventListener("open", () => { status.textContent = paused ? "Live updates paused" : "Live"; });
+    source.addEventListener("error", () => { status.textContent = "Live updates reconnecting…"; });
+    source.addEventListener("event", onEvent);
+  };
+  const disconnect = () => {
+    if (!source) return;
+    source.close();
+    source = null;
+  };
+  // A page kept in the back/forward cache or in a hidden tab must not hold its connection open:
+  // browsers allow six per host, and old pages' streams would stall the next page load.
+  window.addEventListener("pagehide", disconnect);
+  window.addEventListener("pageshow", connect);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") disconnect(); else connect();
   });
+  connect();
   toggle.addEventListener("click", () => {
     paused = !paused;
     toggle.setAttribute("aria-pressed", String(paused));
@@ -123,6 +141,15 @@ function init() {
   const form = document.getElementById("search-form");
   const loading = document.getElementById("loading");
   if (form && loading) form.addEventListener("submit", () => { loading.hidden = false; });
+  // Empty filters stay out of the URL, so a shared link holds only what narrows the view.
+  if (form) {
+    const fields = () => form.querySelectorAll("input[name], select[name]");
+    form.addEventListener("submit", () => {
+      fields().forEach((field) => { if (field.value === "") field.disabled = true; });
+    });
+    // Coming back to this page from the cache, its fields must work again.
+    window.addEventListener("pageshow", () => { fields().forEach((field) => { field.disabled = false; }); });
+  }
 }
 
 init();
