@@ -15,8 +15,14 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
     };
     let mut escaped = String::with_capacity(text.len() + 16);
     escaped.push_str(&text[..first_unsafe]);
-    for character in text[first_unsafe..].chars() {
-        if !must_be_escaped(character) {
+    let mut previous = text[..first_unsafe].chars().next_back();
+    let mut rest = text[first_unsafe..].chars().peekable();
+    while let Some(character) = rest.next() {
+        let next = rest.peek().copied();
+        let shown_as_is =
+            !must_be_escaped(character) || is_joiner_inside_a_word(character, previous, next);
+        previous = Some(character);
+        if shown_as_is {
             escaped.push(character);
             continue;
         }
@@ -35,6 +41,17 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
 }
 
 /// Whether a terminal could act on `character` rather than display it.
+/// A zero-width joiner or non-joiner between two visible non-ASCII characters is how emoji
+/// sequences (a family, a flag) and scripts such as Devanagari and Persian are written: shown as
+/// an escape it would break them, and it cannot disguise ASCII text. Anywhere else it is escaped.
+fn is_joiner_inside_a_word(character: char, previous: Option<char>, next: Option<char>) -> bool {
+    let visible_non_ascii =
+        |neighbour: Option<char>| neighbour.is_some_and(|c| !c.is_ascii() && !must_be_escaped(c));
+    matches!(character, '\u{200c}' | '\u{200d}')
+        && visible_non_ascii(previous)
+        && visible_non_ascii(next)
+}
+
 fn must_be_escaped(character: char) -> bool {
     matches!(
         character,
@@ -98,6 +115,24 @@ mod tests {
         assert_eq!(
             escape_for_terminal("ad\u{200b}min\u{feff}\u{2060}"),
             "ad\\u{200B}min\\u{FEFF}\\u{2060}"
+        );
+    }
+
+    #[test]
+    fn joiners_inside_emoji_and_scripts_are_kept_and_joiners_between_ascii_letters_are_shown() {
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(escape_for_terminal(family), family);
+        let persian = "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}";
+        assert_eq!(escape_for_terminal(persian), persian);
+        assert_eq!(escape_for_terminal("pay\u{200D}pal"), "pay\\u{200D}pal");
+        assert_eq!(
+            escape_for_terminal("\u{200D}\u{1F467}"),
+            "\\u{200D}\u{1F467}"
+        );
+        // A joiner next to another hidden character is shown, and so is that character.
+        assert_eq!(
+            escape_for_terminal("\u{1F468}\u{200D}\u{202E}"),
+            "\u{1F468}\\u{200D}\\u{202E}"
         );
     }
 

@@ -4,8 +4,21 @@
 // The same characters the server makes visible (controls, bidi and zero-width characters).
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\u2028\u2029\ufeff]/g;
 
+const UNSAFE_ONE = new RegExp(UNSAFE.source);
+
+// A joiner between two visible non-ASCII characters belongs to an emoji or a script; the server
+// keeps it too (terminal_text::is_joiner_inside_a_word).
+function isJoinerInsideAWord(character, offset, whole) {
+  if (character !== "\u200c" && character !== "\u200d") return false;
+  const previous = offset > 0 ? String.fromCodePoint(whole.codePointAt(offset - 1)) : "";
+  const next = offset + 1 < whole.length ? String.fromCodePoint(whole.codePointAt(offset + 1)) : "";
+  const visibleNonAscii = (neighbour) => neighbour !== "" && neighbour.codePointAt(0) > 0x7f && !UNSAFE_ONE.test(neighbour);
+  return visibleNonAscii(previous) && visibleNonAscii(next);
+}
+
 export function visible(text) {
-  return String(text ?? "").replace(UNSAFE, (character) => {
+  return String(text ?? "").replace(UNSAFE, (character, offset, whole) => {
+    if (isJoinerInsideAWord(character, offset, whole)) return character;
     switch (character) {
       case "\n": return "\\n";
       case "\r": return "\\r";
