@@ -24,10 +24,12 @@ pub mod throttle;
 
 use crate::state::ServerSettings;
 
-/// What the web pages share beyond the store: the password hasher and the sign-in throttle.
+/// What the web pages share beyond the store: the password hasher, the sign-in throttle and the
+/// throttle of test deliveries.
 pub struct WebServices {
     pub passwords: password::PasswordHasher,
     pub throttle: throttle::LoginThrottle,
+    pub test_sends: throttle::TestSendThrottle,
 }
 
 impl WebServices {
@@ -35,6 +37,7 @@ impl WebServices {
         Self {
             passwords: password::PasswordHasher::new(settings.max_concurrent_password_hashes),
             throttle: throttle::LoginThrottle::default(),
+            test_sends: throttle::TestSendThrottle::default(),
         }
     }
 }

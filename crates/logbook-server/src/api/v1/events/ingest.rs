@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use logbook_core::NewEvent;
 use logbook_core::api_key::{ApiKeyRecord, KeyOwner};
 use logbook_core::ingest::{
@@ -89,12 +88,13 @@ pub(crate) async fn read_ingest_body(
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let limits = &state.settings().ingest_limits;
-    let body = tokio::time::timeout(
+    let body = crate::hardening::read_body_within_limit(
+        headers,
+        body,
+        limits.max_body_bytes,
         state.settings().body_read_timeout,
-        read_body_within_limit(headers, body, limits.max_body_bytes),
     )
-    .await
-    .map_err(|_elapsed| ApiError::RequestTimeout)??;
+    .await?;
     crate::hardening::decode_content_encoding(headers, body, limits.max_body_bytes)
 }
 
@@ -236,36 +236,6 @@ pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
     };
     let media_type = value.split(';').next().unwrap_or_default().trim();
     media_type.eq_ignore_ascii_case("application/json")
-}
-
-/// Reads the whole body, refusing it (413) as soon as it is known to be larger than `limit`:
-/// before reading anything when `Content-Length` says so, otherwise at the first frame past it.
-async fn read_body_within_limit(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge {
-        code: "body_too_large",
-        message: format!("request body is larger than {limit} bytes"),
-    };
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        // One frame (the usual case) is handed over as is; several are joined once.
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request(
-            "body_unreadable",
-            format!("request body could not be read: {error}"),
-            None,
-        )),
-    }
 }
 
 pub(crate) fn body_error(error: BodyError) -> ApiError {
