@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_retention",
         include_str!("../migrations/0012_retention.sql"),
     ),
+    (
+        13,
+        "0013_account_management",
+        include_str!("../migrations/0013_account_management.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_volume_quotas.sql"),
     include_str!("../migrations/0011_delivery_lanes.sql"),
     include_str!("../migrations/0012_retention.sql"),
+    include_str!("../migrations/0013_account_management.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

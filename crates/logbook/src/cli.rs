@@ -263,7 +263,7 @@ pub struct KeyCreateArgs {
     /// A platform key, which writes for any account (each event names its account)
     #[arg(long)]
     pub platform: bool,
-    /// ingest, read, or ingest,read
+    /// ingest, read, admin, comma-separated (a platform key: ingest and/or admin)
     #[arg(long, value_name = "SCOPES")]
     pub scope: String,
     /// A note shown in `key list`

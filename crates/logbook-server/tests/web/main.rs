@@ -115,6 +115,7 @@ impl Web {
                 scopes: Scopes {
                     ingest: true,
                     read: false,
+                    admin: false,
                 },
                 display_prefix: key.display_prefix(),
                 description: None,
@@ -866,6 +867,7 @@ async fn a_graceful_stop_writes_each_keys_last_use_to_the_store() {
             scopes: Scopes {
                 ingest: true,
                 read: false,
+                admin: false,
             },
             display_prefix: key.display_prefix(),
             description: None,

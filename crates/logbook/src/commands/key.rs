@@ -45,7 +45,7 @@ async fn create(config: &Config, arguments: &KeyCreateArgs) -> Result<()> {
     };
     if owner == KeyOwner::Platform && scopes.read {
         // A platform key names the account per event; reading needs a single tenant to read.
-        bail!("a platform key can only have the ingest scope");
+        bail!("a platform key can have the ingest and admin scopes, not read");
     }
     let mut random = rand::rng();
     let plaintext = PlaintextApiKey::from_random_bytes(random.random());
@@ -178,10 +178,7 @@ fn key_json(key: &ApiKeyRecord) -> serde_json::Value {
         KeyOwner::Account(account) => ("account", Some(account.as_str())),
         KeyOwner::Platform => ("platform", None),
     };
-    let scopes: Vec<&str> = [("ingest", key.scopes.ingest), ("read", key.scopes.read)]
-        .into_iter()
-        .filter_map(|(name, granted)| granted.then_some(name))
-        .collect();
+    let scopes = key.scopes.names();
     serde_json::json!({
         "key_id": key.key_id,
         "owner": owner_type,
