@@ -56,10 +56,18 @@ fn not_ready(message: &str) -> Response {
     )
 }
 
-/// Whether the request comes from someone who runs Logbook: a signed-in owner or admin. The
-/// session is looked up in the store, which may be the thing that is failing; a lookup that fails
-/// counts as no.
+/// Whether the request comes from someone who runs Logbook: a signed-in owner or admin, or an API
+/// key with the `admin` scope. Either is looked up in the store, which may be the thing that is
+/// failing; a lookup that fails counts as no.
 async fn may_see_failure_text(parts: &mut Parts, state: &AppState) -> bool {
+    if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        return crate::auth::authenticate(parts, state)
+            .await
+            .is_ok_and(|key| key.scopes.admin);
+    }
     match crate::web::session::SignedIn::from_request_parts(parts, state).await {
         Ok(signed_in) => matches!(signed_in.user.role, Role::Owner | Role::Admin),
         Err(_) => false,

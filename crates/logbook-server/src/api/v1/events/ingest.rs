@@ -23,6 +23,27 @@ use crate::auth::IngestKey;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    request_body = crate::api::v1::openapi::IngestRequestDocument,
+    security(("ingest_key" = [])),
+    responses(
+        (status = 200, description = "Every event stored (or a replay of a stored one)", body = crate::api::v1::openapi::IngestAnswerDocument),
+        (status = 207, description = "Some events stored, some refused; each result says which", body = crate::api::v1::openapi::IngestAnswerDocument),
+        (status = 400, description = "The body is not an event or a batch of events", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 408, description = "The body did not arrive in time", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 413, description = "Body or batch too large", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 415, description = "Content-Type is not application/json", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over a rate limit or the daily quota; nothing stored", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 507, description = "The store is full; nothing stored", body = crate::api::v1::openapi::ErrorDocument)
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     IngestKey(key): IngestKey,
@@ -171,6 +192,9 @@ pub(crate) async fn store_parsed_events(
             None => events_per_account.push((&event.account, 1)),
         }
     }
+    state
+        .limiter()
+        .check_ingest_enabled(events_per_account.iter().map(|(account, _)| *account))?;
     state.limiter().check_ingest(
         &key.key_id,
         u32::try_from(valid_events.len()).unwrap_or(u32::MAX),
