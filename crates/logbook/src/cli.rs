@@ -41,10 +41,12 @@ pub struct GlobalOptions {
 pub enum Command {
     /// Run the Logbook server on the data directory.
     Serve(ServeArgs),
-    /// Create and list accounts (works on the database directly).
+    /// Create and list accounts (on the database directly, or with --server over the management
+    /// API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     Account(AccountCommand),
-    /// Create, list and revoke API keys (works on the database directly).
+    /// Create, list and revoke API keys (on the database directly, or with --server over the
+    /// management API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     Key(KeyCommand),
     /// Add, list and remove the people who sign in to the web page (works on the database directly).
@@ -120,6 +122,9 @@ pub enum KeyCommand {
     Revoke {
         /// The key id shown by `key create` and `key list`
         key_id: String,
+        /// The key's account (needed with --server, where keys are managed per account)
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
 }
 
