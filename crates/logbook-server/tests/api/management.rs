@@ -150,7 +150,7 @@ fn every_route(account: &str) -> Vec<(Method, String, Option<Value>, bool)> {
             Some(json!({"reads_per_second": 70})),
             true,
         ),
-        (Method::DELETE, format!("{base}/limits"), None, true),
+        (Method::POST, format!("{base}/limits/clear"), None, true),
     ]
 }
 
@@ -897,8 +897,8 @@ async fn limits_are_shown_to_the_account_and_set_and_cleared_by_the_platform_onl
     let cleared = management
         .call(
             &management.platform_admin,
-            Method::DELETE,
-            "/api/v1/accounts/acme/limits",
+            Method::POST,
+            "/api/v1/accounts/acme/limits/clear",
             None,
         )
         .await;
@@ -939,5 +939,68 @@ async fn readyz_tells_why_to_an_admin_key_only() {
     assert_eq!(
         json_of(with_reader).await["error"]["message"],
         "sqlite is not ready"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused_and_an_accounts_quota_never_blocks_its_change() {
+    let management = Management::start().await;
+    let array = management
+        .call(
+            &management.platform_admin,
+            Method::PATCH,
+            "/api/v1/accounts/acme",
+            Some(json!([null, null])),
+        )
+        .await;
+    assert_eq!(
+        array.status(),
+        400,
+        "serde would read a struct from an array"
+    );
+    assert_eq!(error_code(&json_of(array).await), "invalid_body");
+
+    // A daily quota of zero refuses every event of the account, the change events included;
+    // the operator can still change (and raise) it.
+    for events_per_day in [0, 1_000_000] {
+        let set = management
+            .call(
+                &management.platform_admin,
+                Method::PUT,
+                "/api/v1/accounts/acme/limits",
+                Some(json!({ "events_per_day": events_per_day })),
+            )
+            .await;
+        assert_eq!(set.status(), 200, "events_per_day {events_per_day}");
+        assert_eq!(
+            json_of(set).await["limits"]["events_per_day"]["value"],
+            events_per_day
+        );
+    }
+    // A whole number written with a zero fraction is that number; nothing named changes nothing.
+    let float = management
+        .call(
+            &management.platform_admin,
+            Method::PUT,
+            "/api/v1/accounts/acme/limits",
+            Some(json!({ "reads_per_second": 40.0 })),
+        )
+        .await;
+    assert_eq!(
+        json_of(float).await["limits"]["reads_per_second"]["value"],
+        40
+    );
+    let nothing = management
+        .call(
+            &management.platform_admin,
+            Method::PUT,
+            "/api/v1/accounts/acme/limits",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(nothing.status(), 200);
+    assert_eq!(
+        management.changes("acme", "logbook.limits.set").await.len(),
+        2
     );
 }

@@ -69,6 +69,7 @@ fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, 
 #[utoipa::path(
     get,
     path = "/api/v1/checkpoints/latest",
+    operation_id = "latest_checkpoint",
     tag = "verification",
     security(("read_key" = [])),
     responses(
@@ -105,6 +106,7 @@ pub struct HistoryParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/checkpoints",
+    operation_id = "list_checkpoints",
     tag = "verification",
     params(HistoryParameters),
     security(("read_key" = [])),
@@ -160,6 +162,7 @@ pub struct InclusionParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/proofs/inclusion",
+    operation_id = "inclusion_proof",
     tag = "verification",
     params(InclusionParameters),
     security(("read_key" = [])),
@@ -199,6 +202,7 @@ pub struct ConsistencyParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/proofs/consistency",
+    operation_id = "consistency_proof",
     tag = "verification",
     params(ConsistencyParameters),
     security(("read_key" = [])),

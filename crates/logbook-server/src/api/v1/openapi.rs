@@ -208,6 +208,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
+    operation_id = "openapi_document",
     tag = "management",
     responses((status = 200, description = "The OpenAPI 3.1 document of /api/v1", content_type = "application/json", body = Object))
 )]
@@ -230,20 +231,31 @@ mod openapi_tests {
             include_str!("manage/mod.rs"),
         ] {
             for call in source.split(".route(").skip(1) {
-                let Some(path_start) = call.find('"') else {
+                // The arguments of this `.route(...)`: up to its closing parenthesis.
+                let mut depth = 1;
+                let end = call
+                    .char_indices()
+                    .find_map(|(index, character)| {
+                        match character {
+                            '(' => depth += 1,
+                            ')' => depth -= 1,
+                            _ => {}
+                        }
+                        (depth == 0).then_some(index)
+                    })
+                    .expect("a closed .route(...)");
+                let arguments = &call[..end];
+                let Some(path_start) = arguments.find('"') else {
                     continue;
                 };
-                let rest = &call[path_start + 1..];
+                let rest = &arguments[path_start + 1..];
                 let path = &rest[..rest.find('"').expect("a closed path literal")];
                 if !path.starts_with("/api/v1") {
                     continue;
                 }
-                // The handlers of this `.route(...)` end where the next statement starts.
-                let handlers = rest.split("\n        .").next().unwrap_or(rest);
+                let handlers = &rest[path.len()..];
                 for method in ["get", "post", "put", "patch", "delete"] {
-                    if handlers.contains(&format!("{method}("))
-                        || handlers.contains(&format!(".{method}("))
-                    {
+                    if handlers.contains(&format!("{method}(")) {
                         operations.insert((method.to_owned(), path.to_owned()));
                     }
                 }
@@ -305,6 +317,14 @@ mod openapi_tests {
                     operation["security"].is_array(),
                     "{method} {path} names no security scheme"
                 );
+            }
+        }
+        // Client generators name their functions after operation ids, so each is unique.
+        let mut operation_ids = BTreeSet::new();
+        for operations in document["paths"].as_object().unwrap().values() {
+            for operation in operations.as_object().unwrap().values() {
+                let id = operation["operationId"].as_str().unwrap().to_owned();
+                assert!(operation_ids.insert(id.clone()), "operationId {id} twice");
             }
         }
         let schemes = &document["components"]["securitySchemes"];

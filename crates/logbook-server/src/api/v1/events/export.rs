@@ -28,6 +28,7 @@ pub struct ExportParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/events/export",
+    operation_id = "export_events",
     tag = "events",
     params(ExportParameters),
     security(("read_key" = [])),

@@ -26,6 +26,7 @@ use crate::state::AppState;
 #[utoipa::path(
     post,
     path = "/api/v1/events",
+    operation_id = "ingest_events",
     tag = "events",
     request_body = crate::api::v1::openapi::IngestRequestDocument,
     security(("ingest_key" = [])),

@@ -27,6 +27,7 @@ pub struct ListParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/events",
+    operation_id = "list_events",
     tag = "events",
     params(ListParameters),
     security(("read_key" = [])),
@@ -123,6 +124,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/events/{id}",
+    operation_id = "get_event",
     tag = "events",
     params(("id" = String, Path, description = "The event id")),
     security(("read_key" = [])),

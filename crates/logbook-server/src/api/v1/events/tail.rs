@@ -26,6 +26,7 @@ pub struct TailParameters {
 #[utoipa::path(
     get,
     path = "/api/v1/events/tail",
+    operation_id = "tail_events",
     tag = "events",
     params(TailParameters, ("Last-Event-ID" = Option<String>, Header, description = "The seq of the last event received, to resume after it")),
     security(("read_key" = [])),

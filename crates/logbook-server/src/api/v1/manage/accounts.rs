@@ -27,9 +27,15 @@ pub const ACCOUNT_INGEST_ENABLE: &str = "logbook.account.ingest_enable";
 #[serde(deny_unknown_fields)]
 pub struct CreateAccount {
     /// `[a-z0-9][a-z0-9._-]{0,62}`: the account's name in every event and URL; never changes.
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$", example = "acme")]
     pub name: String,
     /// A name for people; 1 to 200 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Acme Corp"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -39,7 +45,7 @@ pub struct CreateAccount {
 pub struct UpdateAccount {
     /// A new display name, or `null` to clear it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub display_name: Option<Option<String>>,
     /// Turns ingest on or off (a platform admin key only).
     #[serde(default)]
@@ -76,8 +82,10 @@ pub struct AccountPage {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParameters {
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// The last account name of the previous page.
+    #[param(pattern = "^([a-z0-9][a-z0-9._-]{0,62})?$")]
     pub cursor: Option<String>,
 }
 
@@ -121,6 +129,7 @@ pub(crate) async fn account_answer(
 #[utoipa::path(
     post,
     path = "/api/v1/accounts",
+    operation_id = "create_account",
     tag = "management",
     request_body = CreateAccount,
     security(("admin_key" = [])),
@@ -210,6 +219,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/accounts",
+    operation_id = "list_accounts",
     tag = "management",
     params(ListParameters),
     security(("admin_key" = [])),
@@ -284,8 +294,9 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/accounts/{account}",
+    operation_id = "get_account",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The account", body = AccountAnswer),
@@ -310,8 +321,9 @@ pub async fn get(
 #[utoipa::path(
     patch,
     path = "/api/v1/accounts/{account}",
+    operation_id = "update_account",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     request_body = UpdateAccount,
     security(("admin_key" = [])),
     responses(

@@ -30,9 +30,11 @@ const MAX_DESCRIPTION_CHARS: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// At least one of `ingest`, `read`, `admin`.
+    #[schema(value_type = Vec<super::ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
     /// A note shown in lists ("deploy bot").
     #[serde(default)]
+    #[schema(max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub description: Option<String>,
 }
 
@@ -96,8 +98,9 @@ fn new_key_id() -> ApiKeyId {
 #[utoipa::path(
     post,
     path = "/api/v1/accounts/{account}/keys",
+    operation_id = "create_api_key",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     request_body = CreateKey,
     security(("admin_key" = [])),
     responses(
@@ -189,8 +192,9 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/accounts/{account}/keys",
+    operation_id = "list_api_keys",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The account's keys, never their secrets", body = KeyList),
@@ -219,8 +223,9 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/api/v1/accounts/{account}/keys/{key_id}/revoke",
+    operation_id = "revoke_api_key",
     tag = "management",
-    params(("account" = String, Path, description = "The account name"), ("key_id" = String, Path, description = "The key id (key_...)")),
+    params(("account" = String, Path, description = "The account name", example = "acme"), ("key_id" = String, Path, description = "The key id (key_...)")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The key, revoked", body = KeyAnswer),

@@ -21,27 +21,27 @@ pub const LIMITS_SET: &str = "logbook.limits.set";
 pub const LIMITS_CLEAR: &str = "logbook.limits.clear";
 
 /// `PUT /api/v1/accounts/{account}/limits`: a number stores that field, `null` clears it, a
-/// field left out keeps its stored value. Rates are at most 4294967295; 0 turns a rate off.
+/// field left out keeps its stored value (`{}` changes nothing). Rates are at most 4294967295; 0 turns a rate off.
 #[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLimits {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub ingest_events_per_second: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub ingest_event_burst: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub reads_per_second: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub read_burst: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub max_concurrent_exports: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u64>, maximum = 4294967295.0)]
     pub max_live_tails: Option<Option<u32>>,
     /// Events the account may store per UTC day (a stored-volume quota); `null`: off.
     #[serde(default, deserialize_with = "present")]
@@ -53,13 +53,28 @@ pub struct SetLimits {
     pub stored_bytes: Option<Option<u64>>,
 }
 
-/// Tells a field given as `null` (`Some(None)`) from a field left out (`None`).
+/// Tells a field given as `null` (`Some(None)`) from a field left out (`None`), and takes a
+/// whole number written with a fraction of zero (`100.0`), which JSON Schema counts as an
+/// integer, as that number.
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: TryFrom<u64>,
 {
-    Option::<T>::deserialize(deserializer).map(Some)
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(Some(None));
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|value| value.fract() == 0.0 && *value >= 0.0 && *value <= u64::MAX as f64)
+            .map(|value| value as u64)
+    });
+    let value = whole
+        .and_then(|whole| T::try_from(whole).ok())
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number in range")))?;
+    Ok(Some(Some(value)))
 }
 
 /// One limit: the value the account gets (`null`: a quota that is off) and where it comes from.
@@ -168,8 +183,9 @@ fn limits_answer(
 #[utoipa::path(
     get,
     path = "/api/v1/accounts/{account}/limits",
+    operation_id = "show_limits",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "Every limit with its value and source", body = LimitsAnswer),
@@ -243,8 +259,9 @@ async fn store_and_apply(
 #[utoipa::path(
     put,
     path = "/api/v1/accounts/{account}/limits",
+    operation_id = "set_limits",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     request_body = SetLimits,
     security(("admin_key" = [])),
     responses(
@@ -301,12 +318,9 @@ pub async fn set(
         events_per_day,
         stored_bytes
     );
+    // A body that names no limit changes nothing and is not a change to record.
     if named.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_limit_named",
-            "name at least one limit to set, e.g. {\"reads_per_second\": 100}",
-            None,
-        ));
+        return Ok(Json(limits_answer(&state, &account, &stored)));
     }
     store_and_apply(
         &state,
@@ -324,13 +338,14 @@ pub async fn set(
     Ok(Json(limits_answer(&state, &account, &stored)))
 }
 
-/// `DELETE /api/v1/accounts/{account}/limits` (platform admin key): every stored override goes;
+/// `POST /api/v1/accounts/{account}/limits/clear` (platform admin key): every stored override goes;
 /// the account falls back to the configuration.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/accounts/{account}/limits",
+    post,
+    path = "/api/v1/accounts/{account}/limits/clear",
+    operation_id = "clear_limits",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The limits without stored overrides", body = LimitsAnswer),

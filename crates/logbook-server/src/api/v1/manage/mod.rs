@@ -10,7 +10,9 @@
 //!
 //! Every change is an event in the affected account's own log (`logbook.*`, `record_change`),
 //! with the key that made it as the actor, written before the answer: a change that could not
-//! be recorded is answered as failed. Bad input is refused with the standard error body and
+//! be recorded is answered as failed, except when the account's own stored-volume quota refuses
+//! the event (then the change stands and the server's log has it), so a quota never locks its
+//! operator out of raising it. Bad input is refused with the standard error body and
 //! changes nothing; a change that lost a race (`409`) says so.
 
 pub mod accounts;
@@ -68,8 +70,33 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route(
             "/api/v1/accounts/{account}/limits",
-            get(limits::show).put(limits::set).delete(limits::clear),
+            get(limits::show).put(limits::set),
         )
+        .route(
+            "/api/v1/accounts/{account}/limits/clear",
+            post(limits::clear),
+        )
+}
+
+/// A scope name, as the OpenAPI document lists them (the handlers parse them with `Scopes::parse`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ScopeName {
+    Ingest,
+    Read,
+    Admin,
+}
+
+/// A role name, as the OpenAPI document lists them (the handlers parse them with `Role::parse`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RoleName {
+    Owner,
+    Admin,
+    Viewer,
+    Member,
 }
 
 /// Management bodies are small; a larger one is refused (413) before it is parsed.
@@ -219,6 +246,15 @@ pub async fn json_body<T: DeserializeOwned>(
         state.settings().body_read_timeout,
     )
     .await?;
+    // serde reads a struct from a JSON array too; the bodies here are objects (or `null` where
+    // a body is optional), as the document says.
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+            None,
+        ));
+    }
     parse_wire_json::<T>(&bytes).map_err(|(pointer, message)| {
         ApiError::bad_request(
             "invalid_body",
@@ -245,6 +281,7 @@ pub async fn record_change(
     change: Change<'_>,
 ) -> Result<(), ApiError> {
     let now = state.clock().now();
+    let action = change.action;
     let event = NewEvent {
         id: uuid::Uuid::now_v7().to_string().into(),
         account: change.account.clone(),
@@ -266,8 +303,21 @@ pub async fn record_change(
         metadata: change.metadata,
         key: None,
     };
-    state.store().append_events(vec![event]).await?;
-    Ok(())
+    match state.store().append_events(vec![event]).await {
+        Ok(_) => Ok(()),
+        // The account's own stored-volume quota must not lock its operator out of changing it
+        // (raising the quota, say): the change stands, and is written to the server's log.
+        Err(logbook_core::StoreError::VolumeQuotaExceeded { account, .. }) => {
+            tracing::warn!(
+                %account,
+                action,
+                key_id = %admin.key.key_id,
+                "the account's volume quota refused the event of a management change; the change stands"
+            );
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A target of a change: what kind of thing, its id, and a name for people.

@@ -42,12 +42,19 @@ const INVITATION_LIFETIME: time::Duration = time::Duration::days(7);
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddPerson {
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s@\\x00-\\x1f\\x7f-\\x9f]+@[^\\s@\\x00-\\x1f\\x7f-\\x9f]+$",
+        example = "alice@acme.com"
+    )]
     pub email: String,
     /// `owner`, `admin`, `viewer` or `member`.
+    #[schema(value_type = super::RoleName)]
     pub role: String,
     /// With a password (at least 10 characters) the person is added and can sign in at once;
     /// without one they are invited, and the answer holds their one-time link.
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,
 }
 
@@ -55,6 +62,7 @@ pub struct AddPerson {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
+    #[schema(value_type = super::RoleName)]
     pub role: String,
 }
 
@@ -65,6 +73,7 @@ pub struct ResetPassword {
     /// The new password; without one the password is replaced by an unknown one, so the person
     /// cannot sign in until an admin sets a new password.
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,
 }
 
@@ -111,6 +120,23 @@ fn person_answer(user: &UserRecord) -> PersonAnswer {
         second_factor: user.totp_secret.is_some(),
         created_at: rfc3339(user.created_at),
     }
+}
+
+/// The longest password the API takes, in characters: within the page's 1024 bytes in any
+/// script, and what the OpenAPI document says.
+const MAX_API_PASSWORD_CHARS: usize = 256;
+
+fn check_api_password(password: &str) -> Result<(), ApiError> {
+    check_new_password(password)
+        .map_err(|message| ApiError::bad_request("weak_password", message, Some("/password")))?;
+    if password.chars().count() > MAX_API_PASSWORD_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            format!("a password holds at most {MAX_API_PASSWORD_CHARS} characters"),
+            Some("/password"),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_role(text: &str) -> Result<Role, ApiError> {
@@ -192,8 +218,9 @@ async fn gone_or_never_there(state: &AppState, account: &AccountId, user_id: &Us
 #[utoipa::path(
     post,
     path = "/api/v1/accounts/{account}/people",
+    operation_id = "add_person",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     request_body = AddPerson,
     security(("admin_key" = [])),
     responses(
@@ -280,8 +307,7 @@ pub async fn add(
         )
             .into_response());
     };
-    check_new_password(&password)
-        .map_err(|message| ApiError::bad_request("weak_password", message, Some("/password")))?;
+    check_api_password(&password)?;
     let password_hash = state
         .web()
         .passwords
@@ -337,8 +363,9 @@ fn user_exists(account: &AccountId, email: &str) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/accounts/{account}/people",
+    operation_id = "list_people",
     tag = "management",
-    params(("account" = String, Path, description = "The account name")),
+    params(("account" = String, Path, description = "The account name", example = "acme")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The account's people by email", body = PeopleList),
@@ -365,8 +392,9 @@ pub async fn list(
 #[utoipa::path(
     patch,
     path = "/api/v1/accounts/{account}/people/{user_id}",
+    operation_id = "change_role",
     tag = "management",
-    params(("account" = String, Path, description = "The account name"), ("user_id" = String, Path, description = "The person (usr_...)")),
+    params(("account" = String, Path, description = "The account name", example = "acme"), ("user_id" = String, Path, description = "The person (usr_...)")),
     request_body = ChangeRole,
     security(("admin_key" = [])),
     responses(
@@ -433,8 +461,9 @@ pub async fn change_role(
 #[utoipa::path(
     delete,
     path = "/api/v1/accounts/{account}/people/{user_id}",
+    operation_id = "remove_person",
     tag = "management",
-    params(("account" = String, Path, description = "The account name"), ("user_id" = String, Path, description = "The person (usr_...)")),
+    params(("account" = String, Path, description = "The account name", example = "acme"), ("user_id" = String, Path, description = "The person (usr_...)")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The person, removed with their sessions", body = PersonAnswer),
@@ -485,8 +514,9 @@ pub async fn remove(
 #[utoipa::path(
     post,
     path = "/api/v1/accounts/{account}/people/{user_id}/password-reset",
+    operation_id = "reset_password",
     tag = "management",
-    params(("account" = String, Path, description = "The account name"), ("user_id" = String, Path, description = "The person (usr_...)")),
+    params(("account" = String, Path, description = "The account name", example = "acme"), ("user_id" = String, Path, description = "The person (usr_...)")),
     request_body = Option<ResetPassword>,
     security(("admin_key" = [])),
     responses(
@@ -514,17 +544,18 @@ pub async fn reset_password(
         .get(axum::http::header::CONTENT_LENGTH)
         .is_some_and(|length| length != "0")
         || headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    // No body, or `null`, asks for the unknown password.
     let request: ResetPassword = if has_body {
-        json_body(&state, &headers, body).await?
+        json_body::<Option<ResetPassword>>(&state, &headers, body)
+            .await?
+            .unwrap_or_default()
     } else {
         ResetPassword::default()
     };
     let person = person_of_account(&state, &account, &user_id).await?;
     let (password, chosen) = match request.password {
         Some(password) => {
-            check_new_password(&password).map_err(|message| {
-                ApiError::bad_request("weak_password", message, Some("/password"))
-            })?;
+            check_api_password(&password)?;
             (password, true)
         }
         // 256 random bits nobody is told: the person cannot sign in until a new one is set.
