@@ -230,6 +230,16 @@ impl Client {
         .await
     }
 
+    /// Removes every stored limit override of the account.
+    pub async fn clear_account_limits(&self, account: &str) -> Result<Value, Error> {
+        self.admin_call(
+            Method::POST,
+            &format!("/api/v1/accounts/{}/limits/clear", segment(account)),
+            None,
+        )
+        .await
+    }
+
     /// Stores limits: a number sets a field, `null` clears it, a field left out keeps its value.
     pub async fn set_account_limits(&self, account: &str, limits: Value) -> Result<Value, Error> {
         self.admin_call(

@@ -49,7 +49,8 @@ pub enum Command {
     /// management API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Add, list and remove the people who sign in to the web page (works on the database directly).
+    /// Add, list and remove the people who sign in to the web page (on the database directly, or
+    /// with --server over the management API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     User(UserCommand),
     /// Write a consistent copy of the live database to DEST.
@@ -70,7 +71,8 @@ pub enum Command {
     /// Stream every matching event as NDJSON or CSV (key from LOGBOOK_KEY).
     Export(ExportArgs),
     /// Show, set and clear one account's own limits, kept in the database so every node applies
-    /// them within seconds (they win over [limits.accounts.NAME] in the configuration file).
+    /// them within seconds (they win over [limits.accounts.NAME] in the configuration file); with
+    /// --server through the management API with an admin key in LOGBOOK_KEY.
     #[command(subcommand)]
     Limits(LimitsCommand),
     /// Show and set how long an account keeps its events, place and clear legal holds, and prune

@@ -49,6 +49,43 @@ pub fn account_record(answer: &Value) -> Result<AccountRecord> {
     })
 }
 
+/// A person of the management API as `logbook user list` reads them from the database (without
+/// the password hash, which the API never shows).
+pub fn user_record(answer: &Value) -> Result<logbook_core::people::UserRecord> {
+    Ok(logbook_core::people::UserRecord {
+        user_id: text(answer, "user_id")?.into(),
+        account: AccountId::parse(text(answer, "account")?)
+            .map_err(|error| anyhow!("the server named an invalid account: {error}"))?,
+        email: text(answer, "email")?.to_owned(),
+        role: logbook_core::people::Role::parse(text(answer, "role")?)?,
+        password_hash: String::new(),
+        totp_secret: answer["second_factor"]
+            .as_bool()
+            .unwrap_or(false)
+            .then(Vec::new),
+        created_at: time_of(answer, "created_at")?,
+    })
+}
+
+/// The person of `account` with `email`, looked up through the management API.
+pub async fn find_person(
+    client: &logbook_client::Client,
+    account: &str,
+    email: &str,
+) -> Result<logbook_core::people::UserRecord> {
+    for person in client
+        .list_people(account)
+        .await
+        .map_err(|error| anyhow!("{error}"))?
+    {
+        let user = user_record(&person)?;
+        if user.email == email {
+            return Ok(user);
+        }
+    }
+    Err(anyhow!("{email} is not a user of account {account}"))
+}
+
 /// A key of the management API as `logbook key list` reads it from the database.
 pub fn api_key_record(answer: &Value) -> Result<ApiKeyRecord> {
     let scopes: Vec<&str> = answer["scopes"]

@@ -1138,3 +1138,134 @@ fn account_and_key_commands_print_the_same_on_the_database_and_over_the_manageme
         stderr_of(&refused)
     );
 }
+
+#[test]
+fn user_and_limits_commands_print_the_same_on_the_database_and_over_the_management_api() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let added = with_stdin(
+        &mut workspace.on_data(&[
+            "user",
+            "add",
+            "--account",
+            "acme",
+            "--email",
+            "alice@acme.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ]),
+        "correct horse battery staple\n",
+    );
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    let admin_key = {
+        let output =
+            succeed(&mut workspace.on_data(&["key", "create", "--platform", "--scope", "admin"]));
+        stdout_of(&output).trim().to_owned()
+    };
+    let on_database = |arguments: &[&str]| stdout_of(&succeed(&mut workspace.on_data(arguments)));
+    let users_json = on_database(&["user", "list", "--account", "acme", "--json"]);
+    let users_table = on_database(&["user", "list", "--account", "acme"]);
+    let limits_json = on_database(&["limits", "show", "--account", "acme", "--json"]);
+    let limits_table = on_database(&["limits", "show", "--account", "acme"]);
+
+    let server = workspace.start_server();
+    let over_http = |arguments: &[&str]| {
+        stdout_of(&succeed(
+            &mut workspace.client(&server, &admin_key, arguments),
+        ))
+    };
+    assert_eq!(
+        over_http(&["user", "list", "--account", "acme", "--json"]),
+        users_json
+    );
+    assert_eq!(
+        over_http(&["user", "list", "--account", "acme"]),
+        users_table
+    );
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme", "--json"]),
+        limits_json
+    );
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme"]),
+        limits_table
+    );
+
+    let added = with_stdin(
+        &mut workspace.client(
+            &server,
+            &admin_key,
+            &[
+                "user",
+                "add",
+                "--account",
+                "acme",
+                "--email",
+                "bob@acme.com",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+        ),
+        "another long password\n",
+    );
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    assert!(stdout_of(&added).starts_with("added bob@acme.com to acme as admin"));
+    let reset = with_stdin(
+        &mut workspace.client(
+            &server,
+            &admin_key,
+            &[
+                "user",
+                "reset-password",
+                "--account",
+                "acme",
+                "--email",
+                "bob@acme.com",
+                "--password-stdin",
+            ],
+        ),
+        "a third long password\n",
+    );
+    assert!(reset.status.success(), "{}", stderr_of(&reset));
+    assert!(
+        over_http(&[
+            "user",
+            "remove",
+            "--account",
+            "acme",
+            "--email",
+            "bob@acme.com"
+        ])
+        .starts_with("removed bob@acme.com from acme")
+    );
+
+    over_http(&[
+        "limits",
+        "set",
+        "--account",
+        "acme",
+        "--reads-per-second",
+        "77",
+    ]);
+    let shown: Value = serde_json::from_str(&over_http(&[
+        "limits",
+        "show",
+        "--account",
+        "acme",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(shown["limits"]["reads_per_second"]["value"], 77);
+    assert_eq!(
+        shown["limits"]["reads_per_second"]["source"],
+        "database (logbook limits set)"
+    );
+    over_http(&["limits", "clear", "--account", "acme"]);
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme", "--json"]),
+        limits_json,
+        "cleared limits are the configuration's again"
+    );
+}
