@@ -369,6 +369,7 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
         Scopes {
             ingest: true,
             read: false,
+            admin: false,
         },
         &*clock,
     )
@@ -379,6 +380,7 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
         Scopes {
             ingest: false,
             read: true,
+            admin: false,
         },
         &*clock,
     )

@@ -77,6 +77,7 @@ pub async fn start(
         Scopes {
             ingest: true,
             read: false,
+            admin: false,
         },
         &*clock,
     )
@@ -87,6 +88,7 @@ pub async fn start(
         Scopes {
             ingest: false,
             read: true,
+            admin: false,
         },
         &*clock,
     )

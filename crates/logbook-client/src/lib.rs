@@ -42,6 +42,7 @@
 //! API is the contract. What it sends is checked by the server anyway; read events stay the
 //! server's JSON text, so nothing is lost when the server adds a field.
 
+mod admin;
 mod batcher;
 mod error;
 mod event;

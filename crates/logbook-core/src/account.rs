@@ -63,9 +63,53 @@ impl<'de> Deserialize<'de> for AccountId {
     }
 }
 
+/// What an operator sets per account besides its name, which never changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub account: AccountId,
+    /// A name for people (`Acme Corporation`); `None` shows the account name.
+    pub display_name: Option<String>,
+    /// Whether the account takes events. A disabled account's ingest is refused (403
+    /// `account_ingest_disabled`); everything else, reads included, keeps working.
+    pub ingest_enabled: bool,
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("display_name must be 1 to 200 characters, not only spaces, without control characters")]
+pub struct InvalidDisplayName;
+
+/// A display name as kept: trimmed, 1 to `MAX_DISPLAY_NAME_CHARS` characters, no control
+/// characters (they would reach terminals and pages).
+pub fn validate_display_name(text: &str) -> Result<String, InvalidDisplayName> {
+    let trimmed = text.trim();
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_DISPLAY_NAME_CHARS
+        || trimmed.chars().any(char::is_control)
+    {
+        return Err(InvalidDisplayName);
+    }
+    Ok(trimmed.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded_and_controls_are_refused() {
+        assert_eq!(validate_display_name("  Acme Corp ").unwrap(), "Acme Corp");
+        assert_eq!(
+            validate_display_name("Ünïcødé 株式会社").unwrap(),
+            "Ünïcødé 株式会社"
+        );
+        for bad in ["", "   ", "a\u{7}b", "line\nbreak", &"x".repeat(201)] {
+            assert!(validate_display_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn account_names_follow_the_event_model_pattern() {

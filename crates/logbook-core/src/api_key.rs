@@ -11,39 +11,56 @@ use crate::account::AccountId;
 
 pub const KEY_PREFIX: &str = "lbk_";
 
+/// What a key may do. `admin` manages accounts, keys, people and limits over the management API:
+/// an account's admin key manages that account only, a platform admin key (no account) every
+/// account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Scopes {
     pub ingest: bool,
     pub read: bool,
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}: scopes are ingest and read, comma-separated")]
+#[error("unknown scope {0:?}: scopes are ingest, read and admin, comma-separated")]
 pub struct InvalidScope(pub String);
 
 impl Scopes {
-    /// Parses `ingest`, `read` or `ingest,read`.
+    /// Parses a comma-separated list of `ingest`, `read` and `admin` (at least one).
     pub fn parse(text: &str) -> Result<Self, InvalidScope> {
         let mut scopes = Scopes::default();
         for part in text.split(',').map(str::trim) {
             match part {
                 "ingest" => scopes.ingest = true,
                 "read" => scopes.read = true,
+                "admin" => scopes.admin = true,
                 other => return Err(InvalidScope(other.to_owned())),
             }
         }
         Ok(scopes)
     }
+
+    /// The scope names that are set, in the order `parse` documents.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("ingest", self.ingest),
+            ("read", self.read),
+            ("admin", self.admin),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.ingest && !self.read && !self.admin
+    }
 }
 
 impl fmt::Display for Scopes {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.ingest, self.read) {
-            (true, true) => formatter.write_str("ingest,read"),
-            (true, false) => formatter.write_str("ingest"),
-            (false, true) => formatter.write_str("read"),
-            (false, false) => formatter.write_str(""),
-        }
+        formatter.write_str(&self.names().join(","))
     }
 }
 
@@ -148,10 +165,15 @@ mod tests {
             Scopes::parse("ingest,read").unwrap(),
             Scopes {
                 ingest: true,
-                read: true
+                read: true,
+                admin: false,
             }
         );
         assert_eq!(Scopes::parse("read").unwrap().to_string(), "read");
-        assert!(Scopes::parse("admin").is_err());
+        assert_eq!(
+            Scopes::parse("admin, ingest").unwrap().to_string(),
+            "ingest,admin"
+        );
+        assert!(Scopes::parse("owner").is_err());
     }
 }

@@ -27,6 +27,18 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// An operator turned the account's ingest off (403); reads keep working.
+    #[error(
+        "ingest is turned off for account {account}: nothing was stored; its operator can turn it back on"
+    )]
+    IngestDisabled { account: logbook_core::AccountId },
+    /// The change races another or contradicts what exists (409); nothing was changed.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
     /// Nothing here, or nothing this key may see (404): the two are never told apart.
     #[error("not found")]
     NotFound,
@@ -115,7 +127,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::IngestDisabled { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -141,6 +154,8 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated { .. } => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::IngestDisabled { .. } => "account_ingest_disabled",
+            ApiError::Conflict { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RequestTimeout => "request_timeout",
@@ -160,9 +175,9 @@ impl ApiError {
 
     pub fn field(&self) -> Option<&str> {
         match self {
-            ApiError::Forbidden { field, .. } | ApiError::BadRequest { field, .. } => {
-                field.as_deref()
-            }
+            ApiError::Forbidden { field, .. }
+            | ApiError::BadRequest { field, .. }
+            | ApiError::Conflict { field, .. } => field.as_deref(),
             ApiError::InvalidQuery { field, .. } => Some(field),
             ApiError::QuotaExceeded { field, .. } => Some(field),
             _ => None,

@@ -17,7 +17,7 @@
 //! zero turns that bucket off.
 
 use logbook_core::ids::ApiKeyId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -157,6 +157,9 @@ pub struct Limiter {
     overridden: RwLock<HashMap<AccountId, Arc<OverriddenAccount>>>,
     open_exports: Arc<Mutex<HashMap<AccountId, usize>>>,
     open_tails: Arc<Mutex<HashMap<AccountId, usize>>>,
+    /// Accounts whose ingest an operator turned off (`accounts.ingest_enabled`), reread with the
+    /// stored overrides and changed at once on the node that changed it.
+    ingest_disabled: RwLock<HashSet<AccountId>>,
     clock: DefaultClock,
 }
 
@@ -216,7 +219,54 @@ impl Limiter {
             overridden: RwLock::new(overridden),
             open_exports: Arc::default(),
             open_tails: Arc::default(),
+            ingest_disabled: RwLock::default(),
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Replaces the set of accounts whose ingest is off with what the store says now.
+    pub fn apply_ingest_disabled(&self, accounts: Vec<AccountId>) {
+        *self
+            .ingest_disabled
+            .write()
+            .expect("ingest switch lock poisoned") = accounts.into_iter().collect();
+    }
+
+    /// Notes one account's switch at once, on the node that changed it in the store (other
+    /// nodes see it at their next reread).
+    pub fn note_ingest_enabled(&self, account: &AccountId, enabled: bool) {
+        let mut disabled = self
+            .ingest_disabled
+            .write()
+            .expect("ingest switch lock poisoned");
+        if enabled {
+            disabled.remove(account);
+        } else {
+            disabled.insert(account.clone());
+        }
+    }
+
+    /// Refuses (403 `account_ingest_disabled`) a request with an event for an account whose
+    /// ingest is off, before anything of it is stored.
+    pub fn check_ingest_enabled<'account>(
+        &self,
+        accounts: impl IntoIterator<Item = &'account AccountId>,
+    ) -> Result<(), ApiError> {
+        let disabled = self
+            .ingest_disabled
+            .read()
+            .expect("ingest switch lock poisoned");
+        if disabled.is_empty() {
+            return Ok(());
+        }
+        match accounts
+            .into_iter()
+            .find(|account| disabled.contains(*account))
+        {
+            Some(account) => Err(ApiError::IngestDisabled {
+                account: account.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -236,6 +286,18 @@ impl Limiter {
             || self.defaults.clone(),
             |overridden| overridden.limits.clone(),
         )
+    }
+
+    /// The limits `account` gets with `stored` as its stored overrides (what `limits_of` says
+    /// once the refresher has read them), and whether the configuration file names the account.
+    pub fn limits_given_stored(
+        &self,
+        account: &AccountId,
+        stored: &StoredAccountLimits,
+    ) -> (AccountLimits, bool) {
+        let configured = self.configured_overrides.get(account);
+        let base = configured.cloned().unwrap_or_else(|| self.defaults.clone());
+        (with_stored_fields(base, stored), configured.is_some())
     }
 
     /// Applies the overrides stored in the database (`logbook limits set`) on top of the
@@ -415,6 +477,13 @@ pub async fn run_stored_override_refresher(state: AppState) {
                     Err(error) => tracing::warn!(
                         %error,
                         "could not reread the per-account limit overrides; the previous ones stay in force"
+                    ),
+                }
+                match state.store().accounts().ingest_disabled_accounts().await {
+                    Ok(disabled) => state.limiter().apply_ingest_disabled(disabled),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "could not reread which accounts have ingest turned off; the previous set stays in force"
                     ),
                 }
             }

@@ -29,6 +29,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checkpoints/latest", get(checkpoints::latest))
         .route("/api/v1/proofs/inclusion", get(checkpoints::inclusion))
         .route("/api/v1/proofs/consistency", get(checkpoints::consistency))
+        // The management API (accounts, keys, people, limits) lists its routes beside its
+        // handlers.
+        .merge(crate::api::v1::manage::routes())
+        .route(
+            "/api/v1/openapi.json",
+            get(crate::api::v1::openapi::document),
+        )
         // The producer protocols, at the paths their own clients send to, so pointing a client at
         // Logbook is a change of base URL and key.
         .route(

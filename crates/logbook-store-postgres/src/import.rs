@@ -64,8 +64,8 @@ impl PostgresStore {
         };
         let inserted = client
             .execute(
-                "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING",
+                "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, display_prefix, description, created_at, revoked_at, scope_admin) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key_id) DO NOTHING",
                 &[
                     &record.key_id.as_str(),
                     &key_hash.as_slice(),
@@ -76,6 +76,7 @@ impl PostgresStore {
                     &record.description,
                     &unix_micros_of(record.created_at),
                     &record.revoked_at.map(unix_micros_of),
+                    &record.scopes.admin,
                 ],
             )
             .await

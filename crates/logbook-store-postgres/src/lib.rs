@@ -664,6 +664,10 @@ impl Store for PostgresStore {
         &self.shared
     }
 
+    fn accounts(&self) -> &dyn logbook_core::store::AccountSettingsStore {
+        &self.shared
+    }
+
     async fn create_account(
         &self,
         account: &AccountId,

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_personal_data",
         include_str!("../migrations/0013_personal_data.sql"),
     ),
+    (
+        14,
+        "0014_account_management",
+        include_str!("../migrations/0014_account_management.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

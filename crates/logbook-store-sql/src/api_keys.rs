@@ -1,4 +1,4 @@
-//! API keys in the SQL both stores run (table `api_keys`, migrations 0001 and 0004): created with
+//! API keys in the SQL both stores run (table `api_keys`, migrations 0001, 0004 and 0013): created with
 //! their SHA-256 only, listed without it, revoked, found by hash on every authenticated request
 //! (the server caches a found key for at most a second), and their last use written in batches.
 
@@ -14,7 +14,7 @@ use crate::shared_store::{SharedStore, existing_account_row, stored_account};
 use crate::value::{SqlRow, SqlValue};
 
 const API_KEY_COLUMNS: &str = "k.key_id, a.name, k.scope_ingest, k.scope_read, k.display_prefix, \
-     k.description, k.created_at, k.revoked_at, k.last_used_at";
+     k.description, k.created_at, k.revoked_at, k.last_used_at, k.scope_admin";
 
 fn api_key_from_row(row: &SqlRow) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
@@ -26,6 +26,7 @@ fn api_key_from_row(row: &SqlRow) -> Result<ApiKeyRecord, StoreError> {
         scopes: Scopes {
             ingest: row.boolean(2)?,
             read: row.boolean(3)?,
+            admin: row.boolean(9)?,
         },
         display_prefix: row.text(4)?,
         description: row.optional_text(5)?,
@@ -70,7 +71,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     sql.execute(
                         CREATING,
                         "INSERT INTO api_keys (key_id, key_hash, account_row, scope_ingest, scope_read, \
-                         display_prefix, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         display_prefix, description, created_at, scope_admin) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         &[
                             key.key_id.as_str().into(),
                             key.key_hash.to_vec().into(),
@@ -80,6 +82,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             key.display_prefix.as_str().into(),
                             key.description.clone().into(),
                             unix_micros_of(key.created_at).into(),
+                            key.scopes.admin.into(),
                         ],
                     )
                     .await?;

@@ -12,6 +12,7 @@
 //! search plan, and (PostgreSQL) row-level security.
 
 mod account_limits;
+mod accounts;
 mod alerting;
 mod api_keys;
 mod attention;

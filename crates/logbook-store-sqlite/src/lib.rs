@@ -546,6 +546,10 @@ impl Store for SqliteStore {
         &self.shared
     }
 
+    fn accounts(&self) -> &dyn logbook_core::store::AccountSettingsStore {
+        &self.shared
+    }
+
     async fn create_account(
         &self,
         account: &AccountId,

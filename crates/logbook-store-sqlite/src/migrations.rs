@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_delivery_lanes.sql"),
     include_str!("../migrations/0012_retention.sql"),
     include_str!("../migrations/0013_personal_data.sql"),
+    include_str!("../migrations/0014_account_management.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -23,6 +23,7 @@ use time::{Duration, OffsetDateTime};
 use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, query};
 
 // Alert rules, destinations and the delivery outbox (issue 6) live in their own file.
+pub use crate::account_management_cases::*;
 pub use crate::alerting_cases::*;
 // Unfamiliar IPs and known networks (issue 6) live in their own file too.
 pub use crate::unfamiliar_ip_cases::*;
@@ -108,6 +109,7 @@ fn api_key(key_id: &str, hash_byte: u8, owner: KeyOwner) -> NewApiKey {
         scopes: Scopes {
             ingest: true,
             read: false,
+            admin: false,
         },
         display_prefix: "lbk_abcdef".into(),
         description: Some("deploy bot".into()),
@@ -235,7 +237,8 @@ pub async fn api_keys_are_created_listed_found_by_hash_and_revoked(store: Arc<dy
         found.scopes,
         Scopes {
             ingest: true,
-            read: false
+            read: false,
+            admin: false,
         }
     );
     let platform = store.find_api_key_by_hash(&[3; 32]).await.unwrap().unwrap();

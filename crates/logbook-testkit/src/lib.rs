@@ -2,6 +2,7 @@
 //! with `store_conformance_tests!(make_store)`, where `make_store` is an async fn returning a fresh
 //! `(Arc<dyn Store>, guard)` (the guard keeps e.g. a temporary directory alive for the test).
 
+mod account_management_cases;
 mod alerting_cases;
 pub mod builders;
 pub mod cases;
@@ -21,6 +22,9 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_cases!(
             $make_store;
             creating_an_account_lists_it_with_no_events,
+            // Account management (issue 16, account_management_cases.rs).
+            account_settings_are_kept_changed_and_paged_by_name,
+            admin_keys_keep_their_scope_for_an_account_and_for_the_platform,
             // Retention and legal hold (issue 18, retention_cases.rs).
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,

@@ -41,13 +41,16 @@ pub struct GlobalOptions {
 pub enum Command {
     /// Run the Logbook server on the data directory.
     Serve(ServeArgs),
-    /// Create and list accounts (works on the database directly).
+    /// Create and list accounts (on the database directly, or with --server over the management
+    /// API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     Account(AccountCommand),
-    /// Create, list and revoke API keys (works on the database directly).
+    /// Create, list and revoke API keys (on the database directly, or with --server over the
+    /// management API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Add, list and remove the people who sign in to the web page (works on the database directly).
+    /// Add, list and remove the people who sign in to the web page (on the database directly, or
+    /// with --server over the management API with an admin key in LOGBOOK_KEY).
     #[command(subcommand)]
     User(UserCommand),
     /// Write a consistent copy of the live database to DEST.
@@ -68,7 +71,8 @@ pub enum Command {
     /// Stream every matching event as NDJSON or CSV (key from LOGBOOK_KEY).
     Export(ExportArgs),
     /// Show, set and clear one account's own limits, kept in the database so every node applies
-    /// them within seconds (they win over [limits.accounts.NAME] in the configuration file).
+    /// them within seconds (they win over [limits.accounts.NAME] in the configuration file); with
+    /// --server through the management API with an admin key in LOGBOOK_KEY.
     #[command(subcommand)]
     Limits(LimitsCommand),
     /// Show and set how long an account keeps its events, place and clear legal holds, and prune
@@ -120,6 +124,9 @@ pub enum KeyCommand {
     Revoke {
         /// The key id shown by `key create` and `key list`
         key_id: String,
+        /// The key's account (needed with --server, where keys are managed per account)
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
 }
 
@@ -313,7 +320,7 @@ pub struct KeyCreateArgs {
     /// A platform key, which writes for any account (each event names its account)
     #[arg(long)]
     pub platform: bool,
-    /// ingest, read, or ingest,read
+    /// ingest, read, admin, comma-separated (a platform key: ingest and/or admin)
     #[arg(long, value_name = "SCOPES")]
     pub scope: String,
     /// A note shown in `key list`

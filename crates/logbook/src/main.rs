@@ -43,6 +43,9 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
     };
     // `verify --since-checkpoint` asks the database when one is named, else the server.
     let database_named = cli.global.database.is_some() || cli.global.data_dir.is_some();
+    // `account`, `key`, `user` and `limits` use the management API when `--server` is on the
+    // command line.
+    let over_http = cli.global.server.is_some();
     let environment = |name: &str| std::env::var(name).ok();
     let config = Config::load(cli.global.config.as_deref(), &environment, &flags)?;
 
@@ -61,11 +64,11 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => commands::serve::run(&config).await,
-            Command::Account(command) => commands::account::run(&config, command).await,
-            Command::Key(command) => commands::key::run(&config, command).await,
-            Command::Limits(command) => commands::limits::run(&config, command).await,
+            Command::Account(command) => commands::account::run(&config, command, over_http).await,
+            Command::Key(command) => commands::key::run(&config, command, over_http).await,
+            Command::Limits(command) => commands::limits::run(&config, command, over_http).await,
             Command::Retention(command) => commands::retention::run(&config, command).await,
-            Command::User(command) => commands::user::run(&config, command).await,
+            Command::User(command) => commands::user::run(&config, command, over_http).await,
             Command::Backup(arguments) => commands::backup::run(&config, &arguments).await,
             Command::MigrateStore(arguments) => {
                 commands::migrate_store::run(&config, &arguments).await

@@ -160,6 +160,16 @@ async fn a_failed_fsync_stops_acknowledgements_turns_readyz_red_and_loses_nothin
         .expect("the key")
         .trim()
         .to_owned();
+    // Why the store is not ready is told only to someone who runs Logbook: an admin key.
+    let admin_key = run_cli(
+        &["key", "create", "--platform", "--scope", "admin"],
+        &data_directory,
+    )
+    .lines()
+    .next()
+    .expect("the admin key")
+    .trim()
+    .to_owned();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -219,13 +229,28 @@ async fn a_failed_fsync_stops_acknowledgements_turns_readyz_red_and_loses_nothin
 
     let not_ready = client
         .get(format!("{base_url}/readyz"))
+        .bearer_auth(&admin_key)
         .send()
         .await
         .unwrap();
     assert_eq!(not_ready.status(), 503);
     let not_ready: Value = not_ready.json().await.unwrap();
     let reason = not_ready["error"]["message"].as_str().unwrap_or_default();
-    assert!(reason.contains("I/O error"), "readyz says why: {not_ready}");
+    assert!(
+        reason.contains("I/O error"),
+        "readyz says why to an admin key: {not_ready}"
+    );
+    let to_anyone = client
+        .get(format!("{base_url}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_anyone.status(), 503);
+    let to_anyone: Value = to_anyone.json().await.unwrap();
+    assert_eq!(
+        to_anyone["error"]["message"], "sqlite is not ready",
+        "anyone else learns only that it is not ready"
+    );
 
     let page = client
         .get(format!("{base_url}/api/v1/events?limit=100"))

@@ -682,6 +682,16 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
         )
         .unwrap();
         source.create_account(&account, now).await.unwrap();
+        source
+            .accounts()
+            .set_display_name(&account, Some("Copied Corp"))
+            .await
+            .unwrap();
+        source
+            .accounts()
+            .set_ingest_enabled(&account, false)
+            .await
+            .unwrap();
         let people = source.people();
         people
             .create_user(NewUser {
@@ -760,6 +770,14 @@ async fn migrate_store_copies_unused_recovery_codes_and_pending_invitations_once
     )
     .await
     .unwrap();
+    let settings = destination
+        .accounts()
+        .account_settings(&account)
+        .await
+        .unwrap()
+        .expect("the account was copied");
+    assert_eq!(settings.display_name.as_deref(), Some("Copied Corp"));
+    assert!(!settings.ingest_enabled, "the ingest switch was copied");
     let people = destination.people();
     assert_eq!(
         people

@@ -19,12 +19,14 @@ use crate::event::{EventRow, NewEvent};
 use crate::ids::{ApiKeyId, EventId};
 use crate::query::Query;
 
+mod accounts;
 mod alerting;
 mod attention;
 mod people;
 mod retention;
 mod unfamiliar_ip;
 
+pub use accounts::AccountSettingsStore;
 pub use alerting::AlertingStore;
 pub use attention::AttentionStore;
 pub use people::PeopleStore;
@@ -213,6 +215,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
+
+    /// Each account's display name and ingest switch (see `crate::account::AccountSettings`).
+    fn accounts(&self) -> &dyn AccountSettingsStore;
 
     /// Known networks and the addresses each actor was seen from (see `crate::unfamiliar_ip`).
     fn unfamiliar_ips(&self) -> &dyn UnfamiliarIpStore;

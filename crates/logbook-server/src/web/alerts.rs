@@ -449,7 +449,9 @@ pub async fn delete_destination(
 }
 
 /// `POST /alerts/destinations/{destination_id}/test`: sends a clearly marked test message now
-/// (through the same SSRF guard as every delivery) and shows the result.
+/// (through the same SSRF guard as every delivery) and shows the result. Test sends are limited
+/// per account (`TestSendThrottle`): past the limit the answer is 429 with `Retry-After` and
+/// nothing is sent.
 pub async fn test_destination(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -460,6 +462,15 @@ pub async fn test_destination(
     check_form(&headers, &state, &signed_in, &form.csrf_token)?;
     require_manager(&signed_in)?;
     let destination = own_destination(&state, &signed_in, &destination_id).await?;
+    if let Err(retry_after_seconds) = state.web().test_sends.take(&signed_in.user.account) {
+        return Err(WebError::TooManyRequests {
+            message: format!(
+                "This account sent {} test deliveries recently; the next one can go in {retry_after_seconds} s.",
+                crate::web::throttle::TEST_SENDS_BURST
+            ),
+            retry_after_seconds,
+        });
+    }
     let now = state.clock().now();
     let delivery_id = new_id("test_");
     let result = sender::send(

@@ -130,6 +130,7 @@ pub async fn create(
     let scopes = Scopes {
         ingest: !form.ingest.is_empty(),
         read: !form.read.is_empty(),
+        admin: false,
     };
     if !scopes.ingest && !scopes.read {
         return Err(WebError::BadRequest(

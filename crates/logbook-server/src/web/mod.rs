@@ -25,11 +25,13 @@ pub mod throttle;
 
 use crate::state::ServerSettings;
 
-/// What the web pages share beyond the store: the password hasher and the sign-in throttle.
+/// What the web pages share beyond the store: the password hasher, the sign-in throttle and the
+/// throttle of test deliveries.
 pub struct WebServices {
     pub passwords: password::PasswordHasher,
     pub throttle: throttle::LoginThrottle,
     pub first_run: first_run::FirstRunSetup,
+    pub test_sends: throttle::TestSendThrottle,
 }
 
 impl WebServices {
@@ -38,6 +40,7 @@ impl WebServices {
             passwords: password::PasswordHasher::new(settings.max_concurrent_password_hashes),
             throttle: throttle::LoginThrottle::default(),
             first_run: first_run::FirstRunSetup::default(),
+            test_sends: throttle::TestSendThrottle::default(),
         }
     }
 }

@@ -153,6 +153,12 @@ pub enum WebError {
     Forbidden(&'static str),
     #[error("{0}")]
     BadRequest(String),
+    /// Too many of one kind of request for now; `retry_after_seconds` goes in `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("store error")]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -161,6 +167,7 @@ pub enum WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, heading, message, hints): (StatusCode, &str, String, Vec<&'static str>) =
             match self {
                 WebError::SignInRequired => return Redirect::to("/login").into_response(),
@@ -192,6 +199,18 @@ impl IntoResponse for WebError {
                     message,
                     vec!["Go back and correct the form."],
                 ),
+                WebError::TooManyRequests {
+                    message,
+                    retry_after_seconds,
+                } => {
+                    retry_after = Some(retry_after_seconds);
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Not so fast",
+                        message,
+                        vec!["Wait a little, then go back and try again."],
+                    )
+                }
                 // Store errors take their status and meaning from the one mapping the API uses
                 // (`ApiError::from`), so a page and an API call refuse the same thing the same
                 // way (a quota is a 429 or 403 with its reason, not a 500).
@@ -249,7 +268,13 @@ impl IntoResponse for WebError {
             link_href: "/",
             link_text: "Activity Logs",
         };
-        html(status, &page)
+        let mut response = html(status, &page);
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -5,8 +5,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use logbook_core::AccountId;
 use time::{Duration, OffsetDateTime};
 
 /// Failures for one email within `WINDOW` before further attempts are refused.
@@ -71,8 +75,65 @@ impl LoginThrottle {
     }
 }
 
+/// Test deliveries ("Send test" on a destination) an account may start at once.
+pub const TEST_SENDS_BURST: u32 = 5;
+/// Then one more test delivery per this many seconds, per account.
+pub const TEST_SEND_INTERVAL_SECONDS: u64 = 12;
+
+/// "Send test" makes this node connect out to an address the account chose: a cheap way to use
+/// Logbook against a third party or to keep the delivery path busy. Each account gets a small
+/// bucket (`TEST_SENDS_BURST`, refilled one every `TEST_SEND_INTERVAL_SECONDS`), kept in this
+/// node's memory like the sign-in throttle.
+pub struct TestSendThrottle {
+    limiter: DefaultKeyedRateLimiter<AccountId>,
+    clock: DefaultClock,
+}
+
+impl Default for TestSendThrottle {
+    fn default() -> Self {
+        let quota = Quota::with_period(std::time::Duration::from_secs(TEST_SEND_INTERVAL_SECONDS))
+            .expect("the interval is not zero")
+            .allow_burst(NonZeroU32::new(TEST_SENDS_BURST).expect("the burst is not zero"));
+        Self {
+            limiter: RateLimiter::keyed(quota),
+            clock: DefaultClock::default(),
+        }
+    }
+}
+
+impl TestSendThrottle {
+    /// Takes one test send from the account's bucket, or says how long to wait (whole seconds,
+    /// at least one, as `Retry-After` carries them).
+    pub fn take(&self, account: &AccountId) -> Result<(), u64> {
+        if self.limiter.len() > MAX_TRACKED {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(account).map_err(|not_until| {
+            not_until
+                .wait_time_from(self.clock.now())
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_account_may_send_a_few_tests_then_waits_while_another_account_is_not_held_back() {
+        let throttle = TestSendThrottle::default();
+        let acme = AccountId::parse("acme").unwrap();
+        for _ in 0..TEST_SENDS_BURST {
+            throttle.take(&acme).expect("within the burst");
+        }
+        let wait = throttle.take(&acme).expect_err("past the burst");
+        assert!((1..=TEST_SEND_INTERVAL_SECONDS).contains(&wait), "{wait}");
+        throttle
+            .take(&AccountId::parse("globex").unwrap())
+            .expect("another account has its own bucket");
+    }
+
     use super::*;
 
     #[test]

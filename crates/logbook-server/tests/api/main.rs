@@ -5,6 +5,7 @@ mod auth;
 mod checkpoints;
 mod export;
 mod ingest;
+mod management;
 mod operations;
 mod query;
 mod retention;

@@ -421,3 +421,76 @@ async fn q_limit_and_cursor_are_bounded() {
         assert_eq!(error_code(response).await, expected_code);
     }
 }
+
+/// Writes a whole request (headers and body) before reading anything, as Python's urllib does,
+/// and returns what the server answered, or the error that ended the exchange.
+fn write_everything_then_read(
+    address: std::net::SocketAddr,
+    head: String,
+    body: Vec<u8>,
+) -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&body)?;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match stream.read(&mut buffer)? {
+            0 => break,
+            read => answer.extend_from_slice(&buffer[..read]),
+        }
+        if answer.windows(4).any(|window| window == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_that_writes_a_whole_too_large_body_before_reading_still_gets_the_413() {
+    let server = Server::start(ServerSettings::default()).await;
+    let acme = server.account("acme").await;
+    // 6 MiB against the 4 MiB default: more than the kernel's socket buffers hold, so a server
+    // that closed without reading would reset the connection under the client's writes.
+    let body = vec![b' '; 6 * 1024 * 1024];
+    let address = server.address;
+    let with_length = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        acme.ingest,
+        body.len()
+    );
+    let answer = tokio::task::spawn_blocking({
+        let body = body.clone();
+        move || write_everything_then_read(address, with_length, body)
+    })
+    .await
+    .unwrap()
+    .expect("the client wrote its whole body and read an answer, without a reset");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+
+    // Without a length the body is refused at the first chunk past the limit; the rest is read
+    // and thrown away all the same.
+    let mut chunked = Vec::new();
+    for chunk in body.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let without_length = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        acme.ingest
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        write_everything_then_read(address, without_length, chunked)
+    })
+    .await
+    .unwrap()
+    .expect("the chunked client wrote its whole body and read an answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}

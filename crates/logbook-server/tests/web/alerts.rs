@@ -277,3 +277,78 @@ async fn tls_and_relp_collectors_are_added_on_the_page_and_a_ca_that_is_not_a_ce
     kinds.sort_unstable();
     assert_eq!(kinds, vec!["relp", "syslog_tls"]);
 }
+
+#[tokio::test]
+async fn send_test_is_limited_per_account_with_a_429_and_retry_after() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    let globex = web.account("globex").await;
+    web.user(&acme, "admin@acme.com", Role::Admin).await;
+    web.user(&globex, "admin@globex.com", Role::Admin).await;
+    let acme_admin = web.sign_in("admin@acme.com").await;
+    let globex_admin = web.sign_in("admin@globex.com").await;
+    let mut destinations = Vec::new();
+    for (browser, account) in [(&acme_admin, &acme), (&globex_admin, &globex)] {
+        web.post_form(
+            browser,
+            "/alerts/destinations",
+            &[
+                ("name", "metadata"),
+                ("kind", "syslog"),
+                ("address", "169.254.169.254:514"),
+            ],
+        )
+        .await;
+        destinations.push(
+            web.store
+                .alerting()
+                .list_destinations(account)
+                .await
+                .unwrap()[0]
+                .destination_id
+                .clone(),
+        );
+    }
+    let acme_test = format!("/alerts/destinations/{}/test", destinations[0]);
+    let burst = logbook_server::web::throttle::TEST_SENDS_BURST as usize;
+    for _ in 0..burst {
+        let tested = web.post_form(&acme_admin, &acme_test, &[]).await;
+        assert_eq!(tested.status(), StatusCode::OK);
+    }
+    let refused = web.post_form(&acme_admin, &acme_test, &[]).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("test deliveries recently")
+    );
+    let sent = web
+        .audit_events(&acme, "action:logbook.destination.test")
+        .await;
+    assert_eq!(
+        sent.len(),
+        burst,
+        "the refused test was not sent, so not audited"
+    );
+
+    let other = web
+        .post_form(
+            &globex_admin,
+            &format!("/alerts/destinations/{}/test", destinations[1]),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        other.status(),
+        StatusCode::OK,
+        "another account is not held back"
+    );
+}

@@ -117,6 +117,7 @@ impl Web {
                 scopes: Scopes {
                     ingest: true,
                     read: false,
+                    admin: false,
                 },
                 display_prefix: key.display_prefix(),
                 description: None,
@@ -891,6 +892,7 @@ async fn a_graceful_stop_writes_each_keys_last_use_to_the_store() {
             scopes: Scopes {
                 ingest: true,
                 read: false,
+                admin: false,
             },
             display_prefix: key.display_prefix(),
             description: None,
@@ -1433,4 +1435,49 @@ async fn pages_and_assets_are_gzipped_for_browsers_that_ask_and_api_answers_are_
         .unwrap();
     assert_eq!(api.status(), StatusCode::OK);
     assert!(api.headers().get("content-encoding").is_none());
+}
+
+#[tokio::test]
+async fn readyz_tells_why_only_to_a_signed_in_owner_or_admin() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    web.user(&acme, "viewer@acme.com", Role::Viewer).await;
+    let owner = web.sign_in("owner@acme.com").await;
+    let viewer = web.sign_in("viewer@acme.com").await;
+    web.store.shutdown().await;
+
+    let readyz_message = |cookie: Option<String>| {
+        let request = web.client.get(web.url("/readyz"));
+        let request = match cookie {
+            Some(cookie) => request.header("cookie", cookie),
+            None => request,
+        };
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "not_ready");
+            body["error"]["message"].as_str().unwrap().to_owned()
+        }
+    };
+    let for_the_owner = readyz_message(Some(owner.cookie.clone())).await;
+    assert!(
+        for_the_owner.contains("shutting down"),
+        "the owner is told why: {for_the_owner}"
+    );
+    for (who, cookie) in [
+        ("anyone", None),
+        ("a viewer", Some(viewer.cookie.clone())),
+        (
+            "a made-up session",
+            Some(format!("logbook_session={}", "ab".repeat(16))),
+        ),
+    ] {
+        let message = readyz_message(cookie).await;
+        assert_eq!(
+            message, "sqlite is not ready",
+            "{who} learns only that it is not ready"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! and of the process list that any local user can read.
 
 pub mod export;
+pub mod manage;
 pub mod query;
 pub mod send;
 pub mod tail;

@@ -1,5 +1,7 @@
-//! `logbook key create|list|revoke`, straight on the database. A key is shown once, when it is
-//! created; only its SHA-256 and a short display prefix are stored.
+//! `logbook key create|list|revoke`, straight on the database, or with `--server URL` over the
+//! management API with the `admin` key in `LOGBOOK_KEY` (then every command names `--account`).
+//! A key is shown once, when it is created; only its SHA-256 and a short display prefix are
+//! stored. Both modes print the same.
 
 use std::io::Write;
 
@@ -14,11 +16,59 @@ use crate::commands::{CreateDatabase, open_store};
 use crate::config::Config;
 use crate::output::{rfc3339, write_table};
 
-pub async fn run(config: &Config, command: KeyCommand) -> Result<()> {
+pub async fn run(config: &Config, command: KeyCommand, over_http: bool) -> Result<()> {
+    if over_http {
+        return run_over_http(config, command).await;
+    }
     match command {
         KeyCommand::Create(arguments) => create(config, &arguments).await,
         KeyCommand::List { account, json } => list(config, account.as_deref(), json).await,
-        KeyCommand::Revoke { key_id } => revoke(config, &key_id).await,
+        KeyCommand::Revoke { key_id, .. } => revoke(config, &key_id).await,
+    }
+}
+
+/// The management API manages one account's keys at a time, so `--account` is required here.
+async fn run_over_http(config: &Config, command: KeyCommand) -> Result<()> {
+    use crate::client::manage::{admin_client, api_key_record};
+    let needs_account = || anyhow!("with --server, name the key's account with --account NAME");
+    let client = admin_client(config)?;
+    let failed = |error: logbook_client::Error| anyhow!("{error}");
+    match command {
+        KeyCommand::Create(arguments) => {
+            let scopes = Scopes::parse(&arguments.scope)?;
+            let account = arguments.account.as_deref().ok_or_else(|| {
+                anyhow!("with --server, keys are created for an account: use --account NAME")
+            })?;
+            let answer = client
+                .create_api_key(account, &scopes.names(), arguments.description.as_deref())
+                .await
+                .map_err(failed)?;
+            let record = api_key_record(&answer)?;
+            let secret = answer["key"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the server's answer holds no key"))?;
+            print_created(&record, secret, arguments.json)
+        }
+        KeyCommand::List { account, json } => {
+            let account = account.ok_or_else(needs_account)?;
+            let keys = client
+                .list_api_keys(&account)
+                .await
+                .map_err(failed)?
+                .iter()
+                .map(api_key_record)
+                .collect::<Result<Vec<_>>>()?;
+            print_list(&keys, json)
+        }
+        KeyCommand::Revoke { key_id, account } => {
+            let account = account.ok_or_else(needs_account)?;
+            let answer = client
+                .revoke_api_key(&account, &key_id)
+                .await
+                .map_err(failed)?;
+            print_revoked(&api_key_record(&answer)?);
+            Ok(())
+        }
     }
 }
 
@@ -45,7 +95,7 @@ async fn create(config: &Config, arguments: &KeyCreateArgs) -> Result<()> {
     };
     if owner == KeyOwner::Platform && scopes.read {
         // A platform key names the account per event; reading needs a single tenant to read.
-        bail!("a platform key can only have the ingest scope");
+        bail!("a platform key can have the ingest and admin scopes, not read");
     }
     let mut random = rand::rng();
     let plaintext = PlaintextApiKey::from_random_bytes(random.random());
@@ -71,15 +121,19 @@ async fn create(config: &Config, arguments: &KeyCreateArgs) -> Result<()> {
         Err(error) => return Err(error).context("could not create the key"),
     };
 
+    print_created(&record, plaintext.expose(), arguments.json)
+}
+
+fn print_created(record: &ApiKeyRecord, secret: &str, json: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    if arguments.json {
-        let mut object = key_json(&record);
-        object["key"] = serde_json::Value::String(plaintext.expose().to_owned());
+    if json {
+        let mut object = key_json(record);
+        object["key"] = serde_json::Value::String(secret.to_owned());
         serde_json::to_writer_pretty(&mut stdout, &object)?;
         writeln!(stdout)?;
     } else {
         // The key alone on stdout, so `KEY=$(logbook key create ...)` captures exactly it.
-        writeln!(stdout, "{}", plaintext.expose())?;
+        writeln!(stdout, "{secret}")?;
         eprintln!(
             "Created {} key {} for {}. This is the only time the key is shown: store it now.",
             record.scopes,
@@ -100,6 +154,10 @@ async fn list(config: &Config, account: Option<&str>, json: bool) -> Result<()> 
         Err(StoreError::AccountNotFound(account)) => bail!("account {account} does not exist"),
         Err(error) => return Err(error).context("could not list keys"),
     };
+    print_list(&keys, json)
+}
+
+fn print_list(keys: &[ApiKeyRecord], json: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
         let rows: Vec<serde_json::Value> = keys.iter().map(key_json).collect();
@@ -151,17 +209,21 @@ async fn revoke(config: &Config, key_id: &str) -> Result<()> {
     store.shutdown().await;
     match revoked {
         Ok(record) => {
-            println!("{}", record.key_id);
-            eprintln!(
-                "Revoked key {} of {}: it is refused from now on.",
-                record.key_id,
-                owner_label(&record.owner)
-            );
+            print_revoked(&record);
             Ok(())
         }
         Err(StoreError::ApiKeyNotFound(_)) => bail!("no key with id {key_id:?}"),
         Err(error) => Err(error).context("could not revoke the key"),
     }
+}
+
+fn print_revoked(record: &ApiKeyRecord) {
+    println!("{}", record.key_id);
+    eprintln!(
+        "Revoked key {} of {}: it is refused from now on.",
+        record.key_id,
+        owner_label(&record.owner)
+    );
 }
 
 fn owner_label(owner: &KeyOwner) -> String {
@@ -178,10 +240,7 @@ fn key_json(key: &ApiKeyRecord) -> serde_json::Value {
         KeyOwner::Account(account) => ("account", Some(account.as_str())),
         KeyOwner::Platform => ("platform", None),
     };
-    let scopes: Vec<&str> = [("ingest", key.scopes.ingest), ("read", key.scopes.read)]
-        .into_iter()
-        .filter_map(|(name, granted)| granted.then_some(name))
-        .collect();
+    let scopes = key.scopes.names();
     serde_json::json!({
         "key_id": key.key_id,
         "owner": owner_type,

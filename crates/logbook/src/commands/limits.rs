@@ -18,13 +18,114 @@ use crate::commands::{CreateDatabase, open_store};
 use crate::config::{AccountLimitsOverride, Config};
 use crate::output::write_table;
 
-pub async fn run(config: &Config, command: LimitsCommand) -> Result<()> {
+pub async fn run(config: &Config, command: LimitsCommand, over_http: bool) -> Result<()> {
+    if over_http {
+        return run_over_http(config, command).await;
+    }
     match command {
         LimitsCommand::Show { account, json } => {
             show(config, &parse_account(&account)?, json).await
         }
         LimitsCommand::Set(arguments) => set(config, &arguments).await,
         LimitsCommand::Clear(arguments) => clear(config, &arguments).await,
+    }
+}
+
+/// The same commands through the management API (`--server`, admin key in `LOGBOOK_KEY`); the
+/// server computes what it applies, so `show` prints the server's own values and sources.
+async fn run_over_http(config: &Config, command: LimitsCommand) -> Result<()> {
+    let client = crate::client::manage::admin_client(config)?;
+    let failed = |error: logbook_client::Error| anyhow!("{error}");
+    match command {
+        LimitsCommand::Show { account, json } => {
+            let account = parse_account(&account)?;
+            let answer = client
+                .account_limits(account.as_str())
+                .await
+                .map_err(failed)?;
+            let rows = ALL_FIELDS
+                .iter()
+                .map(|&field| {
+                    let limit = &answer["limits"][field_name(field)];
+                    let source = limit["source"].as_str().ok_or_else(|| {
+                        anyhow!(
+                            "the server's answer has no source for {}",
+                            field_name(field)
+                        )
+                    })?;
+                    Ok((
+                        field_name(field),
+                        limit["value"].as_u64(),
+                        source.to_owned(),
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            print_limits(&account, &rows, json)
+        }
+        LimitsCommand::Set(arguments) => {
+            let account = parse_account(&arguments.account)?;
+            let rate = |value: Option<u32>| value.map(u64::from);
+            let given = [
+                (
+                    LimitField::IngestEventsPerSecond,
+                    rate(arguments.ingest_events_per_second),
+                ),
+                (
+                    LimitField::IngestEventBurst,
+                    rate(arguments.ingest_event_burst),
+                ),
+                (LimitField::ReadsPerSecond, rate(arguments.reads_per_second)),
+                (LimitField::ReadBurst, rate(arguments.read_burst)),
+                (
+                    LimitField::MaxConcurrentExports,
+                    rate(arguments.max_concurrent_exports),
+                ),
+                (LimitField::MaxLiveTails, rate(arguments.max_live_tails)),
+                (LimitField::EventsPerDay, arguments.events_per_day),
+                (LimitField::StoredBytes, arguments.stored_bytes),
+            ];
+            let body: serde_json::Map<String, serde_json::Value> = given
+                .iter()
+                .filter_map(|(field, value)| {
+                    value.map(|value| (field_name(*field).to_owned(), value.into()))
+                })
+                .collect();
+            if body.is_empty() {
+                return Err(anyhow!(
+                    "name at least one limit to set, e.g. --reads-per-second 100 (see logbook limits set --help)"
+                ));
+            }
+            client
+                .set_account_limits(account.as_str(), serde_json::Value::Object(body))
+                .await
+                .map_err(failed)?;
+            eprintln!(
+                "Stored. The server applied it now and other nodes do within {} seconds; `logbook limits show --account {account}` shows the result.",
+                logbook_server::limits::STORED_OVERRIDE_REFRESH_INTERVAL.as_secs()
+            );
+            Ok(())
+        }
+        LimitsCommand::Clear(arguments) => {
+            let account = parse_account(&arguments.account)?;
+            if arguments.fields.is_empty() {
+                client
+                    .clear_account_limits(account.as_str())
+                    .await
+                    .map_err(failed)?;
+            } else {
+                let body: serde_json::Map<String, serde_json::Value> = arguments
+                    .fields
+                    .iter()
+                    .map(|field| (field_name(*field).to_owned(), serde_json::Value::Null))
+                    .collect();
+                client
+                    .set_account_limits(account.as_str(), serde_json::Value::Object(body))
+                    .await
+                    .map_err(failed)?;
+            }
+            eprintln!("Cleared. Running servers fall back to the configuration within seconds.");
+            Ok(())
+        }
     }
 }
 
@@ -250,7 +351,7 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
         .cloned()
         .unwrap_or_default();
 
-    let rows: Vec<(&'static str, Option<u64>, &'static str)> = ALL_FIELDS
+    let rows: Vec<(&'static str, Option<u64>, String)> = ALL_FIELDS
         .iter()
         .map(|&field| {
             let source = if stored_value(&stored, field).is_some() {
@@ -265,10 +366,19 @@ async fn show(config: &Config, account: &AccountId, json: bool) -> Result<()> {
             (
                 field_name(field),
                 effective_field(&effective, &stored, field),
-                source,
+                source.to_owned(),
             )
         })
         .collect();
+    print_limits(account, &rows, json)
+}
+
+/// The limits as `show` prints them, from the database or from the server alike.
+fn print_limits(
+    account: &AccountId,
+    rows: &[(&'static str, Option<u64>, String)],
+    json: bool,
+) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
         let object: serde_json::Map<String, serde_json::Value> = rows

@@ -63,6 +63,30 @@ async fn copy_everything(
                     .with_context(|| format!("could not copy account {}", record.account));
             }
         }
+        // What an operator set on the account (display name, ingest switch) goes along; setting
+        // it again on a second run changes nothing.
+        let settings = source
+            .accounts()
+            .account_settings(&record.account)
+            .await
+            .with_context(|| {
+                format!("could not read the settings of account {}", record.account)
+            })?;
+        if let Some(settings) = settings {
+            let copied = destination.accounts();
+            copied
+                .set_display_name(&record.account, settings.display_name.as_deref())
+                .await
+                .with_context(|| {
+                    format!("could not copy the display name of {}", record.account)
+                })?;
+            copied
+                .set_ingest_enabled(&record.account, settings.ingest_enabled)
+                .await
+                .with_context(|| {
+                    format!("could not copy the ingest switch of {}", record.account)
+                })?;
+        }
     }
     eprintln!("Accounts: {} copied or already there.", accounts.len());
 

@@ -15,7 +15,10 @@ use crate::commands::{CreateDatabase, open_store};
 use crate::config::Config;
 use crate::output::{rfc3339, write_table};
 
-pub async fn run(config: &Config, command: UserCommand) -> Result<()> {
+pub async fn run(config: &Config, command: UserCommand, over_http: bool) -> Result<()> {
+    if over_http {
+        return run_over_http(config, command).await;
+    }
     match command {
         UserCommand::Add {
             account,
@@ -30,6 +33,80 @@ pub async fn run(config: &Config, command: UserCommand) -> Result<()> {
             email,
             password_stdin,
         } => reset_password(config, &account, &email, password_stdin).await,
+    }
+}
+
+/// The same commands through the management API (`--server`, admin key in `LOGBOOK_KEY`).
+async fn run_over_http(config: &Config, command: UserCommand) -> Result<()> {
+    use crate::client::manage::{admin_client, find_person, user_record};
+    let client = admin_client(config)?;
+    let failed = |error: logbook_client::Error| anyhow!("{error}");
+    match command {
+        UserCommand::Add {
+            account,
+            email,
+            role,
+            password_stdin,
+        } => {
+            let account = parse_account(&account)?;
+            let email = parse_email(&email)?;
+            let role = Role::parse(&role)?;
+            let password = read_new_password(password_stdin)?;
+            let answer = client
+                .add_person(account.as_str(), &email, role.as_str(), Some(&password))
+                .await
+                .map_err(failed)?;
+            let user = user_record(&answer)?;
+            println!(
+                "added {} to {} as {} ({})",
+                user.email, user.account, user.role, user.user_id
+            );
+            Ok(())
+        }
+        UserCommand::List { account, json } => {
+            let account = parse_account(&account)?;
+            let users = client
+                .list_people(account.as_str())
+                .await
+                .map_err(failed)?
+                .iter()
+                .map(user_record)
+                .collect::<Result<Vec<_>>>()?;
+            print_users(&users, json)
+        }
+        UserCommand::Remove { account, email } => {
+            let account = parse_account(&account)?;
+            let email = parse_email(&email)?;
+            let user = find_person(&client, account.as_str(), &email).await?;
+            client
+                .remove_person(account.as_str(), user.user_id.as_str())
+                .await
+                .map_err(failed)?;
+            println!(
+                "removed {} from {}; their sessions ended",
+                user.email, user.account
+            );
+            Ok(())
+        }
+        UserCommand::ResetPassword {
+            account,
+            email,
+            password_stdin,
+        } => {
+            let account = parse_account(&account)?;
+            let email = parse_email(&email)?;
+            let password = read_new_password(password_stdin)?;
+            let user = find_person(&client, account.as_str(), &email).await?;
+            client
+                .reset_password(account.as_str(), user.user_id.as_str(), Some(&password))
+                .await
+                .map_err(failed)?;
+            println!(
+                "reset the password of {} in {}; their sessions ended",
+                user.email, user.account
+            );
+            Ok(())
+        }
     }
 }
 
@@ -136,6 +213,10 @@ async fn list(config: &Config, account: &str, json: bool) -> Result<()> {
     let users = store.people().list_users(&account).await;
     store.shutdown().await;
     let users = users.context("could not list users")?;
+    print_users(&users, json)
+}
+
+fn print_users(users: &[UserRecord], json: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     if json {
         let values: Vec<serde_json::Value> = users

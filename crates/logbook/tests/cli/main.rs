@@ -92,6 +92,16 @@ impl Workspace {
         )
     }
 
+    /// An ingest key of acme made through the management API of `server`.
+    fn create_key_over_http(&self, server: &ServerGuard, admin_key: &str) -> String {
+        let output = succeed(&mut self.client(
+            server,
+            admin_key,
+            &["key", "create", "--account", "acme", "--scope", "ingest"],
+        ));
+        stdout_of(&output).trim().to_owned()
+    }
+
     /// A client command pointed at `server` with `key`.
     fn client(&self, server: &ServerGuard, key: &str, arguments: &[&str]) -> Command {
         let mut command = self.logbook();
@@ -1247,4 +1257,217 @@ fn http_get(base_url: &str, path: &str) -> String {
         .read_to_string(&mut answer)
         .expect("the answer is read");
     answer
+}
+
+#[test]
+fn account_and_key_commands_print_the_same_on_the_database_and_over_the_management_api() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    workspace.create_key("acme", "ingest");
+    let admin_key = {
+        let output =
+            succeed(&mut workspace.on_data(&["key", "create", "--platform", "--scope", "admin"]));
+        stdout_of(&output).trim().to_owned()
+    };
+    let on_database = |arguments: &[&str]| stdout_of(&succeed(&mut workspace.on_data(arguments)));
+    let accounts_on_database = on_database(&["account", "list", "--json"]);
+    let accounts_table_on_database = on_database(&["account", "list"]);
+    let keys_on_database = on_database(&["key", "list", "--account", "acme", "--json"]);
+    let keys_table_on_database = on_database(&["key", "list", "--account", "acme"]);
+
+    let server = workspace.start_server();
+    let over_http = |arguments: &[&str]| {
+        stdout_of(&succeed(
+            &mut workspace.client(&server, &admin_key, arguments),
+        ))
+    };
+    assert_eq!(
+        over_http(&["account", "list", "--json"]),
+        accounts_on_database
+    );
+    assert_eq!(over_http(&["account", "list"]), accounts_table_on_database);
+    assert_eq!(
+        over_http(&["key", "list", "--account", "acme", "--json"]),
+        keys_on_database
+    );
+    assert_eq!(
+        over_http(&["key", "list", "--account", "acme"]),
+        keys_table_on_database
+    );
+
+    assert_eq!(over_http(&["account", "create", "globex"]).trim(), "globex");
+    let again = fail(&mut workspace.client(&server, &admin_key, &["account", "create", "globex"]));
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
+
+    let created: Value = serde_json::from_str(&over_http(&[
+        "key",
+        "create",
+        "--account",
+        "globex",
+        "--scope",
+        "ingest,read",
+        "--json",
+    ]))
+    .unwrap();
+    let secret = created["key"].as_str().unwrap();
+    assert!(secret.starts_with("lbk_"));
+    assert_eq!(created["scopes"], serde_json::json!(["ingest", "read"]));
+    let listed = over_http(&["key", "list", "--account", "globex", "--json"]);
+    assert!(!listed.contains(secret), "a list never shows the secret");
+    let key_id = created["key_id"].as_str().unwrap();
+    assert_eq!(
+        over_http(&["key", "revoke", key_id, "--account", "globex"]).trim(),
+        key_id
+    );
+
+    // Without --account the management API cannot tell which account's keys are meant.
+    let unnamed = fail(&mut workspace.client(&server, &admin_key, &["key", "list"]));
+    assert!(
+        stderr_of(&unnamed).contains("--account"),
+        "{}",
+        stderr_of(&unnamed)
+    );
+    // A key without the admin scope is refused with the server's own error.
+    let ingest_only = workspace.create_key_over_http(&server, &admin_key);
+    let refused = fail(&mut workspace.client(&server, &ingest_only, &["account", "list"]));
+    assert!(
+        stderr_of(&refused).contains("forbidden"),
+        "{}",
+        stderr_of(&refused)
+    );
+}
+
+#[test]
+fn user_and_limits_commands_print_the_same_on_the_database_and_over_the_management_api() {
+    let workspace = Workspace::new();
+    workspace.create_account("acme");
+    let added = with_stdin(
+        &mut workspace.on_data(&[
+            "user",
+            "add",
+            "--account",
+            "acme",
+            "--email",
+            "alice@acme.com",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ]),
+        "correct horse battery staple\n",
+    );
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    let admin_key = {
+        let output =
+            succeed(&mut workspace.on_data(&["key", "create", "--platform", "--scope", "admin"]));
+        stdout_of(&output).trim().to_owned()
+    };
+    let on_database = |arguments: &[&str]| stdout_of(&succeed(&mut workspace.on_data(arguments)));
+    let users_json = on_database(&["user", "list", "--account", "acme", "--json"]);
+    let users_table = on_database(&["user", "list", "--account", "acme"]);
+    let limits_json = on_database(&["limits", "show", "--account", "acme", "--json"]);
+    let limits_table = on_database(&["limits", "show", "--account", "acme"]);
+
+    let server = workspace.start_server();
+    let over_http = |arguments: &[&str]| {
+        stdout_of(&succeed(
+            &mut workspace.client(&server, &admin_key, arguments),
+        ))
+    };
+    assert_eq!(
+        over_http(&["user", "list", "--account", "acme", "--json"]),
+        users_json
+    );
+    assert_eq!(
+        over_http(&["user", "list", "--account", "acme"]),
+        users_table
+    );
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme", "--json"]),
+        limits_json
+    );
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme"]),
+        limits_table
+    );
+
+    let added = with_stdin(
+        &mut workspace.client(
+            &server,
+            &admin_key,
+            &[
+                "user",
+                "add",
+                "--account",
+                "acme",
+                "--email",
+                "bob@acme.com",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+        ),
+        "another long password\n",
+    );
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    assert!(stdout_of(&added).starts_with("added bob@acme.com to acme as admin"));
+    let reset = with_stdin(
+        &mut workspace.client(
+            &server,
+            &admin_key,
+            &[
+                "user",
+                "reset-password",
+                "--account",
+                "acme",
+                "--email",
+                "bob@acme.com",
+                "--password-stdin",
+            ],
+        ),
+        "a third long password\n",
+    );
+    assert!(reset.status.success(), "{}", stderr_of(&reset));
+    assert!(
+        over_http(&[
+            "user",
+            "remove",
+            "--account",
+            "acme",
+            "--email",
+            "bob@acme.com"
+        ])
+        .starts_with("removed bob@acme.com from acme")
+    );
+
+    over_http(&[
+        "limits",
+        "set",
+        "--account",
+        "acme",
+        "--reads-per-second",
+        "77",
+    ]);
+    let shown: Value = serde_json::from_str(&over_http(&[
+        "limits",
+        "show",
+        "--account",
+        "acme",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(shown["limits"]["reads_per_second"]["value"], 77);
+    assert_eq!(
+        shown["limits"]["reads_per_second"]["source"],
+        "database (logbook limits set)"
+    );
+    over_http(&["limits", "clear", "--account", "acme"]);
+    assert_eq!(
+        over_http(&["limits", "show", "--account", "acme", "--json"]),
+        limits_json,
+        "cleared limits are the configuration's again"
+    );
 }

@@ -66,6 +66,23 @@ fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, 
 }
 
 /// `GET /api/v1/checkpoints/latest`: the account's newest signed checkpoint (404 before the first).
+#[utoipa::path(
+    get,
+    path = "/api/v1/checkpoints/latest",
+    operation_id = "latest_checkpoint",
+    tag = "verification",
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "The newest signed checkpoint", body = crate::api::v1::openapi::CheckpointDocument),
+        (status = 404, description = "No checkpoint yet", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn latest(
     State(state): State<AppState>,
     reader: ReadAccount,
@@ -77,7 +94,8 @@ pub async fn latest(
     Ok(Json(checkpoint_json(&checkpoint)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParameters {
     before: Option<String>,
     limit: Option<String>,
@@ -85,6 +103,23 @@ pub struct HistoryParameters {
 
 /// `GET /api/v1/checkpoints?before=&limit=`: checkpoints with a tree smaller than `before`,
 /// largest first; `next_before` pages on.
+#[utoipa::path(
+    get,
+    path = "/api/v1/checkpoints",
+    operation_id = "list_checkpoints",
+    tag = "verification",
+    params(HistoryParameters),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "Checkpoints, largest tree first", body = Object),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     reader: ReadAccount,
@@ -115,7 +150,8 @@ pub async fn list(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionParameters {
     seq: Option<String>,
     tree_size: Option<String>,
@@ -123,6 +159,23 @@ pub struct InclusionParameters {
 
 /// `GET /api/v1/proofs/inclusion?seq=&tree_size=`: the inclusion proof of event `seq` in the
 /// account's tree of `tree_size` leaves (default: the current tree).
+#[utoipa::path(
+    get,
+    path = "/api/v1/proofs/inclusion",
+    operation_id = "inclusion_proof",
+    tag = "verification",
+    params(InclusionParameters),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "The inclusion proof", body = Object),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn inclusion(
     State(state): State<AppState>,
     reader: ReadAccount,
@@ -137,7 +190,8 @@ pub async fn inclusion(
     Ok(Json(proof))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyParameters {
     from: Option<String>,
     to: Option<String>,
@@ -145,6 +199,23 @@ pub struct ConsistencyParameters {
 
 /// `GET /api/v1/proofs/consistency?from=&to=`: the consistency proof from the tree of `from`
 /// leaves to the tree of `to` leaves (default: the current tree).
+#[utoipa::path(
+    get,
+    path = "/api/v1/proofs/consistency",
+    operation_id = "consistency_proof",
+    tag = "verification",
+    params(ConsistencyParameters),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "The consistency proof", body = Object),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn consistency(
     State(state): State<AppState>,
     reader: ReadAccount,

@@ -2,3 +2,5 @@
 
 pub mod checkpoints;
 pub mod events;
+pub mod manage;
+pub mod openapi;

@@ -15,7 +15,8 @@ use crate::reading::parse_query_parameter;
 use crate::reading::verifiable_export::verifiable_export_response;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParameters {
     format: Option<String>,
     q: Option<String>,
@@ -24,6 +25,23 @@ pub struct ExportParameters {
     verifiable: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/export",
+    operation_id = "export_events",
+    tag = "events",
+    params(ExportParameters),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "Every matching event, streamed: NDJSON, CSV, or a verifiable export", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn export(
     State(state): State<AppState>,
     reader: ReadAccount,

@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use logbook_core::NewEvent;
 use logbook_core::api_key::{ApiKeyRecord, KeyOwner};
 use logbook_core::ingest::{
@@ -24,6 +23,28 @@ use crate::auth::IngestKey;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    operation_id = "ingest_events",
+    tag = "events",
+    request_body = crate::api::v1::openapi::IngestRequestDocument,
+    security(("ingest_key" = [])),
+    responses(
+        (status = 200, description = "Every event stored (or a replay of a stored one)", body = crate::api::v1::openapi::IngestAnswerDocument),
+        (status = 207, description = "Some events stored, some refused; each result says which", body = crate::api::v1::openapi::IngestAnswerDocument),
+        (status = 400, description = "The body is not an event or a batch of events", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 408, description = "The body did not arrive in time", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 413, description = "Body or batch too large", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 415, description = "Content-Type is not application/json", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over a rate limit or the daily quota; nothing stored", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 507, description = "The store is full; nothing stored", body = crate::api::v1::openapi::ErrorDocument)
+    )
+)]
 pub async fn post(
     State(state): State<AppState>,
     IngestKey(key): IngestKey,
@@ -89,12 +110,13 @@ pub(crate) async fn read_ingest_body(
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let limits = &state.settings().ingest_limits;
-    let body = tokio::time::timeout(
+    let body = crate::hardening::read_body_within_limit(
+        headers,
+        body,
+        limits.max_body_bytes,
         state.settings().body_read_timeout,
-        read_body_within_limit(headers, body, limits.max_body_bytes),
     )
-    .await
-    .map_err(|_elapsed| ApiError::RequestTimeout)??;
+    .await?;
     crate::hardening::decode_content_encoding(headers, body, limits.max_body_bytes)
 }
 
@@ -171,6 +193,9 @@ pub(crate) async fn store_parsed_events(
             None => events_per_account.push((&event.account, 1)),
         }
     }
+    state
+        .limiter()
+        .check_ingest_enabled(events_per_account.iter().map(|(account, _)| *account))?;
     state.limiter().check_ingest(
         &key.key_id,
         u32::try_from(valid_events.len()).unwrap_or(u32::MAX),
@@ -236,36 +261,6 @@ pub(crate) fn is_json_content_type(headers: &HeaderMap) -> bool {
     };
     let media_type = value.split(';').next().unwrap_or_default().trim();
     media_type.eq_ignore_ascii_case("application/json")
-}
-
-/// Reads the whole body, refusing it (413) as soon as it is known to be larger than `limit`:
-/// before reading anything when `Content-Length` says so, otherwise at the first frame past it.
-async fn read_body_within_limit(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge {
-        code: "body_too_large",
-        message: format!("request body is larger than {limit} bytes"),
-    };
-    let declared_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        // One frame (the usual case) is handed over as is; several are joined once.
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request(
-            "body_unreadable",
-            format!("request body could not be read: {error}"),
-            None,
-        )),
-    }
 }
 
 pub(crate) fn body_error(error: BodyError) -> ApiError {

@@ -7,11 +7,12 @@ mod read;
 mod tail;
 
 pub use crate::reading::export::{CSV_HEADER, export_bytes_of_rows};
-pub use export::export;
-pub use ingest::post;
+// `__path_*` are the OpenAPI operations `#[utoipa::path]` makes of each handler (`openapi`).
+pub use export::{__path_export, export};
+pub use ingest::{__path_post, post};
 pub(crate) use ingest::{
     EventOutcome, body_error, is_json_content_type, key_binding, read_ingest_body,
     store_parsed_events,
 };
-pub use read::{get, list};
-pub use tail::tail;
+pub use read::{__path_get, __path_list, get, list};
+pub use tail::{__path_tail, tail};

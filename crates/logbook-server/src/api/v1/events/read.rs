@@ -16,13 +16,31 @@ use crate::error::ApiError;
 use crate::reading::parse_query_parameter;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParameters {
     q: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "list_events",
+    tag = "events",
+    params(ListParameters),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "A page of events, newest first", body = crate::api::v1::openapi::EventPageDocument),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     reader: ReadAccount,
@@ -103,6 +121,24 @@ pub async fn list(
     Ok(json_response(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    operation_id = "get_event",
+    tag = "events",
+    params(("id" = String, Path, description = "The event id")),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "The event", body = crate::api::v1::openapi::EventDocument),
+        (status = 404, description = "No such event in this account", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     reader: ReadAccount,

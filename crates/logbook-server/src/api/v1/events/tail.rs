@@ -16,12 +16,30 @@ use crate::state::AppState;
 
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TailParameters {
     q: Option<String>,
     from_seq: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/tail",
+    operation_id = "tail_events",
+    tag = "events",
+    params(TailParameters, ("Last-Event-ID" = Option<String>, Header, description = "The seq of the last event received, to resume after it")),
+    security(("read_key" = [])),
+    responses(
+        (status = 200, description = "Server-sent events, one per new event; resume with Last-Event-ID", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable or the query ran past its time budget", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn tail(
     State(state): State<AppState>,
     reader: ReadAccount,
