@@ -249,13 +249,17 @@ pub async fn time_export(
 /// The store's own commit figures from `/metrics`, to explain the ingest figures: how many
 /// commits (fsyncs) a phase took, how many events each carried, and time spent committing and
 /// checkpointing.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CommitCounters {
     pub commit_count: f64,
     pub committed_events: f64,
     pub commit_seconds: f64,
+    /// Of `commit_seconds`, writing the WAL and fsyncing (SQLite only).
+    pub durable_seconds: f64,
     pub checkpoint_count: f64,
     pub checkpoint_seconds: f64,
+    /// The SQLite writer's seconds per phase (`logbook_writer_phase_seconds`), by phase name.
+    pub phase_seconds: Vec<(String, f64)>,
 }
 
 impl CommitCounters {
@@ -279,9 +283,44 @@ impl CommitCounters {
             commit_count: sum_of("logbook_commit_seconds_count"),
             committed_events: sum_of("logbook_commit_events_sum"),
             commit_seconds: sum_of("logbook_commit_seconds_sum"),
+            durable_seconds: sum_of("logbook_commit_durable_seconds_sum"),
             checkpoint_count: sum_of("logbook_checkpoint_seconds_count"),
             checkpoint_seconds: sum_of("logbook_checkpoint_seconds_sum"),
+            phase_seconds: text
+                .lines()
+                .filter_map(|line| {
+                    let rest = line.strip_prefix("logbook_writer_phase_seconds_sum{")?;
+                    let phase = rest.split("phase=\"").nth(1)?.split('"').next()?;
+                    let seconds = line.rsplit(' ').next()?.parse::<f64>().ok()?;
+                    Some((phase.to_owned(), seconds))
+                })
+                .collect(),
         })
+    }
+
+    /// The writer's microseconds per committed event in each phase between `earlier` and `self`,
+    /// with the WAL write and fsync of the commit as the last phase; empty on PostgreSQL.
+    pub fn phase_micros_per_event_since(&self, earlier: &Self) -> Vec<(String, f64)> {
+        let events = (self.committed_events - earlier.committed_events).max(1.0);
+        let mut phases: Vec<(String, f64)> = self
+            .phase_seconds
+            .iter()
+            .map(|(phase, seconds)| {
+                let before = earlier
+                    .phase_seconds
+                    .iter()
+                    .find(|(earlier_phase, _)| earlier_phase == phase)
+                    .map_or(0.0, |(_, seconds)| *seconds);
+                (phase.clone(), (seconds - before) * 1e6 / events)
+            })
+            .collect();
+        if !phases.is_empty() {
+            phases.push((
+                "commit (WAL write + fsync)".to_owned(),
+                (self.durable_seconds - earlier.durable_seconds) * 1e6 / events,
+            ));
+        }
+        phases
     }
 
     /// What happened between `earlier` and `self`, as one printable line.
@@ -290,11 +329,110 @@ impl CommitCounters {
         let events = self.committed_events - earlier.committed_events;
         let commit_seconds = self.commit_seconds - earlier.commit_seconds;
         format!(
-            "{commits:.0} commits, {:.1} events per commit, {:.2} ms per commit (insert + fsync), {:.0} checkpoints taking {:.2}s",
+            "{commits:.0} commits, {:.1} events per commit, {:.2} ms per commit (insert + fsync) of which {:.2} ms WAL write + fsync, {:.0} checkpoints taking {:.2}s",
             events / commits.max(1.0),
             commit_seconds * 1000.0 / commits.max(1.0),
+            (self.durable_seconds - earlier.durable_seconds) * 1000.0 / commits.max(1.0),
             self.checkpoint_count - earlier.checkpoint_count,
             self.checkpoint_seconds - earlier.checkpoint_seconds
         )
     }
+}
+
+/// Sends every body at a fixed offered rate (`requests_per_second`), open loop: request `i` is
+/// due at `start + i / rate` whether or not earlier ones were answered, and its latency runs from
+/// when it was due, so a server that falls behind shows it in the tail instead of slowing the
+/// sender down (no coordinated omission).
+pub async fn ingest_at_fixed_rate(
+    client: &reqwest::Client,
+    base_url: &str,
+    ingest_key: &str,
+    bodies: Arc<RequestBodies>,
+    requests_per_second: f64,
+) -> anyhow::Result<IngestFigures> {
+    let url = Arc::new(format!("{base_url}/api/v1/events"));
+    let authorization = Arc::new(format!("Bearer {ingest_key}"));
+    let interval = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(bodies.len());
+    for index in 0..bodies.len() {
+        let due = started + interval * index as u32;
+        tokio::time::sleep_until(due).await;
+        let client = client.clone();
+        let bodies = Arc::clone(&bodies);
+        let url = Arc::clone(&url);
+        let authorization = Arc::clone(&authorization);
+        tasks.push(tokio::spawn(async move {
+            let (body, events_in_body) = &bodies[index];
+            let response = client
+                .post(url.as_str())
+                .header("authorization", authorization.as_str())
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .context("sending an ingest request")?;
+            let status = response.status();
+            let answer = response.bytes().await.context("reading an ingest answer")?;
+            let latency = due.elapsed();
+            if !status.is_success() {
+                bail!(
+                    "ingest answered {status}: {}",
+                    String::from_utf8_lossy(&answer[..answer.len().min(500)])
+                );
+            }
+            check_all_accepted(&answer, *events_in_body)?;
+            anyhow::Ok((latency, *events_in_body))
+        }));
+    }
+    let mut latency = new_latency_histogram();
+    let mut event_count = 0;
+    for task in tasks {
+        let (request_latency, events) = task.await.context("an ingest task panicked")??;
+        latency.saturating_record(request_latency.as_micros() as u64);
+        event_count += events;
+    }
+    Ok(IngestFigures {
+        event_count,
+        elapsed: started.elapsed(),
+        latency,
+    })
+}
+
+/// Runs `query_texts` round robin, one at a time with `pause` between runs, until `stop` is
+/// set, and returns one latency histogram per query: query latency while something else (ingest
+/// at a fixed rate) runs.
+pub async fn query_until_stopped(
+    client: reqwest::Client,
+    base_url: String,
+    read_key: String,
+    query_texts: Vec<String>,
+    pause: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Vec<Histogram<u64>>> {
+    let mut latencies: Vec<Histogram<u64>> = query_texts
+        .iter()
+        .map(|_| new_latency_histogram())
+        .collect();
+    let url = format!("{base_url}/api/v1/events");
+    while !stop.load(Ordering::Relaxed) {
+        for (query_text, latency) in query_texts.iter().zip(latencies.iter_mut()) {
+            let mut builder = client.get(&url).bearer_auth(&read_key);
+            builder = if query_text.is_empty() {
+                builder.query(&[("limit", "50")])
+            } else {
+                builder.query(&[("limit", "50"), ("q", query_text.as_str())])
+            };
+            let sent_at = Instant::now();
+            let response = builder.send().await.context("sending a query")?;
+            let status = response.status();
+            response.bytes().await?;
+            latency.saturating_record(sent_at.elapsed().as_micros() as u64);
+            if !status.is_success() {
+                bail!("query {query_text:?} answered {status}");
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+    Ok(latencies)
 }

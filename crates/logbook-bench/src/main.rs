@@ -6,6 +6,7 @@
 //! All load goes to the loopback address, with fixed counts, and the run stops by itself.
 
 mod baseline;
+mod hand_written;
 mod http_load;
 mod noisy_neighbour;
 mod postgres;
@@ -75,6 +76,10 @@ struct Plan {
     single_event_count: usize,
     baseline_one_per_transaction_count: usize,
     baseline_batched_count: usize,
+    /// Events of the fixed-rate phases (SQLite mode), taken from the end of the workload: batched
+    /// at half the saturation rate, then single events at half theirs.
+    rate_batched_count: usize,
+    rate_single_count: usize,
 }
 
 const BATCH_SIZE: usize = 500;
@@ -95,9 +100,15 @@ impl Plan {
             .single_events
             .unwrap_or(if arguments.quick { 10_000 } else { 100_000 })
             .min(event_count / 2);
+        // A tenth of the events for the fixed-rate batched phase (whole batches), a tenth of the
+        // single events for the fixed-rate single phase.
+        let rate_batched_count = (event_count / 10 / BATCH_SIZE) * BATCH_SIZE;
+        let rate_single_count = single_event_count / 10;
         Self {
             event_count,
             single_event_count,
+            rate_batched_count,
+            rate_single_count,
             baseline_one_per_transaction_count: (if arguments.quick { 2_000 } else { 10_000 })
                 .min(event_count),
             baseline_batched_count: (if arguments.quick { 20_000 } else { 200_000 })
@@ -127,15 +138,17 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     let machine = report::describe_machine();
     println!("logbook-bench on {machine}");
     println!(
-        "plan: {} events over {} accounts (seed {}), {} batched in {}s over {} connections, {} single from {} producers",
+        "plan: {} events over {} accounts (seed {}), {} batched in {}s over {} connections, {} single from {} producers, then {} batched and {} single at half those rates",
         plan.event_count,
         arguments.accounts,
         arguments.seed,
-        plan.event_count - plan.single_event_count,
+        plan.event_count - plan.single_event_count - plan.rate_batched_count,
         BATCH_SIZE,
         arguments.batch_connections,
-        plan.single_event_count,
-        SINGLE_EVENT_PRODUCERS
+        plan.single_event_count - plan.rate_single_count,
+        SINGLE_EVENT_PRODUCERS,
+        plan.rate_batched_count,
+        plan.rate_single_count
     );
 
     let generation_started = Instant::now();
@@ -146,9 +159,18 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         zipf_exponent: 1.1,
     };
     let workload = Workload::generate(shape, clock.now());
-    let batched_event_count = plan.event_count - plan.single_event_count;
-    let (batch_bodies, single_bodies, wire_bytes) =
-        serialize_bodies(&workload, batched_event_count);
+    // The workload in order: saturated batched, saturated single, fixed-rate batched, fixed-rate
+    // single.
+    let batched_end = plan.event_count - plan.single_event_count - plan.rate_batched_count;
+    let single_end = batched_end + plan.single_event_count - plan.rate_single_count;
+    let rate_batched_end = single_end + plan.rate_batched_count;
+    let (batch_bodies, mut wire_bytes) = serialize_batches(&workload, 0..batched_end);
+    let (single_bodies, single_wire_bytes) = serialize_singles(&workload, batched_end..single_end);
+    let (rate_batch_bodies, rate_batch_wire_bytes) =
+        serialize_batches(&workload, single_end..rate_batched_end);
+    let (rate_single_bodies, rate_single_wire_bytes) =
+        serialize_singles(&workload, rate_batched_end..plan.event_count);
+    wire_bytes += single_wire_bytes + rate_batch_wire_bytes + rate_single_wire_bytes;
     let (largest_account, largest_account_events) = workload.largest_account();
     println!(
         "generated {} events ({:.0} B of JSON each on average) in {:.1}s; largest account {largest_account} holds {largest_account_events}",
@@ -185,6 +207,7 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     let written_after_batched = report::bytes_written_to_storage();
     let after_batched = CommitCounters::scrape(&client, &running.base_url).await?;
     println!("  store: {}", after_batched.describe_since(&before_batched));
+    print_writer_phases(&after_batched, &before_batched);
     let single = http_load::ingest(
         &client,
         &running.base_url,
@@ -206,14 +229,79 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     let single_written_bytes_per_event =
         (written_after_single - written_after_batched) as f64 / single.event_count as f64;
     println!("  store: {}", after_single.describe_since(&after_batched));
+    print_writer_phases(&after_single, &after_batched);
     println!(
         "  written to storage per event: {batched_written_bytes_per_event:.0} B batched, {single_written_bytes_per_event:.0} B single"
     );
-    let stored_event_count = batched.event_count + single.event_count;
+
+    // Latency at a fixed offered rate: half the highest sustained rate of each kind, with the
+    // selective queries running one at a time beside the batched phase.
+    let (actor_id, ip) = workload.sample_actor_and_ip(&largest_account);
+    let rate_batched_events_per_second = batched.events_per_second() / 2.0;
+    let stop_queries = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let queries_beside_ingest = tokio::spawn(http_load::query_until_stopped(
+        client.clone(),
+        running.base_url.clone(),
+        running.read_key.clone(),
+        vec![String::new(), format!("ip:{ip}"), RARE_WORD.to_owned()],
+        std::time::Duration::from_millis(10),
+        stop_queries.clone(),
+    ));
+    let rate_batched = http_load::ingest_at_fixed_rate(
+        &client,
+        &running.base_url,
+        &running.ingest_key,
+        Arc::new(rate_batch_bodies),
+        rate_batched_events_per_second / BATCH_SIZE as f64,
+    )
+    .await?;
+    stop_queries.store(true, std::sync::atomic::Ordering::Relaxed);
+    let query_latencies_beside_ingest = queries_beside_ingest
+        .await
+        .context("the query task panicked")??;
+    println!(
+        "ingest at half rate, batches of {BATCH_SIZE}: {} events offered at {rate_batched_events_per_second:.0} events/s, done in {:.1}s, ack p50 {} µs, p99 {} µs",
+        rate_batched.event_count,
+        rate_batched.elapsed.as_secs_f64(),
+        rate_batched.latency.value_at_quantile(0.5),
+        rate_batched.latency.value_at_quantile(0.99)
+    );
+    for (name, latency) in ["newest 50", "ip filter", "rare word"]
+        .iter()
+        .zip(&query_latencies_beside_ingest)
+    {
+        println!(
+            "  query {name} beside it: p50 {} µs, p99 {} µs over {} runs",
+            latency.value_at_quantile(0.5),
+            latency.value_at_quantile(0.99),
+            latency.len()
+        );
+    }
+    let rate_single_events_per_second = single.events_per_second() / 2.0;
+    let rate_single = http_load::ingest_at_fixed_rate(
+        &client,
+        &running.base_url,
+        &running.ingest_key,
+        Arc::new(rate_single_bodies),
+        rate_single_events_per_second,
+    )
+    .await?;
+    println!(
+        "ingest at half rate, one event per request: {} events offered at {rate_single_events_per_second:.0} events/s, done in {:.1}s, ack p50 {} µs, p99 {} µs",
+        rate_single.event_count,
+        rate_single.elapsed.as_secs_f64(),
+        rate_single.latency.value_at_quantile(0.5),
+        rate_single.latency.value_at_quantile(0.99)
+    );
+    let stored_event_count = batched.event_count
+        + single.event_count
+        + rate_batched.event_count
+        + rate_single.event_count;
 
     let baselines_after = run_baselines(&workload, &plan, clock.now(), "after")?;
     let baseline_one_per_transaction = faster(baselines_before.0, baselines_after.0);
     let baseline_batched = faster(baselines_before.1, baselines_after.1);
+    let baseline_hand_written = faster(baselines_before.2, baselines_after.2);
 
     let catch_up =
         server::wait_for_attention_worker(&*running.store, ATTENTION_CATCH_UP_LIMIT).await?;
@@ -222,7 +310,6 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         catch_up.as_secs_f64()
     );
 
-    let (actor_id, ip) = workload.sample_actor_and_ip(&largest_account);
     let query_cases = [
         ("newest 50", String::new()),
         ("actor filter", format!("actor:{actor_id}")),
@@ -267,6 +354,10 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         single: &single,
         baseline_one_per_transaction: &baseline_one_per_transaction,
         baseline_batched: &baseline_batched,
+        baseline_hand_written: &baseline_hand_written,
+        rate_batched: &rate_batched,
+        rate_single: &rate_single,
+        query_latencies_beside_ingest: &query_latencies_beside_ingest,
         bytes_per_event,
         batched_written_bytes_per_event,
         single_written_bytes_per_event,
@@ -279,14 +370,14 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Baseline (a), one transaction per event, and baseline (b), 1000 events per transaction, each
-/// in a fresh database.
+/// Baseline (a), one transaction per event, baseline (b), 1000 events per transaction, each
+/// in a fresh database with the store's schema, and baseline (c), the hand-written table.
 fn run_baselines(
     workload: &Workload,
     plan: &Plan,
     received_at: time::OffsetDateTime,
     label: &str,
-) -> anyhow::Result<(BaselineFigures, BaselineFigures)> {
+) -> anyhow::Result<(BaselineFigures, BaselineFigures, BaselineFigures)> {
     let baseline_directory = tempfile::tempdir().context("creating the baseline directory")?;
     let rows = baseline::prepare_rows(
         workload,
@@ -315,7 +406,35 @@ fn run_baselines(
         batched.bytes_per_event,
         batched.written_bytes_per_event
     );
-    Ok((one_per_transaction, batched))
+    drop(rows);
+    let rows = hand_written::prepare_rows(workload, 0..plan.baseline_batched_count, received_at);
+    let hand_written = hand_written::run(
+        baseline_directory.path(),
+        &rows,
+        BASELINE_EVENTS_PER_TRANSACTION,
+    )?;
+    println!(
+        "baseline (c) the table you would write by hand, {BASELINE_EVENTS_PER_TRANSACTION} events per transaction, {label}: {} events, {:.0} events/s, {:.0} B/event on disk, {:.0} B/event written",
+        hand_written.event_count,
+        hand_written.events_per_second(),
+        hand_written.bytes_per_event,
+        hand_written.written_bytes_per_event
+    );
+    Ok((one_per_transaction, batched, hand_written))
+}
+
+/// The writer's time per event by phase, as one line (SQLite only).
+fn print_writer_phases(after: &CommitCounters, before: &CommitCounters) {
+    let phases = after.phase_micros_per_event_since(before);
+    if phases.is_empty() {
+        return;
+    }
+    let total: f64 = phases.iter().map(|(_, micros)| micros).sum();
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|(phase, micros)| format!("{phase} {micros:.1}"))
+        .collect();
+    println!("  writer µs per event: {total:.1} = {}", parts.join(", "));
 }
 
 fn faster(first: BaselineFigures, second: BaselineFigures) -> BaselineFigures {
@@ -354,18 +473,13 @@ fn print_export(format: &str, figures: &ExportFigures) {
     );
 }
 
-/// Pre-serializes every request body before any clock starts: `{"events":[...]}` bodies of
-/// `BATCH_SIZE` for the first `batched_event_count` events, one body per event for the rest.
-/// Returns the bodies (with their event counts) and the total JSON bytes of the events.
-fn serialize_bodies(
-    workload: &Workload,
-    batched_event_count: usize,
-) -> (RequestBodies, RequestBodies, usize) {
+/// `{"events":[...]}` bodies of `BATCH_SIZE` for the events of `range`, and their JSON bytes.
+fn serialize_batches(workload: &Workload, range: std::ops::Range<usize>) -> (RequestBodies, usize) {
     let mut wire_bytes = 0usize;
-    let mut batch_bodies = Vec::with_capacity(batched_event_count.div_ceil(BATCH_SIZE));
-    let mut start = 0;
-    while start < batched_event_count {
-        let end = (start + BATCH_SIZE).min(batched_event_count);
+    let mut bodies = Vec::with_capacity(range.len().div_ceil(BATCH_SIZE));
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + BATCH_SIZE).min(range.end);
         let mut body = Vec::with_capacity((end - start) * 480 + 16);
         body.extend_from_slice(b"{\"events\":[");
         for index in start..end {
@@ -377,10 +491,16 @@ fn serialize_bodies(
             wire_bytes += body.len() - before;
         }
         body.extend_from_slice(b"]}");
-        batch_bodies.push((Bytes::from(body), end - start));
+        bodies.push((Bytes::from(body), end - start));
         start = end;
     }
-    let single_bodies = (batched_event_count..workload.event_count())
+    (bodies, wire_bytes)
+}
+
+/// One body per event of `range`, and their JSON bytes.
+fn serialize_singles(workload: &Workload, range: std::ops::Range<usize>) -> (RequestBodies, usize) {
+    let mut wire_bytes = 0usize;
+    let bodies = range
         .map(|index| {
             let mut body = Vec::with_capacity(480);
             workload.event(index).write_json(&mut body);
@@ -388,7 +508,24 @@ fn serialize_bodies(
             (Bytes::from(body), 1)
         })
         .collect();
-    (batch_bodies, single_bodies, wire_bytes)
+    (bodies, wire_bytes)
+}
+
+/// Pre-serializes every request body before any clock starts: `{"events":[...]}` bodies of
+/// `BATCH_SIZE` for the first `batched_event_count` events, one body per event for the rest.
+/// Returns the bodies (with their event counts) and the total JSON bytes of the events.
+fn serialize_bodies(
+    workload: &Workload,
+    batched_event_count: usize,
+) -> (RequestBodies, RequestBodies, usize) {
+    let (batch_bodies, batch_wire_bytes) = serialize_batches(workload, 0..batched_event_count);
+    let (single_bodies, single_wire_bytes) =
+        serialize_singles(workload, batched_event_count..workload.event_count());
+    (
+        batch_bodies,
+        single_bodies,
+        batch_wire_bytes + single_wire_bytes,
+    )
 }
 
 /// Ratio of two throughputs, printed as `2.31x`.

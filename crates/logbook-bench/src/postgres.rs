@@ -33,6 +33,8 @@ use crate::{Arguments, BASELINE_EVENTS_PER_TRANSACTION, BATCH_SIZE, Plan, SINGLE
 
 /// The issue's ingest target: batched ingest at least this fraction of raw COPY.
 const INGEST_RATIO_TARGET: f64 = 0.55;
+/// Issue 17's target: batched ingest at least this fraction of the hand-written table's COPY.
+const HAND_WRITTEN_RATIO_TARGET: f64 = 0.5;
 const NEWEST_50_P99_TARGET_MICROS: u64 = 1_000;
 const SELECTIVE_P99_TARGET_MICROS: u64 = 5_000;
 const EXPORT_TARGET_EVENTS_PER_SECOND: f64 = 500_000.0;
@@ -283,6 +285,132 @@ async fn copy_baseline(
     })
 }
 
+/// Escapes `text` for a field of COPY's text format: backslash, tab, newline and carriage return.
+fn push_copy_text(line: &mut String, text: &str) {
+    for character in text.chars() {
+        match character {
+            '\\' => line.push_str("\\\\"),
+            '\t' => line.push_str("\\t"),
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            other => line.push(other),
+        }
+    }
+}
+
+fn push_copy_field(line: &mut String, value: Option<&str>) {
+    if !line.is_empty() {
+        line.push('\t');
+    }
+    match value {
+        Some(text) => push_copy_text(line, text),
+        None => line.push_str("\\N"),
+    }
+}
+
+/// Baseline (c) on PostgreSQL, "the table you would write by hand" (issue 17): one plain table
+/// with the event's columns plus its JSON (`jsonb`), one `(account, created_at)` index, a GIN
+/// index over `to_tsvector('simple', message)`, loaded with COPY (text format, the lines built
+/// before the clock starts), `BASELINE_EVENTS_PER_TRANSACTION` per transaction. No idempotency,
+/// `seq`, tree or history: none of Logbook's promises.
+async fn hand_written_copy_baseline(
+    server_url: &str,
+    workload: &Workload,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<CopyBaselineFigures> {
+    let received_at = SystemClock.now();
+    let lines: Vec<String> = range
+        .map(|index| {
+            let event = workload
+                .event(index)
+                .into_new_event(uuid::Uuid::now_v7().to_string(), received_at);
+            let created_at = event
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("generated times format");
+            let mut line = String::with_capacity(1024);
+            push_copy_field(&mut line, Some(event.id.as_str()));
+            push_copy_field(&mut line, Some(event.account.as_str()));
+            push_copy_field(&mut line, Some(&created_at));
+            push_copy_field(&mut line, Some(&event.action));
+            push_copy_field(
+                &mut line,
+                event.actor.as_ref().map(|actor| actor.id.as_str()),
+            );
+            push_copy_field(&mut line, event.ip.map(|ip| ip.to_string()).as_deref());
+            push_copy_field(&mut line, event.outcome.map(|outcome| outcome.as_str()));
+            push_copy_field(&mut line, event.key.as_deref());
+            push_copy_field(&mut line, Some(&event.message));
+            push_copy_field(&mut line, Some(&event.body_without_seq()));
+            line.push('\n');
+            line
+        })
+        .collect();
+    let database = ScratchDatabase::create(server_url, "hand").await?;
+    let (mut client, connection) = tokio_postgres::connect(&database.url, NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE events (
+                row_id bigserial PRIMARY KEY,
+                id text NOT NULL,
+                account text NOT NULL,
+                created_at timestamptz NOT NULL,
+                action text NOT NULL,
+                actor_id text,
+                ip inet,
+                outcome text,
+                idempotency_key text,
+                message text NOT NULL,
+                body jsonb NOT NULL
+            );
+            CREATE INDEX events_by_account_created ON events (account, created_at);
+            CREATE INDEX events_message_text ON events USING gin (to_tsvector('simple', message));",
+        )
+        .await
+        .context("creating the hand-written table")?;
+    let started = Instant::now();
+    for chunk in lines.chunks(BASELINE_EVENTS_PER_TRANSACTION) {
+        let transaction = client.transaction().await?;
+        let sink = transaction
+            .copy_in("COPY events (id, account, created_at, action, actor_id, ip, outcome, idempotency_key, message, body) FROM STDIN")
+            .await?;
+        let mut sink = pin!(sink);
+        let mut buffer = bytes::BytesMut::with_capacity(chunk.iter().map(String::len).sum());
+        for line in chunk {
+            buffer.extend_from_slice(line.as_bytes());
+        }
+        futures::SinkExt::send(&mut sink, buffer.freeze()).await?;
+        sink.as_mut().finish().await?;
+        transaction.commit().await?;
+    }
+    let elapsed = started.elapsed();
+    drop(client);
+    let bytes = database.size_in_bytes().await?;
+    Ok(CopyBaselineFigures {
+        event_count: lines.len(),
+        elapsed,
+        bytes_per_event: bytes as f64 / lines.len() as f64,
+    })
+}
+
+async fn run_hand_written_baseline(
+    server_url: &str,
+    workload: &Workload,
+    plan: &Plan,
+    label: &str,
+) -> anyhow::Result<CopyBaselineFigures> {
+    let figures =
+        hand_written_copy_baseline(server_url, workload, 0..plan.baseline_batched_count).await?;
+    println!(
+        "baseline (c) the table you would write by hand (COPY, GIN full text), {BASELINE_EVENTS_PER_TRANSACTION} events per transaction, {label}: {} events, {:.0} events/s, {:.0} B/event on disk",
+        figures.event_count,
+        figures.events_per_second(),
+        figures.bytes_per_event
+    );
+    Ok(figures)
+}
+
 async fn run_copy_baseline(
     server_url: &str,
     workload: &Workload,
@@ -352,6 +480,8 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
     // As in SQLite mode, the baseline runs before and after Logbook's load and the faster run
     // counts: it is the stricter comparison on a shared machine.
     let baseline_before = run_copy_baseline(&server_url, &workload, &plan, "before").await?;
+    let hand_written_before =
+        run_hand_written_baseline(&server_url, &workload, &plan, "before").await?;
 
     let database = ScratchDatabase::create(&server_url, "store").await?;
     let postgres_store = Arc::new(
@@ -520,12 +650,21 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
     } else {
         baseline_after
     };
+    let hand_written_after =
+        run_hand_written_baseline(&server_url, &workload, &plan, "after").await?;
+    let hand_written =
+        if hand_written_before.events_per_second() >= hand_written_after.events_per_second() {
+            hand_written_before
+        } else {
+            hand_written_after
+        };
 
     print_summary(&Summary {
         machine,
         batched: &batched,
         single: &single,
         baseline: &baseline,
+        hand_written: &hand_written,
         store_bytes_per_event: store_bytes as f64 / stored_event_count as f64,
         largest_account: largest_account.as_str(),
         largest_account_events,
@@ -541,6 +680,8 @@ struct Summary<'a> {
     batched: &'a IngestFigures,
     single: &'a IngestFigures,
     baseline: &'a CopyBaselineFigures,
+    /// Baseline (c): the hand-written plain table with GIN full text, loaded with COPY.
+    hand_written: &'a CopyBaselineFigures,
     store_bytes_per_event: f64,
     largest_account: &'a str,
     largest_account_events: usize,
@@ -565,6 +706,20 @@ fn print_summary(summary: &Summary<'_>) {
         "batched ingest over HTTP: {:.0} events/s = {ingest_ratio:.2}x raw COPY (target >= {INGEST_RATIO_TARGET:.2}x: {})",
         summary.batched.events_per_second(),
         verdict(ingest_ratio >= INGEST_RATIO_TARGET)
+    );
+    let hand_written_ratio = crate::ratio(
+        summary.batched.events_per_second(),
+        summary.hand_written.events_per_second(),
+    );
+    println!(
+        "baseline (c), the hand-written table with GIN full text, COPY ({BASELINE_EVENTS_PER_TRANSACTION}/transaction, faster of two runs): {:.0} events/s, {:.0} B/event in the database",
+        summary.hand_written.events_per_second(),
+        summary.hand_written.bytes_per_event
+    );
+    println!(
+        "batched ingest over HTTP: {:.0} events/s = {hand_written_ratio:.2}x the hand-written table (target >= {HAND_WRITTEN_RATIO_TARGET:.2}x: {})",
+        summary.batched.events_per_second(),
+        verdict(hand_written_ratio >= HAND_WRITTEN_RATIO_TARGET)
     );
     println!(
         "single-event ingest over HTTP: {:.0} events/s = {:.2}x raw COPY",

@@ -33,6 +33,10 @@ pub const HTTP_REQUEST_SECONDS: &str = "logbook_http_request_seconds";
 /// The store writer's commits: latency (fsync or PostgreSQL `COMMIT` included) and events each.
 pub const COMMIT_SECONDS: &str = "logbook_commit_seconds";
 pub const COMMIT_EVENTS: &str = "logbook_commit_events";
+/// The part of a SQLite group commit spent writing its pages to the WAL and fsyncing.
+pub const COMMIT_DURABLE_SECONDS: &str = "logbook_commit_durable_seconds";
+/// The SQLite writer's time inside each group, by phase of an event's write.
+pub const WRITER_PHASE_SECONDS: &str = "logbook_writer_phase_seconds";
 /// Append requests waiting for the store's writer.
 pub const WRITER_QUEUE_DEPTH: &str = "logbook_writer_queue_depth";
 /// SQLite WAL checkpoints run by the writer or its checkpointer thread.
@@ -105,6 +109,16 @@ pub fn describe_every_family() {
         COMMIT_SECONDS,
         Unit::Seconds,
         "Time of one group commit of the store's writer, fsync or PostgreSQL COMMIT included."
+    );
+    metrics::describe_histogram!(
+        COMMIT_DURABLE_SECONDS,
+        Unit::Seconds,
+        "Part of one SQLite group commit spent writing the group's pages to the WAL and fsyncing (the rest is the inserts)."
+    );
+    metrics::describe_histogram!(
+        WRITER_PHASE_SECONDS,
+        Unit::Seconds,
+        "Time the SQLite writer spent in one group on each phase of writing its events (idempotency lookup, account state, leaf hash, event row, full text, targets, actor history, tree and volume, other)."
     );
     metrics::describe_histogram!(
         COMMIT_EVENTS,

@@ -48,6 +48,12 @@
 //!   once per account per group it reads `max(event_row)` of the account's range while holding
 //!   SQLite's write lock, so a second process appending to the same file (`logbook demo` while
 //!   `serve` runs) keeps `seq` dense instead of making commits fail. It is one B-tree seek.
+//! - **Duplicates found by the unique index, not by a lookup first.** A keyed event is inserted
+//!   straight away; the unique `(account, key)` index refuses one whose key is already stored, and
+//!   only then does the writer read the original to answer with its receipt (SQLite backs out the
+//!   refused statement alone, and the seq is taken only once the row is in). Keys repeated inside
+//!   one group are answered from memory. Nearly every keyed event is new, so this saves one index
+//!   descent per event (issue 17's profile in BENCHMARKS.md).
 //! - **Fixed planner statistics.** Migration 0001 writes `sqlite_stat1` rows describing a large
 //!   multi-tenant log (an actor or ip picks a few rows of an account, an action a few hundred) and
 //!   Logbook never runs `ANALYZE`, so a fresh database plans like a full one. Tests check the plans
