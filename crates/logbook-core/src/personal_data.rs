@@ -73,7 +73,7 @@ const METADATA_PREFIX: &str = "metadata.";
 
 /// The most metadata fields an account may declare personal, and the longest name.
 pub const MAX_DECLARED_PERSONAL_FIELDS: usize = 64;
-pub const MAX_DECLARED_PERSONAL_FIELD_BYTES: usize = 128;
+pub const MAX_DECLARED_PERSONAL_FIELD_CHARACTERS: usize = 128;
 
 /// An event's random salt (module docs).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -184,20 +184,21 @@ fn error<T>(message: impl Into<String>) -> Result<T, PersonalFieldError> {
     Err(PersonalFieldError(message.into()))
 }
 
-/// A metadata member name an account declares personal: 1 to 128 bytes, no control characters.
+/// A metadata member name an account declares personal: 1 to 128 characters, no control
+/// characters, not only spaces.
 pub fn declared_personal_field(
     name: &str,
 ) -> Result<String, crate::retention::RetentionInputError> {
     let trimmed = name.trim();
     let key = trimmed.strip_prefix(METADATA_PREFIX).unwrap_or(trimmed);
     if key.is_empty()
-        || key.len() > MAX_DECLARED_PERSONAL_FIELD_BYTES
+        || key.chars().count() > MAX_DECLARED_PERSONAL_FIELD_CHARACTERS
         || key.chars().any(char::is_control)
     {
         return Err(crate::retention::RetentionInputError {
             field: "personal_metadata_fields",
             message: format!(
-                "a personal metadata field is the name of a metadata member, 1 to {MAX_DECLARED_PERSONAL_FIELD_BYTES} bytes on one line; {name:?} is not"
+                "a personal metadata field is the name of a metadata member, 1 to {MAX_DECLARED_PERSONAL_FIELD_CHARACTERS} characters on one line; {name:?} is not"
             ),
         });
     }
@@ -212,8 +213,7 @@ pub fn declared_personal_fields(
         .iter()
         .map(|name| declared_personal_field(name))
         .collect::<Result<_, _>>()?;
-    keys.sort();
-    keys.dedup();
+    // Counted as given, before duplicates fold, so the bound is the one a client can check.
     if keys.len() > MAX_DECLARED_PERSONAL_FIELDS {
         return Err(crate::retention::RetentionInputError {
             field: "personal_metadata_fields",
@@ -222,6 +222,8 @@ pub fn declared_personal_fields(
             ),
         });
     }
+    keys.sort();
+    keys.dedup();
     Ok(keys)
 }
 

@@ -28,8 +28,8 @@ use crate::store::{Store, StoreError};
 
 /// The longest retention period accepted, in days (a century).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
-/// The longest legal hold reason kept, in bytes.
-pub const MAX_HOLD_REASON_BYTES: usize = 500;
+/// The longest legal hold (or erasure) reason kept, in characters.
+pub const MAX_HOLD_REASON_CHARACTERS: usize = 500;
 
 /// Why a retention setting or a hold was refused; `field` names the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,17 +52,18 @@ pub fn retention_days(days: i64) -> Result<u32, RetentionInputError> {
         })
 }
 
-/// Why an account is held: trimmed, 1 ..= 500 bytes, no control characters.
+/// Why an account is held (or a person erased): trimmed, 1 ..= 500 characters, no control
+/// characters.
 pub fn hold_reason(text: &str) -> Result<String, RetentionInputError> {
     let reason = text.trim();
     if reason.is_empty()
-        || reason.len() > MAX_HOLD_REASON_BYTES
+        || reason.chars().count() > MAX_HOLD_REASON_CHARACTERS
         || reason.chars().any(char::is_control)
     {
         return Err(RetentionInputError {
             field: "reason",
             message: format!(
-                "a legal hold needs a reason of 1 to {MAX_HOLD_REASON_BYTES} bytes on one line"
+                "a legal hold needs a reason of 1 to {MAX_HOLD_REASON_CHARACTERS} characters on one line"
             ),
         });
     }
@@ -592,8 +593,10 @@ pub async fn age_personal_data<Pause: std::future::Future<Output = ()>>(
 /// What an erasure found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErasureOutcome {
-    /// The person's personal fields went from this many events.
-    Erased { events_changed: u64 },
+    /// The person's personal fields went from this many events. `recorded` is false when the
+    /// account's own stored-volume quota refused the `logbook.personal_data.erase` event: the
+    /// erasure stands (a quota must never keep personal data alive), and the caller logs it.
+    Erased { events_changed: u64, recorded: bool },
     /// The person has events, but nothing personal was left in them.
     NothingLeft,
     /// No event of the account has this `actor.id`.
@@ -680,9 +683,14 @@ pub async fn erase_person(
         id: actor_id.to_owned(),
         name: None,
     }];
-    store.append_events(vec![event]).await?;
+    let recorded = match store.append_events(vec![event]).await {
+        Ok(_) => true,
+        Err(StoreError::VolumeQuotaExceeded { .. }) => false,
+        Err(error) => return Err(error),
+    };
     Ok(ErasureOutcome::Erased {
         events_changed: changed,
+        recorded,
     })
 }
 

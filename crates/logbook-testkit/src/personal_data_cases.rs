@@ -296,7 +296,13 @@ pub async fn erasure_removes_one_persons_personal_data_and_is_recorded(store: Ar
     )
     .await
     .unwrap();
-    assert_eq!(outcome, ErasureOutcome::Erased { events_changed: 4 });
+    assert_eq!(
+        outcome,
+        ErasureOutcome::Erased {
+            events_changed: 4,
+            recorded: true
+        }
+    );
     let after = stored_events(&store, "acme").await;
     for (old, new) in before.iter().zip(&after) {
         if old.actor.as_ref().unwrap().id == "alice" {

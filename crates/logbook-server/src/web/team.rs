@@ -451,7 +451,7 @@ pub async fn erase_personal_data(
     .await?;
     let shown = crate::web::render::visible(actor_id).into_owned();
     let message = match outcome {
-        logbook_core::retention::ErasureOutcome::Erased { events_changed } => format!(
+        logbook_core::retention::ErasureOutcome::Erased { events_changed, .. } => format!(
             "The personal data of {shown} was removed from {events_changed} events. The events stay, and still verify; the erasure is in the log."
         ),
         logbook_core::retention::ErasureOutcome::NothingLeft => {

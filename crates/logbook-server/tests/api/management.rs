@@ -151,6 +151,31 @@ fn every_route(account: &str) -> Vec<(Method, String, Option<Value>, bool)> {
             true,
         ),
         (Method::POST, format!("{base}/limits/clear"), None, true),
+        (Method::GET, format!("{base}/retention"), None, false),
+        (
+            Method::PUT,
+            format!("{base}/retention"),
+            Some(json!({"retention_days": 400, "personal_data_days": 30})),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("{base}/erasures"),
+            Some(json!({"actor_id": "nobody@acme.com", "reason": "request 7"})),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("{base}/legal-hold"),
+            Some(json!({"reason": "case 17"})),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("{base}/legal-hold/release"),
+            Some(json!({"reason": "case closed"})),
+            false,
+        ),
     ]
 }
 
@@ -1002,5 +1027,172 @@ async fn a_body_that_is_not_an_object_is_refused_and_an_accounts_quota_never_blo
     assert_eq!(
         management.changes("acme", "logbook.limits.set").await.len(),
         2
+    );
+}
+
+#[tokio::test]
+async fn retention_legal_hold_and_erasure_are_managed_over_http_and_each_change_is_in_the_log() {
+    let management = Management::start().await;
+    let ingest = management
+        .server
+        .create_key(KeyOwner::Account(management.acme.clone()), "ingest")
+        .await;
+    let sent = management
+        .server
+        .post_events(
+            &ingest,
+            &json!({"events": [
+                event("Deleted server web-9", json!({
+                    "actor": {"id": "carol@acme.com", "name": "Carol", "type": "user"},
+                    "user_agent": "Mozilla/5.0",
+                    "metadata": {"email": "carol@acme.com"},
+                })),
+                event("Rebooted server web-1", json!({})),
+            ]}),
+        )
+        .await;
+    assert_eq!(sent.status(), 200);
+    let admin = &management.acme_admin;
+    let set = management
+        .call(
+            admin,
+            Method::PUT,
+            "/api/v1/accounts/acme/retention",
+            Some(json!({
+                "retention_days": 365,
+                "personal_data_days": 30,
+                "keep_network": true,
+                "personal_metadata_fields": ["email"],
+            })),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    let settings = json_of(set).await;
+    assert_eq!(settings["retention_days"], 365);
+    assert_eq!(settings["personal_data_days"], 30);
+    assert_eq!(settings["keep_network"], true);
+    assert_eq!(settings["personal_metadata_fields"], json!(["email"]));
+    // Bad input names its field and changes nothing.
+    for (body, field) in [
+        (json!({"retention_days": 0}), "retention_days"),
+        (json!({"personal_data_days": 99999}), "personal_data_days"),
+        (
+            json!({"personal_metadata_fields": [""]}),
+            "personal_metadata_fields",
+        ),
+    ] {
+        let refused = management
+            .call(
+                admin,
+                Method::PUT,
+                "/api/v1/accounts/acme/retention",
+                Some(body),
+            )
+            .await;
+        assert_eq!(refused.status(), 400);
+        assert_eq!(json_of(refused).await["error"]["field"], field);
+    }
+    let shown = json_of(
+        management
+            .call(admin, Method::GET, "/api/v1/accounts/acme/retention", None)
+            .await,
+    )
+    .await;
+    assert_eq!(shown["retention_days"], 365);
+
+    // Under legal hold an erasure is refused with 409 and changes nothing.
+    let held = management
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/accounts/acme/legal-hold",
+            Some(json!({"reason": "case 17"})),
+        )
+        .await;
+    assert_eq!(json_of(held).await["legal_hold"]["reason"], "case 17");
+    let refused = management
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/accounts/acme/erasures",
+            Some(json!({"actor_id": "carol@acme.com", "reason": "request 7"})),
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(error_code(&json_of(refused).await), "legal_hold");
+    management
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/accounts/acme/legal-hold/release",
+            Some(json!({"reason": "case closed"})),
+        )
+        .await;
+    let unknown = management
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/accounts/acme/erasures",
+            Some(json!({"actor_id": "nobody@acme.com", "reason": "request 8"})),
+        )
+        .await;
+    assert_eq!(unknown.status(), 409);
+    let unknown = json_of(unknown).await;
+    assert_eq!(error_code(&unknown), "unknown_actor");
+    assert_eq!(unknown["error"]["field"], "actor_id");
+    let erased = management
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/accounts/acme/erasures",
+            Some(json!({"actor_id": "carol@acme.com", "reason": "request 7"})),
+        )
+        .await;
+    assert_eq!(erased.status(), 200);
+    assert_eq!(json_of(erased).await["events_changed"], 1);
+    let events = management.changes("acme", "server.reboot").await;
+    let carol = events
+        .iter()
+        .find(|event| event["actor"]["id"] == "carol@acme.com")
+        .unwrap();
+    assert_eq!(carol["ip"], Value::Null);
+    assert_eq!(carol["metadata"]["email"], Value::Null);
+    assert_eq!(
+        carol["removed"],
+        json!([
+            "actor.name",
+            "ip",
+            "ip_network",
+            "metadata.email",
+            "user_agent"
+        ])
+    );
+    let other = events
+        .iter()
+        .find(|event| event["actor"]["id"] != "carol@acme.com")
+        .unwrap();
+    assert_eq!(
+        other["ip"], "203.0.113.9",
+        "the other person's event keeps everything"
+    );
+    let erasures = management
+        .changes("acme", "logbook.personal_data.erase")
+        .await;
+    assert_eq!(erasures.len(), 1);
+    assert_eq!(erasures[0]["actor"]["type"], "api_key");
+    assert_eq!(erasures[0]["metadata"]["reason"], "request 7");
+    assert_eq!(
+        management
+            .changes("acme", "logbook.legal_hold.set")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        management
+            .changes("acme", "logbook.retention.set")
+            .await
+            .len(),
+        1
     );
 }

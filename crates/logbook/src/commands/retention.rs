@@ -250,9 +250,17 @@ async fn run_on(
             .await?;
             let shown_actor = crate::output::inert(&actor);
             match outcome {
-                ErasureOutcome::Erased { events_changed } => writeln!(
+                ErasureOutcome::Erased {
+                    events_changed,
+                    recorded,
+                } => writeln!(
                     stdout,
-                    "erased the personal data of {shown_actor} from {events_changed} events of {account}"
+                    "erased the personal data of {shown_actor} from {events_changed} events of {account}{}",
+                    if recorded {
+                        ""
+                    } else {
+                        " (the account's daily quota refused the erasure's event; the erasure stands)"
+                    }
                 )?,
                 ErasureOutcome::NothingLeft => writeln!(
                     stdout,

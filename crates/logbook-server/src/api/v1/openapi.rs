@@ -13,7 +13,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::api::v1::manage::{accounts, keys, limits, people};
+use crate::api::v1::manage::{accounts, keys, limits, people, retention};
 use crate::api::v1::{checkpoints, events};
 
 /// The standard error body of every refusal.
@@ -188,13 +188,18 @@ impl Modify for KeySchemes {
         limits::show,
         limits::set,
         limits::clear,
+        retention::show,
+        retention::set,
+        retention::hold,
+        retention::release,
+        retention::erase,
         document,
     ),
     modifiers(&KeySchemes),
     tags(
         (name = "events", description = "Ingest and read an account's events"),
         (name = "verification", description = "Checkpoints and proofs of the verifiable log"),
-        (name = "management", description = "Accounts, keys, people and limits (admin scope)"),
+        (name = "management", description = "Accounts, keys, people, limits, retention, legal hold and erasure (admin scope)"),
     )
 )]
 pub struct ApiDocument;

@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod keys;
 pub mod limits;
 pub mod people;
+pub mod retention;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -75,6 +76,22 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/api/v1/accounts/{account}/limits/clear",
             post(limits::clear),
+        )
+        .route(
+            "/api/v1/accounts/{account}/retention",
+            get(retention::show).put(retention::set),
+        )
+        .route(
+            "/api/v1/accounts/{account}/legal-hold",
+            post(retention::hold),
+        )
+        .route(
+            "/api/v1/accounts/{account}/legal-hold/release",
+            post(retention::release),
+        )
+        .route(
+            "/api/v1/accounts/{account}/erasures",
+            post(retention::erase),
         )
 }
 
