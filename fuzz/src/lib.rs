@@ -55,7 +55,7 @@ pub fn ingest_body(input: &[u8]) {
 
             let mut producer_view = serde_json::to_value(&stored).expect("serializes");
             let fields = producer_view.as_object_mut().expect("an object");
-            for added_by_logbook in ["seq", "id", "received_at", "new_ip"] {
+            for added_by_logbook in ["seq", "id", "received_at", "new_ip", "leaf_version", "salt"] {
                 fields.remove(added_by_logbook);
             }
             if !event.created_at_was_sent {
