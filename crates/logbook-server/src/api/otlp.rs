@@ -152,6 +152,25 @@ const ORIGINS: &[(&str, &str)] = &[
 const REJECTIONS_NAMED: usize = 5;
 
 /// `POST /v1/logs`.
+#[utoipa::path(
+    post,
+    path = "/v1/logs",
+    operation_id = "otlp_export_logs",
+    tag = "producer protocols",
+    description = "OTLP/HTTP logs (application/x-protobuf or application/json, optionally gzip): each log record becomes an event of the key's account; records that lack what an event needs are rejected per record in partial_success.",
+    request_body(content = Object, description = "An ExportLogsServiceRequest", content_type = "application/json"),
+    security(("ingest_key" = [])),
+    responses(
+        (status = 200, description = "Every valid record stored durably; partial_success counts and explains the rejected ones", body = Object),
+        (status = 400, description = "The body is not an ExportLogsServiceRequest (a google.rpc.Status)", body = Object),
+        (status = 415, description = "Neither protobuf nor JSON", body = Object),
+        (status = 401, description = "No key, or a key that is unknown or revoked (in the protocol's own error format)", body = Object),
+        (status = 403, description = "The key lacks the ingest scope, or the account's ingest is turned off", body = Object),
+        (status = 413, description = "Body larger than the configured limit", body = Object),
+        (status = 429, description = "A rate limit or the daily quota refused the whole request; nothing was stored", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The store is unavailable", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn export_logs(
     State(state): State<AppState>,
     headers: HeaderMap,

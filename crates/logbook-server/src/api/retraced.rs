@@ -44,7 +44,7 @@ use crate::error::{ApiError, DialectError, ErrorDialect, RejectedEventDetail};
 use crate::state::AppState;
 
 /// One event as Retraced's clients send it (`CreateEventRequest` in Retraced's publisher API).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetracedEventRequest {
     /// What happened, e.g. `user.login`; must be a Logbook action (dotted lowercase).
@@ -63,31 +63,34 @@ pub struct RetracedEventRequest {
     pub is_anonymous: Option<bool>,
     pub is_failure: Option<bool>,
     /// Free string fields: Logbook's `metadata`, one key each.
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub fields: Option<UniqueKeyMap<String>>,
     pub component: Option<String>,
     pub version: Option<String>,
     /// The producer's own id for the event: Logbook's idempotency `key`.
     pub external_id: Option<String>,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub metadata: Option<UniqueKeyMap<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetracedGroup {
     pub id: Option<String>,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetracedActor {
     pub id: Option<String>,
     pub name: Option<String>,
     pub href: Option<String>,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub fields: Option<UniqueKeyMap<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetracedTarget {
     pub id: Option<String>,
@@ -95,18 +98,19 @@ pub struct RetracedTarget {
     pub href: Option<String>,
     #[serde(rename = "type")]
     pub target_type: Option<String>,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     pub fields: Option<UniqueKeyMap<String>>,
 }
 
 /// The body of `POST .../event/bulk`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetracedBulkRequest {
     pub events: Vec<RetracedEventRequest>,
 }
 
 /// The answer for each created event: its Logbook id and Retraced's canonical hash of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RetracedEventResponse {
     pub id: String,
     pub hash: String,
@@ -136,6 +140,25 @@ const POINTERS: &[(&str, &str)] = &[
 ];
 
 /// `POST /publisher/v1/project/{project_id}/event`.
+#[utoipa::path(
+    post,
+    path = "/publisher/v1/project/{project_id}/event",
+    operation_id = "retraced_create_event",
+    tag = "producer protocols",
+    description = "Retraced's publisher API, as @retracedhq/retraced sends it: the project is the platform (a platform ingest key as the project token), group.id is the Logbook account.",
+    params(("project_id" = String, Path, description = "Retraced's project id (any value; the key decides)")),
+    request_body = RetracedEventRequest,
+    security(("retraced_token" = [])),
+    responses(
+        (status = 201, description = "Stored durably (or already stored under its external_id)", body = RetracedEventResponse),
+        (status = 400, description = "The event cannot be represented; Retraced's error format names the field", body = Object),
+        (status = 401, description = "No key, or a key that is unknown or revoked (in the protocol's own error format)", body = Object),
+        (status = 403, description = "The key lacks the ingest scope, or the account's ingest is turned off", body = Object),
+        (status = 413, description = "Body larger than the configured limit", body = Object),
+        (status = 429, description = "A rate limit or the daily quota refused the whole request; nothing was stored", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The store is unavailable", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn create_event(
     State(state): State<AppState>,
     Path(project_id): Path<String>,
@@ -149,6 +172,25 @@ pub async fn create_event(
 }
 
 /// `POST /publisher/v1/project/{project_id}/event/bulk`.
+#[utoipa::path(
+    post,
+    path = "/publisher/v1/project/{project_id}/event/bulk",
+    operation_id = "retraced_create_events_bulk",
+    tag = "producer protocols",
+    description = "Retraced's bulk publisher call: every event is stored, or none is.",
+    params(("project_id" = String, Path, description = "Retraced's project id (any value; the key decides)")),
+    request_body = RetracedBulkRequest,
+    security(("retraced_token" = [])),
+    responses(
+        (status = 201, description = "Stored durably, one answer per event in order", body = Vec<RetracedEventResponse>),
+        (status = 400, description = "An event cannot be represented; Retraced's error format names it", body = Object),
+        (status = 401, description = "No key, or a key that is unknown or revoked (in the protocol's own error format)", body = Object),
+        (status = 403, description = "The key lacks the ingest scope, or the account's ingest is turned off", body = Object),
+        (status = 413, description = "Body larger than the configured limit", body = Object),
+        (status = 429, description = "A rate limit or the daily quota refused the whole request; nothing was stored", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The store is unavailable", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn create_events_bulk(
     State(state): State<AppState>,
     Path(project_id): Path<String>,

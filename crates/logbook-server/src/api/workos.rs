@@ -41,7 +41,7 @@ use crate::error::{ApiError, DialectError, ErrorDialect, RejectedEventDetail};
 use crate::state::AppState;
 
 /// The body of `POST /audit_logs/events`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOsCreateEventRequest {
     /// The organization: the Logbook account (ASCII letters lowercased).
@@ -50,7 +50,7 @@ pub struct WorkOsCreateEventRequest {
 }
 
 /// One audit log event as WorkOS's SDKs send it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOsAuditLogEvent {
     pub action: String,
@@ -62,21 +62,23 @@ pub struct WorkOsAuditLogEvent {
     pub targets: Vec<WorkOsEntity>,
     pub context: WorkOsContext,
     /// String, number or boolean values: Logbook's `metadata`.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<UniqueKeyMap<Value>>,
 }
 
 /// An actor or a target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOsEntity {
     pub id: String,
     #[serde(rename = "type")]
     pub entity_type: String,
     pub name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<UniqueKeyMap<Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOsContext {
     /// An IP address or another place identifier.
@@ -85,7 +87,7 @@ pub struct WorkOsContext {
 }
 
 /// The answer to a created (or replayed) event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WorkOsCreateEventResponse {
     pub success: bool,
 }
@@ -133,6 +135,26 @@ fn invalid_event(field: String, code: &'static str, message: String) -> DialectE
 }
 
 /// `POST /audit_logs/events`.
+#[utoipa::path(
+    post,
+    path = "/audit_logs/events",
+    operation_id = "workos_create_event",
+    tag = "producer protocols",
+    description = "WorkOS's audit log events API, as its SDKs send it: organization_id is the Logbook account; the Idempotency-Key header is honoured.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Stores the event once however often it is sent")),
+    request_body = WorkOsCreateEventRequest,
+    security(("ingest_key" = [])),
+    responses(
+        (status = 201, description = "Stored durably (or already stored under its idempotency key)", body = WorkOsCreateEventResponse),
+        (status = 400, description = "The event cannot be represented; WorkOS's error format names the field", body = Object),
+        (status = 422, description = "Refused as WorkOS refuses it (WorkOS's error format)", body = Object),
+        (status = 401, description = "No key, or a key that is unknown or revoked (in the protocol's own error format)", body = Object),
+        (status = 403, description = "The key lacks the ingest scope, or the account's ingest is turned off", body = Object),
+        (status = 413, description = "Body larger than the configured limit", body = Object),
+        (status = 429, description = "A rate limit or the daily quota refused the whole request; nothing was stored", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "The store is unavailable", body = Object, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
 pub async fn create_event(
     State(state): State<AppState>,
     headers: HeaderMap,

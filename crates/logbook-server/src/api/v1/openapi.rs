@@ -4,7 +4,8 @@
 //! `#[utoipa::path]` on its handler, and the management API's bodies are the very types the
 //! handlers parse and answer (`manage::*`), so a field added there is in the document. The event
 //! routes write their JSON by hand for speed (`events::read`); their shapes are described here by
-//! `*Document` types, which a test compares with real answers.
+//! `*Document` types, which a test compares with real answers. The producer protocols (Retraced,
+//! WorkOS, OTLP/HTTP) are in it too, at their own paths, with the wire types their handlers parse.
 //!
 //! `openapi_tests` fails when a route of the route table (`routes.rs`, `manage::routes`) is
 //! missing from the document.
@@ -128,6 +129,16 @@ struct KeySchemes;
 impl Modify for KeySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        // Retraced's clients send their project token as `Authorization: token=...`.
+        components.add_security_scheme(
+            "retraced_token",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "Authorization",
+                    "A platform ingest key as Retraced's project token: Authorization: token=lbk_...",
+                ),
+            )),
+        );
         for (name, description) in [
             (
                 "ingest_key",
@@ -193,12 +204,17 @@ impl Modify for KeySchemes {
         retention::hold,
         retention::release,
         retention::erase,
+        crate::api::retraced::create_event,
+        crate::api::retraced::create_events_bulk,
+        crate::api::workos::create_event,
+        crate::api::otlp::export_logs,
         document,
     ),
     modifiers(&KeySchemes),
     tags(
         (name = "events", description = "Ingest and read an account's events"),
         (name = "verification", description = "Checkpoints and proofs of the verifiable log"),
+        (name = "producer protocols", description = "The APIs of the audit-log products and clients platforms already run (Retraced, WorkOS, OpenTelemetry), at their own paths"),
         (name = "management", description = "Accounts, keys, people, limits, retention, legal hold and erasure (admin scope)"),
     )
 )]
@@ -227,7 +243,8 @@ mod openapi_tests {
 
     use super::*;
 
-    /// Every `(method, path)` the route tables declare under `/api/v1`, read from their source
+    /// Every `(method, path)` the route tables declare under `/api/v1` and for the producer
+    /// protocols, read from their source
     /// so a route added without a `#[utoipa::path]` fails this test.
     fn routed_operations() -> BTreeSet<(String, String)> {
         let mut operations = BTreeSet::new();
@@ -255,7 +272,11 @@ mod openapi_tests {
                 };
                 let rest = &arguments[path_start + 1..];
                 let path = &rest[..rest.find('"').expect("a closed path literal")];
-                if !path.starts_with("/api/v1") {
+                // `/api/v1`, and the producer protocols at their own paths.
+                if !["/api/v1", "/publisher/v1", "/audit_logs", "/v1/logs"]
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix))
+                {
                     continue;
                 }
                 let handlers = &rest[path.len()..];
