@@ -164,17 +164,34 @@ fn age_event(
     metadata.insert("events_changed".into(), outcome.events_changed.into());
     metadata.insert("personal_data_days".into(), policy.days.into());
     metadata.insert("keep_network".into(), policy.keep_network.into());
+    retention_event(
+        account,
+        PERSONAL_DATA_AGE_ACTION,
+        format!(
+            "Removed the personal data of {} events older than {} days, below seq {}",
+            outcome.events_changed, policy.days, outcome.aged_below_seq
+        ),
+        metadata,
+        now,
+    )
+}
+
+/// An event the retention worker writes into an account's own log, as the Logbook system.
+fn retention_event(
+    account: &AccountId,
+    action: &str,
+    message: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    now: time::OffsetDateTime,
+) -> NewEvent {
     NewEvent {
         id: uuid::Uuid::now_v7().to_string().into(),
         account: account.clone(),
         received_at: now,
         created_at: now,
         created_at_was_sent: false,
-        action: PERSONAL_DATA_AGE_ACTION.to_owned(),
-        message: format!(
-            "Removed the personal data of {} events older than {} days, below seq {}",
-            outcome.events_changed, policy.days, outcome.aged_below_seq
-        ),
+        action: action.to_owned(),
+        message,
         actor: Some(Actor {
             id: "logbook".into(),
             name: Some("Logbook retention".into()),
@@ -270,28 +287,13 @@ fn prune_event(
     metadata.insert("pruned_below_seq".into(), pruned_below_seq.into());
     metadata.insert("policy".into(), policy.into());
     metadata.insert("received_before".into(), cutoff_text.clone().into());
-    NewEvent {
-        id: uuid::Uuid::now_v7().to_string().into(),
-        account: account.clone(),
-        received_at: now,
-        created_at: now,
-        created_at_was_sent: false,
-        action: PRUNE_ACTION.to_owned(),
-        message: format!(
+    retention_event(
+        account,
+        PRUNE_ACTION,
+        format!(
             "Removed the events below seq {pruned_below_seq}, received before {cutoff_text} ({policy})"
         ),
-        actor: Some(Actor {
-            id: "logbook".into(),
-            name: Some("Logbook retention".into()),
-            actor_type: Some(ActorType::System),
-        }),
-        ip: None,
-        user_agent: None,
-        outcome: Some(Outcome::Success),
-        targets: Vec::new(),
-        changes: Vec::new(),
-        metadata: Some(metadata),
-        key: None,
-        salt: logbook_core::personal_data::EventSalt::random(),
-    }
+        metadata,
+        now,
+    )
 }
