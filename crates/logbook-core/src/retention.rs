@@ -63,7 +63,7 @@ pub fn hold_reason(text: &str) -> Result<String, RetentionInputError> {
         return Err(RetentionInputError {
             field: "reason",
             message: format!(
-                "a legal hold needs a reason of 1 to {MAX_HOLD_REASON_CHARACTERS} characters on one line"
+                "a reason (kept in the account's log) is 1 to {MAX_HOLD_REASON_CHARACTERS} characters on one line"
             ),
         });
     }
