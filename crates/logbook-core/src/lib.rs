@@ -30,6 +30,7 @@ pub mod terminal_text;
 pub mod totp;
 
 pub mod unfamiliar_ip;
+pub mod viewer;
 pub mod volume_quota;
 pub use account::AccountId;
 pub use clock::{Clock, ManualClock, SystemClock};

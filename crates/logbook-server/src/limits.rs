@@ -170,6 +170,10 @@ pub enum LimitScope {
     KeyIngest,
     AccountReads,
     KeyReads,
+    /// Viewer sessions made for one account (`web::viewer::ViewerSessionThrottle`).
+    AccountViewerSessions,
+    /// Viewer sessions made with one key.
+    KeyViewerSessions,
 }
 
 impl LimitScope {
@@ -179,6 +183,12 @@ impl LimitScope {
             LimitScope::KeyIngest => "this API key's ingest rate (events per second)",
             LimitScope::AccountReads => "this account's read rate (requests per second)",
             LimitScope::KeyReads => "this API key's read rate (requests per second)",
+            LimitScope::AccountViewerSessions => {
+                "this account's rate of new viewer sessions (per minute)"
+            }
+            LimitScope::KeyViewerSessions => {
+                "this API key's rate of new viewer sessions (per minute)"
+            }
         }
     }
 }
@@ -497,6 +507,8 @@ fn scope_label(scope: LimitScope) -> &'static str {
         LimitScope::KeyIngest => "key_ingest",
         LimitScope::AccountReads => "account_reads",
         LimitScope::KeyReads => "key_reads",
+        LimitScope::AccountViewerSessions => "account_viewer_sessions",
+        LimitScope::KeyViewerSessions => "key_viewer_sessions",
     }
 }
 

@@ -1,7 +1,7 @@
 //! The route table: every path Logbook answers, in one place, with the middleware around them.
 
 use axum::Router;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
 use crate::web::{
-    activity, alerts, assets, attention, first_run, keys, login, networks, security, team,
+    activity, alerts, assets, attention, first_run, keys, login, networks, security, team, viewer,
 };
 use crate::{health, metrics};
 
@@ -115,6 +115,20 @@ pub fn router(state: AppState) -> Router {
             "/security/sessions/{handle}/end",
             post(security::end_session),
         )
+        // The embedded view of viewer sessions: the same read-only handlers, with the session's
+        // token in the path (`web::viewer`, `web::reader`).
+        .route(
+            "/api/v1/viewer-sessions",
+            post(crate::api::v1::viewer_sessions::create),
+        )
+        .route("/view/open/{ticket}", get(viewer::open))
+        .route("/view/{token}", get(viewer::to_first_page))
+        .route("/view/{token}/", get(activity::list))
+        .route("/view/{token}/events/export", get(activity::export))
+        .route("/view/{token}/events/live", get(activity::live))
+        .route("/view/{token}/events/{id}", get(activity::get))
+        .route("/view/{token}/attention", get(attention::get))
+        .route("/view/{token}/look.css", get(viewer::look_stylesheet))
         .route("/assets/{name}", get(assets::get))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -123,6 +137,10 @@ pub fn router(state: AppState) -> Router {
             // `CatchPanicLayer` makes of a panic and gives it the request id.
             ServiceBuilder::new()
                 .layer(from_fn(request_context))
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    viewer::embedded_view_headers,
+                ))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(
                     CompressionLayer::new()

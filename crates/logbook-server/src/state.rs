@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub attention: crate::workers::attention::AttentionWorkerSettings,
     /// How long accounts keep their events, and how the pruner paces itself.
     pub retention: crate::workers::retention::RetentionSettings,
+    /// The embedded view of viewer sessions: look, framing, lifetimes, rate (`web::viewer`).
+    pub embed: crate::web::viewer::EmbedSettings,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +87,7 @@ impl Default for ServerSettings {
             delivery: crate::workers::delivery::DeliverySettings::default(),
             attention: crate::workers::attention::AttentionWorkerSettings::default(),
             retention: crate::workers::retention::RetentionSettings::default(),
+            embed: crate::web::viewer::EmbedSettings::default(),
         }
     }
 }

@@ -668,6 +668,10 @@ impl Store for PostgresStore {
         &self.shared
     }
 
+    fn viewer_sessions(&self) -> &dyn logbook_core::store::ViewerSessionStore {
+        &self.shared
+    }
+
     async fn create_account(
         &self,
         account: &AccountId,

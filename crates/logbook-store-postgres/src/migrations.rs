@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_account_management",
         include_str!("../migrations/0014_account_management.sql"),
     ),
+    (
+        15,
+        "0015_viewer_sessions",
+        include_str!("../migrations/0015_viewer_sessions.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).
@@ -180,7 +185,8 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
     if bypasses_row_security {
         // The role may change what accounts, keys and people need, and delete only what a person
         // may lose (users, sessions, used-up recovery codes) and what removing personal data
-        // forgets (new-IP history, findings about aged addresses): never an event.
+        // forgets (new-IP history, findings about aged addresses), ended viewer sessions and an
+        // account's embedded-view settings: never an event.
         // Roles are shared by every database of the cluster, so another database's start-up may
         // create it at the same moment: either error means it exists.
         client
@@ -193,6 +199,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON actor_addresses, actor_networks, attention_findings TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON viewer_sessions, embed_looks TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))

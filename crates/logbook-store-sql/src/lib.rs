@@ -27,6 +27,7 @@ pub mod retention;
 pub mod shared_store;
 mod unfamiliar_ip;
 pub mod value;
+mod viewer;
 
 pub use page_query::{
     CompiledQuery, Dialect, PageRequest, SqlBuilder, TextTerms, compile_page_query,

@@ -556,6 +556,10 @@ impl Store for SqliteStore {
         &self.shared
     }
 
+    fn viewer_sessions(&self) -> &dyn logbook_core::store::ViewerSessionStore {
+        &self.shared
+    }
+
     async fn create_account(
         &self,
         account: &AccountId,

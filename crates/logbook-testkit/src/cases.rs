@@ -27,6 +27,8 @@ pub use crate::account_management_cases::*;
 pub use crate::alerting_cases::*;
 // Unfamiliar IPs and known networks (issue 6) live in their own file too.
 pub use crate::unfamiliar_ip_cases::*;
+// Viewer sessions and the embedded view's look (issue 15).
+pub use crate::viewer_session_cases::*;
 // Stored-volume quotas (issue 7) too.
 pub use crate::volume_quota_cases::*;
 

@@ -10,6 +10,7 @@ pub mod parity;
 mod personal_data_cases;
 mod retention_cases;
 mod unfamiliar_ip_cases;
+mod viewer_session_cases;
 mod volume_quota_cases;
 
 pub use builders::{EventBuilder, clause, negated, patterns, query};
@@ -25,6 +26,10 @@ macro_rules! store_conformance_tests {
             // Account management (issue 16, account_management_cases.rs).
             account_settings_are_kept_changed_and_paged_by_name,
             admin_keys_keep_their_scope_for_an_account_and_for_the_platform,
+            // Viewer sessions of the embedded view (issue 15, viewer_session_cases.rs).
+            a_viewer_ticket_opens_once_before_its_deadline_and_the_session_is_found_by_its_token,
+            a_viewer_ticket_opened_by_two_callers_at_once_opens_one_session,
+            an_accounts_embed_look_is_kept_replaced_and_removed,
             // Retention and legal hold (issue 18, retention_cases.rs).
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,

@@ -72,6 +72,88 @@ pub struct Config {
     pub limits: LimitsSettings,
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
+    pub embed: EmbedConfig,
+}
+
+/// The embedded Activity Logs view in a platform's console (README, "Logbook in your console").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// Origins allowed to put the view in an `<iframe>` (each account may add its own).
+    pub frame_ancestors: Vec<String>,
+    /// Shown in place of "Logbook" in the view.
+    pub product_name: Option<String>,
+    /// `#rrggbb`.
+    pub accent_colour: Option<String>,
+    /// `light`, `dark` or `auto`.
+    pub theme: Option<String>,
+    /// An https URL of an image shown beside the product name.
+    pub logo_url: Option<String>,
+    /// How long a viewer-session URL may wait before it is opened.
+    pub open_within_seconds: u64,
+    /// A session's life when the request does not say.
+    pub default_session_lifetime_seconds: u64,
+    /// The longest life a request may ask for.
+    pub max_session_lifetime_seconds: u64,
+    /// Sessions one API key may make per minute; 0 turns the limit off.
+    pub sessions_per_minute_per_key: u32,
+    /// Sessions made per minute for one account; 0 turns the limit off.
+    pub sessions_per_minute_per_account: u32,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        let server = logbook_server::web::viewer::EmbedSettings::default();
+        Self {
+            frame_ancestors: Vec::new(),
+            product_name: None,
+            accent_colour: None,
+            theme: None,
+            logo_url: None,
+            open_within_seconds: server.open_within.as_secs(),
+            default_session_lifetime_seconds: server.default_session_lifetime.as_secs(),
+            max_session_lifetime_seconds: server.max_session_lifetime.as_secs(),
+            sessions_per_minute_per_key: server.sessions_per_minute_per_key,
+            sessions_per_minute_per_account: server.sessions_per_minute_per_account,
+        }
+    }
+}
+
+impl EmbedConfig {
+    /// Copies these settings into the server's, checking every value the way the management API
+    /// checks an account's (each ends up in a page or a header).
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        let look = logbook_core::viewer::EmbedLook::validate(
+            &self.frame_ancestors,
+            self.product_name.as_deref(),
+            self.accent_colour.as_deref(),
+            self.theme.as_deref(),
+            self.logo_url.as_deref(),
+        )
+        .map_err(|error| anyhow::anyhow!("embed.{}: {}", error.field, error.message))?;
+        if self.open_within_seconds == 0 || self.open_within_seconds > 3600 {
+            bail!("embed.open_within_seconds must be 1 to 3600");
+        }
+        if self.max_session_lifetime_seconds == 0
+            || self.default_session_lifetime_seconds == 0
+            || self.default_session_lifetime_seconds > self.max_session_lifetime_seconds
+        {
+            bail!(
+                "embed.default_session_lifetime_seconds must be at least 1 and at most embed.max_session_lifetime_seconds"
+            );
+        }
+        server.embed = logbook_server::web::viewer::EmbedSettings {
+            look,
+            open_within: std::time::Duration::from_secs(self.open_within_seconds),
+            default_session_lifetime: std::time::Duration::from_secs(
+                self.default_session_lifetime_seconds,
+            ),
+            max_session_lifetime: std::time::Duration::from_secs(self.max_session_lifetime_seconds),
+            sessions_per_minute_per_key: self.sessions_per_minute_per_key,
+            sessions_per_minute_per_account: self.sessions_per_minute_per_account,
+        };
+        Ok(())
+    }
 }
 
 /// How long accounts keep their events (README, "Retention and legal hold").
@@ -530,6 +612,7 @@ impl Default for Config {
             limits: LimitsSettings::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -1023,6 +1106,26 @@ personal_data_days = 0
 # Keep the /24 (IPv4) or /48 (IPv6) of an address that aging removes.
 keep_network = false
 
+[embed]
+# The Activity Logs view a platform embeds in its console with viewer sessions (README, "Logbook
+# in your console"). Origins allowed to frame it, as https://host[:port] (http:// only for
+# localhost); each account may add its own through the API. Empty means top-level only.
+frame_ancestors = []
+# How the view looks, unless an account sets its own: the product name shown in place of
+# "Logbook", an accent colour (#rrggbb), light, dark or auto, and an https URL of a logo.
+# product_name = "Example Cloud"
+# accent_colour = '#1f6feb'
+# theme = "auto"
+# logo_url = "https://cdn.example.com/logo.svg"
+# A viewer-session URL opens once, within this many seconds of its making.
+open_within_seconds = {embed_open_within}
+# How long a session lives once opened, unless the request says, and the longest it may ask for.
+default_session_lifetime_seconds = {embed_default_lifetime}
+max_session_lifetime_seconds = {embed_max_lifetime}
+# Sessions made per minute with one API key, and for one account; 0 turns a limit off.
+sessions_per_minute_per_key = {embed_per_key}
+sessions_per_minute_per_account = {embed_per_account}
+
 [limits]
 # Fair limits per account (all its keys together); a rate of 0 turns that bucket off. Over a
 # limit a request is refused whole with 429 and Retry-After; nothing of it is stored. Each rate
@@ -1066,6 +1169,11 @@ max_connections = {limit_connections}
         delivery_relp_window = defaults.delivery.relp_window,
         delivery_app_name = defaults.delivery.syslog_app_name,
         retention_interval = defaults.retention.interval_seconds,
+        embed_open_within = defaults.embed.open_within_seconds,
+        embed_default_lifetime = defaults.embed.default_session_lifetime_seconds,
+        embed_max_lifetime = defaults.embed.max_session_lifetime_seconds,
+        embed_per_key = defaults.embed.sessions_per_minute_per_key,
+        embed_per_account = defaults.embed.sessions_per_minute_per_account,
         retention_batch = defaults.retention.batch_size,
         session_idle = defaults.web.session_idle_timeout_seconds,
         session_absolute = defaults.web.session_absolute_timeout_seconds,

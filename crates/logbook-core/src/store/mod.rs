@@ -25,6 +25,7 @@ mod attention;
 mod people;
 mod retention;
 mod unfamiliar_ip;
+mod viewer;
 
 pub use accounts::AccountSettingsStore;
 pub use alerting::AlertingStore;
@@ -32,6 +33,7 @@ pub use attention::AttentionStore;
 pub use people::PeopleStore;
 pub use retention::RetentionStore;
 pub use unfamiliar_ip::UnfamiliarIpStore;
+pub use viewer::ViewerSessionStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -218,6 +220,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Each account's display name and ingest switch (see `crate::account::AccountSettings`).
     fn accounts(&self) -> &dyn AccountSettingsStore;
+
+    /// Viewer sessions of the embedded view and each account's look of it (`crate::viewer`).
+    fn viewer_sessions(&self) -> &dyn ViewerSessionStore;
 
     /// Known networks and the addresses each actor was seen from (see `crate::unfamiliar_ip`).
     fn unfamiliar_ips(&self) -> &dyn UnfamiliarIpStore;

@@ -23,6 +23,9 @@ pub enum ReadScope {
     WholeLog,
     /// Only the events this actor performed: a member, whose `actor.id` is their email.
     OwnEvents { actor_id: String },
+    /// Only the events a fixed query matches (a viewer session's `query` scope), with its known
+    /// network names already resolved to their blocks.
+    Within(Query),
 }
 
 impl ReadScope {
@@ -40,12 +43,16 @@ impl ReadScope {
     /// `query` limited to the scope. The scope's condition is one more clause, and clauses AND
     /// together, so nothing typed in the query can widen it.
     pub fn restrict(&self, mut query: Query) -> Query {
-        if let ReadScope::OwnEvents { actor_id } = self {
-            query.clauses.push(Clause {
+        match self {
+            ReadScope::WholeLog => {}
+            ReadScope::OwnEvents { actor_id } => query.clauses.push(Clause {
                 negated: false,
                 condition: Condition::Actor(vec![TextPattern::Exact(actor_id.clone())]),
                 span: 0..0,
-            });
+            }),
+            // The fixed query's clauses are added as they are: each one must hold, whatever
+            // the typed clauses say (a typed negation is one more clause, not a negation of these).
+            ReadScope::Within(fixed) => query.clauses.extend(fixed.clauses.iter().cloned()),
         }
         query
     }
@@ -58,6 +65,7 @@ impl ReadScope {
                 .actor
                 .as_ref()
                 .is_some_and(|actor| &actor.id == actor_id),
+            ReadScope::Within(fixed) => fixed.matches(event),
         }
     }
 }
@@ -116,5 +124,19 @@ mod tests {
             ReadScope::WholeLog.restrict(Query::default()),
             Query::default()
         );
+    }
+
+    #[test]
+    fn a_fixed_query_scope_holds_whatever_they_type() {
+        let scope = ReadScope::Within(query::parse("target:srv-123").unwrap());
+        let typed = query::parse("-target:srv-123 target:srv-999").unwrap();
+        let restricted = scope.restrict(typed);
+        assert_eq!(restricted.clauses.len(), 3);
+        let last = &restricted.clauses[2];
+        assert!(!last.negated);
+        assert!(matches!(
+            &last.condition,
+            Condition::Target(patterns) if patterns == &[TextPattern::Exact("srv-123".into())]
+        ));
     }
 }

@@ -3,8 +3,12 @@
 //! details (`/events/{id}`); export of the current filter (`/events/export`); live updates as
 //! server-sent events (`/events/live`).
 //!
+//! The same handlers serve the embedded view under `/view/{token}/` (`web::viewer`): they take a
+//! `Reader`, which says whose account it is, what may be seen and where links point.
+//!
 //! A `member` sees only the events they performed: the server adds `actor:<their email>` to every
-//! query it runs for them, whatever the page sent.
+//! query it runs for them, whatever the page sent; a viewer session's scope is added the same way
+//! (`ReadScope::restrict`).
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
@@ -14,7 +18,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use logbook_core::cursor;
 use logbook_core::event::{Outcome, StoredEvent};
 use logbook_core::ids::EventId;
-use logbook_core::people::UserRecord;
 use logbook_core::query::{self, Clause, Condition, TextPattern};
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
@@ -25,17 +28,13 @@ use crate::reading::tail::tail_response;
 use crate::reading::{ReadScope, parse_query_parameter, resolve_known_networks_for_live_view};
 use crate::state::AppState;
 use crate::web::audit::{self, AuditEvent};
+use crate::web::reader::Reader;
 use crate::web::render::{Chrome, WebError, html, page, utc_text, visible};
-use crate::web::session::SignedIn;
+use crate::web::viewer::framed;
 
 pub const PAGE_SIZE: u32 = 50;
 /// Previous pages remembered in the URL for "Previous".
 const MAX_TRAIL: usize = 100;
-
-/// Restricts `query` to what `user` may read (`ReadScope`): members see only their own events.
-pub fn scoped_to(user: &UserRecord, query: query::Query) -> query::Query {
-    ReadScope::of_person(user).restrict(query)
-}
 
 /// Percent-encodes a URL query component.
 pub fn url_component(text: &str) -> String {
@@ -102,7 +101,9 @@ pub struct ActivityPage {
     pub export_csv_href: String,
     pub export_ndjson_href: String,
     pub live_href: Option<String>,
-    pub only_own_events: bool,
+    /// Says what part of the log this reader sees, when it is not all of it.
+    pub scope_note: Option<String>,
+    pub may_export: bool,
     pub filtered: bool,
     /// "Verified through event N, checkpoint at T": the account's newest signed checkpoint.
     pub verified: Option<VerifiedThrough>,
@@ -207,9 +208,10 @@ pub fn fold_quick_filters(
 /// `GET /`.
 pub async fn list(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    reader: Reader,
     parameters: Result<Query<ListParameters>, QueryRejection>,
 ) -> Result<Response, WebError> {
+    let base = reader.base_path();
     let parameters = parameters
         .map(|Query(parameters)| parameters)
         .unwrap_or_default();
@@ -231,12 +233,15 @@ pub async fn list(
             &parameters.kind,
             !parameters.failures.is_empty(),
         );
-        return Ok(Redirect::to(&format!("/?q={}", url_component(&q))).into_response());
+        return Ok(framed(
+            &reader,
+            Redirect::to(&format!("{base}/?q={}", url_component(&q))).into_response(),
+        ));
     }
-    let account = signed_in.user.account.clone();
+    let account = reader.account.clone();
     let q = parameters.q;
     let q_component = url_component(&q);
-    let chrome = Chrome::new(&state, "Activity Logs", Some(&signed_in), "activity");
+    let chrome = reader.chrome(&state, "Activity Logs", "activity");
     let mut activity = ActivityPage {
         chrome,
         q: q.clone(),
@@ -245,22 +250,23 @@ pub async fn list(
         next_href: None,
         previous_href: None,
         refresh_href: String::new(),
-        export_csv_href: format!("/events/export?format=csv&q={q_component}"),
-        export_ndjson_href: format!("/events/export?format=ndjson&q={q_component}"),
+        export_csv_href: format!("{base}/events/export?format=csv&q={q_component}"),
+        export_ndjson_href: format!("{base}/events/export?format=ndjson&q={q_component}"),
         live_href: None,
-        only_own_events: !signed_in.user.role.reads_whole_log(),
+        scope_note: scope_note(&reader),
+        may_export: reader.may_export(),
         filtered: !q.trim().is_empty(),
-        verified: verified_through(&state, &signed_in.user.account).await?,
+        verified: verified_through(&state, &account).await?,
         checkpoint_public_key: state
             .checkpoint_signing()
             .map(|signing| signing.signer.verifier().to_key_text()),
-        attention: crate::web::attention::short_list(&state, &signed_in).await?,
+        attention: crate::web::attention::short_list(&state, &reader).await?,
     };
     activity.refresh_href = if parameters.cursor.is_empty() {
-        format!("/?q={q_component}")
+        format!("{base}/?q={q_component}")
     } else {
         format!(
-            "/?q={q_component}&cursor={}&trail={}",
+            "{base}/?q={q_component}&cursor={}&trail={}",
             url_component(&parameters.cursor),
             url_component(&parameters.trail)
         )
@@ -279,7 +285,7 @@ pub async fn list(
                 position: error.position,
                 term: visible(&error.term).into_owned(),
             });
-            return Ok(html(StatusCode::BAD_REQUEST, &activity));
+            return Ok(framed(&reader, html(StatusCode::BAD_REQUEST, &activity)));
         }
     };
     let after = if parameters.cursor.is_empty() {
@@ -302,7 +308,7 @@ pub async fn list(
         .query_events(
             &account,
             &EventQuery {
-                query: scoped_to(&signed_in.user, parsed),
+                query: reader.scope.restrict(parsed),
                 limit: PAGE_SIZE,
                 after,
             },
@@ -341,7 +347,7 @@ pub async fn list(
         });
         let skip = next_trail.len().saturating_sub(MAX_TRAIL);
         activity.next_href = Some(format!(
-            "/?q={q_component}&cursor={}&trail={}",
+            "{base}/?q={q_component}&cursor={}&trail={}",
             url_component(&cursor::encode(&account, next)),
             url_component(&next_trail[skip..].join(","))
         ));
@@ -349,18 +355,36 @@ pub async fn list(
     if !first_page {
         let previous = trail.pop().unwrap_or("start");
         activity.previous_href = Some(if previous == "start" {
-            format!("/?q={q_component}")
+            format!("{base}/?q={q_component}")
         } else {
             format!(
-                "/?q={q_component}&cursor={}&trail={}",
+                "{base}/?q={q_component}&cursor={}&trail={}",
                 url_component(previous),
                 url_component(&trail.join(","))
             )
         });
     }
     activity.live_href =
-        live_from.map(|seq| format!("/events/live?q={q_component}&from_seq={seq}"));
-    Ok(page(&activity))
+        live_from.map(|seq| format!("{base}/events/live?q={q_component}&from_seq={seq}"));
+    Ok(framed(&reader, page(&activity)))
+}
+
+/// What the page says about the part of the log this reader sees.
+fn scope_note(reader: &Reader) -> Option<String> {
+    match (&reader.scope, reader.viewer()) {
+        (ReadScope::WholeLog, _) => None,
+        (ReadScope::OwnEvents { .. }, None) => {
+            Some("As a member you see the events you performed yourself.".to_owned())
+        }
+        (ReadScope::OwnEvents { .. }, Some(_)) => {
+            Some("You see the events you performed yourself.".to_owned())
+        }
+        (ReadScope::Within(_), Some(viewer)) => Some(format!(
+            "You see the events matching {}; your search applies within them.",
+            visible(viewer.session.scope.fixed_query().unwrap_or_default())
+        )),
+        (ReadScope::Within(_), None) => None,
+    }
 }
 
 pub struct ChangeRow {
@@ -461,21 +485,22 @@ fn visible_pretty_json(value: &impl serde::Serialize) -> String {
 /// `GET /events/{id}`: every field of one event of the person's account (404 for any other).
 pub async fn get(
     State(state): State<AppState>,
-    signed_in: SignedIn,
-    Path(event_id): Path<EventId>,
+    reader: Reader,
+    Path(path): Path<EventPath>,
 ) -> Result<Response, WebError> {
+    let event_id = path.id;
     if event_id.as_str().len() > 64 {
         return Err(WebError::NotFound);
     }
     let row = state
         .store()
-        .get_event(&signed_in.user.account, &event_id)
+        .get_event(&reader.account, &event_id)
         .await?
         .ok_or(WebError::NotFound)?;
     let event = row
         .decode()
         .map_err(|error| WebError::Internal(error.to_string()))?;
-    if !ReadScope::of_person(&signed_in.user).may_see(&event) {
+    if !reader.scope.may_see(&event) {
         return Err(WebError::NotFound);
     }
     let actor = event.actor.as_ref();
@@ -603,20 +628,27 @@ pub async fn get(
         })
         .collect();
     let metadata = event.metadata.as_ref().map(visible_pretty_json);
-    let unfamiliar_ip = crate::web::networks::unfamiliar_ip_view(
+    let mut unfamiliar_ip = crate::web::networks::unfamiliar_ip_view(
         &state,
-        &signed_in.user.account,
+        &reader.account,
         actor.map(|actor| actor.id.as_str()),
         event.ip,
     )
     .await?;
+    if !reader.may_see_actor_history() {
+        unfamiliar_ip.seen_elsewhere.clear();
+    }
     // An address of a known network is not unfamiliar, however new it is for this actor.
     let looks_unfamiliar = (event.new_ip && unfamiliar_ip.network_name.is_empty())
         || event.outcome == Some(Outcome::Failure);
-    let inclusion = inclusion_view(&state, &signed_in.user.account, event.seq).await?;
+    let inclusion = inclusion_view(&state, &reader.account, event.seq).await?;
     let details = EventPage {
-        chrome: Chrome::new(&state, "Event details", Some(&signed_in), "activity"),
-        permalink: format!("/events/{}", url_component(event.id.as_str())),
+        chrome: reader.chrome(&state, "Event details", "activity"),
+        permalink: format!(
+            "{}/events/{}",
+            reader.base_path(),
+            url_component(event.id.as_str())
+        ),
         row: Row::of(&event),
         fields,
         changes,
@@ -626,7 +658,14 @@ pub async fn get(
         inclusion,
         unfamiliar_ip,
     };
-    Ok(page(&details))
+    Ok(framed(&reader, page(&details)))
+}
+
+/// The `{id}` of `/events/{id}` (the embedded view's path also holds its token, which the
+/// `Reader` reads).
+#[derive(Debug, Deserialize)]
+pub struct EventPath {
+    id: EventId,
 }
 
 #[derive(Debug, Deserialize)]
@@ -641,42 +680,49 @@ pub struct ExportParameters {
 /// `logbook.export` before the first byte is sent.
 pub async fn export(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    reader: Reader,
     Query(parameters): Query<ExportParameters>,
 ) -> Result<Response, ApiError> {
+    if !reader.may_export() {
+        return Err(ApiError::forbidden("this view does not include exports"));
+    }
     let format = ExportFormat::parse(parameters.format.as_deref())?;
     let filter = parse_query_parameter(Some(&parameters.q))?;
     let mut metadata = serde_json::Map::new();
     metadata.insert("format".into(), format.name().into());
     metadata.insert("query".into(), audit::truncate(&parameters.q, 2048).into());
-    audit::record(
+    if let Some(viewer) = reader.viewer() {
+        metadata.insert(
+            "viewer_session".into(),
+            viewer.session.viewer_session_id.clone().into(),
+        );
+    }
+    audit::record_with_actor_name(
         &state,
         AuditEvent {
-            account: &signed_in.user.account,
+            account: &reader.account,
             action: audit::EXPORT,
-            message: format!(
-                "{} exported events as {}",
-                signed_in.user.email,
-                format.name()
-            ),
-            actor_email: &signed_in.user.email,
-            client: &signed_in.client,
+            message: format!("{} exported events as {}", reader.label(), format.name()),
+            actor_email: reader.actor_id(),
+            client: &reader.client,
             outcome: Outcome::Success,
             targets: Vec::new(),
             metadata: Some(metadata),
         },
+        reader.viewer().map(|viewer| viewer.session.person.label()),
     )
     .await
     .map_err(|error| match error {
         WebError::Store(store_error) => ApiError::from(store_error),
         other => ApiError::internal(other),
     })?;
-    export_response(
+    let response = export_response(
         &state,
-        &signed_in.user.account,
+        &reader.account,
         format,
-        scoped_to(&signed_in.user, filter),
-    )
+        reader.scope.restrict(filter),
+    )?;
+    Ok(framed(&reader, response))
 }
 
 #[derive(Debug, Deserialize)]
@@ -689,10 +735,10 @@ pub struct LiveParameters {
 /// `GET /events/live?q=&from_seq=`: new matching events as server-sent events.
 pub async fn live(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    reader: Reader,
     Query(parameters): Query<LiveParameters>,
 ) -> Result<Response, ApiError> {
-    let account = signed_in.user.account.clone();
+    let account = reader.account.clone();
     let filter = resolve_known_networks_for_live_view(
         &state,
         &account,
@@ -706,7 +752,7 @@ pub async fn live(
     Ok(tail_response(
         &state,
         account,
-        scoped_to(&signed_in.user, filter),
+        reader.scope.restrict(filter),
         from_seq,
     ))
 }

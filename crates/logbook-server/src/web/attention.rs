@@ -13,13 +13,14 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use logbook_core::attention::{Dismissal, FindingFilter, FindingKind, FindingRecord};
+use logbook_core::attention::{Dismissal, FindingKind, FindingRecord};
 use logbook_core::event::{Outcome, Target};
 use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::web::activity::url_component;
 use crate::web::audit::{self, AuditEvent};
+use crate::web::reader::Reader;
 use crate::web::render::{Chrome, WebError, page, utc_text, visible};
 use crate::web::session::{SignedIn, check_form};
 
@@ -71,23 +72,22 @@ fn may_dismiss(signed_in: &SignedIn, record: &FindingRecord) -> bool {
             && record.finding.subject.actor() == Some(signed_in.user.email.as_str()))
 }
 
-/// What this person may list: members only the findings about themselves.
-fn filter_for(signed_in: &SignedIn, include_dismissed: bool, limit: u32) -> FindingFilter {
-    FindingFilter {
-        about_actor: (!signed_in.user.role.reads_whole_log()).then(|| signed_in.user.email.clone()),
-        include_dismissed,
-        limit,
-    }
-}
-
-fn item_of(signed_in: &SignedIn, record: &FindingRecord) -> AttentionItem {
+fn item_of(reader: &Reader, record: &FindingRecord) -> AttentionItem {
     AttentionItem {
         finding_id: record.finding_id,
         kind_label: kind_label(record.finding.kind),
         title: visible(&record.finding.title).into_owned(),
         first_at: utc_text(record.finding.first_at),
-        evidence_href: format!("/?q={}", url_component(&record.finding.evidence_query)),
-        may_dismiss: record.dismissal.is_none() && may_dismiss(signed_in, record),
+        evidence_href: format!(
+            "{}/?q={}",
+            reader.base_path(),
+            url_component(&record.finding.evidence_query)
+        ),
+        // The embedded view is read-only: its people see findings, they do not dismiss them.
+        may_dismiss: record.dismissal.is_none()
+            && reader
+                .signed_in()
+                .is_some_and(|signed_in| may_dismiss(signed_in, record)),
         dismissed: record.dismissal.as_ref().map(|dismissal| {
             format!(
                 "Dismissed by {} at {}",
@@ -98,22 +98,32 @@ fn item_of(signed_in: &SignedIn, record: &FindingRecord) -> AttentionItem {
     }
 }
 
-/// The open findings for the Activity Logs page: at most `SHORT_LIST_LENGTH`, newest first.
-pub async fn short_list(state: &AppState, signed_in: &SignedIn) -> Result<AttentionList, WebError> {
-    let records = state
+/// The findings `reader` may see, newest first (none when its scope cannot be tied to them).
+async fn findings_for(
+    state: &AppState,
+    reader: &Reader,
+    include_dismissed: bool,
+    limit: u32,
+) -> Result<Vec<FindingRecord>, WebError> {
+    let Some(filter) = reader.finding_filter(include_dismissed, limit) else {
+        return Ok(Vec::new());
+    };
+    Ok(state
         .store()
         .attention()
-        .list_findings(
-            &signed_in.user.account,
-            &filter_for(signed_in, false, SHORT_LIST_LENGTH + 1),
-        )
-        .await?;
+        .list_findings(&reader.account, &filter)
+        .await?)
+}
+
+/// The open findings for the Activity Logs page: at most `SHORT_LIST_LENGTH`, newest first.
+pub async fn short_list(state: &AppState, reader: &Reader) -> Result<AttentionList, WebError> {
+    let records = findings_for(state, reader, false, SHORT_LIST_LENGTH + 1).await?;
     let more = records.len() > SHORT_LIST_LENGTH as usize;
     Ok(AttentionList {
         items: records
             .iter()
             .take(SHORT_LIST_LENGTH as usize)
-            .map(|record| item_of(signed_in, record))
+            .map(|record| item_of(reader, record))
             .collect(),
         more,
         return_to: "/",
@@ -127,26 +137,22 @@ pub struct AttentionPage {
     pub attention: AttentionList,
 }
 
-/// `GET /attention`: every finding this person may see, dismissed ones included.
-pub async fn get(State(state): State<AppState>, signed_in: SignedIn) -> Result<Response, WebError> {
-    let records = state
-        .store()
-        .attention()
-        .list_findings(
-            &signed_in.user.account,
-            &filter_for(&signed_in, true, FULL_LIST_LENGTH),
-        )
-        .await?;
+/// `GET /attention`: every finding this reader may see, dismissed ones included.
+pub async fn get(State(state): State<AppState>, reader: Reader) -> Result<Response, WebError> {
+    let records = findings_for(&state, &reader, true, FULL_LIST_LENGTH).await?;
     let attention = AttentionList {
         items: records
             .iter()
-            .map(|record| item_of(&signed_in, record))
+            .map(|record| item_of(&reader, record))
             .collect(),
         more: false,
         return_to: "/attention",
     };
-    let chrome = Chrome::new(&state, "Needs attention", Some(&signed_in), "activity");
-    Ok(page(&AttentionPage { chrome, attention }))
+    let chrome = reader.chrome(&state, "Needs attention", "activity");
+    Ok(crate::web::viewer::framed(
+        &reader,
+        page(&AttentionPage { chrome, attention }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,7 @@ pub const SECOND_FACTOR_CHANGE: &str = "logbook.second_factor.change";
 pub const API_KEY_CREATE: &str = "logbook.api_key.create";
 pub const API_KEY_REVOKE: &str = "logbook.api_key.revoke";
 pub const EXPORT: &str = "logbook.export";
+pub const LOG_VIEW: &str = "logbook.log.view";
 
 /// One audit event about to be written.
 pub struct AuditEvent<'text> {
@@ -39,6 +40,16 @@ pub struct AuditEvent<'text> {
 /// Appends the event and waits until it is committed: an action that could not be audited is
 /// reported as failed rather than left unrecorded.
 pub async fn record(state: &AppState, event: AuditEvent<'_>) -> Result<(), WebError> {
+    record_with_actor_name(state, event, None).await
+}
+
+/// `record`, with a name for the actor beside their id (a viewer session's person, whose id is
+/// the platform's and whose name says who that is).
+pub async fn record_with_actor_name(
+    state: &AppState,
+    event: AuditEvent<'_>,
+    actor_name: Option<&str>,
+) -> Result<(), WebError> {
     let now = state.clock().now();
     let new_event = NewEvent {
         id: uuid::Uuid::now_v7().to_string().into(),
@@ -50,7 +61,7 @@ pub async fn record(state: &AppState, event: AuditEvent<'_>) -> Result<(), WebEr
         message: event.message,
         actor: Some(Actor {
             id: truncate(event.actor_email, 512).to_owned(),
-            name: None,
+            name: actor_name.map(|name| truncate(name, 512).to_owned()),
             actor_type: Some(ActorType::User),
         }),
         ip: Some(event.client.ip),

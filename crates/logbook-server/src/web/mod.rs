@@ -1,7 +1,9 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
 //! Activity Logs page with its details, export and live updates (`activity`), team, API key and
 //! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
-//! and the one stylesheet and one ES module embedded in the binary (`assets`).
+//! and the one stylesheet and one ES module embedded in the binary (`assets`). The embedded view
+//! of viewer sessions (`viewer`) serves the same Activity Logs handlers to a `Reader` (`reader`)
+//! that is either a signed-in person or the person of a viewer session.
 //!
 //! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
 //! no script; every page is served with a strict Content-Security-Policy that allows no inline
@@ -17,11 +19,13 @@ pub mod keys;
 pub mod login;
 pub mod networks;
 pub mod password;
+pub mod reader;
 pub mod render;
 pub mod security;
 pub mod session;
 pub mod team;
 pub mod throttle;
+pub mod viewer;
 
 use crate::state::ServerSettings;
 
@@ -32,6 +36,7 @@ pub struct WebServices {
     pub throttle: throttle::LoginThrottle,
     pub first_run: first_run::FirstRunSetup,
     pub test_sends: throttle::TestSendThrottle,
+    pub viewer_sessions: viewer::ViewerSessionThrottle,
 }
 
 impl WebServices {
@@ -41,6 +46,7 @@ impl WebServices {
             throttle: throttle::LoginThrottle::default(),
             first_run: first_run::FirstRunSetup::default(),
             test_sends: throttle::TestSendThrottle::default(),
+            viewer_sessions: viewer::ViewerSessionThrottle::new(&settings.embed),
         }
     }
 }

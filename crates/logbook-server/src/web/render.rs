@@ -49,6 +49,45 @@ pub struct Chrome {
     pub script_url: &'static str,
     pub support: Option<Support>,
     pub current: &'static str,
+    /// The prefix of the page's own links: empty, or `/view/{token}` in the embedded view.
+    pub base_path: String,
+    /// Set in the embedded view: the platform's look, and no Logbook navigation.
+    pub embedded: Option<EmbeddedChrome>,
+}
+
+/// What the embedded view shows around its content instead of Logbook's own header.
+pub struct EmbeddedChrome {
+    /// The platform's product name, or "Activity Logs".
+    pub product_name: String,
+    pub logo_url: Option<String>,
+    /// `light`, `dark` or `auto` (the `data-theme` of the page).
+    pub theme: &'static str,
+    /// The stylesheet with the platform's accent colour, when it set one.
+    pub look_stylesheet_url: Option<String>,
+    /// Who the view is for, as the platform named them.
+    pub person_label: String,
+}
+
+impl EmbeddedChrome {
+    pub fn new(
+        look: &logbook_core::viewer::EmbedLook,
+        person_label: &str,
+        base_path: &str,
+    ) -> Self {
+        Self {
+            product_name: look
+                .product_name
+                .clone()
+                .unwrap_or_else(|| "Activity Logs".to_owned()),
+            logo_url: look.logo_url.clone(),
+            theme: look.theme.unwrap_or_default().as_str(),
+            look_stylesheet_url: look
+                .accent_colour
+                .as_ref()
+                .map(|_| format!("{base_path}/look.css")),
+            person_label: visible(person_label).into_owned(),
+        }
+    }
 }
 
 impl Chrome {
@@ -91,6 +130,8 @@ impl Chrome {
             script_url: assets::script_url(),
             support,
             current,
+            base_path: String::new(),
+            embedded: None,
         }
     }
 }
@@ -163,11 +204,22 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An embedded-view link that is not (or no longer) a viewer session: used, tampered with,
+    /// or never issued. Never told apart, so a guess learns nothing.
+    #[error("viewer session not valid")]
+    ViewerSessionInvalid,
+    /// A viewer session past its end.
+    #[error("viewer session ended")]
+    ViewerSessionEnded,
+    /// Something the reader's viewer session does not allow (export without permission).
+    #[error("{0}")]
+    ViewerNotAllowed(&'static str),
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let mut retry_after = None;
+        let mut link: Option<(&'static str, &'static str)> = Some(("/", "Activity Logs"));
         let (status, heading, message, hints): (StatusCode, &str, String, Vec<&'static str>) =
             match self {
                 WebError::SignInRequired => return Redirect::to("/login").into_response(),
@@ -240,6 +292,36 @@ impl IntoResponse for WebError {
                         vec!["Go back and try again later, or ask your operator."],
                     ),
                 },
+                WebError::ViewerSessionInvalid => {
+                    link = None;
+                    (
+                        StatusCode::NOT_FOUND,
+                        "This link does not open anything",
+                        "This Activity Logs link was already used, has expired, or is not complete."
+                            .into(),
+                        vec![
+                            "Open Activity Logs again from your console: each link opens once, shortly after it is made.",
+                        ],
+                    )
+                }
+                WebError::ViewerSessionEnded => {
+                    link = None;
+                    (
+                        StatusCode::GONE,
+                        "This view has ended",
+                        "Your Activity Logs session has reached the end of its time.".into(),
+                        vec!["Open Activity Logs again from your console to continue."],
+                    )
+                }
+                WebError::ViewerNotAllowed(message) => {
+                    link = None;
+                    (
+                        StatusCode::FORBIDDEN,
+                        "Not allowed",
+                        message.into(),
+                        vec!["Ask your administrator for this permission."],
+                    )
+                }
                 WebError::Internal(cause) => {
                     tracing::error!(error = %cause, "a page failed");
                     (
@@ -261,12 +343,14 @@ impl IntoResponse for WebError {
                 script_url: assets::script_url(),
                 support: None,
                 current: "",
+                base_path: String::new(),
+                embedded: None,
             },
             heading: heading.to_owned(),
             message,
             hints,
-            link_href: "/",
-            link_text: "Activity Logs",
+            link_href: link.map_or("", |(href, _)| href),
+            link_text: link.map_or("", |(_, text)| text),
         };
         let mut response = html(status, &page);
         if let Some(seconds) = retry_after {

@@ -11,3 +11,4 @@ mod query;
 mod retention;
 mod support;
 mod tail;
+mod viewer_sessions;

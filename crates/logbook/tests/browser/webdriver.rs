@@ -180,6 +180,16 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Moves into the `index`th frame of the current page (WebDriver "Switch To Frame").
+    pub async fn switch_to_frame(&self, index: u64) {
+        self.post("/frame", json!({ "id": index })).await;
+    }
+
+    /// Moves back to the top-level page.
+    pub async fn switch_to_top(&self) {
+        self.post("/frame", json!({ "id": null })).await;
+    }
+
     pub async fn delete_cookies(&self) {
         self.command(reqwest::Method::DELETE, "/cookie", None).await;
     }

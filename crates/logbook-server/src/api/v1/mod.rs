@@ -4,3 +4,4 @@ pub mod checkpoints;
 pub mod events;
 pub mod manage;
 pub mod openapi;
+pub mod viewer_sessions;

@@ -14,7 +14,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::api::v1::manage::{accounts, keys, limits, people, retention};
+use crate::api::v1::manage::{accounts, embed, keys, limits, people, retention};
 use crate::api::v1::{checkpoints, events};
 
 /// The standard error body of every refusal.
@@ -204,6 +204,9 @@ impl Modify for KeySchemes {
         retention::hold,
         retention::release,
         retention::erase,
+        crate::api::v1::viewer_sessions::create,
+        embed::show,
+        embed::set,
         crate::api::retraced::create_event,
         crate::api::retraced::create_events_bulk,
         crate::api::workos::create_event,
@@ -216,6 +219,7 @@ impl Modify for KeySchemes {
         (name = "verification", description = "Checkpoints and proofs of the verifiable log"),
         (name = "producer protocols", description = "The APIs of the audit-log products and clients platforms already run (Retraced, WorkOS, OpenTelemetry), at their own paths"),
         (name = "management", description = "Accounts, keys, people, limits, retention, legal hold and erasure (admin scope)"),
+        (name = "embedding", description = "Viewer sessions and the look of the embedded Activity Logs view in a platform's console (admin scope)"),
     )
 )]
 pub struct ApiDocument;

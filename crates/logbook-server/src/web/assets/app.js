@@ -52,7 +52,8 @@ function rowOf(event) {
   const message = document.createElement("td");
   message.className = "message";
   const link = document.createElement("a");
-  link.href = "/events/" + encodeURIComponent(event.id);
+  // The embedded view's links keep its `/view/{token}` prefix (the body's data-base-path).
+  link.href = (document.body.dataset.basePath ?? "") + "/events/" + encodeURIComponent(event.id);
   link.textContent = visible(event.message);
   message.append(link);
   if (event.outcome === "failure") {
@@ -67,11 +68,15 @@ function rowOf(event) {
     const badge = document.createElement("span");
     badge.className = "badge new-ip";
     badge.textContent = event.ip + " · new";
-    const review = document.createElement("a");
-    review.href = "/security";
-    review.className = "unfamiliar";
-    review.textContent = "Unfamiliar?";
-    ip.append(badge, " ", review);
+    ip.append(badge);
+    // The embedded view has no security page of its own to send people to.
+    if (!document.body.dataset.basePath) {
+      const review = document.createElement("a");
+      review.href = "/security";
+      review.className = "unfamiliar";
+      review.textContent = "Unfamiliar?";
+      ip.append(" ", review);
+    }
   } else {
     ip.textContent = event.ip ?? "";
   }

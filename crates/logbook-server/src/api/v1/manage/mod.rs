@@ -16,6 +16,7 @@
 //! changes nothing; a change that lost a race (`409`) says so.
 
 pub mod accounts;
+pub mod embed;
 pub mod keys;
 pub mod limits;
 pub mod people;
@@ -92,6 +93,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/api/v1/accounts/{account}/erasures",
             post(retention::erase),
+        )
+        .route(
+            "/api/v1/accounts/{account}/embed",
+            get(embed::show).put(embed::set),
         )
 }
 
