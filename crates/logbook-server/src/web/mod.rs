@@ -1,7 +1,8 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
 //! Activity Logs page with its details, export and live updates (`activity`), team, API key and
 //! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
-//! and the one stylesheet and one ES module embedded in the binary (`assets`).
+//! and the one stylesheet and one ES module embedded in the binary (`assets`), plus the event
+//! view's in-browser check of its proof and checkpoint (`browser_verification`, `assets/verify.js`).
 //!
 //! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
 //! no script; every page is served with a strict Content-Security-Policy that allows no inline
@@ -12,6 +13,7 @@ pub mod alerts;
 pub mod assets;
 pub mod attention;
 pub mod audit;
+pub mod browser_verification;
 pub mod first_run;
 pub mod keys;
 pub mod login;

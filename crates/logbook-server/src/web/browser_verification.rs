@@ -1,0 +1,89 @@
+//! "Verified in your browser" on the event view (issue 15, item 5): what the page hands to
+//! `assets/verify.js` so the browser itself checks the event against the signed checkpoint.
+//!
+//! The browser gets the same inputs a verifiable export gives a reader (`reading::verifiable_export`):
+//! the event exactly as stored (its JSON object with `seq`, including leaf version 2's salts and
+//! kept commitments), its leaf hash, the inclusion proof, the signed checkpoint, and the
+//! checkpoint key `logbook checkpoint-key` prints. They travel as data attributes, which the
+//! template escapes like any text and the browser never executes, so the page keeps its strict
+//! CSP and hostile event text stays inert. The script takes no URL from anywhere, so the view
+//! works under any path prefix.
+//!
+//! The key comes from the same server as the page, so on its own the check proves the page's data
+//! is consistent with a checkpoint signed by that key; the person compares the key with the one
+//! their operator publishes and can pin it in the browser (README, "Verified in your browser").
+
+use logbook_core::EventRow;
+
+use crate::web::activity::InclusionView;
+use crate::web::assets;
+
+/// The data attributes of the event view's `#browser-verification` section.
+pub struct BrowserVerificationView {
+    /// The stored event as JSON, exactly the object a verifiable export line starts from.
+    pub event_json: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub root_hash: String,
+    /// The proof's hashes, lowercase hex, separated by single spaces.
+    pub audit_path: String,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// When this server says it signed the checkpoint (the note itself carries no time).
+    pub signed_at: String,
+    /// `<name>+<key ID>+<key>` as `logbook checkpoint-key` prints it; empty when this server has
+    /// no signing key (the script then says the signature cannot be checked here).
+    pub verifier_key: String,
+    /// `<name>+<key ID>`, how the page names the key before the script runs.
+    pub verifier_key_label: String,
+    /// The hashed URL of `verify.js`, which `app.js` imports on this page only.
+    pub script_url: &'static str,
+}
+
+impl BrowserVerificationView {
+    pub fn new(row: &EventRow, inclusion: &InclusionView, verifier_key: Option<String>) -> Self {
+        let verifier_key = verifier_key.unwrap_or_default();
+        Self {
+            event_json: row.to_json(),
+            leaf_index: inclusion.seq,
+            tree_size: inclusion.tree_size,
+            leaf_hash: inclusion.leaf_hash.clone(),
+            root_hash: inclusion.root_hash.clone(),
+            audit_path: inclusion.proof.join(" "),
+            checkpoint: inclusion.checkpoint.clone(),
+            signed_at: inclusion.signed_at.clone(),
+            verifier_key_label: key_label(&verifier_key),
+            verifier_key,
+            script_url: assets::verification_script_url(),
+        }
+    }
+}
+
+/// `<name>+<key ID>` of a verifier key's text: the part a person compares by eye.
+fn key_label(verifier_key: &str) -> String {
+    verifier_key
+        .splitn(3, '+')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logbook_core::checkpoint::CheckpointSigner;
+
+    #[test]
+    fn the_key_label_is_the_name_and_key_id_of_the_printed_key() {
+        let signer = CheckpointSigner::generate([7; 32], "logbook.example.org").unwrap();
+        let text = signer.verifier().to_key_text();
+        let label = key_label(&text);
+        assert!(text.starts_with(&format!("{label}+")), "{label} of {text}");
+        let (name, id) = label.split_once('+').unwrap();
+        assert_eq!(name, "logbook.example.org");
+        assert_eq!(id.len(), 8);
+        assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(key_label(""), "");
+    }
+}
