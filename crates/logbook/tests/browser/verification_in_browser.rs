@@ -136,6 +136,33 @@ async fn an_event_opened_after_its_checkpoint_is_signed_says_verified_in_your_br
         .execute("return window.__cspViolations || [];", json!([]))
         .await;
     assert_eq!(violations, json!([]), "the check keeps the page's CSP");
+
+    // The outcome, at desktop and phone width, without sideways scrolling.
+    let directory = screenshot_directory();
+    std::fs::create_dir_all(&directory).unwrap();
+    for width in [1280, 360] {
+        browser
+            .devtools(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600 }),
+            )
+            .await;
+        open_checked_event(browser, &site, &ids[2]).await;
+        browser
+            .execute(
+                "document.getElementById('browser-verification').scrollIntoView();",
+                json!([]),
+            )
+            .await;
+        save_screenshot(
+            browser,
+            &directory,
+            "event-verified-in-browser",
+            "light",
+            width,
+        )
+        .await;
+    }
     chromium.stop().await;
 }
 
@@ -319,14 +346,8 @@ fn bytes_of_hex(text: &str) -> Vec<u8> {
 fn proofs_from_logbook_core(leaf_hashes: &[Hash], largest: usize) -> Vec<Value> {
     let mut cases = Vec::new();
     for size in 1..=largest {
-        let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
-        let mut range = CompactRange::new();
-        for leaf_hash in &leaf_hashes[..size] {
-            range.append(*leaf_hash, |node| {
-                nodes.insert(node.id, node.hash);
-            });
-        }
-        let root = merkle::root_from_leaf_hashes(&leaf_hashes[..size]);
+        let (nodes, root) = tree_of(&leaf_hashes[..size]);
+        assert_eq!(root, merkle::root_from_leaf_hashes(&leaf_hashes[..size]));
         for (index, leaf_hash) in leaf_hashes[..size].iter().enumerate() {
             let proof = merkle::inclusion_proof(&nodes, index as u64, size as u64).unwrap();
             cases.push(json!({
@@ -617,5 +638,87 @@ async fn the_browser_check_agrees_with_logbook_core_on_reference_proofs_exported
         .map(|network| network["network"].as_str().unwrap())
         .collect();
     assert_eq!(shown_networks, expected_networks);
+
+    // Events the server can no longer produce, with proofs and a checkpoint from logbook-core: one
+    // stored before leaf version 2 (plain leaf), and one erased before leaf version 2, whose leaf
+    // hash the page can only take from the server, and says so.
+    let before_version_2 = json!({
+        "seq": 3, "id": "e-3", "account": "acme", "action": "user.login", "message": "old",
+        "created_at": "2024-06-01T12:00:00Z", "received_at": "2024-06-01T12:00:01Z",
+        "ip": "192.0.2.1", "actor": {"id": "alice@acme.example", "name": "Alice"}, "new_ip": true,
+        "metadata": {"z": 1, "a": [0.5, "ü"]}
+    });
+    let erased_before_version_2 = json!({
+        "seq": 5, "id": "e-5", "account": "acme", "action": "user.login", "message": "erased",
+        "created_at": "2024-06-01T12:00:00Z", "received_at": "2024-06-01T12:00:01Z",
+        "ip": null, "actor": {"id": "bob@acme.example", "name": null},
+        "removed": ["actor.name", "ip"]
+    });
+    let mut leaf_hashes: Vec<Hash> = (0u8..8).map(|leaf| merkle::hash_leaf(&[leaf])).collect();
+    leaf_hashes[3] = logbook_core::leaf::leaf_hash_of_bytes(
+        &logbook_core::leaf::leaf_bytes_from_json_object(before_version_2.as_object().unwrap())
+            .unwrap(),
+    );
+    leaf_hashes[5] = [0x55; 32];
+    let (nodes, root) = tree_of(&leaf_hashes);
+    let signer = CheckpointSigner::generate([9; 32], "logbook.example").unwrap();
+    let checkpoint = signer.sign("logbook.example/acme", 8, &root).unwrap().text;
+    let page_data = |event: &Value, seq: usize| {
+        json!({
+            "event": event.to_string(),
+            "leafIndex": seq.to_string(),
+            "treeSize": "8",
+            "leafHash": hex(&leaf_hashes[seq]),
+            "rootHash": hex(&root),
+            "auditPath": merkle::inclusion_proof(&nodes, seq as u64, 8).unwrap().iter().map(|hash| hex(hash)).collect::<Vec<_>>().join(" "),
+            "checkpoint": checkpoint,
+            "signedAt": "",
+            "verifierKey": signer.verifier().to_key_text(),
+        })
+    };
+    let checked = browser
+        .execute(
+            "return (async () => {
+               const m = await import(document.getElementById('browser-verification').dataset.verifierScript);
+               const results = [];
+               for (const data of arguments[0]) results.push(await m.checkEvent(data));
+               return results.map((result) => ({ outcome: result.outcome, headline: result.headline, steps: result.steps }));
+             })();",
+            json!([[
+                page_data(&before_version_2, 3),
+                page_data(&erased_before_version_2, 5)
+            ]]),
+        )
+        .await;
+    assert_eq!(checked[0]["outcome"], "verified", "{checked:#}");
+    assert_eq!(checked[0]["steps"][0]["outcome"], "ok", "{checked:#}");
+    assert_eq!(checked[1]["outcome"], "verified", "{checked:#}");
+    assert!(
+        checked[1]["headline"]
+            .as_str()
+            .unwrap()
+            .ends_with("The leaf hash itself was taken from the server (see below)."),
+        "{checked:#}"
+    );
+    assert_eq!(checked[1]["steps"][0]["outcome"], "note", "{checked:#}");
+    assert!(
+        checked[1]["steps"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("personal data (actor.name, ip) was removed before leaf version 2"),
+        "{checked:#}"
+    );
     chromium.stop().await;
+}
+
+/// The nodes logbook-core's compact range reports for `leaf_hashes`, and their root.
+fn tree_of(leaf_hashes: &[Hash]) -> (HashMap<NodeId, Hash>, Hash) {
+    let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+    let mut range = CompactRange::new();
+    for leaf_hash in leaf_hashes {
+        range.append(*leaf_hash, |node| {
+            nodes.insert(node.id, node.hash);
+        });
+    }
+    (nodes, range.root())
 }

@@ -441,6 +441,13 @@ function pinnedKey() {
   }
 }
 
+// The signing time in the reader's local time, as app.js shows times, or as given.
+function localTime(rfc3339) {
+  const at = new Date(rfc3339);
+  if (Number.isNaN(at.getTime())) return rfc3339;
+  return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" }).format(at);
+}
+
 function short(hex) {
   return hex.length > 16 ? `${hex.slice(0, 8)}…${hex.slice(-8)}` : hex;
 }
@@ -547,7 +554,7 @@ export async function checkEvent(data) {
 
   const failed = steps.find((each) => each.outcome === "failed");
   if (failed) return { outcome: "failed", headline: `Not verified in your browser: ${failed.text}`, steps, key };
-  const signedAt = data.signedAt ? ` at ${data.signedAt}` : "";
+  const signedAt = data.signedAt ? ` at ${localTime(data.signedAt)}` : "";
   const fromServer = leafFromServer ? " The leaf hash itself was taken from the server (see below)." : "";
   return {
     outcome: "verified",
