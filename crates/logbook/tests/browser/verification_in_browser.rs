@@ -375,7 +375,7 @@ async fn the_browser_check_agrees_with_logbook_core_on_reference_proofs_exported
     // ECMAScript numbers, escapes, a member named __proto__, null members, every address shape.
     let mut events = sample_events().as_array().unwrap().clone();
     events.extend([
-        json!({"action": "a.b", "message": "Numbers \"quoted\"\n\u{2028}😀",
+        json!({"action": "a.b", "message": "Numbers \"quoted\"\n\u{2028}😀 </script><img src=x onerror=window.__pwned=1> &amp; '",
                "metadata": {"€": 1, "\r": 2, "😀": 3, "1": 4, "ö": 5, "～": 6,
                             "numbers": [1e21, 0.000001, -0.0, 1.5, 9007199254740991_i64, -12, 1e-7],
                             "__proto__": {"polluted": true}, "nothing": null,
@@ -506,9 +506,18 @@ async fn the_browser_check_agrees_with_logbook_core_on_reference_proofs_exported
     let chromium = Chromium::start(&tools).await;
     let browser = chromium.browser();
     sign_in(browser, &site, "owner@acme.example").await;
-    let first_event = lines[0]["id"].as_str().unwrap().to_owned();
-    let shown = open_checked_event(browser, &site, &first_event).await;
+    // The hostile event's page: its text reaches the script byte for byte through the escaped
+    // attribute (or its leaf would not match), and nothing in it runs.
+    let hostile_event = lines
+        .iter()
+        .find(|line| line["message"].as_str().unwrap().starts_with("Numbers"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = open_checked_event(browser, &site, &hostile_event).await;
     assert_eq!(shown["outcome"], "verified", "{shown:#}");
+    assert_nothing_ran(browser, "the hostile event's check").await;
     let answers = browser
         .execute(
             "const [proofs, events, trailer, notes, networks] = arguments;
