@@ -20,7 +20,8 @@ use crate::web::assets;
 
 /// The data attributes of the event view's `#browser-verification` section.
 pub struct BrowserVerificationView {
-    /// The stored event as JSON, exactly the object a verifiable export line starts from.
+    /// The stored event as JSON, exactly the object a verifiable export line starts from, with
+    /// every non-ASCII character written as a `\u` escape (`ascii_json`).
     pub event_json: String,
     pub leaf_index: u64,
     pub tree_size: u64,
@@ -45,7 +46,7 @@ impl BrowserVerificationView {
     pub fn new(row: &EventRow, inclusion: &InclusionView, verifier_key: Option<String>) -> Self {
         let verifier_key = verifier_key.unwrap_or_default();
         Self {
-            event_json: row.to_json(),
+            event_json: ascii_json(&row.to_json()),
             leaf_index: inclusion.seq,
             tree_size: inclusion.tree_size,
             leaf_hash: inclusion.leaf_hash.clone(),
@@ -58,6 +59,25 @@ impl BrowserVerificationView {
             script_url: assets::verification_script_url(),
         }
     }
+}
+
+/// `json` with every non-ASCII character written as `\uXXXX` (UTF-16, surrogate pairs above
+/// U+FFFF): the same JSON value, but a bidi override or zero-width character in an event never
+/// appears raw in the page's HTML, even inside an attribute nobody sees. Outside strings JSON is
+/// ASCII, and serde_json already escapes control characters, so only string contents change.
+pub fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for character in json.chars() {
+        if character.is_ascii() {
+            out.push(character);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in character.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// `<name>+<key ID>` of a verifier key's text: the part a person compares by eye.
@@ -85,5 +105,51 @@ mod tests {
         assert_eq!(id.len(), 8);
         assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()));
         assert_eq!(key_label(""), "");
+    }
+
+    #[test]
+    fn non_ascii_characters_of_the_event_json_are_escaped_and_mean_the_same() {
+        let text = r#"{"message":"\u202eevil\u200b é 😀 \n","metadata":{"ü":"~"}}"#;
+        let raw: serde_json::Value = serde_json::from_str(text).unwrap();
+        let written = serde_json::to_string(&raw).unwrap();
+        assert!(
+            written.contains('\u{202e}'),
+            "serde_json writes it raw: {written}"
+        );
+        let escaped = ascii_json(&written);
+        assert_eq!(
+            escaped,
+            r#"{"message":"\u202eevil\u200b \u00e9 \ud83d\ude00 \n","metadata":{"\u00fc":"~"}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&escaped).unwrap(),
+            raw
+        );
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..4)
+                    .prop_map(|members| serde_json::Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_non_ascii_keeps_any_json_value_and_leaves_only_ascii(value in arbitrary_json()) {
+            let escaped = ascii_json(&serde_json::to_string(&value).unwrap());
+            proptest::prop_assert!(escaped.is_ascii());
+            proptest::prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&escaped).unwrap(), value);
+        }
     }
 }

@@ -518,6 +518,18 @@ async fn the_browser_check_agrees_with_logbook_core_on_reference_proofs_exported
     let shown = open_checked_event(browser, &site, &hostile_event).await;
     assert_eq!(shown["outcome"], "verified", "{shown:#}");
     assert_nothing_ran(browser, "the hostile event's check").await;
+    let html = browser
+        .execute(
+            "return fetch(location.href).then((answer) => answer.text());",
+            json!([]),
+        )
+        .await;
+    let html = html.as_str().unwrap();
+    assert!(html.contains("id=\"browser-verification\""), "{html}");
+    assert!(
+        !html.contains('\u{202e}') && !html.contains('\u{2028}'),
+        "the embedded event carries its bidi and line separator characters escaped: {html}"
+    );
     let answers = browser
         .execute(
             "const [proofs, events, trailer, notes, networks] = arguments;
