@@ -58,7 +58,10 @@ function base64ToBytes(text, what) {
   if (typeof text !== "string" || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
     fail(`${what} is not base64`);
   }
-  return Uint8Array.from(atob(text), (character) => character.charCodeAt(0));
+  const bytes = Uint8Array.from(atob(text), (character) => character.charCodeAt(0));
+  // Rust refuses non-zero trailing bits, which atob would ignore: only the canonical text passes.
+  if (btoa(String.fromCharCode(...bytes)) !== text) fail(`${what} is not canonical base64`);
+  return bytes;
 }
 
 function concat(...parts) {
@@ -214,11 +217,11 @@ async function saltedLeafObject(event) {
   } else {
     fail("an event has either salt or salts, not both");
   }
-  const removedList = own(event, "removed") ?? [];
+  const removedList = has(event, "removed") ? event.removed : [];
   if (!Array.isArray(removedList)) fail("removed is not a list of names");
   if (!removedList.every((name) => typeof name === "string")) fail("removed holds something other than names");
   const removed = new Set(removedList);
-  const commitments = own(event, "removed_commitments") ?? {};
+  const commitments = has(event, "removed_commitments") ? event.removed_commitments : {};
   if (!isObject(commitments)) fail("removed_commitments is not an object");
   const committedNames = Object.keys(commitments);
   if (committedNames.length !== removed.size || committedNames.some((name) => !removed.has(name))) {
