@@ -36,8 +36,6 @@ pub struct BrowserVerificationView {
     /// `<name>+<key ID>+<key>` as `logbook checkpoint-key` prints it; empty when this server has
     /// no signing key (the script then says the signature cannot be checked here).
     pub verifier_key: String,
-    /// `<name>+<key ID>`, how the page names the key before the script runs.
-    pub verifier_key_label: String,
     /// The hashed URL of `verify.js`, which `app.js` imports on this page only.
     pub script_url: &'static str,
 }
@@ -54,7 +52,6 @@ impl BrowserVerificationView {
             audit_path: inclusion.proof.join(" "),
             checkpoint: inclusion.checkpoint.clone(),
             signed_at: inclusion.signed_at.clone(),
-            verifier_key_label: key_label(&verifier_key),
             verifier_key,
             script_url: assets::verification_script_url(),
         }
@@ -80,32 +77,9 @@ pub fn ascii_json(json: &str) -> String {
     out
 }
 
-/// `<name>+<key ID>` of a verifier key's text: the part a person compares by eye.
-fn key_label(verifier_key: &str) -> String {
-    verifier_key
-        .splitn(3, '+')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join("+")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logbook_core::checkpoint::CheckpointSigner;
-
-    #[test]
-    fn the_key_label_is_the_name_and_key_id_of_the_printed_key() {
-        let signer = CheckpointSigner::generate([7; 32], "logbook.example.org").unwrap();
-        let text = signer.verifier().to_key_text();
-        let label = key_label(&text);
-        assert!(text.starts_with(&format!("{label}+")), "{label} of {text}");
-        let (name, id) = label.split_once('+').unwrap();
-        assert_eq!(name, "logbook.example.org");
-        assert_eq!(id.len(), 8);
-        assert!(id.bytes().all(|byte| byte.is_ascii_hexdigit()));
-        assert_eq!(key_label(""), "");
-    }
 
     #[test]
     fn non_ascii_characters_of_the_event_json_are_escaped_and_mean_the_same() {

@@ -104,6 +104,15 @@ async fn an_event_opened_after_its_checkpoint_is_signed_says_verified_in_your_br
         );
     }
 
+    // The whole key is on the page to compare, not only its 4-byte ID.
+    let shown_key = browser
+        .execute(
+            "return document.getElementById('browser-verification-key').textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown_key, published_key);
+
     // Pinning the key (after comparing it) is remembered by this browser and said on the page.
     browser.click("#browser-verification-pin").await;
     let pinned = browser

@@ -546,7 +546,7 @@ export async function checkEvent(data) {
   const pinned = pinnedKey();
   if (key !== undefined) {
     if (pinned === null) {
-      steps.push({ outcome: "note", text: `Compare key ${key.label} with the key your Logbook operator publishes (\`logbook checkpoint-key\`), then pin it: this browser will then warn you when a page shows another key.` });
+      steps.push({ outcome: "note", text: `Compare the whole key ${key.label} shown below (a key ID alone is only 4 bytes) with the key your Logbook operator publishes (\`logbook checkpoint-key\`), then pin it: this browser will then warn you when a page shows another key.` });
     } else if (pinned.trim() === key.text) {
       steps.push({ outcome: "ok", text: `Key ${key.label} is the key you pinned in this browser.` });
     } else {
