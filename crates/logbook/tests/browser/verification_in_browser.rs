@@ -104,6 +104,21 @@ async fn an_event_opened_after_its_checkpoint_is_signed_says_verified_in_your_br
         );
     }
 
+    // What was checked is on the page too: the stored event object, shown as inert text.
+    let checked = browser
+        .execute(
+            "return { hidden: document.getElementById('browser-verification-checked').hidden,
+                      text: document.getElementById('browser-verification-content').textContent };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(checked["hidden"], false, "{checked}");
+    let checked_event: Value = serde_json::from_str(checked["text"].as_str().unwrap()).unwrap();
+    // The loop ended on the last sample event.
+    assert_eq!(checked_event["id"], ids[3].as_str(), "{checked}");
+    assert_eq!(checked_event["message"], "Bob failed to sign in");
+    assert_eq!(checked_event["leaf_version"], 2);
+
     // The whole key is on the page to compare, not only its 4-byte ID.
     let shown_key = browser
         .execute(

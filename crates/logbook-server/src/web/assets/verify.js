@@ -590,6 +590,20 @@ function render(section, result) {
       return item;
     }),
   );
+  // What was checked is the event object the page carries; the fields above are rendered by the
+  // server from the same object, so the reader can compare them with exactly what verified.
+  const checked = section.querySelector("#browser-verification-checked");
+  const content = section.querySelector("#browser-verification-content");
+  if (checked && content) {
+    let pretty = "";
+    try {
+      pretty = JSON.stringify(JSON.parse(section.dataset.event), null, 2);
+    } catch {
+      // Content that is not JSON has failed step 1 already; there is nothing to show.
+    }
+    content.textContent = pretty.split("\n").map(visible).join("\n");
+    checked.hidden = pretty === "";
+  }
   if (pin) {
     const pinned = pinnedKey();
     pin.hidden = result.key === undefined && pinned === null;
