@@ -411,6 +411,8 @@ pub struct EventPage {
     pub permalink: String,
     pub looks_unfamiliar: bool,
     pub inclusion: Option<InclusionView>,
+    /// What the browser checks the inclusion proof and checkpoint with ("Verified in your browser").
+    pub browser_verification: Option<crate::web::browser_verification::BrowserVerificationView>,
     /// The event address's known network and where else its actor was seen (issue 6).
     pub unfamiliar_ip: crate::web::networks::UnfamiliarIpView,
 }
@@ -423,6 +425,8 @@ pub struct InclusionView {
     pub root_hash: String,
     pub proof: Vec<String>,
     pub checkpoint: String,
+    /// When the checkpoint was signed (RFC 3339, UTC).
+    pub signed_at: String,
 }
 
 async fn inclusion_view(
@@ -460,6 +464,7 @@ async fn inclusion_view(
             })
             .unwrap_or_default(),
         checkpoint: checkpoint.text,
+        signed_at: utc_text(checkpoint.signed_at),
     }))
 }
 
@@ -642,6 +647,15 @@ pub async fn get(
     let looks_unfamiliar = (event.new_ip && unfamiliar_ip.network_name.is_empty())
         || event.outcome == Some(Outcome::Failure);
     let inclusion = inclusion_view(&state, &reader.account, event.seq).await?;
+    let browser_verification = inclusion.as_ref().map(|inclusion| {
+        crate::web::browser_verification::BrowserVerificationView::new(
+            &row,
+            inclusion,
+            state
+                .checkpoint_signing()
+                .map(|signing| signing.signer.verifier().to_key_text()),
+        )
+    });
     let details = EventPage {
         chrome: reader.chrome(&state, "Event details", "activity"),
         permalink: format!(
@@ -656,6 +670,7 @@ pub async fn get(
         metadata,
         looks_unfamiliar,
         inclusion,
+        browser_verification,
         unfamiliar_ip,
     };
     Ok(framed(&reader, page(&details)))

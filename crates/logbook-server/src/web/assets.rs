@@ -1,4 +1,5 @@
-//! The page's one stylesheet and one ES module, embedded in the binary and served under names
+//! The page's one stylesheet and one ES module, plus the event view's verification module
+//! (`verify.js`, see `web::browser_verification`), embedded in the binary and served under names
 //! that carry a hash of their content, so browsers cache them for good (`immutable`) and a new
 //! release's files have new names.
 
@@ -13,6 +14,9 @@ use crate::web::render::WebError;
 
 const STYLESHEET: &str = include_str!("assets/app.css");
 const SCRIPT: &str = include_str!("assets/app.js");
+/// The event view's in-browser check of its inclusion proof and checkpoint
+/// (`web::browser_verification`), loaded only by that page.
+const VERIFICATION_SCRIPT: &str = include_str!("assets/verify.js");
 
 struct Asset {
     url: String,
@@ -33,12 +37,18 @@ fn hashed(name: &str, extension: &str, body: &'static str, content_type: &'stati
     }
 }
 
-fn assets() -> &'static [Asset; 2] {
-    static ASSETS: OnceLock<[Asset; 2]> = OnceLock::new();
+fn assets() -> &'static [Asset; 3] {
+    static ASSETS: OnceLock<[Asset; 3]> = OnceLock::new();
     ASSETS.get_or_init(|| {
         [
             hashed("app", "css", STYLESHEET, "text/css; charset=utf-8"),
             hashed("app", "js", SCRIPT, "text/javascript; charset=utf-8"),
+            hashed(
+                "verify",
+                "js",
+                VERIFICATION_SCRIPT,
+                "text/javascript; charset=utf-8",
+            ),
         ]
     })
 }
@@ -49,6 +59,10 @@ pub fn stylesheet_url() -> &'static str {
 
 pub fn script_url() -> &'static str {
     &assets()[1].url
+}
+
+pub fn verification_script_url() -> &'static str {
+    &assets()[2].url
 }
 
 /// `GET /assets/{name}`.

@@ -1,9 +1,10 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
 //! Activity Logs page with its details, export and live updates (`activity`), team, API key and
 //! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
-//! and the one stylesheet and one ES module embedded in the binary (`assets`). The embedded view
-//! of viewer sessions (`viewer`) serves the same Activity Logs handlers to a `Reader` (`reader`)
-//! that is either a signed-in person or the person of a viewer session.
+//! and the one stylesheet and one ES module embedded in the binary (`assets`), plus the event
+//! view's in-browser check of its proof and checkpoint (`browser_verification`, `assets/verify.js`).
+//! The embedded view of viewer sessions (`viewer`) serves the same Activity Logs handlers to a
+//! `Reader` (`reader`) that is either a signed-in person or the person of a viewer session.
 //!
 //! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
 //! no script; every page is served with a strict Content-Security-Policy that allows no inline
@@ -14,6 +15,7 @@ pub mod alerts;
 pub mod assets;
 pub mod attention;
 pub mod audit;
+pub mod browser_verification;
 pub mod first_run;
 pub mod keys;
 pub mod login;

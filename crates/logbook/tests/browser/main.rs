@@ -10,6 +10,7 @@
 #![cfg(unix)]
 
 mod embedded_view;
+mod verification_in_browser;
 mod webdriver;
 
 use std::io::{BufRead, BufReader, Write};

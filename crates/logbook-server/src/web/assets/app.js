@@ -154,6 +154,14 @@ function startLive(toggle) {
 
 function init() {
   document.querySelectorAll("time[datetime]").forEach(localizeTime);
+  // The event view checks its proof and checkpoint in the browser; that module is loaded only
+  // there, from the hashed URL the server puts on the section (web::browser_verification).
+  const verification = document.getElementById("browser-verification");
+  if (verification && verification.dataset.verifierScript) {
+    import(verification.dataset.verifierScript).catch(() => {
+      document.getElementById("browser-verification-status").textContent = "Not checked in your browser: the checking script did not load; reload the page.";
+    });
+  }
   const toggle = document.getElementById("live-toggle");
   if (toggle && typeof EventSource === "function") startLive(toggle);
   const form = document.getElementById("search-form");
