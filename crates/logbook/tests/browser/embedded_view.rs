@@ -350,7 +350,7 @@ async fn nothing_typed_or_edited_in_the_url_escapes_a_fixed_query_or_the_own_sco
             &viewer_url(
                 &site,
                 &admin_key,
-                json!({"scope": "query", "query": "target:fw_1"}),
+                json!({"scope": {"query": "target:fw_1"}}),
             )
             .await,
         )
