@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub attention: crate::workers::attention::AttentionWorkerSettings,
     /// How long accounts keep their events, and how the pruner paces itself.
     pub retention: crate::workers::retention::RetentionSettings,
+    /// The configuration file's `[sso]` provider and the accounts it signs people into.
+    pub single_sign_on: Option<crate::web::single_sign_on::InstanceSingleSignOn>,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +87,7 @@ impl Default for ServerSettings {
             delivery: crate::workers::delivery::DeliverySettings::default(),
             attention: crate::workers::attention::AttentionWorkerSettings::default(),
             retention: crate::workers::retention::RetentionSettings::default(),
+            single_sign_on: None,
         }
     }
 }

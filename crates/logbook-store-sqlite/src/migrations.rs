@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_retention.sql"),
     include_str!("../migrations/0013_personal_data.sql"),
     include_str!("../migrations/0014_account_management.sql"),
+    include_str!("../migrations/0015_single_sign_on.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

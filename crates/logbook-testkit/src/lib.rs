@@ -9,6 +9,7 @@ pub mod cases;
 pub mod parity;
 mod personal_data_cases;
 mod retention_cases;
+mod single_sign_on_cases;
 mod unfamiliar_ip_cases;
 mod volume_quota_cases;
 
@@ -25,6 +26,10 @@ macro_rules! store_conformance_tests {
             // Account management (issue 16, account_management_cases.rs).
             account_settings_are_kept_changed_and_paged_by_name,
             admin_keys_keep_their_scope_for_an_account_and_for_the_platform,
+            // Single sign-on (issue 15, single_sign_on_cases.rs).
+            single_sign_on_settings_are_kept_replaced_and_removed_per_account,
+            a_sign_in_attempt_is_taken_once_and_never_after_it_expires,
+            of_two_answers_naming_one_state_only_one_takes_it,
             // Retention and legal hold (issue 18, retention_cases.rs).
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,

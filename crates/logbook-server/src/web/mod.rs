@@ -1,6 +1,7 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
 //! Activity Logs page with its details, export and live updates (`activity`), team, API key and
-//! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
+//! security pages (`team`, `keys`, `security`), single sign-on with an OpenID provider
+//! (`single_sign_on`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
 //! and the one stylesheet and one ES module embedded in the binary (`assets`).
 //!
 //! Pages are rendered on the server by askama (auto-escaping) so the first page of events needs
@@ -20,6 +21,7 @@ pub mod password;
 pub mod render;
 pub mod security;
 pub mod session;
+pub mod single_sign_on;
 pub mod team;
 pub mod throttle;
 
@@ -32,6 +34,8 @@ pub struct WebServices {
     pub throttle: throttle::LoginThrottle,
     pub first_run: first_run::FirstRunSetup,
     pub test_sends: throttle::TestSendThrottle,
+    /// OpenID providers' discovery documents and keys (`single_sign_on`).
+    pub single_sign_on: single_sign_on::Providers,
 }
 
 impl WebServices {
@@ -41,6 +45,7 @@ impl WebServices {
             throttle: throttle::LoginThrottle::default(),
             first_run: first_run::FirstRunSetup::default(),
             test_sends: throttle::TestSendThrottle::default(),
+            single_sign_on: single_sign_on::Providers::new(),
         }
     }
 }

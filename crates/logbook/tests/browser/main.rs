@@ -9,6 +9,7 @@
 //! `SKIPPED` line; under CI (`CI=true`) the tests fail instead.
 #![cfg(unix)]
 
+mod single_sign_on;
 mod webdriver;
 
 use std::io::{BufRead, BufReader, Write};

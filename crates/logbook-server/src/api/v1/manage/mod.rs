@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limits;
 pub mod people;
 pub mod retention;
+pub mod single_sign_on;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -92,6 +93,12 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/api/v1/accounts/{account}/erasures",
             post(retention::erase),
+        )
+        .route(
+            "/api/v1/accounts/{account}/sso",
+            get(single_sign_on::show)
+                .put(single_sign_on::set)
+                .delete(single_sign_on::clear),
         )
 }
 
