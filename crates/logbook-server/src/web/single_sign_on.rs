@@ -27,6 +27,8 @@
 //! - **Every sign-in and every refusal** is an event in the account's log
 //!   (`logbook.sso.sign_in`, `logbook.sso.refused` with its `reason`), and the person sees a
 //!   page that says what went wrong; no token, secret or provider body is shown or logged.
+//!   Refusals count against the sign-in throttle (per account and address, and per address),
+//!   so the unauthenticated callback cannot be used to flood an account's log.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -162,7 +164,8 @@ pub async fn password_sign_in_refused(
 struct CachedProvider {
     metadata: CoreProviderMetadata,
     discovered_at: OffsetDateTime,
-    keys_fetched_at: OffsetDateTime,
+    /// When an unknown key id last made us fetch the keys again.
+    keys_refetched_at: Option<OffsetDateTime>,
 }
 
 /// Discovery documents and key sets per issuer, shared by every request of this server.
@@ -227,14 +230,16 @@ impl Providers {
                 CachedProvider {
                     metadata: metadata.clone(),
                     discovered_at: now,
-                    keys_fetched_at: now,
+                    keys_refetched_at: None,
                 },
             );
         Ok(metadata)
     }
 
-    /// Fetches the provider's keys again unless that happened within `JWKS_REFETCH_FLOOR`;
-    /// returns the metadata with the new keys, or `None` when it is too soon.
+    /// Fetches the provider's keys again unless an unknown key id already did within
+    /// `JWKS_REFETCH_FLOOR`; returns the metadata with the new keys, or `None` when it is too
+    /// soon. (The floor counts from the last refetch, not from discovery, so a key published
+    /// just after discovery is still picked up by the first token signed with it.)
     async fn refetch_keys(
         &self,
         issuer: &str,
@@ -247,11 +252,14 @@ impl Providers {
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
             let cached = cache.get_mut(issuer)?;
-            if now - cached.keys_fetched_at < JWKS_REFETCH_FLOOR {
+            if cached
+                .keys_refetched_at
+                .is_some_and(|refetched_at| now - refetched_at < JWKS_REFETCH_FLOOR)
+            {
                 return None;
             }
             // Claimed before the fetch, so concurrent callbacks do not all refetch.
-            cached.keys_fetched_at = now;
+            cached.keys_refetched_at = Some(now);
         }
         let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
             .await
@@ -494,6 +502,21 @@ pub async fn callback(
     let Some(settings) = effective_settings(&state, &account).await? else {
         return Err(WebError::NotFound);
     };
+    // Refusals are throttled like failed passwords (and share their per-address budget), so
+    // nobody can fill an account's log with refusal events from one address.
+    if let Some(wait) = state.web().throttle.refusal(
+        &throttle_key(&account, &client),
+        client.ip,
+        state.clock().now(),
+    ) {
+        let minutes = (wait.whole_seconds() + 59) / 60;
+        return Err(WebError::TooManyRequests {
+            message: format!(
+                "Too many refused sign-ins from your address. Try again in {minutes} minute(s)."
+            ),
+            retry_after_seconds: u64::try_from(wait.whole_seconds()).unwrap_or(60),
+        });
+    }
     match verified_email(&state, &headers, &account, &settings, query).await {
         Ok(email) => sign_in(&state, &headers, &client, &account, &settings, email).await,
         Err((refusal, email)) => {
@@ -511,6 +534,12 @@ pub async fn callback(
 }
 
 type Refused = (Refusal, Option<String>);
+
+/// The throttle's "email" for single sign-on refusals: the account and the address together,
+/// so one address's refusals never lock out anyone else.
+fn throttle_key(account: &AccountId, client: &Client) -> String {
+    format!("single sign-on to {account} from {}", client.ip)
+}
 
 /// Everything between the provider's answer and a verified email address.
 async fn verified_email(
@@ -671,6 +700,10 @@ async fn sign_in(
             (create_user(state, account, &email, role, now).await?, true)
         }
     };
+    state
+        .web()
+        .throttle
+        .record_success(&throttle_key(account, client));
     let mut metadata = serde_json::Map::new();
     metadata.insert("provider".into(), settings.display_name.clone().into());
     metadata.insert("issuer".into(), settings.issuer.clone().into());
@@ -796,6 +829,11 @@ async fn refuse(
     refusal: Refusal,
     email: Option<&str>,
 ) -> Result<Response, WebError> {
+    state.web().throttle.record_failure(
+        &throttle_key(account, client),
+        client.ip,
+        state.clock().now(),
+    );
     let mut metadata = serde_json::Map::new();
     metadata.insert("reason".into(), refusal.reason().into());
     metadata.insert("provider".into(), settings.display_name.clone().into());

@@ -59,6 +59,8 @@ struct Provider {
     issuer: String,
     /// Every answer the provider sent the browser back to Logbook with.
     redirects: Arc<Mutex<Vec<String>>>,
+    /// How many times the provider answered for its JWKS (printed in `rotated_keys` mode only).
+    jwks_answers: Arc<Mutex<u32>>,
 }
 
 impl Provider {
@@ -79,13 +81,17 @@ impl Provider {
         let stdout = child.stdout.take().unwrap();
         let redirects = Arc::new(Mutex::new(Vec::new()));
         let (sender, receiver) = mpsc::channel();
+        let jwks_answers = Arc::new(Mutex::new(0));
         let seen = redirects.clone();
+        let counted = jwks_answers.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(issuer) = line.strip_prefix("listening ") {
                     let _ = sender.send(issuer.to_owned());
                 } else if let Some(url) = line.strip_prefix("redirect ") {
                     seen.lock().unwrap().push(url.to_owned());
+                } else if let Some(count) = line.strip_prefix("jwks ") {
+                    *counted.lock().unwrap() = count.parse().unwrap_or_default();
                 }
             }
         });
@@ -96,6 +102,7 @@ impl Provider {
             child,
             issuer,
             redirects,
+            jwks_answers,
         }
     }
 }
@@ -320,6 +327,33 @@ async fn a_first_sign_in_with_the_provider_creates_the_person_with_the_default_r
             WAIT,
         )
         .await;
+    chromium.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_signed_with_a_key_published_after_logbook_read_the_keys_is_accepted() {
+    let Some((site, provider, chromium, key)) = sso_site(SsoOptions {
+        misbehave: "rotated_keys",
+        ..WELL_BEHAVED
+    })
+    .await
+    else {
+        return;
+    };
+    let browser = chromium.browser();
+    sign_in_at_the_provider(browser, &site, "rotation@acme.example").await;
+    wait_for_activity_logs(browser).await;
+    assert_eq!(
+        *provider.jwks_answers.lock().unwrap(),
+        2,
+        "the unknown key id made Logbook fetch the provider's keys once more"
+    );
+    assert_eq!(
+        events_with_action(&site, &key, "logbook.sso.sign_in")
+            .await
+            .len(),
+        1
+    );
     chromium.stop().await;
 }
 

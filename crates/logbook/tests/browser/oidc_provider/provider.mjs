@@ -14,6 +14,9 @@
 //                      hour in the past
 //   bad_signature      the provider's ID token signed with a key that is not the provider's,
 //                      under the provider's own key id
+//   rotated_keys       the provider signs with a new key that its first JWKS answer does not
+//                      list yet (every later answer does): a key rotation seen by a client that
+//                      fetched the keys just before it
 //
 // Environment: OIDC_PORT (0 picks one), OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URI.
 // Prints `listening <issuer>` on standard output once it accepts connections, and
@@ -34,6 +37,8 @@ if (!redirectUri) {
 
 const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
 const signingJwk = { ...(await jose.exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
+const { privateKey: newKey } = await jose.generateKeyPair('RS256', { extractable: true });
+const newJwk = { ...(await jose.exportJWK(newKey)), kid: 'test-key-2', alg: 'RS256', use: 'sig' };
 const { privateKey: foreignKey } = await jose.generateKeyPair('RS256', { extractable: true });
 
 // Bind first so the issuer carries the real port.
@@ -52,7 +57,8 @@ const provider = new Provider(issuer, {
       token_endpoint_auth_method: 'client_secret_basic',
     },
   ],
-  jwks: { keys: [signingJwk] },
+  // The first key signs; with rotated_keys that is the new one.
+  jwks: { keys: misbehave === 'rotated_keys' ? [newJwk, signingJwk] : [signingJwk] },
   cookies: { keys: ['logbook-test-cookie-key'] },
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
   // Put the scopes' claims in the ID token, as Google, Okta and Entra ID do for `email`.
@@ -99,6 +105,20 @@ if (['wrong_audience', 'expired', 'bad_signature'].includes(misbehave)) {
     await next();
     if (ctx.path === '/token' && ctx.body && typeof ctx.body.id_token === 'string') {
       ctx.body = { ...ctx.body, id_token: await tamper(ctx.body.id_token) };
+    }
+  });
+}
+
+if (misbehave === 'rotated_keys') {
+  let jwksAnswers = 0;
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/jwks') {
+      jwksAnswers += 1;
+      if (jwksAnswers === 1) {
+        ctx.body = { keys: ctx.body.keys.filter((key) => key.kid !== newJwk.kid) };
+      }
+      console.log(`jwks ${jwksAnswers}`);
     }
   });
 }
