@@ -119,12 +119,15 @@ struct SsoOptions {
     misbehave: &'static str,
     invited_only: bool,
     password_sign_in_allowed: bool,
+    /// Set with `logbook sso set` (stored in the database) instead of the `[sso]` section.
+    stored_with_the_cli: bool,
 }
 
 const WELL_BEHAVED: SsoOptions = SsoOptions {
     misbehave: "",
     invited_only: false,
     password_sign_in_allowed: true,
+    stored_with_the_cli: false,
 };
 
 /// Account `acme` with an owner, a read key, and `[sso]` pointing at a fresh provider; then
@@ -150,6 +153,32 @@ async fn sso_site(options: SsoOptions) -> Option<(Site, Provider, Chromium, Stri
     site.user("acme", "owner@acme.example", "owner");
     let key = site.key("acme");
     let config = site.directory.path().join("logbook.toml");
+    if options.stored_with_the_cli {
+        let mut arguments = vec![
+            "sso",
+            "set",
+            "--account",
+            "acme",
+            "--display-name",
+            "Test IdP",
+            "--issuer",
+            &provider.issuer,
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret-stdin",
+        ];
+        if options.invited_only {
+            arguments.push("--invited-only");
+        }
+        if !options.password_sign_in_allowed {
+            arguments.push("--no-password-sign-in");
+        }
+        site.run(&arguments, &format!("{CLIENT_SECRET}\n"));
+        std::fs::write(&config, "").unwrap();
+        serve_with_config(&mut site, &config, port);
+        let chromium = Chromium::start(&tools).await;
+        return Some((site, provider, chromium, key));
+    }
     std::fs::write(
         &config,
         format!(
@@ -354,6 +383,24 @@ async fn a_token_signed_with_a_key_published_after_logbook_read_the_keys_is_acce
             .len(),
         1
     );
+    chromium.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_set_up_with_logbook_sso_set_signs_its_people_in_with_that_provider() {
+    let Some((site, _provider, chromium, key)) = sso_site(SsoOptions {
+        stored_with_the_cli: true,
+        ..WELL_BEHAVED
+    })
+    .await
+    else {
+        return;
+    };
+    let browser = chromium.browser();
+    sign_in_at_the_provider(browser, &site, "stored@acme.example").await;
+    wait_for_activity_logs(browser).await;
+    let sign_ins = events_with_action(&site, &key, "logbook.sso.sign_in").await;
+    assert_eq!(sign_ins[0]["actor"]["id"], "stored@acme.example");
     chromium.stop().await;
 }
 
