@@ -517,7 +517,19 @@ pub async fn callback(
             retry_after_seconds: u64::try_from(wait.whole_seconds()).unwrap_or(60),
         });
     }
-    match verified_email(&state, &headers, &account, &settings, query).await {
+    // Taken first, whatever follows: a `state` is spent by the first answer that names it. A
+    // store that cannot answer is an error page, not a refusal.
+    let attempt = match query.state.as_deref().filter(|text| text.len() <= 512) {
+        Some(csrf_state) => {
+            state
+                .store()
+                .single_sign_on()
+                .take_sign_in_attempt(&hash_token(csrf_state), state.clock().now())
+                .await?
+        }
+        None => None,
+    };
+    match verified_email(&state, &headers, &account, &settings, attempt, query).await {
         Ok(email) => sign_in(&state, &headers, &client, &account, &settings, email).await,
         Err((refusal, email)) => {
             refuse(
@@ -547,21 +559,11 @@ async fn verified_email(
     headers: &HeaderMap,
     account: &AccountId,
     settings: &SingleSignOnSettings,
+    attempt: Option<SignInAttempt>,
     query: CallbackQuery,
 ) -> Result<String, Refused> {
     let now = state.clock().now();
-    let Some(csrf_state) = query.state.filter(|text| text.len() <= 512) else {
-        return Err((Refusal::UnknownState, None));
-    };
-    let attempt = state
-        .store()
-        .single_sign_on()
-        .take_sign_in_attempt(&hash_token(&csrf_state), now)
-        .await
-        .map_err(|error| {
-            tracing::error!(error = %error, "taking a sign-in attempt failed");
-            (Refusal::UnknownState, None)
-        })?
+    let attempt = attempt
         .filter(|attempt| &attempt.account == account)
         .ok_or((Refusal::UnknownState, None))?;
     let same_browser = presented_browser_value(headers)
