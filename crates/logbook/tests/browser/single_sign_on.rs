@@ -197,10 +197,16 @@ async fn sso_site(options: SsoOptions) -> Option<(Site, Provider, Chromium, Stri
 }
 
 fn serve_with_config(site: &mut Site, config: &std::path::Path, port: u16) {
+    serve_with(site, config, port, &[]);
+}
+
+fn serve_with(site: &mut Site, config: &std::path::Path, port: u16, more: &[&str]) {
     let listen = format!("127.0.0.1:{port}");
     let config = config.to_str().expect("a UTF-8 temporary path");
+    let mut arguments = vec!["serve", "--listen", &listen, "--config", config];
+    arguments.extend_from_slice(more);
     let mut child = site
-        .logbook(&["serve", "--listen", &listen, "--config", config])
+        .logbook(&arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -401,6 +407,78 @@ async fn an_account_set_up_with_logbook_sso_set_signs_its_people_in_with_that_pr
     wait_for_activity_logs(browser).await;
     let sign_ins = events_with_action(&site, &key, "logbook.sso.sign_in").await;
     assert_eq!(sign_ins[0]["actor"]["id"], "stored@acme.example");
+    chromium.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two nodes on one PostgreSQL database: the sign-in starts on one and the provider sends the
+/// browser back to the other (its public URL), which finds the attempt in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_started_on_one_node_is_finished_by_another() {
+    let Some(tools) = browser_tools() else {
+        return;
+    };
+    if !provider_available() {
+        return;
+    }
+    let Some(database) = logbook_store_postgres::scratch_database::ScratchDatabase::create().await
+    else {
+        return;
+    };
+    let (first_port, second_port) = (free_port(), free_port());
+    let provider = Provider::start(
+        &format!("http://127.0.0.1:{second_port}/login/sso/acme/callback"),
+        "",
+    );
+    let database_arguments = ["--database", database.url.as_str()];
+    let mut first = Site::new();
+    let mut second = Site::new();
+    let setup = |arguments: &[&str]| {
+        let mut all = arguments.to_vec();
+        all.extend_from_slice(&database_arguments);
+        first.run(&all, "")
+    };
+    setup(&["account", "create", "acme"]);
+    let key_output = setup(&[
+        "key",
+        "create",
+        "--account",
+        "acme",
+        "--scope",
+        "read",
+        "--json",
+    ]);
+    let key: Value = serde_json::from_slice(&key_output.stdout).unwrap();
+    let key = key["key"].as_str().unwrap().to_owned();
+    let config_text = format!(
+        "[web]\npublic_url = \"http://127.0.0.1:{second_port}\"\n\n[sso]\ndisplay_name = \"Test IdP\"\n\
+         issuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+         accounts = [\"acme\"]\n",
+        issuer = provider.issuer,
+    );
+    for (site, port) in [(&mut first, first_port), (&mut second, second_port)] {
+        let config = site.directory.path().join("logbook.toml");
+        std::fs::write(&config, &config_text).unwrap();
+        serve_with(site, &config, port, &database_arguments);
+    }
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    sign_in_at_the_provider(browser, &first, "traveller@acme.example").await;
+    wait_for_activity_logs(browser).await;
+    let url = browser.current_url().await;
+    assert!(
+        url.starts_with(&second.base_url),
+        "the browser finished on the second node: {url}"
+    );
+    let sign_ins = events_with_action(&first, &key, "logbook.sso.sign_in").await;
+    assert_eq!(sign_ins.len(), 1, "{sign_ins:?}");
     chromium.stop().await;
 }
 
