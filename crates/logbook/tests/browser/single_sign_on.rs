@@ -482,6 +482,65 @@ async fn a_sign_in_started_on_one_node_is_finished_by_another() {
     chromium.stop().await;
 }
 
+/// Single sign-on replaces the password step only: a person with Logbook's two-factor sign-in
+/// on is asked for their code after the provider, on a page the cross-site answer set up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_with_two_factor_sign_in_is_asked_for_the_code_after_the_provider() {
+    use logbook_core::Clock;
+    let Some((site, _provider, chromium, key)) = sso_site(WELL_BEHAVED).await else {
+        return;
+    };
+    let browser = chromium.browser();
+    sign_in_at_the_provider(browser, &site, "careful@acme.example").await;
+    wait_for_activity_logs(browser).await;
+    browser.goto(&site.url("/security")).await;
+    browser
+        .click("form[action='/security/second-factor/start'] button")
+        .await;
+    let secret = browser
+        .wait_for(
+            "the new two-factor secret",
+            "const secret = document.querySelector('#totp-secret'); return secret && secret.textContent;",
+            WAIT,
+        )
+        .await;
+    let secret = logbook_core::totp::base32_decode(secret.as_str().unwrap()).unwrap();
+    let code = || logbook_core::totp::code_at(&secret, logbook_core::SystemClock.now());
+    browser.type_into("#totp-code", &code()).await;
+    browser
+        .click("form[action='/security/second-factor/confirm'] button")
+        .await;
+    browser
+        .wait_for(
+            "the recovery codes",
+            "return document.querySelector('#recovery-codes') !== null;",
+            WAIT,
+        )
+        .await;
+
+    browser.delete_cookies().await;
+    sign_in_at_the_provider(browser, &site, "careful@acme.example").await;
+    browser
+        .wait_for(
+            "the two-factor step after the provider",
+            "return document.querySelector('form[action=\"/login/second-factor\"] #code') !== null;",
+            WAIT,
+        )
+        .await;
+    browser.type_into("#code", &code()).await;
+    browser
+        .click("form[action='/login/second-factor'] button[type=submit]")
+        .await;
+    wait_for_activity_logs(browser).await;
+    assert_eq!(
+        events_with_action(&site, &key, "logbook.sso.sign_in")
+            .await
+            .len(),
+        2
+    );
+    chromium.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_state_is_refused_with_a_clear_message_and_an_event() {
     let Some((site, provider, chromium, key)) = sso_site(WELL_BEHAVED).await else {
