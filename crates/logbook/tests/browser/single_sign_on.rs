@@ -541,6 +541,49 @@ async fn a_person_with_two_factor_sign_in_is_asked_for_the_code_after_the_provid
     chromium.stop().await;
 }
 
+/// The `state` is bound to the browser that started the sign-in: without the short-lived
+/// `logbook_sso` cookie (another browser, or a victim sent a forged callback link), the
+/// provider's answer is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_reaching_a_browser_without_the_sign_in_cookie_is_refused() {
+    let Some((site, _provider, chromium, key)) = sso_site(WELL_BEHAVED).await else {
+        return;
+    };
+    let browser = chromium.browser();
+    browser.goto(&site.url("/login")).await;
+    browser.click("#single-sign-on a").await;
+    browser
+        .wait_for(
+            "the provider's login form",
+            "return document.querySelector('input[name=login]') !== null;",
+            WAIT,
+        )
+        .await;
+    browser
+        .devtools(
+            "Network.deleteCookies",
+            serde_json::json!({ "name": "logbook_sso", "domain": "127.0.0.1", "path": "/login/sso/acme" }),
+        )
+        .await;
+    browser
+        .type_into("input[name=login]", "victim@acme.example")
+        .await;
+    browser
+        .type_into("input[name=password]", "any password")
+        .await;
+    browser.click("button[type=submit]").await;
+    let message = refusal_message(browser).await;
+    assert!(message.contains("another browser"), "{message}");
+    let refused = events_with_action(&site, &key, "logbook.sso.refused").await;
+    assert_eq!(refused[0]["metadata"]["reason"], "other_browser");
+    assert!(
+        users_of(&site)
+            .iter()
+            .all(|user| user["email"] != "victim@acme.example")
+    );
+    chromium.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_state_is_refused_with_a_clear_message_and_an_event() {
     let Some((site, provider, chromium, key)) = sso_site(WELL_BEHAVED).await else {
