@@ -10,6 +10,7 @@
 #![cfg(unix)]
 
 mod embedded_view;
+mod single_sign_on;
 mod verification_in_browser;
 mod webdriver;
 
