@@ -54,7 +54,7 @@ impl WebServices {
             first_run: first_run::FirstRunSetup::default(),
             test_sends: throttle::TestSendThrottle::default(),
             viewer_sessions: viewer::ViewerSessionThrottle::new(&settings.embed),
-            single_sign_on: single_sign_on::Providers::new(),
+            single_sign_on: single_sign_on::Providers::new(&settings.delivery),
         }
     }
 }

@@ -169,30 +169,103 @@ struct CachedProvider {
 }
 
 /// Discovery documents and key sets per issuer, shared by every request of this server.
+///
+/// The issuer of the configuration file's `[sso]` is the operator's and is reached as it is.
+/// An account's own issuer is set by the account's admins (API, CLI), so its requests go through
+/// the same guard as alert deliveries: no loopback, private, link-local or metadata address,
+/// whether named directly or reached through DNS, unless `[delivery]
+/// allow_private_destinations` is true. The discovery document names further URLs (keys, token
+/// endpoint), and each request to them is checked the same way.
 pub struct Providers {
-    http: reqwest::Client,
+    trusted: reqwest::Client,
+    guarded: GuardedProviderClient,
     cache: Mutex<HashMap<String, CachedProvider>>,
 }
 
-impl Default for Providers {
-    fn default() -> Self {
-        Self::new()
+/// An HTTP client for a provider an account's admins named: every request's host is checked
+/// (IP literals here, names by the resolver) before it is sent.
+struct GuardedProviderClient {
+    client: reqwest::Client,
+    allow_private_destinations: bool,
+}
+
+/// Why a request to a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderRequestError {
+    /// The guard refused the address.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Http(#[from] openidconnect::HttpClientError<reqwest::Error>),
+}
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for GuardedProviderClient {
+    type Error = ProviderRequestError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let host = request.uri().host().unwrap_or_default();
+            let literal = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = literal.parse::<std::net::IpAddr>()
+                && !self.allow_private_destinations
+                && crate::workers::delivery::sender::is_non_public_address(ip)
+            {
+                return Err(ProviderRequestError::Refused(format!(
+                    "{host} is a loopback, private, link-local or otherwise non-public address \
+                     (set [delivery] allow_private_destinations = true to allow it)"
+                )));
+            }
+            openidconnect::AsyncHttpClient::call(&self.client, request)
+                .await
+                .map_err(ProviderRequestError::Http)
+        })
     }
 }
 
 impl Providers {
-    pub fn new() -> Self {
+    pub fn new(delivery: &crate::workers::delivery::DeliverySettings) -> Self {
         // No redirects: a provider's endpoints answer directly (following one could lead a
         // request somewhere the issuer never named).
-        let http = reqwest::Client::builder()
+        let trusted = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
+        let guarded = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(
+                crate::workers::delivery::transport::GuardedResolver::new(delivery),
+            ))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the name again on its side, past the guard.
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
         Self {
-            http,
+            trusted,
+            guarded: GuardedProviderClient {
+                client: guarded,
+                allow_private_destinations: delivery.allow_private_destinations,
+            },
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `issuer` is the configuration file's, which is reached without the guard.
+    fn is_operators(state: &AppState, issuer: &str) -> bool {
+        state
+            .settings()
+            .single_sign_on
+            .as_ref()
+            .is_some_and(|instance| instance.settings.issuer == issuer)
     }
 
     fn cached(&self, issuer: &str, now: OffsetDateTime) -> Option<CoreProviderMetadata> {
@@ -208,6 +281,7 @@ impl Providers {
 
     async fn metadata(
         &self,
+        state: &AppState,
         issuer: &str,
         now: OffsetDateTime,
     ) -> Result<CoreProviderMetadata, Refusal> {
@@ -216,12 +290,19 @@ impl Providers {
         }
         let issuer_url =
             IssuerUrl::new(issuer.to_owned()).map_err(|_| Refusal::ProviderUnreachable)?;
-        let metadata = CoreProviderMetadata::discover_async(issuer_url, &self.http)
-            .await
-            .map_err(|error| {
-                tracing::warn!(issuer, error = %error, "OpenID provider discovery failed");
-                Refusal::ProviderUnreachable
-            })?;
+        let discovered = if Self::is_operators(state, issuer) {
+            CoreProviderMetadata::discover_async(issuer_url, &self.trusted)
+                .await
+                .map_err(|error| error.to_string())
+        } else {
+            CoreProviderMetadata::discover_async(issuer_url, &self.guarded)
+                .await
+                .map_err(|error| error.to_string())
+        };
+        let metadata = discovered.map_err(|error| {
+            tracing::warn!(issuer, error = %error, "OpenID provider discovery failed");
+            Refusal::ProviderUnreachable
+        })?;
         self.cache
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -242,6 +323,7 @@ impl Providers {
     /// just after discovery is still picked up by the first token signed with it.)
     async fn refetch_keys(
         &self,
+        state: &AppState,
         issuer: &str,
         metadata: &CoreProviderMetadata,
         now: OffsetDateTime,
@@ -261,8 +343,16 @@ impl Providers {
             // Claimed before the fetch, so concurrent callbacks do not all refetch.
             cached.keys_refetched_at = Some(now);
         }
-        let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
-            .await
+        let fetched = if Self::is_operators(state, issuer) {
+            CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.trusted)
+                .await
+                .map_err(|error| error.to_string())
+        } else {
+            CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.guarded)
+                .await
+                .map_err(|error| error.to_string())
+        };
+        let keys = fetched
             .inspect_err(|error| tracing::warn!(issuer, error = %error, "fetching the JWKS failed"))
             .ok()?;
         let refreshed = metadata.clone().set_jwks(keys);
@@ -429,7 +519,7 @@ pub async fn start(
     let metadata = match state
         .web()
         .single_sign_on
-        .metadata(&settings.issuer, now)
+        .metadata(&state, &settings.issuer, now)
         .await
     {
         Ok(metadata) => metadata,
@@ -578,7 +668,7 @@ async fn verified_email(
 
     let providers = &state.web().single_sign_on;
     let metadata = providers
-        .metadata(&settings.issuer, now)
+        .metadata(state, &settings.issuer, now)
         .await
         .map_err(|refusal| (refusal, None))?;
     let oidc_client = |metadata: CoreProviderMetadata| {
@@ -599,13 +689,21 @@ async fn verified_email(
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|_| (Refusal::TokenExchangeFailed, None))?
         .set_pkce_verifier(PkceCodeVerifier::new(attempt.pkce_verifier.clone()));
-    let tokens = token_request
-        .request_async(&providers.http)
-        .await
-        .map_err(|error| {
-            tracing::warn!(issuer = %settings.issuer, error = %error, "the code exchange failed");
-            (Refusal::TokenExchangeFailed, None)
-        })?;
+    let exchanged = if Providers::is_operators(state, &settings.issuer) {
+        token_request
+            .request_async(&providers.trusted)
+            .await
+            .map_err(|error| error.to_string())
+    } else {
+        token_request
+            .request_async(&providers.guarded)
+            .await
+            .map_err(|error| error.to_string())
+    };
+    let tokens = exchanged.map_err(|error| {
+        tracing::warn!(issuer = %settings.issuer, error = %error, "the code exchange failed");
+        (Refusal::TokenExchangeFailed, None)
+    })?;
     let id_token = tokens
         .id_token()
         .ok_or((Refusal::InvalidToken, None))?
@@ -629,7 +727,7 @@ async fn verified_email(
         Err(ClaimsVerificationError::SignatureVerification(
             SignatureVerificationError::NoMatchingKey,
         )) => match providers
-            .refetch_keys(&settings.issuer, &metadata, now)
+            .refetch_keys(state, &settings.issuer, &metadata, now)
             .await
         {
             Some(refreshed) => check(refreshed),

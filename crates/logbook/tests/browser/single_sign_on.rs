@@ -121,6 +121,9 @@ struct SsoOptions {
     password_sign_in_allowed: bool,
     /// Set with `logbook sso set` (stored in the database) instead of the `[sso]` section.
     stored_with_the_cli: bool,
+    /// Whether the operator lets an account's own issuer be a loopback or private address
+    /// (`[delivery] allow_private_destinations`); the test provider listens on 127.0.0.1.
+    private_issuer_allowed: bool,
 }
 
 const WELL_BEHAVED: SsoOptions = SsoOptions {
@@ -128,6 +131,7 @@ const WELL_BEHAVED: SsoOptions = SsoOptions {
     invited_only: false,
     password_sign_in_allowed: true,
     stored_with_the_cli: false,
+    private_issuer_allowed: true,
 };
 
 /// Account `acme` with an owner, a read key, and `[sso]` pointing at a fresh provider; then
@@ -174,7 +178,14 @@ async fn sso_site(options: SsoOptions) -> Option<(Site, Provider, Chromium, Stri
             arguments.push("--no-password-sign-in");
         }
         site.run(&arguments, &format!("{CLIENT_SECRET}\n"));
-        std::fs::write(&config, "").unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[delivery]\nallow_private_destinations = {}\n",
+                options.private_issuer_allowed
+            ),
+        )
+        .unwrap();
         serve_with_config(&mut site, &config, port);
         let chromium = Chromium::start(&tools).await;
         return Some((site, provider, chromium, key));
@@ -407,6 +418,43 @@ async fn an_account_set_up_with_logbook_sso_set_signs_its_people_in_with_that_pr
     wait_for_activity_logs(browser).await;
     let sign_ins = events_with_action(&site, &key, "logbook.sso.sign_in").await;
     assert_eq!(sign_ins[0]["actor"]["id"], "stored@acme.example");
+    chromium.stop().await;
+}
+
+/// An account's own issuer is set by the account's admins, so Logbook reaches it only through
+/// the guard alert deliveries use: a loopback issuer is refused unless the operator allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_own_issuer_on_a_private_address_is_not_reached_unless_the_operator_allows_it()
+{
+    let Some((site, _provider, chromium, key)) = sso_site(SsoOptions {
+        stored_with_the_cli: true,
+        private_issuer_allowed: false,
+        ..WELL_BEHAVED
+    })
+    .await
+    else {
+        return;
+    };
+    let browser = chromium.browser();
+    browser.goto(&site.url("/login")).await;
+    browser
+        .wait_for(
+            "the provider's button on the sign-in page",
+            "return document.querySelector('#single-sign-on a');",
+            WAIT,
+        )
+        .await;
+    browser.click("#single-sign-on a").await;
+    browser
+        .wait_for(
+            "the refusal page",
+            "return document.body.innerText.includes('Logbook could not reach your identity provider.');",
+            WAIT,
+        )
+        .await;
+    let refused = events_with_action(&site, &key, "logbook.sso.refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["metadata"]["reason"], "provider_unreachable");
     chromium.stop().await;
 }
 
