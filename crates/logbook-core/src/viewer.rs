@@ -497,7 +497,25 @@ pub fn validate_logo_url(text: &str) -> Result<String, ViewerInputError> {
     }
     let rest = text.strip_prefix("https://").ok_or_else(refuse)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
+    // The host goes into `img-src` as the logo's origin, so it is held to what an origin may be:
+    // ASCII labels of letters, digits and `-` (no `*`, no user info), and an optional port.
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let host_is_name = !host.is_empty()
+        && host.split('.').count() <= MAX_HOST_LABELS
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        });
+    let port_is_number = port.is_none_or(|port| {
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    if !host_is_name || !port_is_number {
         return Err(refuse());
     }
     Ok(text.to_owned())
@@ -607,6 +625,9 @@ mod tests {
             "https://x.com/a\" onerror=\"alert(1)",
             "data:image/svg+xml,<svg onload=alert(1)>",
             "https://user@x.com/logo.png",
+            "https://*/logo.svg",
+            "https://*.example.com/logo.svg",
+            "https://bücher.example/logo.svg",
         ] {
             assert!(validate_logo_url(hostile).is_err(), "{hostile}");
         }

@@ -127,6 +127,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/viewer-sessions",
             post(crate::api::v1::viewer_sessions::create),
         )
+        .route(
+            "/api/v1/viewer-sessions/{viewer_session}",
+            axum::routing::delete(crate::api::v1::viewer_sessions::end),
+        )
         .route("/view/open/{ticket}", get(viewer::open))
         .route("/view/{token}", get(viewer::to_first_page))
         .route("/view/{token}/", get(activity::list))

@@ -1,4 +1,4 @@
-//! `ViewerSessionStore` in the SQL both stores run (tables of migration 0016). A session is
+//! `ViewerSessionStore` in the SQL both stores run (tables of migration 0015). A session is
 //! found by the hash of its one-time ticket until it is opened, and by the hash of its token
 //! afterwards; opening is one conditional `UPDATE`, so a ticket opens at most once across nodes.
 
@@ -186,6 +186,59 @@ impl<Database: SqlDatabase> ViewerSessionStore for SharedStore<Database> {
                     .await?
                     .map(|row| session_from_row(READING, &row))
                     .transpose()
+                })
+            }))
+            .await
+    }
+
+    async fn viewer_session_by_id(
+        &self,
+        viewer_session_id: &str,
+    ) -> Result<Option<ViewerSessionRecord>, StoreError> {
+        let viewer_session_id = viewer_session_id.to_owned();
+        self.database
+            .read(Box::new(move |sql| {
+                Box::pin(async move {
+                    const READING: &str = "reading a viewer session";
+                    sql.query_optional(
+                        READING,
+                        &format!(
+                            "SELECT {SESSION_COLUMNS} FROM viewer_sessions v \
+                             JOIN accounts a ON a.account_row = v.account_row \
+                             WHERE v.viewer_session_id = $1"
+                        ),
+                        &[viewer_session_id.into()],
+                    )
+                    .await?
+                    .map(|row| session_from_row(READING, &row))
+                    .transpose()
+                })
+            }))
+            .await
+    }
+
+    async fn end_viewer_session(
+        &self,
+        viewer_session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let viewer_session_id = viewer_session_id.to_owned();
+        self.database
+            .write(Box::new(move |sql| {
+                Box::pin(async move {
+                    const ENDING: &str = "ending a viewer session";
+                    let now = unix_micros_of(now);
+                    let found = sql
+                        .execute(
+                            ENDING,
+                            "UPDATE viewer_sessions SET \
+                             expires_at = CASE WHEN expires_at > $2 THEN $2 ELSE expires_at END, \
+                             open_by = CASE WHEN open_by > $2 THEN $2 ELSE open_by END \
+                             WHERE viewer_session_id = $1",
+                            &[viewer_session_id.into(), now.into()],
+                        )
+                        .await?;
+                    Ok(found > 0)
                 })
             }))
             .await

@@ -30,6 +30,7 @@ macro_rules! store_conformance_tests {
             // Viewer sessions of the embedded view (issue 15, viewer_session_cases.rs).
             a_viewer_ticket_opens_once_before_its_deadline_and_the_session_is_found_by_its_token,
             a_viewer_ticket_opened_by_two_callers_at_once_opens_one_session,
+            an_ended_viewer_session_neither_opens_nor_reads_after_its_end,
             an_accounts_embed_look_is_kept_replaced_and_removed,
             // Single sign-on (issue 15, single_sign_on_cases.rs).
             single_sign_on_settings_are_kept_replaced_and_removed_per_account,

@@ -174,6 +174,88 @@ pub async fn a_viewer_ticket_opens_once_before_its_deadline_and_the_session_is_f
     );
 }
 
+pub async fn an_ended_viewer_session_neither_opens_nor_reads_after_its_end(store: Arc<dyn Store>) {
+    store
+        .create_account(&account("acme"), RECEIVED_AT)
+        .await
+        .unwrap();
+    let sessions = store.viewer_sessions();
+    for (id, ticket) in [("vs_open", 1), ("vs_unopened", 2)] {
+        sessions
+            .create_viewer_session(
+                new_session(id, "acme", ticket, ViewerScope::WholeLog),
+                RECEIVED_AT,
+            )
+            .await
+            .unwrap();
+    }
+    sessions
+        .open_viewer_session(&[1; 32], &[9; 32], RECEIVED_AT, IP, None)
+        .await
+        .unwrap()
+        .expect("opens");
+    let ended_at = RECEIVED_AT + Duration::seconds(10);
+    assert!(
+        sessions
+            .end_viewer_session("vs_open", ended_at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .end_viewer_session("vs_unopened", ended_at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .end_viewer_session("vs_nothing", ended_at)
+            .await
+            .unwrap()
+    );
+    let ended = sessions
+        .find_viewer_session(&[9; 32])
+        .await
+        .unwrap()
+        .expect("an ended session is still found, to say it ended");
+    assert_eq!(ended.expires_at, ended_at);
+    let by_id = sessions
+        .viewer_session_by_id("vs_unopened")
+        .await
+        .unwrap()
+        .expect("found by id");
+    assert_eq!(by_id.account, account("acme"));
+    assert_eq!(by_id.open_by, ended_at, "its URL stopped working");
+    assert!(
+        sessions
+            .open_viewer_session(
+                &[2; 32],
+                &[8; 32],
+                ended_at + Duration::seconds(1),
+                IP,
+                None
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "an ended session's URL opens nothing"
+    );
+    // Ending again keeps the earlier end.
+    sessions
+        .end_viewer_session("vs_open", ended_at + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .viewer_session_by_id("vs_open")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        ended_at
+    );
+}
+
 pub async fn a_viewer_ticket_opened_by_two_callers_at_once_opens_one_session(
     store: Arc<dyn Store>,
 ) {

@@ -94,9 +94,9 @@ pub struct EmbedConfig {
     pub logo_url: Option<String>,
     /// How long a viewer-session URL may wait before it is opened.
     pub open_within_seconds: u64,
-    /// A session's life when the request does not say.
+    /// A session's life, counted from its making, when the request does not say.
     pub default_session_lifetime_seconds: u64,
-    /// The longest life a request may ask for.
+    /// The longest life a request may ask for (at most 30 days).
     pub max_session_lifetime_seconds: u64,
     /// Sessions one API key may make per minute; 0 turns the limit off.
     pub sessions_per_minute_per_key: u32,
@@ -122,6 +122,9 @@ impl Default for EmbedConfig {
     }
 }
 
+/// The longest viewer session an operator may allow: 30 days.
+const MAX_VIEWER_SESSION_LIFETIME_SECONDS: u64 = 30 * 24 * 60 * 60;
+
 impl EmbedConfig {
     /// Copies these settings into the server's, checking every value the way the management API
     /// checks an account's (each ends up in a page or a header).
@@ -136,6 +139,11 @@ impl EmbedConfig {
         .map_err(|error| anyhow::anyhow!("embed.{}: {}", error.field, error.message))?;
         if self.open_within_seconds == 0 || self.open_within_seconds > 3600 {
             bail!("embed.open_within_seconds must be 1 to 3600");
+        }
+        if self.max_session_lifetime_seconds > MAX_VIEWER_SESSION_LIFETIME_SECONDS {
+            bail!(
+                "embed.max_session_lifetime_seconds must be at most {MAX_VIEWER_SESSION_LIFETIME_SECONDS} (30 days)"
+            );
         }
         if self.max_session_lifetime_seconds == 0
             || self.default_session_lifetime_seconds == 0
@@ -1233,7 +1241,8 @@ frame_ancestors = []
 # logo_url = "https://cdn.example.com/logo.svg"
 # A viewer-session URL opens once, within this many seconds of its making.
 open_within_seconds = {embed_open_within}
-# How long a session lives once opened, unless the request says, and the longest it may ask for.
+# How long a session lives from its making, unless the request says, and the longest it may ask
+# for (at most 30 days).
 default_session_lifetime_seconds = {embed_default_lifetime}
 max_session_lifetime_seconds = {embed_max_lifetime}
 # Sessions made per minute with one API key, and for one account; 0 turns a limit off.

@@ -39,6 +39,20 @@ pub trait ViewerSessionStore: Send + Sync {
         session_hash: &[u8; 32],
     ) -> Result<Option<ViewerSessionRecord>, StoreError>;
 
+    /// The session with this id, opened or not (ended ones too, until they are forgotten).
+    async fn viewer_session_by_id(
+        &self,
+        viewer_session_id: &str,
+    ) -> Result<Option<ViewerSessionRecord>, StoreError>;
+
+    /// Ends the session at `now`: its URL no longer opens and its token no longer reads (a
+    /// session that already ended keeps its earlier end). Returns whether the session exists.
+    async fn end_viewer_session(
+        &self,
+        viewer_session_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
     /// The account's own look of the embedded view (`None`: it has set nothing).
     async fn embed_look(&self, account: &AccountId) -> Result<Option<EmbedLook>, StoreError>;
 

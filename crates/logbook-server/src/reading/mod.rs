@@ -104,6 +104,38 @@ pub async fn resolve_known_networks_for_live_view(
     Ok(filter.resolve_known_networks(&known_networks))
 }
 
+/// The known network names `query` uses (`ip:NAME`) that `account` has no network of. A reader's
+/// fixed query that names one would match nothing, or, negated, everything; it is refused
+/// rather than read that way.
+pub async fn unknown_network_names(
+    state: &AppState,
+    account: &AccountId,
+    query: &Query,
+) -> Result<Vec<String>, ApiError> {
+    let named: Vec<&logbook_core::unfamiliar_ip::NetworkName> = query
+        .clauses
+        .iter()
+        .filter_map(|clause| match &clause.condition {
+            Condition::KnownNetwork(names) => Some(names.iter()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known = state
+        .store()
+        .unfamiliar_ips()
+        .known_networks(account)
+        .await?;
+    Ok(named
+        .into_iter()
+        .filter(|name| !known.iter().any(|network| &network.name == *name))
+        .map(|name| name.as_str().to_owned())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,12 +21,15 @@ use crate::error::ErrorChain;
 use crate::state::AppState;
 
 /// The SSE answer that follows `account`'s events matching `filter` from `next_seq` on; shared
-/// with the web page's live updates, which authenticate by session instead of key.
+/// with the web page's live updates, which authenticate by session instead of key. The stream
+/// ends at shutdown, and when `reader_ends` completes (a viewer session that ended or was
+/// revoked while it was open).
 pub(crate) fn tail_response(
     state: &AppState,
     account: AccountId,
     filter: EventFilter,
     next_seq: u64,
+    reader_ends: Option<futures::future::BoxFuture<'static, ()>>,
 ) -> Response {
     let settings = state.settings();
     let open_tail = match state.limiter().open_tail(&account) {
@@ -49,7 +52,8 @@ pub(crate) fn tail_response(
         let event = poller.next_event().await?;
         Some((Ok::<Event, Infallible>(event), poller))
     })
-    .take_until(state.shutdown_signal().wait());
+    .take_until(state.shutdown_signal().wait())
+    .take_until(reader_ends.unwrap_or_else(|| Box::pin(futures::future::pending())));
 
     let mut response = Sse::new(events)
         .keep_alive(KeepAlive::new().interval(settings.tail_keep_alive_interval))

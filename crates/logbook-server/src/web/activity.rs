@@ -721,7 +721,14 @@ pub async fn export(
             actor_email: reader.actor_id(),
             client: &reader.client,
             outcome: Outcome::Success,
-            targets: Vec::new(),
+            targets: reader
+                .viewer()
+                .map(|viewer| {
+                    vec![crate::web::viewer::viewer_session_target(
+                        &viewer.session.viewer_session_id,
+                    )]
+                })
+                .unwrap_or_default(),
             metadata: Some(metadata),
         },
         reader.viewer().map(|viewer| viewer.session.person.label()),
@@ -764,11 +771,15 @@ pub async fn live(
         Some(seq) => seq,
         None => state.store().next_seq(&account).await?,
     };
+    let reader_ends = reader.viewer().map(|viewer| {
+        crate::web::viewer::session_ends(&state, &viewer.token, viewer.session.expires_at)
+    });
     Ok(tail_response(
         &state,
         account,
         reader.scope.restrict(filter),
         from_seq,
+        reader_ends,
     ))
 }
 

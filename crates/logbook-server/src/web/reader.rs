@@ -199,9 +199,19 @@ impl FromRequestParts<AppState> for Reader {
             },
             ViewerScope::FixedQuery(text) => {
                 // Checked when the session was made; a stored query that no longer parses (a
-                // language change) ends the session rather than widening it.
+                // language change) is refused rather than read some other way.
                 let fixed =
                     logbook_core::query::parse(text).map_err(|_| WebError::ViewerSessionInvalid)?;
+                // A known network the fixed query names was renamed or deleted since the session
+                // was made: `ip:NAME` would match nothing and `-ip:NAME` everything, so the view
+                // ends instead of widening (a new session for the query is refused until the
+                // network exists again).
+                let missing = crate::reading::unknown_network_names(state, &account, &fixed)
+                    .await
+                    .map_err(|error| WebError::Internal(error.to_string()))?;
+                if !missing.is_empty() {
+                    return Err(WebError::ViewerSessionEnded);
+                }
                 // Known network names resolve once per request, so the store's SQL and the
                 // in-memory matching of live updates and single events read the same blocks.
                 let fixed = resolve_known_networks_for_live_view(state, &account, fixed)

@@ -211,9 +211,6 @@ pub enum WebError {
     /// A viewer session past its end.
     #[error("viewer session ended")]
     ViewerSessionEnded,
-    /// Something the reader's viewer session does not allow (export without permission).
-    #[error("{0}")]
-    ViewerNotAllowed(&'static str),
 }
 
 impl IntoResponse for WebError {
@@ -311,15 +308,6 @@ impl IntoResponse for WebError {
                         "This view has ended",
                         "Your Activity Logs session has reached the end of its time.".into(),
                         vec!["Open Activity Logs again from your console to continue."],
-                    )
-                }
-                WebError::ViewerNotAllowed(message) => {
-                    link = None;
-                    (
-                        StatusCode::FORBIDDEN,
-                        "Not allowed",
-                        message.into(),
-                        vec!["Ask your administrator for this permission."],
                     )
                 }
                 WebError::Internal(cause) => {

@@ -160,9 +160,10 @@ fn embedded_view_policy(framing: &Framing) -> String {
 }
 
 /// Middleware: every answer under `/view/` (pages, error pages, exports, live updates) gets the
-/// embedded view's headers. The framing origins are the session's account's when its handler
-/// said so (`framed`), and the instance's otherwise (a link that opens nothing still shows its
-/// error page inside the platform's frame).
+/// embedded view's headers. A page's framing origins are the session's account's when its
+/// handler said so (`framed`), and the instance's otherwise (a link that opens nothing still
+/// shows its error page inside the platform's frame); answers without a page policy (redirects,
+/// exports, JSON errors) keep the strict default `request_context` gives them.
 pub async fn embedded_view_headers(
     State(state): State<AppState>,
     request: Request,
@@ -262,26 +263,62 @@ pub async fn open(
             actor_email: &session.person.id,
             client: &client,
             outcome: Outcome::Success,
-            targets: Vec::new(),
+            targets: vec![viewer_session_target(&session.viewer_session_id)],
             metadata: Some(metadata),
         },
         Some(session.person.label()),
     )
     .await?;
-    let mut response = Redirect::to(&format!("{VIEW_PREFIX}{token}/")).into_response();
-    // The redirect goes to the session's account's framing, like every page after it.
-    let account_look = state
-        .store()
-        .viewer_sessions()
-        .embed_look(&session.account)
-        .await?
-        .unwrap_or_default()
-        .over(&state.settings().embed.look);
-    response.extensions_mut().insert(Framing {
-        frame_ancestors: account_look.frame_ancestors,
-        logo_origin: None,
-    });
-    Ok(response)
+    // A redirect carries no page policy; the page it leads to does (browsers check framing on
+    // the final answer).
+    Ok(Redirect::to(&format!("{VIEW_PREFIX}{token}/")).into_response())
+}
+
+/// The target that marks an event as done through a viewer session (its actor is the platform's
+/// person, whose id may look like anyone's).
+pub fn viewer_session_target(viewer_session_id: &str) -> logbook_core::event::Target {
+    logbook_core::event::Target {
+        target_type: "viewer_session".to_owned(),
+        id: viewer_session_id.to_owned(),
+        name: None,
+    }
+}
+
+/// Completes when the viewer session of `token` ends (its `expires_at`) or is ended early
+/// (`DELETE /api/v1/viewer-sessions/{id}`): a live stream opened in the view stops then.
+pub fn session_ends(
+    state: &AppState,
+    token: &str,
+    expires_at: time::OffsetDateTime,
+) -> futures::future::BoxFuture<'static, ()> {
+    /// How often an open stream asks the store whether its session was ended early.
+    const RECHECK_EVERY: time::Duration = time::Duration::seconds(5);
+    let state = state.clone();
+    let token_hash = hash_token(token);
+    Box::pin(async move {
+        let mut expires_at = expires_at;
+        loop {
+            let remaining = expires_at - state.clock().now();
+            if remaining <= time::Duration::ZERO {
+                return;
+            }
+            let wait = remaining.min(RECHECK_EVERY);
+            tokio::time::sleep(std::time::Duration::try_from(wait).unwrap_or_default()).await;
+            match state
+                .store()
+                .viewer_sessions()
+                .find_viewer_session(&token_hash)
+                .await
+            {
+                Ok(Some(session)) => expires_at = session.expires_at,
+                Ok(None) => return,
+                // The store is unreachable: keep the stream to its known end, and ask again.
+                Err(error) => {
+                    tracing::warn!(%error, "could not recheck a viewer session of an open live stream");
+                }
+            }
+        }
+    })
 }
 
 /// `GET /view/{token}`: the view's first page is `/view/{token}/`.

@@ -222,6 +222,8 @@ async fn a_viewer_url_opens_once_records_the_view_and_reads_only_its_own_account
     assert_eq!(views[0]["actor"]["id"], "user_8831");
     assert_eq!(views[0]["actor"]["name"], "Ana Lima");
     assert_eq!(views[0]["metadata"]["scope"], "all");
+    assert_eq!(views[0]["targets"][0]["type"], "viewer_session");
+    assert_eq!(views[0]["targets"][0]["id"], created["viewer_session"]);
     assert!(views[0]["ip"].is_string(), "{}", views[0]);
     let exports = embedding.acme_events_with_action("logbook.export").await;
     assert_eq!(exports.len(), 1, "the export is recorded");
@@ -721,4 +723,181 @@ async fn every_route_of_the_view_reads_only_its_sessions_account_and_refuses_cha
         assert_eq!(status, 404, "{route}");
         assert!(!body.contains("Globex secret change"), "{route}");
     }
+}
+
+/// Reads the live stream until `wanted` shows, the stream ends, or `within` passes; returns
+/// what arrived and whether the stream ended.
+async fn read_live(response: reqwest::Response, wanted: &str, within: Duration) -> (String, bool) {
+    use futures::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(250), stream.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(None) | Ok(Some(Err(_))) => return (seen, true),
+            Err(_) => {}
+        }
+        if !wanted.is_empty() && seen.contains(wanted) {
+            return (seen, false);
+        }
+    }
+    (seen, false)
+}
+
+#[tokio::test]
+async fn an_open_live_stream_stops_when_its_session_ends_or_is_ended_early() {
+    let embedding = Embedding::start().await;
+    // Ends by its lifetime while the stream is open.
+    let view = embedding.open(json!({"lifetime_seconds": 2})).await;
+    let live = embedding
+        .browser
+        .get(embedding.server.url(&format!("{view}/events/live?q=")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    embedding
+        .server
+        .post_events(
+            &embedding.acme.ingest_key,
+            &json!({"events": [event("After the end", json!({}))]}),
+        )
+        .await;
+    let (seen, ended) = read_live(live, "After the end", Duration::from_secs(3)).await;
+    assert!(ended, "the stream closed at the session's end: {seen}");
+    assert!(!seen.contains("After the end"), "{seen}");
+
+    // Ended early by the platform.
+    let created = json_of(
+        embedding
+            .create(
+                &embedding.acme_admin,
+                json!({"account": "acme", "person": {"id": "u9"}, "scope": "all"}),
+            )
+            .await,
+    )
+    .await;
+    let id = created["viewer_session"].as_str().unwrap().to_owned();
+    let opened = embedding
+        .browser
+        .get(created["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let view = opened.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let live = embedding
+        .browser
+        .get(embedding.server.url(&format!("{view}/events/live?q=")))
+        .send()
+        .await
+        .unwrap();
+    let globex_admin = embedding
+        .server
+        .create_key(KeyOwner::Account(embedding.globex.account.clone()), "admin")
+        .await;
+    let refused = embedding
+        .server
+        .client
+        .delete(
+            embedding
+                .server
+                .url(&format!("/api/v1/viewer-sessions/{id}")),
+        )
+        .bearer_auth(&globex_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404, "another account's key cannot see it");
+    let (status, _) = embedding.page(&format!("{view}/")).await;
+    assert_eq!(status, 200, "a refused ending ends nothing");
+    let ended = embedding
+        .server
+        .client
+        .delete(
+            embedding
+                .server
+                .url(&format!("/api/v1/viewer-sessions/{id}")),
+        )
+        .bearer_auth(&embedding.acme_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    let (status, page) = embedding.page(&format!("{view}/")).await;
+    assert_eq!(status, 410);
+    assert!(page.contains("This view has ended"));
+    let (seen, closed) = read_live(live, "", Duration::from_secs(8)).await;
+    assert!(
+        closed,
+        "the open stream closed after the session was ended: {seen}"
+    );
+    let missing = embedding
+        .server
+        .client
+        .delete(embedding.server.url("/api/v1/viewer-sessions/vs_nothing"))
+        .bearer_auth(&embedding.acme_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_fixed_query_naming_a_known_network_needs_it_to_exist_and_ends_when_it_goes() {
+    use logbook_core::unfamiliar_ip::{KnownNetwork, NetworkName, parse_network_blocks};
+    let embedding = Embedding::start().await;
+    let answer = embedding
+        .create(
+            &embedding.acme_admin,
+            json!({"account": "acme", "person": {"id": "u1"}, "scope": {"query": "-ip:office"}}),
+        )
+        .await;
+    assert_eq!(answer.status(), 400);
+    let error = json_of(answer).await;
+    assert_eq!(error_code(&error), "unknown_network");
+    assert_eq!(error["error"]["field"], "scope.query");
+
+    let office = NetworkName::parse("office").unwrap();
+    embedding
+        .server
+        .store
+        .unfamiliar_ips()
+        .save_known_network(
+            &embedding.acme.account,
+            &KnownNetwork {
+                name: office.clone(),
+                blocks: parse_network_blocks("203.0.113.0/24").unwrap(),
+                updated_at: logbook_core::Clock::now(&logbook_core::SystemClock),
+            },
+        )
+        .await
+        .unwrap();
+    let view = embedding
+        .open(json!({"scope": {"query": "-ip:office"}}))
+        .await;
+    let (status, page) = embedding.page(&format!("{view}/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("Rebooted web-1"),
+        "every sample event is from the office"
+    );
+    embedding
+        .server
+        .store
+        .unfamiliar_ips()
+        .delete_known_network(&embedding.acme.account, &office)
+        .await
+        .unwrap();
+    let (status, page) = embedding.page(&format!("{view}/")).await;
+    assert_eq!(
+        status, 410,
+        "the view ends rather than showing the whole log"
+    );
+    assert!(!page.contains("Rebooted web-1"));
 }

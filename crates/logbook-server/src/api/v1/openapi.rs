@@ -205,6 +205,7 @@ impl Modify for KeySchemes {
         retention::release,
         retention::erase,
         crate::api::v1::viewer_sessions::create,
+        crate::api::v1::viewer_sessions::end,
         embed::show,
         embed::set,
         crate::api::v1::manage::single_sign_on::show,

@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use logbook_core::AccountId;
 use logbook_core::people::hash_token;
@@ -97,7 +97,7 @@ pub struct CreateViewerSession {
     /// Whether the person may export what they see (default false).
     #[serde(default)]
     pub export: bool,
-    /// How long the session may live once opened, in seconds (default 3600; at most the
+    /// How long the session may live, in seconds from its making (default 3600; at most the
     /// instance's `[embed] max_session_lifetime_seconds`, 43200 unless configured).
     #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 43200, example = 3600)]
@@ -232,6 +232,24 @@ pub async fn create(
             other => other.to_owned(),
         }),
     })?;
+    if let Some(fixed_query) = scope.fixed_query() {
+        let parsed =
+            logbook_core::query::parse(fixed_query).map_err(|source| ApiError::InvalidQuery {
+                source,
+                field: "scope.query",
+            })?;
+        let missing = crate::reading::unknown_network_names(&state, &account, &parsed).await?;
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(
+                "unknown_network",
+                format!(
+                    "the fixed query names known networks that {account} does not have: {}",
+                    missing.join(", ")
+                ),
+                Some("scope.query"),
+            ));
+        }
+    }
     let embed = &state.settings().embed;
     let lifetime = match request.lifetime_seconds {
         None => embed.default_session_lifetime,
@@ -301,4 +319,48 @@ pub async fn create(
             export: request.export,
         }),
     ))
+}
+
+/// The `{viewer_session}` of `DELETE /api/v1/viewer-sessions/{viewer_session}`.
+#[derive(Debug, Deserialize)]
+pub struct ViewerSessionPath {
+    viewer_session: String,
+}
+
+/// Ends a viewer session before its time (a person left the platform's customer, a URL leaked).
+/// Ending one that already ended changes nothing and answers 204 again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/viewer-sessions/{viewer_session}",
+    operation_id = "end_viewer_session",
+    tag = "embedding",
+    params(("viewer_session" = String, Path, description = "The session's id, as its creation answered it", example = "vs_01a24a9832aa773eba8fea52452621df")),
+    security(("admin_key" = [])),
+    responses(
+        (status = 204, description = "The session ended: its URL opens nothing, its pages and live updates stop"),
+        (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 404, description = "No such session, or one of an account this key may not manage (never told apart)", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 503, description = "The store is unavailable", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))
+    )
+)]
+pub async fn end(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    path: Result<Path<ViewerSessionPath>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Ok(Path(ViewerSessionPath { viewer_session })) = path else {
+        return Err(ApiError::NotFound);
+    };
+    let sessions = state.store().viewer_sessions();
+    let session = sessions
+        .viewer_session_by_id(&viewer_session)
+        .await?
+        .filter(|session| admin.may_manage(&session.account))
+        .ok_or(ApiError::NotFound)?;
+    sessions
+        .end_viewer_session(&session.viewer_session_id, state.clock().now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

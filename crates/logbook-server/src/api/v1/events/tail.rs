@@ -89,5 +89,11 @@ pub async fn tail(
     };
 
     let filter = resolve_known_networks_for_live_view(&state, &reader.account, filter).await?;
-    Ok(tail_response(&state, reader.account, filter, next_seq))
+    Ok(tail_response(
+        &state,
+        reader.account,
+        filter,
+        next_seq,
+        None,
+    ))
 }

@@ -52,7 +52,7 @@ pub struct EmbedLookBody {
     #[schema(
         example = "https://cdn.example.com/logo.svg",
         max_length = 1024,
-        pattern = "^https://[^/?#@\\s\"\'\\\\<>;,\\x00-\\x1f\\x7f-\\x9f]+([/?#][^\\s\"\'\\\\<>;,\\x00-\\x1f\\x7f-\\x9f]*)?$"
+        pattern = "^https://[A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63}){0,9}(:[0-9]{1,5})?([/?#][^\\s\"\'\\\\<>;,\\x00-\\x1f\\x7f-\\x9f]*)?$"
     )]
     pub logo_url: Option<String>,
 }
