@@ -19,6 +19,7 @@ pub mod browser_verification;
 pub mod first_run;
 pub mod keys;
 pub mod login;
+pub mod narrowing;
 pub mod networks;
 pub mod password;
 pub mod reader;
