@@ -8,6 +8,7 @@
 
 use serde_json::{Value, json};
 
+use super::embedded_view::{admin_key, viewer_url, wait_for_activity_logs};
 use super::webdriver::Browser;
 use super::{
     Chromium, WAIT, acme_site, browser_tools, messages_of, response_status, sign_in, table_rows,
@@ -593,5 +594,86 @@ async fn a_pager_is_at_the_top_as_well_as_the_bottom() {
         .await;
     assert!(!table_rows(browser).await.is_empty());
     assert_no_csp_violation(browser, "the second page").await;
+    chromium.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_embedded_view_clicking_and_the_keyboard_stay_inside_the_view() {
+    let Some(tools) = browser_tools() else { return };
+    let (site, _key, _ids) = acme_site().await;
+    let admin_key = admin_key(&site);
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    browser
+        .goto(&viewer_url(&site, &admin_key, json!({"scope": "all"})).await)
+        .await;
+    wait_for_activity_logs(browser).await;
+    let view_path = browser
+        .execute("return location.pathname;", json!([]))
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(view_path.starts_with("/view/"), "{view_path}");
+
+    browser
+        .execute(
+            "[...document.querySelectorAll('#events tbody tr')].find((row) => row.querySelector('a.row-link').textContent === 'Rebooted server web-1').querySelector('td.actor button').click();",
+            json!([]),
+        )
+        .await;
+    wait_for_query(browser, "actor:alice@acme.example").await;
+    let path = browser
+        .execute("return location.pathname;", json!([]))
+        .await;
+    assert_eq!(path, json!(view_path), "narrowing stays in the view");
+    assert_eq!(
+        messages_of(&table_rows(browser).await),
+        ["Rebooted server db-2", "Rebooted server web-1"]
+    );
+    browser
+        .shift_click("#events tbody tr:first-child td.ip button")
+        .await;
+    wait_for_query(browser, "actor:alice@acme.example -ip:203.0.113.10").await;
+    assert_eq!(
+        messages_of(&table_rows(browser).await),
+        ["Rebooted server web-1"]
+    );
+
+    browser.press_keys("j").await;
+    browser.press_keys(ENTER).await;
+    browser
+        .wait_for(
+            "the event in the view",
+            "return location.pathname.includes('/events/') && document.getElementById('event-when');",
+            WAIT,
+        )
+        .await;
+    let shown = browser
+        .execute(
+            "return { path: location.pathname, when: document.getElementById('event-when').innerText, logbookOnly: document.querySelectorAll('main a[href=\"/security\"], main a[href=\"/networks\"]').length };",
+            json!([]),
+        )
+        .await;
+    assert!(
+        shown["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(&view_path[..view_path.len() - 1]),
+        "{shown}"
+    );
+    let when = shown["when"].as_str().unwrap();
+    assert!(
+        when.contains("(your time)") && when.contains("2024-06-01T09:12:00Z UTC"),
+        "the event view states local and UTC time: {shown}"
+    );
+    assert_eq!(shown["logbookOnly"], 0, "{shown}");
+    browser.press_keys(ESCAPE).await;
+    wait_for_query(browser, "actor:alice@acme.example -ip:203.0.113.10").await;
+    let path = browser
+        .execute("return location.pathname;", json!([]))
+        .await;
+    assert_eq!(path, json!(view_path), "Escape goes back inside the view");
+    assert_no_csp_violation(browser, "the embedded view").await;
     chromium.stop().await;
 }

@@ -273,7 +273,12 @@ function markTheBadTerm() {
 function init() {
   const now = new Date();
   document.querySelectorAll("time[datetime][data-relative]").forEach((time) => relativizeTime(time, now));
-  document.querySelectorAll("time[datetime]:not([data-relative])").forEach(localizeTime);
+  // The event view states the whole local time, with its zone, next to UTC.
+  document.querySelectorAll("time[datetime][data-local-long]").forEach((time) => {
+    const at = new Date(time.getAttribute("datetime"));
+    if (!Number.isNaN(at.getTime())) time.textContent = localLong.format(at) + " (your time)";
+  });
+  document.querySelectorAll("time[datetime]:not([data-relative]):not([data-local-long])").forEach(localizeTime);
   const events = document.getElementById("events");
   if (events) openRowsByClick(events);
   excludeByShiftClick();
