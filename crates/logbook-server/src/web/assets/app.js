@@ -134,16 +134,12 @@ function rowOf(event) {
   tr.append(message);
   const ip = cell("", "ip");
   if (event.ip) {
-    const isNew = Boolean(event.new_ip);
-    const button = narrowButton("ip:" + event.ip, event.ip + (isNew ? " · new" : ""), isNew ? "New IP address for this actor" : "");
+    const isNew = Boolean(event.new_ip || event.new_network);
+    const mark = event.new_network ? " · new network" : isNew ? " · new" : "";
+    const hover = event.new_network ? "A network this actor was not seen in before" : isNew ? "A new IP address for this actor" : "";
+    const button = narrowButton("ip:" + event.ip, event.ip + mark, hover);
     if (isNew) button.classList.add("badge", "new-ip");
     ip.append(button);
-  }
-  if (event.new_network) {
-    const badge = document.createElement("span");
-    badge.className = "badge new-network";
-    badge.textContent = "new network";
-    ip.append(" ", badge);
   }
   tr.append(ip);
   return tr;
