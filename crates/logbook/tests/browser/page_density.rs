@@ -123,6 +123,7 @@ async fn at_1280_by_800_at_least_fifteen_events_show_above_the_fold_one_line_eac
         )
         .await;
     assert_eq!(fold["height"], 800, "{fold}");
+
     assert!(
         fold["above"].as_u64().unwrap() >= 15,
         "at least 15 events above the fold at 1280x800: {fold}"

@@ -91,7 +91,7 @@ function narrowButton(term, text, hover) {
   button.name = "add";
   button.value = term;
   button.tabIndex = -1;
-  button.title = (hover ? hover + "\n" : "") + "Click: search " + visible(term) + " · Shift-click: exclude";
+  if (hover) button.title = hover;
   button.textContent = text;
   return button;
 }
