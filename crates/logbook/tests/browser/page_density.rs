@@ -678,3 +678,42 @@ async fn in_the_embedded_view_clicking_and_the_keyboard_stay_inside_the_view() {
     assert_no_csp_violation(browser, "the embedded view").await;
     chromium.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_times_are_read_in_the_readers_own_time_zone() {
+    let Some(tools) = browser_tools() else { return };
+    let (site, _key, _ids) = acme_site().await;
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    browser
+        .devtools(
+            "Emulation.setTimezoneOverride",
+            json!({ "timezoneId": "Europe/Berlin" }),
+        )
+        .await;
+    sign_in(browser, &site, "owner@acme.example").await;
+    // The page's own module, asked for the words of fixed instants (10:30 UTC is 11:30 in Berlin).
+    let words = browser
+        .execute(
+            "const module = await import(document.querySelector('script[type=module]').src);
+             const now = new Date('2026-12-06T10:30:00Z');
+             return ['2026-12-06T10:27:00Z', '2026-12-05T23:30:00Z', '2026-12-04T23:30:00Z', '2026-12-01T08:00:00Z', '2026-06-01T09:12:00Z', '2024-06-01T09:12:00Z']
+               .map((at) => module.relativeTime(new Date(at), now));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        words,
+        json!([
+            "3 min ago",
+            "today 00:30",
+            "yesterday 00:30",
+            "Tue 09:00",
+            "Jun 1, 11:12",
+            "Jun 1, 2024"
+        ]),
+        "local days and clock times, not UTC ones"
+    );
+    assert_no_csp_violation(browser, "the list").await;
+    chromium.stop().await;
+}

@@ -267,8 +267,13 @@ function markTheBadTerm() {
 }
 
 function init() {
-  const now = new Date();
-  document.querySelectorAll("time[datetime][data-relative]").forEach((time) => relativizeTime(time, now));
+  const relativize = () => {
+    const now = new Date();
+    document.querySelectorAll("time[datetime][data-relative]").forEach((time) => relativizeTime(time, now));
+  };
+  relativize();
+  // "just now" must not stay "just now" on a page left open.
+  window.setInterval(relativize, 60_000);
   // The event view states the whole local time, with its zone, next to UTC.
   document.querySelectorAll("time[datetime][data-local-long]").forEach((time) => {
     const at = new Date(time.getAttribute("datetime"));
