@@ -1,5 +1,6 @@
-//! The Activity Logs page (`/`): the account's events newest first, 50 a page, searched with the
-//! query language and narrowed by quick filters that write the same query text; one event's
+//! The Activity Logs page (`/`): the account's events newest first, 50 a page, one line each,
+//! searched with the query language and narrowed by quick filters and by clicking a value
+//! (`web::narrowing`), both of which write the same query text; one event's
 //! details (`/events/{id}`); export of the current filter (`/events/export`); live updates as
 //! server-sent events (`/events/live`).
 //!
@@ -110,7 +111,6 @@ impl Row {
 
 pub struct QueryProblem {
     pub message: String,
-    pub term: String,
     /// The query text around the bad term, made visible, for marking the spot under the box.
     pub before: String,
     pub marked: String,
@@ -128,7 +128,6 @@ impl QueryProblem {
         let utf16 = |text: &str| text.encode_utf16().count();
         QueryProblem {
             message: error.message.clone(),
-            term: visible(&error.term).into_owned(),
             before: visible(&q[..start]).into_owned(),
             marked: visible(&q[start..end]).into_owned(),
             after: visible(&q[end..]).into_owned(),
@@ -776,7 +775,11 @@ pub async fn get(
         ),
         row: Row::of(&event, state.clock().now()),
         fields,
-        back_href: format!("{}/?q={}", reader.base_path(), url_component(&q)),
+        back_href: if q.trim().is_empty() {
+            format!("{}/", reader.base_path())
+        } else {
+            format!("{}/?q={}", reader.base_path(), url_component(&q))
+        },
         q,
         changes,
         targets,

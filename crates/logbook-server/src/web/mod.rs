@@ -1,5 +1,6 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
-//! Activity Logs page with its details, export and live updates (`activity`), team, API key and
+//! Activity Logs page with its details, export and live updates (`activity`) and narrowing it by
+//! clicking a value (`narrowing`), team, API key and
 //! security pages (`team`, `keys`, `security`), alert rules and destinations (`alerts`), audit events of what people do here (`audit`),
 //! and the one stylesheet and one ES module embedded in the binary (`assets`), plus the event
 //! view's in-browser check of its proof and checkpoint (`browser_verification`, `assets/verify.js`).
