@@ -568,7 +568,7 @@ async fn a_search_that_cannot_run_marks_the_spot_in_the_box_and_disables_export(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pager_is_at_the_top_as_well_as_the_bottom() {
+async fn every_control_is_a_few_tab_stops_away_with_its_focus_visible_and_a_pager_at_the_top() {
     let Some(tools) = browser_tools() else { return };
     let (site, key, _ids) = acme_site().await;
     let events: Vec<Value> = (0..60)
@@ -577,14 +577,56 @@ async fn a_pager_is_at_the_top_as_well_as_the_bottom() {
     site.send(&key, Value::Array(events)).await;
     let chromium = Chromium::start(&tools).await;
     let browser = chromium.browser();
+    viewport(browser, 1280, 800).await;
     sign_in(browser, &site, "owner@acme.example").await;
+    browser.goto(&site.url("/")).await;
     let above = browser
         .execute(
             "return document.getElementById('next-page-top').getBoundingClientRect().bottom <= document.getElementById('events').getBoundingClientRect().top;",
             json!([]),
         )
         .await;
-    assert_eq!(above, true);
+    assert_eq!(above, true, "a pager above the table");
+
+    // Tab from the top of the page: each stop is named and shows its focus (the row's outline for
+    // a row).
+    let mut stops = Vec::new();
+    for _ in 0..24 {
+        browser.press_keys(TAB).await;
+        let stop = browser
+            .execute(
+                "const active = document.activeElement;
+                 const row = active.closest('tbody tr');
+                 const shown = getComputedStyle(active).outlineStyle !== 'none' || (row && getComputedStyle(row).outlineStyle !== 'none');
+                 return { name: active.id || active.className || active.tagName, text: active.textContent.trim().slice(0, 40), row: row ? [...row.parentNode.rows].indexOf(row) : null, shown };",
+                json!([]),
+            )
+            .await;
+        assert_eq!(stop["shown"], true, "focus is visible on {stop}");
+        stops.push(stop);
+    }
+    let position = |name: &str| {
+        stops
+            .iter()
+            .position(|stop| stop["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not among the first Tab stops: {stops:?}"))
+    };
+    assert_eq!(position("skip"), 0, "{stops:?}");
+    assert!(position("q") < 12, "the search box: {stops:?}");
+    for control in [
+        "export-csv",
+        "export-ndjson",
+        "live-toggle",
+        "next-page-top",
+    ] {
+        assert!(position(control) < 20, "{control}: {stops:?}");
+    }
+    let rows: Vec<&Value> = stops.iter().filter(|stop| !stop["row"].is_null()).collect();
+    assert!(rows.len() >= 3, "{stops:?}");
+    for (index, stop) in rows.iter().enumerate() {
+        assert_eq!(stop["row"], index, "one stop per row, in order: {stops:?}");
+    }
+
     browser.click("#next-page-top").await;
     browser
         .wait_for(
