@@ -759,3 +759,54 @@ async fn relative_times_are_read_in_the_readers_own_time_zone() {
     assert_no_csp_violation(browser, "the list").await;
     chromium.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_arrives_live_narrows_with_the_same_terms_as_a_served_row() {
+    let Some(tools) = browser_tools() else { return };
+    let (site, key, _ids) = acme_site().await;
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    sign_in(browser, &site, "owner@acme.example").await;
+    browser
+        .wait_for(
+            "the live connection",
+            "return document.getElementById('live-status').textContent === 'Live';",
+            WAIT,
+        )
+        .await;
+    let awkward = [
+        "a \"b\",c*",
+        "tab\there",
+        "back\\slash",
+        "plain@acme.example",
+        "émile ☃",
+    ];
+    let events: Vec<Value> = awkward
+        .iter()
+        .map(|actor| {
+            json!({"action": "user.update", "message": format!("live {actor}"), "ip": "2001:db8::7",
+                   "actor": {"id": actor}})
+        })
+        .collect();
+    site.send(&key, Value::Array(events)).await;
+    let terms_of_rows = "return Object.fromEntries([...document.querySelectorAll('#events tbody tr')]
+        .filter((row) => row.querySelector('a.row-link').textContent.startsWith('live '))
+        .map((row) => [row.querySelector('a.row-link').textContent, [...row.querySelectorAll('button.narrow')].map((button) => button.value)]));";
+    browser
+        .wait_for(
+            "the live rows",
+            &format!(
+                "return document.querySelectorAll('#events tbody tr.fresh').length >= {};",
+                awkward.len()
+            ),
+            WAIT,
+        )
+        .await;
+    let live = browser.execute(terms_of_rows, json!([])).await;
+    browser.goto(&site.url("/")).await;
+    let served = browser.execute(terms_of_rows, json!([])).await;
+    assert_eq!(live.as_object().unwrap().len(), awkward.len(), "{live}");
+    assert_eq!(live, served, "the script quotes values as the server does");
+    assert_no_csp_violation(browser, "the list").await;
+    chromium.stop().await;
+}
