@@ -158,7 +158,7 @@ pub struct ActivityPage {
     pub export_ndjson_href: String,
     pub live_href: Option<String>,
     /// Says what part of the log this reader sees, when it is not all of it.
-    pub scope_note: Option<String>,
+    pub scope_note: Option<ScopeNote>,
     pub may_export: bool,
     pub filtered: bool,
     /// `?q=...` for the rows' event links, so the event view can narrow and go back to this
@@ -446,20 +446,36 @@ pub async fn list(
     Ok(framed(&reader, page(&activity)))
 }
 
-/// What the page says about the part of the log this reader sees.
-fn scope_note(reader: &Reader) -> Option<String> {
+/// What the page says about the part of the log this reader sees. A sentence holding a viewer
+/// session's fixed search (up to 2 KB) is `long`: the page cuts it to one line, the whole of it one
+/// click away.
+pub struct ScopeNote {
+    pub text: String,
+    pub long: bool,
+}
+
+fn scope_note(reader: &Reader) -> Option<ScopeNote> {
+    let sentence = |text: &str| {
+        Some(ScopeNote {
+            text: text.to_owned(),
+            long: false,
+        })
+    };
     match (&reader.scope, reader.viewer()) {
         (ReadScope::WholeLog, _) => None,
         (ReadScope::OwnEvents { .. }, None) => {
-            Some("As a member you see the events you performed yourself.".to_owned())
+            sentence("As a member you see the events you performed yourself.")
         }
         (ReadScope::OwnEvents { .. }, Some(_)) => {
-            Some("You see the events you performed yourself.".to_owned())
+            sentence("You see the events you performed yourself.")
         }
-        (ReadScope::Within(_), Some(viewer)) => Some(format!(
-            "You see the events matching {}; your search applies within them.",
-            visible(viewer.session.scope.fixed_query().unwrap_or_default())
-        )),
+        (ReadScope::Within(_), Some(viewer)) => Some(ScopeNote {
+            text: format!(
+                "You see the events matching {}; your search applies within them.",
+                visible(viewer.session.scope.fixed_query().unwrap_or_default())
+            ),
+            long: true,
+        }),
         (ReadScope::Within(_), None) => None,
     }
 }

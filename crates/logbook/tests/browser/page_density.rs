@@ -810,3 +810,50 @@ async fn a_row_that_arrives_live_narrows_with_the_same_terms_as_a_served_row() {
     assert_no_csp_violation(browser, "the list").await;
     chromium.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_embedded_view_a_long_person_and_fixed_query_leave_the_list_near_the_top_at_360_px()
+{
+    let Some(tools) = browser_tools() else { return };
+    let (site, _key, _ids) = acme_site().await;
+    let admin_key = admin_key(&site);
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    viewport(browser, 360, 800).await;
+    let fixed_query = format!("-target:{}", "x".repeat(2048 - "-target:".len()));
+    let person = "p".repeat(256);
+    browser
+        .goto(
+            &viewer_url(
+                &site,
+                &admin_key,
+                json!({"scope": "query", "query": fixed_query, "person": {"id": person, "name": "N".repeat(256)}}),
+            )
+            .await,
+        )
+        .await;
+    wait_for_activity_logs(browser).await;
+    assert_eq!(sideways_scroll(browser).await, json!(0));
+    let layout = browser
+        .execute(
+            "return { tableTop: document.getElementById('events').getBoundingClientRect().top + scrollY, note: document.getElementById('scope-note').innerText };",
+            json!([]),
+        )
+        .await;
+    assert!(
+        layout["tableTop"].as_f64().unwrap() < 800.0,
+        "the list starts on the first screen: {layout}"
+    );
+    // The whole fixed query is one click away.
+    browser.click("#scope-note summary").await;
+    let whole = browser
+        .execute(
+            "return document.getElementById('scope-note').innerText.includes(arguments[0]);",
+            json!([fixed_query]),
+        )
+        .await;
+    assert_eq!(whole, true);
+    assert_eq!(sideways_scroll(browser).await, json!(0));
+    assert_no_csp_violation(browser, "the embedded view at 360 px").await;
+    chromium.stop().await;
+}
