@@ -398,6 +398,17 @@ async fn the_longest_values_the_api_accepts_never_make_the_page_scroll_sideways(
                 json!(0),
                 "{path} at {width} px scrolls sideways"
             );
+            let scrolling_tables = browser
+                .execute(
+                    "return [...document.querySelectorAll('.table-wrap')].filter((wrap) => wrap.scrollWidth > wrap.clientWidth + 1).map((wrap) => wrap.firstElementChild.id || wrap.firstElementChild.className);",
+                    json!([]),
+                )
+                .await;
+            assert_eq!(
+                scrolling_tables,
+                json!([]),
+                "{path} at {width} px: no table scrolls sideways either"
+            );
             assert_no_csp_violation(browser, &path).await;
         }
         // The long event's row stays short, and the event heading is a few lines, not screens.
