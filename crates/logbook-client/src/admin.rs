@@ -240,6 +240,36 @@ impl Client {
         .await
     }
 
+    /// The account's single sign-on (never its client secret).
+    pub async fn single_sign_on(&self, account: &str) -> Result<Value, Error> {
+        self.admin_call(
+            Method::GET,
+            &format!("/api/v1/accounts/{}/sso", segment(account)),
+            None,
+        )
+        .await
+    }
+
+    /// Stores the account's single sign-on; a body without `client_secret` keeps the stored one.
+    pub async fn set_single_sign_on(&self, account: &str, settings: Value) -> Result<Value, Error> {
+        self.admin_call(
+            Method::PUT,
+            &format!("/api/v1/accounts/{}/sso", segment(account)),
+            Some(settings),
+        )
+        .await
+    }
+
+    /// Removes the account's own single sign-on settings.
+    pub async fn clear_single_sign_on(&self, account: &str) -> Result<Value, Error> {
+        self.admin_call(
+            Method::DELETE,
+            &format!("/api/v1/accounts/{}/sso", segment(account)),
+            None,
+        )
+        .await
+    }
+
     /// Stores limits: a number sets a field, `null` clears it, a field left out keeps its value.
     pub async fn set_account_limits(&self, account: &str, limits: Value) -> Result<Value, Error> {
         self.admin_call(

@@ -25,6 +25,7 @@ pub mod people;
 pub mod personal_data;
 pub mod query;
 pub mod retention;
+pub mod single_sign_on;
 pub mod store;
 pub mod terminal_text;
 pub mod totp;

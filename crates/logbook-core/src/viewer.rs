@@ -28,6 +28,10 @@ pub const MAX_FRAME_ANCESTORS: usize = 20;
 pub const MAX_PRODUCT_NAME_CHARS: usize = 60;
 /// Longest logo URL.
 pub const MAX_LOGO_URL_BYTES: usize = 1024;
+/// Longest framing origin (ten labels of 63 characters with a scheme and port fit).
+pub const MAX_ORIGIN_BYTES: usize = 700;
+/// Most dot-separated labels of a framing origin's host name.
+pub const MAX_HOST_LABELS: usize = 10;
 
 /// What the person of a viewer session may read of the account's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +148,7 @@ impl ViewerPerson {
         let email = email
             .map(|email| {
                 let email = shown_text("person.email", email)?;
+                // The shape the OpenAPI document states: something, `@`, a domain with a dot.
                 let well_formed = email
                     .split_once('@')
                     .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
@@ -173,19 +178,25 @@ impl ViewerPerson {
 /// Text a platform gives about a person, refused when a page or terminal would not show it as
 /// it is: controls, bidi overrides and zero-width characters (outside joined emoji and scripts),
 /// and angle brackets, which have no place in a name and are the first sign of injected markup.
+/// It is kept exactly as sent, so spaces at either end are refused rather than trimmed.
 fn shown_text(field: &'static str, text: &str) -> Result<String, ViewerInputError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
+    if text.is_empty() {
         return Err(ViewerInputError::new(field, format!("{field} is empty")));
     }
-    if trimmed.chars().count() > MAX_PERSON_TEXT_CHARS {
+    if text.chars().count() > MAX_PERSON_TEXT_CHARS {
         return Err(ViewerInputError::new(
             field,
             format!("{field} is longer than {MAX_PERSON_TEXT_CHARS} characters"),
         ));
     }
-    let invisible = crate::terminal_text::escape_for_terminal(trimmed) != trimmed;
-    if invisible || trimmed.contains(['<', '>']) {
+    if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        return Err(ViewerInputError::new(
+            field,
+            format!("{field} starts or ends with a space"),
+        ));
+    }
+    let invisible = crate::terminal_text::escape_for_terminal(text) != text;
+    if invisible || text.contains(['<', '>']) {
         return Err(ViewerInputError::new(
             field,
             format!(
@@ -193,7 +204,7 @@ fn shown_text(field: &'static str, text: &str) -> Result<String, ViewerInputErro
             ),
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(text.to_owned())
 }
 
 /// A refused value, with the field of the request it is about.
@@ -315,17 +326,18 @@ impl EmbedLook {
             .collect::<Result<Vec<_>, _>>()?;
         let product_name = product_name
             .map(|name| {
-                let name = name.trim();
                 let invisible = crate::terminal_text::escape_for_terminal(name) != name;
                 if name.is_empty()
                     || name.chars().count() > MAX_PRODUCT_NAME_CHARS
+                    || name.starts_with(char::is_whitespace)
+                    || name.ends_with(char::is_whitespace)
                     || invisible
                     || name.contains(['<', '>'])
                 {
                     Err(ViewerInputError::new(
                         "product_name",
                         format!(
-                            "product_name must be 1 to {MAX_PRODUCT_NAME_CHARS} characters without control, bidi, zero-width or markup characters"
+                            "product_name must be 1 to {MAX_PRODUCT_NAME_CHARS} characters, without spaces at either end or control, bidi, zero-width or markup characters"
                         ),
                     ))
                 } else {
@@ -383,7 +395,7 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// A framing origin: `https://host[:port]`, or `http://` for loopback and `localhost` (a
-/// platform's development console). Nothing else reaches the `frame-ancestors` directive, so a
+/// platform's development console), optionally with one trailing `/`, kept without it. Nothing else reaches the `frame-ancestors` directive, so a
 /// value cannot add a directive or a wildcard.
 pub fn validate_origin(text: &str) -> Result<String, ViewerInputError> {
     let refuse = || {
@@ -395,7 +407,10 @@ pub fn validate_origin(text: &str) -> Result<String, ViewerInputError> {
             ),
         )
     };
-    let text = text.trim().trim_end_matches('/');
+    if text.len() > MAX_ORIGIN_BYTES {
+        return Err(refuse());
+    }
+    let text = text.strip_suffix('/').unwrap_or(text);
     let (scheme, authority) = text.split_once("://").ok_or_else(refuse)?;
     // `[::1]:8080` keeps its brackets; any other authority splits at its one colon.
     let (host, port) = if let Some(after_bracket) = authority.find(']') {
@@ -416,7 +431,7 @@ pub fn validate_origin(text: &str) -> Result<String, ViewerInputError> {
         return Err(refuse());
     }
     let host_is_name = !host.is_empty()
-        && host.len() <= 253
+        && host.split('.').count() <= MAX_HOST_LABELS
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -444,7 +459,7 @@ pub fn validate_colour(text: &str) -> Result<String, ViewerInputError> {
             "accent_colour must be a colour written #rrggbb or #rgb",
         )
     };
-    let digits = text.trim().strip_prefix('#').ok_or_else(refuse)?;
+    let digits = text.strip_prefix('#').ok_or_else(refuse)?;
     if !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return Err(refuse());
     }
@@ -465,7 +480,6 @@ pub fn validate_colour(text: &str) -> Result<String, ViewerInputError> {
 /// A logo: an https URL without quotes, spaces, backslashes or controls (it goes in an `src`
 /// attribute and its origin in `img-src`).
 pub fn validate_logo_url(text: &str) -> Result<String, ViewerInputError> {
-    let text = text.trim();
     let refuse = || {
         ViewerInputError::new(
             "logo_url",

@@ -42,6 +42,14 @@ pub enum ApiError {
     /// Nothing here, or nothing this key may see (404): the two are never told apart.
     #[error("not found")]
     NotFound,
+    /// A body names something that does not exist or that this key may not see (404), with the
+    /// field that names it; the two are never told apart.
+    #[error("{message}")]
+    UnknownReference {
+        code: &'static str,
+        message: String,
+        field: &'static str,
+    },
     #[error("this path does not answer this method")]
     MethodNotAllowed,
     /// The client sent its body too slowly (408).
@@ -129,7 +137,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::IngestDisabled { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownReference { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,6 +165,7 @@ impl ApiError {
             ApiError::IngestDisabled { .. } => "account_ingest_disabled",
             ApiError::Conflict { code, .. } => code,
             ApiError::NotFound => "not_found",
+            ApiError::UnknownReference { code, .. } => code,
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -180,6 +189,7 @@ impl ApiError {
             | ApiError::Conflict { field, .. } => field.as_deref(),
             ApiError::InvalidQuery { field, .. } => Some(field),
             ApiError::QuotaExceeded { field, .. } => Some(field),
+            ApiError::UnknownReference { field, .. } => Some(field),
             _ => None,
         }
     }

@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::middleware::{panic_response, request_context};
 use crate::state::AppState;
 use crate::web::{
-    activity, alerts, assets, attention, first_run, keys, login, networks, security, team, viewer,
+    activity, alerts, assets, attention, first_run, keys, login, networks, security,
+    single_sign_on, team, viewer,
 };
 use crate::{health, metrics};
 
@@ -60,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route("/attention/{finding_id}/dismiss", post(attention::dismiss))
         .route("/login", get(login::get).post(login::post))
         .route("/login/second-factor", post(login::post_second_factor))
+        .route("/login/sso/{account}", get(single_sign_on::start))
+        .route(
+            "/login/sso/{account}/callback",
+            get(single_sign_on::callback),
+        )
         .route("/logout", post(login::logout))
         .route("/setup/{token}", get(first_run::get).post(first_run::post))
         .route(

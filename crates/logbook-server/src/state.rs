@@ -61,6 +61,8 @@ pub struct ServerSettings {
     pub retention: crate::workers::retention::RetentionSettings,
     /// The embedded view of viewer sessions: look, framing, lifetimes, rate (`web::viewer`).
     pub embed: crate::web::viewer::EmbedSettings,
+    /// The configuration file's `[sso]` provider and the accounts it signs people into.
+    pub single_sign_on: Option<crate::web::single_sign_on::InstanceSingleSignOn>,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +90,7 @@ impl Default for ServerSettings {
             attention: crate::workers::attention::AttentionWorkerSettings::default(),
             retention: crate::workers::retention::RetentionSettings::default(),
             embed: crate::web::viewer::EmbedSettings::default(),
+            single_sign_on: None,
         }
     }
 }

@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0015_viewer_sessions",
         include_str!("../migrations/0015_viewer_sessions.sql"),
     ),
+    (
+        16,
+        "0016_single_sign_on",
+        include_str!("../migrations/0016_single_sign_on.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).
@@ -200,6 +205,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON actor_addresses, actor_networks, attention_findings TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON viewer_sessions, embed_looks TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON single_sign_on_settings, single_sign_on_attempts TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};
                  GRANT EXECUTE ON FUNCTION logbook_message_matches(tsquery, bigint) TO {ROW_SECURITY_ROLE};"
             ))

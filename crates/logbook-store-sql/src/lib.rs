@@ -25,6 +25,7 @@ mod people;
 pub mod personal_data;
 pub mod retention;
 pub mod shared_store;
+mod single_sign_on;
 mod unfamiliar_ip;
 pub mod value;
 mod viewer;

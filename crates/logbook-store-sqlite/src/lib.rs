@@ -540,6 +540,10 @@ impl Store for SqliteStore {
         &self.shared
     }
 
+    fn single_sign_on(&self) -> &dyn logbook_core::store::SingleSignOnStore {
+        &self.shared
+    }
+
     fn alerting(&self) -> &dyn logbook_core::store::AlertingStore {
         &self.shared
     }

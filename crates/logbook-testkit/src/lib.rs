@@ -9,6 +9,7 @@ pub mod cases;
 pub mod parity;
 mod personal_data_cases;
 mod retention_cases;
+mod single_sign_on_cases;
 mod unfamiliar_ip_cases;
 mod viewer_session_cases;
 mod volume_quota_cases;
@@ -30,6 +31,10 @@ macro_rules! store_conformance_tests {
             a_viewer_ticket_opens_once_before_its_deadline_and_the_session_is_found_by_its_token,
             a_viewer_ticket_opened_by_two_callers_at_once_opens_one_session,
             an_accounts_embed_look_is_kept_replaced_and_removed,
+            // Single sign-on (issue 15, single_sign_on_cases.rs).
+            single_sign_on_settings_are_kept_replaced_and_removed_per_account,
+            a_sign_in_attempt_is_taken_once_and_never_after_it_expires,
+            of_two_answers_naming_one_state_only_one_takes_it,
             // Retention and legal hold (issue 18, retention_cases.rs).
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,

@@ -75,6 +75,11 @@ pub enum Command {
     /// --server through the management API with an admin key in LOGBOOK_KEY.
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Show, set and clear one account's single sign-on with an OpenID Connect provider (they win
+    /// over the configuration file's [sso]); with --server through the management API with an
+    /// admin key in LOGBOOK_KEY.
+    #[command(subcommand)]
+    Sso(SsoCommand),
     /// Show and set how long an account keeps its events, place and clear legal holds, and prune
     /// now (works on the database directly).
     #[command(subcommand)]
@@ -232,6 +237,59 @@ pub enum RetentionCommand {
     },
     /// Run one retention round now (pruning and aging), as the server does every minute.
     Prune,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// Print the single sign-on that applies to the account (never its client secret) and the
+    /// redirect URI to register with the provider.
+    Show {
+        /// The account
+        #[arg(long, value_name = "NAME")]
+        account: String,
+        /// Print a JSON object instead of lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the account's provider; people then see "Sign in with <display name>".
+    Set(SsoSetArgs),
+    /// Remove the account's own settings (the configuration file's [sso] may still apply).
+    Clear {
+        /// The account
+        #[arg(long, value_name = "NAME")]
+        account: String,
+    },
+}
+
+/// An account's OpenID Connect provider (README, "Single sign-on").
+#[derive(Debug, Args)]
+pub struct SsoSetArgs {
+    /// The account
+    #[arg(long, value_name = "NAME")]
+    pub account: String,
+    /// The provider's name on the sign-in button, e.g. Okta
+    #[arg(long, value_name = "TEXT")]
+    pub display_name: String,
+    /// The provider's issuer URL (https), e.g. https://accounts.google.com
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+    /// The client id the provider gave Logbook
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+    /// Read the client secret from the first line of standard input (required the first time;
+    /// without it the stored secret is kept). Never given on the command line, where other users
+    /// of the machine could read it.
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Role of a person created by their first sign-in: owner, admin, viewer or member
+    #[arg(long, value_name = "ROLE", default_value = "viewer")]
+    pub default_role: String,
+    /// Only people who are users already, or invited, may sign in; nobody is created
+    #[arg(long)]
+    pub invited_only: bool,
+    /// Refuse password sign-in for the account's people (they use the provider only)
+    #[arg(long)]
+    pub no_password_sign_in: bool,
 }
 
 #[derive(Debug, Subcommand)]

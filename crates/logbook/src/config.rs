@@ -73,6 +73,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
     pub embed: EmbedConfig,
+    /// Single sign-on with an OpenID Connect provider for the accounts it names (README,
+    /// "Single sign-on"); accounts can also have their own (`logbook sso set`).
+    pub sso: Option<SingleSignOnConfig>,
 }
 
 /// The embedded Activity Logs view in a platform's console (README, "Logbook in your console").
@@ -152,6 +155,96 @@ impl EmbedConfig {
             sessions_per_minute_per_key: self.sessions_per_minute_per_key,
             sessions_per_minute_per_account: self.sessions_per_minute_per_account,
         };
+        Ok(())
+    }
+}
+
+/// The `[sso]` section: one OpenID Connect provider for the accounts it names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SingleSignOnConfig {
+    /// Shown on the sign-in page: "Sign in with <display_name>".
+    pub display_name: String,
+    /// The provider's issuer URL (https; plain http only on a loopback address).
+    pub issuer: String,
+    pub client_id: String,
+    /// Also `LOGBOOK_SSO_CLIENT_SECRET`, which wins. Printed as `<redacted>` by `config show`.
+    #[serde(default, serialize_with = "redacted")]
+    pub client_secret: String,
+    /// The accounts whose people sign in with this provider.
+    pub accounts: Vec<String>,
+    /// The role of a person created by their first sign-in.
+    #[serde(default = "default_single_sign_on_role")]
+    pub default_role: String,
+    /// Only people who are users of the account already, or invited, may sign in.
+    #[serde(default)]
+    pub invited_only: bool,
+    /// Whether these accounts' people may still sign in with a password.
+    #[serde(default = "always_true")]
+    pub password_sign_in_allowed: bool,
+}
+
+fn default_single_sign_on_role() -> String {
+    "viewer".to_owned()
+}
+
+fn always_true() -> bool {
+    true
+}
+
+fn redacted<S: serde::Serializer>(secret: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if secret.is_empty() { "" } else { "<redacted>" })
+}
+
+impl std::fmt::Debug for SingleSignOnConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SingleSignOnConfig")
+            .field("display_name", &self.display_name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("accounts", &self.accounts)
+            .field("default_role", &self.default_role)
+            .field("invited_only", &self.invited_only)
+            .field("password_sign_in_allowed", &self.password_sign_in_allowed)
+            .finish()
+    }
+}
+
+impl SingleSignOnConfig {
+    /// Checks the section and hands it to the server.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        let settings = logbook_core::single_sign_on::SingleSignOnSettings {
+            display_name: self.display_name.trim().to_owned(),
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: logbook_core::single_sign_on::ClientSecret::new(
+                self.client_secret.clone(),
+            ),
+            default_role: logbook_core::people::Role::parse(&self.default_role)
+                .map_err(|error| anyhow::anyhow!("sso.default_role: {error}"))?,
+            invited_only: self.invited_only,
+            password_sign_in_allowed: self.password_sign_in_allowed,
+        };
+        settings
+            .validate()
+            .map_err(|error| anyhow::anyhow!("sso.{error}"))?;
+        if self.accounts.is_empty() {
+            bail!(
+                "sso.accounts: name at least one account whose people sign in with this provider"
+            );
+        }
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|name| {
+                logbook_core::AccountId::parse(name)
+                    .map_err(|error| anyhow::anyhow!("sso.accounts: {name:?}: {error}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        server.single_sign_on =
+            Some(logbook_server::web::single_sign_on::InstanceSingleSignOn { accounts, settings });
         Ok(())
     }
 }
@@ -613,6 +706,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
             embed: EmbedConfig::default(),
+            sso: None,
         }
     }
 }
@@ -731,6 +825,14 @@ impl Config {
         }
         if let Some(value) = read("LOGBOOK_DATABASE") {
             self.database = Some(value);
+        }
+        if let Some(value) = read("LOGBOOK_SSO_CLIENT_SECRET") {
+            let Some(sso) = self.sso.as_mut() else {
+                bail!(
+                    "LOGBOOK_SSO_CLIENT_SECRET is set but the configuration has no [sso] section"
+                );
+            };
+            sso.client_secret = value;
         }
         if let Some(value) = read("LOGBOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS") {
             self.delivery.allow_private_destinations = match value.as_str() {
@@ -1059,6 +1161,18 @@ session_idle_timeout_seconds = {session_idle}
 session_absolute_timeout_seconds = {session_absolute}
 # Argon2id password hashes computed at once, 19 MiB each (LOGBOOK_MAX_CONCURRENT_PASSWORD_HASHES).
 max_concurrent_password_hashes = {password_hashes}
+
+# Single sign-on with an OpenID Connect provider (README, "Single sign-on") for the accounts
+# named here; an account's own settings (logbook sso set) win over this section.
+# [sso]
+# display_name = "Google"
+# issuer = "https://accounts.google.com"
+# client_id = "1234.apps.googleusercontent.com"
+# client_secret = "..."   # or LOGBOOK_SSO_CLIENT_SECRET
+# accounts = ["acme"]
+# default_role = "viewer"   # owner, admin, viewer or member
+# invited_only = false      # true: only existing or invited people may sign in
+# password_sign_in_allowed = true
 
 [delivery]
 # Alert and stream deliveries (README, "Alerts and destinations"). Destinations on loopback,
@@ -1493,5 +1607,98 @@ mod tests {
             config.database_location().unwrap(),
             DatabaseLocation::Sqlite(PathBuf::from("/srv/logbook/logbook.db"))
         );
+    }
+
+    const SSO_SECTION: &str = "[sso]\ndisplay_name = \"Okta\"\nissuer = \"https://acme.okta.com\"\nclient_id = \"0oa1\"\nclient_secret = \"file secret\"\naccounts = [\"acme\"]\n";
+
+    #[test]
+    fn an_sso_section_reaches_the_server_with_its_defaults_and_the_secret_from_the_environment() {
+        let mut config = Config::from_toml(SSO_SECTION).unwrap();
+        config
+            .apply_environment(&environment_of(&[(
+                "LOGBOOK_SSO_CLIENT_SECRET",
+                "environment secret",
+            )]))
+            .unwrap();
+        let mut server = ServerSettings::default();
+        config.sso.as_ref().unwrap().apply_to(&mut server).unwrap();
+        let instance = server.single_sign_on.expect("the section is applied");
+        assert_eq!(
+            instance.accounts,
+            vec![logbook_core::AccountId::parse("acme").unwrap()]
+        );
+        assert_eq!(instance.settings.display_name, "Okta");
+        assert_eq!(
+            instance.settings.client_secret.expose(),
+            "environment secret"
+        );
+        assert_eq!(
+            instance.settings.default_role,
+            logbook_core::people::Role::Viewer
+        );
+        assert!(!instance.settings.invited_only);
+        assert!(instance.settings.password_sign_in_allowed);
+    }
+
+    #[test]
+    fn the_sso_client_secret_is_never_shown_by_debug_or_config_show() {
+        let config = Config::from_toml(SSO_SECTION).unwrap();
+        assert!(!format!("{config:?}").contains("file secret"));
+        let shown = config.to_toml().unwrap();
+        assert!(!shown.contains("file secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_sso_settings_are_clear_errors_naming_the_field() {
+        for (replace, with, expected) in [
+            (
+                "https://acme.okta.com",
+                "http://acme.okta.com",
+                "sso.issuer",
+            ),
+            ("accounts = [\"acme\"]", "accounts = []", "sso.accounts"),
+            (
+                "accounts = [\"acme\"]",
+                "accounts = [\"Not An Account\"]",
+                "sso.accounts",
+            ),
+            ("client_id = \"0oa1\"", "client_id = \"\"", "sso.client_id"),
+            (
+                "accounts = [",
+                "default_role = \"root\"\naccounts = [",
+                "sso.default_role",
+            ),
+        ] {
+            let text = SSO_SECTION.replace(replace, with);
+            let config = Config::from_toml(&text).unwrap();
+            let error = config
+                .sso
+                .unwrap()
+                .apply_to(&mut ServerSettings::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        assert!(
+            Config::from_toml("[sso]\nissuer = \"https://x\"\nsurprise = 1\n").is_err(),
+            "unknown keys are refused"
+        );
+        let error = Config::default()
+            .apply_environment(&environment_of(&[("LOGBOOK_SSO_CLIENT_SECRET", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[sso]"), "{error}");
+    }
+
+    #[test]
+    fn a_loopback_http_issuer_is_accepted_for_a_provider_on_this_machine() {
+        let text = SSO_SECTION.replace("https://acme.okta.com", "http://127.0.0.1:4000");
+        let config = Config::from_toml(&text).unwrap();
+        config
+            .sso
+            .unwrap()
+            .apply_to(&mut ServerSettings::default())
+            .unwrap();
     }
 }

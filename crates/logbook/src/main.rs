@@ -67,6 +67,9 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
             Command::Account(command) => commands::account::run(&config, command, over_http).await,
             Command::Key(command) => commands::key::run(&config, command, over_http).await,
             Command::Limits(command) => commands::limits::run(&config, command, over_http).await,
+            Command::Sso(command) => {
+                commands::single_sign_on::run(&config, command, over_http).await
+            }
             Command::Retention(command) => commands::retention::run(&config, command).await,
             Command::User(command) => commands::user::run(&config, command, over_http).await,
             Command::Backup(arguments) => commands::backup::run(&config, &arguments).await,

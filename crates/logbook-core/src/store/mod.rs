@@ -24,6 +24,7 @@ mod alerting;
 mod attention;
 mod people;
 mod retention;
+mod single_sign_on;
 mod unfamiliar_ip;
 mod viewer;
 
@@ -32,6 +33,7 @@ pub use alerting::AlertingStore;
 pub use attention::AttentionStore;
 pub use people::PeopleStore;
 pub use retention::RetentionStore;
+pub use single_sign_on::SingleSignOnStore;
 pub use unfamiliar_ip::UnfamiliarIpStore;
 pub use viewer::ViewerSessionStore;
 
@@ -217,6 +219,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Users, sessions, invitations and sign-in settings (see `crate::people`).
     fn people(&self) -> &dyn PeopleStore;
+
+    /// Each account's single sign-on settings and the sign-ins in flight (see
+    /// `crate::single_sign_on`).
+    fn single_sign_on(&self) -> &dyn SingleSignOnStore;
 
     /// Each account's display name and ingest switch (see `crate::account::AccountSettings`).
     fn accounts(&self) -> &dyn AccountSettingsStore;

@@ -37,6 +37,8 @@ pub struct LoginPage {
     pub accounts: Vec<String>,
     /// Nobody can sign in yet: the page says how to get the setup link.
     pub first_run: bool,
+    /// "Sign in with <provider>" buttons (`single_sign_on`).
+    pub single_sign_on: Vec<crate::web::single_sign_on::SignInButton>,
 }
 
 #[derive(Template)]
@@ -67,6 +69,7 @@ fn login_page(
         error,
         accounts,
         first_run: false,
+        single_sign_on: Vec::new(),
     }
 }
 
@@ -74,6 +77,7 @@ fn login_page(
 pub async fn get(State(state): State<AppState>) -> Result<Response, WebError> {
     let mut login = login_page(&state, "", None, Vec::new());
     login.first_run = !state.store().people().any_user_exists().await?;
+    login.single_sign_on = crate::web::single_sign_on::sign_in_buttons(&state).await?;
     Ok(page(&login))
 }
 
@@ -176,6 +180,29 @@ pub async fn post(
         }
     };
     web.throttle.record_success(&email);
+    if let Some(message) =
+        crate::web::single_sign_on::password_sign_in_refused(&state, &user).await?
+    {
+        audit::record(
+            &state,
+            AuditEvent {
+                account: &user.account,
+                action: audit::LOGIN_FAILED,
+                message: format!(
+                    "Password sign-in refused for {email}: the account uses single sign-on"
+                ),
+                actor_email: &email,
+                client: &client,
+                outcome: Outcome::Failure,
+                targets: vec![audit::user_target(&email)],
+                metadata: None,
+            },
+        )
+        .await?;
+        let mut refused = login_page(&state, &form.email, Some(message), Vec::new());
+        refused.single_sign_on = crate::web::single_sign_on::sign_in_buttons(&state).await?;
+        return Ok(html(StatusCode::FORBIDDEN, &refused));
+    }
 
     // Rotation: whatever session the browser had ends now and a new id is issued.
     if let Some(old_id) = presented_session_id(&headers) {
@@ -203,7 +230,7 @@ pub async fn post(
     finish_sign_in(&state, &user, &client, "password").await
 }
 
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     user: &UserRecord,
     client: &Client,
@@ -256,7 +283,7 @@ pub(crate) async fn finish_sign_in(
     Ok(response)
 }
 
-fn set_cookie(response: &mut Response, cookie: &str) {
+pub(crate) fn set_cookie(response: &mut Response, cookie: &str) {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -151,6 +151,19 @@ fn every_route(account: &str) -> Vec<(Method, String, Option<Value>, bool)> {
             true,
         ),
         (Method::POST, format!("{base}/limits/clear"), None, true),
+        (Method::GET, format!("{base}/sso"), None, false),
+        (
+            Method::PUT,
+            format!("{base}/sso"),
+            Some(json!({
+                "display_name": "Okta",
+                "issuer": "https://acme.okta.com",
+                "client_id": "0oa1",
+                "client_secret": "secret"
+            })),
+            false,
+        ),
+        (Method::DELETE, format!("{base}/sso"), None, false),
         (Method::GET, format!("{base}/retention"), None, false),
         (
             Method::PUT,
@@ -1193,6 +1206,96 @@ async fn retention_legal_hold_and_erasure_are_managed_over_http_and_each_change_
             .changes("acme", "logbook.retention.set")
             .await
             .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn single_sign_on_is_set_by_the_accounts_admin_and_its_secret_is_never_returned() {
+    let management = Management::start().await;
+    let path = "/api/v1/accounts/acme/sso";
+    let call = |method: Method, body: Option<Value>| {
+        management.call(&management.acme_admin, method, path, body)
+    };
+    let shown = json_of(call(Method::GET, None).await).await;
+    assert_eq!(shown["source"], "none");
+    assert_eq!(shown["settings"], Value::Null);
+    assert_eq!(shown["redirect_uri"], "/login/sso/acme/callback");
+
+    let good = json!({
+        "display_name": "Okta",
+        "issuer": "https://acme.okta.com",
+        "client_id": "0oa1client",
+        "client_secret": "the client secret",
+        "default_role": "member",
+        "invited_only": true,
+        "password_sign_in_allowed": false
+    });
+    for (change, field) in [
+        (json!({"issuer": "http://idp.example.com"}), "/issuer"),
+        (json!({"display_name": ""}), "/display_name"),
+        (json!({"default_role": "root"}), "/default_role"),
+        (json!({"client_secret": null}), "/client_secret"),
+    ] {
+        let mut body = good.clone();
+        for (name, value) in change.as_object().unwrap() {
+            body[name] = value.clone();
+        }
+        let refused = call(Method::PUT, Some(body.clone())).await;
+        assert_eq!(refused.status(), 400, "{body}");
+        let refused = json_of(refused).await;
+        assert_eq!(refused["error"]["field"], field, "{refused}");
+        assert_eq!(
+            json_of(call(Method::GET, None).await).await["source"],
+            "none",
+            "a refused change stores nothing"
+        );
+    }
+
+    let stored = call(Method::PUT, Some(good.clone())).await;
+    assert_eq!(stored.status(), 200);
+    let stored_text = stored.text().await.unwrap();
+    assert!(!stored_text.contains("the client secret"), "{stored_text}");
+    let stored: Value = serde_json::from_str(&stored_text).unwrap();
+    assert_eq!(stored["source"], "database");
+    assert_eq!(stored["settings"]["client_secret_set"], true);
+    assert_eq!(stored["settings"]["default_role"], "member");
+    assert_eq!(stored["settings"]["invited_only"], true);
+    assert_eq!(stored["settings"]["password_sign_in_allowed"], false);
+
+    // A change without the secret keeps the stored one.
+    let mut renamed = good.clone();
+    renamed.as_object_mut().unwrap().remove("client_secret");
+    renamed["display_name"] = json!("Okta Workforce");
+    assert_eq!(call(Method::PUT, Some(renamed)).await.status(), 200);
+    let kept = management
+        .server
+        .store
+        .single_sign_on()
+        .single_sign_on_settings(&management.acme)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.client_secret.expose(), "the client secret");
+    assert_eq!(kept.display_name, "Okta Workforce");
+
+    let changes = management.changes("acme", "logbook.sso.set").await;
+    assert_eq!(changes.len(), 2);
+    assert!(
+        !changes
+            .iter()
+            .any(|event| event.to_string().contains("the client secret"))
+    );
+
+    let other = management
+        .call(&management.globex_admin, Method::GET, path, None)
+        .await;
+    assert_eq!(other.status(), 404, "another account's key sees nothing");
+
+    let cleared = json_of(call(Method::DELETE, None).await).await;
+    assert_eq!(cleared["source"], "none");
+    assert_eq!(
+        management.changes("acme", "logbook.sso.clear").await.len(),
         1
     );
 }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod migrate_store;
 pub mod retention;
 pub mod serve;
+pub mod single_sign_on;
 pub mod user;
 pub mod verify;
 

@@ -29,6 +29,9 @@ pub async fn run(config: &Config) -> Result<()> {
     config.limits.apply_to(&mut settings)?;
     config.retention.apply_to(&mut settings)?;
     config.embed.apply_to(&mut settings)?;
+    if let Some(sso) = &config.sso {
+        sso.apply_to(&mut settings)?;
+    }
     config
         .delivery
         .apply_to(&mut settings, &config.checkpoint_instance_name()?)?;

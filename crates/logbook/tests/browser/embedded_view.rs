@@ -216,6 +216,32 @@ async fn a_console_on_another_site_embeds_the_view_where_the_person_searches_ope
             WAIT,
         )
         .await;
+    // The event view checks the event's proof in the browser inside the frame too, once a
+    // checkpoint covers it (reloaded until one does).
+    let started = std::time::Instant::now();
+    while browser
+        .execute(
+            "return document.getElementById('browser-verification') === null;",
+            json!([]),
+        )
+        .await
+        .as_bool()
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < WAIT, "no checkpoint covered the event");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        browser.execute("location.reload();", json!([])).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let verdict = browser
+        .wait_for(
+            "the in-browser check inside the frame",
+            "const section = document.getElementById('browser-verification');
+             return section && section.dataset.outcome && {outcome: section.dataset.outcome, status: document.getElementById('browser-verification-status').textContent};",
+            WAIT,
+        )
+        .await;
+    assert_eq!(verdict["outcome"], "verified", "{verdict}");
     // WebDriver's current URL is the top page's; the frame's own is its `location`.
     let location = browser.execute("return location.href;", json!([])).await;
     assert!(
@@ -350,7 +376,7 @@ async fn nothing_typed_or_edited_in_the_url_escapes_a_fixed_query_or_the_own_sco
             &viewer_url(
                 &site,
                 &admin_key,
-                json!({"scope": "query", "query": "target:fw_1"}),
+                json!({"scope": {"query": "target:fw_1"}}),
             )
             .await,
         )

@@ -11,6 +11,7 @@
 
 mod embedded_view;
 mod page_density;
+mod single_sign_on;
 mod verification_in_browser;
 mod webdriver;
 

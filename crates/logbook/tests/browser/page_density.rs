@@ -838,7 +838,7 @@ async fn in_the_embedded_view_a_long_person_and_fixed_query_leave_the_list_near_
             &viewer_url(
                 &site,
                 &admin_key,
-                json!({"scope": "query", "query": fixed_query, "person": {"id": person, "name": "N".repeat(256)}}),
+                json!({"scope": {"query": fixed_query}, "person": {"id": person, "name": "N".repeat(256)}}),
             )
             .await,
         )

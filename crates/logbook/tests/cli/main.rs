@@ -5,6 +5,7 @@
 #![cfg(unix)]
 
 mod limits;
+mod single_sign_on;
 mod verify;
 
 use std::io::{BufRead, BufReader, Write};

@@ -207,6 +207,9 @@ impl Modify for KeySchemes {
         crate::api::v1::viewer_sessions::create,
         embed::show,
         embed::set,
+        crate::api::v1::manage::single_sign_on::show,
+        crate::api::v1::manage::single_sign_on::set,
+        crate::api::v1::manage::single_sign_on::clear,
         crate::api::retraced::create_event,
         crate::api::retraced::create_events_bulk,
         crate::api::workos::create_event,
@@ -218,7 +221,7 @@ impl Modify for KeySchemes {
         (name = "events", description = "Ingest and read an account's events"),
         (name = "verification", description = "Checkpoints and proofs of the verifiable log"),
         (name = "producer protocols", description = "The APIs of the audit-log products and clients platforms already run (Retraced, WorkOS, OpenTelemetry), at their own paths"),
-        (name = "management", description = "Accounts, keys, people, limits, retention, legal hold and erasure (admin scope)"),
+        (name = "management", description = "Accounts, keys, people, limits, retention, legal hold, erasure and single sign-on (admin scope)"),
         (name = "embedding", description = "Viewer sessions and the look of the embedded Activity Logs view in a platform's console (admin scope)"),
     )
 )]

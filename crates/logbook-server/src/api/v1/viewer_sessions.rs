@@ -22,31 +22,67 @@ use crate::limits::LimitScope;
 use crate::state::AppState;
 use crate::web::session::new_session_id;
 
-/// Who the person is, as the platform knows them.
+/// Who the person is, as the platform knows them. The patterns state what
+/// `ViewerPerson::validate` refuses: controls, bidi controls, zero-width characters, line
+/// separators and angle brackets (it lets ZWJ and ZWNJ through inside a joined emoji or script,
+/// which the patterns leave out for simplicity), and spaces at either end.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ViewerPersonBody {
-    /// The platform's id of the person (1 to 256 characters); with the `own` scope, the
-    /// `actor.id` of the events they may see.
-    #[schema(example = "user_8831", min_length = 1, max_length = 256)]
+    /// The platform's id of the person; with the `own` scope, the `actor.id` of the events they
+    /// may see. No spaces at either end, no control, bidi, zero-width or `<>` characters.
+    #[schema(
+        example = "user_8831",
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff](?:[^<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]*[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub id: String,
-    /// Shown in the view and in the `logbook.log.view` event.
-    #[schema(example = "Ana Lima", min_length = 1, max_length = 256)]
+    /// Shown in the view and in the `logbook.log.view` event; the same rules as `id`.
+    #[schema(
+        example = "Ana Lima",
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff](?:[^<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]*[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub name: Option<String>,
-    #[schema(example = "ana@acme.com", min_length = 3, max_length = 256)]
+    #[schema(
+        example = "ana@acme.com",
+        min_length = 3,
+        max_length = 256,
+        pattern = "^[^@\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]+@[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]*\\.[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]*$"
+    )]
     pub email: Option<String>,
 }
 
-/// What the person may see.
+/// `all` (the whole log) or `own` (only the events whose `actor.id` is `person.id`).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ViewerScopeName {
-    /// The whole log.
+pub enum NamedViewerScope {
     All,
-    /// Only the events whose `actor.id` is `person.id`.
     Own,
-    /// The events `query` matches, whatever the person types.
-    Query,
+}
+
+/// The events a fixed query matches, whatever the person types.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixedQueryScope {
+    /// In the query language (README, "The query language").
+    #[schema(
+        example = "target:srv-123",
+        format = "logbook-query",
+        min_length = 1,
+        max_length = 2048
+    )]
+    pub query: String,
+}
+
+/// What the person may see: `"all"`, `"own"` or `{"query": "target:srv-123"}`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ViewerScopeBody {
+    Named(NamedViewerScope),
+    Query(FixedQueryScope),
 }
 
 /// A viewer session to make.
@@ -57,17 +93,37 @@ pub struct CreateViewerSession {
     #[schema(example = "acme")]
     pub account: String,
     pub person: ViewerPersonBody,
-    pub scope: ViewerScopeName,
-    /// The fixed query of the `query` scope, in the query language (`target:srv-123`).
-    #[schema(example = "target:srv-123", max_length = 2048)]
-    pub query: Option<String>,
+    pub scope: ViewerScopeBody,
     /// Whether the person may export what they see (default false).
     #[serde(default)]
     pub export: bool,
-    /// How long the session may live once opened, in seconds (default and maximum are the
-    /// instance's `[embed]` settings: 3600 and 43200 unless configured).
-    #[schema(minimum = 1, example = 3600)]
+    /// How long the session may live once opened, in seconds (default 3600; at most the
+    /// instance's `[embed] max_session_lifetime_seconds`, 43200 unless configured).
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 43200, example = 3600)]
     pub lifetime_seconds: Option<u64>,
+}
+
+/// A whole number of seconds, which JSON may write with a zero fraction (`600.0` is an integer
+/// to JSON Schema); anything else that is not a whole, non-negative number is refused.
+fn whole_seconds<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|value| value.fract() == 0.0 && (0.0..9.0e15).contains(value))
+                .map(|value| value as u64)
+        })
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number of seconds")))
 }
 
 /// A viewer session that can be opened once.
@@ -82,8 +138,7 @@ pub struct ViewerSessionAnswer {
     /// RFC 3339: the session ends then, however active.
     pub expires_at: String,
     pub account: String,
-    pub scope: ViewerScopeName,
-    pub query: Option<String>,
+    pub scope: ViewerScopeBody,
     pub export: bool,
 }
 
@@ -120,6 +175,7 @@ fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     responses(
         (status = 201, description = "The session, with the URL that opens it once", body = ViewerSessionAnswer),
         (status = 400, description = "Bad input; field names the offending member; nothing stored", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 404, description = "No such account, or one this key may not manage (never told apart); field is account", body = crate::api::v1::openapi::ErrorDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
         (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
         (status = 413, description = "Body larger than 64 KiB", body = crate::api::v1::openapi::ErrorDocument),
@@ -136,15 +192,13 @@ pub async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<ViewerSessionAnswer>), ApiError> {
     let request: CreateViewerSession = json_body(&state, &headers, body).await?;
-    let unknown_account = || {
-        ApiError::bad_request(
-            "unknown_account",
-            format!(
-                "no account {:?} that this key manages",
-                crate::web::audit::truncate(&request.account, 64)
-            ),
-            Some("account"),
-        )
+    let unknown_account = || ApiError::UnknownReference {
+        code: "unknown_account",
+        message: format!(
+            "no account {:?} that this key manages",
+            crate::web::audit::truncate(&request.account, 64)
+        ),
+        field: "account",
     };
     // An account this key may not manage is answered exactly like one that does not exist.
     let account = AccountId::parse(&request.account).map_err(|_| unknown_account())?;
@@ -164,13 +218,20 @@ pub async fn create(
         request.person.email.as_deref(),
     )
     .map_err(field_error)?;
-    let scope_name = match request.scope {
-        ViewerScopeName::All => "all",
-        ViewerScopeName::Own => "own",
-        ViewerScopeName::Query => "query",
-    };
-    let scope =
-        ViewerScope::from_parts(scope_name, request.query.as_deref()).map_err(field_error)?;
+    let scope = match &request.scope {
+        ViewerScopeBody::Named(NamedViewerScope::All) => ViewerScope::from_parts("all", None),
+        ViewerScopeBody::Named(NamedViewerScope::Own) => ViewerScope::from_parts("own", None),
+        ViewerScopeBody::Query(fixed) => ViewerScope::from_parts("query", Some(&fixed.query)),
+    }
+    .map_err(|error| ApiError::BadRequest {
+        code: "invalid_field",
+        message: error.message,
+        // The fixed query sits inside `scope` on the wire.
+        field: Some(match error.field {
+            "query" => "scope.query".to_owned(),
+            other => other.to_owned(),
+        }),
+    })?;
     let embed = &state.settings().embed;
     let lifetime = match request.lifetime_seconds {
         None => embed.default_session_lifetime,
@@ -198,12 +259,13 @@ pub async fn create(
             },
             retry_after_seconds,
         })?;
+    // The answer states the fixed query as stored (trimmed).
+    let scope_answer = scope.fixed_query().map(str::to_owned);
     let now = state.clock().now();
     let open_by = now + embed.open_within;
     let expires_at = now + lifetime;
     let ticket = new_session_id();
     let viewer_session_id = format!("vs_{}", uuid::Uuid::now_v7().simple());
-    let query = scope.fixed_query().map(str::to_owned);
     state
         .store()
         .viewer_sessions()
@@ -232,8 +294,10 @@ pub async fn create(
             open_by: rfc3339(open_by),
             expires_at: rfc3339(expires_at),
             account: account.to_string(),
-            scope: request.scope,
-            query,
+            scope: match scope_answer {
+                Some(query) => ViewerScopeBody::Query(FixedQueryScope { query }),
+                None => request.scope,
+            },
             export: request.export,
         }),
     ))

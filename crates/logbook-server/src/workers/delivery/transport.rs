@@ -115,9 +115,18 @@ impl Transport {
 }
 
 /// reqwest's resolver with the guard in it: every address of every connection is checked.
-/// (reqwest does not resolve IP literals; `WebhookTransport::new` checks those.)
-struct GuardedResolver {
+/// (reqwest does not resolve IP literals; `WebhookTransport::new` checks those, and the single
+/// sign-on client checks each request's.)
+pub(crate) struct GuardedResolver {
     settings: DeliverySettings,
+}
+
+impl GuardedResolver {
+    pub(crate) fn new(settings: &DeliverySettings) -> Self {
+        Self {
+            settings: settings.clone(),
+        }
+    }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use logbook_core::AccountId;
-use logbook_core::viewer::EmbedLook;
+use logbook_core::viewer::{EmbedLook, Theme};
 use serde::{Deserialize, Serialize};
 
 use super::{AccountPath, AdminKey, Change, json_body, key_label, record_change, target};
@@ -25,28 +25,52 @@ pub struct EmbedAnswer {
     pub effective: EmbedLookBody,
 }
 
-/// The look of the embedded view and the origins allowed to frame it.
+/// The look of the embedded view and the origins allowed to frame it. The patterns state what
+/// `EmbedLook::validate` accepts.
 #[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedLookBody {
     /// Origins allowed to put the view in an `<iframe>`: `https://host[:port]` (`http://` only
     /// for localhost and 127.0.0.1), at most 20.
     #[serde(default)]
-    #[schema(example = json!(["https://console.example.com"]), max_items = 20)]
+    #[schema(example = json!(["https://console.example.com"]), max_items = 20, value_type = Vec<FrameAncestor>)]
     pub frame_ancestors: Vec<String>,
-    /// Shown in place of "Logbook", 1 to 60 characters.
-    #[schema(example = "Acme Cloud")]
+    /// Shown in place of "Logbook", 1 to 60 characters, no spaces at either end, no control,
+    /// bidi, zero-width or `<>` characters.
+    #[schema(
+        example = "Acme Cloud",
+        min_length = 1,
+        max_length = 60,
+        pattern = "^[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff](?:[^<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]*[^\\s<>\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff])?$"
+    )]
     pub product_name: Option<String>,
     /// `#rrggbb` or `#rgb`.
     #[schema(example = "#1f6feb", pattern = "^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")]
     pub accent_colour: Option<String>,
-    /// `light`, `dark` or `auto`.
-    #[schema(example = "auto")]
-    pub theme: Option<String>,
+    pub theme: Option<ThemeName>,
     /// An https URL of an image shown beside the product name.
-    #[schema(example = "https://cdn.example.com/logo.svg")]
+    #[schema(
+        example = "https://cdn.example.com/logo.svg",
+        max_length = 1024,
+        pattern = "^https://[^/?#@\\s\"\'\\\\<>;,\\x00-\\x1f\\x7f-\\x9f]+([/?#][^\\s\"\'\\\\<>;,\\x00-\\x1f\\x7f-\\x9f]*)?$"
+    )]
     pub logo_url: Option<String>,
 }
+
+/// `light`, `dark` or `auto` (the person's system decides).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeName {
+    Light,
+    Dark,
+    Auto,
+}
+
+/// A framing origin, as the document describes it.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = "^(https://([A-Za-z0-9-]{1,63}(\\.[A-Za-z0-9-]{1,63}){0,9}|\\[::1\\])|http://(localhost|127\\.0\\.0\\.1|\\[::1\\]))(:[0-9]{1,5})?/?$")]
+#[allow(dead_code)]
+pub struct FrameAncestor(String);
 
 impl EmbedLookBody {
     fn of(look: &EmbedLook) -> Self {
@@ -54,7 +78,11 @@ impl EmbedLookBody {
             frame_ancestors: look.frame_ancestors.clone(),
             product_name: look.product_name.clone(),
             accent_colour: look.accent_colour.clone(),
-            theme: look.theme.map(|theme| theme.as_str().to_owned()),
+            theme: look.theme.map(|theme| match theme {
+                Theme::Light => ThemeName::Light,
+                Theme::Dark => ThemeName::Dark,
+                Theme::Auto => ThemeName::Auto,
+            }),
             logo_url: look.logo_url.clone(),
         }
     }
@@ -132,7 +160,11 @@ pub async fn set(
         &body.frame_ancestors,
         body.product_name.as_deref(),
         body.accent_colour.as_deref(),
-        body.theme.as_deref(),
+        body.theme.map(|theme| match theme {
+            ThemeName::Light => "light",
+            ThemeName::Dark => "dark",
+            ThemeName::Auto => "auto",
+        }),
         body.logo_url.as_deref(),
     )
     .map_err(|error| ApiError::bad_request("invalid_field", error.message, Some(error.field)))?;

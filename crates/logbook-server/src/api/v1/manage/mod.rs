@@ -21,6 +21,7 @@ pub mod keys;
 pub mod limits;
 pub mod people;
 pub mod retention;
+pub mod single_sign_on;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -97,6 +98,12 @@ pub fn routes() -> axum::Router<AppState> {
         .route(
             "/api/v1/accounts/{account}/embed",
             get(embed::show).put(embed::set),
+        )
+        .route(
+            "/api/v1/accounts/{account}/sso",
+            get(single_sign_on::show)
+                .put(single_sign_on::set)
+                .delete(single_sign_on::clear),
         )
 }
 
