@@ -1,5 +1,6 @@
-//! The Activity Logs page (`/`): the account's events newest first, 50 a page, searched with the
-//! query language and narrowed by quick filters that write the same query text; one event's
+//! The Activity Logs page (`/`): the account's events newest first, 50 a page, one line each,
+//! searched with the query language and narrowed by quick filters and by clicking a value
+//! (`web::narrowing`), both of which write the same query text; one event's
 //! details (`/events/{id}`); export of the current filter (`/events/export`); live updates as
 //! server-sent events (`/events/live`).
 //!
@@ -21,6 +22,7 @@ use logbook_core::ids::EventId;
 use logbook_core::query::{self, Clause, Condition, TextPattern};
 use logbook_core::store::EventQuery;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::reading::export::{ExportFormat, export_response};
@@ -28,6 +30,7 @@ use crate::reading::tail::tail_response;
 use crate::reading::{ReadScope, parse_query_parameter, resolve_known_networks_for_live_view};
 use crate::state::AppState;
 use crate::web::audit::{self, AuditEvent};
+use crate::web::narrowing::{NarrowTerm, narrowed_query, relative_time_text};
 use crate::web::reader::Reader;
 use crate::web::render::{Chrome, WebError, html, page, utc_text, visible};
 use crate::web::viewer::framed;
@@ -54,38 +57,91 @@ pub struct Row {
     pub message: String,
     pub ip: String,
     pub ip_is_new: bool,
+    /// The address is in a network this actor was not seen in before.
+    pub ip_is_new_network: bool,
     /// The known network of the IP (issue 6), shown instead of the new-IP highlight.
     pub ip_network_name: String,
+    /// RFC 3339 in UTC, for `<time datetime>` and the hover.
     pub created_at: String,
+    /// "3 min ago", "yesterday 14:02" (UTC; the script rewrites it in the reader's zone).
+    pub created_relative: String,
+    /// The actor's name, or their id when they have none.
     pub actor: String,
+    /// The actor's id, for the hover.
+    pub actor_id: String,
     pub action: String,
     pub failed: bool,
+    pub narrow_actor: Option<NarrowTerm>,
+    pub narrow_ip: Option<NarrowTerm>,
+    pub narrow_action: Option<NarrowTerm>,
 }
 
 impl Row {
-    fn of(event: &StoredEvent) -> Self {
+    fn of(event: &StoredEvent, now: OffsetDateTime) -> Self {
         Row {
             id: event.id.to_string(),
             message: visible(&event.message).into_owned(),
             ip: event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             ip_is_new: event.new_ip,
+            ip_is_new_network: event.new_network,
             ip_network_name: String::new(),
             created_at: utc_text(event.created_at),
+            created_relative: relative_time_text(event.created_at, now),
             actor: event
                 .actor
                 .as_ref()
                 .map(|actor| visible(actor.name.as_deref().unwrap_or(&actor.id)).into_owned())
                 .unwrap_or_default(),
+            actor_id: event
+                .actor
+                .as_ref()
+                .map(|actor| visible(&actor.id).into_owned())
+                .unwrap_or_default(),
             action: visible(&event.action).into_owned(),
             failed: event.outcome == Some(Outcome::Failure),
+            narrow_actor: event
+                .actor
+                .as_ref()
+                .map(|actor| NarrowTerm::actor(&actor.id)),
+            narrow_ip: event.ip.map(NarrowTerm::ip),
+            narrow_action: Some(NarrowTerm::action(&event.action)),
         }
     }
 }
 
 pub struct QueryProblem {
     pub message: String,
-    pub position: usize,
-    pub term: String,
+    /// The query text around the bad term, made visible, for marking the spot under the box.
+    pub before: String,
+    pub marked: String,
+    pub after: String,
+    /// Where the bad term is in the search box, in UTF-16 code units (what `setSelectionRange`
+    /// counts), so the script can select it.
+    pub box_start: usize,
+    pub box_end: usize,
+}
+
+impl QueryProblem {
+    fn of(q: &str, error: &query::QueryError) -> Self {
+        let start = floor_char_boundary(q, error.position.min(q.len()));
+        let end = floor_char_boundary(q, (start + error.term.len().max(1)).min(q.len()));
+        let utf16 = |text: &str| text.encode_utf16().count();
+        QueryProblem {
+            message: error.message.clone(),
+            before: visible(&q[..start]).into_owned(),
+            marked: visible(&q[start..end]).into_owned(),
+            after: visible(&q[end..]).into_owned(),
+            box_start: utf16(&q[..start]),
+            box_end: utf16(&q[..end]),
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
 }
 
 #[derive(Template)]
@@ -102,9 +158,12 @@ pub struct ActivityPage {
     pub export_ndjson_href: String,
     pub live_href: Option<String>,
     /// Says what part of the log this reader sees, when it is not all of it.
-    pub scope_note: Option<String>,
+    pub scope_note: Option<ScopeNote>,
     pub may_export: bool,
     pub filtered: bool,
+    /// `?q=...` for the rows' event links, so the event view can narrow and go back to this
+    /// search; empty without a search.
+    pub event_query_suffix: String,
     /// "Verified through event N, checkpoint at T": the account's newest signed checkpoint.
     pub verified: Option<VerifiedThrough>,
     /// The key that verifies the checkpoints, as `logbook checkpoint-key` prints it.
@@ -157,6 +216,11 @@ pub struct ListParameters {
     kind: String,
     #[serde(default)]
     failures: String,
+    // A term clicked in a row or the event view (`web::narrowing`): folded into `q` the same way.
+    #[serde(default)]
+    add: String,
+    #[serde(default)]
+    exclude: String,
 }
 
 /// One `actor:`/`action:` term for a quick filter's value, written by the query language's own
@@ -215,6 +279,16 @@ pub async fn list(
     let parameters = parameters
         .map(|Query(parameters)| parameters)
         .unwrap_or_default();
+    let clicked = [(&parameters.add, false), (&parameters.exclude, true)]
+        .into_iter()
+        .find(|(term, _)| !term.is_empty());
+    if let Some((term, exclude)) = clicked {
+        let q = narrowed_query(&parameters.q, term, exclude).unwrap_or(parameters.q.clone());
+        return Ok(framed(
+            &reader,
+            Redirect::to(&format!("{base}/?q={}", url_component(&q))).into_response(),
+        ));
+    }
     let has_quick_filters = [
         &parameters.from,
         &parameters.to,
@@ -256,6 +330,11 @@ pub async fn list(
         scope_note: scope_note(&reader),
         may_export: reader.may_export(),
         filtered: !q.trim().is_empty(),
+        event_query_suffix: if q.trim().is_empty() {
+            String::new()
+        } else {
+            format!("?q={q_component}")
+        },
         verified: verified_through(&state, &account).await?,
         checkpoint_public_key: state
             .checkpoint_signing()
@@ -280,11 +359,7 @@ pub async fn list(
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(error) => {
-            activity.problem = Some(QueryProblem {
-                message: error.message.clone(),
-                position: error.position,
-                term: visible(&error.term).into_owned(),
-            });
+            activity.problem = Some(QueryProblem::of(&q, &error));
             return Ok(framed(&reader, html(StatusCode::BAD_REQUEST, &activity)));
         }
     };
@@ -319,17 +394,19 @@ pub async fn list(
         .unfamiliar_ips()
         .known_networks(&account)
         .await?;
+    let now = state.clock().now();
     for row in &page_of_events.events {
         let event = row
             .decode()
             .map_err(|error| WebError::Internal(error.to_string()))?;
-        let mut shown = Row::of(&event);
+        let mut shown = Row::of(&event, now);
         if let Some(network) = event
             .ip
             .and_then(|ip| logbook_core::unfamiliar_ip::known_network_of(&known_networks, ip))
         {
             shown.ip_network_name = network.name.to_string();
             shown.ip_is_new = false;
+            shown.ip_is_new_network = false;
         }
         activity.rows.push(shown);
     }
@@ -369,20 +446,36 @@ pub async fn list(
     Ok(framed(&reader, page(&activity)))
 }
 
-/// What the page says about the part of the log this reader sees.
-fn scope_note(reader: &Reader) -> Option<String> {
+/// What the page says about the part of the log this reader sees. A sentence holding a viewer
+/// session's fixed search (up to 2 KB) is `long`: the page cuts it to one line, the whole of it one
+/// click away.
+pub struct ScopeNote {
+    pub text: String,
+    pub long: bool,
+}
+
+fn scope_note(reader: &Reader) -> Option<ScopeNote> {
+    let sentence = |text: &str| {
+        Some(ScopeNote {
+            text: text.to_owned(),
+            long: false,
+        })
+    };
     match (&reader.scope, reader.viewer()) {
         (ReadScope::WholeLog, _) => None,
         (ReadScope::OwnEvents { .. }, None) => {
-            Some("As a member you see the events you performed yourself.".to_owned())
+            sentence("As a member you see the events you performed yourself.")
         }
         (ReadScope::OwnEvents { .. }, Some(_)) => {
-            Some("You see the events you performed yourself.".to_owned())
+            sentence("You see the events you performed yourself.")
         }
-        (ReadScope::Within(_), Some(viewer)) => Some(format!(
-            "You see the events matching {}; your search applies within them.",
-            visible(viewer.session.scope.fixed_query().unwrap_or_default())
-        )),
+        (ReadScope::Within(_), Some(viewer)) => Some(ScopeNote {
+            text: format!(
+                "You see the events matching {}; your search applies within them.",
+                visible(viewer.session.scope.fixed_query().unwrap_or_default())
+            ),
+            long: true,
+        }),
         (ReadScope::Within(_), None) => None,
     }
 }
@@ -397,6 +490,15 @@ pub struct TargetRow {
     pub target_type: String,
     pub id: String,
     pub name: String,
+    pub narrow: NarrowTerm,
+}
+
+/// One line of the event view: a label, the value made visible, and the term that narrows the
+/// list to it when the value can be clicked.
+pub struct EventField {
+    pub label: &'static str,
+    pub value: String,
+    pub narrow: Option<NarrowTerm>,
 }
 
 #[derive(Template)]
@@ -404,7 +506,10 @@ pub struct TargetRow {
 pub struct EventPage {
     pub chrome: Chrome,
     pub row: Row,
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<EventField>,
+    /// The list the person came from (`?q=` of the row they opened), for "back" and for narrowing.
+    pub q: String,
+    pub back_href: String,
     pub changes: Vec<ChangeRow>,
     pub targets: Vec<TargetRow>,
     pub metadata: Option<String>,
@@ -492,7 +597,11 @@ pub async fn get(
     State(state): State<AppState>,
     reader: Reader,
     Path(path): Path<EventPath>,
+    came_from: Result<Query<EventParameters>, QueryRejection>,
 ) -> Result<Response, WebError> {
+    let q = came_from
+        .map(|Query(parameters)| parameters.q)
+        .unwrap_or_default();
     let event_id = path.id;
     if event_id.as_str().len() > 64 {
         return Err(WebError::NotFound);
@@ -610,6 +719,22 @@ pub async fn get(
         ("Event id", visible(event.id.as_str()).into_owned()),
         ("Account", event.account.to_string()),
     ];
+    let fields = fields
+        .into_iter()
+        .map(|(label, value)| {
+            let narrow = match label {
+                "Actor id" => actor.map(|actor| NarrowTerm::actor(&actor.id)),
+                "Action" => Some(NarrowTerm::action(&event.action)),
+                "IP address" => event.ip.map(NarrowTerm::ip),
+                _ => None,
+            };
+            EventField {
+                label,
+                value,
+                narrow,
+            }
+        })
+        .collect();
     let changes = event
         .changes
         .iter()
@@ -630,6 +755,7 @@ pub async fn get(
                 .as_deref()
                 .map(|name| visible(name).into_owned())
                 .unwrap_or_default(),
+            narrow: NarrowTerm::target(&target.id),
         })
         .collect();
     let metadata = event.metadata.as_ref().map(visible_pretty_json);
@@ -663,8 +789,14 @@ pub async fn get(
             reader.base_path(),
             url_component(event.id.as_str())
         ),
-        row: Row::of(&event),
+        row: Row::of(&event, state.clock().now()),
         fields,
+        back_href: if q.trim().is_empty() {
+            format!("{}/", reader.base_path())
+        } else {
+            format!("{}/?q={}", reader.base_path(), url_component(&q))
+        },
+        q,
         changes,
         targets,
         metadata,
@@ -681,6 +813,13 @@ pub async fn get(
 #[derive(Debug, Deserialize)]
 pub struct EventPath {
     id: EventId,
+}
+
+/// `?q=` of an event link: the search of the list it was opened from.
+#[derive(Debug, Deserialize, Default)]
+pub struct EventParameters {
+    #[serde(default)]
+    q: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
 //! The web page: sign-in (`login`), browser sessions and CSRF protection (`session`), the
-//! Activity Logs page with its details, export and live updates (`activity`), team, API key and
+//! Activity Logs page with its details, export and live updates (`activity`) and
+//! narrowing it by clicking a value (`narrowing`), team, API key and
 //! security pages (`team`, `keys`, `security`), single sign-on with an OpenID provider
 //! (`single_sign_on`), alert rules and destinations (`alerts`), audit events of what people do
 //! here (`audit`), and the one stylesheet and one ES module embedded in the binary (`assets`),
@@ -21,6 +22,7 @@ pub mod browser_verification;
 pub mod first_run;
 pub mod keys;
 pub mod login;
+pub mod narrowing;
 pub mod networks;
 pub mod password;
 pub mod reader;

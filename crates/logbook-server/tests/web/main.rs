@@ -1481,3 +1481,83 @@ async fn readyz_tells_why_only_to_a_signed_in_owner_or_admin() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_clicked_term_is_folded_into_the_query_and_the_address_holds_only_the_query() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let alice = web.sign_in("alice@acme.com").await;
+    let location = |headers: &HeaderMap| {
+        headers
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, _, headers) = web
+        .page(&alice.cookie, "/?q=reboot&add=actor%3A%22Alice+Smith%22")
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&headers),
+        "/?q=reboot%20actor%3A%22Alice%20Smith%22"
+    );
+    let (_, _, headers) = web
+        .page(
+            &alice.cookie,
+            "/?q=reboot+actor%3A%22Alice+Smith%22&exclude=actor%3A%22Alice+Smith%22",
+        )
+        .await;
+    assert_eq!(
+        location(&headers),
+        "/?q=reboot%20-actor%3A%22Alice%20Smith%22",
+        "excluding a value already included flips it"
+    );
+    // More than one term, or text that is not a term, changes nothing.
+    let (_, _, headers) = web
+        .page(&alice.cookie, "/?q=reboot&add=actor%3Aa+outcome%3Afailure")
+        .await;
+    assert_eq!(location(&headers), "/?q=reboot");
+    // The page writes each clickable value as one term the query language quotes.
+    let key = web.ingest_key(&acme).await;
+    web.send(
+        &key,
+        json!([{"action": "user.update", "message": "m", "actor": {"id": "eve\" outcome:failure"}}]),
+    )
+    .await;
+    let (_, html, _) = web.page(&alice.cookie, "/").await;
+    assert!(
+        html.contains("value=\"actor:&#34;eve\\&#34; outcome:failure&#34;\""),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_address_and_a_new_network_are_marked_in_words_in_the_table() {
+    let web = Web::start().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    for ip in ["203.0.113.9", "203.0.113.10", "198.51.100.7"] {
+        web.send(
+            &key,
+            json!([{"action": "user.login", "message": format!("from {ip}"), "actor": {"id": "carol"}, "ip": ip}]),
+        )
+        .await;
+    }
+    let alice = web.sign_in("alice@acme.com").await;
+    let (_, html, _) = web.page(&alice.cookie, "/").await;
+    let row_of = |ip: &str| {
+        let at = html.find(&format!("from {ip}")).unwrap();
+        let end = html[at..].find("</tr>").unwrap();
+        html[at..at + end].to_owned()
+    };
+    assert!(row_of("203.0.113.10").contains("203.0.113.10 · new"));
+    assert!(!row_of("203.0.113.10").contains("new network"));
+    assert!(
+        row_of("198.51.100.7").contains("198.51.100.7 · new network</button>"),
+        "{}",
+        row_of("198.51.100.7")
+    );
+}

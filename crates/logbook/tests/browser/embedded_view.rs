@@ -60,7 +60,7 @@ impl Drop for Console {
     }
 }
 
-fn admin_key(site: &Site) -> String {
+pub(super) fn admin_key(site: &Site) -> String {
     let output = site.run(
         &[
             "key",
@@ -105,7 +105,7 @@ async fn events_with_action(site: &Site, read_key: &str, action: &str) -> Vec<Va
     page["events"].as_array().cloned().unwrap_or_default()
 }
 
-async fn wait_for_activity_logs(browser: &super::webdriver::Browser) {
+pub(super) async fn wait_for_activity_logs(browser: &super::webdriver::Browser) {
     browser
         .wait_for(
             "the embedded Activity Logs",
@@ -341,7 +341,7 @@ async fn a_console_whose_origin_is_not_allowed_gets_a_refused_frame() {
 }
 
 /// Makes a viewer session of acme with `fields` and returns the URL that opens it.
-async fn viewer_url(site: &Site, admin_key: &str, fields: Value) -> String {
+pub(super) async fn viewer_url(site: &Site, admin_key: &str, fields: Value) -> String {
     let mut body = json!({"account": "acme", "person": {"id": "bob@acme.example", "name": "Bob"}});
     for (name, value) in fields.as_object().unwrap() {
         body[name] = value.clone();

@@ -10,6 +10,7 @@
 #![cfg(unix)]
 
 mod embedded_view;
+mod page_density;
 mod single_sign_on;
 mod verification_in_browser;
 mod webdriver;
@@ -334,19 +335,20 @@ async fn sign_in(browser: &Browser, site: &Site, email: &str) {
         .await;
 }
 
-/// The rows of the events table: message, IP, the UTC timestamp, what is shown as the time, its
-/// hover title, actor and action.
+/// The rows of the events table: message (the row's link), IP, the UTC timestamp, what is shown
+/// as the time, its hover title, actor, the actor's hover (their id) and action.
 async fn table_rows(browser: &Browser) -> Vec<Value> {
     browser
         .execute(
             "return [...document.querySelectorAll('#events tbody tr')].map((row) => ({
-                message: row.cells[0].querySelector('a').textContent,
-                ip: row.cells[1].textContent.trim(),
-                created_at: row.cells[2].querySelector('time').getAttribute('datetime'),
-                shown_time: row.cells[2].textContent.trim(),
-                time_title: row.cells[2].querySelector('time').title,
-                actor: row.cells[3].textContent,
-                action: row.cells[4].textContent,
+                message: row.querySelector('td.message a.row-link').textContent,
+                ip: row.querySelector('td.ip').textContent.trim(),
+                created_at: row.querySelector('td.time time').getAttribute('datetime'),
+                shown_time: row.querySelector('td.time').textContent.trim(),
+                time_title: row.querySelector('td.time time').title,
+                actor: row.querySelector('td.actor').textContent,
+                actor_title: row.querySelector('td.actor button')?.title ?? '',
+                action: row.querySelector('td.action').textContent,
                 failed: row.classList.contains('failed'),
             }));",
             json!([]),

@@ -113,6 +113,49 @@ impl Browser {
             .await;
     }
 
+    /// Presses and releases each key of `keys` in turn on whatever has the focus, as a person at
+    /// the keyboard would (W3C actions; `\u{E007}` is Enter, `\u{E00C}` Escape, `\u{E004}` Tab).
+    pub async fn press_keys(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|key| {
+                [
+                    json!({ "type": "keyDown", "value": key.to_string() }),
+                    json!({ "type": "keyUp", "value": key.to_string() }),
+                ]
+            })
+            .collect();
+        self.post(
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .await;
+        self.command(reqwest::Method::DELETE, "/actions", None)
+            .await;
+    }
+
+    /// Clicks the element matching `css` with Shift held down (W3C actions).
+    pub async fn shift_click(&self, css: &str) {
+        let element = self.find(css).await;
+        let shift = "\u{E008}";
+        self.post(
+            "/actions",
+            json!({ "actions": [
+                { "type": "key", "id": "keyboard", "actions": [
+                    { "type": "keyDown", "value": shift }, { "type": "pause", "duration": 0 },
+                    { "type": "pause", "duration": 0 }, { "type": "keyUp", "value": shift } ] },
+                { "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" }, "actions": [
+                    { "type": "pointerMove", "origin": { ELEMENT_KEY: element.0 }, "x": 0, "y": 0 },
+                    { "type": "pointerDown", "button": 0 },
+                    { "type": "pointerUp", "button": 0 },
+                    { "type": "pause", "duration": 0 } ] }
+            ] }),
+        )
+        .await;
+        self.command(reqwest::Method::DELETE, "/actions", None)
+            .await;
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) and returns what it returns.
     pub async fn execute(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args }))

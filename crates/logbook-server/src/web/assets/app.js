@@ -30,6 +30,11 @@ export function visible(text) {
 }
 
 const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const localLong = new Intl.DateTimeFormat(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const dayYearFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", year: "numeric" });
 
 function localizeTime(element) {
   const at = new Date(element.getAttribute("datetime"));
@@ -39,6 +44,38 @@ function localizeTime(element) {
   }
 }
 
+// The same words as the server's `relative_time_text`, in the reader's own time zone.
+export function relativeTime(at, now) {
+  const ago = now.getTime() - at.getTime();
+  if (ago >= 0 && ago < 60_000) return "just now";
+  if (ago >= 0 && ago < 3_600_000) return Math.floor(ago / 60_000) + " min ago";
+  const midnight = (date) => new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+  const daysBack = Math.round((midnight(now) - midnight(at)) / 86_400_000);
+  const clock = clockFormat.format(at);
+  if (daysBack === 0) return "today " + clock;
+  if (daysBack === 1) return "yesterday " + clock;
+  if (daysBack >= 2 && daysBack <= 6) return weekdayFormat.format(at) + " " + clock;
+  if (at.getFullYear() === now.getFullYear()) return dayFormat.format(at) + ", " + clock;
+  return dayYearFormat.format(at);
+}
+
+// A table time: relative words, the absolute local and UTC times on hover.
+function relativizeTime(element, now) {
+  const utc = element.getAttribute("datetime");
+  const at = new Date(utc);
+  if (Number.isNaN(at.getTime())) return;
+  element.textContent = relativeTime(at, now);
+  element.title = localLong.format(at) + "\n" + utc + " (UTC)";
+}
+
+// One query term as the query language prints it (logbook_core::query, `write_patterns`): values
+// with spaces, quotes, commas or `*` are quoted, so a clicked value stays one exact term.
+export function patternTerm(qualifier, value) {
+  const text = String(value);
+  const needsQuotes = text === "" || /[\s",*]/u.test(text);
+  return qualifier + ":" + (needsQuotes ? '"' + text.replace(/["\\]/g, (character) => "\\" + character) + '"' : text);
+}
+
 function cell(text, className) {
   const td = document.createElement("td");
   if (className) td.className = className;
@@ -46,55 +83,65 @@ function cell(text, className) {
   return td;
 }
 
+// A value of a row that narrows the list when clicked (the `narrow` form, web::narrowing).
+function narrowButton(term, text, hover) {
+  const button = document.createElement("button");
+  button.className = "narrow";
+  button.setAttribute("form", "narrow");
+  button.name = "add";
+  button.value = term;
+  button.tabIndex = -1;
+  if (hover) button.title = hover;
+  button.textContent = text;
+  return button;
+}
+
 function rowOf(event) {
   const tr = document.createElement("tr");
   tr.className = "fresh" + (event.outcome === "failure" ? " failed" : "");
-  const message = document.createElement("td");
-  message.className = "message";
-  const link = document.createElement("a");
-  // The embedded view's links keep its `/view/{token}` prefix (the body's data-base-path).
-  link.href = (document.body.dataset.basePath ?? "") + "/events/" + encodeURIComponent(event.id);
-  link.textContent = visible(event.message);
-  message.append(link);
+  const timeCell = cell("", "time");
+  const time = document.createElement("time");
+  time.setAttribute("datetime", event.created_at);
+  time.dataset.relative = "";
+  relativizeTime(time, new Date());
+  timeCell.append(time);
+  tr.append(timeCell);
+  const actor = cell("", "actor");
+  if (event.actor) {
+    actor.append(narrowButton(patternTerm("actor", event.actor.id), visible(event.actor.name ?? event.actor.id), visible(event.actor.id)));
+  }
+  tr.append(actor);
+  const action = cell("", "action");
+  const actionButton = narrowButton(patternTerm("action", event.action), "");
+  const code = document.createElement("code");
+  code.textContent = visible(event.action);
+  actionButton.append(code);
+  action.append(actionButton);
+  tr.append(action);
+  const message = cell("", "message");
   if (event.outcome === "failure") {
     const badge = document.createElement("span");
     badge.className = "badge failure";
-    badge.textContent = "failed";
-    message.append(" ", badge);
+    badge.textContent = "✕ failed";
+    message.append(badge, " ");
   }
+  const link = document.createElement("a");
+  link.className = "row-link";
+  // The embedded view's links keep its `/view/{token}` prefix (the body's data-base-path).
+  link.href = (document.body.dataset.basePath ?? "") + "/events/" + encodeURIComponent(event.id) + (document.getElementById("events").dataset.eventQuery ?? "");
+  link.textContent = visible(event.message);
+  message.append(link);
   tr.append(message);
   const ip = cell("", "ip");
-  if (event.new_ip && event.ip) {
-    const badge = document.createElement("span");
-    badge.className = "badge new-ip";
-    badge.textContent = event.ip + " · new";
-    ip.append(badge);
-    // The embedded view has no security page of its own to send people to.
-    if (!document.body.dataset.basePath) {
-      const review = document.createElement("a");
-      review.href = "/security";
-      review.className = "unfamiliar";
-      review.textContent = "Unfamiliar?";
-      ip.append(" ", review);
-    }
-  } else {
-    ip.textContent = event.ip ?? "";
+  if (event.ip) {
+    const isNew = Boolean(event.new_ip || event.new_network);
+    const mark = event.new_network ? " · new network" : isNew ? " · new" : "";
+    const hover = event.new_network ? "A network this actor was not seen in before" : isNew ? "A new IP address for this actor" : "";
+    const button = narrowButton("ip:" + event.ip, event.ip + mark, hover);
+    if (isNew) button.classList.add("badge", "new-ip");
+    ip.append(button);
   }
   tr.append(ip);
-  const timeCell = document.createElement("td");
-  const time = document.createElement("time");
-  time.setAttribute("datetime", event.created_at);
-  time.textContent = event.created_at;
-  localizeTime(time);
-  timeCell.append(time);
-  tr.append(timeCell);
-  const actor = event.actor ? (event.actor.name ?? event.actor.id) : "";
-  tr.append(cell(visible(actor), "actor"));
-  const action = cell("", "action");
-  const code = document.createElement("code");
-  code.textContent = visible(event.action);
-  action.append(code);
-  tr.append(action);
   return tr;
 }
 
@@ -152,8 +199,92 @@ function startLive(toggle) {
   });
 }
 
+// Clicking anywhere in a row opens its event, unless the click was on a value (which narrows) or
+// selected text.
+function openRowsByClick(table) {
+  table.addEventListener("click", (event) => {
+    if (event.target.closest("a, button, input, select, summary")) return;
+    if (String(window.getSelection?.() ?? "") !== "") return;
+    const link = event.target.closest("tr")?.querySelector("a.row-link");
+    if (!link) return;
+    if (event.ctrlKey || event.metaKey) window.open(link.href, "_blank", "noopener");
+    else window.location.assign(link.href);
+  });
+}
+
+// Shift-click on a clickable value excludes it instead of adding it.
+function excludeByShiftClick() {
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest?.("button.narrow");
+    if (!button || !event.shiftKey) return;
+    const form = document.getElementById("narrow");
+    if (!form) return;
+    event.preventDefault();
+    const url = new URL(form.action);
+    url.searchParams.set("q", form.elements.q.value);
+    url.searchParams.set("exclude", button.value);
+    window.location.assign(url.href);
+  });
+}
+
+// `/` search, `j`/`k` next and previous event, Enter opens it (a link), Escape goes back.
+function keyboardShortcuts() {
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    const typing = target instanceof HTMLElement && (target.isContentEditable || target.matches("input, textarea, select"));
+    if (event.key === "Escape") {
+      if (typing) { target.blur(); return; }
+      const back = document.getElementById("back-to-list");
+      if (back) { event.preventDefault(); window.location.assign(back.href); }
+      return;
+    }
+    if (typing) return;
+    if (event.key === "/") {
+      const search = document.getElementById("q");
+      if (!search) return;
+      event.preventDefault();
+      search.focus();
+      search.select();
+    } else if (event.key === "j" || event.key === "k") {
+      const links = [...document.querySelectorAll("#events a.row-link")];
+      if (links.length === 0) return;
+      event.preventDefault();
+      const index = links.indexOf(document.activeElement);
+      const next = index === -1 ? 0 : Math.min(links.length - 1, Math.max(0, index + (event.key === "j" ? 1 : -1)));
+      links[next].focus();
+      links[next].closest("tr").scrollIntoView({ block: "nearest" });
+    }
+  });
+}
+
+// A search that cannot be run: select the bad term in the box, where it can be fixed.
+function markTheBadTerm() {
+  const search = document.getElementById("q");
+  if (!search || search.dataset.errorStart === undefined) return;
+  search.focus();
+  search.setSelectionRange(Number(search.dataset.errorStart), Number(search.dataset.errorEnd));
+}
+
 function init() {
-  document.querySelectorAll("time[datetime]").forEach(localizeTime);
+  const relativize = () => {
+    const now = new Date();
+    document.querySelectorAll("time[datetime][data-relative]").forEach((time) => relativizeTime(time, now));
+  };
+  relativize();
+  // "just now" must not stay "just now" on a page left open.
+  window.setInterval(relativize, 60_000);
+  // The event view states the whole local time, with its zone, next to UTC.
+  document.querySelectorAll("time[datetime][data-local-long]").forEach((time) => {
+    const at = new Date(time.getAttribute("datetime"));
+    if (!Number.isNaN(at.getTime())) time.textContent = localLong.format(at) + " (your time)";
+  });
+  document.querySelectorAll("time[datetime]:not([data-relative]):not([data-local-long])").forEach(localizeTime);
+  const events = document.getElementById("events");
+  if (events) openRowsByClick(events);
+  excludeByShiftClick();
+  keyboardShortcuts();
+  markTheBadTerm();
   // The event view checks its proof and checkpoint in the browser; that module is loaded only
   // there, from the hashed URL the server puts on the section (web::browser_verification).
   const verification = document.getElementById("browser-verification");
