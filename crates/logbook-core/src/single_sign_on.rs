@@ -15,7 +15,7 @@ use crate::people::Role;
 /// Longest provider name shown on the sign-in button.
 pub const MAX_DISPLAY_NAME_CHARACTERS: usize = 64;
 /// Longest issuer URL, client id and client secret accepted.
-pub const MAX_SETTING_BYTES: usize = 2048;
+pub const MAX_SETTING_CHARACTERS: usize = 2048;
 /// How long a started sign-in may take at the provider before its answer is refused.
 pub const SIGN_IN_ATTEMPT_LIFETIME: time::Duration = time::Duration::minutes(10);
 
@@ -75,9 +75,14 @@ fn refuse(field: &'static str, message: impl Into<String>) -> SettingError {
 impl SingleSignOnSettings {
     /// Checks every field; the first problem is returned with its field name.
     pub fn validate(&self) -> Result<(), SettingError> {
-        let name = self.display_name.trim();
-        if name.is_empty() {
+        // Kept exactly as given (the API's document states this shape), so spaces at either end
+        // are refused rather than trimmed.
+        let name = self.display_name.as_str();
+        if name.trim().is_empty() {
             return Err(refuse("display_name", "a provider name is required"));
+        }
+        if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+            return Err(refuse("display_name", "no spaces at either end"));
         }
         if name.chars().count() > MAX_DISPLAY_NAME_CHARACTERS {
             return Err(refuse(
@@ -99,8 +104,11 @@ fn check_plain_text(field: &'static str, text: &str) -> Result<(), SettingError>
     if text.is_empty() {
         return Err(refuse(field, "required"));
     }
-    if text.len() > MAX_SETTING_BYTES {
-        return Err(refuse(field, format!("at most {MAX_SETTING_BYTES} bytes")));
+    if text.chars().count() > MAX_SETTING_CHARACTERS {
+        return Err(refuse(
+            field,
+            format!("at most {MAX_SETTING_CHARACTERS} characters"),
+        ));
     }
     if text.chars().any(|character| character.is_control()) {
         return Err(refuse(field, "control characters are not allowed"));
@@ -115,8 +123,8 @@ pub fn check_issuer(issuer: &str) -> Result<(), String> {
     if issuer.is_empty() {
         return Err("an issuer URL is required".into());
     }
-    if issuer.len() > MAX_SETTING_BYTES {
-        return Err(format!("at most {MAX_SETTING_BYTES} bytes"));
+    if issuer.chars().count() > MAX_SETTING_CHARACTERS {
+        return Err(format!("at most {MAX_SETTING_CHARACTERS} characters"));
     }
     if issuer.contains(['?', '#']) || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("an issuer URL has no query, fragment or spaces".into());
@@ -139,18 +147,24 @@ pub fn check_issuer(issuer: &str) -> Result<(), String> {
     }
 }
 
+/// `localhost`, `127.0.0.1` or `[::1]`, optionally with a port of 1 to 5 digits: the only hosts a
+/// plain `http://` issuer may name.
 fn is_loopback_authority(authority: &str) -> bool {
-    let host = if let Some(bracketed) = authority.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
+    let (host, port) = if let Some(after_host) = authority.strip_prefix("[::1]") {
+        ("[::1]", after_host)
     } else {
-        authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host)
+        match authority.find(':') {
+            Some(colon) => authority.split_at(colon),
+            None => (authority, ""),
+        }
     };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
+    let port_is_fine = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(digits) => {
+            (1..=5).contains(&digits.len()) && digits.bytes().all(|byte| byte.is_ascii_digit())
+        }
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]") && port_is_fine
 }
 
 /// A sign-in started at a provider and not finished yet. The `state` sent to the provider and
@@ -216,6 +230,8 @@ mod tests {
             "",
             "http://idp.example.com",
             "http://127.0.0.1.example.com",
+            "http://127.0.0.2:4000",
+            "http://localhost:abc",
             "ftp://idp.example.com",
             "accounts.google.com",
             "https://",
@@ -234,6 +250,9 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().field, "display_name");
         let mut bad = settings();
         bad.display_name = "x".repeat(65);
+        assert_eq!(bad.validate().unwrap_err().field, "display_name");
+        let mut bad = settings();
+        bad.display_name = " Okta".into();
         assert_eq!(bad.validate().unwrap_err().field, "display_name");
         let mut bad = settings();
         bad.issuer = "http://idp.example.com".into();

@@ -1231,18 +1231,20 @@ async fn single_sign_on_is_set_by_the_accounts_admin_and_its_secret_is_never_ret
         "invited_only": true,
         "password_sign_in_allowed": false
     });
-    for (change, field) in [
-        (json!({"issuer": "http://idp.example.com"}), "/issuer"),
-        (json!({"display_name": ""}), "/display_name"),
-        (json!({"default_role": "root"}), "/default_role"),
-        (json!({"client_secret": null}), "/client_secret"),
+    for (change, field, status) in [
+        (json!({"issuer": "http://idp.example.com"}), "/issuer", 400),
+        (json!({"display_name": ""}), "/display_name", 400),
+        (json!({"display_name": " Okta"}), "/display_name", 400),
+        (json!({"default_role": "root"}), "/default_role", 400),
+        // Well formed, but there is no stored secret to keep: a conflict with what is stored.
+        (json!({"client_secret": null}), "/client_secret", 409),
     ] {
         let mut body = good.clone();
         for (name, value) in change.as_object().unwrap() {
             body[name] = value.clone();
         }
         let refused = call(Method::PUT, Some(body.clone())).await;
-        assert_eq!(refused.status(), 400, "{body}");
+        assert_eq!(refused.status(), status, "{body}");
         let refused = json_of(refused).await;
         assert_eq!(refused["error"]["field"], field, "{refused}");
         assert_eq!(

@@ -26,15 +26,39 @@ pub const SSO_CLEAR: &str = "logbook.sso.clear";
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSingleSignOn {
-    /// Shown on the sign-in page: "Sign in with <display_name>" (at most 64 characters).
-    #[schema(example = "Okta")]
+    /// Shown on the sign-in page: "Sign in with <display_name>" (1 to 64 characters, no spaces
+    /// at either end, no control characters).
+    #[schema(
+        example = "Okta",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$"
+    )]
     pub display_name: String,
-    /// The provider's issuer URL: https, or plain http on a loopback address only.
-    #[schema(example = "https://acme.okta.com")]
+    /// The provider's issuer URL, without query or fragment: https, or plain http only on
+    /// localhost, 127.0.0.1 or [::1].
+    #[schema(
+        example = "https://acme.okta.com",
+        max_length = 2048,
+        pattern = "^(https://[^/?#@\\s\\x00-\\x1f\\x7f-\\x9f]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{1,5})?)(/[^?#\\s\\x00-\\x1f\\x7f-\\x9f]*)?$"
+    )]
     pub issuer: String,
+    /// 1 to 2048 characters without control characters.
+    #[schema(
+        example = "0oa1b2c3d4",
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub client_id: String,
-    /// Required the first time; left out, the stored secret is kept. Never returned.
+    /// Required the first time (409 without it); left out or null, the stored secret is kept.
+    /// Never returned. 1 to 2048 characters without control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub client_secret: Option<String>,
     /// The role of a person created by their first sign-in (default `viewer`).
     #[serde(default)]
@@ -174,16 +198,18 @@ pub fn settings_of(
     let client_secret = match (request.client_secret, stored_secret) {
         (Some(secret), _) => ClientSecret::new(secret),
         (None, Some(stored)) => stored,
+        // The body is well formed; what it lacks is only missing because nothing is stored yet.
         (None, None) => {
-            return Err(ApiError::bad_request(
-                "invalid_single_sign_on",
-                "client_secret: required when the account has no stored secret",
-                Some("/client_secret"),
-            ));
+            return Err(ApiError::Conflict {
+                code: "client_secret_required",
+                message: "client_secret is required: this account has no stored secret to keep"
+                    .into(),
+                field: Some("/client_secret".into()),
+            });
         }
     };
     let settings = SingleSignOnSettings {
-        display_name: request.display_name.trim().to_owned(),
+        display_name: request.display_name,
         issuer: request.issuer,
         client_id: request.client_id,
         client_secret,
@@ -213,6 +239,7 @@ pub fn settings_of(
     responses(
         (status = 200, description = "The settings as stored, without the secret", body = SingleSignOnAnswer),
         (status = 400, description = "Bad input; field is the JSON pointer of the offending member; nothing changed", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 409, description = "No client_secret given and none stored to keep; nothing changed", body = crate::api::v1::openapi::ErrorDocument),
         (status = 413, description = "Body larger than 64 KiB", body = crate::api::v1::openapi::ErrorDocument),
         (status = 415, description = "Content-Type is not application/json", body = crate::api::v1::openapi::ErrorDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
