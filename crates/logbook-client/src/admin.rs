@@ -263,8 +263,8 @@ impl Client {
     /// Removes the account's own single sign-on settings.
     pub async fn clear_single_sign_on(&self, account: &str) -> Result<Value, Error> {
         self.admin_call(
-            Method::DELETE,
-            &format!("/api/v1/accounts/{}/sso", segment(account)),
+            Method::POST,
+            &format!("/api/v1/accounts/{}/sso/clear", segment(account)),
             None,
         )
         .await

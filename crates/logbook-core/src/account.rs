@@ -86,9 +86,11 @@ pub struct InvalidDisplayName;
 /// characters (they would reach terminals and pages).
 pub fn validate_display_name(text: &str) -> Result<String, InvalidDisplayName> {
     let trimmed = text.trim();
+    // Length and characters are checked on the text as sent (a line break at the end is a
+    // control character too, not whitespace to trim away), as the API's document states them.
     if trimmed.is_empty()
-        || trimmed.chars().count() > MAX_DISPLAY_NAME_CHARS
-        || trimmed.chars().any(char::is_control)
+        || text.chars().count() > MAX_DISPLAY_NAME_CHARS
+        || text.chars().any(char::is_control)
     {
         return Err(InvalidDisplayName);
     }

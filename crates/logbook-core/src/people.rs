@@ -87,7 +87,9 @@ pub fn normalize_email(text: &str) -> Option<String> {
     let plausible = !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
-        && trimmed.len() <= 254
+        // Characters, not bytes: the limit the API's document can state (JSON Schema counts
+        // characters).
+        && trimmed.chars().count() <= 254
         && !trimmed
             .chars()
             .any(|character| character.is_whitespace() || character.is_control());

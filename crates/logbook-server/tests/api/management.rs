@@ -163,7 +163,7 @@ fn every_route(account: &str) -> Vec<(Method, String, Option<Value>, bool)> {
             })),
             false,
         ),
-        (Method::DELETE, format!("{base}/sso"), None, false),
+        (Method::POST, format!("{base}/sso/clear"), None, false),
         (Method::GET, format!("{base}/retention"), None, false),
         (
             Method::PUT,
@@ -1294,7 +1294,17 @@ async fn single_sign_on_is_set_by_the_accounts_admin_and_its_secret_is_never_ret
         .await;
     assert_eq!(other.status(), 404, "another account's key sees nothing");
 
-    let cleared = json_of(call(Method::DELETE, None).await).await;
+    let cleared = json_of(
+        management
+            .call(
+                &management.acme_admin,
+                Method::POST,
+                "/api/v1/accounts/acme/sso/clear",
+                None,
+            )
+            .await,
+    )
+    .await;
     assert_eq!(cleared["source"], "none");
     assert_eq!(
         management.changes("acme", "logbook.sso.clear").await.len(),

@@ -134,11 +134,9 @@ pub async fn create(
             Some("/scopes"),
         ));
     }
-    let description = request
-        .description
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty());
-    if let Some(text) = &description
+    // Checked as sent (what the document's pattern and length state), then trimmed: a blank
+    // description is none.
+    if let Some(text) = &request.description
         && (text.chars().count() > MAX_DESCRIPTION_CHARS || text.chars().any(char::is_control))
     {
         return Err(ApiError::bad_request(
@@ -147,6 +145,10 @@ pub async fn create(
             Some("/description"),
         ));
     }
+    let description = request
+        .description
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
     let plaintext = PlaintextApiKey::from_random_bytes(rand::rng().random());
     let record = state
         .store()

@@ -101,9 +101,13 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route(
             "/api/v1/accounts/{account}/sso",
-            get(single_sign_on::show)
-                .put(single_sign_on::set)
-                .delete(single_sign_on::clear),
+            get(single_sign_on::show).put(single_sign_on::set),
+        )
+        // Clearing is a POST beside the settings, like `limits/clear`: the settings stay readable
+        // afterwards (they answer what applies, perhaps the configuration file's).
+        .route(
+            "/api/v1/accounts/{account}/sso/clear",
+            post(single_sign_on::clear),
         )
 }
 

@@ -313,9 +313,9 @@ pub async fn set(
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// 1 to 500 characters on one line.
+    // The pattern states the limit on the trimmed text, as the server counts it (a `maxLength` would
+    // count the spaces around it too).
     #[schema(
-        min_length = 1,
-        max_length = 500,
         pattern = "^\\s*[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,498}[^\\s\\x00-\\x1f\\x7f-\\x9f])?\\s*$"
     )]
     pub reason: String,
@@ -422,15 +422,13 @@ pub async fn release(
 pub struct NewErasure {
     /// The person's `actor.id`, as their events carry it.
     #[schema(
-        min_length = 1,
-        max_length = 512,
         pattern = "^\\s*[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,510}[^\\s\\x00-\\x1f\\x7f-\\x9f])?\\s*$"
     )]
     pub actor_id: String,
     /// Why (the request's reference), kept in the account's log; 1 to 500 characters on one line.
+    // The pattern states the limit on the trimmed text, as the server counts it (a `maxLength` would
+    // count the spaces around it too).
     #[schema(
-        min_length = 1,
-        max_length = 500,
         pattern = "^\\s*[^\\s\\x00-\\x1f\\x7f-\\x9f](?:[^\\x00-\\x1f\\x7f-\\x9f]{0,498}[^\\s\\x00-\\x1f\\x7f-\\x9f])?\\s*$"
     )]
     pub reason: String,

@@ -294,11 +294,11 @@ pub async fn set(
     Ok(Json(answered))
 }
 
-/// `DELETE /api/v1/accounts/{account}/sso`: removes the account's own settings (the
+/// `POST /api/v1/accounts/{account}/sso/clear`: removes the account's own settings (the
 /// configuration file's `[sso]` may still apply).
 #[utoipa::path(
-    delete,
-    path = "/api/v1/accounts/{account}/sso",
+    post,
+    path = "/api/v1/accounts/{account}/sso/clear",
     operation_id = "clear_single_sign_on",
     tag = "management",
     params(("account" = String, Path, description = "The account name", example = "acme")),
