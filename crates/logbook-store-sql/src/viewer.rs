@@ -13,9 +13,9 @@ use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 
 use crate::encoding::unix_micros_of;
-use crate::executor::SqlDatabase;
+use crate::executor::{SqlDatabase, SqlExecutor};
 use crate::shared_store::{SharedStore, account_row, existing_account_row, stored_account};
-use crate::value::SqlRow;
+use crate::value::{SqlRow, SqlValue};
 
 const SESSION_COLUMNS: &str = "v.viewer_session_id, a.name, v.person_id, v.person_name, v.person_email, \
      v.scope, v.fixed_query, v.may_export, v.created_by, v.created_at, v.open_by, v.expires_at, v.opened_at";
@@ -47,6 +47,27 @@ fn session_from_row(
         expires_at: row.time(11)?,
         opened_at: row.optional_time(12)?,
     })
+}
+
+/// The session whose `column` (`session_hash` or `viewer_session_id`) is `value`, with its
+/// account's name.
+async fn one_session(
+    sql: &dyn SqlExecutor,
+    context: &'static str,
+    column: &'static str,
+    value: SqlValue,
+) -> Result<Option<ViewerSessionRecord>, StoreError> {
+    sql.query_optional(
+        context,
+        &format!(
+            "SELECT {SESSION_COLUMNS} FROM viewer_sessions v \
+             JOIN accounts a ON a.account_row = v.account_row WHERE v.{column} = $1"
+        ),
+        &[value],
+    )
+    .await?
+    .map(|row| session_from_row(context, &row))
+    .transpose()
 }
 
 fn look_from_row(context: &'static str, row: &SqlRow) -> Result<EmbedLook, StoreError> {
@@ -148,18 +169,7 @@ impl<Database: SqlDatabase> ViewerSessionStore for SharedStore<Database> {
                     if opened == 0 {
                         return Ok(None);
                     }
-                    sql.query_optional(
-                        OPENING,
-                        &format!(
-                            "SELECT {SESSION_COLUMNS} FROM viewer_sessions v \
-                             JOIN accounts a ON a.account_row = v.account_row \
-                             WHERE v.session_hash = $1"
-                        ),
-                        &[session_hash.into()],
-                    )
-                    .await?
-                    .map(|row| session_from_row(OPENING, &row))
-                    .transpose()
+                    one_session(sql, OPENING, "session_hash", session_hash.into()).await
                 })
             }))
             .await
@@ -174,18 +184,7 @@ impl<Database: SqlDatabase> ViewerSessionStore for SharedStore<Database> {
             .read(Box::new(move |sql| {
                 Box::pin(async move {
                     const READING: &str = "reading a viewer session";
-                    sql.query_optional(
-                        READING,
-                        &format!(
-                            "SELECT {SESSION_COLUMNS} FROM viewer_sessions v \
-                             JOIN accounts a ON a.account_row = v.account_row \
-                             WHERE v.session_hash = $1"
-                        ),
-                        &[session_hash.into()],
-                    )
-                    .await?
-                    .map(|row| session_from_row(READING, &row))
-                    .transpose()
+                    one_session(sql, READING, "session_hash", session_hash.into()).await
                 })
             }))
             .await
@@ -200,18 +199,7 @@ impl<Database: SqlDatabase> ViewerSessionStore for SharedStore<Database> {
             .read(Box::new(move |sql| {
                 Box::pin(async move {
                     const READING: &str = "reading a viewer session";
-                    sql.query_optional(
-                        READING,
-                        &format!(
-                            "SELECT {SESSION_COLUMNS} FROM viewer_sessions v \
-                             JOIN accounts a ON a.account_row = v.account_row \
-                             WHERE v.viewer_session_id = $1"
-                        ),
-                        &[viewer_session_id.into()],
-                    )
-                    .await?
-                    .map(|row| session_from_row(READING, &row))
-                    .transpose()
+                    one_session(sql, READING, "viewer_session_id", viewer_session_id.into()).await
                 })
             }))
             .await
