@@ -5,6 +5,9 @@ language"). No JSON Schema pattern describes that language, so the format tells 
 to draw valid queries: one to four terms from every kind the language has, each possibly negated.
 """
 
+import datetime
+import os
+
 import schemathesis
 from hypothesis import strategies as st
 
@@ -37,4 +40,48 @@ term = st.builds(
 schemathesis.openapi.format(
     "logbook-query",
     st.lists(term, min_size=1, max_size=4).map(" ".join),
+)
+
+# `logbook-cursor` is the opaque `next_cursor` of an earlier page of the key's account: no
+# pattern can draw one the server made, so .ci/schemathesis reads real ones from the server it
+# started and passes them here (comma-separated). Without any, the format draws nothing, and
+# schemathesis leaves the optional cursor out.
+CURSORS = [cursor for cursor in os.environ.get("LOGBOOK_SCHEMATHESIS_CURSORS", "").split(",") if cursor]
+
+schemathesis.openapi.format(
+    "logbook-cursor",
+    st.sampled_from(CURSORS) if CURSORS else st.nothing(),
+)
+
+# `utf8-at-most-N-bytes`: text the ingest validator bounds in bytes of UTF-8, without U+0000 (JSON
+# Schema's maxLength counts characters). Registered for the default limits, which the server in
+# .ci/schemathesis runs with (512 for short texts, 4096 for a message).
+TEXT_CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+for max_bytes in (512, 4096):
+    schemathesis.openapi.format(
+        f"utf8-at-most-{max_bytes}-bytes",
+        # Cut at the byte limit on a character boundary rather than filtering, so that no draw
+        # is thrown away.
+        st.text(TEXT_CHARACTERS, max_size=max_bytes).map(
+            lambda text, max_bytes=max_bytes: text.encode("utf-8")[:max_bytes].decode(
+                "utf-8", "ignore"
+            )
+        ),
+    )
+
+# `logbook-created-at`: an RFC 3339 date-time with an offset, from the Unix epoch to now (the
+# server takes up to 24 hours ahead of its clock; drawing up to now keeps the draw valid).
+schemathesis.openapi.format(
+    "logbook-created-at",
+    st.builds(
+        lambda moment, offset_minutes: moment.astimezone(
+            datetime.timezone(datetime.timedelta(minutes=offset_minutes))
+        ).isoformat(),
+        st.datetimes(
+            min_value=datetime.datetime(1970, 1, 2),
+            max_value=datetime.datetime.now() - datetime.timedelta(days=1),
+            timezones=st.just(datetime.timezone.utc),
+        ),
+        st.integers(min_value=-14 * 60, max_value=14 * 60),
+    ),
 )

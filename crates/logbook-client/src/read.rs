@@ -144,12 +144,15 @@ impl Client {
         request: &ExportRequest,
     ) -> Result<impl Stream<Item = Result<Bytes, Error>> + Send + 'static, Error> {
         let mut parameters = query_parameter(&request.query);
-        parameters.push(("format", request.format.as_str().to_owned()));
-        if request.verifiable {
-            parameters.push(("verifiable", "true".to_owned()));
-        }
+        // The verifiable export is its own operation, NDJSON only.
+        let path = if request.verifiable {
+            "/api/v1/events/export/verifiable"
+        } else {
+            parameters.push(("format", request.format.as_str().to_owned()));
+            "/api/v1/events/export"
+        };
         let response = self
-            .get("/api/v1/events/export")
+            .get(path)
             .query(&parameters)
             .send()
             .await

@@ -42,8 +42,8 @@ pub enum ApiError {
     /// Nothing here, or nothing this key may see (404): the two are never told apart.
     #[error("not found")]
     NotFound,
-    /// A body names something that does not exist or that this key may not see (404), with the
-    /// field that names it; the two are never told apart.
+    /// A body or a parameter names something that does not exist or that this key may not see
+    /// (404), with the field that names it; the two are never told apart.
     #[error("{message}")]
     UnknownReference {
         code: &'static str,

@@ -24,6 +24,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", post(events::post).get(events::list))
         // Static segments take precedence over `{id}`, so these two never reach `events::get`.
         .route("/api/v1/events/export", get(events::export))
+        .route(
+            "/api/v1/events/export/verifiable",
+            get(events::export_verifiable),
+        )
         .route("/api/v1/events/tail", get(events::tail))
         .route("/api/v1/events/{id}", get(events::get))
         .route("/api/v1/checkpoints", get(checkpoints::list))

@@ -70,6 +70,36 @@ impl ReadScope {
     }
 }
 
+/// The largest whole number a query parameter or header takes (a seq, a tree size): 2^53 - 1,
+/// the largest integer every JSON client holds exactly. The OpenAPI document states it as each
+/// such parameter's maximum, so the server refuses exactly what the document does.
+pub const MAX_WHOLE_NUMBER_PARAMETER: u64 = (1 << 53) - 1;
+
+/// Parses a whole-number parameter within `minimum..=maximum`; absent is `None`, and anything
+/// else (an empty value included) is a 400 with `code` that names the parameter.
+pub fn whole_number_parameter(
+    text: Option<&str>,
+    field: &'static str,
+    code: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match text.parse::<u64>() {
+        Ok(number) if range.contains(&number) => Ok(Some(number)),
+        _ => Err(ApiError::bad_request(
+            code,
+            format!(
+                "{field} must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+            Some(field),
+        )),
+    }
+}
+
 /// Parses the `q` parameter; absent or blank means "every event".
 pub fn parse_query_parameter(text: Option<&str>) -> Result<Query, ApiError> {
     match text {

@@ -9,13 +9,19 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
+/// A proof that does not exist in the account's tree as it stands (a `seq` not below the tree
+/// size, `from` above `to`, an empty tree) is a 404 naming the parameter: whether it exists
+/// depends on how many events the account has, not on the request's form, which is checked
+/// first (a malformed number is a 400).
 pub(crate) fn invalid_range(error: MerkleError, field: &'static str) -> ApiError {
     match error {
         MerkleError::LeafIndexOutOfRange { .. }
         | MerkleError::OldSizeAboveNewSize { .. }
-        | MerkleError::EmptyTree { .. } => {
-            ApiError::bad_request("invalid_range", error.to_string(), Some(field))
-        }
+        | MerkleError::EmptyTree { .. } => ApiError::UnknownReference {
+            code: "invalid_range",
+            message: error.to_string(),
+            field,
+        },
         other => ApiError::internal(other),
     }
 }
@@ -56,11 +62,11 @@ pub(crate) fn check_within_head(
     field: &'static str,
 ) -> Result<(), ApiError> {
     if size > head_size {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            format!("{field} {size} is beyond the account's tree of {head_size} events"),
-            Some(field),
-        ));
+        return Err(ApiError::UnknownReference {
+            code: "invalid_range",
+            message: format!("{field} {size} is beyond the account's tree of {head_size} events"),
+            field,
+        });
     }
     Ok(())
 }

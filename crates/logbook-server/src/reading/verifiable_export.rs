@@ -1,4 +1,4 @@
-//! `GET /api/v1/events/export?format=ndjson&verifiable=true`: the NDJSON export that a customer
+//! `GET /api/v1/events/export/verifiable`: the NDJSON export that a customer
 //! can check offline with `logbook verify FILE --public-key KEY` (format in
 //! `logbook_core::export_verification`).
 //!
@@ -76,23 +76,28 @@ pub(crate) async fn verifiable_export_response(
     query: logbook_core::query::Query,
     filename: String,
 ) -> Result<Response, ApiError> {
-    let signing = state.checkpoint_signing().cloned().ok_or_else(|| {
-        ApiError::bad_request(
-            "verifiable_export_unavailable",
-            "this server signs no checkpoints, so it cannot cut a verifiable export",
-            Some("verifiable"),
-        )
-    })?;
+    // Both refusals depend on the server's and the account's state, not on the request: 409.
+    let signing = state
+        .checkpoint_signing()
+        .cloned()
+        .ok_or_else(|| ApiError::Conflict {
+            code: "verifiable_export_unavailable",
+            message: "this server signs no checkpoints, so it cannot cut a verifiable export"
+                .to_owned(),
+            field: None,
+        })?;
     let store = state.store().clone();
     let Some(stored) =
         current_checkpoint(store.as_ref(), &signing, account, state.clock().now()).await?
     else {
         // An account without events: an export of nothing, against nothing, proves nothing.
-        return Err(ApiError::bad_request(
-            "nothing_to_verify",
-            "the account has no events yet, so there is no checkpoint to cut an export against",
-            Some("verifiable"),
-        ));
+        return Err(ApiError::Conflict {
+            code: "nothing_to_verify",
+            message:
+                "the account has no events yet, so there is no checkpoint to cut an export against"
+                    .to_owned(),
+            field: None,
+        });
     };
     let checkpoint = Checkpoint {
         origin: checkpoint_origin(&signing.instance_name, account),

@@ -152,27 +152,45 @@ async fn every_inclusion_proof_leads_to_the_checkpoint_root() {
 }
 
 #[tokio::test]
-async fn invalid_ranges_are_bad_requests() {
+async fn malformed_proof_parameters_are_bad_requests() {
     let server = TestServer::start_with_checkpoints().await;
     let acme = server.test_account("acme").await;
     send(&server, &acme.ingest_key, 4, "Event").await;
-    for path in [
-        "/api/v1/proofs/inclusion?seq=4&tree_size=4",
-        "/api/v1/proofs/inclusion?seq=0&tree_size=5",
-        "/api/v1/proofs/inclusion?seq=-1",
-        "/api/v1/proofs/inclusion",
-        "/api/v1/proofs/consistency?from=3&to=2",
-        "/api/v1/proofs/consistency?from=0&to=4",
-        "/api/v1/proofs/consistency?from=2&to=5",
-        "/api/v1/checkpoints?limit=0",
+    for (path, field) in [
+        ("/api/v1/proofs/inclusion?seq=-1", "seq"),
+        ("/api/v1/proofs/inclusion?seq=", "seq"),
+        ("/api/v1/proofs/inclusion", "seq"),
+        ("/api/v1/proofs/inclusion?seq=0&tree_size=0", "tree_size"),
+        ("/api/v1/proofs/inclusion?seq=9007199254740992", "seq"),
+        ("/api/v1/proofs/consistency?from=0&to=4", "from"),
+        ("/api/v1/proofs/consistency?to=4", "from"),
+        ("/api/v1/checkpoints?limit=0", "limit"),
+        ("/api/v1/checkpoints?limit=1001", "limit"),
     ] {
         let response = server.get(&acme.read_key, path).await;
         assert_eq!(response.status(), 400, "{path}");
         let body = json_of(response).await;
-        assert!(
-            ["invalid_range", "invalid_parameters", "invalid_limit"].contains(&error_code(&body)),
-            "{path}: {body}"
-        );
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn proofs_that_the_tree_does_not_hold_are_not_found_and_name_the_parameter() {
+    let server = TestServer::start_with_checkpoints().await;
+    let acme = server.test_account("acme").await;
+    send(&server, &acme.ingest_key, 4, "Event").await;
+    for (path, field) in [
+        ("/api/v1/proofs/inclusion?seq=4&tree_size=4", "seq"),
+        ("/api/v1/proofs/inclusion?seq=4", "seq"),
+        ("/api/v1/proofs/inclusion?seq=0&tree_size=5", "tree_size"),
+        ("/api/v1/proofs/consistency?from=3&to=2", "from"),
+        ("/api/v1/proofs/consistency?from=2&to=5", "to"),
+    ] {
+        let response = server.get(&acme.read_key, path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let body = json_of(response).await;
+        assert_eq!(error_code(&body), "invalid_range", "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
     }
 }
 
@@ -193,7 +211,7 @@ async fn proofs_need_a_read_key_and_never_reach_another_account() {
             "/api/v1/proofs/inclusion?seq=0&tree_size=6",
         )
         .await;
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 404);
     let response = server
         .get(&globex.read_key, "/api/v1/checkpoints/latest")
         .await;
@@ -206,10 +224,7 @@ async fn a_verifiable_export_verifies_offline_and_an_edited_line_is_named() {
     let acme = server.test_account("acme").await;
     send(&server, &acme.ingest_key, 300, "Exported").await;
     let response = server
-        .get(
-            &acme.read_key,
-            "/api/v1/events/export?format=ndjson&verifiable=true",
-        )
+        .get(&acme.read_key, "/api/v1/events/export/verifiable")
         .await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
@@ -223,11 +238,23 @@ async fn a_verifiable_export_verifies_offline_and_an_edited_line_is_named() {
     // Newest first: "Exported 7" is seq 7, line 300 - 7.
     assert_eq!(error.line, 293);
 
-    let csv = server
+    // The flag of the earlier API is refused, not ignored: a plain export would not verify.
+    let flagged = server
         .get(
             &acme.read_key,
-            "/api/v1/events/export?format=csv&verifiable=true",
+            "/api/v1/events/export?format=ndjson&verifiable=true",
         )
         .await;
-    assert_eq!(csv.status(), 400);
+    assert_eq!(flagged.status(), 400);
+}
+
+#[tokio::test]
+async fn a_verifiable_export_of_an_account_without_events_is_a_conflict() {
+    let server = TestServer::start_with_checkpoints().await;
+    let globex = server.test_account("globex").await;
+    let response = server
+        .get(&globex.read_key, "/api/v1/events/export/verifiable")
+        .await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(error_code(&json_of(response).await), "nothing_to_verify");
 }

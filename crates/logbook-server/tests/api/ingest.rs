@@ -147,10 +147,19 @@ async fn the_same_key_with_different_content_is_rejected_as_reused() {
             &event("Rebooted server web-2", json!({"key": "reused"})),
         )
         .await;
-    assert_eq!(single.status(), 400);
+    // The request was well formed; the account's state refused it.
+    assert_eq!(single.status(), 409);
     let single = json_of(single).await;
     assert_eq!(error_code(&single), "idempotency_key_reused");
     assert_eq!(single["error"]["field"], "/key");
+
+    // With a malformed event beside it, nothing stored is the client's mistake: 400.
+    let both_refused = json!({"events": [
+        event("Rebooted server web-2", json!({"key": "reused"})),
+        event("Bad address", json!({"ip": "not an address"})),
+    ]});
+    let both_refused = server.post_events(&acme.ingest_key, &both_refused).await;
+    assert_eq!(both_refused.status(), 400);
 
     let batch = json!({"events": [
         event("Fresh", json!({"key": "fresh"})),
@@ -273,7 +282,7 @@ async fn a_body_not_declared_as_json_is_refused_with_415() {
 }
 
 #[tokio::test]
-async fn a_batch_with_too_many_events_is_refused_with_413() {
+async fn a_batch_with_too_many_events_is_refused_whole_as_a_bad_request_naming_the_batch() {
     let mut settings = ServerSettings::default();
     settings.ingest_limits.max_events_per_request = 3;
     let server = TestServer::start_with(settings).await;
@@ -284,8 +293,10 @@ async fn a_batch_with_too_many_events_is_refused_with_413() {
     let response = server
         .post_events(&acme.ingest_key, &json!({ "events": events }))
         .await;
-    assert_eq!(response.status(), 413);
-    assert_eq!(error_code(&json_of(response).await), "too_many_events");
+    assert_eq!(response.status(), 400);
+    let answer = json_of(response).await;
+    assert_eq!(error_code(&answer), "too_many_events");
+    assert_eq!(answer["error"]["field"], "/events");
     let page = server.list_events(&acme.read_key, &[]).await;
     assert_eq!(page["events"].as_array().unwrap().len(), 0);
 }

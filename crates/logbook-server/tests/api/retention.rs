@@ -217,10 +217,7 @@ async fn aging_removes_personal_data_from_old_events_and_reads_and_verifiable_ex
     // A verifiable export of the aged log verifies, and says how many lines had fields removed.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let export = server
-        .get(
-            &acme.read_key,
-            "/api/v1/events/export?format=ndjson&verifiable=true",
-        )
+        .get(&acme.read_key, "/api/v1/events/export/verifiable")
         .await;
     assert_eq!(export.status(), 200);
     let text = export.text().await.unwrap();

@@ -114,6 +114,34 @@ async fn a_live_tail_resumes_after_the_last_event_id() {
 }
 
 #[tokio::test]
+async fn a_live_tail_refuses_a_resume_position_that_is_not_a_seq_and_names_it() {
+    let server = TestServer::start().await;
+    let acme = server.test_account("acme").await;
+    for (path, last_event_id, field) in [
+        ("/api/v1/events/tail?from_seq=", None, "from_seq"),
+        ("/api/v1/events/tail?from_seq=-1", None, "from_seq"),
+        ("/api/v1/events/tail", Some("null"), "Last-Event-ID"),
+        (
+            "/api/v1/events/tail",
+            Some("9007199254740992"),
+            "Last-Event-ID",
+        ),
+    ] {
+        let mut request = server
+            .client
+            .get(server.url(path))
+            .bearer_auth(&acme.read_key);
+        if let Some(last_event_id) = last_event_id {
+            request = request.header("last-event-id", last_event_id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path} {last_event_id:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn shutting_down_ends_live_tails_and_serve_returns() {
     let server = TestServer::start().await;
     let acme = server.test_account("acme").await;

@@ -16,6 +16,11 @@ use crate::config::Config;
 use crate::output::inert;
 
 pub async fn run(config: &Config, arguments: &ExportArgs) -> Result<()> {
+    if arguments.verifiable && matches!(arguments.format, ExportFormat::Csv) {
+        anyhow::bail!(
+            "a verifiable export is NDJSON (each line carries its proof): drop --format csv"
+        );
+    }
     let key = ApiKeySecret::from_environment()?;
     let client = logbook_client(config, &key, |builder| builder)?;
     let request = logbook_client::ExportRequest {

@@ -440,7 +440,7 @@ async fn the_browser_check_agrees_with_logbook_core_on_reference_proofs_exported
 
     let export = site
         .http
-        .get(site.url("/api/v1/events/export?format=ndjson&verifiable=true"))
+        .get(site.url("/api/v1/events/export/verifiable"))
         .bearer_auth(&key)
         .send()
         .await

@@ -4,8 +4,10 @@
 //!
 //! Proofs are built from O(log n) stored subtree hashes fetched in one store call
 //! (`logbook_core::merkle`), so each answer costs logarithmic work whatever the log's size.
-//! A tree size beyond the account's current tree, a `seq` not below the tree size, or `from`
-//! above `to` is a 400. Hashes are lowercase hex; checkpoints are the signed note text.
+//! A parameter that is not a whole number in its documented range is a 400; a proof that does
+//! not exist in the account's tree as it stands (a size beyond the current tree, a `seq` not
+//! below the tree size, `from` above `to`) is a 404 naming the parameter. Hashes are lowercase
+//! hex; checkpoints are the signed note text.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -20,10 +22,11 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::ReadAccount;
 use crate::error::ApiError;
 use crate::reading::proofs::{check_within_head, inclusion_proof, invalid_range, root_node_ids};
+use crate::reading::{MAX_WHOLE_NUMBER_PARAMETER, whole_number_parameter};
 use crate::state::AppState;
 
 const DEFAULT_HISTORY_LIMIT: u32 = 100;
-const MAX_HISTORY_LIMIT: u32 = 1000;
+pub(crate) const MAX_HISTORY_LIMIT: u32 = 1000;
 
 fn log_tree(state: &AppState) -> Result<&dyn LogTree, ApiError> {
     state.store().log_tree().ok_or(ApiError::Unavailable)
@@ -52,17 +55,18 @@ fn parameters<T>(parameters: Result<Query<T>, QueryRejection>) -> Result<T, ApiE
         })
 }
 
-fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, ApiError> {
-    text.map(|text| {
-        text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_parameters",
-                format!("{field} must be a whole number"),
-                Some(field),
-            )
-        })
-    })
-    .transpose()
+/// A seq or a tree size: `minimum` to the largest number the document allows.
+fn whole_number(
+    text: Option<&str>,
+    field: &'static str,
+    minimum: u64,
+) -> Result<Option<u64>, ApiError> {
+    whole_number_parameter(
+        text,
+        field,
+        "invalid_parameters",
+        minimum..=MAX_WHOLE_NUMBER_PARAMETER,
+    )
 }
 
 /// `GET /api/v1/checkpoints/latest`: the account's newest signed checkpoint (404 before the first).
@@ -97,7 +101,11 @@ pub async fn latest(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryParameters {
+    /// Only checkpoints of a tree smaller than this (the previous page's `next_before`).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9007199254740991_u64)]
     before: Option<String>,
+    /// At most this many checkpoints (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -126,18 +134,14 @@ pub async fn list(
     query: Result<Query<HistoryParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let query = parameters(query)?;
-    let before = whole_number(query.before.as_deref(), "before")?;
-    let limit = match whole_number(query.limit.as_deref(), "limit")? {
-        None => DEFAULT_HISTORY_LIMIT,
-        Some(limit) if (1..=u64::from(MAX_HISTORY_LIMIT)).contains(&limit) => limit as u32,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_limit",
-                format!("limit must be a whole number from 1 to {MAX_HISTORY_LIMIT}"),
-                Some("limit"),
-            ));
-        }
-    };
+    let before = whole_number(query.before.as_deref(), "before", 0)?;
+    let limit = whole_number_parameter(
+        query.limit.as_deref(),
+        "limit",
+        "invalid_limit",
+        1..=u64::from(MAX_HISTORY_LIMIT),
+    )?
+    .map_or(DEFAULT_HISTORY_LIMIT, |limit| limit as u32);
     let checkpoints = log_tree(&state)?
         .checkpoints(&reader.account, before, limit)
         .await?;
@@ -153,7 +157,11 @@ pub async fn list(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InclusionParameters {
+    /// The event's seq.
+    #[param(required = true, value_type = u64, minimum = 0, maximum = 9007199254740991_u64)]
     seq: Option<String>,
+    /// The size of the tree to prove it in (default: the current tree).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9007199254740991_u64)]
     tree_size: Option<String>,
 }
 
@@ -169,6 +177,7 @@ pub struct InclusionParameters {
     responses(
         (status = 200, description = "The inclusion proof", body = Object),
         (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 404, description = "No such proof in the account's tree as it stands (`invalid_range`): a size beyond the current tree, a `seq` not below the tree size, or `from` above `to`; field names the parameter", body = crate::api::v1::openapi::ErrorDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
         (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
         (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -182,10 +191,10 @@ pub async fn inclusion(
     query: Result<Query<InclusionParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let query = parameters(query)?;
-    let seq = whole_number(query.seq.as_deref(), "seq")?.ok_or_else(|| {
+    let seq = whole_number(query.seq.as_deref(), "seq", 0)?.ok_or_else(|| {
         ApiError::bad_request("invalid_parameters", "seq is required", Some("seq"))
     })?;
-    let tree_size = whole_number(query.tree_size.as_deref(), "tree_size")?;
+    let tree_size = whole_number(query.tree_size.as_deref(), "tree_size", 1)?;
     let proof = inclusion_proof(log_tree(&state)?, &reader.account, seq, tree_size).await?;
     Ok(Json(proof))
 }
@@ -193,7 +202,11 @@ pub async fn inclusion(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyParameters {
+    /// The size of the older tree (a tree of 0 events commits to nothing).
+    #[param(required = true, value_type = u64, minimum = 1, maximum = 9007199254740991_u64)]
     from: Option<String>,
+    /// The size of the newer tree (default: the current tree).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9007199254740991_u64)]
     to: Option<String>,
 }
 
@@ -209,6 +222,7 @@ pub struct ConsistencyParameters {
     responses(
         (status = 200, description = "The consistency proof", body = Object),
         (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 404, description = "No such proof in the account's tree as it stands (`invalid_range`): a size beyond the current tree, a `seq` not below the tree size, or `from` above `to`; field names the parameter", body = crate::api::v1::openapi::ErrorDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
         (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
         (status = 429, description = "Over the account's or the key's read rate", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -222,12 +236,12 @@ pub async fn consistency(
     query: Result<Query<ConsistencyParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let query = parameters(query)?;
-    let from = whole_number(query.from.as_deref(), "from")?.ok_or_else(|| {
+    let from = whole_number(query.from.as_deref(), "from", 1)?.ok_or_else(|| {
         ApiError::bad_request("invalid_parameters", "from is required", Some("from"))
     })?;
     let tree = log_tree(&state)?;
     let head = tree.tree_head(&reader.account).await?;
-    let to = whole_number(query.to.as_deref(), "to")?.unwrap_or(head.tree_size);
+    let to = whole_number(query.to.as_deref(), "to", 1)?.unwrap_or(head.tree_size);
     check_within_head(to, head.tree_size, "to")?;
     let mut node_ids = merkle::consistency_proof_node_ids(from, to)
         .map_err(|error| invalid_range(error, "from"))?;

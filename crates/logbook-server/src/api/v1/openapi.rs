@@ -11,11 +11,15 @@
 //! missing from the document.
 
 use axum::Json;
+use axum::extract::State;
+use logbook_core::ingest::IngestLimits;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::v1::manage::{accounts, embed, keys, limits, people, retention};
 use crate::api::v1::{checkpoints, events};
+use crate::state::AppState;
 
 /// The standard error body of every refusal.
 #[derive(ToSchema)]
@@ -82,6 +86,26 @@ pub struct EventPageDocument {
     next_cursor: Option<String>,
 }
 
+/// One server-sent event of `GET /api/v1/events/tail`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TailEventDocument {
+    event: TailEventKind,
+    /// `event` only: the event's seq, which `Last-Event-ID` resumes after.
+    id: Option<String>,
+    /// `event`: the event's JSON as every read answers it; `error`: the error body (the stream
+    /// then ends, and reconnecting resumes).
+    data: String,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TailEventKind {
+    Event,
+    Error,
+}
+
 /// `POST /api/v1/events`: one result per event, in request order.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -95,6 +119,8 @@ pub struct IngestAnswerDocument {
 }
 
 /// `POST /api/v1/events`: one event object, or `{"events":[...]}` with up to the batch limit.
+/// A name for the handler's `request_body`; `openapi_json` replaces its schema with the exact
+/// one built from the server's ingest limits (`ingest_body_schemas`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct IngestRequestDocument {
@@ -121,6 +147,34 @@ pub struct CheckpointDocument {
 pub struct ProofDocument {
     #[schema(value_type = Object)]
     proof: serde_json::Value,
+}
+
+/// The schema of a `q` parameter: a string in the query language, whose format
+/// (`logbook-query`) names what no pattern can state; absent or blank means every event.
+pub fn query_language_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(
+            "logbook-query".to_owned(),
+        )))
+        .description(Some(
+            "In the query language (README, \"The query language\")",
+        ))
+        .build()
+}
+
+/// The schema of a page `cursor`: the opaque `next_cursor` of an earlier page of the same
+/// account (URL-safe base64, `logbook-cursor`); any other text is a 400 `invalid_cursor`.
+pub fn cursor_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(
+            "logbook-cursor".to_owned(),
+        )))
+        .description(Some(
+            "The next_cursor of the previous page, as it was answered",
+        ))
+        .build()
 }
 
 /// The bearer keys, one scheme per scope so each operation names the one it needs.
@@ -179,6 +233,7 @@ impl Modify for KeySchemes {
         events::list,
         events::get,
         events::export,
+        events::export_verifiable,
         events::tail,
         checkpoints::latest,
         checkpoints::list,
@@ -228,9 +283,204 @@ impl Modify for KeySchemes {
 )]
 pub struct ApiDocument;
 
-/// The document, built once per call (it is small, and served rarely).
+/// The document as utoipa builds it from the handlers, before the ingest body is filled in.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDocument::openapi()
+}
+
+/// The document this server serves: `openapi()` with the ingest body's schema stated from the
+/// server's own ingest limits (`ingest_body_schemas`), so a limit an operator configured is the
+/// limit the document names.
+pub fn openapi_json(limits: &IngestLimits) -> Value {
+    let mut document = serde_json::to_value(openapi()).expect("the document serializes");
+    let schemas = document["components"]["schemas"]
+        .as_object_mut()
+        .expect("the document has component schemas");
+    schemas.extend(ingest_body_schemas(limits));
+    document
+}
+
+/// A string of at most `max_bytes` bytes of UTF-8 without U+0000, as the ingest validator checks
+/// text. JSON Schema counts characters, so `maxLength` is the bound it can state, and the format
+/// `utf8-at-most-N-bytes` states the byte limit itself (schemathesis draws it through
+/// `.ci/schemathesis_hooks.py`; other tools read it as an annotation).
+fn bounded_text(max_bytes: usize, required: bool) -> Value {
+    let mut text = json!({
+        "type": "string",
+        "maxLength": max_bytes,
+        "pattern": "^[^\\u0000]*$",
+        "format": format!("utf8-at-most-{max_bytes}-bytes"),
+    });
+    if required {
+        text["minLength"] = json!(1);
+    }
+    text
+}
+
+/// Optional fields sent as `null` count as absent.
+fn or_null(mut schema: Value) -> Value {
+    if let Some(kind) = schema["type"].as_str() {
+        schema["type"] = json!([kind, "null"]);
+    }
+    schema
+}
+
+/// The schemas of `POST /api/v1/events`'s body, exactly as `logbook_core::ingest` validates it:
+/// one event, or `{"events":[...]}` of 1 to `max_events_per_request` events. Free JSON (metadata,
+/// change values) is stated level by level (`FreeJsonValue0` holds no container, each next level
+/// one more), so the depth limit is part of the schema. What JSON Schema cannot state is in the
+/// descriptions: the whole body's and the metadata's size in bytes, duplicate keys.
+fn ingest_body_schemas(limits: &IngestLimits) -> serde_json::Map<String, Value> {
+    let mut schemas = serde_json::Map::new();
+    let short = limits.max_short_text_bytes;
+    let no_null_character = json!({"type": "string", "pattern": "^[^\\u0000]*$"});
+    // Integers beyond ±(2^53 - 1) are refused (I-JSON); other numbers are kept as they are.
+    let exact_integer = 9_007_199_254_740_991_u64;
+    let number = json!({"anyOf": [
+        {"type": "integer", "minimum": -(exact_integer as i64), "maximum": exact_integer},
+        {"type": "number", "not": {"type": "integer"}},
+    ]});
+    schemas.insert(
+        "FreeJsonValue0".to_owned(),
+        json!({
+            "description": "A JSON value with no array or object inside it",
+            "anyOf": [{"type": "null"}, {"type": "boolean"}, number, no_null_character],
+        }),
+    );
+    for level in 1..=limits.max_metadata_depth {
+        let inner = json!({"$ref": format!("#/components/schemas/FreeJsonValue{}", level - 1)});
+        schemas.insert(
+            format!("FreeJsonValue{level}"),
+            json!({
+                "description": format!("A JSON value whose arrays and objects nest at most {level} deep; no U+0000 in strings or keys, no duplicate keys"),
+                "anyOf": [
+                    {"$ref": "#/components/schemas/FreeJsonValue0"},
+                    {"type": "array", "items": inner},
+                    {"type": "object", "propertyNames": no_null_character, "additionalProperties": inner},
+                ],
+            }),
+        );
+    }
+    let deepest_inside_metadata = json!({"$ref": format!(
+        "#/components/schemas/FreeJsonValue{}",
+        limits.max_metadata_depth.saturating_sub(1)
+    )});
+    let change_value = json!({"$ref": format!(
+        "#/components/schemas/FreeJsonValue{}",
+        limits.max_metadata_depth
+    )});
+    schemas.insert(
+        "IngestEvent".to_owned(),
+        json!({
+            "type": "object",
+            "description": "One event (README, \"Sending events\"). Only action and message are required.",
+            "additionalProperties": false,
+            "required": ["action", "message"],
+            "properties": {
+                "account": or_null(json!({
+                    "type": "string",
+                    "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$",
+                    "description": "Required with a platform key; with an account key, absent or that account (another is a 403)",
+                })),
+                "action": {
+                    "type": "string",
+                    "pattern": "^[a-z0-9_-]+(\\.[a-z0-9_-]+)+$",
+                    "maxLength": short,
+                    "description": "Dotted lowercase words, at least two: user.login",
+                },
+                "message": bounded_text(limits.max_message_bytes, true),
+                "created_at": or_null(json!({
+                    "type": "string",
+                    "format": "logbook-created-at",
+                    "description": format!(
+                        "RFC 3339 date-time with an offset, from 1970-01-01T00:00:00Z to {} hours after Logbook receives it; default: when Logbook received it",
+                        limits.max_future_skew.whole_hours()
+                    ),
+                })),
+                "actor": or_null(json!({
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["id"],
+                    "properties": {
+                        "id": bounded_text(short, true),
+                        "name": or_null(bounded_text(short, false)),
+                        "type": {"enum": ["user", "api_key", "system", null]},
+                    },
+                })),
+                "ip": or_null(json!({
+                    "type": "string",
+                    "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                    "description": "Stored canonical: an IPv4-mapped IPv6 address becomes IPv4",
+                })),
+                "user_agent": or_null(bounded_text(short, false)),
+                "outcome": {"enum": ["success", "failure", null]},
+                "targets": or_null(json!({
+                    "type": "array",
+                    "maxItems": limits.max_targets,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["type", "id"],
+                        "properties": {
+                            "type": bounded_text(short, true),
+                            "id": bounded_text(short, true),
+                            "name": or_null(bounded_text(short, false)),
+                        },
+                    },
+                })),
+                "changes": or_null(json!({
+                    "type": "array",
+                    "maxItems": limits.max_changes,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["field"],
+                        "properties": {
+                            "field": bounded_text(short, true),
+                            "old": change_value,
+                            "new": change_value,
+                        },
+                    },
+                })),
+                "metadata": or_null(json!({
+                    "type": "object",
+                    "description": format!(
+                        "At most {} bytes as sent and {} levels deep (the object itself is the first)",
+                        limits.max_metadata_bytes, limits.max_metadata_depth
+                    ),
+                    "propertyNames": no_null_character,
+                    "additionalProperties": deepest_inside_metadata,
+                })),
+                "key": or_null(bounded_text(short, true)),
+            },
+        }),
+    );
+    schemas.insert(
+        "IngestRequestDocument".to_owned(),
+        json!({
+            "description": format!(
+                "One event, or {{\"events\":[...]}} with 1 to {} events; the body is at most {} bytes",
+                limits.max_events_per_request, limits.max_body_bytes
+            ),
+            "oneOf": [
+                {"$ref": "#/components/schemas/IngestEvent"},
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["events"],
+                    "properties": {
+                        "events": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": limits.max_events_per_request,
+                            "items": {"$ref": "#/components/schemas/IngestEvent"},
+                        },
+                    },
+                },
+            ],
+        }),
+    );
+    schemas
 }
 
 /// `GET /api/v1/openapi.json`: this document. Public, like the README it replaces for machines.
@@ -241,8 +491,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     tag = "management",
     responses((status = 200, description = "The OpenAPI 3.1 document of /api/v1", content_type = "application/json", body = Object))
 )]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
+pub async fn document(State(state): State<AppState>) -> Json<Value> {
+    Json(openapi_json(&state.settings().ingest_limits))
 }
 
 #[cfg(test)]
@@ -300,7 +550,7 @@ mod openapi_tests {
 
     #[test]
     fn every_api_v1_route_is_in_the_document() {
-        let document = serde_json::to_value(openapi()).unwrap();
+        let document = openapi_json(&IngestLimits::default());
         assert!(
             document["openapi"].as_str().unwrap().starts_with("3.1"),
             "{}",
@@ -334,7 +584,7 @@ mod openapi_tests {
 
     #[test]
     fn every_operation_documents_its_refusals_and_security() {
-        let document = serde_json::to_value(openapi()).unwrap();
+        let document = openapi_json(&IngestLimits::default());
         for (path, operations) in document["paths"].as_object().unwrap() {
             if path == "/api/v1/openapi.json" {
                 continue;
@@ -364,6 +614,46 @@ mod openapi_tests {
         let schemes = &document["components"]["securitySchemes"];
         for scheme in ["ingest_key", "read_key", "admin_key"] {
             assert_eq!(schemes[scheme]["scheme"], "bearer", "{scheme}");
+        }
+    }
+
+    /// The document states numeric bounds as literals (utoipa takes no constants); this keeps
+    /// them equal to the ones the handlers enforce.
+    #[test]
+    fn documented_parameter_bounds_are_the_ones_the_server_enforces() {
+        let document = openapi_json(&IngestLimits::default());
+        let parameter = |path: &str, name: &str| {
+            document["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|parameter| parameter["name"] == name)
+                .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]
+                .clone()
+        };
+        let settings = crate::state::ServerSettings::default();
+        assert_eq!(
+            parameter("/api/v1/events", "limit")["maximum"],
+            settings.max_page_size
+        );
+        assert_eq!(
+            parameter("/api/v1/checkpoints", "limit")["maximum"],
+            crate::api::v1::checkpoints::MAX_HISTORY_LIMIT
+        );
+        for (path, name) in [
+            ("/api/v1/proofs/inclusion", "seq"),
+            ("/api/v1/proofs/inclusion", "tree_size"),
+            ("/api/v1/proofs/consistency", "from"),
+            ("/api/v1/proofs/consistency", "to"),
+            ("/api/v1/checkpoints", "before"),
+            ("/api/v1/events/tail", "from_seq"),
+            ("/api/v1/events/tail", "Last-Event-ID"),
+        ] {
+            assert_eq!(
+                parameter(path, name)["maximum"],
+                crate::reading::MAX_WHOLE_NUMBER_PARAMETER,
+                "{path} {name}"
+            );
         }
     }
 }

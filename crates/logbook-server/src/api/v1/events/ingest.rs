@@ -33,11 +33,12 @@ use crate::state::AppState;
     responses(
         (status = 200, description = "Every event stored (or a replay of a stored one)", body = crate::api::v1::openapi::IngestAnswerDocument),
         (status = 207, description = "Some events stored, some refused; each result says which", body = crate::api::v1::openapi::IngestAnswerDocument),
-        (status = 400, description = "The body is not an event or a batch of events", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 400, description = "The body is not an event or a batch of 1 to the limit of events (`too_many_events`), or every event was refused and at least one for its form (then the body is the ingest answer, with the first refusal as its `error`)", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 409, description = "Every event was refused because its idempotency key was already used for an event with different content (`idempotency_key_reused`); nothing stored", body = crate::api::v1::openapi::IngestAnswerDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
         (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
         (status = 408, description = "The body did not arrive in time", body = crate::api::v1::openapi::ErrorDocument),
-        (status = 413, description = "Body or batch too large", body = crate::api::v1::openapi::ErrorDocument),
+        (status = 413, description = "Body over the byte limit", body = crate::api::v1::openapi::ErrorDocument),
         (status = 415, description = "Content-Type is not application/json", body = crate::api::v1::openapi::ErrorDocument),
         (status = 429, description = "Over a rate limit or the daily quota; nothing stored", body = crate::api::v1::openapi::ErrorDocument, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 500, description = "Internal error; the body names the request id", body = crate::api::v1::openapi::ErrorDocument),
@@ -74,8 +75,12 @@ pub async fn post(
 
     let answer = write_answer(&slots, outcomes, shape);
 
+    // Nothing stored: 400 when any event was malformed, 409 when every refusal was an
+    // idempotency key already used for other content (the request's form was fine; the
+    // account's state refused it).
     let status = match (answer.accepted, answer.rejected) {
         (_, 0) => StatusCode::OK,
+        (0, rejected) if rejected == answer.rejected_for_reused_keys => StatusCode::CONFLICT,
         (0, _) => StatusCode::BAD_REQUEST,
         _ => StatusCode::MULTI_STATUS,
     };
@@ -272,10 +277,11 @@ pub(crate) fn body_error(error: BodyError) -> ApiError {
         BodyError::EmptyBatch => {
             ApiError::bad_request("empty_batch", error.to_string(), Some("/events"))
         }
-        BodyError::TooManyEvents { .. } => ApiError::PayloadTooLarge {
-            code: "too_many_events",
-            message: error.to_string(),
-        },
+        // A count over the limit is the batch's form (the document's `maxItems`), not its size
+        // in bytes: 400 naming `/events`, while 413 stays for a body over the byte limit.
+        BodyError::TooManyEvents { .. } => {
+            ApiError::bad_request("too_many_events", error.to_string(), Some("/events"))
+        }
         BodyError::ForeignAccount { ref field, .. } => {
             let field = field.clone();
             ApiError::Forbidden {
@@ -290,6 +296,8 @@ struct IngestAnswer {
     body: Vec<u8>,
     accepted: usize,
     rejected: usize,
+    /// Of `rejected`, the events whose idempotency key was already used for other content.
+    rejected_for_reused_keys: usize,
 }
 
 /// Writes `{"accepted":N,"rejected":M,"results":[...]}` (plus the first error as `"error"` when
@@ -305,6 +313,7 @@ fn write_answer(
     let mut outcomes = outcomes.into_iter();
     let mut accepted = 0usize;
     let mut rejected = 0usize;
+    let mut rejected_for_reused_keys = 0usize;
     let mut first_error: Option<Vec<u8>> = None;
     for (index, slot) in slots.iter().enumerate() {
         if index > 0 {
@@ -332,6 +341,7 @@ fn write_answer(
                 }
                 AppendOutcome::KeyReusedWithDifferentContent { .. } => {
                     rejected += 1;
+                    rejected_for_reused_keys += 1;
                     let field = shape.pointer_to_event_field(index, "key");
                     write_error(
                         &mut results,
@@ -364,6 +374,7 @@ fn write_answer(
         body,
         accepted,
         rejected,
+        rejected_for_reused_keys,
     }
 }
 

@@ -13,14 +13,19 @@ use serde::Deserialize;
 
 use crate::auth::ReadAccount;
 use crate::error::ApiError;
-use crate::reading::parse_query_parameter;
+use crate::reading::{parse_query_parameter, whole_number_parameter};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParameters {
+    /// In the query language (README, "The query language"); absent or blank: every event.
+    #[param(schema_with = crate::api::v1::openapi::query_language_schema)]
     q: Option<String>,
+    /// Events per page (default 50). The maximum is `MAX_PAGE_SIZE`, which a test compares.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    #[param(schema_with = crate::api::v1::openapi::cursor_schema)]
     cursor: Option<String>,
 }
 
@@ -54,22 +59,13 @@ pub async fn list(
         )
     })?;
     let settings = state.settings();
-    let limit = match parameters.limit.as_deref() {
-        None => settings.default_page_size,
-        Some(text) => match text.parse::<u32>() {
-            Ok(limit) if (1..=settings.max_page_size).contains(&limit) => limit,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_limit",
-                    format!(
-                        "limit must be a whole number from 1 to {}",
-                        settings.max_page_size
-                    ),
-                    Some("limit"),
-                ));
-            }
-        },
-    };
+    let limit = whole_number_parameter(
+        parameters.limit.as_deref(),
+        "limit",
+        "invalid_limit",
+        1..=u64::from(settings.max_page_size),
+    )?
+    .map_or(settings.default_page_size, |limit| limit as u32);
     let query = parse_query_parameter(parameters.q.as_deref())?;
     let after = match parameters.cursor.as_deref() {
         None | Some("") => None,

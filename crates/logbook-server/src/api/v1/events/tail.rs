@@ -11,7 +11,10 @@ use serde::Deserialize;
 use crate::auth::ReadAccount;
 use crate::error::ApiError;
 use crate::reading::tail::tail_response;
-use crate::reading::{parse_query_parameter, resolve_known_networks_for_live_view};
+use crate::reading::{
+    MAX_WHOLE_NUMBER_PARAMETER, parse_query_parameter, resolve_known_networks_for_live_view,
+    whole_number_parameter,
+};
 use crate::state::AppState;
 
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -19,7 +22,11 @@ static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TailParameters {
+    /// In the query language (README, "The query language"); absent or blank: every event.
+    #[param(schema_with = crate::api::v1::openapi::query_language_schema)]
     q: Option<String>,
+    /// Start at this seq instead of the next event stored.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9007199254740991_u64)]
     from_seq: Option<String>,
 }
 
@@ -28,10 +35,10 @@ pub struct TailParameters {
     path = "/api/v1/events/tail",
     operation_id = "tail_events",
     tag = "events",
-    params(TailParameters, ("Last-Event-ID" = Option<String>, Header, description = "The seq of the last event received, to resume after it")),
+    params(TailParameters, ("Last-Event-ID" = Option<u64>, Header, nullable = false, minimum = 0, maximum = 9007199254740991_u64, description = "The seq of the last event received, to resume after it")),
     security(("read_key" = [])),
     responses(
-        (status = 200, description = "Server-sent events, one per new event; resume with Last-Event-ID", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "Server-sent events, one per new event; resume with Last-Event-ID", body = crate::api::v1::openapi::TailEventDocument, content_type = "text/event-stream"),
         (status = 400, description = "Bad parameter; field names it", body = crate::api::v1::openapi::ErrorDocument),
         (status = 401, description = "No key, or a key that is unknown or revoked", body = crate::api::v1::openapi::ErrorDocument),
         (status = 403, description = "The key lacks the scope this operation needs", body = crate::api::v1::openapi::ErrorDocument),
@@ -54,32 +61,21 @@ pub async fn tail(
         )
     })?;
     let filter = parse_query_parameter(parameters.q.as_deref())?;
-    let from_seq = match parameters.from_seq.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_from_seq",
-                "from_seq must be a whole number",
-                Some("from_seq"),
-            )
-        })?),
-    };
+    let from_seq = whole_number_parameter(
+        parameters.from_seq.as_deref(),
+        "from_seq",
+        "invalid_from_seq",
+        0..=MAX_WHOLE_NUMBER_PARAMETER,
+    )?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.trim().parse::<u64>().ok())
-                .and_then(|seq| seq.checked_add(1))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_last_event_id",
-                        "Last-Event-ID must be a seq",
-                        Some("Last-Event-ID"),
-                    )
-                })?,
-        ),
+        Some(value) => whole_number_parameter(
+            Some(value.to_str().unwrap_or_default().trim()),
+            "Last-Event-ID",
+            "invalid_last_event_id",
+            0..=MAX_WHOLE_NUMBER_PARAMETER,
+        )?
+        .map(|seq| seq + 1),
     };
     // A reconnecting browser repeats the original URL (with its from_seq) and adds Last-Event-ID,
     // which is the more recent position.
