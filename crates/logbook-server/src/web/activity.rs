@@ -170,6 +170,8 @@ pub struct ActivityPage {
     pub checkpoint_public_key: Option<String>,
     /// "Needs attention": the newest open findings this person may see.
     pub attention: crate::web::attention::AttentionList,
+    /// Events of the search per hour or day, above the table (`web::timeline`).
+    pub timeline: Option<crate::web::timeline::Timeline>,
 }
 
 /// The account's newest checkpoint as the page states it.
@@ -340,6 +342,7 @@ pub async fn list(
             .checkpoint_signing()
             .map(|signing| signing.signer.verifier().to_key_text()),
         attention: crate::web::attention::short_list(&state, &reader).await?,
+        timeline: None,
     };
     activity.refresh_href = if parameters.cursor.is_empty() {
         format!("{base}/?q={q_component}")
@@ -378,12 +381,25 @@ pub async fn list(
     } else {
         None
     };
+    let scoped = reader.scope.restrict(parsed);
+    // The timeline is an aid: a count that fails (its query budget, say) leaves it out rather
+    // than failing the page.
+    activity.timeline =
+        match crate::web::timeline::timeline(state.store().as_ref(), &account, &scoped, &q, &base)
+            .await
+        {
+            Ok(timeline) => timeline,
+            Err(error) => {
+                tracing::warn!(%error, "the timeline of the Activity Logs page was not counted");
+                None
+            }
+        };
     let page_of_events = state
         .store()
         .query_events(
             &account,
             &EventQuery {
-                query: reader.scope.restrict(parsed),
+                query: scoped,
                 limit: PAGE_SIZE,
                 after,
             },

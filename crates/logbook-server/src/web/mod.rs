@@ -32,6 +32,7 @@ pub mod session;
 pub mod single_sign_on;
 pub mod team;
 pub mod throttle;
+pub mod timeline;
 pub mod viewer;
 
 use crate::state::ServerSettings;
