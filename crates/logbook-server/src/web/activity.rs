@@ -382,29 +382,24 @@ pub async fn list(
         None
     };
     let scoped = reader.scope.restrict(parsed);
+    // The timeline is counted beside the page (on another reader connection), so the page waits
+    // for the slower of the two rather than both.
+    let page_query = EventQuery {
+        query: scoped.clone(),
+        limit: PAGE_SIZE,
+        after,
+    };
+    let (timeline, page_of_events) = tokio::join!(
+        crate::web::timeline::timeline(state.store().as_ref(), &account, &scoped, &q, &base),
+        state.store().query_events(&account, &page_query)
+    );
+    let page_of_events = page_of_events?;
     // The timeline is an aid: a count that fails (its query budget, say) leaves it out rather
     // than failing the page.
-    activity.timeline =
-        match crate::web::timeline::timeline(state.store().as_ref(), &account, &scoped, &q, &base)
-            .await
-        {
-            Ok(timeline) => timeline,
-            Err(error) => {
-                tracing::warn!(%error, "the timeline of the Activity Logs page was not counted");
-                None
-            }
-        };
-    let page_of_events = state
-        .store()
-        .query_events(
-            &account,
-            &EventQuery {
-                query: scoped,
-                limit: PAGE_SIZE,
-                after,
-            },
-        )
-        .await?;
+    activity.timeline = timeline.unwrap_or_else(|error| {
+        tracing::warn!(%error, "the timeline of the Activity Logs page was not counted");
+        None
+    });
     let known_networks = state
         .store()
         .unfamiliar_ips()
