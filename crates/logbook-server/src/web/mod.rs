@@ -19,6 +19,7 @@ pub mod assets;
 pub mod attention;
 pub mod audit;
 pub mod browser_verification;
+pub mod event_view;
 pub mod first_run;
 pub mod keys;
 pub mod login;

@@ -10,6 +10,7 @@
 #![cfg(unix)]
 
 mod embedded_view;
+mod event_view;
 mod page_density;
 mod single_sign_on;
 mod timeline;

@@ -31,6 +31,7 @@ export function visible(text) {
 
 const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 const localLong = new Intl.DateTimeFormat(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+const localMillis = new Intl.DateTimeFormat(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hourCycle: "h23", timeZoneName: "short" });
 const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
@@ -328,6 +329,28 @@ function dragOverTimeline(chart) {
   });
 }
 
+// The event view's copy buttons: the event JSON exactly as the API returns it (held in the
+// button's data, never parsed as HTML), and the event's absolute link. Shown only with script.
+function copyButtons() {
+  const status = document.getElementById("copy-status");
+  document.querySelectorAll("button.copy").forEach((button) => {
+    const text = () => {
+      if (button.dataset.copy !== undefined) return button.dataset.copy;
+      const link = document.getElementById(button.dataset.copyLink);
+      return link ? link.href : "";
+    };
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(text());
+        if (status) status.textContent = button.dataset.copy !== undefined ? "Event JSON copied" : "Link copied";
+      } catch {
+        if (status) status.textContent = "Copying was refused by the browser";
+      }
+    });
+  });
+}
+
 function init() {
   const relativize = () => {
     const now = new Date();
@@ -336,11 +359,12 @@ function init() {
   relativize();
   // "just now" must not stay "just now" on a page left open.
   window.setInterval(relativize, 60_000);
-  // The event view states the whole local time, with its zone, next to UTC.
+  // The event view states the whole local time to the millisecond, with its zone, next to UTC.
   document.querySelectorAll("time[datetime][data-local-long]").forEach((time) => {
     const at = new Date(time.getAttribute("datetime"));
-    if (!Number.isNaN(at.getTime())) time.textContent = localLong.format(at) + " (your time)";
+    if (!Number.isNaN(at.getTime())) time.textContent = localMillis.format(at) + " (your time)";
   });
+  copyButtons();
   document.querySelectorAll("time[datetime]:not([data-relative]):not([data-local-long])").forEach(localizeTime);
   const events = document.getElementById("events");
   if (events) openRowsByClick(events);
