@@ -336,3 +336,96 @@ async fn in_the_embedded_view_the_timeline_counts_only_the_fixed_query_and_its_b
     assert_no_csp_violation(browser, "the embedded view's timeline").await;
     chromium.stop().await;
 }
+
+/// The README's pictures of the Activity Logs page (issue 21, item 8): two days of a small team's
+/// events, with the timeline per hour, failures and new-IP marks, desktop light and dark and a
+/// 360 px phone. Saved under `<target>/screenshots/readme-*.png`; `docs/` holds copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_screenshots_show_the_timeline_light_and_dark_and_at_360_px() {
+    let Some(tools) = browser_tools() else { return };
+    let mut site = Site::new();
+    site.account("acme");
+    site.user("acme", "owner@acme.example", "owner");
+    let key = site.key("acme");
+    site.serve();
+    let now = time::OffsetDateTime::now_utc();
+    let people = [
+        ("priya@acme.example", "Priya Tanaka"),
+        ("sam@acme.example", "Sam Okafor"),
+        ("deploy-bot", "Deploy bot"),
+        ("lena@acme.example", "Lena Fischer"),
+    ];
+    let actions = [
+        ("server.reboot", "Rebooted server web-{n}"),
+        (
+            "dns.record.update",
+            "Updated DNS record www{n}.acme.example",
+        ),
+        (
+            "firewall.rule.update",
+            "Opened port 443 on firewall edge-{n}",
+        ),
+        (
+            "deploy.finish",
+            "Deployed release 2026.12.{n} to production",
+        ),
+        ("user.login", "Signed in"),
+        ("api_key.create", "Created API key ci-{n}"),
+    ];
+    // Busier in working hours, quiet at night: a shape worth a timeline.
+    let events: Vec<Value> = (0..90_i64)
+        .map(|n| {
+            let minutes_ago = (n * n * 7 + n * 13) % (40 * 60);
+            let created = now - time::Duration::minutes(minutes_ago);
+            let (actor, name) = people[(n % 4) as usize];
+            let (action, message) = actions[(n * 5 % 6) as usize];
+            let mut event = json!({
+                "action": action,
+                "message": message.replace("{n}", &(n % 9).to_string()),
+                "actor": {"id": actor, "name": name, "type": "user"},
+                "ip": format!("203.0.113.{}", 10 + n % 4 + if n % 23 == 0 { 100 } else { 0 }),
+                "created_at": created.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            });
+            if n % 11 == 0 {
+                event["outcome"] = json!("failure");
+            }
+            event
+        })
+        .collect();
+    site.send(&key, Value::Array(events)).await;
+    let chromium = Chromium::start(&tools).await;
+    let browser = chromium.browser();
+    sign_in(browser, &site, "owner@acme.example").await;
+    let directory = super::screenshot_directory();
+    std::fs::create_dir_all(&directory).unwrap();
+    for (scheme, width, height, name) in [
+        ("light", 1280, 900, "readme-activity-logs-light.png"),
+        ("dark", 1280, 900, "readme-activity-logs-dark.png"),
+        ("light", 360, 900, "readme-activity-logs-360.png"),
+    ] {
+        browser
+            .devtools(
+                "Emulation.setEmulatedMedia",
+                json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+            )
+            .await;
+        browser
+            .devtools(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 }),
+            )
+            .await;
+        browser.goto(&site.url("/")).await;
+        let shown = browser
+            .execute(
+                "return { bars: document.querySelectorAll('#timeline-chart a.timeline-bar').length, overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth };",
+                json!([]),
+            )
+            .await;
+        assert!(shown["bars"].as_u64().unwrap() >= 10, "{name}: {shown}");
+        assert_eq!(shown["overflow"], 0, "{name}: {shown}");
+        std::fs::write(directory.join(name), browser.screenshot_png().await).unwrap();
+    }
+    assert_no_csp_violation(browser, "the README's pages").await;
+    chromium.stop().await;
+}
