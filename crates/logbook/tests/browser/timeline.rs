@@ -348,7 +348,8 @@ async fn readme_screenshots_show_the_timeline_light_and_dark_and_at_360_px() {
     site.user("acme", "owner@acme.example", "owner");
     let key = site.key("acme");
     site.serve();
-    let now = time::OffsetDateTime::now_utc();
+    // Relative to the real time, so the page's "3 min ago" and the hourly bars read naturally.
+    let now = logbook_core::clock::Clock::now(&logbook_core::clock::SystemClock);
     let people = [
         ("priya@acme.example", "Priya Tanaka"),
         ("sam@acme.example", "Sam Okafor"),
