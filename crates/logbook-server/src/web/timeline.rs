@@ -6,8 +6,8 @@
 //! The store counts the buckets in one query (`Store::count_events_over_time`) over exactly the
 //! events the page query returns, the reader's scope included. The width of a bucket comes from
 //! the search's `created:` range when it has both ends, otherwise from the span of the matching
-//! events: a day's count first, and hours when they all fall within `HOURLY_SPAN_DAYS` days. More
-//! buckets than `MAX_BARS` are drawn several to a bar.
+//! events: a day's count first, and hours when their days are at most `HOURLY_SPAN_DAYS` apart.
+//! More buckets than `MAX_BARS` are drawn several to a bar (two hours a bar over three days).
 //!
 //! Each bar is a plain link that narrows `created:` to its range (`add=` through
 //! `web::narrowing`, which replaces the search's `created:` term), so it works by keyboard and
@@ -23,12 +23,13 @@ use crate::web::render::utc_text;
 
 /// The most bars drawn; more buckets are merged, several to a bar, so the chart stays readable at
 /// 360 px and the page small.
-pub const MAX_BARS: usize = 72;
-/// A `created:` range or a span of matching events up to this many days is drawn per hour.
-pub const HOURLY_SPAN_DAYS: i64 = 3;
+pub const MAX_BARS: usize = 48;
+/// A `created:` range or a span of matching events up to this many days is drawn per hour (two
+/// days are `MAX_BARS` hours).
+pub const HOURLY_SPAN_DAYS: i64 = 2;
 /// The height of the chart's drawing area, in its own units (the stylesheet sets its size).
 const CHART_HEIGHT: u64 = 100;
-/// The width of one bar slot, in the chart's own units.
+/// The width of one bar slot, in the chart's own units (the template draws a bar 8 wide in it).
 const SLOT_WIDTH: usize = 10;
 
 /// The timeline as the template draws it.
@@ -54,7 +55,6 @@ pub struct Bar {
     pub label: String,
     pub href: String,
     pub x: usize,
-    pub slot_width: usize,
     pub y: u64,
     pub height: u64,
 }
@@ -135,7 +135,7 @@ pub async fn timeline(
             match (days.first(), days.last()) {
                 (Some(first), Some(last))
                     if last.start_micros - first.start_micros
-                        < HOURLY_SPAN_DAYS * TimeBucket::Day.width_micros() =>
+                        <= HOURLY_SPAN_DAYS * TimeBucket::Day.width_micros() =>
                 {
                     (
                         TimeBucket::Hour,
@@ -227,7 +227,6 @@ pub fn lay_out(
                 url_component(&term)
             ),
             x: index * SLOT_WIDTH,
-            slot_width: SLOT_WIDTH,
             y: CHART_HEIGHT - height,
             height,
         });
@@ -330,7 +329,7 @@ mod tests {
         )
         .unwrap();
         assert!(timeline.bars.len() <= MAX_BARS);
-        assert_eq!(timeline.per, "per 10 days");
+        assert_eq!(timeline.per, "per 15 days");
         assert_eq!(timeline.total, 2);
     }
 }
