@@ -391,6 +391,32 @@ impl PostgresStore {
         Ok(lines)
     }
 
+    /// PostgreSQL's plan for the timeline of `query` (`Store::count_events_over_time`), one line
+    /// per plan node, run as the timeline runs, so tests can check which index it reads.
+    pub async fn explain_timeline_plan(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<String>, StoreError> {
+        let account_row = self.inner.account_row(account).await?.unwrap_or(-1);
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
+        let statement = reader
+            .client()
+            .prepare(&format!("EXPLAIN {}", compiled.sql))
+            .await
+            .map_err(database_error("explaining a timeline query"))?;
+        let lines = run_compiled(reader.client(), &compiled, &statement)
+            .await
+            .map_err(database_error("explaining a timeline query"))?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect();
+        reader.finish().await?;
+        Ok(lines)
+    }
+
     /// Runs `sql` (which names no account) inside a read transaction of `account`, returning the
     /// first column of each row as text: how tests prove that row-level security alone keeps
     /// other accounts' rows out.
@@ -640,17 +666,12 @@ impl StoreInner {
                     "preparing a timeline query",
                     budget,
                 ))?;
-        let bound = encoding::bound(&compiled.parameters);
-        let parameters = parameter_refs(&bound);
-        let run = async {
-            client
-                .query(&statement, &parameters)
-                .await
-                .map_err(query_budget::budget_error(
-                    "running a timeline query",
-                    budget,
-                ))
-        };
+        let run =
+            async {
+                run_compiled(client, &compiled, &statement).await.map_err(
+                    query_budget::budget_error("running a timeline query", budget),
+                )
+            };
         let (rows, commit) =
             futures::try_join!(run, async { Ok(client.batch_execute("COMMIT").await) })?;
         reader.committed(commit)?;

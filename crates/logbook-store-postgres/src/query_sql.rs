@@ -220,13 +220,18 @@ pub(crate) async fn compile_page_query(
 /// `logbook_store_sql::compile_bucket_count_query`). A positive message term is looked up through
 /// GIN first: a count needs every match, so the walk-and-check plan of a common term's page, which
 /// stops after one page, would read the whole account here.
+///
+/// The plan is left to PostgreSQL: once autovacuum has marked an account's pages all-visible (it
+/// does so for insert-only tables), the whole log's count is an index-only scan of
+/// `(account_row, created_at, seq)`; before that, any plan reads the account's heap pages, and
+/// pinning a walk (`PIN_NEWEST_FIRST_WALK`) only trades a bitmap scan for an index scan.
 pub(crate) fn compile_bucket_count_query(
     account_row: i64,
     query: &Query,
     bucket: TimeBucket,
-) -> logbook_store_sql::CompiledQuery {
+) -> CompiledQuery {
     let text = TextTerms::of(query);
-    logbook_store_sql::compile_bucket_count_query(
+    let compiled = logbook_store_sql::compile_bucket_count_query(
         &PostgresDialect {
             positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         },
@@ -235,7 +240,12 @@ pub(crate) fn compile_bucket_count_query(
             query,
             bucket,
         },
-    )
+    );
+    CompiledQuery {
+        sql: compiled.sql,
+        parameters: compiled.parameters,
+        walks_newest_first: false,
+    }
 }
 
 /// Decides from the account's newest `RECENT_SAMPLE` events (an ordered walk of its newest-first
