@@ -100,13 +100,16 @@ impl Dialect for PostgresDialect {
         positive_text: &[Vec<String>],
         columns: SelectedColumns,
     ) {
-        let (outer_columns, inner_columns) = match columns {
-            SelectedColumns::Events => (
-                "e.seq, e.created_at, e.body, e.new_ip, e.new_network",
-                EVENT_COLUMNS,
-            ),
-            SelectedColumns::CreatedAt => ("e.created_at", "created_at"),
+        let inner_columns = match columns {
+            SelectedColumns::Events => EVENT_COLUMNS,
+            SelectedColumns::CreatedAt => "created_at",
         };
+        // The index-first plan selects the same columns from its `e` subquery.
+        let outer_columns = inner_columns
+            .split(", ")
+            .map(|column| format!("e.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         match self.positive_plan {
             Some(TextPlan::IndexFirst) => {
                 // The matching seqs come first (GIN, through `logbook_message_matches`); each is
