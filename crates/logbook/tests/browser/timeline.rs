@@ -298,7 +298,7 @@ async fn the_timeline_fits_360_px_shows_in_dark_mode_and_keeps_hostile_search_te
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_the_embedded_view_the_timeline_counts_only_the_fixed_query_and_its_bars_stay_inside() {
+async fn in_the_embedded_view_the_timeline_and_related_events_keep_to_the_fixed_query() {
     let Some(tools) = browser_tools() else { return };
     let site = timeline_site().await;
     let admin_key = admin_key(&site);
@@ -334,6 +334,38 @@ async fn in_the_embedded_view_the_timeline_counts_only_the_fixed_query_and_its_b
     );
     assert_eq!(table_rows(browser).await.len(), 3);
     assert_no_csp_violation(browser, "the embedded view's timeline").await;
+
+    // The event view's related events keep to the fixed query too: Alice's sign-in at 11:30 is
+    // within an hour of the 10:59 deploy but outside the view (issue 21, item 4).
+    browser
+        .execute(
+            "location.assign(location.pathname + '?q=' + encodeURIComponent('action:deploy.finish'));",
+            json!([]),
+        )
+        .await;
+    wait_for_query(browser, "action:deploy.finish").await;
+    browser.click("#events a.row-link").await;
+    let related = browser
+        .wait_for(
+            "the deploy's event view",
+            "const items = document.querySelectorAll('#related-events li a'); return items.length > 0 && [...items].map((link) => link.textContent);",
+            WAIT,
+        )
+        .await;
+    let related: Vec<&str> = related
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|text| text.as_str().unwrap())
+        .collect();
+    assert_eq!(related.len(), 2, "{related:?}");
+    assert!(related[0].ends_with("Deploy step"), "{related:?}");
+    assert!(related[1].ends_with("Deploy started"), "{related:?}");
+    let path: Value = browser
+        .execute("return location.pathname;", json!([]))
+        .await;
+    assert!(path.as_str().unwrap().starts_with("/view/"), "{path}");
+    assert_no_csp_violation(browser, "the embedded view's event").await;
     chromium.stop().await;
 }
 
