@@ -28,6 +28,7 @@ pub mod retention;
 pub mod single_sign_on;
 pub mod store;
 pub mod terminal_text;
+pub mod timeline;
 pub mod totp;
 
 pub mod unfamiliar_ip;

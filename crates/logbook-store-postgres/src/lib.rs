@@ -57,6 +57,7 @@ use logbook_core::event::{EventRow, NewEvent};
 use logbook_core::ids::{ApiKeyId, EventId};
 use logbook_core::query::Query;
 use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
+use logbook_core::timeline::{BucketCount, TimeBucket};
 use logbook_core::{AccountId, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -390,6 +391,32 @@ impl PostgresStore {
         Ok(lines)
     }
 
+    /// PostgreSQL's plan for the timeline of `query` (`Store::count_events_over_time`), one line
+    /// per plan node, run as the timeline runs, so tests can check which index it reads.
+    pub async fn explain_timeline_plan(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<String>, StoreError> {
+        let account_row = self.inner.account_row(account).await?.unwrap_or(-1);
+        let reader = AccountReader::begin(&self.inner.pool, account_row).await?;
+        let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
+        let statement = reader
+            .client()
+            .prepare(&format!("EXPLAIN {}", compiled.sql))
+            .await
+            .map_err(database_error("explaining a timeline query"))?;
+        let lines = run_compiled(reader.client(), &compiled, &statement)
+            .await
+            .map_err(database_error("explaining a timeline query"))?
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect();
+        reader.finish().await?;
+        Ok(lines)
+    }
+
     /// Runs `sql` (which names no account) inside a read transaction of `account`, returning the
     /// first column of each row as text: how tests prove that row-level security alone keeps
     /// other accounts' rows out.
@@ -611,6 +638,51 @@ impl StoreInner {
             limit,
         ))
     }
+
+    /// The timeline of `query`: one `GROUP BY` statement in the account's read-only transaction
+    /// (row-level security and the query budget as for a page).
+    async fn count_over_time(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<BucketCount>, StoreError> {
+        let Some(account_row) = self.account_row(account).await? else {
+            return Ok(Vec::new());
+        };
+        let budget = self.query_time_budget;
+        let reader = AccountReader::connect(&self.pool).await?;
+        let client = reader.client();
+        client
+            .batch_execute(&AccountReader::begin_sql(account_row, budget))
+            .await
+            .map_err(database_error("starting a read"))?;
+        let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
+        let statement =
+            client
+                .prepare_cached(&compiled.sql)
+                .await
+                .map_err(query_budget::budget_error(
+                    "preparing a timeline query",
+                    budget,
+                ))?;
+        let run =
+            async {
+                run_compiled(client, &compiled, &statement).await.map_err(
+                    query_budget::budget_error("running a timeline query", budget),
+                )
+            };
+        let (rows, commit) =
+            futures::try_join!(run, async { Ok(client.batch_execute("COMMIT").await) })?;
+        reader.committed(commit)?;
+        Ok(rows
+            .iter()
+            .map(|row| BucketCount {
+                start_micros: row.get(0),
+                events: row.get::<_, i64>(1).max(0) as u64,
+            })
+            .collect())
+    }
 }
 
 fn row_to_event(row: &Row) -> EventRow {
@@ -799,6 +871,15 @@ impl Store for PostgresStore {
         self.inner
             .read_page(account, &query.query, limit, query.after)
             .await
+    }
+
+    async fn count_events_over_time(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<BucketCount>, StoreError> {
+        self.inner.count_over_time(account, query, bucket).await
     }
 
     async fn get_event(

@@ -19,7 +19,10 @@ use deadpool_postgres::ClientWrapper as Client;
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::Query;
-use logbook_store_sql::{Dialect, PageRequest, SqlBuilder, SqlValue, TextTerms};
+use logbook_core::timeline::TimeBucket;
+use logbook_store_sql::{
+    BucketCountRequest, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue, TextTerms,
+};
 
 use crate::encoding::tsquery_text;
 use crate::errors::database_error;
@@ -90,7 +93,23 @@ impl Dialect for PostgresDialect {
         column.to_owned()
     }
 
-    fn begin_select(&self, builder: &mut SqlBuilder, account: &str, positive_text: &[Vec<String>]) {
+    fn begin_select(
+        &self,
+        builder: &mut SqlBuilder,
+        account: &str,
+        positive_text: &[Vec<String>],
+        columns: SelectedColumns,
+    ) {
+        let inner_columns = match columns {
+            SelectedColumns::Events => EVENT_COLUMNS,
+            SelectedColumns::CreatedAt => "created_at",
+        };
+        // The index-first plan selects the same columns from its `e` subquery.
+        let outer_columns = inner_columns
+            .split(", ")
+            .map(|column| format!("e.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         match self.positive_plan {
             Some(TextPlan::IndexFirst) => {
                 // The matching seqs come first (GIN, through `logbook_message_matches`); each is
@@ -99,13 +118,13 @@ impl Dialect for PostgresDialect {
                 // of the whole account.
                 let placeholder = builder.bind(SqlValue::Text(tsquery_text(positive_text)));
                 builder.push(&format!(
-                    "SELECT e.seq, e.created_at, e.body, e.new_ip, e.new_network FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
-                     CROSS JOIN LATERAL (SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account} AND seq = m.seq"
+                    "SELECT {outer_columns} FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
+                     CROSS JOIN LATERAL (SELECT {inner_columns} FROM events WHERE account_row = {account} AND seq = m.seq"
                 ));
             }
             Some(TextPlan::CheckEachRow) => {
                 builder.push(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account}"
+                    "SELECT {inner_columns} FROM events WHERE account_row = {account}"
                 ));
                 let placeholder = builder.bind(SqlValue::Text(tsquery_text(positive_text)));
                 builder.push(&format!(
@@ -114,7 +133,7 @@ impl Dialect for PostgresDialect {
             }
             None => {
                 builder.push(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account}"
+                    "SELECT {inner_columns} FROM events WHERE account_row = {account}"
                 ));
             }
         }
@@ -141,13 +160,20 @@ impl Dialect for PostgresDialect {
         format!("(created_at, seq) < ({created_at}, {seq})")
     }
 
-    fn end_select(&self, builder: &mut SqlBuilder, limit: &str) {
-        if self.positive_plan == Some(TextPlan::IndexFirst) {
-            builder.push(" OFFSET 0) AS e ORDER BY e.created_at DESC, e.seq DESC LIMIT ");
-        } else {
-            builder.push(" ORDER BY created_at DESC, seq DESC LIMIT ");
+    fn end_select(&self, builder: &mut SqlBuilder, limit: Option<&str>) {
+        let index_first = self.positive_plan == Some(TextPlan::IndexFirst);
+        match (index_first, limit) {
+            (true, Some(limit)) => {
+                builder.push(" OFFSET 0) AS e ORDER BY e.created_at DESC, e.seq DESC LIMIT ");
+                builder.push(limit);
+            }
+            (true, None) => builder.push(" OFFSET 0) AS e"),
+            (false, Some(limit)) => {
+                builder.push(" ORDER BY created_at DESC, seq DESC LIMIT ");
+                builder.push(limit);
+            }
+            (false, None) => {}
         }
-        builder.push(limit);
     }
 }
 
@@ -191,6 +217,38 @@ pub(crate) async fn compile_page_query(
         parameters: compiled.parameters,
         walks_newest_first: !has_selective_condition,
     })
+}
+
+/// Compiles the timeline of `query` for the account `account_row` (see
+/// `logbook_store_sql::compile_bucket_count_query`). A positive message term is looked up through
+/// GIN first: a count needs every match, so the walk-and-check plan of a common term's page, which
+/// stops after one page, would read the whole account here.
+///
+/// The plan is left to PostgreSQL: once autovacuum has marked an account's pages all-visible (it
+/// does so for insert-only tables), the whole log's count is an index-only scan of
+/// `(account_row, created_at, seq)`; before that, any plan reads the account's heap pages, and
+/// pinning a walk (`PIN_NEWEST_FIRST_WALK`) only trades a bitmap scan for an index scan.
+pub(crate) fn compile_bucket_count_query(
+    account_row: i64,
+    query: &Query,
+    bucket: TimeBucket,
+) -> CompiledQuery {
+    let text = TextTerms::of(query);
+    let compiled = logbook_store_sql::compile_bucket_count_query(
+        &PostgresDialect {
+            positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
+        },
+        &BucketCountRequest {
+            account_row,
+            query,
+            bucket,
+        },
+    );
+    CompiledQuery {
+        sql: compiled.sql,
+        parameters: compiled.parameters,
+        walks_newest_first: false,
+    }
 }
 
 /// Decides from the account's newest `RECENT_SAMPLE` events (an ordered walk of its newest-first

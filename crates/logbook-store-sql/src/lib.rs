@@ -31,7 +31,8 @@ pub mod value;
 mod viewer;
 
 pub use page_query::{
-    CompiledQuery, Dialect, PageRequest, SqlBuilder, TextTerms, compile_page_query,
+    BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder,
+    TextTerms, compile_bucket_count_query, compile_page_query,
 };
 pub use shared_store::SharedStore;
 pub use value::{SqlRow, SqlValue};

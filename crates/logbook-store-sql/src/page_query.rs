@@ -10,6 +10,7 @@
 
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Clause, Condition, EventFlag, Query, TextPattern, TextSearch};
+use logbook_core::timeline::TimeBucket;
 
 use crate::encoding::{
     IPV4_MAPPED_FIRST, IPV4_MAPPED_LAST, ip_ranges, outcome_code, prefix_upper_bound,
@@ -118,9 +119,15 @@ pub trait Dialect {
     /// The condition that a flag column (`new_ip`, `new_network`) is set, in the form the store's
     /// indexes expect.
     fn flag_is_set(&self, column: &str) -> String;
-    /// Pushes `SELECT <event columns> FROM events WHERE account_row = <account>`, plus the
+    /// Pushes `SELECT <columns> FROM events WHERE account_row = <account>`, plus the
     /// condition that the message holds every phrase of `positive_text` when there are any.
-    fn begin_select(&self, builder: &mut SqlBuilder, account: &str, positive_text: &[Vec<String>]);
+    fn begin_select(
+        &self,
+        builder: &mut SqlBuilder,
+        account: &str,
+        positive_text: &[Vec<String>],
+        columns: SelectedColumns,
+    );
     /// The condition that the message does NOT hold the phrase `tokens` (the `index`th negated
     /// term of `TextTerms::negated`).
     fn negated_text_condition(
@@ -131,41 +138,108 @@ pub trait Dialect {
     ) -> String;
     /// The condition that an event comes strictly after `after` in newest-first order.
     fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String;
-    /// Pushes `ORDER BY created_at DESC, <key> DESC LIMIT <limit>` (and closes whatever
-    /// `begin_select` opened).
-    fn end_select(&self, builder: &mut SqlBuilder, limit: &str);
+    /// Pushes `ORDER BY created_at DESC, <key> DESC LIMIT <limit>` when there is a limit (a page),
+    /// nothing more without one (the rows to count), and closes whatever `begin_select` opened.
+    fn end_select(&self, builder: &mut SqlBuilder, limit: Option<&str>);
+}
+
+/// What the walk selects of each matching event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectedColumns {
+    /// Everything a page shows (the store's event columns).
+    Events,
+    /// Only `created_at`, for counting (the timeline): no body is read unless a message term
+    /// needs it checked.
+    CreatedAt,
+}
+
+/// The timeline of `query` for one account: matching events counted per `bucket`.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketCountRequest<'query> {
+    pub account_row: i64,
+    pub query: &'query Query,
+    pub bucket: TimeBucket,
 }
 
 /// Compiles one page of `request.query`.
 pub fn compile_page_query(dialect: &dyn Dialect, request: &PageRequest<'_>) -> CompiledQuery {
     let mut builder = SqlBuilder::new(dialect.placeholder_prefix());
-    let account = builder.bind(SqlValue::Integer(request.account_row));
-    let text = TextTerms::of(request.query);
-    dialect.begin_select(&mut builder, &account, &text.positive);
+    push_matching_events(
+        dialect,
+        &mut builder,
+        request.account_row,
+        request.query,
+        request.after,
+        SelectedColumns::Events,
+    );
+    let limit = builder.bind(SqlValue::Integer(i64::from(request.fetch_limit)));
+    dialect.end_select(&mut builder, Some(&limit));
+    builder.finish()
+}
+
+/// Compiles the timeline of `request.query`: `(bucket start, events)` rows, oldest bucket first,
+/// empty buckets absent. The matching events are exactly those of the page query (the same walk
+/// of the same clauses), selecting only `created_at`; the bucket is integer arithmetic on the
+/// stored microseconds, which both stores keep as a 64-bit integer, so nothing here differs
+/// between them. The remainder is made non-negative so an instant before 1970 floors like
+/// `TimeBucket::start_micros_of`.
+pub fn compile_bucket_count_query(
+    dialect: &dyn Dialect,
+    request: &BucketCountRequest<'_>,
+) -> CompiledQuery {
+    let mut builder = SqlBuilder::new(dialect.placeholder_prefix());
+    let width = builder.bind(SqlValue::Integer(request.bucket.width_micros()));
+    builder.push(&format!(
+        "SELECT matching.created_at - (((matching.created_at % {width}) + {width}) % {width}) AS bucket_start, \
+         count(*) AS events FROM ("
+    ));
+    push_matching_events(
+        dialect,
+        &mut builder,
+        request.account_row,
+        request.query,
+        None,
+        SelectedColumns::CreatedAt,
+    );
+    dialect.end_select(&mut builder, None);
+    builder.push(") AS matching GROUP BY 1 ORDER BY 1");
+    builder.finish()
+}
+
+/// Pushes the `SELECT ... WHERE` of the events of one account that match `query` (and come after
+/// `after`), leaving the statement open for `Dialect::end_select`.
+fn push_matching_events(
+    dialect: &dyn Dialect,
+    builder: &mut SqlBuilder,
+    account_row: i64,
+    query: &Query,
+    after: Option<CursorPosition>,
+    columns: SelectedColumns,
+) {
+    let account = builder.bind(SqlValue::Integer(account_row));
+    let text = TextTerms::of(query);
+    dialect.begin_select(builder, &account, &text.positive, columns);
     if text.positive_matches_nothing {
         builder.push(" AND ");
         builder.push(dialect.boolean(false));
     }
     for (index, tokens) in text.negated.iter().enumerate() {
         builder.push(" AND ");
-        let condition = dialect.negated_text_condition(&mut builder, index, tokens);
+        let condition = dialect.negated_text_condition(builder, index, tokens);
         builder.push(&condition);
     }
-    for clause in &request.query.clauses {
+    for clause in &query.clauses {
         if matches!(clause.condition, Condition::Text(_)) {
             continue;
         }
         builder.push(" AND ");
-        push_clause(dialect, &mut builder, clause, &account);
+        push_clause(dialect, builder, clause, &account);
     }
-    if let Some(after) = request.after {
+    if let Some(after) = after {
         builder.push(" AND ");
-        let condition = dialect.keyset_condition(&mut builder, after);
+        let condition = dialect.keyset_condition(builder, after);
         builder.push(&condition);
     }
-    let limit = builder.bind(SqlValue::Integer(i64::from(request.fetch_limit)));
-    dialect.end_select(&mut builder, &limit);
-    builder.finish()
 }
 
 fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause, account: &str) {

@@ -102,6 +102,7 @@ use logbook_core::event::{EventRow, NewEvent};
 use logbook_core::ids::{ApiKeyId, EventId};
 use logbook_core::query::Query;
 use logbook_core::store::{AccountRecord, AppendOutcome, EventPage, EventQuery, NewApiKey};
+use logbook_core::timeline::{BucketCount, TimeBucket};
 use logbook_core::{AccountId, Store, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -301,6 +302,39 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// SQLite's plan for the timeline of `query` (`Store::count_events_over_time`), one line per
+    /// step, so tests can check it reads an index and no event bodies.
+    pub async fn explain_timeline_plan(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<String>, StoreError> {
+        let account = account.clone();
+        let query = query.clone();
+        self.inner
+            .read(move |connection| {
+                let account_row = account_row(connection, &account)?.unwrap_or(-1);
+                let compiled =
+                    crate::query_sql::compile_bucket_count_query(account_row, &query, bucket);
+                let mut statement = connection
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
+                    .map_err(database_error("explaining a timeline query"))?;
+                let lines = statement
+                    .query_map(
+                        rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
+                        |row| row.get::<_, String>(3),
+                    )
+                    .map_err(database_error("explaining a timeline query"))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(database_error("explaining a timeline query"))?;
+                Ok(lines)
+            })
+            .await
+    }
+}
+
 /// Opens one connection with Logbook's pragmas. Readers are read-only and map the file.
 fn open_connection(
     database_path: &Path,
@@ -402,6 +436,35 @@ fn read_page(
         .collect::<Result<Vec<_>, _>>()
         .map_err(database_error("reading query results"))?;
     Ok(page_from_rows(events, limit))
+}
+
+/// The timeline of `query` (matching events per bucket) on one reader connection.
+fn count_over_time(
+    connection: &Connection,
+    account: &AccountId,
+    query: &Query,
+    bucket: TimeBucket,
+) -> Result<Vec<BucketCount>, StoreError> {
+    let Some(account_row) = account_row(connection, account)? else {
+        return Ok(Vec::new());
+    };
+    let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
+    let mut statement = connection
+        .prepare_cached(&compiled.sql)
+        .map_err(database_error("preparing a timeline query"))?;
+    statement
+        .query_map(
+            rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
+            |row| {
+                Ok(BucketCount {
+                    start_micros: row.get(0)?,
+                    events: row.get::<_, i64>(1)?.max(0) as u64,
+                })
+            },
+        )
+        .map_err(database_error("running a timeline query"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(database_error("reading a timeline"))
 }
 
 fn account_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, i64)> {
@@ -688,6 +751,24 @@ impl Store for SqliteStore {
             .read(move |connection| {
                 query_budget::within_budget(connection, budget, |connection| {
                     read_page(connection, &account, &query.query, limit, query.after)
+                })
+            })
+            .await
+    }
+
+    async fn count_events_over_time(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<BucketCount>, StoreError> {
+        let account = account.clone();
+        let query = query.clone();
+        let budget = self.inner.options.query_time_budget;
+        self.inner
+            .read(move |connection| {
+                query_budget::within_budget(connection, budget, |connection| {
+                    count_over_time(connection, &account, &query, bucket)
                 })
             })
             .await

@@ -11,7 +11,11 @@
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Query, text_tokens};
-use logbook_store_sql::{CompiledQuery, Dialect, PageRequest, SqlBuilder, SqlValue, TextTerms};
+use logbook_core::timeline::TimeBucket;
+use logbook_store_sql::{
+    BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
+    TextTerms,
+};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::encoding::{SEQ_BITS, event_row_of, full_text_phrase};
@@ -114,9 +118,18 @@ impl Dialect for SqliteDialect {
         format!("{column} = 1")
     }
 
-    fn begin_select(&self, builder: &mut SqlBuilder, account: &str, positive_text: &[Vec<String>]) {
+    fn begin_select(
+        &self,
+        builder: &mut SqlBuilder,
+        account: &str,
+        positive_text: &[Vec<String>],
+        columns: SelectedColumns,
+    ) {
         builder.push("SELECT ");
-        builder.push(EVENT_COLUMNS);
+        builder.push(match columns {
+            SelectedColumns::Events => EVENT_COLUMNS,
+            SelectedColumns::CreatedAt => "created_at",
+        });
         builder.push(" FROM events WHERE account_row = ");
         builder.push(account);
         // All positive text terms become one MATCH expression (FTS5 ANDs its phrases), planned by
@@ -157,10 +170,12 @@ impl Dialect for SqliteDialect {
         )
     }
 
-    fn end_select(&self, builder: &mut SqlBuilder, limit: &str) {
+    fn end_select(&self, builder: &mut SqlBuilder, limit: Option<&str>) {
         // Every index ends with `event_row`, so this order needs no sort on the account's indexes.
-        builder.push(" ORDER BY created_at DESC, event_row DESC LIMIT ");
-        builder.push(limit);
+        if let Some(limit) = limit {
+            builder.push(" ORDER BY created_at DESC, event_row DESC LIMIT ");
+            builder.push(limit);
+        }
     }
 }
 
@@ -202,6 +217,31 @@ pub(crate) fn compile_page_query(
             fetch_limit,
         },
     ))
+}
+
+/// Compiles the timeline of `query` for the account `account_row` (see
+/// `logbook_store_sql::compile_bucket_count_query`). Every message term is looked up through the
+/// full-text index first: a count needs every match, so walking the account and checking each
+/// body (the common-term plan of a page, which stops after one page) would read every body.
+pub(crate) fn compile_bucket_count_query(
+    account_row: i64,
+    query: &Query,
+    bucket: TimeBucket,
+) -> CompiledQuery {
+    let text = TextTerms::of(query);
+    let dialect = SqliteDialect {
+        account_row,
+        positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
+        negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
+    };
+    logbook_store_sql::compile_bucket_count_query(
+        &dialect,
+        &BucketCountRequest {
+            account_row,
+            query,
+            bucket,
+        },
+    )
 }
 
 /// `"a b" "c"`: each group of tokens is one quoted FTS5 phrase of the account's tagged tokens (a

@@ -9,6 +9,7 @@ use logbook_core::cursor::CursorPosition;
 use logbook_core::event::NewEvent;
 use logbook_core::query::{Condition, Query, TextSearch};
 use logbook_core::store::EventQuery;
+use logbook_core::timeline::TimeBucket;
 use logbook_core::{AccountId, Store};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 use logbook_testkit::{EventBuilder, clause, negated, patterns, query};
@@ -92,6 +93,38 @@ fn assert_plan(plan: &str, index: &str, sorts: bool) {
         sorts,
         "sorting in this plan: {plan}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_counts_from_the_accounts_indexes_without_reading_the_events() {
+    let (store, _directory) = filled_store().await;
+    let timeline_plan = |query: Query| {
+        let store = &store;
+        async move {
+            store
+                .explain_timeline_plan(&account("big"), &query, TimeBucket::Hour)
+                .await
+                .unwrap()
+                .join(" | ")
+        }
+    };
+    // Every column the count needs is in the index: SQLite never reads a row of `events`.
+    let whole_log = timeline_plan(Query::default()).await;
+    assert!(
+        whole_log.contains("COVERING INDEX events_by_account_created (account_row=?)"),
+        "the whole log's timeline plan: {whole_log}"
+    );
+    let actor = timeline_plan(query(vec![clause(Condition::Actor(patterns(
+        "user-7@example.com",
+    )))]))
+    .await;
+    assert!(
+        actor.contains("COVERING INDEX events_by_account_actor (account_row=? AND actor_id=?)"),
+        "an actor's timeline plan: {actor}"
+    );
+    for plan in [whole_log, actor] {
+        assert!(!plan.contains("SCAN events "), "{plan}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use logbook_core::event::{EventRow, NewEvent, Outcome, StoredEvent};
 use logbook_core::people::{InvitationRecord, NewUser, Role, SessionRecord};
 use logbook_core::query::{Condition, EventFlag, Query, TextSearch, TimeRange};
 use logbook_core::store::{AppendOutcome, AppendReceipt, EventQuery, NewApiKey};
+use logbook_core::timeline::{BucketCount, TimeBucket, count_in_memory};
 use logbook_core::{AccountId, Store, StoreError};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -751,6 +752,133 @@ pub async fn created_ranges_include_the_start_and_exclude_the_end(store: Arc<dyn
     assert_eq!(
         matching_messages(&store, "acme", outside_day).await,
         sorted(&["at end", "before"])
+    );
+}
+
+/// The timeline (issue 21): events per hour or day for one account, equal to what the page query
+/// returns, with each bucket holding its first microsecond and not the next bucket's.
+pub async fn the_timeline_counts_the_page_querys_events_per_hour_and_day(store: Arc<dyn Store>) {
+    let day = datetime!(2024-06-01 00:00 UTC);
+    let at = |offset: Duration, message: &str, actor: &str| {
+        EventBuilder::new("acme")
+            .created_at(day + offset)
+            .message(message)
+            .actor(actor)
+            .build()
+    };
+    append(
+        &store,
+        vec![
+            at(
+                -Duration::microseconds(1),
+                "last of the day before",
+                "alice",
+            ),
+            at(Duration::ZERO, "first of the day", "alice"),
+            at(Duration::minutes(59), "deploy started", "bob"),
+            at(
+                Duration::hours(1) - Duration::microseconds(1),
+                "deploy finished",
+                "alice",
+            ),
+            at(Duration::hours(1), "first of the second hour", "alice"),
+            at(Duration::hours(23), "late deploy", "alice"),
+            at(Duration::days(1), "first of the next day", "alice"),
+            // Another account's events never count.
+            EventBuilder::new("other")
+                .created_at(day)
+                .message("deploy elsewhere")
+                .actor("alice")
+                .build(),
+        ],
+    )
+    .await;
+    let acme = account("acme");
+    let micros = |instant: OffsetDateTime| logbook_core::event::unix_micros(instant);
+    let counted = |query: Query, bucket: TimeBucket| {
+        let store = store.clone();
+        let acme = acme.clone();
+        async move {
+            store
+                .count_events_over_time(&acme, &query, bucket)
+                .await
+                .expect("the timeline is counted")
+        }
+    };
+    let hours = counted(Query::default(), TimeBucket::Hour).await;
+    let bucket = |start: OffsetDateTime, events: u64| BucketCount {
+        start_micros: micros(start),
+        events,
+    };
+    assert_eq!(
+        hours,
+        vec![
+            bucket(day - Duration::hours(1), 1),
+            bucket(day, 3),
+            bucket(day + Duration::hours(1), 1),
+            bucket(day + Duration::hours(23), 1),
+            bucket(day + Duration::days(1), 1),
+        ]
+    );
+    assert_eq!(
+        counted(Query::default(), TimeBucket::Day).await,
+        vec![
+            bucket(day - Duration::days(1), 1),
+            bucket(day, 5),
+            bucket(day + Duration::days(1), 1),
+        ]
+    );
+    // Every kind of condition narrows the count exactly as it narrows the page.
+    for query in [
+        query(vec![clause(Condition::Actor(patterns("alice")))]),
+        query(vec![clause(text_word("deploy"))]),
+        query(vec![negated(text_word("deploy"))]),
+        query(vec![
+            clause(text_word("deploy")),
+            negated(Condition::Actor(patterns("bob"))),
+        ]),
+        query(vec![clause(Condition::Created(TimeRange {
+            start_inclusive: Some(day),
+            end_exclusive: Some(day + Duration::hours(1)),
+        }))]),
+    ] {
+        for bucket_width in [TimeBucket::Hour, TimeBucket::Day] {
+            let page = search(&store, "acme", query.clone()).await;
+            let expected =
+                count_in_memory(page.iter().map(|row| decoded(row).created_at), bucket_width);
+            assert_eq!(
+                counted(query.clone(), bucket_width).await,
+                expected,
+                "the timeline of {query} per {bucket_width:?}"
+            );
+        }
+    }
+    // Nothing matching, an account without events and an unknown account: no buckets.
+    assert!(
+        counted(query(vec![clause(text_word("absent"))]), TimeBucket::Hour)
+            .await
+            .is_empty()
+    );
+    store
+        .create_account(&account("empty"), RECEIVED_AT)
+        .await
+        .expect("the account is created");
+    for name in ["empty", "unknown"] {
+        assert!(
+            store
+                .count_events_over_time(&account(name), &Query::default(), TimeBucket::Day)
+                .await
+                .expect("the timeline is counted")
+                .is_empty()
+        );
+    }
+    // The other account sees only its own event.
+    assert_eq!(
+        store
+            .count_events_over_time(&account("other"), &Query::default(), TimeBucket::Day)
+            .await
+            .expect("the timeline is counted"),
+        vec![bucket(day, 1)]
     );
 }
 

@@ -72,6 +72,7 @@ macro_rules! store_conformance_tests {
             outcome_target_and_flag_qualifiers_filter_events,
             ip_matches_addresses_and_ipv4_and_ipv6_blocks,
             created_ranges_include_the_start_and_exclude_the_end,
+            the_timeline_counts_the_page_querys_events_per_hour_and_day,
             words_and_phrases_search_the_message,
             hostile_full_text_syntax_is_searched_as_literal_text,
             pagination_returns_every_event_exactly_once_in_order,

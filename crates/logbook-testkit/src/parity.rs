@@ -18,6 +18,7 @@ use logbook_core::query::{
     Clause, Condition, EventFlag, Query, TextPattern, TextSearch, TimeRange, parse,
 };
 use logbook_core::store::EventQuery;
+use logbook_core::timeline::{TimeBucket, count_in_memory};
 use logbook_core::unfamiliar_ip::{KnownNetwork, NetworkName, parse_network_blocks};
 use logbook_core::{AccountId, Store, StoredEvent};
 use rand::rngs::StdRng;
@@ -288,6 +289,24 @@ pub async fn query_engines_agree_on_generated_events_and_queries(store: Arc<dyn 
                 &expected_ids,
                 &paged,
                 &stored,
+            ));
+        }
+        // The timeline counts the same events (issue 21): per hour or per day, it must equal the
+        // in-memory count of what `Query::matches` keeps.
+        let bucket = if query_number % 2 == 0 {
+            TimeBucket::Hour
+        } else {
+            TimeBucket::Day
+        };
+        let expected_timeline =
+            count_in_memory(expected.iter().map(|event| event.created_at), bucket);
+        let timeline = store
+            .count_events_over_time(&tested, &query, bucket)
+            .await
+            .expect("the timeline is counted");
+        if timeline != expected_timeline {
+            differences.push(format!(
+                "{text:?} timeline per {bucket:?}: expected {expected_timeline:?}, the store counted {timeline:?}"
             ));
         }
         if query_number % 8 == 0 {

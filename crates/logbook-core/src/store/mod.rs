@@ -18,6 +18,7 @@ use crate::cursor::CursorPosition;
 use crate::event::{EventRow, NewEvent};
 use crate::ids::{ApiKeyId, EventId};
 use crate::query::Query;
+use crate::timeline::{BucketCount, TimeBucket};
 
 mod accounts;
 mod alerting;
@@ -201,6 +202,16 @@ pub trait Store: Send + Sync + 'static {
         account: &AccountId,
         event_id: &EventId,
     ) -> Result<Option<EventRow>, StoreError>;
+    /// How many of the account's events match `query` in each `bucket` (hour or day of UTC),
+    /// oldest bucket first, empty buckets left out: the timeline above the Activity Logs table.
+    /// One query over the matching events' `created_at` only (never their bodies, except to check
+    /// message terms); an unknown account has no buckets.
+    async fn count_events_over_time(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Vec<BucketCount>, StoreError>;
     /// Every event of the account matching `query`, newest first, streamed in bounded chunks.
     fn export_events(
         &self,

@@ -30,6 +30,7 @@ use crate::reading::tail::tail_response;
 use crate::reading::{ReadScope, parse_query_parameter, resolve_known_networks_for_live_view};
 use crate::state::AppState;
 use crate::web::audit::{self, AuditEvent};
+use crate::web::event_view::millisecond_utc_text;
 use crate::web::narrowing::{NarrowTerm, narrowed_query, relative_time_text};
 use crate::web::reader::Reader;
 use crate::web::render::{Chrome, WebError, html, page, utc_text, visible};
@@ -170,6 +171,8 @@ pub struct ActivityPage {
     pub checkpoint_public_key: Option<String>,
     /// "Needs attention": the newest open findings this person may see.
     pub attention: crate::web::attention::AttentionList,
+    /// Events of the search per hour or day, above the table (`web::timeline`).
+    pub timeline: Option<crate::web::timeline::Timeline>,
 }
 
 /// The account's newest checkpoint as the page states it.
@@ -340,6 +343,7 @@ pub async fn list(
             .checkpoint_signing()
             .map(|signing| signing.signer.verifier().to_key_text()),
         attention: crate::web::attention::short_list(&state, &reader).await?,
+        timeline: None,
     };
     activity.refresh_href = if parameters.cursor.is_empty() {
         format!("{base}/?q={q_component}")
@@ -378,17 +382,25 @@ pub async fn list(
     } else {
         None
     };
-    let page_of_events = state
-        .store()
-        .query_events(
-            &account,
-            &EventQuery {
-                query: reader.scope.restrict(parsed),
-                limit: PAGE_SIZE,
-                after,
-            },
-        )
-        .await?;
+    let scoped = reader.scope.restrict(parsed);
+    // The timeline is counted beside the page (on another reader connection), so the page waits
+    // for the slower of the two rather than both.
+    let page_query = EventQuery {
+        query: scoped.clone(),
+        limit: PAGE_SIZE,
+        after,
+    };
+    let (timeline, page_of_events) = tokio::join!(
+        crate::web::timeline::timeline(state.store().as_ref(), &account, &scoped, &q, &base),
+        state.store().query_events(&account, &page_query)
+    );
+    let page_of_events = page_of_events?;
+    // The timeline is an aid: a count that fails (its query budget, say) leaves it out rather
+    // than failing the page.
+    activity.timeline = timeline.unwrap_or_else(|error| {
+        tracing::warn!(%error, "the timeline of the Activity Logs page was not counted");
+        None
+    });
     let known_networks = state
         .store()
         .unfamiliar_ips()
@@ -482,8 +494,9 @@ fn scope_note(reader: &Reader) -> Option<ScopeNote> {
 
 pub struct ChangeRow {
     pub field: String,
-    pub old: String,
-    pub new: String,
+    /// Each side with what changed inside it marked (`web::event_view::marked_change`).
+    pub old: crate::web::event_view::MarkedValue,
+    pub new: crate::web::event_view::MarkedValue,
 }
 
 pub struct TargetRow {
@@ -520,6 +533,14 @@ pub struct EventPage {
     pub browser_verification: Option<crate::web::browser_verification::BrowserVerificationView>,
     /// The event address's known network and where else its actor was seen (issue 6).
     pub unfamiliar_ip: crate::web::networks::UnfamiliarIpView,
+    /// "2024-06-01 10:00:00.123 UTC" (the script adds the reader's local time, to the millisecond).
+    pub created_utc_ms: String,
+    /// The actor's other events within an hour (`web::event_view::related_events`).
+    pub related: Vec<crate::web::event_view::RelatedEvent>,
+    /// The list of every related event.
+    pub related_href: Option<String>,
+    /// The event exactly as `GET /api/v1/events/{id}` returns it, for the copy button.
+    pub event_json: String,
 }
 
 /// The event's inclusion proof against the account's newest checkpoint, for the detail view.
@@ -629,8 +650,8 @@ pub async fn get(
     let fields = vec![
         ("Message", visible(&event.message).into_owned()),
         ("Action", visible(&event.action).into_owned()),
-        ("Created at (UTC)", utc_text(event.created_at)),
-        ("Received at (UTC)", utc_text(event.received_at)),
+        ("Created at", millisecond_utc_text(event.created_at)),
+        ("Received at", millisecond_utc_text(event.received_at)),
         (
             "Actor id",
             actor
@@ -738,10 +759,16 @@ pub async fn get(
     let changes = event
         .changes
         .iter()
-        .map(|change| ChangeRow {
-            field: visible(&change.field).into_owned(),
-            old: json_text(change.old.as_ref()),
-            new: json_text(change.new.as_ref()),
+        .map(|change| {
+            let (old, new) = crate::web::event_view::marked_change(
+                &json_text(change.old.as_ref()),
+                &json_text(change.new.as_ref()),
+            );
+            ChangeRow {
+                field: visible(&change.field).into_owned(),
+                old,
+                new,
+            }
         })
         .collect();
     let targets = event
@@ -782,14 +809,32 @@ pub async fn get(
                 .map(|signing| signing.signer.verifier().to_key_text()),
         )
     });
+    let now = state.clock().now();
+    let (related, related_href) = crate::web::event_view::related_events(
+        state.store().as_ref(),
+        &reader.account,
+        &reader.scope,
+        &event,
+        &reader.base_path(),
+        now,
+    )
+    .await?;
+    let mut api_json = Vec::with_capacity(row.body_without_seq.len() + 32);
+    row.write_json(&mut api_json);
     let details = EventPage {
+        created_utc_ms: millisecond_utc_text(event.created_at),
+        related,
+        related_href,
+        event_json: crate::web::event_view::json_with_invisible_characters_escaped(
+            &String::from_utf8_lossy(&api_json),
+        ),
         chrome: reader.chrome(&state, "Event details", "activity"),
         permalink: format!(
             "{}/events/{}",
             reader.base_path(),
             url_component(event.id.as_str())
         ),
-        row: Row::of(&event, state.clock().now()),
+        row: Row::of(&event, now),
         fields,
         back_href: if q.trim().is_empty() {
             format!("{}/", reader.base_path())

@@ -19,6 +19,7 @@ pub mod assets;
 pub mod attention;
 pub mod audit;
 pub mod browser_verification;
+pub mod event_view;
 pub mod first_run;
 pub mod keys;
 pub mod login;
@@ -32,6 +33,7 @@ pub mod session;
 pub mod single_sign_on;
 pub mod team;
 pub mod throttle;
+pub mod timeline;
 pub mod viewer;
 
 use crate::state::ServerSettings;

@@ -56,7 +56,7 @@ impl NarrowTerm {
 
 /// `q` with `term` added (or, with `exclude`, added negated), or `None` when `term` is not exactly
 /// one term of the query language. A term on the same condition already in `q`, included or
-/// excluded, is replaced, so clicking "exclude" after "include" flips it instead of asking for
+/// excluded, is replaced, as is any `created:` term by a `created:` term, so clicking "exclude" after "include" flips it instead of asking for
 /// both. A `q` that does not parse keeps its text and gets the term after it (the page then shows
 /// the parse error with the term in place).
 pub fn narrowed_query(q: &str, term: &str, exclude: bool) -> Option<String> {
@@ -71,9 +71,14 @@ pub fn narrowed_query(q: &str, term: &str, exclude: bool) -> Option<String> {
     }
     match query::parse(q) {
         Ok(mut current) => {
-            current
-                .clauses
-                .retain(|existing| existing.condition != clause.condition);
+            // A `created:` range (a timeline bar) replaces the search's range instead of adding a
+            // second one beside it.
+            let replaces = |existing: &Clause| {
+                existing.condition == clause.condition
+                    || (matches!(existing.condition, Condition::Created(_))
+                        && matches!(clause.condition, Condition::Created(_)))
+            };
+            current.clauses.retain(|existing| !replaces(existing));
             current.clauses.push(clause);
             Some(current.to_string())
         }
@@ -178,6 +183,19 @@ mod tests {
         assert_eq!(narrowed_query("", "actor:a actor:b", false), None);
         assert_eq!(narrowed_query("", "", false), None);
         assert_eq!(narrowed_query("", "\"unclosed", false), None);
+    }
+
+    #[test]
+    fn a_created_range_replaces_the_searchs_range_instead_of_adding_a_second() {
+        assert_eq!(
+            narrowed_query(
+                "reboot created:>=2024-06-01T00:00:00Z",
+                "created:2024-06-02T10:00:00Z..2024-06-02T10:59:59.999999Z",
+                false
+            )
+            .unwrap(),
+            "reboot created:2024-06-02T10:00:00Z..2024-06-02T10:59:59.999999Z"
+        );
     }
 
     #[test]

@@ -718,7 +718,7 @@ async fn in_the_embedded_view_clicking_and_the_keyboard_stay_inside_the_view() {
     );
     let when = shown["when"].as_str().unwrap();
     assert!(
-        when.contains("(your time)") && when.contains("2024-06-01T09:12:00Z UTC"),
+        when.contains("(your time)") && when.contains("2024-06-01 09:12:00.000 UTC"),
         "the event view states local and UTC time: {shown}"
     );
     assert_eq!(shown["logbookOnly"], 0, "{shown}");

@@ -156,6 +156,27 @@ impl Browser {
             .await;
     }
 
+    /// Presses the mouse at viewport point `from`, moves it in steps to `to` and releases it there
+    /// (W3C actions), as a person drags across something.
+    pub async fn drag(&self, from: (i64, i64), to: (i64, i64)) {
+        let mut actions = vec![
+            json!({ "type": "pointerMove", "origin": "viewport", "x": from.0, "y": from.1 }),
+            json!({ "type": "pointerDown", "button": 0 }),
+        ];
+        for step in 1..=5 {
+            actions.push(json!({ "type": "pointerMove", "duration": 20, "origin": "viewport",
+                "x": from.0 + (to.0 - from.0) * step / 5, "y": from.1 + (to.1 - from.1) * step / 5 }));
+        }
+        actions.push(json!({ "type": "pointerUp", "button": 0 }));
+        self.post(
+            "/actions",
+            json!({ "actions": [{ "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" }, "actions": actions }] }),
+        )
+        .await;
+        self.command(reqwest::Method::DELETE, "/actions", None)
+            .await;
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) and returns what it returns.
     pub async fn execute(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args }))

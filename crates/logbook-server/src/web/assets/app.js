@@ -31,6 +31,7 @@ export function visible(text) {
 
 const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 const localLong = new Intl.DateTimeFormat(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+const localMillis = new Intl.DateTimeFormat(undefined, { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hourCycle: "h23", timeZoneName: "short" });
 const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: "short" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
@@ -266,6 +267,90 @@ function markTheBadTerm() {
   search.setSelectionRange(Number(search.dataset.errorStart), Number(search.dataset.errorEnd));
 }
 
+// Dragging across the timeline's bars narrows `created:` to the bars it covers (from the first
+// bar's start to the last one's end); a plain click still follows the bar's link. Like a clicked
+// value, the range goes to the server as `add=`, which replaces the search's `created:` term.
+export function timelineTerm(first, last) {
+  return "created:" + first.dataset.start + ".." + last.dataset.endInclusive;
+}
+
+function dragOverTimeline(chart) {
+  const form = document.getElementById("narrow");
+  const selection = document.getElementById("timeline-selection");
+  const bars = [...chart.querySelectorAll(".timeline-bar")];
+  if (!form || !selection || bars.length === 0) return;
+  const slotWidth = chart.viewBox.baseVal.width / bars.length;
+  const barAt = (clientX) => {
+    const box = chart.getBoundingClientRect();
+    const fraction = Math.min(0.9999, Math.max(0, (clientX - box.left) / box.width));
+    return Math.floor(fraction * bars.length);
+  };
+  let from = null;
+  let to = null;
+  const draw = () => {
+    const [low, high] = from <= to ? [from, to] : [to, from];
+    selection.setAttribute("x", String(low * slotWidth));
+    selection.setAttribute("width", String((high - low + 1) * slotWidth));
+  };
+  chart.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    from = to = barAt(event.clientX);
+  });
+  chart.addEventListener("pointermove", (event) => {
+    if (from === null) return;
+    to = barAt(event.clientX);
+    if (to === from) return;
+    // Captured only once the pointer leaves the first bar, so a plain click still reaches the
+    // bar's link.
+    if (!chart.hasPointerCapture(event.pointerId)) chart.setPointerCapture(event.pointerId);
+    draw();
+  });
+  // A link would otherwise start the browser's own drag and drop instead of a selection.
+  chart.addEventListener("dragstart", (event) => event.preventDefault());
+  const finish = (event) => {
+    if (from === null) return;
+    const [low, high] = from <= to ? [from, to] : [to, from];
+    from = to = null;
+    // One bar is a click: its link (if it has events) does the rest.
+    if (event.type !== "pointerup" || low === high) {
+      selection.setAttribute("width", "0");
+      return;
+    }
+    const url = new URL(form.action);
+    url.searchParams.set("q", form.elements.q.value);
+    url.searchParams.set("add", timelineTerm(bars[low], bars[high]));
+    window.location.assign(url.href);
+  };
+  chart.addEventListener("pointerup", finish);
+  chart.addEventListener("pointercancel", finish);
+  // After a drag the browser also sends a click to where the pointer went up: not a bar's link.
+  chart.addEventListener("click", (event) => {
+    if (selection.getAttribute("width") !== "0") event.preventDefault();
+  });
+}
+
+// The event view's copy buttons: the event JSON exactly as the API returns it (held in the
+// button's data, never parsed as HTML), and the event's absolute link. Shown only with script.
+function copyButtons() {
+  const status = document.getElementById("copy-status");
+  document.querySelectorAll("button.copy").forEach((button) => {
+    const text = () => {
+      if (button.dataset.copy !== undefined) return button.dataset.copy;
+      const link = document.getElementById(button.dataset.copyLink);
+      return link ? link.href : "";
+    };
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(text());
+        if (status) status.textContent = button.dataset.copy !== undefined ? "Event JSON copied" : "Link copied";
+      } catch {
+        if (status) status.textContent = "Copying was refused by the browser";
+      }
+    });
+  });
+}
+
 function init() {
   const relativize = () => {
     const now = new Date();
@@ -274,14 +359,17 @@ function init() {
   relativize();
   // "just now" must not stay "just now" on a page left open.
   window.setInterval(relativize, 60_000);
-  // The event view states the whole local time, with its zone, next to UTC.
+  // The event view states the whole local time to the millisecond, with its zone, next to UTC.
   document.querySelectorAll("time[datetime][data-local-long]").forEach((time) => {
     const at = new Date(time.getAttribute("datetime"));
-    if (!Number.isNaN(at.getTime())) time.textContent = localLong.format(at) + " (your time)";
+    if (!Number.isNaN(at.getTime())) time.textContent = localMillis.format(at) + " (your time)";
   });
+  copyButtons();
   document.querySelectorAll("time[datetime]:not([data-relative]):not([data-local-long])").forEach(localizeTime);
   const events = document.getElementById("events");
   if (events) openRowsByClick(events);
+  const chart = document.getElementById("timeline-chart");
+  if (chart) dragOverTimeline(chart);
   excludeByShiftClick();
   keyboardShortcuts();
   markTheBadTerm();
