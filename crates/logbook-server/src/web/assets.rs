@@ -1,5 +1,6 @@
 //! The page's one stylesheet and one ES module, plus the event view's verification module
-//! (`verify.js`, see `web::browser_verification`), embedded in the binary and served under names
+//! (`verify.js`, see `web::browser_verification`) and the icon every page names (without one,
+//! browsers ask for `/favicon.ico` and log its 404 as a console error), embedded in the binary and served under names
 //! that carry a hash of their content, so browsers cache them for good (`immutable`) and a new
 //! release's files have new names.
 
@@ -17,6 +18,7 @@ const SCRIPT: &str = include_str!("assets/app.js");
 /// The event view's in-browser check of its inclusion proof and checkpoint
 /// (`web::browser_verification`), loaded only by that page.
 const VERIFICATION_SCRIPT: &str = include_str!("assets/verify.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 struct Asset {
     url: String,
@@ -37,8 +39,8 @@ fn hashed(name: &str, extension: &str, body: &'static str, content_type: &'stati
     }
 }
 
-fn assets() -> &'static [Asset; 3] {
-    static ASSETS: OnceLock<[Asset; 3]> = OnceLock::new();
+fn assets() -> &'static [Asset; 4] {
+    static ASSETS: OnceLock<[Asset; 4]> = OnceLock::new();
     ASSETS.get_or_init(|| {
         [
             hashed("app", "css", STYLESHEET, "text/css; charset=utf-8"),
@@ -49,6 +51,7 @@ fn assets() -> &'static [Asset; 3] {
                 VERIFICATION_SCRIPT,
                 "text/javascript; charset=utf-8",
             ),
+            hashed("icon", "svg", ICON, "image/svg+xml"),
         ]
     })
 }
@@ -63,6 +66,10 @@ pub fn script_url() -> &'static str {
 
 pub fn verification_script_url() -> &'static str {
     &assets()[2].url
+}
+
+pub fn icon_url() -> &'static str {
+    &assets()[3].url
 }
 
 /// `GET /assets/{name}`.

@@ -47,6 +47,7 @@ pub struct Chrome {
     pub csrf_token: String,
     pub stylesheet_url: &'static str,
     pub script_url: &'static str,
+    pub icon_url: &'static str,
     pub support: Option<Support>,
     pub current: &'static str,
     /// The prefix of the page's own links: empty, or `/view/{token}` in the embedded view.
@@ -128,6 +129,7 @@ impl Chrome {
                 .unwrap_or_default(),
             stylesheet_url: assets::stylesheet_url(),
             script_url: assets::script_url(),
+            icon_url: assets::icon_url(),
             support,
             current,
             base_path: String::new(),
@@ -329,6 +331,7 @@ impl IntoResponse for WebError {
                 csrf_token: String::new(),
                 stylesheet_url: assets::stylesheet_url(),
                 script_url: assets::script_url(),
+                icon_url: assets::icon_url(),
                 support: None,
                 current: "",
                 base_path: String::new(),

@@ -11,6 +11,7 @@
 
 mod embedded_view;
 mod event_view;
+mod lighthouse;
 mod page_density;
 mod single_sign_on;
 mod timeline;
