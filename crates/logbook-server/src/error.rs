@@ -195,6 +195,18 @@ impl ApiError {
     }
 }
 
+/// A query string that does not fit a handler's parameters (a repeated parameter, or an unknown
+/// one where the handler refuses those): 400 `invalid_parameters`, naming what did not fit.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(
+            "invalid_parameters",
+            format!("query string is not valid: {}", rejection.body_text()),
+            None,
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -43,18 +43,6 @@ pub fn checkpoint_json(checkpoint: &StoredCheckpoint) -> Value {
     })
 }
 
-fn parameters<T>(parameters: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    parameters
-        .map(|Query(parameters)| parameters)
-        .map_err(|rejection| {
-            ApiError::bad_request(
-                "invalid_parameters",
-                format!("query string is not valid: {}", rejection.body_text()),
-                None,
-            )
-        })
-}
-
 /// A seq or a tree size: `minimum` to the largest number the document allows.
 fn whole_number(
     text: Option<&str>,
@@ -133,7 +121,7 @@ pub async fn list(
     reader: ReadAccount,
     query: Result<Query<HistoryParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parameters(query)?;
+    let Query(query) = query?;
     let before = whole_number(query.before.as_deref(), "before", 0)?;
     let limit = whole_number_parameter(
         query.limit.as_deref(),
@@ -190,7 +178,7 @@ pub async fn inclusion(
     reader: ReadAccount,
     query: Result<Query<InclusionParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parameters(query)?;
+    let Query(query) = query?;
     let seq = whole_number(query.seq.as_deref(), "seq", 0)?.ok_or_else(|| {
         ApiError::bad_request("invalid_parameters", "seq is required", Some("seq"))
     })?;
@@ -235,7 +223,7 @@ pub async fn consistency(
     reader: ReadAccount,
     query: Result<Query<ConsistencyParameters>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let query = parameters(query)?;
+    let Query(query) = query?;
     let from = whole_number(query.from.as_deref(), "from", 1)?.ok_or_else(|| {
         ApiError::bad_request("invalid_parameters", "from is required", Some("from"))
     })?;

@@ -71,13 +71,7 @@ pub async fn export(
     reader: ReadAccount,
     parameters: Result<Query<ExportParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(parameters) = parameters.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_parameters",
-            format!("query string is not valid: {}", rejection.body_text()),
-            None,
-        )
-    })?;
+    let Query(parameters) = parameters?;
     let format = ExportFormat::parse(parameters.format.as_deref())?;
     let query = parse_query_parameter(parameters.q.as_deref())?;
     export_response(&state, &reader.account, format, query)
@@ -106,13 +100,7 @@ pub async fn export_verifiable(
     reader: ReadAccount,
     parameters: Result<Query<VerifiableExportParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(parameters) = parameters.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_parameters",
-            format!("query string is not valid: {}", rejection.body_text()),
-            None,
-        )
-    })?;
+    let Query(parameters) = parameters?;
     let query = parse_query_parameter(parameters.q.as_deref())?;
     let filename = export_filename(&state, &reader.account, ExportFormat::Ndjson)?;
     let open_export = state.limiter().open_export(&reader.account)?;

@@ -51,13 +51,7 @@ pub async fn list(
     reader: ReadAccount,
     parameters: Result<Query<ListParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(parameters) = parameters.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_parameters",
-            format!("query string is not valid: {}", rejection.body_text()),
-            None,
-        )
-    })?;
+    let Query(parameters) = parameters?;
     let settings = state.settings();
     let limit = whole_number_parameter(
         parameters.limit.as_deref(),

@@ -53,13 +53,7 @@ pub async fn tail(
     headers: HeaderMap,
     parameters: Result<Query<TailParameters>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(parameters) = parameters.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_parameters",
-            format!("query string is not valid: {}", rejection.body_text()),
-            None,
-        )
-    })?;
+    let Query(parameters) = parameters?;
     let filter = parse_query_parameter(parameters.q.as_deref())?;
     let from_seq = whole_number_parameter(
         parameters.from_seq.as_deref(),

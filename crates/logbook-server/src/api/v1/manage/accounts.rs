@@ -237,13 +237,7 @@ pub async fn list(
     admin: AdminKey,
     parameters: Result<Query<ListParameters>, QueryRejection>,
 ) -> Result<Json<AccountPage>, ApiError> {
-    let Query(parameters) = parameters.map_err(|rejection| {
-        ApiError::bad_request(
-            "invalid_parameters",
-            format!("query string is not valid: {}", rejection.body_text()),
-            None,
-        )
-    })?;
+    let Query(parameters) = parameters?;
     let limit = page_limit(parameters.limit)?;
     let after = match parameters.cursor.as_deref() {
         None | Some("") => None,
