@@ -337,6 +337,28 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         queries.push((name, query_text, figures));
     }
 
+    // The timeline above the Activity Logs page (issue 21, item 3), counted by the store per day
+    // over the largest account: the whole log and an actor by range counts, a word by GROUP BY.
+    for (name, query_text) in [
+        ("whole log", String::new()),
+        ("actor filter", format!("actor:{actor_id}")),
+        ("rare word", RARE_WORD.to_owned()),
+    ] {
+        let (latency, buckets) = time_timeline(
+            &*running.store,
+            &largest_account,
+            &query_text,
+            arguments.query_runs,
+        )
+        .await?;
+        println!(
+            "timeline per day, {name} ({query_text:?}): {buckets} days, p50 {} µs, p99 {} µs over {} runs",
+            latency.value_at_quantile(0.5),
+            latency.value_at_quantile(0.99),
+            latency.len()
+        );
+    }
+
     let export_ndjson = median_export(&client, &running, "ndjson", arguments.export_runs).await?;
     print_export("NDJSON", &export_ndjson);
     let export_csv = median_export(&client, &running, "csv", arguments.export_runs).await?;
@@ -443,6 +465,31 @@ fn faster(first: BaselineFigures, second: BaselineFigures) -> BaselineFigures {
     } else {
         second
     }
+}
+
+/// Times the store's timeline of `query_text` per day on `account`, `run_count` times after a
+/// warm-up; returns the latencies in microseconds and how many days had events.
+async fn time_timeline(
+    store: &dyn logbook_core::Store,
+    account: &logbook_core::AccountId,
+    query_text: &str,
+    run_count: usize,
+) -> anyhow::Result<(hdrhistogram::Histogram<u64>, usize)> {
+    let query = logbook_core::query::parse(query_text).context("parsing a timeline query")?;
+    let bucket = logbook_core::timeline::TimeBucket::Day;
+    let buckets = store
+        .count_events_over_time(account, &query, bucket)
+        .await?
+        .len();
+    let mut latency = hdrhistogram::Histogram::<u64>::new(3)?;
+    for _ in 0..run_count {
+        let started = Instant::now();
+        store
+            .count_events_over_time(account, &query, bucket)
+            .await?;
+        latency.record(started.elapsed().as_micros() as u64)?;
+    }
+    Ok((latency, buckets))
 }
 
 /// Runs the export `run_count` times and keeps the median run, so one stall of the shared

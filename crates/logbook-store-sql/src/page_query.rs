@@ -206,6 +206,27 @@ pub fn compile_bucket_count_query(
     builder.finish()
 }
 
+/// Compiles the `created_at` of every event of the account that matches `query`, as one
+/// `SELECT` a store can wrap (the first and last instant, a count within a range) without
+/// `GROUP BY`: exactly the rows `compile_bucket_count_query` counts.
+pub fn compile_matching_created_at(
+    dialect: &dyn Dialect,
+    account_row: i64,
+    query: &Query,
+) -> CompiledQuery {
+    let mut builder = SqlBuilder::new(dialect.placeholder_prefix());
+    push_matching_events(
+        dialect,
+        &mut builder,
+        account_row,
+        query,
+        None,
+        SelectedColumns::CreatedAt,
+    );
+    dialect.end_select(&mut builder, None);
+    builder.finish()
+}
+
 /// Pushes the `SELECT ... WHERE` of the events of one account that match `query` (and come after
 /// `after`), leaving the statement open for `Dialect::end_select`.
 fn push_matching_events(

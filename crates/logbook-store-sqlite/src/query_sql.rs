@@ -223,6 +223,17 @@ pub(crate) fn compile_page_query(
 /// `logbook_store_sql::compile_bucket_count_query`). Every message term is looked up through the
 /// full-text index first: a count needs every match, so walking the account and checking each
 /// body (the common-term plan of a page, which stops after one page) would read every body.
+/// The `created_at` of the account's events matching `query`, for a query without message terms
+/// (the timeline's range counts, `count_over_time`).
+pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> CompiledQuery {
+    let dialect = SqliteDialect {
+        account_row,
+        positive_plan: None,
+        negated_plans: Vec::new(),
+    };
+    logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
+}
+
 pub(crate) fn compile_bucket_count_query(
     account_row: i64,
     query: &Query,
