@@ -52,6 +52,7 @@ macro_rules! store_conformance_tests {
             history_is_per_account_and_per_actor,
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
+            only_successful_activity_makes_an_address_familiar,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
             one_network_saved_by_several_callers_at_once_is_replaced_in_turn,
             actor_addresses_list_first_and_last_seen_newest_first,
