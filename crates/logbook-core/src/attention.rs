@@ -801,6 +801,7 @@ mod tests {
                 salts: None,
                 removed: Vec::new(),
                 removed_commitments: None,
+                location: None,
                 new_ip: event.new_ip,
                 new_network: false,
             };

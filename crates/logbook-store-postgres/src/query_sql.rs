@@ -40,7 +40,7 @@ const WALK_ROWS_PER_PAGE: i64 = 2_000;
 const MAX_TEXT_MATCHES: i64 = 1_000_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip, new_network";
+pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip, new_network, location";
 
 #[derive(Debug)]
 pub(crate) struct CompiledQuery {
@@ -99,7 +99,7 @@ impl Dialect for PostgresDialect {
                 // of the whole account.
                 let placeholder = builder.bind(SqlValue::Text(tsquery_text(positive_text)));
                 builder.push(&format!(
-                    "SELECT e.seq, e.created_at, e.body, e.new_ip, e.new_network FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
+                    "SELECT e.seq, e.created_at, e.body, e.new_ip, e.new_network, e.location FROM logbook_message_matches({placeholder}::text::tsquery, {MAX_TEXT_MATCHES}) AS m \
                      CROSS JOIN LATERAL (SELECT {EVENT_COLUMNS} FROM events WHERE account_row = {account} AND seq = m.seq"
                 ));
             }
