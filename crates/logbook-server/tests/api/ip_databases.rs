@@ -287,6 +287,16 @@ async fn ingested_events_keep_their_location_and_readyz_reports_a_refused_replac
                "city": "Mumbai", "latitude": 19.0748, "longitude": 72.8856,
                "accuracy_radius_km": 20, "asn": 9829, "organization": "BSNL"})
     );
+    let csv = server
+        .get(&acme.read_key, "/api/v1/events/export?format=csv&q=city:Mumbai")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains(",IN,India,Maharashtra,Mumbai,19.0748,72.8856,20,9829,BSNL\r\n"),
+        "{csv}"
+    );
     let unknown = server
         .list_events(&acme.read_key, &[("q", "\"nowhere known\"")])
         .await;
