@@ -288,7 +288,10 @@ async fn ingested_events_keep_their_location_and_readyz_reports_a_refused_replac
                "accuracy_radius_km": 20, "asn": 9829, "organization": "BSNL"})
     );
     let csv = server
-        .get(&acme.read_key, "/api/v1/events/export?format=csv&q=city:Mumbai")
+        .get(
+            &acme.read_key,
+            "/api/v1/events/export?format=csv&q=city:Mumbai",
+        )
         .await
         .text()
         .await
