@@ -44,6 +44,7 @@ pub fn ingest_body(input: &[u8]) {
                 seq: 1,
                 created_at_micros: event.created_at_micros(),
                 body_without_seq: event.body_without_seq(),
+                location: None,
                 new_ip: false,
                 new_network: false,
             };
@@ -152,6 +153,8 @@ pub fn export_writers(input: &[u8]) {
             seq: index as u64,
             created_at_micros: event.created_at_micros(),
             body_without_seq: event.body_without_seq(),
+            // A location rides outside the leaf like the flags; verification must ignore it.
+            location: (index % 3 == 1).then(|| r#"{"country_code":"IN","asn":9829}"#.to_owned()),
             new_ip: index % 2 == 1,
             new_network: index % 4 == 1,
         })

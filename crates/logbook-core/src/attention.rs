@@ -130,8 +130,9 @@ pub struct AttentionSettings {
     pub failed_login_threshold: u32,
     /// ... within this long, for one actor or from one address, is a burst.
     pub failed_login_window: Duration,
-    /// Key creation, member invitation and role changes: what a login from a new address should
-    /// not be followed by without someone noticing.
+    /// Key creation (API keys, and SSH keys added: the way in an intruder leaves for later),
+    /// member invitation and role changes: what a login from a new address should not be
+    /// followed by without someone noticing.
     pub sensitive_actions: Vec<ActionPattern>,
     /// How long after a login from a new address a sensitive action is reported.
     pub after_new_ip_login_window: Duration,
@@ -152,6 +153,7 @@ impl Default for AttentionSettings {
             failed_login_window: Duration::minutes(10),
             sensitive_actions: patterns(&[
                 "*.api_key.create",
+                "*ssh_key.add",
                 "*.invite",
                 "*.role*",
                 "logbook.api_key.create",
@@ -799,6 +801,7 @@ mod tests {
                 salts: None,
                 removed: Vec::new(),
                 removed_commitments: None,
+                location: None,
                 new_ip: event.new_ip,
                 new_network: false,
             };
@@ -1052,9 +1055,11 @@ mod tests {
     }
 
     #[test]
-    fn invitations_role_changes_and_logbooks_own_actions_count_as_sensitive() {
+    fn invitations_role_changes_ssh_keys_and_logbooks_own_actions_count_as_sensitive() {
         for action in [
             "user.invite",
+            "ssh_key.add",
+            "cloud.ssh_key.add",
             "team.role_change",
             "member.role.update",
             "logbook.api_key.create",

@@ -143,6 +143,10 @@ pub struct StoredEvent {
     /// The commitment of each removed field, which keeps the event verifiable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_commitments: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Where `ip` was when the event arrived, by the IP databases then loaded
+    /// (`crate::location`); absent without a database or for an address it could not place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<crate::location::Location>,
     /// First time this actor was seen from this IP (filled by the unfamiliar-IP detector).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_ip: bool,
@@ -264,6 +268,9 @@ pub struct EventRow {
     pub created_at_micros: i64,
     /// A JSON object (starting with `{`) holding every field of `StoredEvent` except `seq`.
     pub body_without_seq: String,
+    /// The event's location as a JSON object (`Location::to_json`), kept beside the body because
+    /// it is not part of what the producer sent (nor of the leaf).
+    pub location: Option<String>,
     pub new_ip: bool,
     pub new_network: bool,
 }
@@ -276,6 +283,13 @@ impl EventRow {
         out.extend_from_slice(self.seq.to_string().as_bytes());
         out.push(b',');
         out.extend_from_slice(&self.body_without_seq.as_bytes()[1..]);
+        if let Some(location) = &self.location {
+            // The location is looked up beside the body; splice it before the closing brace.
+            out.pop();
+            out.extend_from_slice(b",\"location\":");
+            out.extend_from_slice(location.as_bytes());
+            out.push(b'}');
+        }
         if self.new_ip || self.new_network {
             // Flags are computed after the body was written; splice them before the closing brace.
             out.pop();
@@ -341,11 +355,18 @@ mod tests {
             seq: 41,
             created_at_micros: event.created_at_micros(),
             body_without_seq: event.body_without_seq(),
+            location: Some(r#"{"country_code":"IN","asn":9829}"#.into()),
             new_ip: true,
             new_network: true,
         };
         let decoded = row.decode().unwrap();
         assert!(decoded.new_network);
+        let location = decoded.location.as_ref().unwrap();
+        assert_eq!(location.country_code.as_deref(), Some("IN"));
+        assert_eq!(location.asn, Some(9829));
+        assert!(row.to_json().ends_with(
+            r#","location":{"country_code":"IN","asn":9829},"new_ip":true,"new_network":true}"#
+        ));
         assert_eq!(decoded.seq, 41);
         assert_eq!(decoded.message, "Rebooted server web-1");
         assert_eq!(decoded.key.as_deref(), Some("k-1"));

@@ -485,6 +485,7 @@ mod tests {
                     seq,
                     created_at_micros: event.created_at_micros(),
                     body_without_seq: event.body_without_seq(),
+                    location: (seq == 0).then(|| r#"{"country_code":"SG"}"#.to_owned()),
                     new_ip: seq == 0,
                     new_network: seq == 0,
                 }

@@ -57,8 +57,13 @@ use crate::personal_data::{
 pub const LEAF_HASH_PREFIX: u8 = 0x00;
 
 /// Top-level fields of an event JSON object that the leaf does not commit to (see module docs).
-pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 4] =
-    ["new_ip", "new_network", "leaf_hash", "inclusion_proof"];
+pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 5] = [
+    "location",
+    "new_ip",
+    "new_network",
+    "leaf_hash",
+    "inclusion_proof",
+];
 
 /// The canonical JSON of an event without its `seq`, split at the place `"seq":N` goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -670,6 +675,8 @@ mod tests {
             seq,
             created_at_micros: event.created_at_micros(),
             body_without_seq: event.body_without_seq(),
+            // Logbook's analysis rides along with the flags: none of it is in the leaf.
+            location: new_ip.then(|| r#"{"country_code":"IN","asn":9829}"#.to_owned()),
             new_ip,
             new_network: new_ip,
         }
@@ -694,7 +701,7 @@ mod tests {
         };
         let mut value = serde_json::to_value(stored).unwrap();
         let object = value.as_object_mut().unwrap();
-        for left_out in ["new_ip", "new_network", "salt"] {
+        for left_out in ["location", "new_ip", "new_network", "salt"] {
             object.remove(left_out);
         }
         if let Some(ip) = object.get("ip").cloned() {

@@ -19,6 +19,7 @@ pub mod export_verification;
 pub mod ids;
 pub mod ingest;
 pub mod leaf;
+pub mod location;
 pub mod log_verification;
 pub mod merkle;
 pub mod people;

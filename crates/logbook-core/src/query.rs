@@ -12,6 +12,7 @@
 //! term      = [ "-" ] ( qualified / phrase / word )
 //! qualified = qualifier ":" value *( "," value )
 //! qualifier = "actor" / "action" / "target" / "ip" / "outcome" / "is" / "created"
+//!           / "country" / "asn" / "city"
 //! value     = ( bare / quoted ) [ "*" ]          ; "*" only on actor:, action: and target:
 //! bare      = 1*( any character but whitespace, '"', ',' and '*' )
 //! quoted    = '"' *( any character but '"' and '\' / '\"' / '\\' / '\' other ) '"'
@@ -32,6 +33,9 @@
 //!   networks; `Query::matches` needs them resolved first (`resolve_known_networks`).
 //! - `outcome:success` or `outcome:failure`; `is:new-ip` (first time this actor used this IP),
 //!   `is:new-network` (first time this actor used this IP's /24 or /48).
+//! - `country:IN` (two-letter ISO codes, any case), `asn:9829` (or `AS9829`) and
+//!   `city:"Mumbai"` (exact, case-sensitive) match the location the IP databases gave the
+//!   event's address when it arrived (`crate::location`); an event without one matches none.
 //! - `created:` takes one of `>X`, `>=X`, `<X`, `<=X`, `X`, `X..Y`, `X..` or `..Y`, where `X`
 //!   and `Y` are dates (`2024-06-01`, a whole UTC day) or RFC 3339 date-times with an offset.
 //!   `X..Y` includes both ends (through the end of day `Y` for a date). `>` a date-time means
@@ -53,6 +57,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
 
 use crate::event::{Outcome, StoredEvent, unix_micros};
+use crate::location::{CountryCode, parse_asn};
 use crate::unfamiliar_ip::{KnownNetwork, NetworkName};
 
 /// Longest query text accepted, in bytes.
@@ -88,6 +93,12 @@ pub enum Condition {
     Created(TimeRange),
     /// `is:new-ip`, `is:new-network`.
     Is(Vec<EventFlag>),
+    /// `country:` the country code of the event's location, any of the alternatives.
+    Country(Vec<CountryCode>),
+    /// `asn:` the autonomous system number of the event's location.
+    Asn(Vec<u32>),
+    /// `city:` the city of the event's location, exactly.
+    City(Vec<String>),
     /// A bare word or a quoted phrase searched in the message.
     Text(TextSearch),
 }
@@ -203,6 +214,21 @@ impl Condition {
                 EventFlag::NewNetwork => event.new_network,
             }),
             Condition::Text(search) => search.matches(&event.message),
+            Condition::Country(codes) => event
+                .location
+                .as_ref()
+                .and_then(|location| location.country_code.as_deref())
+                .is_some_and(|code| codes.iter().any(|wanted| wanted.as_str() == code)),
+            Condition::Asn(numbers) => event
+                .location
+                .as_ref()
+                .and_then(|location| location.asn)
+                .is_some_and(|asn| numbers.contains(&asn)),
+            Condition::City(cities) => event
+                .location
+                .as_ref()
+                .and_then(|location| location.city.as_deref())
+                .is_some_and(|city| cities.iter().any(|wanted| wanted == city)),
         }
     }
 }
@@ -358,11 +384,14 @@ enum Qualifier {
     Outcome,
     Is,
     Created,
+    Country,
+    Asn,
+    City,
 }
 
 impl Qualifier {
     fn from_name(name: &str) -> Option<Self> {
-        const NAMES: [(&str, Qualifier); 7] = [
+        const NAMES: [(&str, Qualifier); 10] = [
             ("actor", Qualifier::Actor),
             ("action", Qualifier::Action),
             ("target", Qualifier::Target),
@@ -370,6 +399,9 @@ impl Qualifier {
             ("outcome", Qualifier::Outcome),
             ("is", Qualifier::Is),
             ("created", Qualifier::Created),
+            ("country", Qualifier::Country),
+            ("asn", Qualifier::Asn),
+            ("city", Qualifier::City),
         ];
         NAMES
             .iter()
@@ -464,7 +496,7 @@ fn parse_qualified(
             text,
             body_start..body_end,
             format!(
-                "unknown qualifier {name:?} (known: actor, action, target, ip, outcome, is, created); \
+                "unknown qualifier {name:?} (known: actor, action, target, ip, outcome, is, created, country, asn, city); \
                  to search for the text itself, put it in quotes: \"{}\"",
                 term.replace('\\', "\\\\").replace('"', "\\\"")
             ),
@@ -535,6 +567,25 @@ fn parse_qualified(
                 })
                 .collect::<Result<_, _>>()?,
         ),
+        Qualifier::Country => Condition::Country(
+            values
+                .iter()
+                .map(|value| {
+                    CountryCode::parse(&value.text)
+                        .map_err(|error| error_at(text, value.span.clone(), error.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Qualifier::Asn => Condition::Asn(
+            values
+                .iter()
+                .map(|value| {
+                    parse_asn(&value.text)
+                        .map_err(|error| error_at(text, value.span.clone(), error.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Qualifier::City => Condition::City(values.into_iter().map(|value| value.text).collect()),
         Qualifier::Created => unreachable!("created: is parsed above"),
     })
 }
@@ -908,6 +959,21 @@ impl fmt::Display for Clause {
                 formatter.write_str(&names.join(","))
             }
             Condition::Created(range) => write_time_range(formatter, range),
+            Condition::Country(codes) => {
+                formatter.write_str("country:")?;
+                let codes: Vec<&str> = codes.iter().map(CountryCode::as_str).collect();
+                formatter.write_str(&codes.join(","))
+            }
+            Condition::Asn(numbers) => {
+                formatter.write_str("asn:")?;
+                let numbers: Vec<String> = numbers.iter().map(u32::to_string).collect();
+                formatter.write_str(&numbers.join(","))
+            }
+            Condition::City(cities) => {
+                let patterns: Vec<TextPattern> =
+                    cities.iter().cloned().map(TextPattern::Exact).collect();
+                write_patterns(formatter, "city", &patterns)
+            }
             Condition::Text(TextSearch::Word(word)) => formatter.write_str(word),
             Condition::Text(TextSearch::Phrase(phrase)) => write_quoted(formatter, phrase),
         }
@@ -1396,6 +1462,12 @@ mod tests {
             salts: None,
             removed: Vec::new(),
             removed_commitments: None,
+            location: Some(crate::location::Location {
+                country_code: Some("IN".into()),
+                city: Some("Mumbai".into()),
+                asn: Some(9829),
+                ..Default::default()
+            }),
             new_ip: true,
             new_network: false,
         }
@@ -1435,6 +1507,47 @@ mod tests {
         }
         assert!(matches("is:new-network,new-ip"));
         assert!(matches("-is:new-network"));
+    }
+
+    #[test]
+    fn location_terms_match_the_events_country_asn_and_city() {
+        for matching in [
+            "country:IN",
+            "country:in",
+            "country:SG,IN",
+            "asn:9829",
+            "asn:AS9829,13335",
+            "city:Mumbai",
+            r#"city:"Mumbai",Pune"#,
+            "-country:SG",
+        ] {
+            assert!(matches(matching), "{matching}");
+        }
+        for missing in ["country:SG", "asn:13335", "city:mumbai", "-city:Mumbai"] {
+            assert!(!matches(missing), "{missing}");
+        }
+        let mut unlocated = sample_event();
+        unlocated.location = None;
+        assert!(!parse("country:IN").unwrap().matches(&unlocated));
+        assert!(parse("-asn:9829").unwrap().matches(&unlocated));
+        assert_eq!(
+            parse("country:in,SG asn:AS9829 city:\"New York\"")
+                .unwrap()
+                .to_string(),
+            "country:IN,SG asn:9829 city:\"New York\""
+        );
+    }
+
+    #[test]
+    fn a_malformed_country_or_asn_is_an_error_at_the_value() {
+        let error = parse("action:user.login country:IN,IND").unwrap_err();
+        assert_eq!((error.position, error.term.as_str()), (29, "IND"));
+        assert!(error.message.contains("two-letter"), "{}", error.message);
+        let error = parse("asn:98x29").unwrap_err();
+        assert_eq!((error.position, error.term.as_str()), (4, "98x29"));
+        assert!(error.message.contains("ASN"), "{}", error.message);
+        assert_eq!(parse_error("asn:4294967296").term, "4294967296");
+        assert_eq!(parse_error("country:I*").term, "I*");
     }
 
     #[test]
@@ -1634,6 +1747,16 @@ mod tests {
                 )
             }),
             time_range().prop_map(Condition::Created),
+            proptest::collection::vec("[A-Z]{2}", 1..3).prop_map(|codes| {
+                Condition::Country(
+                    codes
+                        .iter()
+                        .map(|code| CountryCode::parse(code).unwrap())
+                        .collect(),
+                )
+            }),
+            proptest::collection::vec(any::<u32>(), 1..3).prop_map(Condition::Asn),
+            proptest::collection::vec(pattern_text(), 1..3).prop_map(Condition::City),
             "[a-zA-Z0-9é][a-zA-Z0-9é._@-]{0,12}"
                 .prop_map(|word| Condition::Text(TextSearch::Word(word))),
             "[a-z0-9][a-zA-Z0-9 ,*\"\\\\:é-]{0,16}"

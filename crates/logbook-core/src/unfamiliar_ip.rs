@@ -11,7 +11,11 @@
 //! - the first event of an actor that carries an `ip` is never flagged: there is no history to
 //!   compare with, so nothing about it is unfamiliar yet (its address and network are recorded);
 //! - afterwards, an address the actor was never seen from is `new_ip`, and when its network (the
-//!   /24 of an IPv4 address, the /48 of an IPv6 address) is new for the actor too, `new_network`.
+//!   /24 of an IPv4 address, the /48 of an IPv6 address) is new for the actor too, `new_network`;
+//! - only successful activity (an `outcome` that is not `failure`) becomes history: a failed
+//!   event is flagged like any other when its address is new, but it leaves the actor's history
+//!   as it was, so an intruder who fails once from an address and then succeeds from it is
+//!   flagged on the success too (`event_becomes_history`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -53,6 +57,13 @@ impl ActorHistoryLookup {
             new_network: !self.address_seen_before && !self.network_seen_before,
         }
     }
+}
+
+/// Whether an event's address and network join its actor's history once it is stored: only
+/// successful activity makes an address familiar. A failed sign-in proves nothing about who used
+/// the address, and counting it would hide the intruder's later success from `new_ip`.
+pub fn event_becomes_history(outcome: Option<crate::event::Outcome>) -> bool {
+    outcome != Some(crate::event::Outcome::Failure)
 }
 
 /// The address as the 16 bytes the stores keep: IPv4 as IPv4-mapped IPv6, so one column orders

@@ -21,7 +21,27 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     match state.store().check_ready().await {
-        Ok(()) => "ready".into_response(),
+        Ok(()) => {
+            // A refused IP database leaves the node serving (the previous database stays in use),
+            // so it stays ready; the answer says so, and an operator sees why.
+            let refusals = state
+                .ip_databases()
+                .map(|databases| databases.refusals())
+                .unwrap_or_default();
+            if refusals.is_empty() {
+                return "ready".into_response();
+            }
+            let (mut parts, _body) = request.into_parts();
+            let mut answer =
+                "ready; a replaced IP database was refused and the previous one is in use"
+                    .to_owned();
+            if may_see_failure_text(&mut parts, &state).await {
+                for refusal in refusals {
+                    answer.push_str(&format!("\n{refusal}"));
+                }
+            }
+            answer.into_response()
+        }
         Err(error) => {
             tracing::warn!(error = %error, "readiness check failed");
             let (mut parts, _body) = request.into_parts();

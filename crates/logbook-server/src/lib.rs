@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod hardening;
 pub mod health;
+pub mod ip_databases;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;

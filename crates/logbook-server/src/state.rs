@@ -107,6 +107,7 @@ pub struct AppState {
     web: Arc<WebServices>,
     checkpoint_signing: Option<Arc<CheckpointSigning>>,
     limiter: Arc<crate::limits::Limiter>,
+    ip_databases: Option<Arc<crate::ip_databases::IpDatabases>>,
 }
 
 impl AppState {
@@ -122,7 +123,20 @@ impl AppState {
             metrics: prometheus_handle(),
             shutdown: ShutdownSignal::default(),
             checkpoint_signing: None,
+            ip_databases: None,
         }
+    }
+
+    /// Reloads these IP databases when their files are replaced (`workers::ip_databases`) and
+    /// reports a refused replacement at `/readyz`. The store must locate through the same
+    /// databases (`SqliteOptions::ip_locator`, `PostgresOptions::ip_locator`).
+    pub fn with_ip_databases(mut self, databases: Arc<crate::ip_databases::IpDatabases>) -> Self {
+        self.ip_databases = Some(databases);
+        self
+    }
+
+    pub fn ip_databases(&self) -> Option<&Arc<crate::ip_databases::IpDatabases>> {
+        self.ip_databases.as_ref()
     }
 
     /// Signs checkpoints with `signing` (see `checkpointer`); without it no checkpoint is written.

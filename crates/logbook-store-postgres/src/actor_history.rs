@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use deadpool_postgres::GenericClient;
 use logbook_core::event::NewEvent;
 use logbook_core::unfamiliar_ip::{
-    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, network_key,
+    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, event_becomes_history, network_key,
 };
 use logbook_core::{AccountId, StoreError};
 
@@ -131,15 +131,15 @@ impl GroupDetection {
         Ok(detection)
     }
 
-    /// Decides the flags of one event the writer is about to store, in `seq` order; the writer
-    /// puts them in the event's own row.
+    /// Decides the flags of one event the writer is about to store, in `seq` order, and adds a
+    /// successful one to the history; the writer puts the flags in the event's own row.
     pub(crate) fn record(&mut self, account_row: i64, event: &NewEvent) -> UnfamiliarIpFlags {
         let (Some(actor), Some(ip)) = (&event.actor, event.ip) else {
             return UnfamiliarIpFlags::default();
         };
         let address: AddressKey = (account_row, actor.id.clone(), address_bytes(ip));
-        self.touched.push(address.clone());
         if self.addresses_seen.contains(&address) {
+            self.touched.push(address);
             return UnfamiliarIpFlags::default();
         }
         let actor_key = (account_row, actor.id.clone());
@@ -150,6 +150,12 @@ impl GroupDetection {
             network_seen_before: self.networks_seen.contains(&network),
         };
         let flags = lookup.flags();
+        // A failed event is flagged but leaves the history as it was (`event_becomes_history`),
+        // so a later event of the group from the same address is still compared with it.
+        if !event_becomes_history(event.outcome) {
+            return flags;
+        }
+        self.touched.push(address.clone());
         self.new_addresses
             .push((address.clone(), event.created_at_micros()));
         self.addresses_seen.insert(address);

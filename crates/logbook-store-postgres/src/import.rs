@@ -17,8 +17,8 @@ use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
 use crate::errors::{database_error, pool_error};
 use logbook_store_sql::encoding::outcome_code;
 
-const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash";
-const IMPORT_COPY_TYPES: [Type; 15] = [
+const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash, country_code, asn, city, location";
+const IMPORT_COPY_TYPES: [Type; 19] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -34,6 +34,10 @@ const IMPORT_COPY_TYPES: [Type; 15] = [
     Type::TS_VECTOR,
     Type::TEXT,
     Type::BYTEA,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 fn import_error(message: String) -> StoreError {
@@ -157,7 +161,18 @@ impl PostgresStore {
                     ))
                 })?,
             };
-            prepared.push((row, event, fingerprint, tokens, leaf_hash));
+            // The location moves as it was stored: an import never looks an address up again.
+            let location = match &row.location {
+                Some(json) => logbook_core::location::LocationColumns::of_stored_json(json)
+                    .map_err(|error| {
+                        import_error(format!(
+                            "the location of event seq {} of {account} does not decode: {error}",
+                            row.seq
+                        ))
+                    })?,
+                None => None,
+            };
+            prepared.push((row, event, fingerprint, tokens, leaf_hash, location));
         }
 
         let mut client = self
@@ -207,7 +222,8 @@ impl PostgresStore {
                 .await
                 .map_err(database_error("copying events"))?;
             let mut copy = pin!(BinaryCopyInWriter::new(sink, &IMPORT_COPY_TYPES));
-            for (row, event, fingerprint, tokens, leaf_hash) in &prepared {
+            for (row, event, fingerprint, tokens, leaf_hash, location) in &prepared {
+                let location = location.as_ref();
                 let seq = row.seq as i64;
                 copy.as_mut()
                     .write(&[
@@ -228,6 +244,10 @@ impl PostgresStore {
                         tokens,
                         &row.body_without_seq,
                         &leaf_hash.as_slice(),
+                        &location.and_then(|location| location.country_code.as_deref()),
+                        &location.and_then(|location| location.asn),
+                        &location.and_then(|location| location.city.as_deref()),
+                        &location.map(|location| location.json.as_str()),
                     ])
                     .await
                     .map_err(database_error("copying events"))?;
@@ -318,7 +338,7 @@ impl PostgresStore {
             )));
         }
         let mut tree_appends = crate::tree::TreeAppends::default();
-        for (_, _, _, _, leaf_hash) in &prepared {
+        for (_, _, _, _, leaf_hash, _) in &prepared {
             tree_appends.append_leaf(account_row, tree, *leaf_hash);
         }
         tree_appends.write(&*transaction, &trees).await?;

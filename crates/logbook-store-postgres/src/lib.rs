@@ -86,6 +86,9 @@ pub struct PostgresOptions {
     /// A page query running longer than this is cancelled by PostgreSQL (`statement_timeout`)
     /// and fails as unavailable; `None` means no limit.
     pub query_time_budget: Option<std::time::Duration>,
+    /// Where each event's address is (`logbook_core::location`), asked while events are prepared,
+    /// off the writer. `NoIpLocator` (the default) locates nothing.
+    pub ip_locator: logbook_core::location::SharedIpLocator,
 }
 
 impl Default for PostgresOptions {
@@ -94,6 +97,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             max_events_per_commit: 20_000,
             query_time_budget: Some(std::time::Duration::from_secs(10)),
+            ip_locator: std::sync::Arc::new(logbook_core::location::NoIpLocator),
         }
     }
 }
@@ -118,6 +122,8 @@ struct StoreInner {
     account_rows: Arc<AccountRows>,
     /// How long one page query may run (`query_budget`).
     query_time_budget: Option<std::time::Duration>,
+    /// Where each event's address is (`PostgresOptions::ip_locator`).
+    ip_locator: logbook_core::location::SharedIpLocator,
     /// Set when the start-up check found history that does not match a signed checkpoint
     /// (`startup_check`): every write is refused with this message.
     startup_failure: std::sync::OnceLock<String>,
@@ -345,6 +351,7 @@ impl PostgresStore {
                 writer_task: Mutex::new(Some(writer_task)),
                 account_rows,
                 query_time_budget: options.query_time_budget,
+                ip_locator: options.ip_locator.clone(),
                 startup_failure: std::sync::OnceLock::new(),
             }),
         };
@@ -692,6 +699,7 @@ fn row_to_event(row: &Row) -> EventRow {
         body_without_seq: row.get(2),
         new_ip: row.get(3),
         new_network: row.get(4),
+        location: row.get(5),
     }
 }
 
@@ -842,7 +850,12 @@ impl Store for PostgresStore {
         }
         // Bodies, fingerprints, tokens and column values are computed here, on the caller's task,
         // so the single writer does nothing but SQL.
-        let events: Vec<PreparedEvent> = events.into_iter().map(PreparedEvent::new).collect();
+        // The IP databases are asked here too, so the writer only stores each location.
+        let locator = self.inner.ip_locator.as_ref();
+        let events: Vec<PreparedEvent> = events
+            .into_iter()
+            .map(|event| PreparedEvent::new(event, locator))
+            .collect();
         let (reply, answer) = oneshot::channel();
         {
             let inbox = self

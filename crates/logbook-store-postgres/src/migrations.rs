@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_single_sign_on",
         include_str!("../migrations/0016_single_sign_on.sql"),
     ),
+    (
+        17,
+        "0017_event_location",
+        include_str!("../migrations/0017_event_location.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

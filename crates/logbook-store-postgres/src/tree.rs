@@ -197,6 +197,7 @@ pub(crate) async fn build_missing_trees(
                 seq: row.get::<_, i64>(0) as u64,
                 created_at_micros: 0,
                 body_without_seq: row.get(1),
+                location: None,
                 new_ip: false,
                 new_network: false,
             };

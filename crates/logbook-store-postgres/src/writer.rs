@@ -25,6 +25,7 @@ use logbook_core::AccountId;
 use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
+use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use time::OffsetDateTime;
@@ -43,8 +44,8 @@ pub(crate) const CREATE_STAGING_TABLES: &str = "
     CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
     CREATE TEMPORARY TABLE IF NOT EXISTS event_targets_staging (LIKE event_targets) ON COMMIT DELETE ROWS;";
 
-const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash, new_ip, new_network";
-const EVENT_COPY_TYPES: [Type; 15] = [
+const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash, new_ip, new_network, country_code, asn, city, location";
+const EVENT_COPY_TYPES: [Type; 19] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -60,6 +61,10 @@ const EVENT_COPY_TYPES: [Type; 15] = [
     Type::BYTEA,
     Type::BOOL,
     Type::BOOL,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 /// An event with every value the writer stores already computed, off the writer task.
@@ -74,11 +79,14 @@ pub(crate) struct PreparedEvent {
     pub ip: Option<[u8; 16]>,
     pub outcome: Option<i16>,
     pub message_tokens: MessageTokens,
+    /// Where the address is, looked up here so the writer only stores it.
+    pub location: Option<LocationColumns>,
 }
 
 impl PreparedEvent {
-    pub(crate) fn new(event: NewEvent) -> Self {
+    pub(crate) fn new(event: NewEvent, locator: &dyn IpLocator) -> Self {
         Self {
+            location: LocationColumns::of(locator, event.ip),
             body: event.body_without_seq(),
             leaf_parts: event.canonical_leaf_parts(),
             fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
@@ -343,6 +351,7 @@ async fn write_group(
                 // The flags travel in the event's row too: setting them afterwards would write
                 // every flagged event twice (a new row version and an entry in every index).
                 let flags = detection.record(account_row, event);
+                let location = prepared.location.as_ref();
                 copy.as_mut()
                     .write(&[
                         &account_row,
@@ -363,6 +372,10 @@ async fn write_group(
                         &leaf_hash.as_slice(),
                         &flags.new_ip,
                         &flags.new_network,
+                        &location.and_then(|location| location.country_code.as_deref()),
+                        &location.and_then(|location| location.asn),
+                        &location.and_then(|location| location.city.as_deref()),
+                        &location.map(|location| location.json.as_str()),
                     ])
                     .await
                     .map_err(database_error("copying events"))?;

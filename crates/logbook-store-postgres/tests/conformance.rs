@@ -18,6 +18,7 @@ async fn fresh_store() -> (Arc<dyn Store>, ScratchDatabase) {
         &database.url,
         PostgresOptions {
             pool_size: 4,
+            ip_locator: logbook_testkit::location_cases::test_ip_locator(),
             ..PostgresOptions::default()
         },
     )

@@ -224,6 +224,7 @@ async fn a_truncated_tail_with_a_recomputed_tree_is_caught_against_the_checkpoin
             seq: row.get::<_, i64>(0) as u64,
             created_at_micros: 0,
             body_without_seq: row.get(1),
+            location: None,
             new_ip: false,
             new_network: false,
         };

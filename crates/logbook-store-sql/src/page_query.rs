@@ -366,6 +366,35 @@ fn condition_sql(
                 names.join(", ")
             )
         }
+        // The location columns of migration 0017, each with its own index leading with the
+        // account, so a rare country, network or city is found without walking the account.
+        Condition::Country(codes) => values_in(
+            dialect,
+            builder,
+            "country_code",
+            codes
+                .iter()
+                .map(|code| SqlValue::Text(code.as_str().to_owned()))
+                .collect(),
+        ),
+        Condition::Asn(numbers) => values_in(
+            dialect,
+            builder,
+            "asn",
+            numbers
+                .iter()
+                .map(|number| SqlValue::Integer(i64::from(*number)))
+                .collect(),
+        ),
+        Condition::City(cities) => values_in(
+            dialect,
+            builder,
+            "city",
+            cities
+                .iter()
+                .map(|city| SqlValue::Text(city.clone()))
+                .collect(),
+        ),
         // Message terms are compiled apart (the store plans them).
         Condition::Text(_) => dialect.boolean(true).to_owned(),
     }
@@ -406,6 +435,24 @@ fn patterns_sql(
     alternatives(dialect, parts)
 }
 
+/// `column IN (...)` of exact values, one index lookup each.
+fn values_in(
+    dialect: &dyn Dialect,
+    builder: &mut SqlBuilder,
+    column: &str,
+    values: Vec<SqlValue>,
+) -> String {
+    let placeholders: Vec<String> = values
+        .into_iter()
+        .map(|value| builder.bind(value))
+        .collect();
+    match placeholders.len() {
+        0 => dialect.boolean(false).to_owned(),
+        1 => format!("{column} = {}", placeholders[0]),
+        _ => format!("{column} IN ({})", placeholders.join(", ")),
+    }
+}
+
 /// Any of `parts`, always parenthesized so it composes with the conditions around it.
 fn alternatives(dialect: &dyn Dialect, parts: Vec<String>) -> String {
     match parts.len() {
@@ -416,7 +463,8 @@ fn alternatives(dialect: &dyn Dialect, parts: Vec<String>) -> String {
 }
 
 /// Whether some positive condition can pick a few rows through its own index (actor, action, ip,
-/// target), so the plan need not walk the account's newest-first index.
+/// target, network or city), so the plan need not walk the account's newest-first index. A
+/// country is left out: most of an account's events often come from one.
 pub fn has_selective_condition(query: &Query) -> bool {
     query.clauses.iter().any(|clause| {
         !clause.negated
@@ -426,6 +474,8 @@ pub fn has_selective_condition(query: &Query) -> bool {
                     | Condition::Action(_)
                     | Condition::Ip(_)
                     | Condition::Target(_)
+                    | Condition::Asn(_)
+                    | Condition::City(_)
             )
     })
 }

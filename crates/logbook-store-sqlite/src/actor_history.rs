@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use logbook_core::event::NewEvent;
 use logbook_core::unfamiliar_ip::{
-    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, network_key,
+    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, event_becomes_history, network_key,
 };
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -57,8 +57,9 @@ impl ActorHistory {
         self.known.extend(self.pending.drain(..));
     }
 
-    /// Records the event's (actor, address) and (actor, network) in the account's history and
-    /// stores its flags on the row `event_row` (already inserted), returning them.
+    /// Records the event's (actor, address) and (actor, network) in the account's history (only
+    /// when it succeeded, `event_becomes_history`) and stores its flags on the row `event_row`
+    /// (already inserted), returning them.
     pub(crate) fn record(
         &mut self,
         transaction: &Transaction<'_>,
@@ -102,6 +103,52 @@ impl ActorHistory {
             .query_row(params![account_row, actor.id, network], |_| Ok(()))
             .optional()?
             .is_some();
+        let becomes_history = event_becomes_history(event.outcome);
+        if becomes_history {
+            self.insert_history(
+                transaction,
+                account_row,
+                event,
+                &address,
+                &network,
+                network_seen_before,
+            )?;
+        }
+        let flags = ActorHistoryLookup {
+            actor_has_history,
+            address_seen_before,
+            network_seen_before,
+        }
+        .flags();
+        if flags != UnfamiliarIpFlags::default() {
+            transaction
+                .prepare_cached(
+                    "UPDATE events SET new_ip = ?2, new_network = ?3 WHERE event_row = ?1",
+                )?
+                .execute(params![event_row, flags.new_ip, flags.new_network])?;
+        }
+        // A failed event wrote no history row, so its pair is not known: the next event from the
+        // same address must still read the history.
+        if becomes_history {
+            self.pending.push(pair);
+        }
+        Ok(flags)
+    }
+
+    /// Writes the (actor, address) row and, when new, the (actor, network) row of a successful
+    /// event.
+    fn insert_history(
+        &self,
+        transaction: &Transaction<'_>,
+        account_row: i64,
+        event: &NewEvent,
+        address: &[u8; 16],
+        network: &[u8],
+        network_seen_before: bool,
+    ) -> rusqlite::Result<()> {
+        let Some(actor) = &event.actor else {
+            return Ok(());
+        };
         transaction
             .prepare_cached(
                 "INSERT INTO actor_addresses (account_row, actor_id, ip, first_seen_at) VALUES (?1, ?2, ?3, ?4)",
@@ -119,20 +166,6 @@ impl ActorHistory {
                 )?
                 .execute(params![account_row, actor.id, network])?;
         }
-        let flags = ActorHistoryLookup {
-            actor_has_history,
-            address_seen_before,
-            network_seen_before,
-        }
-        .flags();
-        if flags != UnfamiliarIpFlags::default() {
-            transaction
-                .prepare_cached(
-                    "UPDATE events SET new_ip = ?2, new_network = ?3 WHERE event_row = ?1",
-                )?
-                .execute(params![event_row, flags.new_ip, flags.new_network])?;
-        }
-        self.pending.push(pair);
-        Ok(flags)
+        Ok(())
     }
 }

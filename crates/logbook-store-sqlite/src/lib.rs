@@ -138,6 +138,9 @@ pub struct SqliteOptions {
     /// Flag unfamiliar IPs at ingest (`new_ip`, `new_network`; see `actor_history`). Only the
     /// benchmark turns it off, to measure what detection costs.
     pub detect_unfamiliar_ips: bool,
+    /// Where each event's address is (`logbook_core::location`), asked while events are prepared,
+    /// off the writer. `NoIpLocator` (the default) locates nothing.
+    pub ip_locator: logbook_core::location::SharedIpLocator,
 }
 
 impl Default for SqliteOptions {
@@ -149,6 +152,7 @@ impl Default for SqliteOptions {
             query_time_budget: Some(std::time::Duration::from_secs(10)),
             keep_tree: true,
             detect_unfamiliar_ips: true,
+            ip_locator: std::sync::Arc::new(logbook_core::location::NoIpLocator),
         }
     }
 }
@@ -420,6 +424,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         body_without_seq: row.get(2)?,
         new_ip: row.get::<_, i64>(3)? != 0,
         new_network: row.get::<_, i64>(4)? != 0,
+        location: row.get(5)?,
     })
 }
 
@@ -830,7 +835,12 @@ impl Store for SqliteStore {
         }
         // Bodies, fingerprints and column values are computed here, on the caller's task, so the
         // single writer does nothing but SQL.
-        let events: Vec<PreparedEvent> = events.into_iter().map(PreparedEvent::new).collect();
+        // The IP databases are asked here too, so the writer only stores each location.
+        let locator = self.inner.options.ip_locator.as_ref();
+        let events: Vec<PreparedEvent> = events
+            .into_iter()
+            .map(|event| PreparedEvent::new(event, locator))
+            .collect();
         let (reply, answer) = oneshot::channel();
         {
             let inbox = self

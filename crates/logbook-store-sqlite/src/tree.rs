@@ -158,6 +158,7 @@ pub(crate) fn build_missing_trees(connection: &mut Connection) -> Result<u64, St
                     .map_err(database_error("reading a seq"))? as u64,
                 created_at_micros: 0,
                 body_without_seq: row.get(1).map_err(database_error("reading a body"))?,
+                location: None,
                 new_ip: false,
                 new_network: false,
             };

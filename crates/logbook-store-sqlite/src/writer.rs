@@ -12,6 +12,7 @@ use logbook_core::AccountId;
 use logbook_core::StoreError;
 use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
+use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
@@ -42,11 +43,14 @@ pub(crate) struct PreparedEvent {
     /// The message's full-text tokens tagged for account row 0; the writer, which knows the
     /// account's row, swaps in the real tag (`retag_full_text_document`).
     pub text_document: String,
+    /// Where the address is, looked up here so the writer only stores it.
+    pub location: Option<LocationColumns>,
 }
 
 impl PreparedEvent {
-    pub(crate) fn new(event: NewEvent) -> Self {
+    pub(crate) fn new(event: NewEvent, locator: &dyn IpLocator) -> Self {
         Self {
+            location: LocationColumns::of(locator, event.ip),
             body: event.body_without_seq(),
             leaf_parts: event.canonical_leaf_parts(),
             fingerprint: event.key.as_ref().map(|_| event.content_fingerprint()),
@@ -327,8 +331,8 @@ fn write_group(
     let mut volumes = crate::volume_quota::GroupVolumes::default();
     {
         let mut insert_event = transaction.prepare_cached(
-            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash, country_code, asn, city, location) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut insert_text = transaction
             .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?;
@@ -411,6 +415,7 @@ fn write_group(
                     .contains_key(&account_row)
                     .then(|| prepared.leaf_parts.leaf_hash(seq));
                 phases.lap(Phase::LeafHash);
+                let location = prepared.location.as_ref();
                 let inserted = insert_event.execute(params![
                     event_row,
                     account_row,
@@ -427,6 +432,10 @@ fn write_group(
                         .map(|fingerprint| fingerprint.as_slice()),
                     prepared.body,
                     leaf_hash.as_ref().map(|leaf_hash| leaf_hash.as_slice()),
+                    location.and_then(|location| location.country_code.as_deref()),
+                    location.and_then(|location| location.asn),
+                    location.and_then(|location| location.city.as_deref()),
+                    location.map(|location| location.json.as_str()),
                 ]);
                 if let Err(error) = inserted {
                     // SQLite backed out the refused statement alone; the group goes on.

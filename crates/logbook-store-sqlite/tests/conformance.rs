@@ -9,7 +9,10 @@ async fn fresh_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let store = SqliteStore::open(
         &directory.path().join("logbook.db"),
-        SqliteOptions::default(),
+        SqliteOptions {
+            ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+            ..SqliteOptions::default()
+        },
     )
     .expect("the store opens");
     (Arc::new(store), directory)

@@ -172,6 +172,28 @@ async fn exact_actor_and_ip_filters_use_their_index_in_newest_first_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn country_network_and_city_filters_use_their_index_in_newest_first_order() {
+    let (store, _directory) = filled_store().await;
+    for (text, index) in [
+        (
+            "country:IN",
+            "events_by_account_country (account_row=? AND country_code=?)",
+        ),
+        (
+            "asn:9829",
+            "events_by_account_asn (account_row=? AND asn=?)",
+        ),
+        (
+            "city:Mumbai",
+            "events_by_account_city (account_row=? AND city=?)",
+        ),
+    ] {
+        let located = logbook_core::query::parse(text).unwrap();
+        assert_plan(&plan(&store, located, None).await, index, false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefixes_blocks_and_targets_read_only_their_matches() {
     let (store, _directory) = filled_store().await;
     let actor_prefix = query(vec![clause(Condition::Actor(patterns("user-7*")))]);
@@ -389,7 +411,7 @@ fn the_schema_sql_builds_the_same_tables_in_a_plain_connection() {
     let index_count: i64 = connection
         .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(index_count, 6);
+    assert_eq!(index_count, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,6 +223,7 @@ fn truncate_and_recompute(path: &Path, kept: u64) {
             seq: seq as u64,
             created_at_micros: 0,
             body_without_seq: body,
+            location: None,
             new_ip: false,
             new_network: false,
         };

@@ -6,6 +6,7 @@ mod account_management_cases;
 mod alerting_cases;
 pub mod builders;
 pub mod cases;
+pub mod location_cases;
 pub mod parity;
 mod personal_data_cases;
 mod retention_cases;
@@ -52,6 +53,9 @@ macro_rules! store_conformance_tests {
             history_is_per_account_and_per_actor,
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
+            only_successful_activity_makes_an_address_familiar,
+            // Where each address is (issue 19, location_cases.rs).
+            an_events_location_is_kept_outside_its_leaf_and_found_by_country_asn_and_city,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
             one_network_saved_by_several_callers_at_once_is_replaced_in_turn,
             actor_addresses_list_first_and_last_seen_newest_first,

@@ -436,7 +436,7 @@ fn generated_query(random: &mut StdRng, vocabulary: &Vocabulary) -> Query {
 }
 
 fn generated_condition(random: &mut StdRng, vocabulary: &Vocabulary) -> Condition {
-    match random.random_range(0..11) {
+    match random.random_range(0..14) {
         0 => Condition::Actor(patterns_from(random, ACTORS)),
         1 => Condition::Action(patterns_from(random, ACTIONS)),
         2 => Condition::Target(patterns_from(random, TARGET_IDS)),
@@ -488,6 +488,38 @@ fn generated_condition(random: &mut StdRng, vocabulary: &Vocabulary) -> Conditio
                 Condition::Text(TextSearch::Word(word))
             }
         }
+        // Where each address is (`location_cases::TestIpLocator` located the events): codes,
+        // networks and cities it knows, and some it does not.
+        11 => Condition::Country(
+            (0..random.random_range(1..=2))
+                .map(|_| {
+                    let code = ["IN", "SG", "DE", "ZZ", "US"].choose(random).unwrap();
+                    logbook_core::location::CountryCode::parse(code).expect("a valid code")
+                })
+                .collect(),
+        ),
+        12 => Condition::Asn(
+            (0..random.random_range(1..=2))
+                .map(|_| *[9829, 55836, 13335, 3320, 64512, 1].choose(random).unwrap())
+                .collect(),
+        ),
+        13 => Condition::City(
+            (0..random.random_range(1..=2))
+                .map(|_| {
+                    let city = [
+                        "Mumbai",
+                        "mumbai",
+                        "Pune",
+                        "Singapore",
+                        "Frankfurt am Main",
+                        "Frankfurt",
+                    ]
+                    .choose(random)
+                    .unwrap();
+                    (*city).to_owned()
+                })
+                .collect(),
+        ),
         _ => Condition::Text(TextSearch::Phrase(generated_phrase(random, vocabulary))),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use logbook_core::event::{EventRow, NewEvent};
+use logbook_core::event::{EventRow, NewEvent, Outcome};
 use logbook_core::query::{Condition, EventFlag, Query};
 use logbook_core::store::AppendOutcome;
 use logbook_core::unfamiliar_ip::{KnownNetwork, NetworkName, parse_network_blocks};
@@ -231,6 +231,63 @@ pub async fn the_same_new_address_twice_in_one_group_is_new_once(store: Arc<dyn 
     assert_eq!(messages_matching(&store, new_ip).await.len(), 1);
     let new_network = query(vec![clause(Condition::Is(vec![EventFlag::NewNetwork]))]);
     assert_eq!(messages_matching(&store, new_network).await.len(), 1);
+}
+
+fn failed_login(actor: &str, ip: &str, message: &str) -> NewEvent {
+    EventBuilder::new("acme")
+        .actor(actor)
+        .ip(ip)
+        .outcome(Outcome::Failure)
+        .message(message)
+        .build()
+}
+
+pub async fn only_successful_activity_makes_an_address_familiar(store: Arc<dyn Store>) {
+    store
+        .append_events(vec![
+            failed_login("dmitri", "192.0.2.66", "failure before any history"),
+            login("dmitri", "203.0.113.9", "first success"),
+        ])
+        .await
+        .unwrap();
+    // In one group and in separate groups alike, failures from a new address are flagged each
+    // time and never make it familiar, so the success that follows is flagged too.
+    store
+        .append_events(vec![
+            failed_login("dmitri", "192.0.2.66", "first failure"),
+            failed_login("dmitri", "192.0.2.66", "second failure"),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_events(vec![login("dmitri", "192.0.2.66", "intruder's success")])
+        .await
+        .unwrap();
+    store
+        .append_events(vec![
+            login("dmitri", "192.0.2.66", "success again"),
+            failed_login("dmitri", "192.0.2.66", "failure from a familiar address"),
+            failed_login("dmitri", "192.0.2.70", "failure from a familiar network"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        flags(&store, "failure before any history").await,
+        (false, false)
+    );
+    assert_eq!(flags(&store, "first success").await, (false, false));
+    assert_eq!(flags(&store, "first failure").await, (true, true));
+    assert_eq!(flags(&store, "second failure").await, (true, true));
+    assert_eq!(flags(&store, "intruder's success").await, (true, true));
+    assert_eq!(flags(&store, "success again").await, (false, false));
+    assert_eq!(
+        flags(&store, "failure from a familiar address").await,
+        (false, false)
+    );
+    assert_eq!(
+        flags(&store, "failure from a familiar network").await,
+        (true, false)
+    );
 }
 
 fn network(name: &str, blocks: &str) -> KnownNetwork {

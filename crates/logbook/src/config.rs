@@ -73,6 +73,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
     pub embed: EmbedConfig,
+    pub geoip: GeoIpConfig,
     /// Single sign-on with an OpenID Connect provider for the accounts it names (README,
     /// "Single sign-on"); accounts can also have their own (`logbook sso set`).
     pub sso: Option<SingleSignOnConfig>,
@@ -254,6 +255,51 @@ impl SingleSignOnConfig {
         server.single_sign_on =
             Some(logbook_server::web::single_sign_on::InstanceSingleSignOn { accounts, settings });
         Ok(())
+    }
+}
+
+/// The IP databases that give each event's address its place and network (README, "Where each
+/// address is").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoIpConfig {
+    /// A MaxMind DB file with places (GeoLite2 City, DB-IP City Lite, IPinfo Lite);
+    /// `LOGBOOK_GEOIP_CITY_DATABASE`.
+    pub city_database: Option<PathBuf>,
+    /// A MaxMind DB file with networks (GeoLite2 ASN, DB-IP ASN Lite); `LOGBOOK_GEOIP_ASN_DATABASE`.
+    pub asn_database: Option<PathBuf>,
+    /// How often the files are checked for a replacement.
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for GeoIpConfig {
+    fn default() -> Self {
+        Self {
+            city_database: None,
+            asn_database: None,
+            reload_interval_seconds: 60,
+        }
+    }
+}
+
+impl GeoIpConfig {
+    /// The server's settings; `None` without a database. Snapshots go to `<data_dir>/ip-databases`.
+    pub fn settings(
+        &self,
+        data_dir: &Path,
+    ) -> Result<Option<logbook_server::ip_databases::IpDatabaseSettings>> {
+        if self.city_database.is_none() && self.asn_database.is_none() {
+            return Ok(None);
+        }
+        if self.reload_interval_seconds == 0 {
+            bail!("geoip.reload_interval_seconds must be at least 1");
+        }
+        Ok(Some(logbook_server::ip_databases::IpDatabaseSettings {
+            city_database: self.city_database.clone(),
+            asn_database: self.asn_database.clone(),
+            snapshot_directory: data_dir.join("ip-databases"),
+            reload_interval: std::time::Duration::from_secs(self.reload_interval_seconds),
+        }))
     }
 }
 
@@ -714,6 +760,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
             embed: EmbedConfig::default(),
+            geoip: GeoIpConfig::default(),
             sso: None,
         }
     }
@@ -866,6 +913,12 @@ impl Config {
             self.retention.personal_data_days = value.parse().map_err(|_| {
                 anyhow!("LOGBOOK_PERSONAL_DATA_DAYS must be a whole number of days (0 keeps personal data), not {value:?}")
             })?;
+        }
+        if let Some(value) = read("LOGBOOK_GEOIP_CITY_DATABASE") {
+            self.geoip.city_database = Some(PathBuf::from(value));
+        }
+        if let Some(value) = read("LOGBOOK_GEOIP_ASN_DATABASE") {
+            self.geoip.asn_database = Some(PathBuf::from(value));
         }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
@@ -1228,6 +1281,16 @@ personal_data_days = 0
 # Keep the /24 (IPv4) or /48 (IPv6) of an address that aging removes.
 keep_network = false
 
+[geoip]
+# Where each address is (README, "Where each address is"): MaxMind DB files giving every event's
+# ip its place (GeoLite2 City, DB-IP City Lite, IPinfo Lite) and network owner (GeoLite2 ASN,
+# DB-IP ASN Lite), looked up at ingest and kept with the event. Without them nothing is located.
+# A replaced file is loaded within reload_interval_seconds; a bad one is refused and the
+# previous database stays in use.
+# city_database = "/var/lib/GeoIP/GeoLite2-City.mmdb"   # LOGBOOK_GEOIP_CITY_DATABASE
+# asn_database = "/var/lib/GeoIP/GeoLite2-ASN.mmdb"     # LOGBOOK_GEOIP_ASN_DATABASE
+reload_interval_seconds = 60
+
 [embed]
 # The Activity Logs view a platform embeds in its console with viewer sessions (README, "Logbook
 # in your console"). Origins allowed to frame it, as https://host[:port] (http:// only for
@@ -1341,6 +1404,53 @@ mod tests {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn ip_databases_come_from_the_geoip_section_and_the_environment() {
+        assert!(
+            Config::default()
+                .geoip
+                .settings(Path::new("data"))
+                .unwrap()
+                .is_none()
+        );
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("logbook.toml");
+        std::fs::write(
+            &file,
+            "[geoip]\ncity_database = \"/srv/GeoLite2-City.mmdb\"\nreload_interval_seconds = 300\n",
+        )
+        .unwrap();
+        let environment = environment_of(&[
+            (
+                "LOGBOOK_GEOIP_CITY_DATABASE",
+                "/var/lib/GeoIP/dbip-city-lite.mmdb",
+            ),
+            (
+                "LOGBOOK_GEOIP_ASN_DATABASE",
+                "/var/lib/GeoIP/GeoLite2-ASN.mmdb",
+            ),
+        ]);
+        let config = Config::load(Some(&file), &environment, &FlagOverrides::default()).unwrap();
+        let settings = config.geoip.settings(Path::new("/data")).unwrap().unwrap();
+        assert_eq!(
+            settings.city_database.as_deref(),
+            Some(Path::new("/var/lib/GeoIP/dbip-city-lite.mmdb"))
+        );
+        assert_eq!(
+            settings.asn_database.as_deref(),
+            Some(Path::new("/var/lib/GeoIP/GeoLite2-ASN.mmdb"))
+        );
+        assert_eq!(settings.snapshot_directory, Path::new("/data/ip-databases"));
+        assert_eq!(
+            settings.reload_interval,
+            std::time::Duration::from_secs(300)
+        );
+        let never =
+            Config::from_toml("[geoip]\nasn_database = \"a.mmdb\"\nreload_interval_seconds = 0\n")
+                .unwrap();
+        assert!(never.geoip.settings(Path::new("data")).is_err());
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct EventSummary<'event> {
     #[serde(borrow, default)]
     pub outcome: Option<Cow<'event, str>>,
     #[serde(default)]
+    pub location: Option<logbook_core::location::Location>,
+    #[serde(default)]
     pub new_ip: bool,
     #[serde(default)]
     pub new_network: bool,
@@ -118,8 +120,9 @@ pub struct EventTableLayout {
 const TIME_WIDTH: usize = 19;
 const MAX_ACTOR_WIDTH: usize = 28;
 const MAX_ACTION_WIDTH: usize = 28;
-/// Wide enough for any IPv6 address plus the " (new network)" flag.
-const MAX_IP_WIDTH: usize = 53;
+/// Wide enough for any IPv6 address plus the " (new network)" flag, or an address with its
+/// place and network; longer cells are cut.
+const MAX_IP_WIDTH: usize = 72;
 const MIN_MESSAGE_WIDTH: usize = 20;
 const COLUMN_GAP: &str = "  ";
 
@@ -139,6 +142,16 @@ impl EventTableRow {
             .as_deref()
             .map(|ip| inert(ip).into_owned())
             .unwrap_or_default();
+        // Where the address was: "Mumbai, IN · AS9829 BSNL", names from the database made inert
+        // like everything else from outside.
+        if let Some(place) = summary
+            .location
+            .as_ref()
+            .and_then(logbook_core::location::Location::summary)
+        {
+            ip.push_str(" · ");
+            ip.push_str(&inert(&place));
+        }
         // A new network says more than a new address in a familiar one.
         if summary.new_network {
             ip.push_str(" (new network)");
@@ -311,6 +324,17 @@ mod tests {
             line.contains("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff (new network)"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn an_address_shows_its_place_and_network_with_hostile_names_inert() {
+        let json = r#"{"created_at":"2024-06-01T12:00:00Z","ip":"203.0.113.9","action":"user.login","message":"m","location":{"country_code":"IN","city":"Mumbai\u001b[31m","asn":9829,"organization":"BSNL"},"new_ip":true}"#;
+        let summary: EventSummary<'_> = serde_json::from_str(json).unwrap();
+        let row = EventTableRow::from_summary(&summary, LocalOffset(UtcOffset::UTC));
+        let line = EventTableLayout::fitting(std::slice::from_ref(&row), None).render(&row);
+        assert!(line.contains("203.0.113.9 · Mumbai"), "{line}");
+        assert!(line.contains(", IN · AS9829 BSNL (new)"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line:?}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// a slow client holds little memory.
 const ROWS_PER_CHUNK: usize = 256;
 
-pub const CSV_HEADER: [&str; 19] = [
+pub const CSV_HEADER: [&str; 28] = [
     "seq",
     "id",
     "created_at",
@@ -46,6 +46,16 @@ pub const CSV_HEADER: [&str; 19] = [
     "key",
     "new_ip",
     "new_network",
+    // Where the address was when the event arrived (empty without an IP database's answer).
+    "country_code",
+    "country_name",
+    "region",
+    "city",
+    "latitude",
+    "longitude",
+    "accuracy_radius_km",
+    "asn",
+    "organization",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +255,12 @@ fn write_csv_record(
     event: &StoredEvent,
 ) -> Result<(), csv::Error> {
     let actor = event.actor.as_ref();
-    let cells: [Cow<'_, str>; 19] = [
+    let location = event.location.as_ref();
+    fn text(part: Option<&String>) -> Cow<'_, str> {
+        Cow::Borrowed(part.map(String::as_str).unwrap_or_default())
+    }
+    let number = |part: Option<String>| Cow::<str>::Owned(part.unwrap_or_default());
+    let cells: [Cow<'_, str>; 28] = [
         Cow::Owned(event.seq.to_string()),
         Cow::Borrowed(event.id.as_str()),
         Cow::Owned(rfc3339(event.created_at)),
@@ -274,6 +289,18 @@ fn write_csv_record(
         Cow::Borrowed(event.key.as_deref().unwrap_or_default()),
         Cow::Borrowed(if event.new_ip { "true" } else { "false" }),
         Cow::Borrowed(if event.new_network { "true" } else { "false" }),
+        text(location.and_then(|location| location.country_code.as_ref())),
+        text(location.and_then(|location| location.country_name.as_ref())),
+        text(location.and_then(|location| location.region.as_ref())),
+        text(location.and_then(|location| location.city.as_ref())),
+        number(location.and_then(|location| location.latitude.map(|value| value.to_string()))),
+        number(location.and_then(|location| location.longitude.map(|value| value.to_string()))),
+        number(
+            location
+                .and_then(|location| location.accuracy_radius_km.map(|value| value.to_string())),
+        ),
+        number(location.and_then(|location| location.asn.map(|value| value.to_string()))),
+        text(location.and_then(|location| location.organization.as_ref())),
     ];
     let cells = cells.map(defuse_formula);
     writer.write_record(cells.iter().map(|cell| cell.as_bytes()))

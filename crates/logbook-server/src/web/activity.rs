@@ -62,6 +62,10 @@ pub struct Row {
     pub ip_is_new_network: bool,
     /// The known network of the IP (issue 6), shown instead of the new-IP highlight.
     pub ip_network_name: String,
+    /// Where the address was when the event arrived: "Mumbai, IN · AS9829 BSNL", or empty.
+    pub ip_place: String,
+    /// Every known part of that place, for the hover and the event view.
+    pub ip_place_detail: String,
     /// RFC 3339 in UTC, for `<time datetime>` and the hover.
     pub created_at: String,
     /// "3 min ago", "yesterday 14:02" (UTC; the script rewrites it in the reader's zone).
@@ -86,6 +90,17 @@ impl Row {
             ip_is_new: event.new_ip,
             ip_is_new_network: event.new_network,
             ip_network_name: String::new(),
+            ip_place: event
+                .location
+                .as_ref()
+                .and_then(logbook_core::location::Location::summary)
+                .map(|place| visible(&place).into_owned())
+                .unwrap_or_default(),
+            ip_place_detail: event
+                .location
+                .as_ref()
+                .map(|location| visible(&location.detail()).into_owned())
+                .unwrap_or_default(),
             created_at: utc_text(event.created_at),
             created_relative: relative_time_text(event.created_at, now),
             actor: event

@@ -6,13 +6,15 @@
 //! - `delivery`: follows each destination's cursor and sends through one lane per destination;
 //! - the key-use flusher (`auth::run_key_usage_flusher`): writes each API key's last use;
 //! - the limit refresher (`limits::run_stored_override_refresher`): rereads per-account limits;
-//! - `retention`: removes what each account's retention period no longer keeps.
+//! - `retention`: removes what each account's retention period no longer keeps;
+//! - `ip_databases`: reloads an IP database whose file was replaced.
 //!
 //! None of them is on the write path: ingest never waits for one of them.
 
 pub mod attention;
 pub mod checkpointer;
 pub mod delivery;
+pub mod ip_databases;
 pub mod retention;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub struct Workers {
     key_usage_flusher: JoinHandle<()>,
     limit_refresher: JoinHandle<()>,
     pruner: Option<JoinHandle<()>>,
+    ip_database_reloader: Option<JoinHandle<()>>,
 }
 
 impl Workers {
@@ -78,7 +81,12 @@ impl Workers {
         // Per-account limit overrides set with `logbook limits set` reach this server within
         // seconds.
         let limit_refresher = tokio::spawn(limits::run_stored_override_refresher(state.clone()));
+        let ip_database_reloader = state
+            .ip_databases()
+            .cloned()
+            .map(|databases| tokio::spawn(ip_databases::run(databases, state.shutdown_signal())));
         Workers {
+            ip_database_reloader,
             state: state.clone(),
             checkpointer,
             attention,
@@ -117,6 +125,9 @@ impl Workers {
         let _ = self.limit_refresher.await;
         if let Some(pruner) = self.pruner {
             let _ = pruner.await;
+        }
+        if let Some(reloader) = self.ip_database_reloader {
+            let _ = reloader.await;
         }
         // No key is used any more: write each last use not yet written, whatever the interval.
         self.state

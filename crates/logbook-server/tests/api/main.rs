@@ -5,6 +5,7 @@ mod auth;
 mod checkpoints;
 mod export;
 mod ingest;
+mod ip_databases;
 mod management;
 mod operations;
 mod query;

@@ -41,6 +41,12 @@ impl TestServer {
         Self::start_signing(settings, None).await
     }
 
+    /// A server whose store locates every event's address through `databases`, which it reloads
+    /// as `serve` does.
+    pub async fn start_locating(databases: Arc<logbook_server::ip_databases::IpDatabases>) -> Self {
+        Self::start_full(ServerSettings::default(), None, Some(databases)).await
+    }
+
     /// A server whose checkpointer signs every 20 ms under the instance name `logbook.test`.
     pub async fn start_with_checkpoints() -> Self {
         let signer = logbook_core::checkpoint::CheckpointSigner::generate([42; 32], "logbook.test")
@@ -60,18 +66,30 @@ impl TestServer {
         settings: ServerSettings,
         signing: Option<logbook_server::workers::checkpointer::CheckpointSigning>,
     ) -> Self {
+        Self::start_full(settings, signing, None).await
+    }
+
+    async fn start_full(
+        settings: ServerSettings,
+        signing: Option<logbook_server::workers::checkpointer::CheckpointSigning>,
+        ip_databases: Option<Arc<logbook_server::ip_databases::IpDatabases>>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(
-            &data_dir.path().join("logbook.db"),
-            SqliteOptions::default(),
-        )
-        .expect("open the SQLite store");
+        let mut options = SqliteOptions::default();
+        if let Some(databases) = &ip_databases {
+            options.ip_locator = databases.clone();
+        }
+        let store = SqliteStore::open(&data_dir.path().join("logbook.db"), options)
+            .expect("open the SQLite store");
         let store: Arc<dyn Store> = Arc::new(store);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let checkpoint_verifier = signing.as_ref().map(|signing| signing.signer.verifier());
         let mut state = AppState::new(store.clone(), clock, settings);
         if let Some(signing) = signing {
             state = state.with_checkpoint_signing(signing);
+        }
+        if let Some(databases) = ip_databases {
+            state = state.with_ip_databases(databases);
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

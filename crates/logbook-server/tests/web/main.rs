@@ -47,14 +47,22 @@ impl Web {
     }
 
     async fn start_with(settings: ServerSettings) -> Self {
+        Self::start_with_options(settings, SqliteOptions::default()).await
+    }
+
+    /// A server whose store locates addresses with the conformance stores' fixed locator.
+    async fn start_locating() -> Self {
+        let options = SqliteOptions {
+            ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+            ..SqliteOptions::default()
+        };
+        Self::start_with_options(ServerSettings::default(), options).await
+    }
+
+    async fn start_with_options(settings: ServerSettings, options: SqliteOptions) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(
-                &data_dir.path().join("logbook.db"),
-                SqliteOptions::default(),
-            )
-            .unwrap(),
-        );
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&data_dir.path().join("logbook.db"), options).unwrap());
         let clock = Arc::new(ManualClock::new(start_time()));
         let state = AppState::new(store.clone(), clock.clone(), settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -708,6 +716,41 @@ async fn hostile_event_text_is_shown_as_inert_text_with_controls_made_visible() 
             !html.contains('\u{202e}') && !html.contains('\u{1b}'),
             "{path}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_ip_column_and_the_event_view_show_where_the_address_was_with_hostile_names_inert() {
+    let web = Web::start_locating().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    let ids = web
+        .send(&key, json!([
+            {"action": "user.login", "message": "from mumbai", "actor": {"id": "alice"}, "ip": "203.0.113.9"},
+            {"action": "user.login", "message": "from a hostile network", "actor": {"id": "alice"}, "ip": "198.51.100.4"}
+        ]))
+        .await;
+    let alice = web.sign_in("alice@acme.com").await;
+    let (_, list, _) = web.page(&alice.cookie, "/").await;
+    assert!(list.contains("· Mumbai, IN · AS9829 BSNL</span>"), "{list}");
+    assert!(
+        list.contains(
+            "title=\"Mumbai, Maharashtra, India (IN) · 19.07, 72.89 ±20 km · AS9829 BSNL\""
+        ),
+        "{list}"
+    );
+    let (_, view, _) = web
+        .page(&alice.cookie, &format!("/events/{}", ids[0]))
+        .await;
+    assert!(
+        view.contains("<dd id=\"ip-location\">Mumbai, Maharashtra, India (IN) · 19.07, 72.89 ±20 km · AS9829 BSNL</dd>"),
+        "{view}"
+    );
+    for path in ["/".to_owned(), format!("/events/{}", ids[1])] {
+        let (_, html, _) = web.page(&alice.cookie, &path).await;
+        assert!(html.contains("AS13335 Cloudflare"), "{path}");
+        assert!(!html.contains("<script>alert(1)"), "{path}");
     }
 }
 

@@ -724,6 +724,47 @@ mod tests {
         )
     }
 
+    /// The demo's incident is what "Needs attention" exists for: the intruder fails from an
+    /// address Dmitri never used, then succeeds from it and adds an SSH key. Failures do not make
+    /// an address familiar, so the success is a new address and the key a finding.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_intruders_sign_in_from_a_new_address_then_an_ssh_key_needs_attention() {
+        use logbook_core::Store;
+        use logbook_core::attention::{AttentionSettings, AttentionState, FindingKind};
+        let directory = tempfile::tempdir().unwrap();
+        let store = logbook_store_sqlite::SqliteStore::open(
+            &directory.path().join("logbook.db"),
+            logbook_store_sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        store.append_events(history(1)).await.unwrap();
+        let rows = store
+            .events_since(&AccountId::parse("demo").unwrap(), 0, 10_000)
+            .await
+            .unwrap();
+        let settings = AttentionSettings::default();
+        let mut state = AttentionState::default();
+        let mut findings = Vec::new();
+        for row in &rows {
+            let event = row.decode().unwrap();
+            if event.ip == Some(STRANGER_IP.parse().unwrap())
+                && event.action == "user.login"
+                && event.outcome == Some(Outcome::Success)
+            {
+                assert!(event.new_ip, "the intruder's success is from a new address");
+            }
+            findings.extend(state.observe(&settings, &event));
+        }
+        assert!(
+            findings.iter().any(|finding| {
+                finding.kind == FindingKind::SensitiveChangeAfterNewIpLogin
+                    && finding.title.contains(STRANGER_IP)
+                    && finding.title.contains("ssh_key.add")
+            }),
+            "{findings:#?}"
+        );
+    }
+
     #[test]
     fn the_same_seed_on_the_same_day_writes_the_same_history() {
         let (first, second) = (history(7), history(7));

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use logbook_core::Store;
+use logbook_core::location::{NoIpLocator, SharedIpLocator};
 use logbook_store_postgres::{PostgresOptions, PostgresStore};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 
@@ -37,11 +38,24 @@ pub enum CreateDatabase {
     Never,
 }
 
-/// Opens the store named by the configuration.
+/// Opens the store named by the configuration. It locates no address: only `serve` loads the IP
+/// databases (`open_store_locating`).
 pub fn open_store(config: &Config, create: CreateDatabase) -> Result<Arc<dyn Store>> {
+    open_store_locating(config, create, Arc::new(NoIpLocator))
+}
+
+/// Opens the store named by the configuration, giving every event it stores the location
+/// `locator` finds for its address.
+pub fn open_store_locating(
+    config: &Config,
+    create: CreateDatabase,
+    locator: SharedIpLocator,
+) -> Result<Arc<dyn Store>> {
     match config.database_location()? {
-        DatabaseLocation::Sqlite(path) => open_sqlite(config, &path, create),
-        DatabaseLocation::Postgres(url) => Ok(Arc::new(open_postgres(config, &url.0)?)),
+        DatabaseLocation::Sqlite(path) => open_sqlite(config, &path, create, locator),
+        DatabaseLocation::Postgres(url) => {
+            Ok(Arc::new(open_postgres_locating(config, &url.0, locator)?))
+        }
     }
 }
 
@@ -58,7 +72,16 @@ pub fn database_is_in_data_dir(config: &Config) -> Result<bool> {
 /// this synchronous entry point may wait for the connection in place. The URL is never part of an
 /// error message: it may carry a password.
 pub fn open_postgres(config: &Config, url: &str) -> Result<PostgresStore> {
+    open_postgres_locating(config, url, Arc::new(NoIpLocator))
+}
+
+fn open_postgres_locating(
+    config: &Config,
+    url: &str,
+    ip_locator: SharedIpLocator,
+) -> Result<PostgresStore> {
     let options = PostgresOptions {
+        ip_locator,
         pool_size: config.postgres.pool_size.max(1),
         // PostgreSQL cancels a page query at the same budget the server answers at.
         query_time_budget: Some(std::time::Duration::from_millis(
@@ -72,7 +95,12 @@ pub fn open_postgres(config: &Config, url: &str) -> Result<PostgresStore> {
     .context("could not open the PostgreSQL database")
 }
 
-fn open_sqlite(config: &Config, path: &Path, create: CreateDatabase) -> Result<Arc<dyn Store>> {
+fn open_sqlite(
+    config: &Config,
+    path: &Path,
+    create: CreateDatabase,
+    ip_locator: SharedIpLocator,
+) -> Result<Arc<dyn Store>> {
     if !path.exists() {
         if create == CreateDatabase::Never {
             bail!(
@@ -89,6 +117,7 @@ fn open_sqlite(config: &Config, path: &Path, create: CreateDatabase) -> Result<A
         }
     }
     let options = SqliteOptions {
+        ip_locator,
         synchronous_full: config.sqlite.synchronous == SqliteSynchronous::Full,
         reader_connections: config.sqlite.reader_connections,
         // The store interrupts a page query at the same budget the server answers at.

@@ -15,8 +15,10 @@ use logbook_server::workers::checkpointer::CheckpointSigning;
 use logbook_server::{AppState, ServerSettings};
 
 use crate::commands::checkpoint_key::load_or_create_signer;
-use crate::commands::{CreateDatabase, database_is_in_data_dir, open_store};
+use crate::commands::{CreateDatabase, database_is_in_data_dir, open_store_locating};
 use crate::config::Config;
+use logbook_core::location::{NoIpLocator, SharedIpLocator};
+use logbook_server::ip_databases::IpDatabases;
 
 pub async fn run(config: &Config) -> Result<()> {
     let data_dir = &config.data_dir;
@@ -48,7 +50,17 @@ pub async fn run(config: &Config) -> Result<()> {
         None
     };
 
-    let store = open_store(config, CreateDatabase::IfMissing)?;
+    // The IP databases are loaded before the store opens, so a bad file stops start-up before
+    // anything is written, and every event the store takes is located through them.
+    let ip_databases = match config.geoip.settings(data_dir)? {
+        Some(settings) => IpDatabases::open(&settings)?.map(Arc::new),
+        None => None,
+    };
+    let locator: SharedIpLocator = match &ip_databases {
+        Some(databases) => databases.clone(),
+        None => Arc::new(NoIpLocator),
+    };
+    let store = open_store_locating(config, CreateDatabase::IfMissing, locator)?;
     tracing::info!(backend = store.backend_name(), data_dir = %data_dir.display(), "store opened");
     let signer = match load_or_create_signer(config) {
         Ok(signer) => signer,
@@ -62,8 +74,11 @@ pub async fn run(config: &Config) -> Result<()> {
         instance_name: config.checkpoint_instance_name()?,
         interval: Duration::from_millis(config.checkpoints.interval_milliseconds),
     };
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), settings)
+    let mut state = AppState::new(store.clone(), Arc::new(SystemClock), settings)
         .with_checkpoint_signing(checkpoint_signing);
+    if let Some(databases) = ip_databases {
+        state = state.with_ip_databases(databases);
+    }
 
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,

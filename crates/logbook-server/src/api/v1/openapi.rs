@@ -73,6 +73,11 @@ pub struct EventDocument {
     metadata: Option<serde_json::Value>,
     /// The idempotency key the producer sent.
     key: Option<String>,
+    /// Where `ip` was when the event arrived, by the IP databases then loaded (absent without
+    /// one): `country_code`, `country_name`, `region`, `city`, `latitude`, `longitude`,
+    /// `accuracy_radius_km`, `asn`, `organization`, each only when known.
+    #[schema(value_type = Option<Object>)]
+    location: Option<serde_json::Value>,
     new_ip: Option<bool>,
     new_network: Option<bool>,
 }
