@@ -1,6 +1,7 @@
 //! Sending a batch: one `POST /api/v1/events`, retried with capped, jittered exponential backoff
 //! on transient failures (connection errors, timeouts, 429, 5xx, a cut-off answer), always with
-//! the same bytes and so the same idempotency keys; a 413 splits the batch in halves.
+//! the same bytes and so the same idempotency keys; a 413 or a `too_many_events` 400 splits the
+//! batch in halves.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -84,8 +85,8 @@ impl Client {
     }
 
     /// `send` for events already prepared (their keys fixed), e.g. lines of an NDJSON file.
-    /// A batch the server finds too large (413) is split in halves until it fits; an event too
-    /// large on its own gets a `too_large` rejection.
+    /// A batch the server finds too large (413, or more events than a request may hold) is split
+    /// in halves until it fits; an event too large on its own gets a `too_large` rejection.
     pub async fn send_prepared(&self, events: &[PreparedEvent]) -> Result<Vec<EventResult>, Error> {
         let mut results = Vec::with_capacity(events.len());
         let mut parts: VecDeque<&[PreparedEvent]> = VecDeque::from([events]);
@@ -163,7 +164,12 @@ impl Client {
             .bytes()
             .await
             .map_err(|error| self.transport_error(error))?;
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // Over the byte limit (413) or over the count of events a request may hold (400
+        // `too_many_events`): either way, halves of the batch fit.
+        let over_the_event_count = status == StatusCode::BAD_REQUEST
+            && ErrorDetail::from_body(&answer)
+                .is_some_and(|detail| detail.code == "too_many_events");
+        if status == StatusCode::PAYLOAD_TOO_LARGE || over_the_event_count {
             return Ok(Delivery::TooLarge(Error::from_answer(
                 status, &answer, None,
             )));

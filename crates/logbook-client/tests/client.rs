@@ -22,6 +22,10 @@ struct Server {
 }
 
 async fn start_server() -> Server {
+    start_server_with(ServerSettings::default()).await
+}
+
+async fn start_server_with(settings: ServerSettings) -> Server {
     let data_dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(
@@ -50,7 +54,7 @@ async fn start_server() -> Server {
         })
         .await
         .unwrap();
-    let state = AppState::new(store, Arc::new(SystemClock), ServerSettings::default());
+    let state = AppState::new(store, Arc::new(SystemClock), settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(logbook_server::serve(

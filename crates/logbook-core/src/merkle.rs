@@ -79,8 +79,8 @@
 //!   the event view): the handler lists the O(log n) node ids
 //!   (`*_proof_node_ids` plus the root's perfect parts), fetches them in one store call and builds
 //!   the proof; work per request is logarithmic in the account's size. Verifiable exports
-//!   (`verifiable=true`, opt-in because each line costs a proof) batch the node ids of 256 lines
-//!   per store call and are cut against a checkpoint signed at request time.
+//!   (`GET /api/v1/events/export/verifiable`, opt-in because each line costs a proof) batch the
+//!   node ids of 256 lines per store call and are cut against a checkpoint signed at request time.
 //! - **Verification** (`logbook_core::log_verification`, `logbook verify`): one implementation over
 //!   the `Store`/`LogTree` traits checks every backend. A changed or swapped event is named by its
 //!   stored leaf, a deleted one by the `seq` gap, an inserted one by being outside the tree, and a

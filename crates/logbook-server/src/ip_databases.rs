@@ -158,8 +158,11 @@ fn load_snapshot(
     ));
     fs::copy(path, &snapshot).map_err(read_error)?;
     // SAFETY: `snapshot` is a file this process just wrote under a name no other process uses,
-    // and it is unlinked right below, before anything else can open it: nothing modifies or
-    // truncates it while the map exists (the module documentation says why this matters).
+    // and it is unlinked right below: Logbook never writes it again, and once unlinked no name
+    // reaches it, so nothing modifies or truncates it while the map exists (the module
+    // documentation says why this matters). Only a process of the same user that opens the
+    // hidden file in the instant between the copy and the unlink could, which is outside what
+    // Logbook defends against (that user can replace the binary as well).
     #[allow(unsafe_code)]
     let opened = unsafe { Reader::open_mmap(&snapshot) };
     let _ = fs::remove_file(&snapshot);
@@ -224,13 +227,13 @@ impl IpDatabases {
                     continue;
                 }
             };
-            {
+            let previously_seen = {
                 let mut seen = database.seen.lock().expect("IP database lock poisoned");
                 if *seen == identity {
                     continue;
                 }
-                *seen = identity;
-            }
+                std::mem::replace(&mut *seen, identity)
+            };
             match load_snapshot(database.kind, &database.path, &self.snapshot_directory) {
                 Ok((reader, loaded_identity)) => {
                     *database.seen.lock().expect("IP database lock poisoned") = loaded_identity;
@@ -239,6 +242,11 @@ impl IpDatabases {
                     tracing::info!(kind = %database.kind, path = %database.path.display(), "IP database reloaded");
                 }
                 Err(error) => {
+                    // A file that could not be read (being copied, a full disk) is tried again at
+                    // the next poll; one that was read and is invalid waits for its next change.
+                    if matches!(error, IpDatabaseError::Read { .. }) {
+                        *database.seen.lock().expect("IP database lock poisoned") = previously_seen;
+                    }
                     tracing::warn!(%error, "a replaced IP database was refused; the previous one stays in use");
                     *database.refused.lock().expect("IP database lock poisoned") =
                         Some(error.to_string());
@@ -368,8 +376,13 @@ impl<'de> Deserialize<'de> for Number {
 /// location is stored with every event.
 const MAX_NAME_BYTES: usize = 128;
 
+/// A name as stored: control characters (U+0000 included, which PostgreSQL's `text` cannot hold
+/// and ingest refuses in every event) are dropped, then the name is cut at `MAX_NAME_BYTES`.
 fn bounded(text: Option<String>) -> Option<String> {
     let mut text = text?;
+    if text.chars().any(char::is_control) {
+        text.retain(|character| !character.is_control());
+    }
     if text.len() > MAX_NAME_BYTES {
         let mut end = MAX_NAME_BYTES;
         while !text.is_char_boundary(end) {
@@ -455,5 +468,23 @@ impl IpLocator for IpDatabases {
             }
         }
         (!location.is_empty()).then_some(location)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_a_database_lose_control_characters_and_are_cut_at_128_bytes() {
+        assert_eq!(
+            bounded(Some("Mum\u{0}bai\u{1b}[31m\n".to_owned())),
+            Some("Mumbai[31m".to_owned())
+        );
+        assert_eq!(bounded(Some("\u{0}\u{7}".to_owned())), None);
+        let long = "é".repeat(100);
+        let kept = bounded(Some(long)).unwrap();
+        assert_eq!(kept.len(), 128);
+        assert!(kept.chars().all(|character| character == 'é'));
     }
 }

@@ -322,7 +322,7 @@ impl SqliteStore {
         self.inner
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
-                let compiled = if has_message_terms(&query) {
+                let compiled = if !counts_by_bucket_ranges(&query) {
                     crate::query_sql::compile_bucket_count_query(account_row, &query, bucket)
                 } else {
                     let mut matching =
@@ -464,12 +464,14 @@ const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 
 /// The timeline of `query` (matching events per bucket) on one reader connection.
 ///
-/// A query without message terms is counted one bucket at a time: the first and last matching
-/// instants come from the index in `created_at` order, then one prepared `count(*)` per bucket
-/// reads that bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every
-/// matching row in a temporary B-tree first, which on the largest benchmark account (179,000
-/// events) costs six times the range counts (about 30 ms against 5). A query with message terms,
-/// whose full-text lookup would be repeated per bucket, is counted by the one `GROUP BY`.
+/// A query whose every clause reads an index ending in `created_at` (`counts_by_bucket_ranges`:
+/// the whole log, a time range, an exact actor or action) is counted one bucket at a time, in one
+/// read transaction so every bucket sees the same snapshot: the first and last matching instants
+/// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
+/// bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every matching row
+/// in a temporary B-tree first, which on the largest benchmark account (179,000 events) costs
+/// about six times the range counts (30 ms against 5). Any other query is counted by the one
+/// `GROUP BY`.
 fn count_over_time(
     connection: &Connection,
     account: &AccountId,
@@ -479,10 +481,18 @@ fn count_over_time(
     let Some(account_row) = account_row(connection, account)? else {
         return Ok(Vec::new());
     };
-    if !has_message_terms(query)
-        && let Some(counts) = count_over_time_by_ranges(connection, account_row, query, bucket)?
-    {
-        return Ok(counts);
+    if counts_by_bucket_ranges(query) {
+        // One snapshot for every bucket: a deferred transaction on the read-only connection.
+        let snapshot = connection
+            .unchecked_transaction()
+            .map_err(database_error("starting a timeline read"))?;
+        let counts = count_over_time_by_ranges(&snapshot, account_row, query, bucket)?;
+        snapshot
+            .finish()
+            .map_err(database_error("ending a timeline read"))?;
+        if let Some(counts) = counts {
+            return Ok(counts);
+        }
     }
     let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
     let mut statement = connection
@@ -514,12 +524,21 @@ fn range_count_sql(matching: &CompiledQuery) -> String {
     )
 }
 
-/// Whether `query` names words of the message, which the timeline counts by one `GROUP BY`.
-fn has_message_terms(query: &Query) -> bool {
-    query
-        .clauses
-        .iter()
-        .any(|clause| matches!(clause.condition, logbook_core::query::Condition::Text(_)))
+/// Whether each bucket's count of `query` reads only that bucket's range of an index that ends
+/// in `created_at`: no clause at all, a `created:` range, an exact actor or action (their indexes
+/// are `(account, actor or action, created_at)`), or row checks on the created index's range
+/// (outcome, flags, a negated actor or action). A message term would repeat its full-text lookup
+/// per bucket, and a prefix, an address range, a target or a location would rescan all its
+/// matches per bucket; those are counted by the one `GROUP BY`.
+fn counts_by_bucket_ranges(query: &Query) -> bool {
+    use logbook_core::query::{Condition, TextPattern};
+    query.clauses.iter().all(|clause| match &clause.condition {
+        Condition::Created(_) | Condition::Outcome(_) | Condition::Is(_) => true,
+        Condition::Actor(patterns) | Condition::Action(patterns) => {
+            clause.negated || matches!(patterns.as_slice(), [TextPattern::Exact(_)])
+        }
+        _ => false,
+    })
 }
 
 /// The timeline counted one bucket's range at a time, or `None` when the matching events span
@@ -561,7 +580,9 @@ fn count_over_time_by_ranges(
     let mut counts = Vec::new();
     let mut start = first_bucket;
     while start <= last {
-        let end = start.saturating_add(width);
+        let Some(end) = start.checked_add(width) else {
+            break;
+        };
         let events: i64 = count_in_range
             .query_row(
                 rusqlite::params_from_iter(

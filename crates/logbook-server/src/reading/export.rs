@@ -322,6 +322,10 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
 
 /// Prefixes `'` to a cell a spreadsheet would read as a formula (OWASP's CSV injection advice).
 pub fn defuse_formula(cell: Cow<'_, str>) -> Cow<'_, str> {
+    // A plain number (a negative latitude, "-2") is only ever read as that number.
+    if cell.parse::<f64>().is_ok_and(f64::is_finite) {
+        return cell;
+    }
     match cell.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
         _ => cell,
@@ -333,14 +337,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cells_that_spreadsheets_would_evaluate_are_prefixed_with_a_quote() {
-        for hostile in ["=SUM(A1)", "+1", "-2", "@cmd", "\tx", "\rx"] {
+    fn cells_that_spreadsheets_would_evaluate_are_prefixed_with_a_quote_and_plain_numbers_are_not()
+    {
+        for hostile in [
+            "=SUM(A1)",
+            "+1+cmd",
+            "-2+3+cmd|' /C calc'!A0",
+            "@cmd",
+            "\tx",
+            "\rx",
+        ] {
             assert_eq!(
                 defuse_formula(Cow::Borrowed(hostile)),
                 format!("'{hostile}")
             );
         }
-        for inert in ["Rebooted web-1", "", "1=1", " =x"] {
+        for inert in ["Rebooted web-1", "", "1=1", " =x", "-33.8688", "+1", "-2"] {
             assert_eq!(defuse_formula(Cow::Borrowed(inert)), inert);
         }
     }

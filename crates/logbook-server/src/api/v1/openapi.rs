@@ -339,7 +339,11 @@ fn ingest_body_schemas(limits: &IngestLimits) -> serde_json::Map<String, Value> 
     let mut schemas = serde_json::Map::new();
     let short = limits.max_short_text_bytes;
     let no_null_character = json!({"type": "string", "pattern": "^[^\\u0000]*$"});
-    // Integers beyond ±(2^53 - 1) are refused (I-JSON); other numbers are kept as they are.
+    // Integers beyond ±(2^53 - 1) are refused (I-JSON); other numbers are kept as they are. The
+    // validator judges a number by how it is written: `1e21` is a double, exact as written, and
+    // is kept (RFC 8785 writes it back as `1e+21`), while JSON Schema, which sees only values,
+    // calls it an integer beyond the range. The schema states the stricter rule, so a body that
+    // follows it is always accepted.
     let exact_integer = 9_007_199_254_740_991_u64;
     let number = json!({"anyOf": [
         {"type": "integer", "minimum": -(exact_integer as i64), "maximum": exact_integer},
@@ -348,7 +352,7 @@ fn ingest_body_schemas(limits: &IngestLimits) -> serde_json::Map<String, Value> 
     schemas.insert(
         "FreeJsonValue0".to_owned(),
         json!({
-            "description": "A JSON value with no array or object inside it",
+            "description": "A JSON value with no array or object inside it. An integer lies within ±(2^53 - 1); a number written with a fraction or an exponent (1e21) is kept as the double it is, whatever its size",
             "anyOf": [{"type": "null"}, {"type": "boolean"}, number, no_null_character],
         }),
     );
@@ -415,6 +419,8 @@ fn ingest_body_schemas(limits: &IngestLimits) -> serde_json::Map<String, Value> 
                 "ip": or_null(json!({
                     "type": "string",
                     "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                    // No zone (`fe80::1%eth0`): an address, not an interface.
+                    "pattern": "^[0-9A-Fa-f:.]+$",
                     "description": "Stored canonical: an IPv4-mapped IPv6 address becomes IPv4",
                 })),
                 "user_agent": or_null(bounded_text(short, false)),
@@ -464,7 +470,7 @@ fn ingest_body_schemas(limits: &IngestLimits) -> serde_json::Map<String, Value> 
         "IngestRequestDocument".to_owned(),
         json!({
             "description": format!(
-                "One event, or {{\"events\":[...]}} with 1 to {} events; the body is at most {} bytes",
+                "One event, or {{\"events\":[...]}} with 1 to {} events; the body is at most {} bytes. In a batch, an event that breaks this schema is refused alone and the others are stored (207)",
                 limits.max_events_per_request, limits.max_body_bytes
             ),
             "oneOf": [

@@ -40,6 +40,7 @@ fn export_format_schema() -> utoipa::openapi::schema::Object {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct VerifiableExportParameters {
     /// In the query language (README, "The query language"); absent or blank: every event.
     #[param(schema_with = crate::api::v1::openapi::query_language_schema)]
