@@ -2,10 +2,12 @@
 //! chunks so memory stays flat however large the account is. The API (`GET
 //! /api/v1/events/export`) and the page's export buttons both answer with `export_response`.
 //!
-//! NDJSON copies each stored body as it is; with `verifiable=true` it also carries each event's
-//! leaf hash and inclusion proof and ends with a signed trailer (`verifiable_export`). CSV follows RFC 4180 (CRLF, quotes where needed) and
-//! defuses spreadsheet formulas: any cell starting with `=`, `+`, `-`, `@`, TAB or CR gets a
-//! leading `'`, so hostile event text stays inert when the file is opened.
+//! NDJSON copies each stored body as it is; the verifiable export
+//! (`GET /api/v1/events/export/verifiable`, `verifiable_export`) also carries each event's leaf
+//! hash and inclusion proof and ends with a signed trailer. CSV follows RFC 4180 (CRLF, quotes
+//! where needed) and defuses spreadsheet formulas: any cell starting with `=`, `+`, `-`, `@`, TAB
+//! or CR gets a leading `'` unless it is a plain number, so hostile event text stays inert when
+//! the file is opened.
 
 use std::borrow::Cow;
 
