@@ -52,7 +52,10 @@ fn is_joiner_inside_a_word(character: char, previous: Option<char>, next: Option
         && visible_non_ascii(next)
 }
 
-fn must_be_escaped(character: char) -> bool {
+/// Whether `character` could mislead a reader instead of being read: a control, a bidi control,
+/// a zero-width or invisible character, a line or paragraph separator. The one list every place
+/// that shows event text escapes (the CLI, the page, the event view's copied JSON).
+pub fn must_be_escaped(character: char) -> bool {
     matches!(
         character,
         // C0 controls (including ESC, CR, LF, TAB), DEL and the C1 controls.
@@ -60,7 +63,7 @@ fn must_be_escaped(character: char) -> bool {
         // Bidi controls, which reorder what follows them on the line.
         | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
         // Zero-width characters, which hide text in plain sight.
-        | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+        | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
         // Line and paragraph separators, which some terminals and pagers treat as line breaks.
         | '\u{2028}' | '\u{2029}'
     )
@@ -95,6 +98,14 @@ mod tests {
         assert_eq!(
             escape_for_terminal("\u{0}\u{7}\u{7f}\u{85}\u{9b}"),
             "\\u{0000}\\u{0007}\\u{007F}\\u{0085}\\u{009B}"
+        );
+    }
+
+    #[test]
+    fn invisible_operators_are_shown_so_they_cannot_hide_between_letters() {
+        assert_eq!(
+            escape_for_terminal("pay\u{2061}pal\u{2064}"),
+            "pay\\u{2061}pal\\u{2064}"
         );
     }
 

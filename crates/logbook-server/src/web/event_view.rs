@@ -37,23 +37,16 @@ pub fn millisecond_utc_text(at: OffsetDateTime) -> String {
     )
 }
 
-/// `json` with every character that could mislead a reader (C1 controls and DEL, bidi controls,
-/// zero-width characters, line and paragraph separators) written as a `\uXXXX` escape: the same
-/// JSON value, which the page can carry for the copy button without such characters in its HTML.
-/// Outside strings compact JSON holds none of them, so every one is inside a string.
+/// `json` with every character that could mislead a reader
+/// (`logbook_core::terminal_text::must_be_escaped`: controls, bidi controls, zero-width
+/// characters, line and paragraph separators) written as a JSON `\u` escape of four hex digits:
+/// the same JSON value, which the page can carry for the copy button without such characters in
+/// its HTML. Compact JSON holds none of them outside strings (and its strings already escape the
+/// C0 controls), so every one escaped here is inside a string.
 pub fn json_with_invisible_characters_escaped(json: &str) -> String {
     let mut escaped = String::with_capacity(json.len());
     for character in json.chars() {
-        let misleads = matches!(character,
-            '\u{7f}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2028}' | '\u{2029}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{feff}');
-        if misleads {
+        if logbook_core::terminal_text::must_be_escaped(character) {
             escaped.push_str(&format!("\\u{:04x}", u32::from(character)));
         } else {
             escaped.push(character);
