@@ -171,13 +171,16 @@ input(type="imrelp" address="127.0.0.1" port="{relp}" ruleset="to_file")
         }
     }
 
-    /// Every line written so far.
+    /// Every line written out in full so far. rsyslog's file action writes through a 4 KiB buffer
+    /// and flushes it when full, so a read while it is writing can end in the first part of a
+    /// line; that part is left for the next read, which sees the whole line.
     pub fn received_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.directory.join("received.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        let text = std::fs::read_to_string(self.directory.join("received.log")).unwrap_or_default();
+        let written_in_full = match text.rfind('\n') {
+            Some(last_newline) => &text[..last_newline],
+            None => "",
+        };
+        written_in_full.lines().map(str::to_owned).collect()
     }
 }
 
