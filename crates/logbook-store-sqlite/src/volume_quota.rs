@@ -18,6 +18,9 @@ struct AccountVolume {
     account: AccountId,
     quota: VolumeQuota,
     usage: VolumeUsage,
+    /// `usage` plus every new event of the requests of this group accepted so far: requests are
+    /// checked, in arrival order, before any event of the group is written.
+    usage_with_accepted_requests: VolumeUsage,
     counted_in_this_group: bool,
 }
 
@@ -25,6 +28,9 @@ struct AccountVolume {
 #[derive(Default)]
 pub(crate) struct GroupVolumes {
     accounts: HashMap<i64, AccountVolume>,
+    /// The idempotency keys of accepted requests of this group, of accounts with a quota: a later
+    /// event with one of them is a duplicate and adds nothing.
+    keys_of_accepted_requests: HashSet<(i64, String)>,
 }
 
 fn count_of(value: Option<i64>) -> u64 {
@@ -55,17 +61,19 @@ impl GroupVolumes {
                                 .get::<_, Option<i64>>(index)?
                                 .map(|value| count_of(Some(value))))
                         };
+                        let usage = VolumeUsage {
+                            usage_day: row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                            events_on_usage_day: count_of(row.get(3)?),
+                            stored_bytes: count_of(row.get(4)?),
+                        };
                         Ok(AccountVolume {
                             account: account.clone(),
                             quota: VolumeQuota {
                                 events_per_day: quota_of(0)?,
                                 stored_bytes: quota_of(1)?,
                             },
-                            usage: VolumeUsage {
-                                usage_day: row.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                                events_on_usage_day: count_of(row.get(3)?),
-                                stored_bytes: count_of(row.get(4)?),
-                            },
+                            usage,
+                            usage_with_accepted_requests: usage,
                             counted_in_this_group: false,
                         })
                     })?;
@@ -74,16 +82,16 @@ impl GroupVolumes {
         }
     }
 
-    /// Called before any event of a request is written. `Ok(Some(refusal))`: the request would
-    /// take an account over a quota, and must be answered with the refusal and not written.
-    /// Only new events count: a key already stored (`is_stored_key`, or earlier in this group
-    /// through `key_in_group`) is answered from the stored event.
+    /// Called for each request of a group in arrival order, before any event of the group is
+    /// written. `Ok(Some(refusal))`: the request would take an account over a quota, on top of
+    /// the requests accepted before it, and must be answered with the refusal and not written.
+    /// Only new events count: a key already stored (`is_stored_key`) or in an earlier accepted
+    /// request of this group is answered from that event.
     pub(crate) fn refusal_for(
         &mut self,
         transaction: &Transaction<'_>,
         events: &[PreparedEvent],
         row_of: &mut dyn FnMut(&AccountId, OffsetDateTime) -> Result<i64, rusqlite::Error>,
-        key_in_group: &dyn Fn(i64, &str) -> bool,
     ) -> Result<Option<StoreError>, rusqlite::Error> {
         let mut rows = Vec::with_capacity(events.len());
         let mut any_quota = false;
@@ -100,13 +108,16 @@ impl GroupVolumes {
         }
         let mut requested: HashMap<i64, RequestVolume> = HashMap::new();
         let mut keys_in_request: HashSet<(i64, &str)> = HashSet::new();
+        let mut new_events: Vec<(i64, &PreparedEvent)> = Vec::new();
         for (prepared, &account_row) in events.iter().zip(&rows) {
             if self.accounts[&account_row].quota.is_unlimited() {
                 continue;
             }
             if let Some(key) = &prepared.event.key {
                 let seen_before = !keys_in_request.insert((account_row, key.as_str()))
-                    || key_in_group(account_row, key)
+                    || self
+                        .keys_of_accepted_requests
+                        .contains(&(account_row, key.clone()))
                     || is_stored_key(transaction, account_row, key)?;
                 if seen_before {
                     continue;
@@ -116,13 +127,28 @@ impl GroupVolumes {
                 .entry(account_row)
                 .or_default()
                 .add(prepared.event.received_at, prepared.body.len() as u64);
+            new_events.push((account_row, prepared));
         }
         for (account_row, request) in &requested {
             let volume = &self.accounts[account_row];
-            if let Err(refusal) =
-                check_request(&volume.account, &volume.quota, &volume.usage, request)
-            {
+            if let Err(refusal) = check_request(
+                &volume.account,
+                &volume.quota,
+                &volume.usage_with_accepted_requests,
+                request,
+            ) {
                 return Ok(Some(refusal));
+            }
+        }
+        for (account_row, prepared) in new_events {
+            if let Some(volume) = self.accounts.get_mut(&account_row) {
+                volume
+                    .usage_with_accepted_requests
+                    .count(prepared.event.received_at, prepared.body.len() as u64);
+            }
+            if let Some(key) = &prepared.event.key {
+                self.keys_of_accepted_requests
+                    .insert((account_row, key.clone()));
             }
         }
         Ok(None)

@@ -410,6 +410,51 @@ pub async fn the_same_key_twice_in_one_batch_stores_the_event_once(store: Arc<dy
     );
 }
 
+pub async fn a_batch_interleaving_accounts_is_answered_in_the_order_sent_and_stored_in_it_per_account(
+    store: Arc<dyn Store>,
+) {
+    let event = |account_name: &str, message: &str| {
+        EventBuilder::new(account_name)
+            .key(&format!("key-{message}"))
+            .message(message)
+            .build()
+    };
+    let batch = vec![
+        event("acme", "acme first"),
+        event("globex", "globex first"),
+        event("acme", "acme second"),
+        event("initech", "initech first"),
+        event("globex", "globex second"),
+        event("acme", "acme first"),
+        event("acme", "acme third"),
+    ];
+    let outcomes = append(&store, batch).await;
+    let seqs: Vec<Option<u64>> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            AppendOutcome::Stored(receipt) => Some(receipt.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![Some(0), Some(0), Some(1), Some(0), Some(1), None, Some(2)],
+        "receipts in the order sent, each account's seqs in its events' order"
+    );
+    assert_eq!(
+        outcomes[5],
+        AppendOutcome::Duplicate(stored(&outcomes[0]).clone())
+    );
+    assert_eq!(
+        messages(&search(&store, "acme", Query::default()).await),
+        vec!["acme third", "acme second", "acme first"]
+    );
+    assert_eq!(
+        messages(&search(&store, "globex", Query::default()).await),
+        vec!["globex second", "globex first"]
+    );
+}
+
 pub async fn an_unknown_account_is_created_by_its_first_event(store: Arc<dyn Store>) {
     let outcomes = append(&store, vec![EventBuilder::new("newcomer").build()]).await;
     assert_eq!(stored(&outcomes[0]).seq, 0);

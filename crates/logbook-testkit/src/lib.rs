@@ -68,6 +68,7 @@ macro_rules! store_conformance_tests {
             every_proof_of_the_account_tree_verifies_against_the_receipts,
             the_same_key_with_different_content_is_reported_as_reused,
             the_same_key_twice_in_one_batch_stores_the_event_once,
+            a_batch_interleaving_accounts_is_answered_in_the_order_sent_and_stored_in_it_per_account,
             an_unknown_account_is_created_by_its_first_event,
             query_returns_newest_first_with_ties_broken_by_seq,
             actor_matches_exact_ids_prefixes_and_alternatives,
