@@ -63,7 +63,11 @@
 //!   events with a key; the message lives once, in `body` (FTS5 is contentless).
 //! - **Accounts and keys on their own connection.** They are rare writes; they take SQLite's write
 //!   lock briefly (busy timeout 5 s) instead of queueing behind group commits. The writer creates an
-//!   unknown account on its first event with `INSERT ... ON CONFLICT DO NOTHING`.
+//!   unknown account on its first event with `INSERT ... ON CONFLICT DO NOTHING`. Retention's
+//!   deletes are not rare (batch after batch until a prefix is gone): they run on the writer's
+//!   thread between two groups (`writer::WriterJob`), since a loop of them on another connection
+//!   could win SQLite's polled write lock at every poll of the writer's busy timeout and fail its
+//!   group.
 //! - **Checkpoints off the writer.** SQLite's automatic checkpoint would run inside the commit that
 //!   crosses 1000 WAL pages, delaying that group's acknowledgements. The writer turns it off; every
 //!   10,000 committed events it wakes a checkpointer thread with its own connection, which runs
@@ -117,7 +121,7 @@ use crate::encoding::{
 };
 use crate::errors::database_error;
 use crate::query_sql::{EVENT_COLUMNS, compile_page_query};
-use crate::writer::{AppendRequest, Checkpointer, PreparedEvent, Writer, WriterHealth};
+use crate::writer::{AppendRequest, Checkpointer, PreparedEvent, Writer, WriterHealth, WriterWork};
 use logbook_store_sql::export::{EXPORT_PAGE_SIZE, page_from_rows};
 use logbook_store_sql::{CompiledQuery, SqlValue};
 
@@ -168,7 +172,7 @@ struct StoreInner {
     database_path: std::path::PathBuf,
     options: SqliteOptions,
     /// `None` once shutdown started: no new writes are accepted.
-    writer_inbox: Mutex<Option<crossbeam_channel::Sender<AppendRequest>>>,
+    writer_inbox: Mutex<Option<crossbeam_channel::Sender<WriterWork>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     writer_health: Arc<WriterHealth>,
     readers: Mutex<Vec<Connection>>,
@@ -641,6 +645,35 @@ impl StoreInner {
     }
 
     /// Runs `work` on the admin (accounts and keys) connection on the blocking thread pool.
+    /// Runs `work` on the writer's thread and connection, between two group commits
+    /// (`writer::WriterJob`): for writes that come in repeated batches, which on the admin
+    /// connection would race the writer for SQLite's write lock.
+    async fn on_writer<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: crate::writer::WriterJob = Box::new(move |connection| {
+            let _ = reply.send(connection.and_then(work));
+        });
+        {
+            let inbox = self
+                .writer_inbox
+                .lock()
+                .expect("writer inbox lock poisoned");
+            let Some(inbox) = inbox.as_ref() else {
+                return Err(StoreError::Unavailable("the store is shutting down".into()));
+            };
+            inbox
+                .send(WriterWork::Job(job))
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+
     async fn administer<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -873,7 +906,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Unavailable("the store is shutting down".into()));
             };
             inbox
-                .send(AppendRequest { events, reply })
+                .send(WriterWork::Append(AppendRequest { events, reply }))
                 .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         }
         answer

@@ -105,9 +105,10 @@ impl RetentionStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         const DELETING: &str = "deleting pruned events";
         let account = account.clone();
+        // On the writer's thread, between two group commits: a loop of delete batches on a
+        // connection of its own would race the writer for SQLite's write lock.
         self.inner
-            .administer(move |connection| {
-                // IMMEDIATE: the writer's next group waits for this short batch, never the reverse.
+            .on_writer(move |connection| {
                 let transaction = connection
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(database_error(DELETING))?;

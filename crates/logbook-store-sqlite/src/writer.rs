@@ -73,6 +73,21 @@ pub(crate) struct AppendRequest {
     pub reply: oneshot::Sender<AppendReply>,
 }
 
+/// Writing that is not ingest but comes back again and again in bounded batches (retention's
+/// deletes), given to the writer so that it runs between two groups on the writer's connection.
+/// On a connection of its own it would compete with group commits for SQLite's write lock, which
+/// a waiting connection takes only by polling: a loop of batches could hold it at every poll of
+/// the writer's busy timeout, and the writer's group would fail with "database is locked"
+/// (found by the benchmark's `--pruner` phase). The job is given the connection, or the reason the
+/// writer refuses writes.
+pub(crate) type WriterJob = Box<dyn FnOnce(Result<&mut Connection, StoreError>) + Send>;
+
+/// What the writer's inbox carries.
+pub(crate) enum WriterWork {
+    Append(AppendRequest),
+    Job(WriterJob),
+}
+
 /// Whether the store still accepts writes. After an I/O error during a commit the state of the
 /// file is unknown (a failed fsync cannot be retried safely), so the store refuses every later
 /// write and reports not ready until it is restarted.
@@ -151,7 +166,7 @@ fn run_checkpoint(connection: &Connection, mode: &'static str) -> Option<i64> {
 
 pub(crate) struct Writer {
     pub connection: Connection,
-    pub inbox: Receiver<AppendRequest>,
+    pub inbox: Receiver<WriterWork>,
     pub health: std::sync::Arc<WriterHealth>,
     pub max_events_per_commit: usize,
     /// Maintain each account's verifiable log (`SqliteOptions::keep_tree`).
@@ -165,6 +180,14 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Runs `job` on the writer's connection, or tells it why the store refuses writes.
+    fn run_job(&mut self, job: WriterJob) {
+        match self.health.failure() {
+            Some(failure) => job(Err(StoreError::Unavailable(failure))),
+            None => job(Ok(&mut self.connection)),
+        }
+    }
+
     /// Runs until every sender is gone and the inbox is empty (that is how shutdown drains).
     pub(crate) fn run(mut self) {
         // Cached per account: its row id, which never changes once the account exists. (The next
@@ -172,16 +195,29 @@ impl Writer {
         let mut accounts: HashMap<AccountId, i64> = HashMap::new();
         let mut events_since_checkpoint = 0;
         while let Ok(first) = self.inbox.recv() {
+            let first = match first {
+                WriterWork::Append(request) => request,
+                WriterWork::Job(job) => {
+                    self.run_job(job);
+                    continue;
+                }
+            };
             // Requests waiting for the writer (this one included) as it starts a group; published
             // again, usually 0, once the group is answered.
             metrics::gauge!("logbook_writer_queue_depth").set((self.inbox.len() + 1) as f64);
             let mut event_count = first.events.len();
             let mut group = vec![first];
+            // A job queued behind the group's requests runs once the group is answered.
+            let mut job_after_group = None;
             while event_count < self.max_events_per_commit {
                 match self.inbox.try_recv() {
-                    Ok(request) => {
+                    Ok(WriterWork::Append(request)) => {
                         event_count += request.events.len();
                         group.push(request);
+                    }
+                    Ok(WriterWork::Job(job)) => {
+                        job_after_group = Some(job);
+                        break;
                     }
                     Err(_) => break,
                 }
@@ -191,6 +227,9 @@ impl Writer {
                     let _ = request
                         .reply
                         .send(Err(StoreError::Unavailable(failure.clone())));
+                }
+                if let Some(job) = job_after_group {
+                    self.run_job(job);
                 }
                 continue;
             }
@@ -248,6 +287,9 @@ impl Writer {
                 }
             }
             metrics::gauge!("logbook_writer_queue_depth").set(self.inbox.len() as f64);
+            if let Some(job) = job_after_group {
+                self.run_job(job);
+            }
         }
         // On the way out, stop the background checkpointer, then empty the WAL so the file left
         // behind is the whole database.

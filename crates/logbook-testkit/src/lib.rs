@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             // Retention and legal hold (issue 18, retention_cases.rs).
             retention_periods_and_legal_holds_are_kept_per_account,
             a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
+            pruning_a_prefix_while_batches_are_appended_fails_no_append,
             a_held_account_is_never_pruned,
             // Personal data by age and on request (issue 18, personal_data_cases.rs).
             personal_data_settings_are_kept_per_account,

@@ -235,6 +235,65 @@ pub async fn a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log(store: Arc
     );
 }
 
+pub async fn pruning_a_prefix_while_batches_are_appended_fails_no_append(store: Arc<dyn Store>) {
+    let acme = account("acme");
+    append_events(&store, "acme", 1500).await;
+    let signer = signer();
+    // Batches of appends to both accounts run the whole time the prefix is deleted, ten events a
+    // batch, so the store's writer and its deletes take turns hundreds of times.
+    let appending = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut appended = 0_usize;
+            for round in 0..150 {
+                let name = if round % 2 == 0 { "acme" } else { "globex" };
+                let events = (0..10)
+                    .map(|number| {
+                        EventBuilder::new(name)
+                            .message(&format!("appended while pruning {round}.{number}"))
+                            .build()
+                    })
+                    .collect();
+                let outcomes = store
+                    .append_events(events)
+                    .await
+                    .expect("an append while pruning is stored");
+                appended += outcomes.len();
+            }
+            appended
+        })
+    };
+    let outcome = prune_prefix(
+        store.as_ref(),
+        &acme,
+        1400,
+        PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        20,
+    )
+    .await
+    .expect("the prefix is pruned while appends run");
+    assert_eq!(outcome.deleted_events, 1400);
+    assert_eq!(appending.await.unwrap(), 1500);
+    let remaining = store.events_since(&acme, 0, 10_000).await.unwrap();
+    assert_eq!(remaining.first().map(|row| row.seq), Some(1400));
+    assert_eq!(
+        remaining.len(),
+        100 + 750,
+        "what was kept and every appended event"
+    );
+    let seqs: Vec<u64> = remaining.iter().map(|row| row.seq).collect();
+    assert_eq!(
+        seqs,
+        (1400..2250).collect::<Vec<u64>>(),
+        "seq stays dense above the prefix"
+    );
+}
+
 pub async fn a_held_account_is_never_pruned(store: Arc<dyn Store>) {
     let acme = account("acme");
     append_events(&store, "acme", 10).await;
