@@ -66,7 +66,10 @@ struct Chromium {
 }
 
 impl Chromium {
-    async fn start(chromium: &std::path::Path, chromedriver: &std::path::Path) -> anyhow::Result<Self> {
+    async fn start(
+        chromium: &std::path::Path,
+        chromedriver: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -328,7 +331,14 @@ pub async fn run(run: PageLoadRun) -> anyhow::Result<()> {
         .context("adding the owner")?;
 
     let browser = Chromium::start(&chromium, &chromedriver).await?;
-    let result = measure(&browser, &running.base_url, &workload, &largest_account, run.runs).await;
+    let result = measure(
+        &browser,
+        &running.base_url,
+        &workload,
+        &largest_account,
+        run.runs,
+    )
+    .await;
     browser.quit().await;
     drop(browser);
     running.stop().await?;

@@ -264,6 +264,90 @@ fn batch_bodies(
     bodies
 }
 
+/// Acknowledgement latency of fixed-rate ingest, and the requests that were not accepted.
+struct FixedRateIngest {
+    event_count: usize,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+    /// Requests answered with an error status (their latency is recorded too), by status.
+    failures: Vec<(u16, String)>,
+}
+
+/// `http_load::ingest_at_fixed_rate` (open loop, latency from when each request was due), but a
+/// request the server refuses is counted and kept instead of ending the run: a pruner that starves
+/// the writer shows as failures here, and the run goes on to print them beside the latencies.
+async fn ingest_at_fixed_rate_counting_failures(
+    client: &reqwest::Client,
+    base_url: &str,
+    ingest_key: &str,
+    bodies: Arc<RequestBodies>,
+    requests_per_second: f64,
+) -> anyhow::Result<FixedRateIngest> {
+    let url = Arc::new(format!("{base_url}/api/v1/events"));
+    let authorization = Arc::new(format!("Bearer {ingest_key}"));
+    let interval = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(bodies.len());
+    for index in 0..bodies.len() {
+        let due = started + interval * index as u32;
+        tokio::time::sleep_until(due).await;
+        let (client, bodies, url, authorization) = (
+            client.clone(),
+            bodies.clone(),
+            url.clone(),
+            authorization.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (body, events_in_body) = &bodies[index];
+            let response = client
+                .post(url.as_str())
+                .header("authorization", authorization.as_str())
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .context("sending an ingest request")?;
+            let status = response.status();
+            let answer = response.bytes().await.context("reading an ingest answer")?;
+            let failure = (!status.is_success()).then(|| {
+                (
+                    status.as_u16(),
+                    String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned(),
+                )
+            });
+            anyhow::Ok((due.elapsed(), *events_in_body, failure))
+        }));
+    }
+    let mut figures = FixedRateIngest {
+        event_count: 0,
+        elapsed: Duration::ZERO,
+        latency: new_latency_histogram(),
+        failures: Vec::new(),
+    };
+    for task in tasks {
+        let (latency, events, failure) = task.await.context("an ingest task panicked")??;
+        figures
+            .latency
+            .saturating_record(latency.as_micros() as u64);
+        match failure {
+            Some(failure) => figures.failures.push(failure),
+            None => figures.event_count += events,
+        }
+    }
+    figures.elapsed = started.elapsed();
+    Ok(figures)
+}
+
+fn describe_failures(failures: &[(u16, String)]) -> String {
+    match failures.first() {
+        None => "no failed requests".to_owned(),
+        Some((status, body)) => format!(
+            "{} FAILED requests, the first answered {status}: {body}",
+            failures.len()
+        ),
+    }
+}
+
 /// Sends the queries round robin at a fixed offered rate for `duration`, open loop: query `i` is
 /// due at `start + i / rate` whatever happened to earlier ones, and its latency runs from when it
 /// was due. Returns one histogram per query.
@@ -298,8 +382,10 @@ async fn query_at_fixed_rate(
             anyhow::Ok((which, due.elapsed()))
         }));
     }
-    let mut latencies: Vec<Histogram<u64>> =
-        query_texts.iter().map(|_| new_latency_histogram()).collect();
+    let mut latencies: Vec<Histogram<u64>> = query_texts
+        .iter()
+        .map(|_| new_latency_histogram())
+        .collect();
     for task in tasks {
         let (which, latency) = task.await.context("a query task panicked")??;
         latencies[which].saturating_record(latency.as_micros() as u64);
@@ -404,6 +490,8 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
     let mut idle: Vec<Histogram<u64>> = MEASURES.iter().map(|_| new_latency_histogram()).collect();
     let mut pruning: Vec<Histogram<u64>> =
         MEASURES.iter().map(|_| new_latency_histogram()).collect();
+    // Failed ingest requests of the idle and the pruning phases.
+    let mut failed_requests = [0_usize; 2];
     let mut kinds = vec![PhaseKind::Idle];
     for _ in 0..run.phase_pairs {
         kinds.extend([PhaseKind::Idle, PhaseKind::Pruning]);
@@ -420,7 +508,7 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         let pruned_before = events_pruned(&client, &server.base_url).await?;
         let bodies = phase_bodies.pop().context("a phase without bodies")?;
         let (ingest, queries) = tokio::join!(
-            http_load::ingest_at_fixed_rate(
+            ingest_at_fixed_rate_counting_failures(
                 &client,
                 &server.base_url,
                 &server.ingest_key,
@@ -461,6 +549,10 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
                 .join(" | "),
             pruned as f64 / phase_duration.as_secs_f64(),
         );
+        if !ingest.failures.is_empty() {
+            println!("  ingest: {}", describe_failures(&ingest.failures));
+            failed_requests[usize::from(kind == PhaseKind::Pruning)] += ingest.failures.len();
+        }
         if kind == PhaseKind::Pruning && pruned == 0 {
             println!("  WARNING: the pruner removed nothing in this pruning phase");
         }
@@ -484,6 +576,10 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         "old events still stored after the last pruning phase: {} of {} (near 0 means the pruner ran out of work before the end: raise --pruner-old-events)",
         (run.old_events as u64).saturating_sub(pruned_in_all),
         run.old_events
+    );
+    println!(
+        "failed ingest requests: {} while idle, {} while pruning (of {} per phase)",
+        failed_requests[0], failed_requests[1], batches_per_phase
     );
     println!("pruner idle vs pruning (ratio = pruning / idle, target <= 1.20):");
     for (name, (idle, pruning)) in MEASURES.iter().zip(idle.iter().zip(&pruning)) {
@@ -599,7 +695,7 @@ pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
             Ok(samples)
         })
     };
-    let ingested = http_load::ingest_at_fixed_rate(
+    let ingested = ingest_at_fixed_rate_counting_failures(
         &client,
         &server.base_url,
         &server.ingest_key,
@@ -613,11 +709,12 @@ pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
     pruner.await.context("the pruner task panicked")?;
     let pruned = events_pruned(&client, &server.base_url).await?;
     println!(
-        "ingested {} events in {:.1}s, ack p50 {} µs p99 {} µs; the pruner removed {pruned}",
+        "ingested {} events in {:.1}s, ack p50 {} µs p99 {} µs, {}; the pruner removed {pruned}",
         ingested.event_count,
         ingested.elapsed.as_secs_f64(),
         ingested.latency.value_at_quantile(0.5),
         ingested.latency.value_at_quantile(0.99),
+        describe_failures(&ingested.failures),
     );
     println!("  seconds  events stored  database MB  WAL MB  free pages / pages");
     for sample in &samples {
