@@ -417,6 +417,7 @@ enum PhaseKind {
 const MEASURES: [&str; 4] = ["batched ingest ack", "newest 50", "ip filter", "rare word"];
 
 pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
+    print_server_warnings();
     let clock = Arc::new(ShiftedClock {
         shift_micros: AtomicI64::new(0),
     });
@@ -601,6 +602,17 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
     server.stop().await
 }
 
+/// The server's warnings and errors on standard error, so a refused request's cause (the store
+/// error behind a 500) is seen beside the figures; `RUST_LOG` overrides the level.
+fn print_server_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Database and WAL bytes, and the free pages inside the database, seen from a reader.
 struct DiskSample {
     elapsed: Duration,
@@ -633,6 +645,7 @@ fn sample_disk(
 }
 
 pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
+    print_server_warnings();
     let speed = 86_400.0 * f64::from(RETENTION_DAYS) / run.retention_seconds.max(1) as f64;
     let fast_clock = Arc::new(FastClock {
         origin: SystemClock.now(),
