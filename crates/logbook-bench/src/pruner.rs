@@ -6,8 +6,8 @@
 //! by `received_at`, which the server takes from its `Clock`; so the server runs on a clock that
 //! is set two days back while the first events are loaded and on the wall clock afterwards, which
 //! makes every preloaded event older than a one-day period and every event of the measured phases
-//! fresh. The pruner is the server's own task (`workers::retention::run`, with the default batch
-//! of 1000 events and 20 ms pause, and a round every second), started for each phase with its own
+//! fresh. The pruner is the server's own task (`workers::retention::run`, with the server's batch
+//! and pause unless the flags say otherwise, and a round every second), started for each phase with its own
 //! shutdown signal: with retention off in the idle phases (its rounds find nothing to do) and a
 //! one-day period in the pruning phases (it deletes the preloaded prefix until the phase ends).
 //!
