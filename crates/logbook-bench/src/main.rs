@@ -9,7 +9,9 @@ mod baseline;
 mod hand_written;
 mod http_load;
 mod noisy_neighbour;
+mod page_load;
 mod postgres;
+mod pruner;
 mod report;
 mod server;
 mod workload;
@@ -68,6 +70,52 @@ struct Arguments {
     /// Seconds of each `--noisy-neighbour` phase (B alone, then B while A floods).
     #[arg(long, default_value_t = 20)]
     noisy_neighbour_seconds: u64,
+    /// Instead of the full run (issue 18): ingest and query latency at a fixed rate with the
+    /// retention pruner idle and while it removes an old prefix, in alternating phases.
+    #[arg(long)]
+    pruner: bool,
+    /// Events loaded before the `--pruner` phases, all older than the retention period.
+    #[arg(long, default_value_t = 400_000)]
+    pruner_old_events: usize,
+    /// Events per second offered in every `--pruner` phase (batches of 500).
+    #[arg(long, default_value_t = 5_000.0)]
+    pruner_events_per_second: f64,
+    /// Queries per second offered in every `--pruner` phase.
+    #[arg(long, default_value_t = 30.0)]
+    pruner_queries_per_second: f64,
+    /// Seconds of each `--pruner` phase.
+    #[arg(long, default_value_t = 15)]
+    pruner_phase_seconds: u64,
+    /// Idle/pruning pairs of `--pruner` phases.
+    #[arg(long, default_value_t = 3)]
+    pruner_phase_pairs: usize,
+    /// Events one pruner delete transaction removes, in `--pruner` and `--retention-disk`
+    /// (default: the server's, `[retention] batch_size`).
+    #[arg(long)]
+    pruner_batch_size: Option<u32>,
+    /// Milliseconds the pruner pauses between two delete batches (default: the server's).
+    #[arg(long)]
+    pruner_pause_milliseconds: Option<u64>,
+    /// Instead of the full run (issue 18): steady ingest with a short retention, sampling the
+    /// database and WAL size to show whether it stops growing.
+    #[arg(long)]
+    retention_disk: bool,
+    /// Events per second of `--retention-disk` (batches of 100).
+    #[arg(long, default_value_t = 2_000.0)]
+    retention_disk_events_per_second: f64,
+    /// Seconds of `--retention-disk`.
+    #[arg(long, default_value_t = 240)]
+    retention_disk_seconds: u64,
+    /// Wall-clock seconds one day of retention lasts in `--retention-disk` (its clock runs fast).
+    #[arg(long, default_value_t = 60)]
+    retention_disk_period_seconds: u64,
+    /// Instead of the full run (issue 21): first contentful paint of the Activity Logs page of
+    /// an account as large as the full run's largest, in Debian's Chromium over chromedriver.
+    #[arg(long)]
+    page_load: bool,
+    /// Timed loads of each page in `--page-load` (after a warm-up load).
+    #[arg(long, default_value_t = 30)]
+    page_load_runs: usize,
 }
 
 /// Sizes of every phase, fixed before the run starts.
@@ -126,6 +174,40 @@ fn main() -> anyhow::Result<()> {
         .context("starting tokio")?;
     if arguments.noisy_neighbour {
         return runtime.block_on(noisy_neighbour::run(arguments.noisy_neighbour_seconds));
+    }
+    if arguments.pruner {
+        return runtime.block_on(pruner::run_latency(pruner::PrunerRun {
+            seed: arguments.seed,
+            old_events: arguments.pruner_old_events,
+            events_per_second: arguments.pruner_events_per_second,
+            queries_per_second: arguments.pruner_queries_per_second,
+            phase_seconds: arguments.pruner_phase_seconds,
+            phase_pairs: arguments.pruner_phase_pairs,
+            pacing: pruner::PrunerPacing::from_arguments(
+                arguments.pruner_batch_size,
+                arguments.pruner_pause_milliseconds,
+            ),
+        }));
+    }
+    if arguments.retention_disk {
+        return runtime.block_on(pruner::run_disk(pruner::RetentionDiskRun {
+            seed: arguments.seed,
+            events_per_second: arguments.retention_disk_events_per_second,
+            seconds: arguments.retention_disk_seconds,
+            retention_seconds: arguments.retention_disk_period_seconds,
+            pacing: pruner::PrunerPacing::from_arguments(
+                arguments.pruner_batch_size,
+                arguments.pruner_pause_milliseconds,
+            ),
+        }));
+    }
+    if arguments.page_load {
+        return runtime.block_on(page_load::run(page_load::PageLoadRun {
+            event_count: arguments.events,
+            account_count: arguments.accounts,
+            seed: arguments.seed,
+            runs: arguments.page_load_runs,
+        }));
     }
     if let Some(server_url) = arguments.database.clone() {
         return runtime.block_on(postgres::run(arguments, plan, server_url));
