@@ -804,6 +804,7 @@ mod tests {
                 location: None,
                 new_ip: event.new_ip,
                 new_network: false,
+                new_country: false,
             };
             self.next_seq += 1;
             let found = self.state.observe(&self.settings, &stored);

@@ -700,6 +700,7 @@ fn row_to_event(row: &Row) -> EventRow {
         new_ip: row.get(3),
         new_network: row.get(4),
         location: row.get(5),
+        new_country: row.get(6),
     }
 }
 

@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0017_event_location",
         include_str!("../migrations/0017_event_location.sql"),
     ),
+    (
+        18,
+        "0018_new_country",
+        include_str!("../migrations/0018_new_country.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -425,6 +425,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         new_ip: row.get::<_, i64>(3)? != 0,
         new_network: row.get::<_, i64>(4)? != 0,
         location: row.get(5)?,
+        new_country: row.get::<_, i64>(6)? != 0,
     })
 }
 

@@ -54,6 +54,7 @@ macro_rules! store_conformance_tests {
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
             only_successful_activity_makes_an_address_familiar,
+            a_country_is_new_only_after_a_located_success_elsewhere,
             // Where each address is (issue 19, location_cases.rs).
             an_events_location_is_kept_outside_its_leaf_and_found_by_country_asn_and_city,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
