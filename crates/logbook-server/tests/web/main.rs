@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 mod alerts;
 mod attention;
+#[path = "../ip_database_writer/writer.rs"]
+mod ip_database_writer;
 mod networks;
 
 const PASSWORD: &str = "correct horse battery staple";
