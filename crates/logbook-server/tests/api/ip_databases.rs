@@ -254,7 +254,7 @@ async fn ingested_events_keep_their_location_and_readyz_reports_a_refused_replac
         .await
         .unwrap();
     assert!(
-        csv.contains(",IN,India,Maharashtra,Mumbai,19.0748,72.8856,20,9829,BSNL\r\n"),
+        csv.contains(",IN,India,Maharashtra,Mumbai,19.0748,72.8856,20,9829,BSNL,false\r\n"),
         "{csv}"
     );
     let unknown = server
