@@ -733,6 +733,10 @@ impl Store for PostgresStore {
         &self.shared
     }
 
+    fn locations(&self) -> &dyn logbook_core::store::LocationStore {
+        self
+    }
+
     fn single_sign_on(&self) -> &dyn logbook_core::store::SingleSignOnStore {
         &self.shared
     }
@@ -1085,5 +1089,30 @@ impl Store for PostgresStore {
         {
             tracing::error!("the PostgreSQL writer task ended abnormally");
         }
+    }
+}
+
+/// `logbook geoip backfill`'s batches, in the shared SQL (`logbook_store_sql`).
+#[async_trait::async_trait]
+impl logbook_core::store::LocationStore for PostgresStore {
+    async fn locate_stored_events(
+        &self,
+        account: &AccountId,
+        max_events: u32,
+        locator: logbook_core::location::SharedIpLocator,
+        from_start: bool,
+    ) -> Result<logbook_core::location::LocationBackfillBatch, StoreError> {
+        self.shared
+            .locate_stored_events(
+                account,
+                max_events,
+                locator,
+                from_start,
+                logbook_store_sql::personal_data::EventKeys {
+                    column: "seq",
+                    key_of_first_event: |_| 0,
+                },
+            )
+            .await
     }
 }

@@ -22,3 +22,10 @@ INSERT INTO actor_countries (account_row, actor_id, country_code, first_seen_at)
     SELECT account_row, actor_id, country_code, min(created_at) FROM events
     WHERE country_code IS NOT NULL AND actor_id IS NOT NULL AND (outcome IS NULL OR outcome <> 1)
     GROUP BY account_row, actor_id, country_code;
+
+-- How far `logbook geoip backfill` has read each account's events: the next seq it reads. Saved
+-- with the locations of each batch, so an interrupted backfill continues where it stopped.
+CREATE TABLE location_backfill_progress (
+    account_row INTEGER PRIMARY KEY,
+    next_seq INTEGER NOT NULL
+);

@@ -6,10 +6,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+/// This directory, named from any crate of the workspace that includes this file.
+fn writer_directory() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../logbook-server/tests/ip_database_writer"
+    ))
+}
+
 /// The writer's interpreter, or `None` after a loud `SKIPPED` line (a failure under CI).
 pub fn writer_python(test: &str) -> Option<PathBuf> {
-    let python =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ip_database_writer/venv/bin/python");
+    let python = writer_directory().join("venv/bin/python");
     if python.exists() {
         return Some(python);
     }
@@ -34,8 +41,7 @@ pub fn write_database(python: &Path, path: &Path, database_type: &str, records: 
             .map(|(network, data)| json!({"network": network, "data": data}))
             .collect::<Vec<_>>(),
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/ip_database_writer/write_database.py");
+    let script = writer_directory().join("write_database.py");
     let mut child = std::process::Command::new(python)
         .arg(script)
         .stdin(std::process::Stdio::piped())
