@@ -6,6 +6,7 @@
 //! All load goes to the loopback address, with fixed counts, and the run stops by itself.
 
 mod baseline;
+mod geoip;
 mod hand_written;
 mod http_load;
 mod noisy_neighbour;
@@ -68,6 +69,10 @@ struct Arguments {
     /// Seconds of each `--noisy-neighbour` phase (B alone, then B while A floods).
     #[arg(long, default_value_t = 20)]
     noisy_neighbour_seconds: u64,
+    /// Instead of the full run: batched ingest of the same `--events` with IP database lookups
+    /// off and on, alternating, and the cost of the lookups (issue 19).
+    #[arg(long)]
+    geoip: bool,
 }
 
 /// Sizes of every phase, fixed before the run starts.
@@ -126,6 +131,14 @@ fn main() -> anyhow::Result<()> {
         .context("starting tokio")?;
     if arguments.noisy_neighbour {
         return runtime.block_on(noisy_neighbour::run(arguments.noisy_neighbour_seconds));
+    }
+    if arguments.geoip {
+        return runtime.block_on(geoip::run(
+            plan.event_count,
+            arguments.accounts,
+            arguments.seed,
+            arguments.batch_connections,
+        ));
     }
     if let Some(server_url) = arguments.database.clone() {
         return runtime.block_on(postgres::run(arguments, plan, server_url));
