@@ -47,6 +47,7 @@ pub fn ingest_body(input: &[u8]) {
                 location: None,
                 new_ip: false,
                 new_network: false,
+                new_country: false,
             };
             let stored = row.decode().expect("a stored body always decodes");
             assert_eq!(stored.action, event.action);
@@ -157,6 +158,7 @@ pub fn export_writers(input: &[u8]) {
             location: (index % 3 == 1).then(|| r#"{"country_code":"IN","asn":9829}"#.to_owned()),
             new_ip: index % 2 == 1,
             new_network: index % 4 == 1,
+            new_country: index % 5 == 1,
         })
         .collect();
 

@@ -6,6 +6,7 @@
 //! All load goes to the loopback address, with fixed counts, and the run stops by itself.
 
 mod baseline;
+mod geoip;
 mod hand_written;
 mod http_load;
 mod noisy_neighbour;
@@ -116,6 +117,10 @@ struct Arguments {
     /// Timed loads of each page in `--page-load` (after a warm-up load).
     #[arg(long, default_value_t = 30)]
     page_load_runs: usize,
+    /// Instead of the full run: batched ingest of the same `--events` with IP database lookups
+    /// off and on, alternating, and the cost of the lookups (issue 19).
+    #[arg(long)]
+    geoip: bool,
 }
 
 /// Sizes of every phase, fixed before the run starts.
@@ -208,6 +213,14 @@ fn main() -> anyhow::Result<()> {
             seed: arguments.seed,
             runs: arguments.page_load_runs,
         }));
+    }
+    if arguments.geoip {
+        return runtime.block_on(geoip::run(
+            plan.event_count,
+            arguments.accounts,
+            arguments.seed,
+            arguments.batch_connections,
+        ));
     }
     if let Some(server_url) = arguments.database.clone() {
         return runtime.block_on(postgres::run(arguments, plan, server_url));

@@ -2,13 +2,20 @@
 //! patterns worth a person's look (issue 6), plus `AttentionStore`, the part of the `Store` that
 //! keeps what they found, which of it was dismissed, and how far each account has been read.
 //!
-//! The four patterns, each with settings in `AttentionSettings`:
+//! The six patterns, each with settings in `AttentionSettings`:
 //! 1. a burst of failed logins for one actor or from one IP address;
 //! 2. a login from an IP address new for its actor (`new_ip`), followed within an hour by the same
 //!    actor creating a key, inviting a member or changing a role;
 //! 3. activity by a person at an hour of the day (UTC) at which they have never been active, once
 //!    they have been active on enough distinct days for "never" to mean something;
-//! 4. many deletions by one actor in a short time.
+//! 4. many deletions by one actor in a short time;
+//! 5. impossible travel: two successful logins of one actor whose places (the events' locations,
+//!    issue 19) are farther apart than anyone could travel in the time between them, at
+//!    `impossible_travel_speed_kmh`. The distance is the great circle between the coordinates
+//!    minus both accuracy radii, so two fuzzy locations that could be the same place never fire,
+//!    and logins without coordinates are not compared;
+//! 6. a login from a country new for its actor (`new_country`), followed within the same window
+//!    as pattern 2 by the same actor doing a sensitive action (the same list as pattern 2).
 //!
 //! Every finding names the query (in Logbook's query language, canonical text) that shows its
 //! evidence, so the page links straight to the search. Times are the events' `created_at`, the
@@ -134,8 +141,12 @@ pub struct AttentionSettings {
     /// member invitation and role changes: what a login from a new address should not be
     /// followed by without someone noticing.
     pub sensitive_actions: Vec<ActionPattern>,
-    /// How long after a login from a new address a sensitive action is reported.
+    /// How long after a login from a new address (or a new country) a sensitive action is
+    /// reported.
     pub after_new_ip_login_window: Duration,
+    /// Two successful logins of one actor farther apart than this speed allows (great-circle
+    /// kilometres minus both accuracy radii, per hour between them) are impossible travel.
+    pub impossible_travel_speed_kmh: u32,
     /// An actor's hours of activity mean something only after this many distinct active days.
     pub unusual_hour_minimum_active_days: u32,
     pub deletion_actions: Vec<ActionPattern>,
@@ -161,6 +172,7 @@ impl Default for AttentionSettings {
                 "logbook.member.role_change",
             ]),
             after_new_ip_login_window: Duration::hours(1),
+            impossible_travel_speed_kmh: DEFAULT_IMPOSSIBLE_TRAVEL_SPEED_KMH,
             unusual_hour_minimum_active_days: 14,
             deletion_actions: patterns(&["*.delete*"]),
             deletion_threshold: 20,
@@ -169,6 +181,9 @@ impl Default for AttentionSettings {
     }
 }
 
+/// The default speed beyond which two logins are impossible travel: about an airliner's.
+pub const DEFAULT_IMPOSSIBLE_TRAVEL_SPEED_KMH: u32 = 900;
+
 /// Which pattern a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FindingKind {
@@ -176,14 +191,18 @@ pub enum FindingKind {
     SensitiveChangeAfterNewIpLogin,
     UnusualHour,
     DeletionBurst,
+    ImpossibleTravel,
+    SensitiveChangeAfterNewCountryLogin,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 4] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::FailedLoginBurst,
         FindingKind::SensitiveChangeAfterNewIpLogin,
         FindingKind::UnusualHour,
         FindingKind::DeletionBurst,
+        FindingKind::ImpossibleTravel,
+        FindingKind::SensitiveChangeAfterNewCountryLogin,
     ];
 
     /// The stable name stores keep.
@@ -193,6 +212,10 @@ impl FindingKind {
             FindingKind::SensitiveChangeAfterNewIpLogin => "sensitive_change_after_new_ip_login",
             FindingKind::UnusualHour => "unusual_hour",
             FindingKind::DeletionBurst => "deletion_burst",
+            FindingKind::ImpossibleTravel => "impossible_travel",
+            FindingKind::SensitiveChangeAfterNewCountryLogin => {
+                "sensitive_change_after_new_country_login"
+            }
         }
     }
 
@@ -316,6 +339,13 @@ pub struct AttentionState {
     new_ip_logins_by_actor: BTreeMap<String, NewIpLogin>,
     #[serde(default)]
     activity_by_actor: BTreeMap<String, ActorActivity>,
+    /// The latest successful login with coordinates of each actor, for impossible travel, until
+    /// no login could be too far from it any more.
+    #[serde(default)]
+    located_logins_by_actor: BTreeMap<String, LocatedLogin>,
+    /// Like `new_ip_logins_by_actor`, for logins from a new country.
+    #[serde(default)]
+    new_country_logins_by_actor: BTreeMap<String, NewCountryLogin>,
     /// The newest `created_at` seen, in microseconds: windows older than it are dropped.
     #[serde(default)]
     newest_event_micros: Option<i64>,
@@ -334,6 +364,26 @@ struct NewIpLogin {
     seq: u64,
     at_micros: i64,
     ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NewCountryLogin {
+    seq: u64,
+    at_micros: i64,
+    country_code: String,
+}
+
+/// Coordinates are kept in millionths of a degree, so the state stays `Eq` and serializes
+/// exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LocatedLogin {
+    seq: u64,
+    at_micros: i64,
+    latitude_micro_degrees: i64,
+    longitude_micro_degrees: i64,
+    accuracy_radius_km: u32,
+    /// "Mumbai, IN" or the address, for the finding's sentence.
+    place: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,6 +445,24 @@ impl AttentionState {
                     },
                 );
             }
+            if is_login && event.outcome != Some(Outcome::Failure) {
+                if event.new_country
+                    && let Some(country_code) = event
+                        .location
+                        .as_ref()
+                        .and_then(|location| location.country_code.clone())
+                {
+                    self.new_country_logins_by_actor.insert(
+                        actor_id.to_owned(),
+                        NewCountryLogin {
+                            seq: event.seq,
+                            at_micros,
+                            country_code,
+                        },
+                    );
+                }
+                findings.extend(self.observe_located_login(settings, event, actor_id, at_micros));
+            }
             let is_sensitive = settings
                 .sensitive_actions
                 .iter()
@@ -402,6 +470,9 @@ impl AttentionState {
             if is_sensitive {
                 findings
                     .extend(self.observe_sensitive_action(settings, event, actor_id, at_micros));
+                findings.extend(self.observe_sensitive_action_after_new_country(
+                    settings, event, actor_id, at_micros,
+                ));
             }
             let is_deletion = settings
                 .deletion_actions
@@ -558,6 +629,105 @@ impl AttentionState {
         })
     }
 
+    fn observe_sensitive_action_after_new_country(
+        &mut self,
+        settings: &AttentionSettings,
+        event: &StoredEvent,
+        actor_id: &str,
+        at_micros: i64,
+    ) -> Option<Finding> {
+        let login = self.new_country_logins_by_actor.get(actor_id)?;
+        let elapsed = at_micros - login.at_micros;
+        if elapsed < 0 || elapsed > micros_of(settings.after_new_ip_login_window) {
+            return None;
+        }
+        // Reported once per login, like a change after a login from a new address.
+        let login = self.new_country_logins_by_actor.remove(actor_id)?;
+        Some(Finding {
+            kind: FindingKind::SensitiveChangeAfterNewCountryLogin,
+            subject: FindingSubject::Actor(actor_id.to_owned()),
+            first_seq: login.seq,
+            last_seq: event.seq,
+            first_at: time_of(login.at_micros),
+            last_at: event.created_at,
+            title: format!(
+                "{actor_id} signed in from new country {} and then did {}",
+                login.country_code, event.action
+            ),
+            evidence_query: evidence_query(
+                Some(actor_id),
+                None,
+                &[],
+                false,
+                (login.at_micros, at_micros),
+            ),
+        })
+    }
+
+    /// Compares a successful login that has coordinates with the actor's previous one, and keeps
+    /// it as the one the next is compared with.
+    fn observe_located_login(
+        &mut self,
+        settings: &AttentionSettings,
+        event: &StoredEvent,
+        actor_id: &str,
+        at_micros: i64,
+    ) -> Option<Finding> {
+        let location = event.location.as_ref()?;
+        let (Some(latitude), Some(longitude)) = (location.latitude, location.longitude) else {
+            return None;
+        };
+        if !(latitude.is_finite() && longitude.is_finite()) {
+            return None;
+        }
+        let place = location
+            .place()
+            .or_else(|| event.ip.map(|ip| ip.to_string()))
+            .unwrap_or_default();
+        let login = LocatedLogin {
+            seq: event.seq,
+            at_micros,
+            latitude_micro_degrees: (latitude * 1e6).round() as i64,
+            longitude_micro_degrees: (longitude * 1e6).round() as i64,
+            accuracy_radius_km: location.accuracy_radius_km.unwrap_or(0),
+            place,
+        };
+        let previous = self
+            .located_logins_by_actor
+            .insert(actor_id.to_owned(), login.clone())?;
+        let travel = Travel::between(&previous, &login);
+        if !travel.is_impossible(settings.impossible_travel_speed_kmh) {
+            return None;
+        }
+        let (first, last) = if previous.at_micros <= login.at_micros {
+            (&previous, &login)
+        } else {
+            (&login, &previous)
+        };
+        Some(Finding {
+            kind: FindingKind::ImpossibleTravel,
+            subject: FindingSubject::Actor(actor_id.to_owned()),
+            first_seq: previous.seq,
+            last_seq: event.seq,
+            first_at: time_of(first.at_micros),
+            last_at: time_of(last.at_micros),
+            title: format!(
+                "{actor_id} signed in from {} and {} {} apart, about {:.0} km away",
+                previous.place,
+                login.place,
+                describe_duration(Duration::microseconds(travel.elapsed_micros)),
+                travel.distance_km,
+            ),
+            evidence_query: evidence_query(
+                Some(actor_id),
+                None,
+                &settings.login_actions,
+                false,
+                (first.at_micros, last.at_micros),
+            ),
+        })
+    }
+
     fn observe_activity_hour(
         &mut self,
         settings: &AttentionSettings,
@@ -627,7 +797,70 @@ impl AttentionState {
         let login_cutoff = newest_micros - micros_of(settings.after_new_ip_login_window);
         self.new_ip_logins_by_actor
             .retain(|_, login| login.at_micros >= login_cutoff);
+        self.new_country_logins_by_actor
+            .retain(|_, login| login.at_micros >= login_cutoff);
+        // No two places on Earth are farther apart than half its circumference, so once that
+        // takes longer than the speed allows, a login can never be impossible travel from this.
+        let longest_possible_trip_micros = (HALF_EARTH_CIRCUMFERENCE_KM
+            / f64::from(settings.impossible_travel_speed_kmh.max(1))
+            * MICROS_PER_HOUR as f64) as i64;
+        let travel_cutoff = newest_micros.saturating_sub(longest_possible_trip_micros);
+        self.located_logins_by_actor
+            .retain(|_, login| login.at_micros >= travel_cutoff);
     }
+}
+
+/// Mean radius of the Earth, in kilometres (IUGG).
+const EARTH_RADIUS_KM: f64 = 6371.0088;
+const HALF_EARTH_CIRCUMFERENCE_KM: f64 = std::f64::consts::PI * EARTH_RADIUS_KM;
+
+/// Two located logins of one actor, as impossible travel sees them.
+struct Travel {
+    /// Great-circle distance between the two coordinates.
+    distance_km: f64,
+    /// The distance that is certain: minus both accuracy radii (never below zero).
+    certain_distance_km: f64,
+    elapsed_micros: i64,
+}
+
+impl Travel {
+    fn between(first: &LocatedLogin, second: &LocatedLogin) -> Self {
+        let distance_km = great_circle_km(
+            (
+                first.latitude_micro_degrees as f64 / 1e6,
+                first.longitude_micro_degrees as f64 / 1e6,
+            ),
+            (
+                second.latitude_micro_degrees as f64 / 1e6,
+                second.longitude_micro_degrees as f64 / 1e6,
+            ),
+        );
+        let radii = f64::from(first.accuracy_radius_km) + f64::from(second.accuracy_radius_km);
+        Self {
+            distance_km,
+            certain_distance_km: (distance_km - radii).max(0.0),
+            elapsed_micros: (second.at_micros - first.at_micros).abs(),
+        }
+    }
+
+    /// Whether covering the certain distance in the elapsed time needs more than `speed_kmh`.
+    /// Logins at the same instant are impossible whenever any distance is certain.
+    fn is_impossible(&self, speed_kmh: u32) -> bool {
+        if self.certain_distance_km <= 0.0 {
+            return false;
+        }
+        let hours = self.elapsed_micros as f64 / MICROS_PER_HOUR as f64;
+        self.certain_distance_km > f64::from(speed_kmh) * hours
+    }
+}
+
+/// The haversine distance between two (latitude, longitude) points in degrees.
+fn great_circle_km(first: (f64, f64), second: (f64, f64)) -> f64 {
+    let (latitude_1, longitude_1) = (first.0.to_radians(), first.1.to_radians());
+    let (latitude_2, longitude_2) = (second.0.to_radians(), second.1.to_radians());
+    let half_chord = ((latitude_2 - latitude_1) / 2.0).sin().powi(2)
+        + latitude_1.cos() * latitude_2.cos() * ((longitude_2 - longitude_1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * half_chord.sqrt().min(1.0).asin()
 }
 
 impl BurstWindow {
@@ -801,9 +1034,10 @@ mod tests {
                 salts: None,
                 removed: Vec::new(),
                 removed_commitments: None,
-                location: None,
+                location: event.location.clone(),
                 new_ip: event.new_ip,
                 new_network: false,
+                new_country: event.new_country,
             };
             self.next_seq += 1;
             let found = self.state.observe(&self.settings, &stored);
@@ -822,6 +1056,8 @@ mod tests {
         ip: Option<&'static str>,
         outcome: Option<Outcome>,
         new_ip: bool,
+        new_country: bool,
+        location: Option<crate::location::Location>,
         message: &'static str,
     }
 
@@ -834,6 +1070,8 @@ mod tests {
             ip: Some("203.0.113.9"),
             outcome: Some(Outcome::Success),
             new_ip: false,
+            new_country: false,
+            location: None,
             message: "something happened",
         }
     }
@@ -1015,6 +1253,190 @@ mod tests {
             new_ip: true,
             ..event(at, "user.login", actor)
         }
+    }
+
+    /// A successful login located at (latitude, longitude) within `radius_km`.
+    fn located_login(
+        at: OffsetDateTime,
+        actor: &'static str,
+        (city, country): (&str, &str),
+        (latitude, longitude, radius_km): (f64, f64, u32),
+    ) -> ScriptedEvent {
+        ScriptedEvent {
+            location: Some(crate::location::Location {
+                city: Some(city.into()),
+                country_code: Some(country.into()),
+                latitude: Some(latitude),
+                longitude: Some(longitude),
+                accuracy_radius_km: Some(radius_km),
+                ..Default::default()
+            }),
+            ..event(at, "user.login", actor)
+        }
+    }
+
+    const MUMBAI: (f64, f64, u32) = (19.0748, 72.8856, 20);
+    const SINGAPORE: (f64, f64, u32) = (1.2897, 103.8501, 5);
+
+    #[test]
+    fn great_circle_distances_match_known_ones() {
+        // Mumbai to Singapore is about 3,910 km; a quarter of a meridian is about 10,008 km.
+        let mumbai_singapore = great_circle_km((19.0748, 72.8856), (1.2897, 103.8501));
+        assert!(
+            (3_900.0..3_920.0).contains(&mumbai_singapore),
+            "{mumbai_singapore}"
+        );
+        let pole = great_circle_km((0.0, 0.0), (90.0, 0.0));
+        assert!((10_000.0..10_010.0).contains(&pole), "{pole}");
+        assert_eq!(great_circle_km((1.0, 2.0), (1.0, 2.0)), 0.0);
+    }
+
+    #[test]
+    fn logins_farther_apart_than_the_speed_allows_are_impossible_travel_and_slower_ones_are_not() {
+        let mut log = ScriptedLog::new();
+        log.append(located_login(START, "alice", ("Mumbai", "IN"), MUMBAI));
+        // About 3,900 km in five hours is about 780 km/h: an airliner could.
+        let slow = log.append(located_login(
+            START + Duration::hours(5),
+            "alice",
+            ("Singapore", "SG"),
+            SINGAPORE,
+        ));
+        assert!(slow.is_empty(), "{slow:?}");
+        // Back in Mumbai four hours later: about 975 km/h.
+        let found = log.append(located_login(
+            START + Duration::hours(9),
+            "alice",
+            ("Mumbai", "IN"),
+            MUMBAI,
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let finding = &found[0];
+        assert_eq!(finding.kind, FindingKind::ImpossibleTravel);
+        assert_eq!((finding.first_seq, finding.last_seq), (1, 2));
+        assert_eq!(
+            finding.title,
+            "alice signed in from Singapore, SG and Mumbai, IN 4 hours apart, about 3910 km away"
+        );
+        assert_query_is_canonical(finding);
+        // A slower setting lets the same trip through.
+        let mut patient = ScriptedLog::new();
+        patient.settings.impossible_travel_speed_kmh = 1_000;
+        patient.append(located_login(
+            START,
+            "alice",
+            ("Singapore", "SG"),
+            SINGAPORE,
+        ));
+        patient.append(located_login(
+            START + Duration::hours(4),
+            "alice",
+            ("Mumbai", "IN"),
+            MUMBAI,
+        ));
+        assert!(patient.findings.is_empty(), "{:?}", patient.findings);
+    }
+
+    #[test]
+    fn accuracy_radii_that_could_cover_the_distance_make_a_pair_meaningless() {
+        let mut log = ScriptedLog::new();
+        log.append(located_login(START, "alice", ("Mumbai", "IN"), MUMBAI));
+        // About 690 km in ten minutes, but the second place is only known within 1,000 km.
+        log.append(located_login(
+            START + Duration::minutes(10),
+            "alice",
+            ("India", "IN"),
+            (20.5937, 78.9629, 1_000),
+        ));
+        // The same distance, known within 100 km each side: about 2,900 km/h of certain travel.
+        log.append(located_login(
+            START,
+            "bob",
+            ("Mumbai", "IN"),
+            (19.0748, 72.8856, 100),
+        ));
+        log.append(located_login(
+            START + Duration::minutes(10),
+            "bob",
+            ("India", "IN"),
+            (20.5937, 78.9629, 100),
+        ));
+        let subjects: Vec<&FindingSubject> = log
+            .findings
+            .iter()
+            .map(|finding| &finding.subject)
+            .collect();
+        assert_eq!(subjects, [&FindingSubject::Actor("bob".into())]);
+    }
+
+    #[test]
+    fn failures_logins_without_coordinates_and_other_actors_are_never_compared() {
+        let mut log = ScriptedLog::new();
+        log.append(located_login(START, "alice", ("Mumbai", "IN"), MUMBAI));
+        log.append(ScriptedEvent {
+            outcome: Some(Outcome::Failure),
+            ..located_login(
+                START + Duration::minutes(1),
+                "alice",
+                ("Singapore", "SG"),
+                SINGAPORE,
+            )
+        });
+        log.append(ScriptedEvent {
+            location: Some(crate::location::Location {
+                country_code: Some("DE".into()),
+                ..Default::default()
+            }),
+            ..event(START + Duration::minutes(2), "user.login", "alice")
+        });
+        log.append(located_login(
+            START + Duration::minutes(3),
+            "bob",
+            ("Singapore", "SG"),
+            SINGAPORE,
+        ));
+        assert!(log.findings.is_empty(), "{:?}", log.findings);
+        // A day later no trip is too fast, so the state forgets the login.
+        log.append(event(START + Duration::hours(30), "document.view", "carol"));
+        assert!(log.state.located_logins_by_actor.is_empty());
+    }
+
+    #[test]
+    fn a_sensitive_change_within_the_window_after_a_login_from_a_new_country_fires_once() {
+        let mut log = ScriptedLog::new();
+        log.append(ScriptedEvent {
+            new_country: true,
+            ..located_login(START, "alice", ("Singapore", "SG"), SINGAPORE)
+        });
+        let found = log.append(event(
+            START + Duration::minutes(30),
+            "acme.api_key.create",
+            "alice",
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].kind,
+            FindingKind::SensitiveChangeAfterNewCountryLogin
+        );
+        assert_eq!(
+            found[0].title,
+            "alice signed in from new country SG and then did acme.api_key.create"
+        );
+        assert_query_is_canonical(&found[0]);
+        log.append(event(START + Duration::minutes(31), "user.invite", "alice"));
+        assert_eq!(log.findings.len(), 1);
+        // After the window, a change is not tied to the login any more.
+        let mut late = ScriptedLog::new();
+        late.append(ScriptedEvent {
+            new_country: true,
+            ..located_login(START, "alice", ("Singapore", "SG"), SINGAPORE)
+        });
+        late.append(event(
+            START + Duration::minutes(61),
+            "acme.api_key.create",
+            "alice",
+        ));
+        assert!(late.findings.is_empty(), "{:?}", late.findings);
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub struct StoredEvent {
     /// First time this actor was seen from this IP's /24 (IPv4) or /48 (IPv6); implies `new_ip`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_network: bool,
+    /// First time this actor was located in this country (filled by the same detector from the
+    /// event's `location`; never on the actor's first located event).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_country: bool,
 }
 
 /// The body of an event without its `seq`, borrowed from a `NewEvent`. The stores keep this JSON
@@ -273,6 +277,7 @@ pub struct EventRow {
     pub location: Option<String>,
     pub new_ip: bool,
     pub new_network: bool,
+    pub new_country: bool,
 }
 
 impl EventRow {
@@ -290,7 +295,7 @@ impl EventRow {
             out.extend_from_slice(location.as_bytes());
             out.push(b'}');
         }
-        if self.new_ip || self.new_network {
+        if self.new_ip || self.new_network || self.new_country {
             // Flags are computed after the body was written; splice them before the closing brace.
             out.pop();
             if self.new_ip {
@@ -298,6 +303,9 @@ impl EventRow {
             }
             if self.new_network {
                 out.extend_from_slice(b",\"new_network\":true");
+            }
+            if self.new_country {
+                out.extend_from_slice(b",\"new_country\":true");
             }
             out.push(b'}');
         }
@@ -358,14 +366,16 @@ mod tests {
             location: Some(r#"{"country_code":"IN","asn":9829}"#.into()),
             new_ip: true,
             new_network: true,
+            new_country: true,
         };
         let decoded = row.decode().unwrap();
         assert!(decoded.new_network);
+        assert!(decoded.new_country);
         let location = decoded.location.as_ref().unwrap();
         assert_eq!(location.country_code.as_deref(), Some("IN"));
         assert_eq!(location.asn, Some(9829));
         assert!(row.to_json().ends_with(
-            r#","location":{"country_code":"IN","asn":9829},"new_ip":true,"new_network":true}"#
+            r#","location":{"country_code":"IN","asn":9829},"new_ip":true,"new_network":true,"new_country":true}"#
         ));
         assert_eq!(decoded.seq, 41);
         assert_eq!(decoded.message, "Rebooted server web-1");

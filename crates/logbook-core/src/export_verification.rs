@@ -488,6 +488,7 @@ mod tests {
                     location: (seq == 0).then(|| r#"{"country_code":"SG"}"#.to_owned()),
                     new_ip: seq == 0,
                     new_network: seq == 0,
+                    new_country: false,
                 }
             })
             .collect()

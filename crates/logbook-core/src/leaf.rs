@@ -5,8 +5,8 @@
 //!
 //! The leaf bytes of an event are the RFC 8785 (JCS) canonical JSON of the event object exactly
 //! as Logbook stores and returns it (`StoredEvent`: the producer's fields plus `id`, `account`,
-//! `seq`, `received_at` and `created_at`), minus the derived fields: `new_ip` and `new_network`
-//! are flags the unfamiliar-IP detector computes from the actor's history, not from what the
+//! `seq`, `received_at` and `created_at`), minus the derived fields: `new_ip`, `new_network` and
+//! `new_country` are flags the unfamiliar-IP detector computes from the actor's history, not from what the
 //! producer sent (and a later detector version could compute them differently), so committing to
 //! them would make the tree depend on analysis rather than on what was recorded; export-only fields (`leaf_hash`, `inclusion_proof`)
 //! are derived from the leaf itself. `leaf_hash = SHA-256(0x00 || leaf_bytes)` (RFC 6962 §2.1).
@@ -57,10 +57,11 @@ use crate::personal_data::{
 pub const LEAF_HASH_PREFIX: u8 = 0x00;
 
 /// Top-level fields of an event JSON object that the leaf does not commit to (see module docs).
-pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 5] = [
+pub const FIELDS_OUTSIDE_THE_LEAF: [&str; 6] = [
     "location",
     "new_ip",
     "new_network",
+    "new_country",
     "leaf_hash",
     "inclusion_proof",
 ];
@@ -679,6 +680,7 @@ mod tests {
             location: new_ip.then(|| r#"{"country_code":"IN","asn":9829}"#.to_owned()),
             new_ip,
             new_network: new_ip,
+            new_country: new_ip,
         }
     }
 
@@ -701,7 +703,7 @@ mod tests {
         };
         let mut value = serde_json::to_value(stored).unwrap();
         let object = value.as_object_mut().unwrap();
-        for left_out in ["location", "new_ip", "new_network", "salt"] {
+        for left_out in ["location", "new_ip", "new_network", "new_country", "salt"] {
             object.remove(left_out);
         }
         if let Some(ip) = object.get("ip").cloned() {

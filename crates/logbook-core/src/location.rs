@@ -174,6 +174,18 @@ impl LocationColumns {
     }
 }
 
+/// What one batch of the location backfill did (`LocationStore::locate_stored_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocationBackfillBatch {
+    /// Events read in this batch.
+    pub events_examined: u64,
+    /// Events that had an address and no location and got one.
+    pub events_located: u64,
+    /// Whether the batch reached the account's newest event (the next batch reads only events
+    /// stored after it).
+    pub done: bool,
+}
+
 /// A country code in a query (`country:IN`): two ASCII letters, kept upper case, so `country:in`
 /// means the same.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -32,7 +32,8 @@
 //!   Names and addresses go in separate terms. The stores look names up in the account's known
 //!   networks; `Query::matches` needs them resolved first (`resolve_known_networks`).
 //! - `outcome:success` or `outcome:failure`; `is:new-ip` (first time this actor used this IP),
-//!   `is:new-network` (first time this actor used this IP's /24 or /48).
+//!   `is:new-network` (first time this actor used this IP's /24 or /48), `is:new-country` (first
+//!   time this actor was located in the country of the event's address).
 //! - `country:IN` (two-letter ISO codes, any case), `asn:9829` (or `AS9829`) and
 //!   `city:"Mumbai"` (exact, case-sensitive) match the location the IP databases gave the
 //!   event's address when it arrived (`crate::location`); an event without one matches none.
@@ -91,7 +92,7 @@ pub enum Condition {
     Target(Vec<TextPattern>),
     /// `created:` a half-open or closed range of `created_at`.
     Created(TimeRange),
-    /// `is:new-ip`, `is:new-network`.
+    /// `is:new-ip`, `is:new-network`, `is:new-country`.
     Is(Vec<EventFlag>),
     /// `country:` the country code of the event's location, any of the alternatives.
     Country(Vec<CountryCode>),
@@ -114,6 +115,7 @@ pub enum TextPattern {
 pub enum EventFlag {
     NewIp,
     NewNetwork,
+    NewCountry,
 }
 
 /// `start <= created_at < end` with either side optional, after the parser resolved `>`, `>=`,
@@ -212,6 +214,7 @@ impl Condition {
             Condition::Is(flags) => flags.iter().any(|flag| match flag {
                 EventFlag::NewIp => event.new_ip,
                 EventFlag::NewNetwork => event.new_network,
+                EventFlag::NewCountry => event.new_country,
             }),
             Condition::Text(search) => search.matches(&event.message),
             Condition::Country(codes) => event
@@ -559,10 +562,11 @@ fn parse_qualified(
                 .map(|value| match value.text.as_str() {
                     "new-ip" => Ok(EventFlag::NewIp),
                     "new-network" => Ok(EventFlag::NewNetwork),
+                    "new-country" => Ok(EventFlag::NewCountry),
                     _ => Err(error_at(
                         text,
                         value.span.clone(),
-                        "is: takes new-ip or new-network",
+                        "is: takes new-ip, new-network or new-country",
                     )),
                 })
                 .collect::<Result<_, _>>()?,
@@ -954,6 +958,7 @@ impl fmt::Display for Clause {
                     .map(|flag| match flag {
                         EventFlag::NewIp => "new-ip",
                         EventFlag::NewNetwork => "new-network",
+                        EventFlag::NewCountry => "new-country",
                     })
                     .collect();
                 formatter.write_str(&names.join(","))
@@ -1470,6 +1475,7 @@ mod tests {
             }),
             new_ip: true,
             new_network: false,
+            new_country: true,
         }
     }
 
@@ -1490,6 +1496,8 @@ mod tests {
             "ip:::ffff:203.0.113.9",
             "outcome:success",
             "is:new-ip",
+            "is:new-country",
+            "is:new-network,new-country",
         ] {
             assert!(matches(matching), "{matching}");
         }
@@ -1502,6 +1510,7 @@ mod tests {
             "outcome:failure",
             "-is:new-ip",
             "is:new-network",
+            "-is:new-country",
         ] {
             assert!(!matches(missing), "{missing}");
         }
@@ -1738,6 +1747,7 @@ mod tests {
             .prop_map(Condition::Outcome),
             Just(Condition::Is(vec![EventFlag::NewIp])),
             Just(Condition::Is(vec![EventFlag::NewNetwork, EventFlag::NewIp])),
+            Just(Condition::Is(vec![EventFlag::NewCountry])),
             proptest::collection::vec("[a-z][a-z0-9_-]{0,10}", 1..3).prop_map(|names| {
                 Condition::KnownNetwork(
                     names

@@ -16,6 +16,12 @@
 //!   event is flagged like any other when its address is new, but it leaves the actor's history
 //!   as it was, so an intruder who fails once from an address and then succeeds from it is
 //!   flagged on the success too (`event_becomes_history`).
+//!
+//! `new_country` follows the same rule with the country code of the event's location (what the
+//! IP databases said when it arrived) in place of the address: an event without a located
+//! country is never flagged and changes no history; the actor's first event with a country is
+//! never flagged; afterwards a country the actor was never located in by a successful event is
+//! `new_country` (`CountryHistoryLookup::new_country`), and only a successful event adds it.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -35,6 +41,8 @@ pub struct UnfamiliarIpFlags {
     pub new_ip: bool,
     /// First time this actor was seen from this address's network (implies `new_ip`).
     pub new_network: bool,
+    /// First time this actor was located in this address's country.
+    pub new_country: bool,
 }
 
 /// What the writer knows about one (actor, address) before storing an event.
@@ -55,7 +63,23 @@ impl ActorHistoryLookup {
         UnfamiliarIpFlags {
             new_ip: !self.address_seen_before,
             new_network: !self.address_seen_before && !self.network_seen_before,
+            new_country: false,
         }
+    }
+}
+
+/// What the writer knows about one (actor, country) before storing a located event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountryHistoryLookup {
+    /// The actor has been located in at least one country in this account.
+    pub actor_has_country_history: bool,
+    pub country_seen_before: bool,
+}
+
+impl CountryHistoryLookup {
+    /// Whether the event is `new_country`, by the rule in the module documentation.
+    pub fn new_country(self) -> bool {
+        self.actor_has_country_history && !self.country_seen_before
     }
 }
 
@@ -301,6 +325,17 @@ mod tests {
             lookup(false, false, false).flags(),
             UnfamiliarIpFlags::default()
         );
+    }
+
+    #[test]
+    fn a_country_is_new_only_for_an_actor_already_located_elsewhere() {
+        let lookup = |history: bool, seen: bool| CountryHistoryLookup {
+            actor_has_country_history: history,
+            country_seen_before: seen,
+        };
+        assert!(!lookup(false, false).new_country());
+        assert!(lookup(true, false).new_country());
+        assert!(!lookup(true, true).new_country());
     }
 
     #[test]

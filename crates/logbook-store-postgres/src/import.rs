@@ -17,8 +17,8 @@ use crate::encoding::{MessageTokens, ip_bytes, unix_micros_of};
 use crate::errors::{database_error, pool_error};
 use logbook_store_sql::encoding::outcome_code;
 
-const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash, country_code, asn, city, location";
-const IMPORT_COPY_TYPES: [Type; 19] = [
+const IMPORT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, new_ip, new_network, idempotency_key, fingerprint, message_tokens, body, leaf_hash, country_code, asn, city, location, new_country";
+const IMPORT_COPY_TYPES: [Type; 20] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -38,6 +38,7 @@ const IMPORT_COPY_TYPES: [Type; 19] = [
     Type::INT8,
     Type::TEXT,
     Type::TEXT,
+    Type::BOOL,
 ];
 
 fn import_error(message: String) -> StoreError {
@@ -248,6 +249,7 @@ impl PostgresStore {
                         &location.and_then(|location| location.asn),
                         &location.and_then(|location| location.city.as_deref()),
                         &location.map(|location| location.json.as_str()),
+                        &row.new_country,
                     ])
                     .await
                     .map_err(database_error("copying events"))?;
@@ -308,6 +310,12 @@ impl PostgresStore {
                      CASE WHEN substring(ip from 1 for 12) = '\\x00000000000000000000ffff'::bytea \
                           THEN substring(ip from 1 for 15) ELSE substring(ip from 1 for 6) END \
                  FROM events_staging WHERE actor_id IS NOT NULL AND ip IS NOT NULL \
+                 ON CONFLICT DO NOTHING; \
+                 INSERT INTO actor_countries (account_row, actor_id, country_code, first_seen_at) \
+                 SELECT account_row, actor_id, country_code, min(created_at) FROM events_staging \
+                 WHERE actor_id IS NOT NULL AND country_code IS NOT NULL \
+                     AND outcome IS DISTINCT FROM 1 \
+                 GROUP BY account_row, actor_id, country_code \
                  ON CONFLICT DO NOTHING",
             )
             .await

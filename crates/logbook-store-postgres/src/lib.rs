@@ -700,6 +700,7 @@ fn row_to_event(row: &Row) -> EventRow {
         new_ip: row.get(3),
         new_network: row.get(4),
         location: row.get(5),
+        new_country: row.get(6),
     }
 }
 
@@ -730,6 +731,10 @@ impl Store for PostgresStore {
 
     fn unfamiliar_ips(&self) -> &dyn logbook_core::store::UnfamiliarIpStore {
         &self.shared
+    }
+
+    fn locations(&self) -> &dyn logbook_core::store::LocationStore {
+        self
     }
 
     fn single_sign_on(&self) -> &dyn logbook_core::store::SingleSignOnStore {
@@ -1084,5 +1089,30 @@ impl Store for PostgresStore {
         {
             tracing::error!("the PostgreSQL writer task ended abnormally");
         }
+    }
+}
+
+/// `logbook geoip backfill`'s batches, in the shared SQL (`logbook_store_sql`).
+#[async_trait::async_trait]
+impl logbook_core::store::LocationStore for PostgresStore {
+    async fn locate_stored_events(
+        &self,
+        account: &AccountId,
+        max_events: u32,
+        locator: logbook_core::location::SharedIpLocator,
+        from_start: bool,
+    ) -> Result<logbook_core::location::LocationBackfillBatch, StoreError> {
+        self.shared
+            .locate_stored_events(
+                account,
+                max_events,
+                locator,
+                from_start,
+                logbook_store_sql::personal_data::EventKeys {
+                    column: "seq",
+                    key_of_first_event: |_| 0,
+                },
+            )
+            .await
     }
 }

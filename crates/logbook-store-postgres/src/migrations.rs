@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0017_event_location",
         include_str!("../migrations/0017_event_location.sql"),
     ),
+    (
+        18,
+        "0018_new_country",
+        include_str!("../migrations/0018_new_country.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).
@@ -208,7 +213,7 @@ async fn apply_under_lock(client: &mut Client) -> Result<SchemaReady, StoreError
                  GRANT DELETE ON users, sessions, recovery_codes TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON known_networks, known_network_blocks TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON alert_rules, alert_rule_destinations, alert_destinations, deliveries TO {ROW_SECURITY_ROLE};
-                 GRANT DELETE ON actor_addresses, actor_networks, attention_findings TO {ROW_SECURITY_ROLE};
+                 GRANT DELETE ON actor_addresses, actor_networks, actor_countries, attention_findings TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON viewer_sessions, embed_looks TO {ROW_SECURITY_ROLE};
                  GRANT DELETE ON single_sign_on_settings, single_sign_on_attempts TO {ROW_SECURITY_ROLE};
                  GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {ROW_SECURITY_ROLE};

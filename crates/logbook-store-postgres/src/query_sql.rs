@@ -43,7 +43,8 @@ const WALK_ROWS_PER_PAGE: i64 = 2_000;
 const MAX_TEXT_MATCHES: i64 = 1_000_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str = "seq, created_at, body, new_ip, new_network, location";
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, created_at, body, new_ip, new_network, location, new_country";
 
 #[derive(Debug)]
 pub(crate) struct CompiledQuery {

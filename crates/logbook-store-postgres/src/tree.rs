@@ -200,6 +200,7 @@ pub(crate) async fn build_missing_trees(
                 location: None,
                 new_ip: false,
                 new_network: false,
+                new_country: false,
             };
             let tree = trees.get_mut(&account_row).expect("inserted above");
             if event.seq != tree.size() {

@@ -44,8 +44,8 @@ pub(crate) const CREATE_STAGING_TABLES: &str = "
     CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
     CREATE TEMPORARY TABLE IF NOT EXISTS event_targets_staging (LIKE event_targets) ON COMMIT DELETE ROWS;";
 
-const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash, new_ip, new_network, country_code, asn, city, location";
-const EVENT_COPY_TYPES: [Type; 19] = [
+const EVENT_COPY_COLUMNS: &str = "account_row, seq, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, message_tokens, body, leaf_hash, new_ip, new_network, country_code, asn, city, location, new_country";
+const EVENT_COPY_TYPES: [Type; 20] = [
     Type::INT8,
     Type::INT8,
     Type::INT8,
@@ -65,6 +65,7 @@ const EVENT_COPY_TYPES: [Type; 19] = [
     Type::INT8,
     Type::TEXT,
     Type::TEXT,
+    Type::BOOL,
 ];
 
 /// An event with every value the writer stores already computed, off the writer task.
@@ -84,6 +85,13 @@ pub(crate) struct PreparedEvent {
 }
 
 impl PreparedEvent {
+    /// The country the event's address was located in, for `new_country`.
+    pub(crate) fn country_code(&self) -> Option<&str> {
+        self.location
+            .as_ref()
+            .and_then(|location| location.country_code.as_deref())
+    }
+
     pub(crate) fn new(event: NewEvent, locator: &dyn IpLocator) -> Self {
         Self {
             location: LocationColumns::of(locator, event.ip),
@@ -312,7 +320,7 @@ async fn write_group(
             group
                 .iter()
                 .flat_map(|request| &request.events)
-                .map(|prepared| &prepared.event),
+                .map(|prepared| (&prepared.event, prepared.country_code())),
             &rows_by_account,
         ),
     )
@@ -369,7 +377,7 @@ async fn write_group(
             let leaf_hash = prepared.leaf_parts.leaf_hash(seq as u64);
             // The flags travel in the event's row too: setting them afterwards would write
             // every flagged event twice (a new row version and an entry in every index).
-            let flags = detection.record(account_row, event);
+            let flags = detection.record(account_row, event, prepared.country_code());
             let location = prepared.location.as_ref();
             copy.as_mut()
                 .write(&[
@@ -395,6 +403,7 @@ async fn write_group(
                     &location.and_then(|location| location.asn),
                     &location.and_then(|location| location.city.as_deref()),
                     &location.map(|location| location.json.as_str()),
+                    &flags.new_country,
                 ])
                 .await
                 .map_err(database_error("copying events"))?;

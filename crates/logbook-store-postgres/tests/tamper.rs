@@ -227,6 +227,7 @@ async fn a_truncated_tail_with_a_recomputed_tree_is_caught_against_the_checkpoin
             location: None,
             new_ip: false,
             new_network: false,
+            new_country: false,
         };
         tree.append(event.leaf_hash().unwrap(), |node| nodes.push(node));
     }

@@ -20,6 +20,7 @@ pub mod encoding;
 pub mod executor;
 pub mod export;
 pub mod idempotency;
+mod location_backfill;
 pub mod page_query;
 mod people;
 pub mod personal_data;

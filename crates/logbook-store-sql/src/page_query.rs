@@ -116,7 +116,7 @@ pub trait Dialect {
     /// The column that identifies an event inside its account and breaks `created_at` ties
     /// (`event_row` on SQLite, whose order within an account is `seq` order; `seq` on PostgreSQL).
     fn event_key_column(&self) -> &'static str;
-    /// The condition that a flag column (`new_ip`, `new_network`) is set, in the form the store's
+    /// The condition that a flag column (`new_ip`, `new_network`, `new_country`) is set, in the form the store's
     /// indexes expect.
     fn flag_is_set(&self, column: &str) -> String;
     /// Pushes `SELECT <columns> FROM events WHERE account_row = <account>`, plus the
@@ -343,6 +343,7 @@ fn condition_sql(
                 .map(|flag| match flag {
                     EventFlag::NewIp => dialect.flag_is_set("new_ip"),
                     EventFlag::NewNetwork => dialect.flag_is_set("new_network"),
+                    EventFlag::NewCountry => dialect.flag_is_set("new_country"),
                 })
                 .collect(),
         ),

@@ -231,7 +231,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
 /// What goes when a selection is done: for aging, the high-water mark moves, and the new-IP
 /// history forgets every address no remaining event holds (and, unless aging keeps networks,
 /// every network none of the remembered addresses is in), and findings about addresses older
-/// than the period go; for an erasure, the person's whole history goes.
+/// than the period go; for an erasure, the person's whole history goes (addresses, networks and countries).
 async fn finish_selection(
     sql: &dyn SqlExecutor,
     account_row: i64,
@@ -277,7 +277,7 @@ async fn finish_selection(
             .await?;
         }
         PersonalDataSelection::Actor { actor_id } => {
-            for table in ["actor_addresses", "actor_networks"] {
+            for table in ["actor_addresses", "actor_networks", "actor_countries"] {
                 sql.execute(
                     REMOVING,
                     &format!("DELETE FROM {table} WHERE account_row = $1 AND actor_id = $2"),

@@ -1,4 +1,4 @@
-//! Unfamiliar-IP detection on SQLite (tables of migration 0005). Known networks and "where was
+//! Unfamiliar-IP and new-country detection on SQLite (tables of migrations 0005 and 0018). Known networks and "where was
 //! this actor seen" (`UnfamiliarIpStore`) are shared SQL (`logbook_store_sql::unfamiliar_ip`).
 //!
 //! The writer calls `ActorHistory::record` for each event it stores, in the events' transaction,
@@ -9,12 +9,15 @@
 //! Cost: most events come from an (actor, address) seen before. The writer remembers such pairs
 //! in a bounded in-memory set, so those events cost one hash lookup and no read; a miss costs one
 //! primary-key read, and only something new writes (the history rows and the event's flags).
+//! Countries work the same way with their own remembered set, keyed by the country code of the
+//! event's location.
 
 use std::collections::HashSet;
 
 use logbook_core::event::NewEvent;
 use logbook_core::unfamiliar_ip::{
-    ActorHistoryLookup, UnfamiliarIpFlags, address_bytes, event_becomes_history, network_key,
+    ActorHistoryLookup, CountryHistoryLookup, UnfamiliarIpFlags, address_bytes,
+    event_becomes_history, network_key,
 };
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -23,6 +26,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 const KNOWN_PAIRS_REMEMBERED: usize = 100_000;
 
 type KnownPair = (i64, String, [u8; 16]);
+/// (account, actor, country code): an actor's country known to be in the history.
+type KnownCountry = (i64, String, String);
 
 /// The writer's side of the detector: whether it runs, and the pairs known to be in the history.
 pub(crate) struct ActorHistory {
@@ -31,6 +36,9 @@ pub(crate) struct ActorHistory {
     known: HashSet<KnownPair>,
     /// Pairs seen by the current group: known only once its transaction commits.
     pending: Vec<KnownPair>,
+    /// The same two for (actor, country): far fewer, so they share the bound of the pairs.
+    known_countries: HashSet<KnownCountry>,
+    pending_countries: Vec<KnownCountry>,
 }
 
 impl ActorHistory {
@@ -41,12 +49,15 @@ impl ActorHistory {
             enabled,
             known: HashSet::new(),
             pending: Vec::new(),
+            known_countries: HashSet::new(),
+            pending_countries: Vec::new(),
         }
     }
 
     /// Starts a group: pairs of a group whose commit failed are not known.
     pub(crate) fn begin_group(&mut self) {
         self.pending.clear();
+        self.pending_countries.clear();
     }
 
     /// The group committed: its pairs are known from now on.
@@ -55,19 +66,53 @@ impl ActorHistory {
             self.known.clear();
         }
         self.known.extend(self.pending.drain(..));
+        if self.known_countries.len() + self.pending_countries.len() > KNOWN_PAIRS_REMEMBERED {
+            self.known_countries.clear();
+        }
+        self.known_countries
+            .extend(self.pending_countries.drain(..));
     }
 
-    /// Records the event's (actor, address) and (actor, network) in the account's history (only
-    /// when it succeeded, `event_becomes_history`) and stores its flags on the row `event_row`
-    /// (already inserted), returning them.
+    /// Records the event's (actor, address) and (actor, network) in the account's history, and
+    /// its (actor, country) when the event was located in one (`country_code`, from the event's
+    /// location), only when it succeeded (`event_becomes_history`), and stores its flags on the
+    /// row `event_row` (already inserted), returning them.
     pub(crate) fn record(
         &mut self,
         transaction: &Transaction<'_>,
         account_row: i64,
         event_row: i64,
         event: &NewEvent,
+        country_code: Option<&str>,
     ) -> rusqlite::Result<UnfamiliarIpFlags> {
-        let (true, Some(actor), Some(ip)) = (self.enabled, &event.actor, event.ip) else {
+        if !self.enabled {
+            return Ok(UnfamiliarIpFlags::default());
+        }
+        let mut flags = self.record_address(transaction, account_row, event)?;
+        flags.new_country = self.record_country(transaction, account_row, event, country_code)?;
+        if flags != UnfamiliarIpFlags::default() {
+            transaction
+                .prepare_cached(
+                    "UPDATE events SET new_ip = ?2, new_network = ?3, new_country = ?4 WHERE event_row = ?1",
+                )?
+                .execute(params![
+                    event_row,
+                    flags.new_ip,
+                    flags.new_network,
+                    flags.new_country
+                ])?;
+        }
+        Ok(flags)
+    }
+
+    /// The address half of `record`: `new_ip` and `new_network`, and the history rows.
+    fn record_address(
+        &mut self,
+        transaction: &Transaction<'_>,
+        account_row: i64,
+        event: &NewEvent,
+    ) -> rusqlite::Result<UnfamiliarIpFlags> {
+        let (Some(actor), Some(ip)) = (&event.actor, event.ip) else {
             return Ok(UnfamiliarIpFlags::default());
         };
         let address = address_bytes(ip);
@@ -120,19 +165,66 @@ impl ActorHistory {
             network_seen_before,
         }
         .flags();
-        if flags != UnfamiliarIpFlags::default() {
-            transaction
-                .prepare_cached(
-                    "UPDATE events SET new_ip = ?2, new_network = ?3 WHERE event_row = ?1",
-                )?
-                .execute(params![event_row, flags.new_ip, flags.new_network])?;
-        }
         // A failed event wrote no history row, so its pair is not known: the next event from the
         // same address must still read the history.
         if becomes_history {
             self.pending.push(pair);
         }
         Ok(flags)
+    }
+
+    /// The country half of `record`: whether the event is `new_country`, and the history row of a
+    /// successful event located in a country new for its actor.
+    fn record_country(
+        &mut self,
+        transaction: &Transaction<'_>,
+        account_row: i64,
+        event: &NewEvent,
+        country_code: Option<&str>,
+    ) -> rusqlite::Result<bool> {
+        let (Some(actor), Some(country_code)) = (&event.actor, country_code) else {
+            return Ok(false);
+        };
+        let pair: KnownCountry = (account_row, actor.id.clone(), country_code.to_owned());
+        if self.known_countries.contains(&pair) {
+            return Ok(false);
+        }
+        let country_seen_before = transaction
+            .prepare_cached(
+                "SELECT 1 FROM actor_countries WHERE account_row = ?1 AND actor_id = ?2 AND country_code = ?3",
+            )?
+            .query_row(params![account_row, actor.id, country_code], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if country_seen_before {
+            self.pending_countries.push(pair);
+            return Ok(false);
+        }
+        let actor_has_country_history = transaction
+            .prepare_cached(
+                "SELECT 1 FROM actor_countries WHERE account_row = ?1 AND actor_id = ?2 LIMIT 1",
+            )?
+            .query_row(params![account_row, actor.id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if event_becomes_history(event.outcome) {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO actor_countries (account_row, actor_id, country_code, first_seen_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    account_row,
+                    actor.id,
+                    country_code,
+                    event.created_at_micros()
+                ])?;
+            self.pending_countries.push(pair);
+        }
+        Ok(CountryHistoryLookup {
+            actor_has_country_history,
+            country_seen_before,
+        }
+        .new_country())
     }
 
     /// Writes the (actor, address) row and, when new, the (actor, network) row of a successful

@@ -429,6 +429,7 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         new_ip: row.get::<_, i64>(3)? != 0,
         new_network: row.get::<_, i64>(4)? != 0,
         location: row.get(5)?,
+        new_country: row.get::<_, i64>(6)? != 0,
     })
 }
 
@@ -774,6 +775,10 @@ impl Store for SqliteStore {
         &self.shared
     }
 
+    fn locations(&self) -> &dyn logbook_core::store::LocationStore {
+        self
+    }
+
     fn single_sign_on(&self) -> &dyn logbook_core::store::SingleSignOnStore {
         &self.shared
     }
@@ -1115,5 +1120,30 @@ impl Store for SqliteStore {
                 tracing::error!("the SQLite writer thread ended abnormally");
             }
         }
+    }
+}
+
+/// `logbook geoip backfill`'s batches, in the shared SQL (`logbook_store_sql`).
+#[async_trait::async_trait]
+impl logbook_core::store::LocationStore for SqliteStore {
+    async fn locate_stored_events(
+        &self,
+        account: &AccountId,
+        max_events: u32,
+        locator: logbook_core::location::SharedIpLocator,
+        from_start: bool,
+    ) -> Result<logbook_core::location::LocationBackfillBatch, StoreError> {
+        self.shared
+            .locate_stored_events(
+                account,
+                max_events,
+                locator,
+                from_start,
+                logbook_store_sql::personal_data::EventKeys {
+                    column: "event_row",
+                    key_of_first_event: crate::encoding::first_event_row_of,
+                },
+            )
+            .await
     }
 }

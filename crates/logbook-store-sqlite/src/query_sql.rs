@@ -27,7 +27,7 @@ pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
 pub(crate) const EVENT_COLUMNS: &str =
-    "event_row & 1099511627775, created_at, body, new_ip, new_network, location";
+    "event_row & 1099511627775, created_at, body, new_ip, new_network, location, new_country";
 
 /// The SQL function that checks an event's message in Rust: `logbook_message_has(body, phrases)`
 /// is 1 when the message (read from the JSON `body`) holds every phrase of `phrases`, one phrase

@@ -161,6 +161,7 @@ pub(crate) fn build_missing_trees(connection: &mut Connection) -> Result<u64, St
                 location: None,
                 new_ip: false,
                 new_network: false,
+                new_country: false,
             };
             if event.seq != tree.size() {
                 return Err(StoreError::Database {

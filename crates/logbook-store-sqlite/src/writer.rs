@@ -532,7 +532,13 @@ fn write_group(
             }
             phases.lap(Phase::Targets);
             // Unfamiliar-IP flags, in this transaction (issue 6; see `actor_history`).
-            actor_history.record(&transaction, account_row, event_row, event)?;
+            actor_history.record(
+                &transaction,
+                account_row,
+                event_row,
+                event,
+                location.and_then(|location| location.country_code.as_deref()),
+            )?;
             phases.lap(Phase::ActorHistory);
             volumes.count_stored(&transaction, account_row, prepared)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {

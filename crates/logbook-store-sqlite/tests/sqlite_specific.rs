@@ -567,3 +567,65 @@ async fn destinations_and_their_rules_survive_the_migration_that_adds_relp_and_t
     );
     store.shutdown().await;
 }
+
+/// An actor's located event, as the conformance locator places it.
+fn located_login(ip: &str, message: &str, outcome: logbook_core::event::Outcome) -> NewEvent {
+    EventBuilder::new("acme")
+        .actor("alice")
+        .ip(ip)
+        .outcome(outcome)
+        .message(message)
+        .build()
+}
+
+#[tokio::test]
+async fn the_new_country_migration_keeps_every_event_and_makes_earlier_successful_countries_history()
+ {
+    use logbook_core::event::Outcome;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let locating = || SqliteOptions {
+        ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+        ..SqliteOptions::default()
+    };
+    {
+        let store = SqliteStore::open(&path, locating()).unwrap();
+        store
+            .append_events(vec![
+                located_login("203.0.113.9", "in India", Outcome::Success),
+                located_login("198.51.100.7", "failed in Singapore", Outcome::Failure),
+            ])
+            .await
+            .unwrap();
+        store.shutdown().await;
+    }
+    // Back to the schema before migration 0018: what a database of the previous version holds.
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "DROP TABLE actor_countries; DROP TABLE location_backfill_progress;
+                 ALTER TABLE events DROP COLUMN new_country; PRAGMA user_version = 17;",
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path, locating()).unwrap();
+    let before = store.events_since(&account("acme"), 0, 10).await.unwrap();
+    assert_eq!(before.len(), 2);
+    assert!(before.iter().all(|row| !row.new_country));
+    store
+        .append_events(vec![
+            located_login("198.51.100.8", "Singapore at last", Outcome::Success),
+            located_login("203.0.113.200", "India again", Outcome::Success),
+        ])
+        .await
+        .unwrap();
+    let after = store.events_since(&account("acme"), 0, 10).await.unwrap();
+    // The migration rewrote no event, and only the successful India was history: Singapore,
+    // where alice only failed, is new, and India is not (without the history it would be the
+    // other way round, Singapore being her first located event).
+    assert_eq!(after[..2], before[..]);
+    assert!(after[2].new_country, "{}", after[2].to_json());
+    assert!(!after[3].new_country, "{}", after[3].to_json());
+    store.shutdown().await;
+}

@@ -226,6 +226,7 @@ fn truncate_and_recompute(path: &Path, kept: u64) {
             location: None,
             new_ip: false,
             new_network: false,
+            new_country: false,
         };
         tree.append(row.leaf_hash().unwrap(), |node| {
             connection

@@ -28,7 +28,10 @@ use crate::builders::{EventBuilder, RECEIVED_AT, clause, negated, patterns, quer
 pub use crate::account_management_cases::*;
 pub use crate::alerting_cases::*;
 // Unfamiliar IPs and known networks (issue 6) live in their own file too.
-pub use crate::location_cases::an_events_location_is_kept_outside_its_leaf_and_found_by_country_asn_and_city;
+pub use crate::location_cases::{
+    an_events_location_is_kept_outside_its_leaf_and_found_by_country_asn_and_city,
+    the_backfill_locates_only_events_without_a_place_in_resumable_batches,
+};
 pub use crate::single_sign_on_cases::*;
 pub use crate::unfamiliar_ip_cases::*;
 // Viewer sessions and the embedded view's look (issue 15).

@@ -55,8 +55,10 @@ macro_rules! store_conformance_tests {
             a_replay_returns_the_original_and_keeps_its_flags,
             the_same_new_address_twice_in_one_group_is_new_once,
             only_successful_activity_makes_an_address_familiar,
+            a_country_is_new_only_after_a_located_success_elsewhere,
             // Where each address is (issue 19, location_cases.rs).
             an_events_location_is_kept_outside_its_leaf_and_found_by_country_asn_and_city,
+            the_backfill_locates_only_events_without_a_place_in_resumable_batches,
             known_networks_are_saved_replaced_deleted_and_matched_by_name,
             one_network_saved_by_several_callers_at_once_is_replaced_in_turn,
             actor_addresses_list_first_and_last_seen_newest_first,

@@ -1,6 +1,7 @@
 //! Where each address is (issue 19): the fixed `TestIpLocator` every conformance store is opened
 //! with (and the parity test's events are located by), and the conformance case of the location
-//! kept with each event and its query terms `country:`, `asn:` and `city:`.
+//! kept with each event and its query terms `country:`, `asn:` and `city:`, and of the backfill
+//! that locates events stored before a database was configured.
 //!
 //! The locator is a table of this crate's own, not a stand-in for a third-party program: the
 //! stores only call `IpLocator`, and the server's reader of real MaxMind DB files is tested
@@ -246,4 +247,131 @@ pub async fn an_events_location_is_kept_outside_its_leaf_and_found_by_country_as
         messages_matching(&store, "country:IN -city:Mumbai asn:55836").await,
         ["pune"]
     );
+}
+
+/// The locator `logbook geoip backfill` is given in the backfill case: it places 192.0.2.0/24
+/// (which the conformance stores' locator does not know) in France, and says 203.0.113.0/24 is
+/// in the United States, so an event located at ingest (India) shows it was not looked up again.
+#[derive(Debug)]
+struct BackfillLocator;
+
+impl IpLocator for BackfillLocator {
+    fn locate(&self, ip: IpAddr) -> Option<Location> {
+        let ip = ip.to_canonical();
+        let country = |code: &str, city: &str| Location {
+            country_code: Some(code.to_owned()),
+            city: Some(city.to_owned()),
+            ..Location::default()
+        };
+        if "192.0.2.0/24".parse::<IpNet>().unwrap().contains(&ip) {
+            Some(country("FR", "Paris"))
+        } else if "203.0.113.0/24".parse::<IpNet>().unwrap().contains(&ip) {
+            Some(country("US", "Dallas"))
+        } else {
+            None
+        }
+    }
+}
+
+pub async fn the_backfill_locates_only_events_without_a_place_in_resumable_batches(
+    store: Arc<dyn Store>,
+) {
+    let event = |account_name: &str, ip: Option<&str>, message: &str| {
+        let builder = EventBuilder::new(account_name)
+            .actor("alice")
+            .message(message);
+        match ip {
+            Some(ip) => builder.ip(ip).build(),
+            None => builder.build(),
+        }
+    };
+    store
+        .append_events(vec![
+            event("acme", Some("192.0.2.1"), "before the database, first"),
+            event("acme", Some("203.0.113.9"), "located at ingest"),
+            event("acme", None, "no address"),
+            event(
+                "acme",
+                Some("::ffff:192.0.2.2"),
+                "before the database, second",
+            ),
+            event("acme", Some("198.18.0.1"), "unknown to both"),
+            event("other", Some("192.0.2.3"), "another account"),
+        ])
+        .await
+        .unwrap();
+    let before = store.events_since(&account("acme"), 0, 100).await.unwrap();
+    let locator: SharedIpLocator = Arc::new(BackfillLocator);
+    let locations = store.locations();
+
+    // Batches of two: the first is interrupted after it committed, and the next call goes on
+    // from where it stopped instead of reading the first two events again.
+    let first = locations
+        .locate_stored_events(&account("acme"), 2, locator.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.events_examined, first.events_located, first.done),
+        (2, 1, false)
+    );
+    let mut examined = first.events_examined;
+    let mut located = first.events_located;
+    loop {
+        let batch = locations
+            .locate_stored_events(&account("acme"), 2, locator.clone(), false)
+            .await
+            .unwrap();
+        examined += batch.events_examined;
+        located += batch.events_located;
+        if batch.done {
+            break;
+        }
+    }
+    assert_eq!((examined, located), (5, 2));
+    // Run again, it reads nothing; from the start, it reads all and locates nothing more.
+    let again = locations
+        .locate_stored_events(&account("acme"), 10, locator.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.events_examined, again.events_located, again.done),
+        (0, 0, true)
+    );
+    let restarted = locations
+        .locate_stored_events(&account("acme"), 10, locator.clone(), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (restarted.events_examined, restarted.events_located),
+        (5, 0)
+    );
+
+    let after = store.events_since(&account("acme"), 0, 100).await.unwrap();
+    for (old, new) in before.iter().zip(&after) {
+        // Nothing but the location changes: not the body, the leaf or the flags.
+        assert_eq!(old.body_without_seq, new.body_without_seq);
+        assert_eq!(old.leaf_hash().unwrap(), new.leaf_hash().unwrap());
+        assert_eq!(
+            (old.new_ip, old.new_network, old.new_country),
+            (new.new_ip, new.new_network, new.new_country)
+        );
+        let country = new
+            .decode()
+            .unwrap()
+            .location
+            .and_then(|location| location.country_code);
+        let expected = match new.decode().unwrap().message.as_str() {
+            "before the database, first" | "before the database, second" => Some("FR"),
+            "located at ingest" => Some("IN"),
+            _ => None,
+        };
+        assert_eq!(country.as_deref(), expected, "{}", new.to_json());
+    }
+    assert_eq!(
+        messages_matching(&store, "country:FR city:Paris").await,
+        ["before the database, first", "before the database, second"]
+    );
+    // Another account's events are its own backfill's business.
+    let other = store.events_since(&account("other"), 0, 10).await.unwrap();
+    assert_eq!(other[0].decode().unwrap().location, None);
 }

@@ -469,9 +469,11 @@ fn generated_condition(random: &mut StdRng, vocabulary: &Vocabulary) -> Conditio
             ],
         }),
         7 => Condition::Created(generated_range(random, vocabulary)),
-        8 => Condition::Is(match random.random_range(0..3) {
+        8 => Condition::Is(match random.random_range(0..5) {
             0 => vec![EventFlag::NewIp],
             1 => vec![EventFlag::NewNetwork],
+            2 => vec![EventFlag::NewCountry],
+            3 => vec![EventFlag::NewCountry, EventFlag::NewIp],
             _ => vec![EventFlag::NewNetwork, EventFlag::NewIp],
         }),
         9 => {
@@ -694,7 +696,7 @@ fn describe(
 ) -> String {
     let summary = |id: &str| match stored.iter().find(|event| event.id == id) {
         Some(event) => format!(
-            "seq {} created {} actor {:?} ip {:?} targets {:?} new_ip {} new_network {} message {:?}",
+            "seq {} created {} actor {:?} ip {:?} targets {:?} new_ip {} new_network {} new_country {} message {:?}",
             event.seq,
             event.created_at,
             event.actor.as_ref().map(|actor| actor.id.as_str()),
@@ -706,6 +708,7 @@ fn describe(
                 .collect::<Vec<_>>(),
             event.new_ip,
             event.new_network,
+            event.new_country,
             event.message
         ),
         None => format!("{id} (not an event of the tested account)"),

@@ -1,5 +1,8 @@
 //! Conformance cases of unfamiliar-IP detection and known networks (issue 6): the `new_ip` and
-//! `new_network` flags set at ingest, `is:new-network`, `ip:NAME`, and `UnfamiliarIpStore`.
+//! `new_network` flags set at ingest, `is:new-network`, `ip:NAME`, and `UnfamiliarIpStore`; and
+//! the `new_country` flag with `is:new-country` (issue 19), from the locations the conformance
+//! stores' `location_cases::TestIpLocator` gives (203.0.113.0/24 in IN, 198.51.100.0/24 in SG,
+//! 2001:db8:1::/48 in DE, 10.0.0.0/8 without a country).
 
 use std::sync::Arc;
 
@@ -122,7 +125,7 @@ pub async fn an_actors_first_address_is_never_new_and_later_new_addresses_are(
     // The flags are in the JSON body the API serves, and the query language finds them.
     let json = stored_event(&store, "acme", "new network").await.to_json();
     assert!(
-        json.ends_with(",\"new_ip\":true,\"new_network\":true}"),
+        json.contains(",\"new_ip\":true,\"new_network\":true"),
         "{json}"
     );
     let new_network = query(vec![clause(Condition::Is(vec![EventFlag::NewNetwork]))]);
@@ -287,6 +290,89 @@ pub async fn only_successful_activity_makes_an_address_familiar(store: Arc<dyn S
     assert_eq!(
         flags(&store, "failure from a familiar network").await,
         (true, false)
+    );
+}
+
+async fn is_new_country(store: &Arc<dyn Store>, message: &str) -> bool {
+    stored_event(store, "acme", message).await.new_country
+}
+
+pub async fn a_country_is_new_only_after_a_located_success_elsewhere(store: Arc<dyn Store>) {
+    store
+        .append_events(vec![
+            login("dmitri", "10.0.0.1", "unlocated first"),
+            login("dmitri", "203.0.113.9", "first located, in India"),
+            // An event earlier in the same group is history for a later one.
+            login("eve", "203.0.113.20", "eve in India"),
+            login("eve", "2001:db8:1::5", "eve in Germany, same group"),
+            // A failure is never history, so an actor whose first located event failed has
+            // none yet and the success after it is its first located history.
+            failed_login("bob", "203.0.113.30", "bob fails in India"),
+            login("bob", "198.51.100.30", "bob succeeds in Singapore"),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_events(vec![
+            failed_login("dmitri", "198.51.100.7", "failure from Singapore"),
+            failed_login("dmitri", "198.51.100.7", "second failure from Singapore"),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_events(vec![
+            login("dmitri", "198.51.100.8", "success from Singapore"),
+            login("dmitri", "198.51.100.9", "another success from Singapore"),
+            login("dmitri", "203.0.113.200", "back in India, another city"),
+            login("alice", "198.51.100.7", "alice's first located event"),
+            login("dmitri", "10.0.0.2", "unlocated later"),
+        ])
+        .await
+        .unwrap();
+    for (message, expected) in [
+        ("unlocated first", false),
+        ("first located, in India", false),
+        ("eve in India", false),
+        ("eve in Germany, same group", true),
+        ("bob fails in India", false),
+        ("bob succeeds in Singapore", false),
+        ("failure from Singapore", true),
+        ("second failure from Singapore", true),
+        ("success from Singapore", true),
+        ("another success from Singapore", false),
+        ("back in India, another city", false),
+        ("alice's first located event", false),
+        ("unlocated later", false),
+    ] {
+        assert_eq!(is_new_country(&store, message).await, expected, "{message}");
+    }
+    let flagged = stored_event(&store, "acme", "success from Singapore").await;
+    assert!(
+        flagged.to_json().contains("\"new_country\":true"),
+        "{}",
+        flagged.to_json()
+    );
+    assert_eq!(
+        messages_matching(
+            &store,
+            query(vec![clause(Condition::Is(vec![EventFlag::NewCountry]))])
+        )
+        .await,
+        [
+            "eve in Germany, same group",
+            "failure from Singapore",
+            "second failure from Singapore",
+            "success from Singapore",
+        ]
+    );
+    assert_eq!(
+        messages_matching(
+            &store,
+            query(vec![negated(Condition::Is(vec![EventFlag::NewCountry]))])
+        )
+        .await
+        .len(),
+        9
     );
 }
 

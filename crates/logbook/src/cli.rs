@@ -84,6 +84,9 @@ pub enum Command {
     /// now (works on the database directly).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Work with the IP databases of [geoip] (works on the database directly).
+    #[command(subcommand)]
+    Geoip(GeoIpCommand),
     /// Print the public key that verifies this instance's checkpoints and exports.
     CheckpointKey,
     /// Check the tamper evidence: the database, an export file, or growth since a saved checkpoint.
@@ -132,6 +135,22 @@ pub enum KeyCommand {
         /// The key's account (needed with --server, where keys are managed per account)
         #[arg(long, value_name = "NAME")]
         account: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeoIpCommand {
+    /// Give events stored before an IP database was configured their place and network, in
+    /// bounded batches; run again after an interruption, it continues where it stopped. Events
+    /// that already have a place are never looked up again, and no event's leaf or new-IP and
+    /// new-country flags change.
+    Backfill {
+        /// Events read per batch (one transaction each)
+        #[arg(long, value_name = "EVENTS", default_value_t = 1000)]
+        batch_size: u32,
+        /// Read every account from its first event instead of from where the last run stopped
+        #[arg(long)]
+        from_start: bool,
     },
 }
 

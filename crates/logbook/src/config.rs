@@ -270,6 +270,10 @@ pub struct GeoIpConfig {
     pub asn_database: Option<PathBuf>,
     /// How often the files are checked for a replacement.
     pub reload_interval_seconds: u64,
+    /// Two successful logins of one actor farther apart than this many kilometres per hour
+    /// (less both places' accuracy radii) are impossible travel under Needs attention;
+    /// `LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH`.
+    pub impossible_travel_speed_kmh: u32,
 }
 
 impl Default for GeoIpConfig {
@@ -278,11 +282,22 @@ impl Default for GeoIpConfig {
             city_database: None,
             asn_database: None,
             reload_interval_seconds: 60,
+            impossible_travel_speed_kmh:
+                logbook_core::attention::DEFAULT_IMPOSSIBLE_TRAVEL_SPEED_KMH,
         }
     }
 }
 
 impl GeoIpConfig {
+    /// Sets the impossible-travel speed of the Needs attention detectors.
+    pub fn apply_to(&self, server: &mut ServerSettings) -> Result<()> {
+        if self.impossible_travel_speed_kmh == 0 {
+            bail!("geoip.impossible_travel_speed_kmh must be at least 1");
+        }
+        server.attention.detectors.impossible_travel_speed_kmh = self.impossible_travel_speed_kmh;
+        Ok(())
+    }
+
     /// The server's settings; `None` without a database. Snapshots go to `<data_dir>/ip-databases`.
     pub fn settings(
         &self,
@@ -920,6 +935,11 @@ impl Config {
         if let Some(value) = read("LOGBOOK_GEOIP_ASN_DATABASE") {
             self.geoip.asn_database = Some(PathBuf::from(value));
         }
+        if let Some(value) = read("LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH") {
+            self.geoip.impossible_travel_speed_kmh = value.parse().map_err(|_| {
+                anyhow!("LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH must be a whole number of km/h, not {value:?}")
+            })?;
+        }
         if let Some(value) = read("LOGBOOK_LISTEN") {
             self.listen = value.parse().with_context(|| {
                 format!("LOGBOOK_LISTEN must be an address like 127.0.0.1:8080, not {value:?}")
@@ -1290,6 +1310,10 @@ keep_network = false
 # city_database = "/var/lib/GeoIP/GeoLite2-City.mmdb"   # LOGBOOK_GEOIP_CITY_DATABASE
 # asn_database = "/var/lib/GeoIP/GeoLite2-ASN.mmdb"     # LOGBOOK_GEOIP_ASN_DATABASE
 reload_interval_seconds = 60
+# Needs attention reports two successful logins of one actor as impossible travel when the
+# distance between their places, less both places' accuracy radii, divided by the time between
+# them is above this speed (LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH).
+impossible_travel_speed_kmh = 900
 
 [embed]
 # The Activity Logs view a platform embeds in its console with viewer sessions (README, "Logbook
@@ -1451,6 +1475,28 @@ mod tests {
             Config::from_toml("[geoip]\nasn_database = \"a.mmdb\"\nreload_interval_seconds = 0\n")
                 .unwrap();
         assert!(never.geoip.settings(Path::new("data")).is_err());
+    }
+
+    #[test]
+    fn the_impossible_travel_speed_comes_from_the_geoip_section_and_the_environment() {
+        let mut server = ServerSettings::default();
+        Config::default().geoip.apply_to(&mut server).unwrap();
+        assert_eq!(server.attention.detectors.impossible_travel_speed_kmh, 900);
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("logbook.toml");
+        std::fs::write(&file, "[geoip]\nimpossible_travel_speed_kmh = 1200\n").unwrap();
+        let config =
+            Config::load(Some(&file), &environment_of(&[]), &FlagOverrides::default()).unwrap();
+        config.geoip.apply_to(&mut server).unwrap();
+        assert_eq!(server.attention.detectors.impossible_travel_speed_kmh, 1200);
+        let environment = environment_of(&[("LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH", "700")]);
+        let config = Config::load(Some(&file), &environment, &FlagOverrides::default()).unwrap();
+        config.geoip.apply_to(&mut server).unwrap();
+        assert_eq!(server.attention.detectors.impossible_travel_speed_kmh, 700);
+        let bad = environment_of(&[("LOGBOOK_GEOIP_IMPOSSIBLE_TRAVEL_SPEED_KMH", "fast")]);
+        assert!(Config::load(Some(&file), &bad, &FlagOverrides::default()).is_err());
+        let zero = Config::from_toml("[geoip]\nimpossible_travel_speed_kmh = 0\n").unwrap();
+        assert!(zero.geoip.apply_to(&mut server).is_err());
     }
 
     #[test]

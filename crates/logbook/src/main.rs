@@ -71,6 +71,7 @@ fn run(cli: Cli, local_offset: LocalOffset) -> Result<()> {
                 commands::single_sign_on::run(&config, command, over_http).await
             }
             Command::Retention(command) => commands::retention::run(&config, command).await,
+            Command::Geoip(command) => commands::geoip::run(&config, command).await,
             Command::User(command) => commands::user::run(&config, command, over_http).await,
             Command::Backup(arguments) => commands::backup::run(&config, &arguments).await,
             Command::MigrateStore(arguments) => {

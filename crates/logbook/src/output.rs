@@ -100,6 +100,8 @@ pub struct EventSummary<'event> {
     pub new_ip: bool,
     #[serde(default)]
     pub new_network: bool,
+    #[serde(default)]
+    pub new_country: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +159,10 @@ impl EventTableRow {
             ip.push_str(" (new network)");
         } else if summary.new_ip {
             ip.push_str(" (new)");
+        }
+        // A country the actor was never located in, said in words beside the place.
+        if summary.new_country {
+            ip.push_str(" (new country)");
         }
         let mut action = inert(&summary.action).into_owned();
         if summary.outcome.as_deref() == Some("failure") {
@@ -335,6 +341,18 @@ mod tests {
         assert!(line.contains("203.0.113.9 · Mumbai"), "{line}");
         assert!(line.contains(", IN · AS9829 BSNL (new)"), "{line}");
         assert!(!line.contains('\u{1b}'), "{line:?}");
+    }
+
+    #[test]
+    fn a_new_country_is_named_beside_the_place() {
+        let json = r#"{"created_at":"2024-06-01T12:00:00Z","ip":"198.51.100.7","action":"user.login","message":"m","location":{"country_code":"SG"},"new_ip":true,"new_country":true}"#;
+        let summary: EventSummary<'_> = serde_json::from_str(json).unwrap();
+        let row = EventTableRow::from_summary(&summary, LocalOffset(UtcOffset::UTC));
+        let line = EventTableLayout::fitting(std::slice::from_ref(&row), None).render(&row);
+        assert!(
+            line.contains("198.51.100.7 · SG (new) (new country)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::timeline::{BucketCount, TimeBucket};
 mod accounts;
 mod alerting;
 mod attention;
+mod location;
 mod people;
 mod retention;
 mod single_sign_on;
@@ -32,6 +33,7 @@ mod viewer;
 pub use accounts::AccountSettingsStore;
 pub use alerting::AlertingStore;
 pub use attention::AttentionStore;
+pub use location::LocationStore;
 pub use people::PeopleStore;
 pub use retention::RetentionStore;
 pub use single_sign_on::SingleSignOnStore;
@@ -243,6 +245,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Known networks and the addresses each actor was seen from (see `crate::unfamiliar_ip`).
     fn unfamiliar_ips(&self) -> &dyn UnfamiliarIpStore;
+
+    /// Locating events stored before an IP database was configured (see `crate::location`).
+    fn locations(&self) -> &dyn LocationStore;
 
     /// Alert rules, destinations and the delivery outbox (see `crate::alerting`).
     fn alerting(&self) -> &dyn AlertingStore;

@@ -28,7 +28,7 @@ use crate::state::AppState;
 /// a slow client holds little memory.
 const ROWS_PER_CHUNK: usize = 256;
 
-pub const CSV_HEADER: [&str; 28] = [
+pub const CSV_HEADER: [&str; 29] = [
     "seq",
     "id",
     "created_at",
@@ -58,6 +58,8 @@ pub const CSV_HEADER: [&str; 28] = [
     "accuracy_radius_km",
     "asn",
     "organization",
+    // Appended after the location so every earlier column keeps its place.
+    "new_country",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +264,7 @@ fn write_csv_record(
         Cow::Borrowed(part.map(String::as_str).unwrap_or_default())
     }
     let number = |part: Option<String>| Cow::<str>::Owned(part.unwrap_or_default());
-    let cells: [Cow<'_, str>; 28] = [
+    let cells: [Cow<'_, str>; 29] = [
         Cow::Owned(event.seq.to_string()),
         Cow::Borrowed(event.id.as_str()),
         Cow::Owned(rfc3339(event.created_at)),
@@ -303,6 +305,7 @@ fn write_csv_record(
         ),
         number(location.and_then(|location| location.asn.map(|value| value.to_string()))),
         text(location.and_then(|location| location.organization.as_ref())),
+        Cow::Borrowed(if event.new_country { "true" } else { "false" }),
     ];
     let cells = cells.map(defuse_formula);
     writer.write_record(cells.iter().map(|cell| cell.as_bytes()))

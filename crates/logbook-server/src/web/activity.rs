@@ -60,6 +60,9 @@ pub struct Row {
     pub ip_is_new: bool,
     /// The address is in a network this actor was not seen in before.
     pub ip_is_new_network: bool,
+    /// The address is in a country this actor was not located in before (shown in words beside
+    /// the place, like the new-IP mark, even inside a known network: a country is not a network).
+    pub country_is_new: bool,
     /// The known network of the IP (issue 6), shown instead of the new-IP highlight.
     pub ip_network_name: String,
     /// Where the address was when the event arrived: "Mumbai, IN · AS9829 BSNL", or empty.
@@ -89,6 +92,7 @@ impl Row {
             ip: event.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             ip_is_new: event.new_ip,
             ip_is_new_network: event.new_network,
+            country_is_new: event.new_country,
             ip_network_name: String::new(),
             ip_place: event
                 .location
@@ -714,6 +718,14 @@ pub async fn get(
         (
             "New network for this actor",
             if event.new_network {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        (
+            "New country for this actor",
+            if event.new_country {
                 "yes".into()
             } else {
                 "no".into()

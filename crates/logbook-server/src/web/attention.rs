@@ -58,15 +58,22 @@ fn kind_label(kind: FindingKind) -> &'static str {
         FindingKind::SensitiveChangeAfterNewIpLogin => "New address, then a change",
         FindingKind::UnusualHour => "Unusual hour",
         FindingKind::DeletionBurst => "Many deletions",
+        FindingKind::ImpossibleTravel => "Impossible travel",
+        FindingKind::SensitiveChangeAfterNewCountryLogin => "New country, then a change",
     }
 }
 
 /// Whether `signed_in` may dismiss `record`: owners and admins any, others only their own.
 fn may_dismiss(signed_in: &SignedIn, record: &FindingRecord) -> bool {
-    // A sensitive change right after a login from a new address is what a stolen session looks
-    // like; the person it is about could be the intruder, so only owners and admins clear it.
-    let subject_may_dismiss =
-        record.finding.kind != logbook_core::attention::FindingKind::SensitiveChangeAfterNewIpLogin;
+    // A sensitive change right after a login from a new address or country, and logins too far
+    // apart for one person, are what a stolen account looks like; the person it is about could
+    // be the intruder, so only owners and admins clear them.
+    let subject_may_dismiss = !matches!(
+        record.finding.kind,
+        FindingKind::SensitiveChangeAfterNewIpLogin
+            | FindingKind::SensitiveChangeAfterNewCountryLogin
+            | FindingKind::ImpossibleTravel
+    );
     signed_in.user.role.manages_account()
         || (subject_may_dismiss
             && record.finding.subject.actor() == Some(signed_in.user.email.as_str()))

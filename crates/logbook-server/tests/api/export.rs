@@ -105,7 +105,7 @@ async fn csv_export_has_a_header_row_and_defuses_formulas() {
         .collect();
     assert_eq!(
         header.join(","),
-        "seq,id,created_at,received_at,account,action,message,actor_id,actor_name,actor_type,ip,user_agent,outcome,targets,changes,metadata,key,new_ip,new_network,country_code,country_name,region,city,latitude,longitude,accuracy_radius_km,asn,organization"
+        "seq,id,created_at,received_at,account,action,message,actor_id,actor_name,actor_type,ip,user_agent,outcome,targets,changes,metadata,key,new_ip,new_network,country_code,country_name,region,city,latitude,longitude,accuracy_radius_km,asn,organization,new_country"
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|row| row.unwrap()).collect();
     assert_eq!(rows.len(), 2);

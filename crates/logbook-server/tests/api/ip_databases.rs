@@ -12,51 +12,8 @@ use logbook_core::location::IpLocator;
 use logbook_server::ip_databases::{IpDatabaseSettings, IpDatabases};
 use serde_json::{Value, json};
 
+use crate::ip_database_writer::{write_database, writer_python};
 use crate::support::{TestServer, event, json_of};
-
-/// The writer's interpreter, or `None` after a loud `SKIPPED` line (a failure under CI).
-fn writer_python(test: &str) -> Option<PathBuf> {
-    let python =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ip_database_writer/venv/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    let reason = format!(
-        "{test}: the MaxMind DB writer (tests/ip_database_writer/venv) is not installed; .ci/run installs it"
-    );
-    if std::env::var("CI").is_ok_and(|value| value == "true") {
-        panic!("{reason}");
-    }
-    eprintln!("SKIPPED ({reason})");
-    None
-}
-
-/// Writes a database of `records` (`[network, data]` pairs) to `path` with the real writer.
-fn write_database(python: &Path, path: &Path, database_type: &str, records: &[(&str, Value)]) {
-    use std::io::Write;
-    let spec = json!({
-        "path": path,
-        "database_type": database_type,
-        "records": records
-            .iter()
-            .map(|(network, data)| json!({"network": network, "data": data}))
-            .collect::<Vec<_>>(),
-    });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/ip_database_writer/write_database.py");
-    let mut child = std::process::Command::new(python)
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("the writer starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.to_string().as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "the writer wrote {path:?}");
-}
 
 fn city_record(city: &str, country: &str, country_name: &str, latitude: f64) -> Value {
     json!({
@@ -297,7 +254,7 @@ async fn ingested_events_keep_their_location_and_readyz_reports_a_refused_replac
         .await
         .unwrap();
     assert!(
-        csv.contains(",IN,India,Maharashtra,Mumbai,19.0748,72.8856,20,9829,BSNL\r\n"),
+        csv.contains(",IN,India,Maharashtra,Mumbai,19.0748,72.8856,20,9829,BSNL,false\r\n"),
         "{csv}"
     );
     let unknown = server

@@ -5,6 +5,8 @@ mod auth;
 mod checkpoints;
 mod export;
 mod ingest;
+#[path = "../ip_database_writer/writer.rs"]
+mod ip_database_writer;
 mod ip_databases;
 mod management;
 mod operations;

@@ -420,3 +420,161 @@ async fn a_key_created_right_after_a_login_from_a_new_address_is_flagged_using_t
         StatusCode::SEE_OTHER
     );
 }
+
+/// A city database written by the real MaxMind DB writer, with coordinates and accuracy radii:
+/// Mumbai and Singapore (about 3,900 km apart) precisely, India as a whole only within 1,000 km,
+/// and Germany without coordinates. Singapore's city name is hostile text.
+fn write_travel_databases(
+    python: &std::path::Path,
+    directory: &std::path::Path,
+) -> std::sync::Arc<logbook_server::ip_databases::IpDatabases> {
+    let place = |city: &str, country: &str, latitude: f64, longitude: f64, radius: u32| {
+        json!({
+            "city": {"names": {"en": city}},
+            "country": {"iso_code": country, "names": {"en": country}},
+            "location": {"latitude": latitude, "longitude": longitude, "accuracy_radius": radius},
+        })
+    };
+    let city = directory.join("GeoLite2-City.mmdb");
+    crate::ip_database_writer::write_database(
+        python,
+        &city,
+        "GeoLite2-City",
+        &[
+            (
+                "203.0.113.0/24",
+                place("Mumbai", "IN", 19.0748, 72.8856, 20),
+            ),
+            (
+                "198.51.100.0/24",
+                place("<b>Singapore</b>", "SG", 1.2897, 103.8501, 5),
+            ),
+            ("192.0.2.0/24", place("India", "IN", 20.5937, 78.9629, 1000)),
+            (
+                "2001:db8:1::/48",
+                json!({"country": {"iso_code": "DE", "names": {"en": "Germany"}}}),
+            ),
+        ],
+    );
+    let databases = logbook_server::ip_databases::IpDatabases::open(
+        &logbook_server::ip_databases::IpDatabaseSettings {
+            city_database: Some(city),
+            asn_database: None,
+            snapshot_directory: directory.join("snapshots"),
+            reload_interval: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+    .expect("a city database");
+    std::sync::Arc::new(databases)
+}
+
+fn login_at(actor: &str, ip: &str, created_at: &str) -> Value {
+    json!({"action": "user.login", "message": format!("{actor} signed in from {ip} at {created_at}"),
+           "actor": {"id": actor}, "ip": ip, "outcome": "success", "created_at": created_at})
+}
+
+#[tokio::test]
+async fn impossible_travel_and_a_change_after_a_new_country_are_found_from_real_ip_databases() {
+    let Some(python) = crate::ip_database_writer::writer_python(
+        "impossible_travel_and_a_change_after_a_new_country_are_found_from_real_ip_databases",
+    ) else {
+        return;
+    };
+    let directory = tempfile::tempdir().unwrap();
+    let databases = write_travel_databases(&python, directory.path());
+    let mut settings = ServerSettings::default();
+    settings.attention.interval = Duration::from_millis(20);
+    let options = logbook_store_sqlite::SqliteOptions {
+        ip_locator: databases,
+        ..logbook_store_sqlite::SqliteOptions::default()
+    };
+    let web = Web::start_with_options(settings, options).await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "owner@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    web.send(
+        &key,
+        json!([
+            // Mumbai, then Singapore an hour later: about 3,900 km/h.
+            login_at("dmitri", "203.0.113.9", "2024-06-01T00:00:00Z"),
+            login_at("dmitri", "198.51.100.7", "2024-06-01T01:00:00Z"),
+            // The same trip in six hours is about 650 km/h: possible, not reported.
+            login_at("priya", "203.0.113.10", "2024-06-01T00:00:00Z"),
+            login_at("priya", "198.51.100.8", "2024-06-01T06:00:00Z"),
+            // About 690 km in ten minutes, but India is only known within 1,000 km: the
+            // distance that is certain is none.
+            login_at("farah", "203.0.113.11", "2024-06-01T00:00:00Z"),
+            login_at("farah", "192.0.2.1", "2024-06-01T00:10:00Z"),
+            // Germany has no coordinates: nothing to compare.
+            login_at("gert", "203.0.113.12", "2024-06-01T00:00:00Z"),
+            login_at("gert", "2001:db8:1::7", "2024-06-01T00:05:00Z"),
+            // A slow trip to a new country, then a key within the hour.
+            login_at("sam", "203.0.113.13", "2024-06-01T00:00:00Z"),
+            login_at("sam", "198.51.100.9", "2024-06-01T07:00:00Z"),
+            {"action": "acme.api_key.create", "message": "Created a key",
+             "actor": {"id": "sam"}, "ip": "198.51.100.9", "created_at": "2024-06-01T07:10:00Z"},
+        ]),
+    )
+    .await;
+    // Dmitri's travel, and Sam's key after both a new address and a new country.
+    wait_for_findings(&web, &acme, 3).await;
+    let findings = web
+        .store
+        .attention()
+        .list_findings(
+            &acme,
+            &FindingFilter {
+                about_actor: None,
+                include_dismissed: true,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, String)> = findings
+        .iter()
+        .map(|record| (record.finding.kind.as_str(), record.finding.subject.value()))
+        .collect();
+    assert!(
+        kinds.contains(&("impossible_travel", "dmitri".into()))
+            && kinds.contains(&("sensitive_change_after_new_country_login", "sam".into()))
+            && kinds.contains(&("sensitive_change_after_new_ip_login", "sam".into())),
+        "{kinds:?}"
+    );
+
+    let owner = web.sign_in("owner@acme.com").await;
+    let (_, page, _) = web.page(&owner.cookie, "/").await;
+    assert!(page.contains("Impossible travel"), "{page}");
+    assert!(
+        page.contains(
+            "dmitri signed in from Mumbai, IN and &#60;b&#62;Singapore&#60;/b&#62;, SG 1 hour apart, about 3910 km away"
+        ),
+        "{page}"
+    );
+    assert!(!page.contains("<b>Singapore</b>"));
+    assert!(page.contains("New country, then a change"));
+    assert!(page.contains("sam signed in from new country SG and then did acme.api_key.create"));
+    // The evidence of the travel is the two logins.
+    let travel = findings
+        .iter()
+        .find(|record| record.finding.kind.as_str() == "impossible_travel")
+        .unwrap();
+    let url = reqwest::Url::parse_with_params(
+        "http://logbook.invalid/",
+        &[("q", &travel.finding.evidence_query)],
+    )
+    .unwrap();
+    let href = format!("/?{}", url.query().unwrap());
+    let (_, evidence, _) = web.page(&owner.cookie, &href).await;
+    assert_eq!(
+        evidence.matches("class=\"row-link\"").count(),
+        2,
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("dmitri signed in from 203.0.113.9 at")
+            && evidence.contains("dmitri signed in from 198.51.100.7 at"),
+        "{evidence}"
+    );
+}

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 mod alerts;
 mod attention;
+#[path = "../ip_database_writer/writer.rs"]
+mod ip_database_writer;
 mod networks;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -1603,4 +1605,39 @@ async fn a_new_address_and_a_new_network_are_marked_in_words_in_the_table() {
         "{}",
         row_of("198.51.100.7")
     );
+}
+
+#[tokio::test]
+async fn a_new_country_is_marked_in_words_beside_the_place() {
+    let web = Web::start_locating().await;
+    let acme = web.account("acme").await;
+    web.user(&acme, "alice@acme.com", Role::Owner).await;
+    let key = web.ingest_key(&acme).await;
+    // The test locator puts 203.0.113.0/24 in India and 198.51.100.0/24 in Singapore.
+    for ip in ["203.0.113.9", "203.0.113.200", "198.51.100.7"] {
+        web.send(
+            &key,
+            json!([{"action": "user.login", "message": format!("from {ip}"), "actor": {"id": "carol"}, "ip": ip}]),
+        )
+        .await;
+    }
+    let alice = web.sign_in("alice@acme.com").await;
+    let (_, html, _) = web.page(&alice.cookie, "/").await;
+    let row_of = |ip: &str| {
+        let at = html.find(&format!("from {ip}")).unwrap();
+        let end = html[at..].find("</tr>").unwrap();
+        html[at..at + end].to_owned()
+    };
+    let singapore = row_of("198.51.100.7");
+    assert!(
+        singapore.contains("Singapore, SG · AS13335")
+            && singapore.contains(
+                r#"<span class="badge new-country" title="A country this actor was not located in before">new country</span>"#
+            ),
+        "{singapore}"
+    );
+    assert!(!row_of("203.0.113.200").contains("new country"));
+    assert!(!row_of("203.0.113.9").contains("new country"));
+    let (_, found, _) = web.page(&alice.cookie, "/?q=is%3Anew-country").await;
+    assert!(found.contains("from 198.51.100.7") && !found.contains("from 203.0.113.200"));
 }

@@ -1,5 +1,5 @@
 //! The commands that run on this machine: the server (`serve`) and the commands that work on the
-//! database directly (`account`, `key`, `user`, `backup`, `demo`), plus `config`. Opening the store lives
+//! database directly (`account`, `key`, `user`, `backup`, `demo`, `geoip backfill`), plus `config`. Opening the store lives
 //! here because it is the one place a backend is picked from the database URL: `sqlite://` (or
 //! none) opens the embedded store, `postgres://` connects to PostgreSQL, where any number of
 //! nodes share one database.
@@ -9,6 +9,7 @@ pub mod backup;
 pub mod checkpoint_key;
 pub mod config;
 pub mod demo;
+pub mod geoip;
 pub mod key;
 pub mod limits;
 pub mod migrate_store;

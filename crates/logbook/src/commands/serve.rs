@@ -31,6 +31,7 @@ pub async fn run(config: &Config) -> Result<()> {
     config.limits.apply_to(&mut settings)?;
     config.retention.apply_to(&mut settings)?;
     config.embed.apply_to(&mut settings)?;
+    config.geoip.apply_to(&mut settings)?;
     if let Some(sso) = &config.sso {
         sso.apply_to(&mut settings)?;
     }

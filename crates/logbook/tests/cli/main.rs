@@ -4,6 +4,9 @@
 //! a test ends, however it ends.
 #![cfg(unix)]
 
+mod geoip;
+#[path = "../../../logbook-server/tests/ip_database_writer/writer.rs"]
+mod ip_database_writer;
 mod limits;
 mod single_sign_on;
 mod verify;

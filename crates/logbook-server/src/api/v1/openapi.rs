@@ -80,6 +80,8 @@ pub struct EventDocument {
     location: Option<serde_json::Value>,
     new_ip: Option<bool>,
     new_network: Option<bool>,
+    /// First time this actor was located in this country (absent when not).
+    new_country: Option<bool>,
 }
 
 /// `GET /api/v1/events`.

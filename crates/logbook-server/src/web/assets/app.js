@@ -141,6 +141,21 @@ function rowOf(event) {
     const button = narrowButton("ip:" + event.ip, event.ip + mark, hover);
     if (isNew) button.classList.add("badge", "new-ip");
     ip.append(button);
+    const location = event.location ?? {};
+    const place = [location.city, location.country_code].filter(Boolean).join(", ");
+    if (place) {
+      const shown = document.createElement("span");
+      shown.className = "ip-place";
+      shown.textContent = " · " + visible(place);
+      ip.append(" ", shown);
+    }
+    if (event.new_country) {
+      const badge = document.createElement("span");
+      badge.className = "badge new-country";
+      badge.title = "A country this actor was not located in before";
+      badge.textContent = "new country";
+      ip.append(" ", badge);
+    }
   }
   tr.append(ip);
   return tr;

@@ -106,7 +106,7 @@ export function canonicalJson(value) {
 }
 
 // Top-level fields the leaf never commits to: derived flags and export-only fields.
-const FIELDS_OUTSIDE_THE_LEAF = ["new_ip", "new_network", "leaf_hash", "inclusion_proof"];
+const FIELDS_OUTSIDE_THE_LEAF = ["location", "new_ip", "new_network", "new_country", "leaf_hash", "inclusion_proof"];
 // Leaf version 2's verification material: what checks personal fields, not content.
 const VERIFICATION_MATERIAL_FIELDS = ["salt", "salts", "removed", "removed_commitments"];
 const SALTED_LEAF_VERSION = 2;

@@ -1,0 +1,345 @@
+//! `--geoip`: what locating every event's address at ingest (issue 19) costs batched ingest. It
+//! writes a city and an ASN database in the MaxMind DB format covering every address of the
+//! workload's IP pools (one /24 or /48 record per address, with GeoLite2-shaped records), then
+//! loads the same events over HTTP into fresh servers with lookups off and on, alternating
+//! (off, on, off, on), and prints each round's throughput, the mean of each mode and their ratio
+//! (target: enrichment costs at most 5 %). To tell what the cost is made of, it also times the
+//! lookups alone on one thread, and runs a third mode, "stored only", whose locator answers from
+//! a table of the same answers made before the clock: the locations and the new-country
+//! detection are stored as with lookups on, but no database is read; and a fourth, "coordinates
+//! only", whose answers keep only the coordinates: the location's JSON is stored, but none of the
+//! indexed columns (`country_code`, `asn`, `city`) nor the new-country detection has anything to
+//! do, which tells the cost of those from the cost of the wider row.
+//!
+//! No Rust crate in the workspace writes MaxMind DB files, so the databases are written once,
+//! before any clock starts, by the same `mmdb-writer` script the server's tests use
+//! (`crates/logbook-server/tests/ip_database_writer`, installed by `.ci/run`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use logbook_core::api_key::{KeyOwner, Scopes};
+use logbook_core::location::{IpLocator, Location, NoIpLocator, SharedIpLocator};
+use logbook_core::{Clock, Store, SystemClock};
+use logbook_server::AppState;
+use logbook_server::ip_databases::{IpDatabaseSettings, IpDatabases};
+use logbook_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::{Value, json};
+
+use crate::http_load::{self, RequestBodies};
+use crate::server::{create_key, throughput_run_settings};
+use crate::workload::{Workload, WorkloadShape};
+
+const BATCH_SIZE: usize = 500;
+/// Rounds of each mode, alternated so drift on a shared machine hits every mode alike.
+const ROUNDS_PER_MODE: usize = 2;
+
+const CITIES: &[(&str, &str, &str, f64, f64, u32)] = &[
+    ("Mumbai", "IN", "India", 19.0748, 72.8856, 20),
+    ("Frankfurt am Main", "DE", "Germany", 50.1109, 8.6821, 10),
+    ("Singapore", "SG", "Singapore", 1.2897, 103.8501, 5),
+    ("São Paulo", "BR", "Brazil", -23.5475, -46.6361, 50),
+    ("Ashburn", "US", "United States", 39.0437, -77.4875, 100),
+    ("Tokyo", "JP", "Japan", 35.6895, 139.6917, 20),
+];
+
+/// The answers of the real databases for every address of the workload, looked up before the
+/// clock: storing locations without reading a database.
+#[derive(Debug)]
+struct AnswersMadeBefore(HashMap<IpAddr, Location>);
+
+impl IpLocator for AnswersMadeBefore {
+    fn locate(&self, ip: IpAddr) -> Option<Location> {
+        self.0.get(&ip).cloned()
+    }
+}
+
+fn writer_directory() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../logbook-server/tests/ip_database_writer"
+    ))
+}
+
+/// The network of one address a record covers: its /24 or /48, as real databases hold ranges.
+fn covering_network(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", segments[0], segments[1], segments[2])
+        }
+    }
+}
+
+/// A GeoLite2-City-shaped record: names in several languages, as the real files carry.
+fn city_record(index: usize) -> Value {
+    let (city, code, country, latitude, longitude, radius) = CITIES[index % CITIES.len()];
+    let names = |name: &str| json!({"en": name, "de": name, "fr": name, "ja": name, "pt-BR": name, "ru": name, "zh-CN": name});
+    json!({
+        "city": {"geoname_id": 1_000_000 + index, "names": names(city)},
+        "continent": {"code": "AS", "geoname_id": 6255147, "names": names("Asia")},
+        "country": {"geoname_id": 1269750, "iso_code": code, "names": names(country)},
+        "registered_country": {"geoname_id": 1269750, "iso_code": code, "names": names(country)},
+        "location": {"accuracy_radius": radius, "latitude": latitude, "longitude": longitude,
+                     "time_zone": "Asia/Kolkata"},
+        "postal": {"code": "400001"},
+        "subdivisions": [{"geoname_id": 1264418, "iso_code": "MH", "names": names("Region")}],
+    })
+}
+
+fn asn_record(index: usize) -> Value {
+    json!({
+        "autonomous_system_number": 64_512 + (index % 1000) as u32,
+        "autonomous_system_organization": format!("Example Network {}", index % 1000),
+    })
+}
+
+fn write_database(
+    path: &Path,
+    database_type: &str,
+    networks: &[String],
+    record: fn(usize) -> Value,
+) -> anyhow::Result<()> {
+    let directory = writer_directory();
+    let python = directory.join("venv/bin/python");
+    if !python.exists() {
+        bail!(
+            "--geoip writes its databases with {}; install it first (see .ci/run: python3 -m venv, then pip install -r requirements.txt)",
+            python.display()
+        );
+    }
+    let spec = json!({
+        "path": path,
+        "database_type": database_type,
+        "records": networks
+            .iter()
+            .enumerate()
+            .map(|(index, network)| json!({"network": network, "data": record(index)}))
+            .collect::<Vec<_>>(),
+    });
+    let mut child = std::process::Command::new(&python)
+        .arg(directory.join("write_database.py"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("starting the MaxMind DB writer")?;
+    child
+        .stdin
+        .take()
+        .context("the writer's input")?
+        .write_all(spec.to_string().as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("the MaxMind DB writer failed on {}", path.display());
+    }
+    Ok(())
+}
+
+/// One round: a fresh store (locating through `locator`), every account and a platform ingest
+/// key, a server on a loopback port, the batched bodies sent, and the server stopped. Returns
+/// events per second and whether the largest account's first event got a location.
+async fn ingest_round(
+    workload: &Workload,
+    bodies: Arc<RequestBodies>,
+    locator: SharedIpLocator,
+    connections: usize,
+) -> anyhow::Result<(f64, bool)> {
+    let clock = Arc::new(SystemClock);
+    let data_directory = tempfile::tempdir().context("a data directory")?;
+    let store = SqliteStore::open(
+        &data_directory.path().join("logbook.db"),
+        SqliteOptions {
+            ip_locator: locator,
+            ..SqliteOptions::default()
+        },
+    )
+    .context("opening the store")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    for account in workload.accounts() {
+        store.create_account(account, clock.now()).await?;
+    }
+    let ingest_key = create_key(
+        &*store,
+        KeyOwner::Platform,
+        Scopes {
+            ingest: true,
+            read: false,
+            admin: false,
+        },
+        &*clock,
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let state = AppState::new(store.clone(), clock, throughput_run_settings());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(logbook_server::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let client = http_load::http_client()?;
+    let figures = http_load::ingest(&client, &base_url, &ingest_key, bodies, connections).await?;
+    let (largest, _) = workload.largest_account();
+    let located = store
+        .events_since(&largest, 0, 1)
+        .await?
+        .first()
+        .map(|row| row.location.is_some())
+        .unwrap_or(false);
+    let _ = stop.send(());
+    serving.await.context("the server task panicked")??;
+    store.shutdown().await;
+    Ok((figures.events_per_second(), located))
+}
+
+pub async fn run(
+    event_count: usize,
+    account_count: usize,
+    seed: u64,
+    connections: usize,
+) -> anyhow::Result<()> {
+    let machine = crate::report::describe_machine();
+    println!("logbook-bench --geoip on {machine}");
+    let workload = Workload::generate(
+        WorkloadShape {
+            event_count,
+            account_count,
+            seed,
+            zipf_exponent: 1.1,
+        },
+        SystemClock.now(),
+    );
+    let mut bodies: RequestBodies = Vec::new();
+    let mut addresses = BTreeSet::new();
+    let mut start = 0;
+    while start < event_count {
+        let end = (start + BATCH_SIZE).min(event_count);
+        let mut body = Vec::with_capacity((end - start) * 480 + 16);
+        body.extend_from_slice(b"{\"events\":[");
+        for index in start..end {
+            if index > start {
+                body.push(b',');
+            }
+            let event = workload.event(index);
+            addresses.insert(covering_network(event.ip));
+            event.write_json(&mut body);
+        }
+        body.extend_from_slice(b"]}");
+        bodies.push((Bytes::from(body), end - start));
+        start = end;
+    }
+    let bodies = Arc::new(bodies);
+    let networks: Vec<String> = addresses.into_iter().collect();
+
+    let databases_directory = tempfile::tempdir().context("a directory for the databases")?;
+    let writing = Instant::now();
+    let city = databases_directory.path().join("GeoLite2-City.mmdb");
+    let asn = databases_directory.path().join("GeoLite2-ASN.mmdb");
+    write_database(&city, "GeoLite2-City", &networks, city_record)?;
+    write_database(&asn, "GeoLite2-ASN", &networks, asn_record)?;
+    println!(
+        "wrote city ({:.1} MB) and ASN ({:.1} MB) databases of {} networks each in {:.1}s (before any clock)",
+        std::fs::metadata(&city)?.len() as f64 / 1e6,
+        std::fs::metadata(&asn)?.len() as f64 / 1e6,
+        networks.len(),
+        writing.elapsed().as_secs_f64()
+    );
+    let databases: SharedIpLocator = Arc::new(
+        IpDatabases::open(&IpDatabaseSettings {
+            city_database: Some(city),
+            asn_database: Some(asn),
+            snapshot_directory: databases_directory.path().join("snapshots"),
+            reload_interval: std::time::Duration::from_secs(3600),
+        })?
+        .context("two databases")?,
+    );
+    println!(
+        "plan: {event_count} events over {account_count} accounts (seed {seed}) in batches of {BATCH_SIZE} over {connections} connections, into a fresh server per round, the modes alternating {ROUNDS_PER_MODE} times: lookups off, on, stored only, coordinates only"
+    );
+
+    // The lookups alone, one thread, every event's address through both databases.
+    let timing = Instant::now();
+    let mut answers = HashMap::new();
+    let mut located_count = 0usize;
+    for index in 0..event_count {
+        let ip = workload.event(index).ip;
+        if let Some(location) = databases.locate(ip) {
+            located_count += 1;
+            answers.insert(ip, location);
+        }
+    }
+    let lookup_seconds = timing.elapsed().as_secs_f64();
+    println!(
+        "lookups alone: {event_count} addresses ({located_count} located) in {lookup_seconds:.2}s on one thread = {:.2} µs each (event generation included)",
+        lookup_seconds * 1e6 / event_count as f64
+    );
+    let coordinates_only: HashMap<IpAddr, Location> = answers
+        .iter()
+        .map(|(ip, location)| {
+            (
+                *ip,
+                Location {
+                    latitude: location.latitude,
+                    longitude: location.longitude,
+                    accuracy_radius_km: location.accuracy_radius_km,
+                    ..Location::default()
+                },
+            )
+        })
+        .collect();
+    let stored_only: SharedIpLocator = Arc::new(AnswersMadeBefore(answers));
+    let coordinates_only: SharedIpLocator = Arc::new(AnswersMadeBefore(coordinates_only));
+
+    let modes: [(&str, SharedIpLocator); 4] = [
+        ("off", Arc::new(NoIpLocator)),
+        ("on", databases.clone()),
+        ("stored only", stored_only),
+        ("coordinates only", coordinates_only),
+    ];
+    let mut figures: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for round in 0..ROUNDS_PER_MODE * modes.len() {
+        let mode = round % modes.len();
+        let (name, locator) = &modes[mode];
+        let (events_per_second, located) =
+            ingest_round(&workload, bodies.clone(), locator.clone(), connections).await?;
+        if located != (mode != 0) {
+            bail!("round {round}: lookups {name} but events located: {located}");
+        }
+        println!(
+            "round {}: lookups {name}: {events_per_second:.0} events/s",
+            round + 1
+        );
+        figures[mode].push(events_per_second);
+    }
+    let mean = |figures: &[f64]| figures.iter().sum::<f64>() / figures.len() as f64;
+    let (off_mean, on_mean, stored_mean, coordinates_mean) = (
+        mean(&figures[0]),
+        mean(&figures[1]),
+        mean(&figures[2]),
+        mean(&figures[3]),
+    );
+    let ratio = crate::ratio(on_mean, off_mean);
+    let cost = (1.0 - ratio) * 100.0;
+    println!(
+        "batched ingest: lookups off {off_mean:.0} events/s, on {on_mean:.0} events/s, on/off {ratio:.3}x: enrichment costs {cost:.1} % (target <= 5 %: {})",
+        if cost <= 5.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "stored only (no database read) {stored_mean:.0} events/s: storing costs {:.1} %, reading the databases {:.1} %",
+        (1.0 - crate::ratio(stored_mean, off_mean)) * 100.0,
+        (crate::ratio(stored_mean, off_mean) - ratio) * 100.0
+    );
+    println!(
+        "coordinates only (JSON stored, no indexed column) {coordinates_mean:.0} events/s: the wider row costs {:.1} %, the indexed columns and new-country detection {:.1} %",
+        (1.0 - crate::ratio(coordinates_mean, off_mean)) * 100.0,
+        (crate::ratio(coordinates_mean, off_mean) - crate::ratio(stored_mean, off_mean)) * 100.0
+    );
+    Ok(())
+}
