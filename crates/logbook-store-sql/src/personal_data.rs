@@ -193,11 +193,15 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 message: format!("event seq {seq} of {account}: {error}"),
                             }
                         })?;
+                    // Where the address was (issue 19's location: a city and coordinates within a
+                    // few kilometres, the network's owner) is read off the address, so it goes
+                    // with it, whatever of the address the body keeps.
                     for (seq, body) in &changed {
                         sql.execute(
                             REMOVING,
                             &format!(
-                                "UPDATE events SET body = $1, ip = NULL \
+                                "UPDATE events SET body = $1, ip = NULL, location = NULL, \
+                                 country_code = NULL, asn = NULL, city = NULL \
                                  WHERE account_row = $2 AND {key} = $3"
                             ),
                             &[

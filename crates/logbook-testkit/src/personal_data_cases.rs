@@ -183,6 +183,11 @@ pub async fn aging_removes_personal_fields_below_a_seq_and_every_event_still_ver
     for (old, new) in before.iter().zip(&after) {
         if new.seq < 6 {
             assert_eq!(new.ip, None, "seq {}", new.seq);
+            assert_eq!(
+                new.location, None,
+                "where the address was goes with it, seq {}",
+                new.seq
+            );
             assert_eq!(new.user_agent, None);
             assert_eq!(new.actor.as_ref().unwrap().name, None);
             assert_eq!(
@@ -220,6 +225,20 @@ pub async fn aging_removes_personal_fields_below_a_seq_and_every_event_still_ver
     )
     .await;
     assert!(by_ip.is_empty(), "{by_ip:?}");
+    let aged_by_place = crate::cases::search(
+        &store,
+        "acme",
+        crate::query(vec![crate::clause(
+            logbook_core::query::Condition::Country(vec![
+                logbook_core::location::CountryCode::parse("SG").expect("a country code"),
+            ]),
+        )]),
+    )
+    .await;
+    assert!(
+        aged_by_place.iter().all(|row| row.seq >= 6),
+        "an aged event is no longer found by its address's country: {aged_by_place:?}"
+    );
     let retention = store
         .retention()
         .account_retention(&account("acme"))
