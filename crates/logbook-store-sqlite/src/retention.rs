@@ -151,11 +151,12 @@ impl RetentionStore for SqliteStore {
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
                 for (event_row, body) in &doomed {
+                    let stored = serde_json::from_str::<serde_json::Value>(body).ok();
                     // The document the writer indexed, rebuilt from the stored message: a
                     // contentless FTS5 table removes exactly the tokens it is given.
-                    let message = serde_json::from_str::<serde_json::Value>(body)
-                        .ok()
-                        .and_then(|value| value.get("message")?.as_str().map(str::to_owned))
+                    let message = stored
+                        .as_ref()
+                        .and_then(|value| value.get("message")?.as_str())
                         .unwrap_or_default();
                     transaction
                         .prepare_cached(
@@ -164,14 +165,30 @@ impl RetentionStore for SqliteStore {
                         .and_then(|mut statement| {
                             statement.execute(params![
                                 event_row,
-                                full_text_document(account_row, &message)
+                                full_text_document(account_row, message)
                             ])
                         })
                         .map_err(database_error(DELETING))?;
-                    transaction
-                        .prepare_cached("DELETE FROM event_targets WHERE account_row = ?1 AND event_row = ?2")
-                        .and_then(|mut statement| statement.execute(params![account_row, event_row]))
-                        .map_err(database_error(DELETING))?;
+                    // By the whole key of each target row the writer stored (`targets[].id`):
+                    // the key leads with the target id, so a delete by account and event alone
+                    // read every target row of the account, about 1.6 ms an event on an
+                    // account of 290,000 (the benchmark's `--pruner` phase).
+                    let target_ids = stored
+                        .as_ref()
+                        .and_then(|value| value.get("targets")?.as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|target| target.get("id")?.as_str());
+                    for target_id in target_ids {
+                        transaction
+                            .prepare_cached(
+                                "DELETE FROM event_targets WHERE account_row = ?1 AND target_id = ?2 AND event_row = ?3",
+                            )
+                            .and_then(|mut statement| {
+                                statement.execute(params![account_row, target_id, event_row])
+                            })
+                            .map_err(database_error(DELETING))?;
+                    }
                     transaction
                         .prepare_cached("DELETE FROM events WHERE event_row = ?1")
                         .and_then(|mut statement| statement.execute([event_row]))
