@@ -46,8 +46,11 @@ impl Default for RetentionSettings {
         Self {
             default_retention_days: None,
             interval: Duration::from_secs(60),
-            batch_size: 1000,
-            pause_between_batches: Duration::from_millis(20),
+            // Measured with `logbook-bench --pruner` (BENCHMARKS.md): 500 events a batch and a
+            // 50 ms pause keep ingest latency at what it is with the pruner idle while still
+            // removing some 7,000 events a second on SQLite.
+            batch_size: 500,
+            pause_between_batches: Duration::from_millis(50),
             default_personal_data_days: None,
             default_keep_network: false,
         }
