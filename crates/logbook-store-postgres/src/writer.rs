@@ -27,6 +27,7 @@ use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -325,9 +326,8 @@ async fn write_group(
         ),
     )
     .await?;
-    let mut all_outcomes = Vec::with_capacity(group.len());
     let mut targets: Vec<(i64, &str, i64)> = Vec::new();
-    {
+    let answers = {
         let sink = transaction
             .copy_in(&format!(
                 "COPY {events_table} ({EVENT_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -342,14 +342,10 @@ async fn write_group(
         // (issue 17, as in the SQLite writer; here worth about 5 % of batched ingest in one A/B
         // run of 200,000 events, within the noise of the shared machine).
         let mut write_order: Vec<(i64, usize, usize)> = Vec::new();
-        let mut outcomes_by_request: Vec<Vec<Option<AppendOutcome>>> =
-            Vec::with_capacity(group.len());
         for (request_index, (request, refusal)) in group.iter().zip(&refusals).enumerate() {
             if refusal.is_some() {
-                outcomes_by_request.push(Vec::new());
                 continue;
             }
-            outcomes_by_request.push((0..request.events.len()).map(|_| None).collect());
             for (event_index, prepared) in request.events.iter().enumerate() {
                 write_order.push((
                     rows_by_account[&prepared.event.account],
@@ -359,14 +355,23 @@ async fn write_group(
             }
         }
         write_order.sort_unstable();
+        let mut answers = GroupAnswers::new(
+            group
+                .iter()
+                .map(|request| request.events.len())
+                .zip(refusals),
+        );
         for &(account_row, request_index, event_index) in &write_order {
             let prepared = &group[request_index].events[event_index];
-            let outcome = &mut outcomes_by_request[request_index][event_index];
             let event = &prepared.event;
             if let (Some(key), Some(fingerprint)) = (&event.key, &prepared.fingerprint)
                 && let Some(original) = originals.get(account_row, key)
             {
-                *outcome = Some(original.replay_outcome(fingerprint));
+                answers.answer(
+                    request_index,
+                    event_index,
+                    original.replay_outcome(fingerprint),
+                );
                 continue;
             }
             let next_seq = next_seqs.entry(account_row).or_insert(0);
@@ -435,22 +440,14 @@ async fn write_group(
                     },
                 );
             }
-            *outcome = Some(AppendOutcome::Stored(receipt));
-        }
-        for (outcomes, refusal) in outcomes_by_request.into_iter().zip(refusals) {
-            all_outcomes.push(match refusal {
-                Some(refusal) => Err(refusal),
-                None => Ok(outcomes
-                    .into_iter()
-                    .map(|outcome| outcome.expect("every admitted event has an outcome"))
-                    .collect()),
-            });
+            answers.answer(request_index, event_index, AppendOutcome::Stored(receipt));
         }
         copy.as_mut()
             .finish()
             .await
             .map_err(database_error("copying events"))?;
-    }
+        answers
+    };
     if !targets.is_empty() {
         // The same target named twice by one event is stored once.
         targets.sort_unstable();
@@ -517,5 +514,5 @@ async fn write_group(
         .await
         .map_err(database_error("committing events"))?;
     known_actor_pairs.committed(detection);
-    Ok(all_outcomes)
+    Ok(answers.into_replies())
 }

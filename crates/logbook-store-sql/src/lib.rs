@@ -19,6 +19,7 @@ mod attention;
 pub mod encoding;
 pub mod executor;
 pub mod export;
+pub mod group_answers;
 pub mod idempotency;
 mod location_backfill;
 pub mod page_query;

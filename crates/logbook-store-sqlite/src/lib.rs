@@ -658,6 +658,15 @@ impl StoreInner {
         let job: crate::writer::WriterJob = Box::new(move |connection| {
             let _ = reply.send(connection.and_then(work));
         });
+        self.send_to_writer(WriterWork::Job(job), answer).await
+    }
+
+    /// Queues `work` for the writer thread and waits for its answer.
+    async fn send_to_writer<T>(
+        &self,
+        work: WriterWork,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         {
             let inbox = self
                 .writer_inbox
@@ -667,7 +676,7 @@ impl StoreInner {
                 return Err(StoreError::Unavailable("the store is shutting down".into()));
             };
             inbox
-                .send(WriterWork::Job(job))
+                .send(work)
                 .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
         }
         answer
@@ -901,22 +910,9 @@ impl Store for SqliteStore {
             .map(|event| PreparedEvent::new(event, locator))
             .collect();
         let (reply, answer) = oneshot::channel();
-        {
-            let inbox = self
-                .inner
-                .writer_inbox
-                .lock()
-                .expect("writer inbox lock poisoned");
-            let Some(inbox) = inbox.as_ref() else {
-                return Err(StoreError::Unavailable("the store is shutting down".into()));
-            };
-            inbox
-                .send(WriterWork::Append(AppendRequest { events, reply }))
-                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        }
-        answer
+        self.inner
+            .send_to_writer(WriterWork::Append(AppendRequest { events, reply }), answer)
             .await
-            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
     }
 
     async fn query_events(

@@ -17,6 +17,7 @@ use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -369,11 +370,11 @@ fn write_group(
     actor_history.begin_group();
     let mut phases = PhaseTimes::new();
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut all_outcomes = Vec::with_capacity(group.len());
     // Each touched account's tree, loaded with its next seq and saved before the commit.
     let mut trees: HashMap<i64, CompactRange> = HashMap::new();
     let mut volumes = crate::volume_quota::GroupVolumes::default();
-    {
+    // The statements live as long as this block; the answers outlive it.
+    let answers = {
         let mut insert_event = transaction.prepare_cached(
             "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash, country_code, asn, city, location) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
@@ -417,22 +418,20 @@ fn write_group(
         // at nearly every event of a group spanning accounts; and consecutive inserts land on the
         // same pages of the table, its indexes and the tree instead of a cold leaf page of each.
         write_order.sort_unstable();
-        let mut outcomes_by_request: Vec<Vec<Option<AppendOutcome>>> = group
-            .iter()
-            .zip(&refusals)
-            .map(|(request, refusal)| match refusal {
-                None => (0..request.events.len()).map(|_| None).collect(),
-                Some(_) => Vec::new(),
-            })
-            .collect();
+        let mut answers = GroupAnswers::new(
+            group
+                .iter()
+                .map(|request| request.events.len())
+                .zip(refusals),
+        );
         // Keys stored earlier in this same group: the second event with a key is a duplicate of the
         // first exactly as if they had come in two commits.
         let mut keys_in_group = KeysInGroup::default();
         let mut next_seqs: NextSeqs = HashMap::new();
         for &(account_row, request_index, event_index) in &write_order {
             phases.lap(Phase::Other);
-            let prepared = &group[request_index as usize].events[event_index as usize];
-            let outcome = &mut outcomes_by_request[request_index as usize][event_index as usize];
+            let (request_index, event_index) = (request_index as usize, event_index as usize);
+            let prepared = &group[request_index].events[event_index];
             // A key stored earlier in this group is answered from memory. A key stored by an
             // earlier commit is not looked up first: the unique `(account, key)` index refuses
             // the row below, and only then is the original read. Nearly every keyed event is
@@ -440,7 +439,11 @@ fn write_group(
             if let (Some(key), Some(fingerprint)) = (&prepared.event.key, &prepared.fingerprint)
                 && let Some(original) = keys_in_group.get(account_row, key)
             {
-                *outcome = Some(original.replay_outcome(fingerprint));
+                answers.answer(
+                    request_index,
+                    event_index,
+                    original.replay_outcome(fingerprint),
+                );
                 continue;
             }
             phases.lap(Phase::IdempotencyLookup);
@@ -516,7 +519,11 @@ fn write_group(
                 let (Some(original), Some(fingerprint)) = (original, &prepared.fingerprint) else {
                     return Err(error);
                 };
-                *outcome = Some(original.replay_outcome(fingerprint));
+                answers.answer(
+                    request_index,
+                    event_index,
+                    original.replay_outcome(fingerprint),
+                );
                 phases.lap(Phase::IdempotencyLookup);
                 continue;
             }
@@ -569,18 +576,10 @@ fn write_group(
                     },
                 );
             }
-            *outcome = Some(AppendOutcome::Stored(receipt));
+            answers.answer(request_index, event_index, AppendOutcome::Stored(receipt));
         }
-        for (outcomes, refusal) in outcomes_by_request.into_iter().zip(refusals) {
-            all_outcomes.push(match refusal {
-                Some(refusal) => Err(refusal),
-                None => Ok(outcomes
-                    .into_iter()
-                    .map(|outcome| outcome.expect("every accepted event has an outcome"))
-                    .collect()),
-            });
-        }
-    }
+        answers
+    };
     phases.lap(Phase::Other);
     volumes.write(&transaction)?;
     for (account_row, tree) in &trees {
@@ -596,7 +595,7 @@ fn write_group(
     metrics::histogram!("logbook_commit_durable_seconds")
         .record(committing.elapsed().as_secs_f64());
     actor_history.committed();
-    Ok(all_outcomes)
+    Ok(answers.into_replies())
 }
 
 /// Whether `error` is a UNIQUE constraint refusing a row; on `events` only the `(account, key)`
