@@ -138,6 +138,18 @@ pub trait Dialect {
     ) -> String;
     /// The condition that an event comes strictly after `after` in newest-first order.
     fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String;
+    /// The condition that an event is in one of the places of a positive `country:`, `asn:` or
+    /// `city:` clause, given `column_condition`, the exact test of the event's own column. A store
+    /// that keeps place terms in an index of its own adds how to find the candidates there; by
+    /// default the column's condition stands alone (PostgreSQL indexes the columns themselves).
+    fn place_condition(
+        &self,
+        _builder: &mut SqlBuilder,
+        _place: &Condition,
+        column_condition: String,
+    ) -> String {
+        column_condition
+    }
     /// Pushes `ORDER BY created_at DESC, <key> DESC LIMIT <limit>` when there is a limit (a page),
     /// nothing more without one (the rows to count), and closes whatever `begin_select` opened.
     fn end_select(&self, builder: &mut SqlBuilder, limit: Option<&str>);
@@ -264,7 +276,17 @@ fn push_matching_events(
 }
 
 fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause, account: &str) {
-    let condition = condition_sql(dialect, builder, &clause.condition, account);
+    let mut condition = condition_sql(dialect, builder, &clause.condition, account);
+    // A negated place is checked on the column of each row the rest of the query finds; only a
+    // positive one can be looked up.
+    if !clause.negated
+        && matches!(
+            clause.condition,
+            Condition::Country(_) | Condition::Asn(_) | Condition::City(_)
+        )
+    {
+        condition = dialect.place_condition(builder, &clause.condition, condition);
+    }
     if clause.negated {
         // A negated condition keeps events where the field is absent (NULL), which plain NOT would
         // drop: `-actor:alice` includes events without an actor.
@@ -367,8 +389,8 @@ fn condition_sql(
                 names.join(", ")
             )
         }
-        // The location columns of migration 0017, each with its own index leading with the
-        // account, so a rare country, network or city is found without walking the account.
+        // The location columns of migration 0017, the exact test; how a rare value is found
+        // without walking the account is the store's (`Dialect::place_condition`).
         Condition::Country(codes) => values_in(
             dialect,
             builder,

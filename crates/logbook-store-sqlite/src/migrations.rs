@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_single_sign_on.sql"),
     include_str!("../migrations/0017_event_location.sql"),
     include_str!("../migrations/0018_new_country.sql"),
+    include_str!("../migrations/0019_place_terms.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

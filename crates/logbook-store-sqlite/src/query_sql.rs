@@ -6,11 +6,15 @@
 //! plan is chosen from how many of the account's documents the rarest phrase is in: a rare term
 //! looks the index up first (`event_row IN (SELECT rowid ... MATCH ?)`), a common term walks the
 //! account's newest-first index and checks each row in Rust (`logbook_message_has(body, ?)`),
-//! which stops after one page.
+//! which stops after one page. A place (`country:`, `asn:`, `city:`) is planned the same way on
+//! its own FTS5 index of place terms (migration 0019): a rare one is looked up there first, a
+//! common one is tested on the column of each row the newest-first walk reads.
+
+use std::collections::HashMap;
 
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
-use logbook_core::query::{Query, text_tokens};
+use logbook_core::query::{Condition, Query, text_tokens};
 use logbook_core::timeline::TimeBucket;
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
@@ -18,7 +22,7 @@ use logbook_store_sql::{
 };
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::encoding::{SEQ_BITS, event_row_of, full_text_phrase};
+use crate::encoding::{SEQ_BITS, any_place_term, event_row_of, full_text_phrase, place_terms};
 use crate::errors::database_error;
 
 /// A token in at least this many documents is "common": walking the account's newest-first index
@@ -135,6 +139,9 @@ struct SqliteDialect {
     account_row: i64,
     positive_plan: Option<TextPlan>,
     negated_plans: Vec<TextPlan>,
+    /// How each positive place clause finds its rows, by its FTS5 expression
+    /// (`encoding::any_place_term`); a clause not planned here looks the index up first.
+    place_plans: HashMap<String, TextPlan>,
 }
 
 impl Dialect for SqliteDialect {
@@ -192,6 +199,31 @@ impl Dialect for SqliteDialect {
         )
     }
 
+    fn place_condition(
+        &self,
+        builder: &mut SqlBuilder,
+        place: &Condition,
+        column_condition: String,
+    ) -> String {
+        let Some(terms) = place_terms(self.account_row, place).filter(|terms| !terms.is_empty())
+        else {
+            return column_condition;
+        };
+        let expression = any_place_term(&terms);
+        match self.place_plans.get(&expression) {
+            Some(TextPlan::CheckEachRow) => column_condition,
+            Some(TextPlan::IndexFirst) | None => {
+                // The index's match is exact (migration 0019); the column is tested as well so
+                // the condition means the same whichever way SQLite evaluates it.
+                let expression = builder.bind(SqlValue::Text(expression));
+                format!(
+                    "(event_row IN (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH {expression}) \
+                     AND {column_condition})"
+                )
+            }
+        }
+    }
+
     fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String {
         let created_at = builder.bind(SqlValue::Integer(after.created_at_micros));
         let event_row = builder.bind(SqlValue::Integer(event_row_of(
@@ -239,10 +271,27 @@ pub(crate) fn compile_page_query(
         .iter()
         .map(|tokens| choose_text_plan(connection, account_row, std::iter::once(tokens)))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut place_plans = HashMap::new();
+    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
+        let Some(terms) = place_terms(account_row, &clause.condition) else {
+            continue;
+        };
+        if terms.is_empty() {
+            continue;
+        }
+        let expression = any_place_term(&terms);
+        let plan = plan_by_documents(
+            connection,
+            "SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?1 LIMIT ?2)",
+            &expression,
+        )?;
+        place_plans.insert(expression, plan);
+    }
     let dialect = SqliteDialect {
         account_row,
         positive_plan,
         negated_plans,
+        place_plans,
     };
     Ok(logbook_store_sql::compile_page_query(
         &dialect,
@@ -266,6 +315,7 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         account_row,
         positive_plan: None,
         negated_plans: Vec::new(),
+        place_plans: HashMap::new(),
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
@@ -280,6 +330,7 @@ pub(crate) fn compile_bucket_count_query(
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
+        place_plans: HashMap::new(),
     };
     logbook_store_sql::compile_bucket_count_query(
         &dialect,
@@ -313,23 +364,41 @@ fn choose_text_plan<'phrase>(
     account_row: i64,
     phrases: impl Iterator<Item = &'phrase Vec<String>>,
 ) -> Result<TextPlan, StoreError> {
-    let mut statement = connection
-        .prepare_cached("SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)")
-        .map_err(database_error("preparing the term frequency lookup"))?;
     for phrase in phrases {
-        let documents: i64 = statement
-            .query_row(
-                rusqlite::params![full_text_phrase(account_row, phrase), COMMON_TERM_DOCUMENTS],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(database_error("reading a term frequency"))?
-            .unwrap_or(0);
-        if documents < COMMON_TERM_DOCUMENTS {
-            return Ok(TextPlan::IndexFirst);
+        let plan = plan_by_documents(
+            connection,
+            "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)",
+            &full_text_phrase(account_row, phrase),
+        )?;
+        if plan == TextPlan::IndexFirst {
+            return Ok(plan);
         }
     }
     Ok(TextPlan::CheckEachRow)
+}
+
+/// Index first when `count_sql` (a count of an FTS5 table's documents matching `?1`, at most `?2`)
+/// finds fewer than `COMMON_TERM_DOCUMENTS`; otherwise the newest-first walk, checking each row.
+fn plan_by_documents(
+    connection: &Connection,
+    count_sql: &str,
+    expression: &str,
+) -> Result<TextPlan, StoreError> {
+    let documents: i64 = connection
+        .prepare_cached(count_sql)
+        .map_err(database_error("preparing the term frequency lookup"))?
+        .query_row(
+            rusqlite::params![expression, COMMON_TERM_DOCUMENTS],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(database_error("reading a term frequency"))?
+        .unwrap_or(0);
+    Ok(if documents < COMMON_TERM_DOCUMENTS {
+        TextPlan::IndexFirst
+    } else {
+        TextPlan::CheckEachRow
+    })
 }
 
 fn text_condition(

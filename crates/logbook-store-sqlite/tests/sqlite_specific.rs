@@ -171,26 +171,305 @@ async fn exact_actor_and_ip_filters_use_their_index_in_newest_first_order() {
     );
 }
 
+/// A store that locates addresses with the conformance suite's locator, holding `common` events
+/// of `big` from India (203.0.113.0/24: Mumbai and Pune) and `rare` from Singapore
+/// (198.51.100.0/24), in that order.
+async fn located_store(common: u32, rare: u32) -> (SqliteStore, tempfile::TempDir) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        &directory.path().join("logbook.db"),
+        SqliteOptions {
+            ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    let start = datetime!(2024-05-01 00:00 UTC);
+    let events: Vec<NewEvent> = (0..common + rare)
+        .map(|number| {
+            let ip = if number < common {
+                format!("203.0.113.{}", number % 256)
+            } else {
+                format!("198.51.100.{}", number % 256)
+            };
+            EventBuilder::new("big")
+                .created_at(start + Duration::seconds(i64::from(number)))
+                .actor(&format!("user-{}@example.com", number % 50))
+                .ip(&ip)
+                .message(&format!("located event {number}"))
+                .build()
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        store.append_events(chunk.to_vec()).await.unwrap();
+    }
+    (store, directory)
+}
+
+async fn seqs_matching(store: &SqliteStore, text: &str, limit: u32) -> Vec<u64> {
+    store
+        .query_events(
+            &account("big"),
+            &EventQuery {
+                query: logbook_core::query::parse(text).unwrap(),
+                limit,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|row| row.seq)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn country_network_and_city_filters_use_their_index_in_newest_first_order() {
-    let (store, _directory) = filled_store().await;
-    for (text, index) in [
+async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_newest_first() {
+    let (store, _directory) = located_store(2_100, 30).await;
+    for rare in [
+        "country:SG",
+        "city:Singapore",
+        "asn:13335",
+        "country:SG,FR",
+        "asn:1",
+    ] {
+        let rare_plan = plan(&store, logbook_core::query::parse(rare).unwrap(), None).await;
+        assert_plan(
+            &rare_plan,
+            "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)",
+            true,
+        );
+        assert!(
+            rare_plan.contains("events_place_terms") && rare_plan.contains("LIST SUBQUERY"),
+            "{rare}: {rare_plan}"
+        );
+    }
+    let common_plan = plan(
+        &store,
+        logbook_core::query::parse("country:IN").unwrap(),
+        None,
+    )
+    .await;
+    assert_plan(
+        &common_plan,
+        "events_by_account_created (account_row=?)",
+        false,
+    );
+    assert!(
+        !common_plan.contains("events_place_terms"),
+        "a common country is tested on each row of the newest-first walk: {common_plan}"
+    );
+
+    // Both plans return exactly the located events, newest first.
+    assert_eq!(
+        seqs_matching(&store, "country:SG", 100).await,
+        (2_100..2_130).rev().collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        seqs_matching(&store, "country:IN", 50).await,
+        (2_050..2_100).rev().collect::<Vec<u64>>()
+    );
+    // Mumbai is the lower half of 203.0.113.0/24 (addresses .0 to .127).
+    let mumbai = seqs_matching(&store, "city:Mumbai", 50).await;
+    assert_eq!(mumbai.len(), 50);
+    assert!(mumbai.iter().all(|seq| seq % 256 < 128), "{mumbai:?}");
+    assert_eq!(
+        seqs_matching(&store, "country:SG -city:Singapore", 100).await,
+        Vec::<u64>::new()
+    );
+}
+
+/// Takes a database back to the schema before migration 0019: migration 0017's indexes of the
+/// location columns instead of the place terms and their triggers.
+const UNDO_MIGRATION_0019: &str = "
+    DROP TRIGGER events_place_terms_on_insert;
+    DROP TRIGGER events_place_terms_on_delete;
+    DROP TRIGGER events_place_terms_on_update;
+    DROP TABLE events_place_terms;
+    CREATE INDEX events_by_account_country ON events (account_row, country_code, created_at)
+        WHERE country_code IS NOT NULL;
+    CREATE INDEX events_by_account_asn ON events (account_row, asn, created_at)
+        WHERE asn IS NOT NULL;
+    CREATE INDEX events_by_account_city ON events (account_row, city, created_at)
+        WHERE city IS NOT NULL;
+    PRAGMA user_version = 18;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_place_terms_migration_indexes_the_events_located_before_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let located = || SqliteOptions {
+        ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+        ..SqliteOptions::default()
+    };
+    {
+        let store = SqliteStore::open(&path, located()).unwrap();
+        let start = datetime!(2024-05-01 00:00 UTC);
+        store
+            .append_events(
+                ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
+                    .iter()
+                    .enumerate()
+                    .map(|(number, ip)| {
+                        EventBuilder::new("big")
+                            .created_at(start + Duration::seconds(number as i64))
+                            .ip(ip)
+                            .build()
+                    })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        store.shutdown().await;
+    }
+    // A database of the previous version: its events located, their places in B-tree indexes.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(UNDO_MIGRATION_0019)
+        .unwrap();
+    let store = SqliteStore::open(&path, located()).unwrap();
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![2, 0]);
+    assert_eq!(seqs_matching(&store, "city:Singapore", 10).await, vec![1]);
+    assert_eq!(seqs_matching(&store, "asn:55836", 10).await, vec![2]);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let indexes: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'events_by_account_%' \
+             AND (name LIKE '%country' OR name LIKE '%asn' OR name LIKE '%city')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the location columns' B-tree indexes are gone");
+    for (term, indexed, stored) in place_index_and_columns(&connection) {
+        assert_eq!(indexed, stored, "term {term}");
+    }
+}
+
+/// For every place term of `big`, the documents of `events_place_terms` holding it, and the
+/// events whose columns hold its value: the index is exact when the two agree.
+fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i64, i64)> {
+    let account_row: i64 = connection
+        .query_row(
+            "SELECT account_row FROM accounts WHERE name = 'big'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let hex = |text: &str| {
+        text.bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    let mut checks = Vec::new();
+    for (term, column_condition) in [
         (
-            "country:IN",
-            "events_by_account_country (account_row=? AND country_code=?)",
+            format!("{account_row}c{}", hex("IN")),
+            "country_code = 'IN'",
         ),
         (
-            "asn:9829",
-            "events_by_account_asn (account_row=? AND asn=?)",
+            format!("{account_row}c{}", hex("SG")),
+            "country_code = 'SG'",
         ),
+        (format!("{account_row}a55836"), "asn = 55836"),
+        (format!("{account_row}a13335"), "asn = 13335"),
+        (format!("{account_row}y{}", hex("Pune")), "city = 'Pune'"),
         (
-            "city:Mumbai",
-            "events_by_account_city (account_row=? AND city=?)",
+            format!("{account_row}y{}", hex("Singapore")),
+            "city = 'Singapore'",
         ),
     ] {
-        let located = logbook_core::query::parse(text).unwrap();
-        assert_plan(&plan(&store, located, None).await, index, false);
+        let indexed: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM events_place_terms WHERE events_place_terms MATCH ?1",
+                [format!("\"{term}\"")],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let stored: i64 = connection
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM events WHERE account_row = ?1 AND {column_condition}"
+                ),
+                [account_row],
+                |row| row.get(0),
+            )
+            .unwrap();
+        checks.push((term, indexed, stored));
     }
+    checks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_place_terms_follow_every_write_of_the_location_columns_from_any_connection() {
+    use logbook_core::personal_data::{
+        AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
+    };
+    let (store, directory) = located_store(200, 20).await;
+    // Aging removes the place with the address (an UPDATE of the columns).
+    let removed = store
+        .retention()
+        .remove_personal_data(
+            &account("big"),
+            PersonalDataBatch {
+                selection: PersonalDataSelection::AgedBelow { below_seq: 150 },
+                removal: PersonalFieldRemoval {
+                    address: AddressRemoval::Remove,
+                    metadata_keys: Vec::new(),
+                },
+                from_seq: 0,
+                max_events: 1_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.events_changed, 150);
+    // A connection Logbook did not open (an operator's shell) deletes and edits rows; the
+    // triggers need nothing of Logbook's.
+    let outside = rusqlite::Connection::open(directory.path().join("logbook.db")).unwrap();
+    outside
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    outside
+        .execute(
+            "DELETE FROM events WHERE event_row IN (SELECT event_row FROM events \
+             WHERE country_code = 'SG' ORDER BY event_row LIMIT 5)",
+            [],
+        )
+        .unwrap();
+    outside
+        .execute(
+            "UPDATE events SET city = 'Singapore' WHERE event_row = (SELECT max(event_row) FROM events \
+             WHERE city = 'Pune')",
+            [],
+        )
+        .unwrap();
+    let checks = place_index_and_columns(&outside);
+    for (term, indexed, stored) in &checks {
+        assert_eq!(indexed, stored, "term {term}: {checks:?}");
+    }
+    let singapore = checks
+        .iter()
+        .find(|(term, _, _)| {
+            term.ends_with(
+                &"Singapore"
+                    .bytes()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect::<String>(),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        singapore.2, 16,
+        "15 Singapore events left and one moved there: {checks:?}"
+    );
+    assert_eq!(
+        seqs_matching(&store, "country:IN", 1_000).await,
+        (150..200).rev().collect::<Vec<u64>>(),
+        "aged events are no longer found by their country"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +690,15 @@ fn the_schema_sql_builds_the_same_tables_in_a_plain_connection() {
     let index_count: i64 = connection
         .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(index_count, 9);
+    assert_eq!(index_count, 6);
+    let place_triggers: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(place_triggers, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,10 +890,11 @@ async fn the_new_country_migration_keeps_every_event_and_makes_earlier_successfu
     {
         let connection = rusqlite::Connection::open(&path).unwrap();
         connection
-            .execute_batch(
-                "DROP TABLE actor_countries; DROP TABLE location_backfill_progress;
-                 ALTER TABLE events DROP COLUMN new_country; PRAGMA user_version = 17;",
-            )
+            .execute_batch(&format!(
+                "{UNDO_MIGRATION_0019}
+                 DROP TABLE actor_countries; DROP TABLE location_backfill_progress;
+                 ALTER TABLE events DROP COLUMN new_country; PRAGMA user_version = 17;"
+            ))
             .unwrap();
     }
     let store = SqliteStore::open(&path, locating()).unwrap();
