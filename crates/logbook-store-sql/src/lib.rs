@@ -6,7 +6,8 @@
 //!   codes, prefix and CIDR bounds);
 //! - `value`: bound parameters and result rows in a driver-neutral form;
 //! - `idempotency`: what a replayed idempotency key answers, and the receipt of a stored event;
-//! - `export`: exports as a stream of bounded pages.
+//! - `export`: exports as a stream of bounded pages;
+//! - `place_terms`: the terms of the SQLite store's full-text index of places.
 //!
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
@@ -25,6 +26,7 @@ mod location_backfill;
 pub mod page_query;
 mod people;
 pub mod personal_data;
+pub mod place_terms;
 pub mod retention;
 pub mod shared_store;
 mod single_sign_on;

@@ -14,6 +14,7 @@ use logbook_core::{AccountId, StoreError};
 
 use crate::executor::{Backend, SqlDatabase};
 use crate::personal_data::EventKeys;
+use crate::place_terms::place_document;
 use crate::shared_store::{SharedStore, existing_account_row};
 
 const LOCATING: &str = "locating stored events";
@@ -91,7 +92,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                         let Some(columns) = LocationColumns::of(locator.as_ref(), Some(ip)) else {
                             continue;
                         };
-                        batch.events_located += sql
+                        let key_value = first_key.saturating_add(seq);
+                        let located = sql
                             .execute(
                                 LOCATING,
                                 &format!(
@@ -100,15 +102,34 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                      AND location IS NULL"
                                 ),
                                 &[
-                                    columns.country_code.into(),
+                                    columns.country_code.as_deref().into(),
                                     columns.asn.into(),
-                                    columns.city.into(),
-                                    columns.json.into(),
+                                    columns.city.as_deref().into(),
+                                    columns.json.as_str().into(),
                                     account_row.into(),
-                                    first_key.saturating_add(seq).into(),
+                                    key_value.into(),
                                 ],
                             )
                             .await?;
+                        // On SQLite the place is indexed as terms (`place_terms`), by whoever
+                        // writes the columns; an event located before had no place to index.
+                        if located == 1
+                            && sql.backend() == Backend::Sqlite
+                            && let Some(place) = place_document(
+                                account_row,
+                                columns.country_code.as_deref(),
+                                columns.asn,
+                                columns.city.as_deref(),
+                            )
+                        {
+                            sql.execute(
+                                LOCATING,
+                                "INSERT INTO events_place_terms (rowid, terms) VALUES ($1, $2)",
+                                &[key_value.into(), place.as_str().into()],
+                            )
+                            .await?;
+                        }
+                        batch.events_located += located;
                     }
                     sql.execute(
                         LOCATING,

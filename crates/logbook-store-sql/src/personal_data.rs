@@ -4,6 +4,8 @@
 //! the reads and writes around it, the legal-hold check inside the same transaction, and the
 //! new-IP history that goes with the events.
 
+use std::collections::HashMap;
+
 use logbook_core::personal_data::{
     AddressRemoval, PersonalDataBatch, PersonalDataRemoved, PersonalDataSelection,
     bodies_after_removal,
@@ -13,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
+use crate::place_terms::place_document;
 use crate::retention::retention_of_account_row;
 use crate::shared_store::{SharedStore, existing_account_row};
 use crate::value::SqlValue;
@@ -151,8 +154,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             sql.query(
                                 REMOVING,
                                 &format!(
-                                    "SELECT {key} - $4, body FROM events WHERE account_row = $1 \
-                                     AND {key} >= $2 AND {key} < $3 ORDER BY {key} LIMIT $5"
+                                    "SELECT {key} - $4, body, country_code, asn, city FROM events \
+                                     WHERE account_row = $1 AND {key} >= $2 AND {key} < $3 \
+                                     ORDER BY {key} LIMIT $5"
                                 ),
                                 &[
                                     account_row.into(),
@@ -168,8 +172,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             sql.query(
                                 REMOVING,
                                 &format!(
-                                    "SELECT {key} - $3, body FROM events WHERE account_row = $1 \
-                                     AND actor_id = $4 AND {key} >= $2 ORDER BY {key} LIMIT $5"
+                                    "SELECT {key} - $3, body, country_code, asn, city FROM events \
+                                     WHERE account_row = $1 AND actor_id = $4 AND {key} >= $2 \
+                                     ORDER BY {key} LIMIT $5"
                                 ),
                                 &[
                                     account_row.into(),
@@ -182,6 +187,23 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             .await?
                         }
                     };
+                    // On SQLite, the place terms each event's place columns were indexed with
+                    // (`place_terms`), to take out of the index with the columns.
+                    let mut places: HashMap<u64, String> = HashMap::new();
+                    if sql.backend() == Backend::Sqlite {
+                        for row in &rows {
+                            let country_code = row.optional_text(2)?;
+                            let city = row.optional_text(4)?;
+                            if let Some(document) = place_document(
+                                account_row,
+                                country_code.as_deref(),
+                                row.optional_integer(3)?,
+                                city.as_deref(),
+                            ) {
+                                places.insert(row.count(0)?, document);
+                            }
+                        }
+                    }
                     let rows: Vec<(u64, String)> = rows
                         .iter()
                         .map(|row| Ok((row.count(0)?, row.text(1)?)))
@@ -197,6 +219,17 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     // few kilometres, the network's owner) is read off the address, so it goes
                     // with it, whatever of the address the body keeps.
                     for (seq, body) in &changed {
+                        let key_value =
+                            first_key.saturating_add(i64::try_from(*seq).unwrap_or(i64::MAX));
+                        if let Some(place) = places.get(seq) {
+                            sql.execute(
+                                REMOVING,
+                                "INSERT INTO events_place_terms (events_place_terms, rowid, terms) \
+                                 VALUES ('delete', $1, $2)",
+                                &[key_value.into(), place.as_str().into()],
+                            )
+                            .await?;
+                        }
                         sql.execute(
                             REMOVING,
                             &format!(
@@ -204,13 +237,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                  country_code = NULL, asn = NULL, city = NULL \
                                  WHERE account_row = $2 AND {key} = $3"
                             ),
-                            &[
-                                body.as_str().into(),
-                                account_row.into(),
-                                first_key
-                                    .saturating_add(i64::try_from(*seq).unwrap_or(i64::MAX))
-                                    .into(),
-                            ],
+                            &[body.as_str().into(), account_row.into(), key_value.into()],
                         )
                         .await?;
                     }

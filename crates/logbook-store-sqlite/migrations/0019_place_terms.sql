@@ -15,7 +15,7 @@
 -- term lower-case ASCII letters and digits, so the `ascii` tokenizer keeps it whole and case
 -- folding cannot merge two values: the index's match is exact. The letter after the account's
 -- digits says which field the term is, and cannot be read as a digit of the account.
--- `place_terms` in the SQLite store's `encoding.rs` writes the same terms for a query.
+-- `place_terms` in logbook-store-sql writes the same terms for new events and for queries.
 --
 -- Contentless (the values live in `events`), no positions (`detail = none`: a term is in an event
 -- or not) and no per-document sizes (`columnsize = 0`: nothing ranks), so an event costs only its
@@ -28,58 +28,11 @@ CREATE VIRTUAL TABLE events_place_terms USING fts5 (
     tokenize = 'ascii'
 );
 
--- The document is kept by triggers, so that every statement that writes the columns keeps it
--- exact: the writer's inserts, `logbook geoip backfill`, the removal of personal data (which takes
--- the place with the address), retention's deletes, and anything an operator runs. A contentless
--- table removes exactly the terms it is given, which the triggers read from the row's old values.
--- The terms are built in SQL (not by a function of Logbook's), so the triggers also run on a
--- connection Logbook did not open, such as the `sqlite3` shell.
-CREATE TRIGGER events_place_terms_on_insert AFTER INSERT ON events
-WHEN new.country_code IS NOT NULL OR new.asn IS NOT NULL OR new.city IS NOT NULL
-BEGIN
-    INSERT INTO events_place_terms (rowid, terms) VALUES (
-        new.event_row,
-        concat_ws(' ',
-            CASE WHEN new.country_code IS NOT NULL THEN new.account_row || 'c' || lower(hex(new.country_code)) END,
-            CASE WHEN new.asn IS NOT NULL THEN new.account_row || 'a' || new.asn END,
-            CASE WHEN new.city IS NOT NULL THEN new.account_row || 'y' || lower(hex(new.city)) END
-        )
-    );
-END;
-
-CREATE TRIGGER events_place_terms_on_delete AFTER DELETE ON events
-WHEN old.country_code IS NOT NULL OR old.asn IS NOT NULL OR old.city IS NOT NULL
-BEGIN
-    INSERT INTO events_place_terms (events_place_terms, rowid, terms) VALUES (
-        'delete',
-        old.event_row,
-        concat_ws(' ',
-            CASE WHEN old.country_code IS NOT NULL THEN old.account_row || 'c' || lower(hex(old.country_code)) END,
-            CASE WHEN old.asn IS NOT NULL THEN old.account_row || 'a' || old.asn END,
-            CASE WHEN old.city IS NOT NULL THEN old.account_row || 'y' || lower(hex(old.city)) END
-        )
-    );
-END;
-
-CREATE TRIGGER events_place_terms_on_update AFTER UPDATE OF country_code, asn, city ON events
-WHEN old.country_code IS NOT new.country_code OR old.asn IS NOT new.asn
-    OR old.city IS NOT new.city
-BEGIN
-    INSERT INTO events_place_terms (events_place_terms, rowid, terms)
-        SELECT 'delete', old.event_row, concat_ws(' ',
-            CASE WHEN old.country_code IS NOT NULL THEN old.account_row || 'c' || lower(hex(old.country_code)) END,
-            CASE WHEN old.asn IS NOT NULL THEN old.account_row || 'a' || old.asn END,
-            CASE WHEN old.city IS NOT NULL THEN old.account_row || 'y' || lower(hex(old.city)) END
-        )
-        WHERE old.country_code IS NOT NULL OR old.asn IS NOT NULL OR old.city IS NOT NULL;
-    INSERT INTO events_place_terms (rowid, terms)
-        SELECT new.event_row, concat_ws(' ',
-            CASE WHEN new.country_code IS NOT NULL THEN new.account_row || 'c' || lower(hex(new.country_code)) END,
-            CASE WHEN new.asn IS NOT NULL THEN new.account_row || 'a' || new.asn END,
-            CASE WHEN new.city IS NOT NULL THEN new.account_row || 'y' || lower(hex(new.city)) END
-        )
-        WHERE new.country_code IS NOT NULL OR new.asn IS NOT NULL OR new.city IS NOT NULL;
-END;
+-- The document is written by the code that writes the columns (the writer, the location
+-- backfill, the removal of personal data, retention's deletes; `place_terms` in logbook-store-sql),
+-- never by a trigger: a statement that fires a trigger runs in a statement savepoint, at which
+-- FTS5 writes the terms it holds in memory as a segment, so a trigger made every insert write a
+-- segment to both full-text tables.
 
 -- Events located before this migration get their documents here, read through the partial
 -- indexes about to go (so only located events are read, never the whole table), in rowid order as

@@ -1,7 +1,6 @@
 //! How event fields become compact, indexable column values: IPs as 16 bytes, UUIDs as 16 bytes,
 //! times as integer microseconds, and the bounds that turn a prefix into an index range.
 
-use logbook_core::query::Condition;
 use logbook_store_sql::SqlValue;
 use rusqlite::types::Value;
 
@@ -116,48 +115,6 @@ pub(crate) fn full_text_phrase(account_row: i64, tokens: &[String]) -> String {
     }
     phrase.push('"');
     phrase
-}
-
-/// The place terms of a `country:`, `asn:` or `city:` clause, as migration 0019's triggers index
-/// them: `<account_row>c<hex of the code>`, `<account_row>a<number>`, `<account_row>y<hex of the
-/// city>`, lower-case. `None` for any other condition.
-pub(crate) fn place_terms(account_row: i64, condition: &Condition) -> Option<Vec<String>> {
-    Some(match condition {
-        Condition::Country(codes) => codes
-            .iter()
-            .map(|code| format!("{account_row}c{}", lower_hex(code.as_str())))
-            .collect(),
-        Condition::Asn(numbers) => numbers
-            .iter()
-            .map(|number| format!("{account_row}a{number}"))
-            .collect(),
-        Condition::City(cities) => cities
-            .iter()
-            .map(|city| format!("{account_row}y{}", lower_hex(city)))
-            .collect(),
-        _ => return None,
-    })
-}
-
-/// The FTS5 expression matching any of `terms` (`"t1" OR "t2"`). Terms are lower-case ASCII
-/// letters and digits, so quoting them is all the escaping they need.
-pub(crate) fn any_place_term(terms: &[String]) -> String {
-    terms
-        .iter()
-        .map(|term| format!("\"{term}\""))
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
-/// `text`'s UTF-8 bytes in lower-case hexadecimal, as SQLite's `lower(hex(text))`.
-fn lower_hex(text: &str) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(text.len() * 2);
-    for byte in text.bytes() {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    hex
 }
 
 #[cfg(test)]

@@ -16,13 +16,14 @@ use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Condition, Query, text_tokens};
 use logbook_core::timeline::TimeBucket;
+use logbook_store_sql::place_terms::{any_term, condition_terms};
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
     TextTerms,
 };
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::encoding::{SEQ_BITS, any_place_term, event_row_of, full_text_phrase, place_terms};
+use crate::encoding::{SEQ_BITS, event_row_of, full_text_phrase};
 use crate::errors::database_error;
 
 /// A token in at least this many documents is "common": walking the account's newest-first index
@@ -140,7 +141,7 @@ struct SqliteDialect {
     positive_plan: Option<TextPlan>,
     negated_plans: Vec<TextPlan>,
     /// How each positive place clause finds its rows, by its FTS5 expression
-    /// (`encoding::any_place_term`); a clause not planned here looks the index up first.
+    /// (`place_terms::any_term`); a clause not planned here looks the index up first.
     place_plans: HashMap<String, TextPlan>,
 }
 
@@ -205,11 +206,12 @@ impl Dialect for SqliteDialect {
         place: &Condition,
         column_condition: String,
     ) -> String {
-        let Some(terms) = place_terms(self.account_row, place).filter(|terms| !terms.is_empty())
+        let Some(terms) =
+            condition_terms(self.account_row, place).filter(|terms| !terms.is_empty())
         else {
             return column_condition;
         };
-        let expression = any_place_term(&terms);
+        let expression = any_term(&terms);
         match self.place_plans.get(&expression) {
             Some(TextPlan::CheckEachRow) => column_condition,
             Some(TextPlan::IndexFirst) | None => {
@@ -273,13 +275,13 @@ pub(crate) fn compile_page_query(
         .collect::<Result<Vec<_>, _>>()?;
     let mut place_plans = HashMap::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
-        let Some(terms) = place_terms(account_row, &clause.condition) else {
+        let Some(terms) = condition_terms(account_row, &clause.condition) else {
             continue;
         };
         if terms.is_empty() {
             continue;
         }
-        let expression = any_place_term(&terms);
+        let expression = any_term(&terms);
         let plan = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?1 LIMIT ?2)",

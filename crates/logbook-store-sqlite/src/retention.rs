@@ -9,6 +9,7 @@ use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
 use logbook_store_sql::personal_data::EventKeys;
+use logbook_store_sql::place_terms::place_document;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -138,19 +139,27 @@ impl RetentionStore for SqliteStore {
                     return Ok(0);
                 };
                 let first = first_event_row_of(account_row);
-                let doomed: Vec<(i64, String)> = transaction
+                let doomed: Vec<(i64, String, Option<String>)> = transaction
                     .prepare_cached(
-                        "SELECT event_row, body FROM events WHERE event_row >= ?1 AND event_row < ?2 \
-                         ORDER BY event_row LIMIT ?3",
+                        "SELECT event_row, body, country_code, asn, city FROM events \
+                         WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row LIMIT ?3",
                     )
                     .map_err(database_error(DELETING))?
                     .query_map(params![first, first + pruned_below, max_events], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
+                        let country_code: Option<String> = row.get(2)?;
+                        let city: Option<String> = row.get(4)?;
+                        let place = place_document(
+                            account_row,
+                            country_code.as_deref(),
+                            row.get(3)?,
+                            city.as_deref(),
+                        );
+                        Ok((row.get(0)?, row.get(1)?, place))
                     })
                     .and_then(|rows| rows.collect())
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
-                for (event_row, body) in &doomed {
+                for (event_row, body, place) in &doomed {
                     let stored = serde_json::from_str::<serde_json::Value>(body).ok();
                     // The document the writer indexed, rebuilt from the stored message: a
                     // contentless FTS5 table removes exactly the tokens it is given.
@@ -169,6 +178,14 @@ impl RetentionStore for SqliteStore {
                             ])
                         })
                         .map_err(database_error(DELETING))?;
+                    if let Some(place) = place {
+                        transaction
+                            .prepare_cached(
+                                "INSERT INTO events_place_terms (events_place_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
+                            )
+                            .and_then(|mut statement| statement.execute(params![event_row, place]))
+                            .map_err(database_error(DELETING))?;
+                    }
                     // By the whole key of each target row the writer stored (`targets[].id`):
                     // the key leads with the target id, so a delete by account and event alone
                     // read every target row of the account, about 1.6 ms an event on an

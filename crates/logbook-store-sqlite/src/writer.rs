@@ -19,6 +19,7 @@ use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
+use logbook_store_sql::place_terms::place_document;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -381,6 +382,8 @@ fn write_group(
         )?;
         let mut insert_text = transaction
             .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?;
+        let mut insert_place = transaction
+            .prepare_cached("INSERT INTO events_place_terms (rowid, terms) VALUES (?1, ?2)")?;
         let mut insert_target = transaction.prepare_cached(
             "INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)",
         )?;
@@ -532,6 +535,17 @@ fn write_group(
             if !prepared.text_document.is_empty() {
                 let document = retag_full_text_document(&prepared.text_document, account_row);
                 insert_text.execute(params![event_row, document])?;
+            }
+            // Where the address is, for `country:`, `asn:` and `city:` (migration 0019).
+            if let Some(document) = location.and_then(|location| {
+                place_document(
+                    account_row,
+                    location.country_code.as_deref(),
+                    location.asn,
+                    location.city.as_deref(),
+                )
+            }) {
+                insert_place.execute(params![event_row, document])?;
             }
             phases.lap(Phase::FullText);
             for target in &event.targets {

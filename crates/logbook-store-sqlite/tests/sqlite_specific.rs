@@ -281,11 +281,8 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
 }
 
 /// Takes a database back to the schema before migration 0019: migration 0017's indexes of the
-/// location columns instead of the place terms and their triggers.
+/// location columns instead of the place terms.
 const UNDO_MIGRATION_0019: &str = "
-    DROP TRIGGER events_place_terms_on_insert;
-    DROP TRIGGER events_place_terms_on_delete;
-    DROP TRIGGER events_place_terms_on_update;
     DROP TABLE events_place_terms;
     CREATE INDEX events_by_account_country ON events (account_row, country_code, created_at)
         WHERE country_code IS NOT NULL;
@@ -402,13 +399,51 @@ fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i6
     checks
 }
 
+/// Places 192.0.2.0/24, which the conformance locator does not know, in Singapore: what
+/// `logbook geoip backfill` is given once an IP database covers those addresses.
+#[derive(Debug)]
+struct SingaporeLocator;
+
+impl logbook_core::location::IpLocator for SingaporeLocator {
+    fn locate(&self, ip: std::net::IpAddr) -> Option<logbook_core::location::Location> {
+        let block: IpNet = "192.0.2.0/24".parse().unwrap();
+        block
+            .contains(&ip.to_canonical())
+            .then(|| logbook_core::location::Location {
+                country_code: Some("SG".into()),
+                city: Some("Singapore".into()),
+                asn: Some(13335),
+                ..Default::default()
+            })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_place_terms_follow_every_write_of_the_location_columns_from_any_connection() {
+async fn the_place_terms_follow_the_backfill_the_removal_of_personal_data_and_pruning() {
     use logbook_core::personal_data::{
         AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
     };
+    // Seq 0..200 from India, 200..220 from Singapore, then 10 from addresses no database knew
+    // at ingest.
     let (store, directory) = located_store(200, 20).await;
-    // Aging removes the place with the address (an UPDATE of the columns).
+    let unlocated: Vec<NewEvent> = (0..10)
+        .map(|number| {
+            EventBuilder::new("big")
+                .created_at(datetime!(2024-06-01 00:00 UTC) + Duration::seconds(number))
+                .ip(&format!("192.0.2.{number}"))
+                .build()
+        })
+        .collect();
+    store.append_events(unlocated).await.unwrap();
+
+    // The backfill places them (an UPDATE of the columns).
+    let located = store
+        .locations()
+        .locate_stored_events(&account("big"), 1_000, Arc::new(SingaporeLocator), true)
+        .await
+        .unwrap();
+    assert_eq!(located.events_located, 10);
+    // Aging removes the place with the address (another UPDATE).
     let removed = store
         .retention()
         .remove_personal_data(
@@ -426,49 +461,46 @@ async fn the_place_terms_follow_every_write_of_the_location_columns_from_any_con
         .await
         .unwrap();
     assert_eq!(removed.events_changed, 150);
-    // A connection Logbook did not open (an operator's shell) deletes and edits rows; the
-    // triggers need nothing of Logbook's.
-    let outside = rusqlite::Connection::open(directory.path().join("logbook.db")).unwrap();
-    outside
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .unwrap();
-    outside
-        .execute(
-            "DELETE FROM events WHERE event_row IN (SELECT event_row FROM events \
-             WHERE country_code = 'SG' ORDER BY event_row LIMIT 5)",
-            [],
-        )
-        .unwrap();
-    outside
-        .execute(
-            "UPDATE events SET city = 'Singapore' WHERE event_row = (SELECT max(event_row) FROM events \
-             WHERE city = 'Pune')",
-            [],
-        )
-        .unwrap();
-    let checks = place_index_and_columns(&outside);
+    // Retention deletes a prefix that reaches into the located events left after aging.
+    let signer =
+        logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test").unwrap();
+    let pruned = logbook_core::retention::prune_prefix(
+        &store,
+        &account("big"),
+        160,
+        logbook_core::retention::PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        7,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned.deleted_events, 160);
+
+    let connection = rusqlite::Connection::open(directory.path().join("logbook.db")).unwrap();
+    let checks = place_index_and_columns(&connection);
     for (term, indexed, stored) in &checks {
         assert_eq!(indexed, stored, "term {term}: {checks:?}");
     }
     let singapore = checks
         .iter()
-        .find(|(term, _, _)| {
-            term.ends_with(
-                &"Singapore"
-                    .bytes()
-                    .map(|byte| format!("{byte:02x}"))
-                    .collect::<String>(),
-            )
-        })
+        .find(|(term, _, _)| term.ends_with("53696e6761706f7265"))
         .unwrap();
     assert_eq!(
-        singapore.2, 16,
-        "15 Singapore events left and one moved there: {checks:?}"
+        singapore.2, 30,
+        "20 located at ingest, 10 by the backfill: {checks:?}"
     );
     assert_eq!(
         seqs_matching(&store, "country:IN", 1_000).await,
-        (150..200).rev().collect::<Vec<u64>>(),
-        "aged events are no longer found by their country"
+        (160..200).rev().collect::<Vec<u64>>(),
+        "aged and pruned events are no longer found by their country"
+    );
+    assert_eq!(
+        seqs_matching(&store, "city:Singapore", 1_000).await.len(),
+        30
     );
 }
 
@@ -691,14 +723,14 @@ fn the_schema_sql_builds_the_same_tables_in_a_plain_connection() {
         .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL", [], |row| row.get(0))
         .unwrap();
     assert_eq!(index_count, 6);
-    let place_triggers: i64 = connection
+    let place_terms: i64 = connection
         .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'events'",
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'events_place_terms'",
             [],
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(place_triggers, 3);
+    assert_eq!(place_terms, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
