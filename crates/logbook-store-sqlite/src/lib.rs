@@ -17,9 +17,10 @@
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - `events_place_terms`: a contentless FTS5 index of each located event's country, network and
-//!   city as account-prefixed terms (migration 0019), kept by triggers on `events`; `country:`,
-//!   `asn:` and `city:` find rare values there (the columns have no B-tree index: three more tails
-//!   per account cost 12.7 % of ingest, the FTS5 terms a fraction of that; BENCHMARKS.md).
+//!   city as account-prefixed terms (migration 0019, `logbook_store_sql::place_terms`), written
+//!   wherever the place columns are; `country:`, `asn:` and `city:` find rare values there. The
+//!   columns have no B-tree index: three more tails per account cost 12.7 % of batched ingest,
+//!   while FTS5 writes a group commit's terms as one sorted segment (BENCHMARKS.md).
 //!
 //! ## Decisions beyond the layout above (and why)
 //!
