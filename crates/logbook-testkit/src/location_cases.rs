@@ -92,6 +92,16 @@ impl Default for TestIpLocator {
                     ),
                 ),
                 (
+                    block("100.64.0.0/24"),
+                    place(
+                        ("BR", "Brazil"),
+                        Some("São Paulo"),
+                        Some("São Paulo"),
+                        Some((-23.5475, -46.6361, 50)),
+                        Some((28573, "Claro NXT")),
+                    ),
+                ),
+                (
                     block("10.0.0.0/8"),
                     place(("", ""), None, None, None, Some((64512, "Private"))),
                 ),
@@ -160,6 +170,7 @@ pub async fn an_events_location_is_kept_outside_its_leaf_and_found_by_country_as
             located("::ffff:203.0.113.200", "pune"),
             located("198.51.100.4", "singapore"),
             located("2001:db8:1::7", "frankfurt"),
+            located("100.64.0.9", "são paulo"),
             located("10.1.2.3", "network only"),
             located("192.0.2.1", "unknown address"),
             EventBuilder::new("acme").message("no address").build(),
@@ -170,7 +181,7 @@ pub async fn an_events_location_is_kept_outside_its_leaf_and_found_by_country_as
         ])
         .await
         .unwrap();
-    assert_eq!(outcomes.len(), 8);
+    assert_eq!(outcomes.len(), 9);
 
     let rows = store.events_since(&account("acme"), 0, 100).await.unwrap();
     let mumbai = rows
@@ -232,6 +243,21 @@ pub async fn an_events_location_is_kept_outside_its_leaf_and_found_by_country_as
         ["frankfurt"]
     );
     assert!(messages_matching(&store, "city:mumbai").await.is_empty());
+    // A name beyond ASCII matches exactly as stored: not without its accent, nor in another case.
+    assert_eq!(
+        messages_matching(&store, r#"city:"São Paulo" country:BR"#).await,
+        ["são paulo"]
+    );
+    assert!(
+        messages_matching(&store, r#"city:"Sao Paulo""#)
+            .await
+            .is_empty()
+    );
+    assert!(
+        messages_matching(&store, r#"city:"SÃO PAULO""#)
+            .await
+            .is_empty()
+    );
     // A negated term keeps events without a location, as for every field.
     assert_eq!(
         messages_matching(&store, "-country:IN").await,
@@ -240,6 +266,7 @@ pub async fn an_events_location_is_kept_outside_its_leaf_and_found_by_country_as
             "network only",
             "no address",
             "singapore",
+            "são paulo",
             "unknown address"
         ]
     );
