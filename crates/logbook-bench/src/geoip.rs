@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use logbook_core::api_key::{KeyOwner, Scopes};
 use logbook_core::location::{IpLocator, Location, NoIpLocator, SharedIpLocator};
+use logbook_core::store::EventQuery;
 use logbook_core::{Clock, Store, SystemClock};
 use logbook_server::AppState;
 use logbook_server::ip_databases::{IpDatabaseSettings, IpDatabases};
@@ -190,16 +191,71 @@ async fn ingest_round(
     // Where the writer's time went in this round, to tell which part of storing a place costs.
     crate::print_writer_phases(&after, &before);
     let (largest, _) = workload.largest_account();
-    let located = store
+    let first_location = store
         .events_since(&largest, 0, 1)
         .await?
-        .first()
-        .map(|row| row.location.is_some())
-        .unwrap_or(false);
+        .into_iter()
+        .next()
+        .and_then(|row| row.location);
+    let located = first_location.is_some();
+    let first_place = first_location
+        .as_deref()
+        .map(logbook_core::location::LocationColumns::of_stored_json)
+        .transpose()
+        .context("reading a stored location")?
+        .flatten();
+    if let Some(place) = first_place {
+        time_place_queries(&*store, &largest, &place).await?;
+    }
     let _ = stop.send(());
     serving.await.context("the server task panicked")??;
     store.shutdown().await;
     Ok((figures.events_per_second(), located))
+}
+
+/// Times a page of 50 of `country:`, `city:` and `asn:` on the largest account through the store,
+/// for the place of its first event: a country or city holds about a sixth of the account's
+/// events (the walk newest first), a network a few dozen (looked up in the place terms first).
+async fn time_place_queries(
+    store: &dyn Store,
+    account: &logbook_core::AccountId,
+    place: &logbook_core::location::LocationColumns,
+) -> anyhow::Result<()> {
+    const RUNS: usize = 30;
+    let quoted = |text: &str| format!("\"{}\"", text.replace('"', "\\\""));
+    let mut query_texts = Vec::new();
+    if let Some(code) = &place.country_code {
+        query_texts.push(format!("country:{code}"));
+    }
+    if let Some(city) = &place.city {
+        query_texts.push(format!("city:{}", quoted(city)));
+    }
+    if let Some(asn) = place.asn {
+        query_texts.push(format!("asn:{asn}"));
+    }
+    let mut figures = Vec::new();
+    for query_text in query_texts {
+        let query = EventQuery {
+            query: logbook_core::query::parse(&query_text).context("parsing a place query")?,
+            limit: 50,
+            after: None,
+        };
+        let matched = store.query_events(account, &query).await?.events.len();
+        let mut micros = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            store.query_events(account, &query).await?;
+            micros.push(started.elapsed().as_micros() as u64);
+        }
+        micros.sort_unstable();
+        figures.push(format!(
+            "{query_text} p50 {} µs, p99 {} µs ({matched} events)",
+            micros[RUNS / 2],
+            micros[RUNS - 1]
+        ));
+    }
+    println!("  place queries on {account}: {}", figures.join("; "));
+    Ok(())
 }
 
 pub async fn run(
