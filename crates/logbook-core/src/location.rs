@@ -119,6 +119,14 @@ impl Location {
 /// memory-mapped tree walk) and never fail: an address it cannot place has no location.
 pub trait IpLocator: Send + Sync + fmt::Debug {
     fn locate(&self, ip: IpAddr) -> Option<Location>;
+
+    /// What the stores keep of `ip`'s location (`LocationColumns::of_location` of `locate`). A
+    /// locator asked about the same addresses over and over may keep its answers instead of
+    /// walking and decoding its databases each time; the server's IP databases do, until a
+    /// database is replaced (`logbook_server::ip_databases`).
+    fn located_columns(&self, ip: IpAddr) -> Option<Arc<LocationColumns>> {
+        LocationColumns::of_location(&self.locate(ip)?).map(Arc::new)
+    }
 }
 
 /// The locator of a store started without IP databases: no event gets a location.
@@ -146,8 +154,8 @@ pub struct LocationColumns {
 
 impl LocationColumns {
     /// The columns of the event's location, when the locator knows anything about its address.
-    pub fn of(locator: &dyn IpLocator, ip: Option<IpAddr>) -> Option<Self> {
-        Self::of_location(&locator.locate(ip?)?)
+    pub fn of(locator: &dyn IpLocator, ip: Option<IpAddr>) -> Option<Arc<Self>> {
+        locator.located_columns(ip?)
     }
 
     /// The columns of a location; `None` when it holds nothing.

@@ -172,7 +172,8 @@ impl PostgresStore {
                         ))
                     })?,
                 None => None,
-            };
+            }
+            .map(std::sync::Arc::new);
             prepared.push((row, event, fingerprint, tokens, leaf_hash, location));
         }
 

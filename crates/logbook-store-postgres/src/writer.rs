@@ -82,7 +82,7 @@ pub(crate) struct PreparedEvent {
     pub outcome: Option<i16>,
     pub message_tokens: MessageTokens,
     /// Where the address is, looked up here so the writer only stores it.
-    pub location: Option<LocationColumns>,
+    pub location: Option<std::sync::Arc<LocationColumns>>,
 }
 
 impl PreparedEvent {

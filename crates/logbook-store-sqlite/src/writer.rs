@@ -48,7 +48,7 @@ pub(crate) struct PreparedEvent {
     /// account's row, swaps in the real tag (`retag_full_text_document`).
     pub text_document: String,
     /// Where the address is, looked up here so the writer only stores it.
-    pub location: Option<LocationColumns>,
+    pub location: Option<std::sync::Arc<LocationColumns>>,
 }
 
 impl PreparedEvent {

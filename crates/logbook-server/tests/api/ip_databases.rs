@@ -159,7 +159,15 @@ fn a_replaced_file_is_loaded_and_a_corrupt_or_truncated_one_is_refused_keeping_t
             .locate("203.0.113.9".parse().unwrap())
             .and_then(|location| location.city)
     };
+    // What the stores keep is remembered per address, until the file is replaced.
+    let stored_city_of = |databases: &IpDatabases| {
+        databases
+            .located_columns("203.0.113.9".parse().unwrap())
+            .and_then(|columns| columns.city.clone())
+    };
     assert_eq!(city_of(&databases).as_deref(), Some("Mumbai"));
+    assert_eq!(stored_city_of(&databases).as_deref(), Some("Mumbai"));
+    assert_eq!(stored_city_of(&databases).as_deref(), Some("Mumbai"));
 
     // Replaced the way geoipupdate does it: written beside, renamed over.
     let next = directory.path().join("next.mmdb");
@@ -172,6 +180,11 @@ fn a_replaced_file_is_loaded_and_a_corrupt_or_truncated_one_is_refused_keeping_t
     std::fs::rename(&next, &city).unwrap();
     databases.reload_changed();
     assert_eq!(city_of(&databases).as_deref(), Some("Pune"));
+    assert_eq!(
+        stored_city_of(&databases).as_deref(),
+        Some("Pune"),
+        "an answer of the replaced database is never used again"
+    );
     assert!(databases.refusals().is_empty());
 
     // Overwritten in place with half of a file, as an interrupted copy leaves it.
