@@ -233,6 +233,9 @@ async fn time_place_queries(
     if let Some(asn) = place.asn {
         query_texts.push(format!("asn:{asn}"));
     }
+    if query_texts.is_empty() {
+        return Ok(());
+    }
     let mut figures = Vec::new();
     for query_text in query_texts {
         let query = EventQuery {
