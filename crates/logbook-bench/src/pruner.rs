@@ -444,6 +444,10 @@ enum PhaseKind {
 const MEASURES: [&str; 4] = ["batched ingest ack", "newest 50", "ip filter", "rare word"];
 
 pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !(run.probe && run.postgres_server_url.is_some()),
+        "--pruner-probe reads the SQLite store's database file: drop --database"
+    );
     print_server_warnings();
     let clock = Arc::new(ShiftedClock {
         shift_micros: AtomicI64::new(0),
@@ -528,7 +532,7 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         let database_path = server
             .database_path
             .clone()
-            .context("--pruner-probe reads a SQLite database: drop --database")?;
+            .context("--pruner-probe reads the SQLite store's database file")?;
         Some(SqliteProbe::start(database_path, largest_account.as_str())?)
     } else {
         None
