@@ -15,6 +15,7 @@ mod postgres;
 mod pruner;
 mod report;
 mod server;
+mod sqlite_probe;
 mod workload;
 
 use std::sync::Arc;
@@ -61,7 +62,8 @@ struct Arguments {
     query_runs: usize,
     /// Runs against PostgreSQL instead of SQLite: a server URL (e.g.
     /// postgres://postgres@127.0.0.1:5432/postgres) on which fresh scratch databases are created
-    /// for the store and a raw COPY baseline, and dropped at the end.
+    /// for the store and a raw COPY baseline, and dropped at the end. With `--pruner`, the pruner
+    /// run's store is on a scratch database of this server.
     #[arg(long)]
     database: Option<String>,
     /// Instead of the full run: account A floods ingest and reads at ten times its limits while
@@ -97,6 +99,15 @@ struct Arguments {
     /// Milliseconds the pruner pauses between two delete batches (default: the server's).
     #[arg(long)]
     pruner_pause_milliseconds: Option<u64>,
+    /// A control run of `--pruner`: the pruning phases run the pruner with retention off as the
+    /// idle ones do, so nothing is pruned and the ratios printed are the run's own noise, the
+    /// yardstick for a real run's.
+    #[arg(long)]
+    pruner_control: bool,
+    /// In `--pruner` on SQLite, also time three queries inside SQLite from a connection of the
+    /// bench's own, as wall time and run-queue wait, and count FTS5 segments (`sqlite_probe.rs`).
+    #[arg(long)]
+    pruner_probe: bool,
     /// Instead of the full run (issue 18): steady ingest with a short retention, sampling the
     /// database and WAL size to show whether it stops growing.
     #[arg(long)]
@@ -196,6 +207,9 @@ fn main() -> anyhow::Result<()> {
                 arguments.pruner_batch_size,
                 arguments.pruner_pause_milliseconds,
             ),
+            postgres_server_url: arguments.database.clone(),
+            control: arguments.pruner_control,
+            probe: arguments.pruner_probe,
         }));
     }
     if arguments.retention_disk {

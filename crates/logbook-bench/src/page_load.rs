@@ -293,9 +293,13 @@ pub async fn run(run: PageLoadRun) -> anyhow::Result<()> {
         generation_started.elapsed().as_secs_f64()
     );
 
-    let running =
-        crate::pruner::PrunerServer::start(&workload, &largest_account, Arc::new(SystemClock))
-            .await?;
+    let running = crate::pruner::PrunerServer::start(
+        &workload,
+        &largest_account,
+        Arc::new(SystemClock),
+        None,
+    )
+    .await?;
     let client = http_load::http_client()?;
     let loaded = http_load::ingest(
         &client,

@@ -41,14 +41,14 @@ const EXPORT_TARGET_EVENTS_PER_SECOND: f64 = 500_000.0;
 
 /// A database created for this run on the operator's server, dropped (forcefully, best effort)
 /// when this value is dropped, so an interrupted run leaves nothing behind either.
-struct ScratchDatabase {
+pub(crate) struct ScratchDatabase {
     server_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ScratchDatabase {
-    async fn create(server_url: &str, purpose: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(server_url: &str, purpose: &str) -> anyhow::Result<Self> {
         let (client, connection) = tokio_postgres::connect(server_url, NoTls)
             .await
             .context("connecting to the PostgreSQL server given by --database")?;

@@ -31,12 +31,15 @@ use logbook_server::AppState;
 use logbook_server::state::ShutdownSignal;
 use logbook_server::workers::checkpointer::CheckpointSigning;
 use logbook_server::workers::retention::{self, RetentionSettings};
+use logbook_store_postgres::{PostgresOptions, PostgresStore};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
 use crate::http_load::{self, RequestBodies, new_latency_histogram};
+use crate::postgres::ScratchDatabase;
 use crate::server::{create_key, throughput_run_settings};
+use crate::sqlite_probe::{ProbeFigures, SqliteProbe};
 use crate::workload::{RARE_WORD, Workload, WorkloadShape};
 
 /// Accounts of both runs: few enough that the pruner's round over all of them is short, with
@@ -63,6 +66,12 @@ pub struct PrunerRun {
     /// Idle/pruning pairs.
     pub phase_pairs: usize,
     pub pacing: PrunerPacing,
+    /// A PostgreSQL server URL (`--database`) to run on instead of SQLite.
+    pub postgres_server_url: Option<String>,
+    /// Prune nothing in the pruning phases either (`--pruner-control`).
+    pub control: bool,
+    /// Run `sqlite_probe` beside the load (`--pruner-probe`).
+    pub probe: bool,
 }
 
 /// The pruner's batch size and pause between batches (the server's defaults unless given).
@@ -133,24 +142,41 @@ pub(crate) struct PrunerServer {
     pub(crate) ingest_key: String,
     read_key: String,
     pub(crate) store: Arc<dyn Store>,
-    database_path: PathBuf,
+    /// The SQLite database file; `None` on PostgreSQL.
+    database_path: Option<PathBuf>,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
     _data_directory: tempfile::TempDir,
+    /// Dropped (and so the database dropped) after the server has stopped.
+    _scratch_database: Option<ScratchDatabase>,
 }
 
 impl PrunerServer {
+    /// On a fresh SQLite store in a temporary directory, or, with `postgres_server_url`, on a
+    /// `PostgresStore` in a scratch database created on that server for the run.
     pub(crate) async fn start(
         workload: &Workload,
         read_account: &AccountId,
         clock: Arc<dyn Clock>,
+        postgres_server_url: Option<&str>,
     ) -> anyhow::Result<Self> {
         let data_directory = tempfile::tempdir().context("creating the server's data directory")?;
-        let database_path = data_directory.path().join("logbook.db");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&database_path, SqliteOptions::default())
-                .context("opening the SQLite store")?,
-        );
+        let (store, database_path, scratch_database): (Arc<dyn Store>, _, _) =
+            match postgres_server_url {
+                None => {
+                    let database_path = data_directory.path().join("logbook.db");
+                    let store = SqliteStore::open(&database_path, SqliteOptions::default())
+                        .context("opening the SQLite store")?;
+                    (Arc::new(store), Some(database_path), None)
+                }
+                Some(server_url) => {
+                    let database = ScratchDatabase::create(server_url, "pruner").await?;
+                    let store = PostgresStore::connect(&database.url, PostgresOptions::default())
+                        .await
+                        .context("opening the PostgreSQL store")?;
+                    (Arc::new(store), None, Some(database))
+                }
+            };
         for account in workload.accounts() {
             store.create_account(account, clock.now()).await?;
         }
@@ -191,6 +217,7 @@ impl PrunerServer {
             stop,
             serving,
             _data_directory: data_directory,
+            _scratch_database: scratch_database,
         })
     }
 
@@ -417,6 +444,10 @@ enum PhaseKind {
 const MEASURES: [&str; 4] = ["batched ingest ack", "newest 50", "ip filter", "rare word"];
 
 pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !(run.probe && run.postgres_server_url.is_some()),
+        "--pruner-probe reads the SQLite store's database file: drop --database"
+    );
     print_server_warnings();
     let clock = Arc::new(ShiftedClock {
         shift_micros: AtomicI64::new(0),
@@ -437,7 +468,12 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
     let (_, ip) = workload.sample_actor_and_ip(&largest_account);
     let query_texts = vec![String::new(), format!("ip:{ip}"), RARE_WORD.to_owned()];
     println!(
-        "pruner latency (issue 18): {} old events over {ACCOUNT_COUNT} accounts received two days ago, then {} phases of {}s alternating idle and pruning (after a {}s warm-up), each offering {:.0} events/s in batches of {BATCH_SIZE} and {:.0} queries/s on {largest_account} (newest 50, ip:{ip}, {RARE_WORD:?}); retention {RETENTION_DAYS} day in pruning phases, off in idle ones; pruner batch {} events, pause {:?}, round every {PRUNER_INTERVAL:?}",
+        "pruner latency (issue 18) on {}: {} old events over {ACCOUNT_COUNT} accounts received two days ago, then {} phases of {}s alternating idle and pruning (after a {}s warm-up), each offering {:.0} events/s in batches of {BATCH_SIZE} and {:.0} queries/s on {largest_account} (newest 50, ip:{ip}, {RARE_WORD:?}); retention {RETENTION_DAYS} day in pruning phases, off in idle ones; pruner batch {} events, pause {:?}, round every {PRUNER_INTERVAL:?}",
+        if run.postgres_server_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         run.old_events,
         phase_count,
         run.phase_seconds,
@@ -460,7 +496,13 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         .collect();
     phase_bodies.reverse();
 
-    let server = PrunerServer::start(&workload, &largest_account, clock.clone()).await?;
+    let server = PrunerServer::start(
+        &workload,
+        &largest_account,
+        clock.clone(),
+        run.postgres_server_url.as_deref(),
+    )
+    .await?;
     let client = http_load::http_client()?;
     let signing = checkpoint_signing()?;
 
@@ -486,6 +528,17 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         "attention worker caught up {:.1}s after the load",
         catch_up.as_secs_f64()
     );
+    let probe = if run.probe {
+        let database_path = server
+            .database_path
+            .clone()
+            .context("--pruner-probe reads the SQLite store's database file")?;
+        Some(SqliteProbe::start(database_path, largest_account.as_str())?)
+    } else {
+        None
+    };
+    // The probe's figures of the idle and the pruning phases.
+    let mut probe_sums = [ProbeFigures::empty(), ProbeFigures::empty()];
 
     let phase_duration = Duration::from_secs(run.phase_seconds);
     let mut idle: Vec<Histogram<u64>> = MEASURES.iter().map(|_| new_latency_histogram()).collect();
@@ -503,10 +556,13 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
             &server.store,
             &signing,
             clock.clone(),
-            (kind == PhaseKind::Pruning).then_some(RETENTION_DAYS),
+            (kind == PhaseKind::Pruning && !run.control).then_some(RETENTION_DAYS),
             run.pacing,
         );
         let pruned_before = events_pruned(&client, &server.base_url).await?;
+        if let Some(probe) = &probe {
+            probe.take();
+        }
         let bodies = phase_bodies.pop().context("a phase without bodies")?;
         let (ingest, queries) = tokio::join!(
             ingest_at_fixed_rate_counting_failures(
@@ -526,6 +582,7 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
             )
         );
         let (ingest, queries) = (ingest?, queries?);
+        let probe_figures = probe.as_ref().map(|probe| probe.take());
         shutdown.begin();
         pruner.await.context("the pruner task panicked")?;
         let pruned = events_pruned(&client, &server.base_url).await? - pruned_before;
@@ -550,11 +607,17 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
                 .join(" | "),
             pruned as f64 / phase_duration.as_secs_f64(),
         );
+        if let Some(probe_figures) = &probe_figures {
+            println!("  SQLite probe: {}", probe_figures.describe());
+            if !warm_up {
+                probe_sums[usize::from(kind == PhaseKind::Pruning)].add(probe_figures)?;
+            }
+        }
         if !ingest.failures.is_empty() {
             println!("  ingest: {}", describe_failures(&ingest.failures));
             failed_requests[usize::from(kind == PhaseKind::Pruning)] += ingest.failures.len();
         }
-        if kind == PhaseKind::Pruning && pruned == 0 {
+        if kind == PhaseKind::Pruning && pruned == 0 && !run.control {
             println!("  WARNING: the pruner removed nothing in this pruning phase");
         }
         if warm_up {
@@ -582,6 +645,11 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         "failed ingest requests: {} while idle, {} while pruning (of {} per phase)",
         failed_requests[0], failed_requests[1], batches_per_phase
     );
+    if run.control {
+        println!(
+            "CONTROL run (--pruner-control): the \"pruning\" phases pruned nothing, so these ratios are the run's own noise"
+        );
+    }
     println!("pruner idle vs pruning (ratio = pruning / idle, target <= 1.20):");
     for (name, (idle, pruning)) in MEASURES.iter().zip(idle.iter().zip(&pruning)) {
         for quantile in [0.5, 0.99] {
@@ -598,6 +666,11 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
                 pruning.len(),
             );
         }
+    }
+    if let Some(probe) = probe {
+        probe.stop()?;
+        println!("SQLite probe, idle phases:    {}", probe_sums[0].describe());
+        println!("SQLite probe, pruning phases: {}", probe_sums[1].describe());
     }
     server.stop().await
 }
@@ -672,7 +745,7 @@ pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
         run.pacing.batch_size,
         run.pacing.pause_between_batches,
     );
-    let server = PrunerServer::start(&workload, &largest_account, fast_clock.clone()).await?;
+    let server = PrunerServer::start(&workload, &largest_account, fast_clock.clone(), None).await?;
     let client = http_load::http_client()?;
     let signing = checkpoint_signing()?;
     let (shutdown, pruner) = start_pruner(
@@ -687,7 +760,10 @@ pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop_sampling = stop_sampling.clone();
-        let database_path = server.database_path.clone();
+        let database_path = server
+            .database_path
+            .clone()
+            .context("--retention-disk runs on SQLite")?;
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<DiskSample>> {
             let connection = rusqlite::Connection::open_with_flags(
                 &database_path,
