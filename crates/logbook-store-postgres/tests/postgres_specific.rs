@@ -514,3 +514,69 @@ async fn two_nodes_at_once_never_store_more_than_the_daily_quota() {
     );
     assert_eq!(nodes[1].next_seq(&acme).await.unwrap(), 99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    let store = connect(&database).await;
+    let events = (0..40)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .message(&format!("event {number}"))
+                .target("server", &format!("srv-{}", number % 3))
+                .target("user", &format!("user-{number}"))
+                .build()
+        })
+        .collect();
+    store.append_events(events).await.unwrap();
+    store
+        .append_events(vec![
+            EventBuilder::new("globex")
+                .target("server", "srv-0")
+                .build(),
+        ])
+        .await
+        .unwrap();
+    let signer = logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test")
+        .expect("a key");
+    logbook_core::retention::prune_prefix(
+        &store,
+        &account("acme"),
+        25,
+        logbook_core::retention::PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        10,
+    )
+    .await
+    .unwrap();
+    // Read as the database owner, past row-level security, so every account's rows are counted.
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT a.name, t.seq, count(*) FROM event_targets t JOIN accounts a USING (account_row) \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let kept: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let mut expected: Vec<(String, i64, i64)> =
+        (25..40).map(|seq| ("acme".to_owned(), seq, 2)).collect();
+    expected.push(("globex".to_owned(), 0, 1));
+    assert_eq!(
+        kept, expected,
+        "both targets of every kept event, and globex's own"
+    );
+}
