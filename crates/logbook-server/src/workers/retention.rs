@@ -57,6 +57,18 @@ impl Default for RetentionSettings {
     }
 }
 
+/// How many times a delete batch's own duration the pruner waits after it, at least.
+const PAUSE_PER_BATCH_DURATION: u32 = 4;
+
+/// The pause after a delete batch that took `batch_took`: the configured pause, or four times the
+/// batch if that is longer. A batch's duration includes its wait for the writer and the cores, so
+/// on a loaded machine the pruner slows down instead of taking a larger share of them; it never
+/// holds the writer more than a fifth of the time (measured with `logbook-bench --pruner`,
+/// BENCHMARKS.md: what pruning adds to the latency tails is waiting for a core).
+fn pause_after_batch(configured: Duration, batch_took: Duration) -> Duration {
+    configured.max(batch_took * PAUSE_PER_BATCH_DURATION)
+}
+
 /// The action of the event a pruning writes into the account's log.
 pub const PRUNE_ACTION: &str = "logbook.retention.prune";
 
@@ -250,6 +262,7 @@ async fn prune_account(
     };
     let mut deleted = 0;
     loop {
+        let batch_started = std::time::Instant::now();
         let batch = match store
             .retention()
             .delete_pruned_events(account, settings.batch_size)
@@ -264,7 +277,11 @@ async fn prune_account(
         if batch < u64::from(settings.batch_size) || shutdown.is_raised() {
             break;
         }
-        tokio::time::sleep(settings.pause_between_batches).await;
+        tokio::time::sleep(pause_after_batch(
+            settings.pause_between_batches,
+            batch_started.elapsed(),
+        ))
+        .await;
     }
     if moved {
         tracing::info!(%account, pruned_below_seq = below, "pruned by retention");
@@ -299,4 +316,26 @@ fn prune_event(
         metadata,
         now,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_after_a_batch_is_the_configured_one_or_four_times_a_slow_batch() {
+        let configured = Duration::from_millis(50);
+        assert_eq!(
+            pause_after_batch(configured, Duration::from_millis(10)),
+            configured
+        );
+        assert_eq!(
+            pause_after_batch(configured, Duration::from_millis(30)),
+            Duration::from_millis(120)
+        );
+        assert_eq!(
+            pause_after_batch(Duration::ZERO, Duration::from_millis(5)),
+            Duration::from_millis(20)
+        );
+    }
 }
