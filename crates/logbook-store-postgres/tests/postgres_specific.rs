@@ -521,40 +521,7 @@ async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
         return;
     };
     let store = connect(&database).await;
-    let events = (0..40)
-        .map(|number| {
-            EventBuilder::new("acme")
-                .message(&format!("event {number}"))
-                .target("server", &format!("srv-{}", number % 3))
-                .target("user", &format!("user-{number}"))
-                .build()
-        })
-        .collect();
-    store.append_events(events).await.unwrap();
-    store
-        .append_events(vec![
-            EventBuilder::new("globex")
-                .target("server", "srv-0")
-                .build(),
-        ])
-        .await
-        .unwrap();
-    let signer = logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test")
-        .expect("a key");
-    logbook_core::retention::prune_prefix(
-        &store,
-        &account("acme"),
-        25,
-        logbook_core::retention::PruneSigning {
-            signer: &signer,
-            instance_name: "logbook.test",
-        },
-        "retention of 1 days",
-        datetime!(2026-12-06 10:00 UTC),
-        10,
-    )
-    .await
-    .unwrap();
+    logbook_testkit::cases::prune_forty_events_with_two_targets_each_below_25(&store).await;
     // Read as the database owner, past row-level security, so every account's rows are counted.
     let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
         .await

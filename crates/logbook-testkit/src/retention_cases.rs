@@ -52,6 +52,42 @@ fn signer() -> CheckpointSigner {
     CheckpointSigner::generate([3; 32], "logbook.test").expect("a key")
 }
 
+/// Stores 40 events of `acme`, each with two targets (`srv-<n % 3>` and `user-<n>`), and 1 of
+/// `globex` with target `srv-0`, then prunes `acme` below seq 25: what a store's own test then
+/// checks of the target rows left behind (only the kept events' own, both of each).
+pub async fn prune_forty_events_with_two_targets_each_below_25(store: &dyn Store) {
+    let events = (0..40)
+        .map(|number| {
+            EventBuilder::new("acme")
+                .message(&format!("event {number}"))
+                .target("server", &format!("srv-{}", number % 3))
+                .target("user", &format!("user-{number}"))
+                .build()
+        })
+        .chain(std::iter::once(
+            EventBuilder::new("globex")
+                .target("server", "srv-0")
+                .build(),
+        ))
+        .collect();
+    store.append_events(events).await.expect("stored");
+    let signer = signer();
+    prune_prefix(
+        store,
+        &account("acme"),
+        25,
+        PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        10,
+    )
+    .await
+    .expect("pruned");
+}
+
 pub async fn retention_periods_and_legal_holds_are_kept_per_account(store: Arc<dyn Store>) {
     let now = datetime!(2026-12-06 10:00 UTC);
     for name in ["acme", "globex"] {
