@@ -34,9 +34,10 @@ CREATE VIRTUAL TABLE events_place_terms USING fts5 (
 -- FTS5 writes the terms it holds in memory as a segment, so a trigger made every insert write a
 -- segment to both full-text tables.
 
--- Events located before this migration get their documents here, read through the partial
--- indexes about to go (so only located events are read, never the whole table), in rowid order as
--- FTS5 prefers. Then the indexes go.
+-- Events located before this migration get their documents here. They are found through the
+-- partial indexes about to go, each read whole as a covering index (a plain `WHERE country_code
+-- IS NOT NULL OR ...` would scan the whole table), so only located events are read, never the
+-- rest; their rows are then read by rowid, in rowid order as FTS5 prefers. Then the indexes go.
 INSERT INTO events_place_terms (rowid, terms)
     SELECT event_row, concat_ws(' ',
         CASE WHEN country_code IS NOT NULL THEN account_row || 'c' || lower(hex(country_code)) END,
@@ -44,7 +45,14 @@ INSERT INTO events_place_terms (rowid, terms)
         CASE WHEN city IS NOT NULL THEN account_row || 'y' || lower(hex(city)) END
     )
     FROM events
-    WHERE country_code IS NOT NULL OR asn IS NOT NULL OR city IS NOT NULL
+    WHERE event_row IN (
+        SELECT event_row FROM events INDEXED BY events_by_account_country
+            WHERE country_code IS NOT NULL
+        UNION
+        SELECT event_row FROM events INDEXED BY events_by_account_asn WHERE asn IS NOT NULL
+        UNION
+        SELECT event_row FROM events INDEXED BY events_by_account_city WHERE city IS NOT NULL
+    )
     ORDER BY event_row;
 
 DROP INDEX events_by_account_country;
