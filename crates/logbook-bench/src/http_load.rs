@@ -339,17 +339,28 @@ impl CommitCounters {
     }
 }
 
+/// What a fixed-rate ingest did: the events stored, how long it took, every request's latency
+/// (refused ones included), and the requests the server refused, by status and answer.
+pub struct FixedRateIngest {
+    pub event_count: usize,
+    pub elapsed: Duration,
+    /// Per request, in microseconds.
+    pub latency: Histogram<u64>,
+    pub failures: Vec<(u16, String)>,
+}
+
 /// Sends every body at a fixed offered rate (`requests_per_second`), open loop: request `i` is
 /// due at `start + i / rate` whether or not earlier ones were answered, and its latency runs from
 /// when it was due, so a server that falls behind shows it in the tail instead of slowing the
-/// sender down (no coordinated omission).
-pub async fn ingest_at_fixed_rate(
+/// sender down (no coordinated omission). A request the server refuses is counted and kept, not
+/// fatal: a pruner that starves the writer shows as failures (`--pruner`).
+pub async fn ingest_at_fixed_rate_counting_failures(
     client: &reqwest::Client,
     base_url: &str,
     ingest_key: &str,
     bodies: Arc<RequestBodies>,
     requests_per_second: f64,
-) -> anyhow::Result<IngestFigures> {
+) -> anyhow::Result<FixedRateIngest> {
     let url = Arc::new(format!("{base_url}/api/v1/events"));
     let authorization = Arc::new(format!("Bearer {ingest_key}"));
     let interval = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
@@ -376,26 +387,62 @@ pub async fn ingest_at_fixed_rate(
             let answer = response.bytes().await.context("reading an ingest answer")?;
             let latency = due.elapsed();
             if !status.is_success() {
-                bail!(
-                    "ingest answered {status}: {}",
-                    String::from_utf8_lossy(&answer[..answer.len().min(500)])
+                let failure = (
+                    status.as_u16(),
+                    String::from_utf8_lossy(&answer[..answer.len().min(500)]).into_owned(),
                 );
+                return anyhow::Ok((latency, *events_in_body, Some(failure)));
             }
             check_all_accepted(&answer, *events_in_body)?;
-            anyhow::Ok((latency, *events_in_body))
+            anyhow::Ok((latency, *events_in_body, None))
         }));
     }
-    let mut latency = new_latency_histogram();
-    let mut event_count = 0;
+    let mut figures = FixedRateIngest {
+        event_count: 0,
+        elapsed: Duration::ZERO,
+        latency: new_latency_histogram(),
+        failures: Vec::new(),
+    };
     for task in tasks {
-        let (request_latency, events) = task.await.context("an ingest task panicked")??;
-        latency.saturating_record(request_latency.as_micros() as u64);
-        event_count += events;
+        let (latency, events, failure) = task.await.context("an ingest task panicked")??;
+        figures
+            .latency
+            .saturating_record(latency.as_micros() as u64);
+        match failure {
+            Some(failure) => figures.failures.push(failure),
+            None => figures.event_count += events,
+        }
+    }
+    figures.elapsed = started.elapsed();
+    Ok(figures)
+}
+
+/// `ingest_at_fixed_rate_counting_failures`, where any refused request ends the run.
+pub async fn ingest_at_fixed_rate(
+    client: &reqwest::Client,
+    base_url: &str,
+    ingest_key: &str,
+    bodies: Arc<RequestBodies>,
+    requests_per_second: f64,
+) -> anyhow::Result<IngestFigures> {
+    let ingested = ingest_at_fixed_rate_counting_failures(
+        client,
+        base_url,
+        ingest_key,
+        bodies,
+        requests_per_second,
+    )
+    .await?;
+    if let Some((status, answer)) = ingested.failures.first() {
+        bail!(
+            "ingest answered {status} ({} requests refused): {answer}",
+            ingested.failures.len()
+        );
     }
     Ok(IngestFigures {
-        event_count,
-        elapsed: started.elapsed(),
-        latency,
+        event_count: ingested.event_count,
+        elapsed: ingested.elapsed,
+        latency: ingested.latency,
     })
 }
 

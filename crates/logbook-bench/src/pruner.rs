@@ -291,80 +291,7 @@ fn batch_bodies(
     bodies
 }
 
-/// Acknowledgement latency of fixed-rate ingest, and the requests that were not accepted.
-struct FixedRateIngest {
-    event_count: usize,
-    elapsed: Duration,
-    latency: Histogram<u64>,
-    /// Requests answered with an error status (their latency is recorded too), by status.
-    failures: Vec<(u16, String)>,
-}
-
-/// `http_load::ingest_at_fixed_rate` (open loop, latency from when each request was due), but a
-/// request the server refuses is counted and kept instead of ending the run: a pruner that starves
-/// the writer shows as failures here, and the run goes on to print them beside the latencies.
-async fn ingest_at_fixed_rate_counting_failures(
-    client: &reqwest::Client,
-    base_url: &str,
-    ingest_key: &str,
-    bodies: Arc<RequestBodies>,
-    requests_per_second: f64,
-) -> anyhow::Result<FixedRateIngest> {
-    let url = Arc::new(format!("{base_url}/api/v1/events"));
-    let authorization = Arc::new(format!("Bearer {ingest_key}"));
-    let interval = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(bodies.len());
-    for index in 0..bodies.len() {
-        let due = started + interval * index as u32;
-        tokio::time::sleep_until(due).await;
-        let (client, bodies, url, authorization) = (
-            client.clone(),
-            bodies.clone(),
-            url.clone(),
-            authorization.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let (body, events_in_body) = &bodies[index];
-            let response = client
-                .post(url.as_str())
-                .header("authorization", authorization.as_str())
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .context("sending an ingest request")?;
-            let status = response.status();
-            let answer = response.bytes().await.context("reading an ingest answer")?;
-            let failure = (!status.is_success()).then(|| {
-                (
-                    status.as_u16(),
-                    String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned(),
-                )
-            });
-            anyhow::Ok((due.elapsed(), *events_in_body, failure))
-        }));
-    }
-    let mut figures = FixedRateIngest {
-        event_count: 0,
-        elapsed: Duration::ZERO,
-        latency: new_latency_histogram(),
-        failures: Vec::new(),
-    };
-    for task in tasks {
-        let (latency, events, failure) = task.await.context("an ingest task panicked")??;
-        figures
-            .latency
-            .saturating_record(latency.as_micros() as u64);
-        match failure {
-            Some(failure) => figures.failures.push(failure),
-            None => figures.event_count += events,
-        }
-    }
-    figures.elapsed = started.elapsed();
-    Ok(figures)
-}
-
+/// The requests a fixed-rate ingest saw refused, in a line.
 fn describe_failures(failures: &[(u16, String)]) -> String {
     match failures.first() {
         None => "no failed requests".to_owned(),
@@ -565,7 +492,7 @@ pub async fn run_latency(run: PrunerRun) -> anyhow::Result<()> {
         }
         let bodies = phase_bodies.pop().context("a phase without bodies")?;
         let (ingest, queries) = tokio::join!(
-            ingest_at_fixed_rate_counting_failures(
+            http_load::ingest_at_fixed_rate_counting_failures(
                 &client,
                 &server.base_url,
                 &server.ingest_key,
@@ -784,7 +711,7 @@ pub async fn run_disk(run: RetentionDiskRun) -> anyhow::Result<()> {
             Ok(samples)
         })
     };
-    let ingested = ingest_at_fixed_rate_counting_failures(
+    let ingested = http_load::ingest_at_fixed_rate_counting_failures(
         &client,
         &server.base_url,
         &server.ingest_key,
