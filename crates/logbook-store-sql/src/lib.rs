@@ -7,7 +7,8 @@
 //! - `value`: bound parameters and result rows in a driver-neutral form;
 //! - `idempotency`: what a replayed idempotency key answers, and the receipt of a stored event;
 //! - `export`: exports as a stream of bounded pages;
-//! - `place_terms`: the terms of the SQLite store's full-text index of places.
+//! - `full_text` and `place_terms`: the documents of the SQLite store's full-text index and its
+//!   place terms, which shared SQL (removing personal data, the location backfill) keeps in step.
 //!
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
@@ -20,6 +21,7 @@ mod attention;
 pub mod encoding;
 pub mod executor;
 pub mod export;
+pub mod full_text;
 pub mod group_answers;
 pub mod idempotency;
 mod location_backfill;

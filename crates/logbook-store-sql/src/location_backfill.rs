@@ -58,11 +58,18 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     };
                     let key = keys.column;
                     let first_key = (keys.key_of_first_event)(account_row);
+                    // An event without a place: on SQLite, one located at ingest since migration
+                    // 0020 keeps its object in `locations` (`location_row`), not in the row.
+                    let unlocated = if sql.backend() == Backend::Sqlite {
+                        "location IS NULL AND location_row IS NULL"
+                    } else {
+                        "location IS NULL"
+                    };
                     let rows = sql
                         .query(
                             LOCATING,
                             &format!(
-                                "SELECT {key} - $3, ip, location IS NULL FROM events \
+                                "SELECT {key} - $3, ip, {unlocated} FROM events \
                                  WHERE account_row = $1 AND {key} >= $2 ORDER BY {key} LIMIT $4"
                             ),
                             &[
@@ -99,7 +106,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 &format!(
                                     "UPDATE events SET country_code = $1, asn = $2, city = $3, \
                                      location = $4 WHERE account_row = $5 AND {key} = $6 \
-                                     AND location IS NULL"
+                                     AND {unlocated}"
                                 ),
                                 &[
                                     columns.country_code.as_deref().into(),

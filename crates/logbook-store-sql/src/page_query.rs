@@ -138,15 +138,19 @@ pub trait Dialect {
     ) -> String;
     /// The condition that an event comes strictly after `after` in newest-first order.
     fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String;
-    /// The condition that an event is in one of the places of a positive `country:`, `asn:` or
-    /// `city:` clause, given `column_condition`, the exact test of the event's own column. A store
-    /// that keeps place terms in an index of its own adds how to find the candidates there; by
-    /// default the column's condition stands alone (PostgreSQL indexes the columns themselves).
+    /// The condition that an event is in one of the places of a `country:`, `asn:` or `city:`
+    /// clause, given `column_condition`, the exact test of the event's own column; the walk
+    /// negates it for a negated clause (`negated`), which can only be tested, never looked up. A
+    /// store that keeps the place elsewhere than the event's row (SQLite's interned locations)
+    /// tests it there too, and one that keeps place terms in an index of its own adds how a
+    /// positive clause finds its candidates there; by default the column's condition stands alone
+    /// (PostgreSQL indexes the columns themselves).
     fn place_condition(
         &self,
         _builder: &mut SqlBuilder,
         _place: &Condition,
         column_condition: String,
+        _negated: bool,
     ) -> String {
         column_condition
     }
@@ -277,15 +281,11 @@ fn push_matching_events(
 
 fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause, account: &str) {
     let mut condition = condition_sql(dialect, builder, &clause.condition, account);
-    // A negated place is checked on the column of each row the rest of the query finds; only a
-    // positive one can be looked up.
-    if !clause.negated
-        && matches!(
-            clause.condition,
-            Condition::Country(_) | Condition::Asn(_) | Condition::City(_)
-        )
-    {
-        condition = dialect.place_condition(builder, &clause.condition, condition);
+    if matches!(
+        clause.condition,
+        Condition::Country(_) | Condition::Asn(_) | Condition::City(_)
+    ) {
+        condition = dialect.place_condition(builder, &clause.condition, condition, clause.negated);
     }
     if clause.negated {
         // A negated condition keeps events where the field is absent (NULL), which plain NOT would

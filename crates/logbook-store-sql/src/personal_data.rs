@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
-use crate::place_terms::place_document;
+use crate::full_text::full_text_document;
+use crate::place_terms::{place_document, push_full_text_place_tokens};
 use crate::retention::retention_of_account_row;
 use crate::shared_store::{SharedStore, existing_account_row};
 use crate::value::SqlValue;
@@ -147,6 +148,19 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     let key = keys.column;
                     let from_key =
                         first_key.saturating_add(i64::try_from(batch.from_seq).unwrap_or(i64::MAX));
+                    // On SQLite, an event located at ingest since migration 0020 keeps its place
+                    // columns in `locations`, and its place terms in its `events_fts` document.
+                    let place_columns = if sql.backend() == Backend::Sqlite {
+                        "coalesce(country_code, (SELECT country_code FROM locations \
+                         WHERE locations.location_row = events.location_row)), \
+                         coalesce(asn, (SELECT asn FROM locations \
+                         WHERE locations.location_row = events.location_row)), \
+                         coalesce(city, (SELECT city FROM locations \
+                         WHERE locations.location_row = events.location_row)), \
+                         location_row IS NOT NULL"
+                    } else {
+                        "country_code, asn, city"
+                    };
                     let rows = match &batch.selection {
                         PersonalDataSelection::AgedBelow { below_seq } => {
                             let below_key = first_key
@@ -154,7 +168,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             sql.query(
                                 REMOVING,
                                 &format!(
-                                    "SELECT {key} - $4, body, country_code, asn, city FROM events \
+                                    "SELECT {key} - $4, body, {place_columns} FROM events \
                                      WHERE account_row = $1 AND {key} >= $2 AND {key} < $3 \
                                      ORDER BY {key} LIMIT $5"
                                 ),
@@ -172,7 +186,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             sql.query(
                                 REMOVING,
                                 &format!(
-                                    "SELECT {key} - $3, body, country_code, asn, city FROM events \
+                                    "SELECT {key} - $3, body, {place_columns} FROM events \
                                      WHERE account_row = $1 AND actor_id = $4 AND {key} >= $2 \
                                      ORDER BY {key} LIMIT $5"
                                 ),
@@ -189,19 +203,38 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     };
                     // On SQLite, the place terms each event's place columns were indexed with
                     // (`place_terms`), to take out of the index with the columns.
-                    let mut places: HashMap<u64, String> = HashMap::new();
+                    let mut places: HashMap<u64, IndexedPlace> = HashMap::new();
                     if sql.backend() == Backend::Sqlite {
                         for row in &rows {
                             let country_code = row.optional_text(2)?;
+                            let asn = row.optional_integer(3)?;
                             let city = row.optional_text(4)?;
-                            if let Some(document) = place_document(
+                            let place = if row.boolean(5)? {
+                                let message = message_of_body(&row.text(1)?);
+                                let indexed = full_text_document(account_row, &message);
+                                let mut with_place = indexed.clone();
+                                push_full_text_place_tokens(
+                                    &mut with_place,
+                                    account_row,
+                                    country_code.as_deref(),
+                                    asn,
+                                    city.as_deref(),
+                                );
+                                IndexedPlace::InFullText {
+                                    with_place,
+                                    without_place: indexed,
+                                }
+                            } else if let Some(document) = place_document(
                                 account_row,
                                 country_code.as_deref(),
-                                row.optional_integer(3)?,
+                                asn,
                                 city.as_deref(),
                             ) {
-                                places.insert(row.count(0)?, document);
-                            }
+                                IndexedPlace::InPlaceTerms(document)
+                            } else {
+                                continue;
+                            };
+                            places.insert(row.count(0)?, place);
                         }
                     }
                     let rows: Vec<(u64, String)> = rows
@@ -221,20 +254,51 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     for (seq, body) in &changed {
                         let key_value =
                             first_key.saturating_add(i64::try_from(*seq).unwrap_or(i64::MAX));
-                        if let Some(place) = places.get(seq) {
-                            sql.execute(
-                                REMOVING,
-                                "INSERT INTO events_place_terms (events_place_terms, rowid, terms) \
-                                 VALUES ('delete', $1, $2)",
-                                &[key_value.into(), place.as_str().into()],
-                            )
-                            .await?;
+                        match places.get(seq) {
+                            Some(IndexedPlace::InPlaceTerms(place)) => {
+                                sql.execute(
+                                    REMOVING,
+                                    "INSERT INTO events_place_terms (events_place_terms, rowid, terms) \
+                                     VALUES ('delete', $1, $2)",
+                                    &[key_value.into(), place.as_str().into()],
+                                )
+                                .await?;
+                            }
+                            Some(IndexedPlace::InFullText {
+                                with_place,
+                                without_place,
+                            }) => {
+                                // A contentless FTS5 document is replaced whole: out with the
+                                // one the writer made, in with the message's tokens alone (the
+                                // message itself is never personal data that is removed).
+                                sql.execute(
+                                    REMOVING,
+                                    "INSERT INTO events_fts (events_fts, rowid, message) \
+                                     VALUES ('delete', $1, $2)",
+                                    &[key_value.into(), with_place.as_str().into()],
+                                )
+                                .await?;
+                                if !without_place.is_empty() {
+                                    sql.execute(
+                                        REMOVING,
+                                        "INSERT INTO events_fts (rowid, message) VALUES ($1, $2)",
+                                        &[key_value.into(), without_place.as_str().into()],
+                                    )
+                                    .await?;
+                                }
+                            }
+                            None => {}
                         }
+                        let interned_location = if sql.backend() == Backend::Sqlite {
+                            ", location_row = NULL"
+                        } else {
+                            ""
+                        };
                         sql.execute(
                             REMOVING,
                             &format!(
                                 "UPDATE events SET body = $1, ip = NULL, location = NULL, \
-                                 country_code = NULL, asn = NULL, city = NULL \
+                                 country_code = NULL, asn = NULL, city = NULL{interned_location} \
                                  WHERE account_row = $2 AND {key} = $3"
                             ),
                             &[body.as_str().into(), account_row.into(), key_value.into()],
@@ -319,4 +383,24 @@ async fn finish_selection(
         }
     }
     Ok(())
+}
+
+/// Where a located event's place terms are indexed on SQLite, and what to remove from there.
+enum IndexedPlace {
+    /// A document of `events_place_terms` (located before migration 0020, or by the backfill).
+    InPlaceTerms(String),
+    /// Tokens of the event's `events_fts` document, which is replaced by one without them.
+    InFullText {
+        with_place: String,
+        without_place: String,
+    },
+}
+
+/// The `message` of a stored body (empty when it has none), whose tokens are its full-text
+/// document.
+fn message_of_body(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| Some(value.get("message")?.as_str()?.to_owned()))
+        .unwrap_or_default()
 }

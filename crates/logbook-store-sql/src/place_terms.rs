@@ -1,6 +1,9 @@
-//! The SQLite store's full-text index of places (`events_place_terms`, migration 0019): what one
-//! located event's document holds, and which terms a `country:`, `asn:` or `city:` clause looks
-//! up. It lives here because the SQL both stores share (removing personal data, the location
+//! The SQLite store's full-text index of places: what one located event's terms are, and which
+//! terms a `country:`, `asn:` or `city:` clause looks up. Migration 0019 keeps them as documents of
+//! their own table (`events_place_terms`); since migration 0020 a newly located event's terms are
+//! tokens of its `events_fts` document instead, each behind `.` (`FULL_TEXT_PLACE_MARKER`), so
+//! locating an event adds no statement and no document at ingest. Events located before 0020, and
+//! by the location backfill, keep theirs in `events_place_terms`; a place query looks in both. It lives here because the SQL both stores share (removing personal data, the location
 //! backfill) changes the place columns and must keep that index in step when it runs on SQLite;
 //! PostgreSQL indexes the columns themselves and has no such table.
 //!
@@ -18,6 +21,11 @@
 
 use logbook_core::query::Condition;
 
+/// What starts a place term inside an `events_fts` document (migration 0020). A message token is
+/// letters and digits behind its account's tag (`full_text::full_text_document`), and a searched
+/// word is tokenized the same way, so no word can be, or find, a token starting with `.`.
+pub const FULL_TEXT_PLACE_MARKER: char = '.';
+
 /// The terms of one event's place, space-separated; `None` when it has none of the three.
 pub fn place_document(
     account_row: i64,
@@ -26,22 +34,55 @@ pub fn place_document(
     city: Option<&str>,
 ) -> Option<String> {
     let mut document = String::new();
-    let mut add = |term: String| {
+    push_place_terms(&mut document, "", account_row, country_code, asn, city);
+    (!document.is_empty()).then_some(document)
+}
+
+/// Appends the place terms of one event to its `events_fts` document, each behind
+/// `FULL_TEXT_PLACE_MARKER` and separated from what `document` holds by a space.
+pub fn push_full_text_place_tokens(
+    document: &mut String,
+    account_row: i64,
+    country_code: Option<&str>,
+    asn: Option<i64>,
+    city: Option<&str>,
+) {
+    let mut marker = [0; 4];
+    let marker = FULL_TEXT_PLACE_MARKER.encode_utf8(&mut marker);
+    push_place_terms(document, marker, account_row, country_code, asn, city);
+}
+
+/// Appends each known field's term, `marker` before each, space-separated: the one spelling of a
+/// term both indexes use.
+fn push_place_terms(
+    document: &mut String,
+    marker: &str,
+    account_row: i64,
+    country_code: Option<&str>,
+    asn: Option<i64>,
+    city: Option<&str>,
+) {
+    use std::fmt::Write;
+    let start = |document: &mut String, field: char| {
         if !document.is_empty() {
             document.push(' ');
         }
-        document.push_str(&term);
+        document.push_str(marker);
+        // Writing to a String cannot fail.
+        let _ = write!(document, "{account_row}{field}");
     };
     if let Some(code) = country_code {
-        add(country_term(account_row, code));
+        start(document, 'c');
+        push_lower_hex(document, code);
     }
     if let Some(asn) = asn {
-        add(format!("{account_row}a{asn}"));
+        start(document, 'a');
+        let _ = write!(document, "{asn}");
     }
     if let Some(city) = city {
-        add(city_term(account_row, city));
+        start(document, 'y');
+        push_lower_hex(document, city);
     }
-    (!document.is_empty()).then_some(document)
 }
 
 /// The terms of a `country:`, `asn:` or `city:` clause (any of them matches); `None` for any other
@@ -64,33 +105,46 @@ pub fn condition_terms(account_row: i64, condition: &Condition) -> Option<Vec<St
     })
 }
 
-/// The FTS5 expression matching any of `terms` (`"t1" OR "t2"`). Terms are lower-case ASCII
-/// letters and digits, so quoting them is all the escaping they need.
+/// The FTS5 expression matching any of `terms` (`"t1" OR "t2"`) in `events_place_terms`. Terms
+/// are lower-case ASCII letters and digits, so quoting them is all the escaping they need.
 pub fn any_term(terms: &[String]) -> String {
+    any_term_behind(terms, "")
+}
+
+/// The FTS5 expression matching any of `terms` as place tokens of `events_fts` (`".t1" OR ".t2"`).
+pub fn any_full_text_place_token(terms: &[String]) -> String {
+    let mut marker = [0; 4];
+    any_term_behind(terms, FULL_TEXT_PLACE_MARKER.encode_utf8(&mut marker))
+}
+
+fn any_term_behind(terms: &[String], marker: &str) -> String {
     terms
         .iter()
-        .map(|term| format!("\"{term}\""))
+        .map(|term| format!("\"{marker}{term}\""))
         .collect::<Vec<_>>()
         .join(" OR ")
 }
 
 fn country_term(account_row: i64, code: &str) -> String {
-    format!("{account_row}c{}", lower_hex(code))
+    let mut term = String::new();
+    push_place_terms(&mut term, "", account_row, Some(code), None, None);
+    term
 }
 
 fn city_term(account_row: i64, city: &str) -> String {
-    format!("{account_row}y{}", lower_hex(city))
+    let mut term = String::new();
+    push_place_terms(&mut term, "", account_row, None, None, Some(city));
+    term
 }
 
 /// `text`'s UTF-8 bytes in lower-case hexadecimal, as SQLite's `lower(hex(text))`.
-fn lower_hex(text: &str) -> String {
+fn push_lower_hex(hex: &mut String, text: &str) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(text.len() * 2);
+    hex.reserve(text.len() * 2);
     for byte in text.bytes() {
         hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
         hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
-    hex
 }
 
 #[cfg(test)]
@@ -109,6 +163,20 @@ mod tests {
             Some("3a64512")
         );
         assert_eq!(place_document(3, None, None, None), None);
+    }
+
+    #[test]
+    fn full_text_place_tokens_are_the_same_terms_behind_a_dot_after_the_message() {
+        let mut document = String::from("0000chello");
+        push_full_text_place_tokens(&mut document, 12, Some("IN"), Some(9829), None);
+        assert_eq!(document, "0000chello .12c494e .12a9829");
+        let mut place_only = String::new();
+        push_full_text_place_tokens(&mut place_only, 3, None, None, Some("Pune"));
+        assert_eq!(place_only, ".3y50756e65");
+        assert_eq!(
+            any_full_text_place_token(&["12c494e".into(), "12c5347".into()]),
+            "\".12c494e\" OR \".12c5347\""
+        );
     }
 
     #[test]

@@ -58,35 +58,8 @@ pub(crate) fn first_event_row_of(account_row: i64) -> i64 {
     account_row << SEQ_BITS
 }
 
-/// Width of an account's full-text tag: 36^5 (60 million) accounts.
-const ACCOUNT_TAG_WIDTH: usize = 5;
-
-/// The fixed-width base-36 tag prefixed to every full-text token of an account, so each term in
-/// the FTS index belongs to one account.
-fn account_text_tag(account_row: i64, tag: &mut String) {
-    let mut digits = [b'0'; ACCOUNT_TAG_WIDTH];
-    let mut rest = account_row.unsigned_abs();
-    for digit in digits.iter_mut().rev() {
-        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize];
-        rest /= 36;
-    }
-    tag.push_str(std::str::from_utf8(&digits).expect("base-36 digits are ASCII"));
-}
-
-/// What the FTS index receives for a message: each of `text_tokens(message)` prefixed with the
-/// account's tag, space-separated (the FTS tokenizer splits only at spaces). Empty when the
-/// message has no token.
-pub fn full_text_document(account_row: i64, message: &str) -> String {
-    let mut document = String::with_capacity(message.len() + message.len() / 2);
-    for token in logbook_core::query::text_tokens(message) {
-        if !document.is_empty() {
-            document.push(' ');
-        }
-        account_text_tag(account_row, &mut document);
-        document.push_str(&token);
-    }
-    document
-}
+pub use logbook_store_sql::full_text::full_text_document;
+use logbook_store_sql::full_text::{ACCOUNT_TAG_WIDTH, push_account_text_tag};
 
 /// `document` (from `full_text_document` for any account) with every token's tag replaced by
 /// `account_row`'s, without tokenizing again.
@@ -96,7 +69,7 @@ pub(crate) fn retag_full_text_document(document: &str, account_row: i64) -> Stri
         if !retagged.is_empty() {
             retagged.push(' ');
         }
-        account_text_tag(account_row, &mut retagged);
+        push_account_text_tag(account_row, &mut retagged);
         retagged.push_str(tagged_token.get(ACCOUNT_TAG_WIDTH..).unwrap_or_default());
     }
     retagged
@@ -110,7 +83,7 @@ pub(crate) fn full_text_phrase(account_row: i64, tokens: &[String]) -> String {
         if position > 0 {
             phrase.push(' ');
         }
-        account_text_tag(account_row, &mut phrase);
+        push_account_text_tag(account_row, &mut phrase);
         phrase.push_str(&token.replace('"', "\"\""));
     }
     phrase.push('"');

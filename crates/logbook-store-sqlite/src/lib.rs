@@ -16,11 +16,15 @@
 //!   the one exception is `(id)`, global (below).
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
-//! - `events_place_terms`: a contentless FTS5 index of each located event's country, network and
-//!   city as account-prefixed terms (migration 0019, `logbook_store_sql::place_terms`), written
-//!   wherever the place columns are; `country:`, `asn:` and `city:` find rare values there. The
-//!   columns have no B-tree index: three more tails per account cost 12.7 % of batched ingest,
-//!   while FTS5 writes a group commit's terms as one sorted segment (BENCHMARKS.md).
+//! - Places: a located event's country, network and city are account-prefixed terms
+//!   (`logbook_store_sql::place_terms`); `country:`, `asn:` and `city:` find rare values there and
+//!   test the unindexed columns. Since migration 0020 the writer puts them in the event's
+//!   `events_fts` document behind `.` (no word can spell one) and stores the location object once
+//!   per distinct location (`locations`, `interned_locations`), the row only its `location_row`.
+//!   Events located before, or by the backfill, keep the object in the row and their terms in
+//!   `events_place_terms` (migration 0019); a place query looks in both. The columns have no
+//!   B-tree index: three more tails per account cost 12.7 % of batched ingest, while FTS5 writes a
+//!   group commit's terms as one sorted segment (BENCHMARKS.md).
 //!
 //! ## Decisions beyond the layout above (and why)
 //!
@@ -90,6 +94,7 @@
 mod actor_history;
 mod encoding;
 mod errors;
+mod interned_locations;
 mod migrations;
 mod query_budget;
 mod query_sql;
@@ -250,6 +255,7 @@ impl SqliteStore {
             max_events_per_commit: options.max_events_per_commit.max(1),
             keep_tree: options.keep_tree,
             actor_history: actor_history::ActorHistory::new(options.detect_unfamiliar_ips),
+            interned_locations: interned_locations::InternedLocations::new(),
             checkpoint_requests: Some(checkpoint_requests),
             checkpointer_thread: Some(checkpointer_thread),
             wal_frames,

@@ -7,8 +7,9 @@
 //! looks the index up first (`event_row IN (SELECT rowid ... MATCH ?)`), a common term walks the
 //! account's newest-first index and checks each row in Rust (`logbook_message_has(body, ?)`),
 //! which stops after one page. A place (`country:`, `asn:`, `city:`) is planned the same way on
-//! its own FTS5 index of place terms (migration 0019): a rare one is looked up there first, a
-//! common one is tested on the column of each row the newest-first walk reads.
+//! its place terms (`events_place_terms` for events located before migration 0020, tokens of
+//! `events_fts` since): a rare one is looked up there first, a common one is tested on the column
+//! of each row the newest-first walk reads.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Condition, Query, text_tokens};
 use logbook_core::timeline::TimeBucket;
-use logbook_store_sql::place_terms::{any_term, condition_terms};
+use logbook_store_sql::place_terms::{any_full_text_place_token, any_term, condition_terms};
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
     TextTerms,
@@ -31,8 +32,11 @@ use crate::errors::database_error;
 pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
-pub(crate) const EVENT_COLUMNS: &str =
-    "event_row & 1099511627775, created_at, body, new_ip, new_network, location, new_country";
+/// The location object is the row's own (events located before migration 0020, or by the
+/// backfill) or else its interned one.
+pub(crate) const EVENT_COLUMNS: &str = "event_row & 1099511627775, created_at, body, new_ip, new_network, \
+     coalesce(location, (SELECT json FROM locations WHERE locations.location_row = events.location_row)), \
+     new_country";
 
 /// The SQL function that checks an event's message in Rust: `logbook_message_has(body, phrases)`
 /// is 1 when the message (read from the JSON `body`) holds every phrase of `phrases`, one phrase
@@ -205,22 +209,32 @@ impl Dialect for SqliteDialect {
         builder: &mut SqlBuilder,
         place: &Condition,
         column_condition: String,
+        negated: bool,
     ) -> String {
-        let Some(terms) =
-            condition_terms(self.account_row, place).filter(|terms| !terms.is_empty())
-        else {
-            return column_condition;
+        // The event's own columns (located before migration 0020, or by the backfill) or its
+        // interned location's: the same condition, its names read in `locations` inside the
+        // subquery, which SQLite evaluates once per statement.
+        let value_condition = format!(
+            "({column_condition} OR location_row IN \
+             (SELECT location_row FROM locations WHERE {column_condition}))"
+        );
+        let terms = condition_terms(self.account_row, place).filter(|terms| !terms.is_empty());
+        let (Some(terms), false) = (terms, negated) else {
+            return value_condition;
         };
         let expression = any_term(&terms);
         match self.place_plans.get(&expression) {
-            Some(TextPlan::CheckEachRow) => column_condition,
+            Some(TextPlan::CheckEachRow) => value_condition,
             Some(TextPlan::IndexFirst) | None => {
-                // The index's match is exact (migration 0019); the column is tested as well so
-                // the condition means the same whichever way SQLite evaluates it.
+                // The indexes' match is exact (migrations 0019 and 0020); the value is tested as
+                // well so the condition means the same whichever way SQLite evaluates it. An
+                // event's place terms are in one of the two indexes, by when it was located.
+                let tokens = builder.bind(SqlValue::Text(any_full_text_place_token(&terms)));
                 let expression = builder.bind(SqlValue::Text(expression));
                 format!(
-                    "(event_row IN (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH {expression}) \
-                     AND {column_condition})"
+                    "(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {tokens} \
+                     UNION ALL SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH {expression}) \
+                     AND {value_condition})"
                 )
             }
         }
@@ -281,13 +295,15 @@ pub(crate) fn compile_page_query(
         if terms.is_empty() {
             continue;
         }
-        let expression = any_term(&terms);
+        // Documents in both indexes (migration 0020 moved new events' place terms into
+        // `events_fts`); each count stops at the threshold, so deciding stays cheap.
         let plan = plan_by_documents(
             connection,
-            "SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?1 LIMIT ?2)",
-            &expression,
+            "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
+             + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
+            &[&any_term(&terms), &any_full_text_place_token(&terms)],
         )?;
-        place_plans.insert(expression, plan);
+        place_plans.insert(any_term(&terms), plan);
     }
     let dialect = SqliteDialect {
         account_row,
@@ -369,8 +385,8 @@ fn choose_text_plan<'phrase>(
     for phrase in phrases {
         let plan = plan_by_documents(
             connection,
-            "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2)",
-            &full_text_phrase(account_row, phrase),
+            "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
+            &[&full_text_phrase(account_row, phrase)],
         )?;
         if plan == TextPlan::IndexFirst {
             return Ok(plan);
@@ -379,20 +395,24 @@ fn choose_text_plan<'phrase>(
     Ok(TextPlan::CheckEachRow)
 }
 
-/// Index first when `count_sql` (a count of an FTS5 table's documents matching `?1`, at most `?2`)
-/// finds fewer than `COMMON_TERM_DOCUMENTS`; otherwise the newest-first walk, checking each row.
+/// Index first when `count_sql` (a count of FTS5 documents matching `?2`, and `?3` when given
+/// two expressions, at most `?1` of each) finds fewer than `COMMON_TERM_DOCUMENTS`; otherwise the
+/// newest-first walk, checking each row.
 fn plan_by_documents(
     connection: &Connection,
     count_sql: &str,
-    expression: &str,
+    expressions: &[&str],
 ) -> Result<TextPlan, StoreError> {
+    let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&COMMON_TERM_DOCUMENTS];
+    parameters.extend(
+        expressions
+            .iter()
+            .map(|expression| expression as &dyn rusqlite::ToSql),
+    );
     let documents: i64 = connection
         .prepare_cached(count_sql)
         .map_err(database_error("preparing the term frequency lookup"))?
-        .query_row(
-            rusqlite::params![expression, COMMON_TERM_DOCUMENTS],
-            |row| row.get(0),
-        )
+        .query_row(parameters.as_slice(), |row| row.get(0))
         .optional()
         .map_err(database_error("reading a term frequency"))?
         .unwrap_or(0);

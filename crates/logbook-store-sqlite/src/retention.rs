@@ -9,7 +9,7 @@ use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
 use logbook_store_sql::personal_data::EventKeys;
-use logbook_store_sql::place_terms::place_document;
+use logbook_store_sql::place_terms::{place_document, push_full_text_place_tokens};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -139,46 +139,66 @@ impl RetentionStore for SqliteStore {
                     return Ok(0);
                 };
                 let first = first_event_row_of(account_row);
-                let doomed: Vec<(i64, String, Option<String>)> = transaction
+                // Each event's row, body and place (its own columns, or its interned location's);
+                // the place's terms are in `events_fts` when the event was located at ingest
+                // since migration 0020 (`location_row`), else in `events_place_terms`.
+                let doomed: Vec<DoomedEvent> = transaction
                     .prepare_cached(
-                        "SELECT event_row, body, country_code, asn, city FROM events \
-                         WHERE event_row >= ?1 AND event_row < ?2 ORDER BY event_row LIMIT ?3",
+                        "SELECT events.event_row, events.body, \
+                         coalesce(events.country_code, locations.country_code), \
+                         coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
+                         events.location_row IS NOT NULL \
+                         FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
+                         WHERE events.event_row >= ?1 AND events.event_row < ?2 \
+                         ORDER BY events.event_row LIMIT ?3",
                     )
                     .map_err(database_error(DELETING))?
                     .query_map(params![first, first + pruned_below, max_events], |row| {
-                        let country_code: Option<String> = row.get(2)?;
-                        let city: Option<String> = row.get(4)?;
-                        let place = place_document(
-                            account_row,
-                            country_code.as_deref(),
-                            row.get(3)?,
-                            city.as_deref(),
-                        );
-                        Ok((row.get(0)?, row.get(1)?, place))
+                        Ok(DoomedEvent {
+                            event_row: row.get(0)?,
+                            body: row.get(1)?,
+                            country_code: row.get(2)?,
+                            asn: row.get(3)?,
+                            city: row.get(4)?,
+                            place_in_full_text: row.get(5)?,
+                        })
                     })
                     .and_then(|rows| rows.collect())
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
-                for (event_row, body, place) in &doomed {
+                for doomed_event in &doomed {
+                    let DoomedEvent {
+                        event_row, body, ..
+                    } = doomed_event;
                     let stored = serde_json::from_str::<serde_json::Value>(body).ok();
-                    // The document the writer indexed, rebuilt from the stored message: a
-                    // contentless FTS5 table removes exactly the tokens it is given.
+                    // The document the writer indexed, rebuilt from the stored message and
+                    // place: a contentless FTS5 table removes exactly the tokens it is given.
                     let message = stored
                         .as_ref()
                         .and_then(|value| value.get("message")?.as_str())
                         .unwrap_or_default();
+                    let mut document = full_text_document(account_row, message);
+                    let country_code = doomed_event.country_code.as_deref();
+                    let city = doomed_event.city.as_deref();
+                    if doomed_event.place_in_full_text {
+                        push_full_text_place_tokens(
+                            &mut document,
+                            account_row,
+                            country_code,
+                            doomed_event.asn,
+                            city,
+                        );
+                    }
                     transaction
                         .prepare_cached(
                             "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
                         )
-                        .and_then(|mut statement| {
-                            statement.execute(params![
-                                event_row,
-                                full_text_document(account_row, message)
-                            ])
-                        })
+                        .and_then(|mut statement| statement.execute(params![event_row, document]))
                         .map_err(database_error(DELETING))?;
-                    if let Some(place) = place {
+                    let legacy_place = (!doomed_event.place_in_full_text)
+                        .then(|| place_document(account_row, country_code, doomed_event.asn, city))
+                        .flatten();
+                    if let Some(place) = legacy_place {
                         transaction
                             .prepare_cached(
                                 "INSERT INTO events_place_terms (events_place_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
@@ -239,4 +259,16 @@ impl RetentionStore for SqliteStore {
             })
             .await
     }
+}
+
+/// An event retention deletes, with what its full-text documents were made of.
+struct DoomedEvent {
+    event_row: i64,
+    body: String,
+    country_code: Option<String>,
+    asn: Option<i64>,
+    city: Option<String>,
+    /// Located at ingest since migration 0020: its place terms are tokens of its `events_fts`
+    /// document rather than a document of `events_place_terms`.
+    place_in_full_text: bool,
 }

@@ -19,7 +19,7 @@ use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
-use logbook_store_sql::place_terms::place_document;
+use logbook_store_sql::place_terms::push_full_text_place_tokens;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -175,6 +175,8 @@ pub(crate) struct Writer {
     pub keep_tree: bool,
     /// Unfamiliar-IP detection (issue 6): the known (actor, address) pairs, see `actor_history`.
     pub actor_history: crate::actor_history::ActorHistory,
+    /// The rows of the location objects stored so far (migration 0020).
+    pub interned_locations: crate::interned_locations::InternedLocations,
     /// Wakes the background checkpointer (a full inbox means it is already due to run).
     pub checkpoint_requests: Option<crossbeam_channel::Sender<()>>,
     pub checkpointer_thread: Option<std::thread::JoinHandle<()>>,
@@ -242,6 +244,7 @@ impl Writer {
                 &mut group,
                 self.keep_tree,
                 &mut self.actor_history,
+                &mut self.interned_locations,
             ) {
                 Ok(outcomes) => {
                     metrics::histogram!("logbook_commit_seconds")
@@ -367,8 +370,10 @@ fn write_group(
     group: &mut [AppendRequest],
     keep_tree: bool,
     actor_history: &mut crate::actor_history::ActorHistory,
+    interned_locations: &mut crate::interned_locations::InternedLocations,
 ) -> Result<Vec<Result<Vec<AppendOutcome>, StoreError>>, rusqlite::Error> {
     actor_history.begin_group();
+    interned_locations.begin_group();
     let mut phases = PhaseTimes::new();
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Each touched account's tree, loaded with its next seq and saved before the commit.
@@ -377,13 +382,11 @@ fn write_group(
     // The statements live as long as this block; the answers outlive it.
     let answers = {
         let mut insert_event = transaction.prepare_cached(
-            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash, country_code, asn, city, location) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            "INSERT INTO events (event_row, account_row, created_at, id, action, actor_id, ip, outcome, idempotency_key, fingerprint, body, leaf_hash, location_row) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         let mut insert_text = transaction
             .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?;
-        let mut insert_place = transaction
-            .prepare_cached("INSERT INTO events_place_terms (rowid, terms) VALUES (?1, ?2)")?;
         let mut insert_target = transaction.prepare_cached(
             "INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)",
         )?;
@@ -490,6 +493,10 @@ fn write_group(
                 .then(|| prepared.leaf_parts.leaf_hash(seq));
             phases.lap(Phase::LeafHash);
             let location = prepared.location.as_ref();
+            // The object and the place columns once per distinct location (migration 0020).
+            let location_row = location
+                .map(|location| interned_locations.row_of(&transaction, location))
+                .transpose()?;
             let inserted = insert_event.execute(params![
                 event_row,
                 account_row,
@@ -506,10 +513,7 @@ fn write_group(
                     .map(|fingerprint| fingerprint.as_slice()),
                 prepared.body,
                 leaf_hash.as_ref().map(|leaf_hash| leaf_hash.as_slice()),
-                location.and_then(|location| location.country_code.as_deref()),
-                location.and_then(|location| location.asn),
-                location.and_then(|location| location.city.as_deref()),
-                location.map(|location| location.json.as_str()),
+                location_row,
             ]);
             if let Err(error) = inserted {
                 // SQLite backed out the refused statement alone; the group goes on.
@@ -532,20 +536,24 @@ fn write_group(
             }
             *next_seq += 1;
             phases.lap(Phase::EventRow);
-            if !prepared.text_document.is_empty() {
-                let document = retag_full_text_document(&prepared.text_document, account_row);
-                insert_text.execute(params![event_row, document])?;
-            }
-            // Where the address is, for `country:`, `asn:` and `city:` (migration 0019).
-            if let Some(document) = location.and_then(|location| {
-                place_document(
+            // The message's tokens and, since migration 0020, the place terms `country:`,
+            // `asn:` and `city:` look up: one document, one statement.
+            let mut document = if prepared.text_document.is_empty() {
+                String::new()
+            } else {
+                retag_full_text_document(&prepared.text_document, account_row)
+            };
+            if let Some(location) = location {
+                push_full_text_place_tokens(
+                    &mut document,
                     account_row,
                     location.country_code.as_deref(),
                     location.asn,
                     location.city.as_deref(),
-                )
-            }) {
-                insert_place.execute(params![event_row, document])?;
+                );
+            }
+            if !document.is_empty() {
+                insert_text.execute(params![event_row, document])?;
             }
             phases.lap(Phase::FullText);
             for target in &event.targets {
@@ -609,6 +617,7 @@ fn write_group(
     metrics::histogram!("logbook_commit_durable_seconds")
         .record(committing.elapsed().as_secs_f64());
     actor_history.committed();
+    interned_locations.committed();
     Ok(answers.into_replies())
 }
 

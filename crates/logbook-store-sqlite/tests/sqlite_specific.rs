@@ -241,8 +241,10 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
             true,
         );
         assert!(
-            rare_plan.contains("events_place_terms") && rare_plan.contains("LIST SUBQUERY"),
-            "{rare}: {rare_plan}"
+            rare_plan.contains("events_fts")
+                && rare_plan.contains("events_place_terms")
+                && rare_plan.contains("LIST SUBQUERY"),
+            "{rare}: both place indexes: {rare_plan}"
         );
     }
     let common_plan = plan(
@@ -257,7 +259,7 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
         false,
     );
     assert!(
-        !common_plan.contains("events_place_terms"),
+        !common_plan.contains("events_place_terms") && !common_plan.contains("events_fts"),
         "a common country is tested on each row of the newest-first walk: {common_plan}"
     );
 
@@ -280,8 +282,15 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
     );
 }
 
-/// Takes a database back to the schema before migration 0019: migration 0017's indexes of the
-/// location columns instead of the place terms.
+/// Takes a database back to the schema before migration 0020: no interned locations.
+const UNDO_MIGRATION_0020: &str = "
+    ALTER TABLE events DROP COLUMN location_row;
+    DROP TABLE locations;
+    PRAGMA user_version = 19;
+";
+
+/// Takes a database of version 19 back to the schema before migration 0019: migration 0017's
+/// indexes of the location columns instead of the place terms.
 const UNDO_MIGRATION_0019: &str = "
     DROP TABLE events_place_terms;
     CREATE INDEX events_by_account_country ON events (account_row, country_code, created_at)
@@ -293,35 +302,96 @@ const UNDO_MIGRATION_0019: &str = "
     PRAGMA user_version = 18;
 ";
 
+/// Stores four unlocated events of `big` (seq 0 to 3: Mumbai, Singapore, Pune, an address no
+/// database knows) and takes the database back to version 19, then locates them the way the
+/// writers before migration 0020 did: the object and the place columns in the row and, when
+/// `with_place_terms`, a document of `events_place_terms` (version 19's writer; version 18's had
+/// no such table and used indexes on the columns).
+async fn database_located_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
+    let store = SqliteStore::open(path, SqliteOptions::default()).unwrap();
+    let start = datetime!(2024-05-01 00:00 UTC);
+    store
+        .append_events(
+            ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
+                .iter()
+                .enumerate()
+                .map(|(number, ip)| {
+                    EventBuilder::new("big")
+                        .created_at(start + Duration::seconds(number as i64))
+                        .ip(ip)
+                        .message(&format!("located before {number}"))
+                        .build()
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    store.shutdown().await;
+    locate_as_before_migration_0020(path, with_place_terms);
+}
+
+/// Takes a database whose events were stored unlocated back to version 19 and locates them the
+/// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
+fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0020).unwrap();
+    let locator = logbook_testkit::location_cases::test_ip_locator();
+    let rows: Vec<(i64, i64, Vec<u8>)> = connection
+        .prepare("SELECT event_row, account_row, ip FROM events")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (event_row, account_row, ip) in rows {
+        let ip = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(ip).unwrap()).to_canonical();
+        let Some(columns) = logbook_core::location::LocationColumns::of(locator.as_ref(), Some(ip))
+        else {
+            continue;
+        };
+        connection
+            .execute(
+                "UPDATE events SET country_code = ?1, asn = ?2, city = ?3, location = ?4 WHERE event_row = ?5",
+                rusqlite::params![
+                    columns.country_code,
+                    columns.asn,
+                    columns.city,
+                    columns.json,
+                    event_row
+                ],
+            )
+            .unwrap();
+        if with_place_terms
+            && let Some(document) = logbook_store_sql::place_terms::place_document(
+                account_row,
+                columns.country_code.as_deref(),
+                columns.asn,
+                columns.city.as_deref(),
+            )
+        {
+            connection
+                .execute(
+                    "INSERT INTO events_place_terms (rowid, terms) VALUES (?1, ?2)",
+                    rusqlite::params![event_row, document],
+                )
+                .unwrap();
+        }
+    }
+}
+
+fn located() -> SqliteOptions {
+    SqliteOptions {
+        ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+        ..SqliteOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_place_terms_migration_indexes_the_events_located_before_it() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("logbook.db");
-    let located = || SqliteOptions {
-        ip_locator: logbook_testkit::location_cases::test_ip_locator(),
-        ..SqliteOptions::default()
-    };
-    {
-        let store = SqliteStore::open(&path, located()).unwrap();
-        let start = datetime!(2024-05-01 00:00 UTC);
-        store
-            .append_events(
-                ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
-                    .iter()
-                    .enumerate()
-                    .map(|(number, ip)| {
-                        EventBuilder::new("big")
-                            .created_at(start + Duration::seconds(number as i64))
-                            .ip(ip)
-                            .build()
-                    })
-                    .collect(),
-            )
-            .await
-            .unwrap();
-        store.shutdown().await;
-    }
-    // A database of the previous version: its events located, their places in B-tree indexes.
+    // A database of version 18: its events located, their places in B-tree indexes.
+    database_located_before_migration_0020(&path, false).await;
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch(UNDO_MIGRATION_0019)
@@ -345,8 +415,138 @@ async fn the_place_terms_migration_indexes_the_events_located_before_it() {
     }
 }
 
-/// For every place term of `big`, the documents of `events_place_terms` holding it, and the
-/// events whose columns hold its value: the index is exact when the two agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_located_before_interned_locations_are_found_shown_and_pruned_beside_new_ones() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    database_located_before_migration_0020(&path, true).await;
+    let store = SqliteStore::open(&path, located()).unwrap();
+    // Seq 4 to 7 located at ingest, after the migration: the same addresses again.
+    let start = datetime!(2024-05-02 00:00 UTC);
+    store
+        .append_events(
+            ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
+                .iter()
+                .enumerate()
+                .map(|(number, ip)| {
+                    EventBuilder::new("big")
+                        .created_at(start + Duration::seconds(number as i64))
+                        .ip(ip)
+                        .message(&format!("located after {number}"))
+                        .build()
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs_matching(&store, "country:IN", 10).await,
+        vec![6, 4, 2, 0]
+    );
+    assert_eq!(
+        seqs_matching(&store, "city:Singapore", 10).await,
+        vec![5, 1]
+    );
+    assert_eq!(seqs_matching(&store, "asn:55836", 10).await, vec![6, 2]);
+    // A word never finds a place term, whatever it spells.
+    let account_row: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT account_row FROM accounts WHERE name = 'big'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    for word in [
+        format!("{account_row}c494e"),
+        format!(".{account_row}c494e"),
+    ] {
+        assert_eq!(
+            seqs_matching(&store, &word, 10).await,
+            Vec::<u64>::new(),
+            "{word}"
+        );
+    }
+    assert_eq!(seqs_matching(&store, "located", 10).await.len(), 8);
+    // Both kinds show the same object for the same address, once per distinct location.
+    let page = store
+        .query_events(
+            &account("big"),
+            &EventQuery {
+                query: logbook_core::query::parse("").unwrap(),
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let location_of = |seq: u64| {
+        page.events
+            .iter()
+            .find(|row| row.seq == seq)
+            .unwrap()
+            .location
+            .clone()
+    };
+    for (before, after) in [(0, 4), (1, 5), (2, 6), (3, 7)] {
+        assert_eq!(
+            location_of(before),
+            location_of(after),
+            "seq {before} and {after}"
+        );
+    }
+    assert!(location_of(5).unwrap().contains("Singapore"));
+    assert_eq!(location_of(7), None);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let (interned, in_rows): (i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT count(*) FROM locations), \
+             (SELECT count(*) FROM events WHERE location IS NOT NULL)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((interned, in_rows), (3, 3));
+    for (term, indexed, stored) in place_index_and_columns(&connection) {
+        assert_eq!(indexed, stored, "term {term}");
+    }
+
+    // Retention deletes every event of both kinds; both indexes lose exactly their terms.
+    let signer =
+        logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test").unwrap();
+    let pruned = logbook_core::retention::prune_prefix(
+        &store,
+        &account("big"),
+        6,
+        logbook_core::retention::PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        7,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned.deleted_events, 6);
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
+    assert_eq!(seqs_matching(&store, "located", 10).await, vec![7, 6]);
+    for (term, indexed, stored) in place_index_and_columns(&connection) {
+        assert_eq!(indexed, stored, "term {term}");
+    }
+    for table in ["events_fts", "events_place_terms"] {
+        connection
+            .execute(
+                &format!("INSERT INTO {table} ({table}) VALUES ('integrity-check')"),
+                [],
+            )
+            .unwrap();
+    }
+}
+
+/// For every place term of `big`, the documents of both place indexes holding it, and the events
+/// whose columns, or whose interned location's, hold its value: the indexes are exact when the two
+/// agree.
 fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i64, i64)> {
     let account_row: i64 = connection
         .query_row(
@@ -378,17 +578,21 @@ fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i6
             "city = 'Singapore'",
         ),
     ] {
+        // Events located at ingest since migration 0020 hold the term as a token of their
+        // `events_fts` document behind `.`; the others as a document of `events_place_terms`.
         let indexed: i64 = connection
             .query_row(
-                "SELECT count(*) FROM events_place_terms WHERE events_place_terms MATCH ?1",
-                [format!("\"{term}\"")],
+                "SELECT (SELECT count(*) FROM events_place_terms WHERE events_place_terms MATCH ?1) \
+                 + (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?2)",
+                [format!("\"{term}\""), format!("\".{term}\"")],
                 |row| row.get(0),
             )
             .unwrap();
         let stored: i64 = connection
             .query_row(
                 &format!(
-                    "SELECT count(*) FROM events WHERE account_row = ?1 AND {column_condition}"
+                    "SELECT count(*) FROM events WHERE account_row = ?1 AND ({column_condition} \
+                     OR location_row IN (SELECT location_row FROM locations WHERE {column_condition}))"
                 ),
                 [account_row],
                 |row| row.get(0),
@@ -555,7 +759,7 @@ async fn a_rare_word_looks_up_the_full_text_index_first_and_a_common_word_walks_
         false,
     );
     assert!(
-        !common_plan.contains("SUBQUERY") && !common_plan.contains("events_fts"),
+        !common_plan.contains("LIST SUBQUERY") && !common_plan.contains("events_fts"),
         "a common word is checked in Rust on each row, not probed in the FTS index: {common_plan}"
     );
     let with_actor = query(vec![
@@ -908,7 +1112,7 @@ async fn the_new_country_migration_keeps_every_event_and_makes_earlier_successfu
         ..SqliteOptions::default()
     };
     {
-        let store = SqliteStore::open(&path, locating()).unwrap();
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         store
             .append_events(vec![
                 located_login("203.0.113.9", "in India", Outcome::Success),
@@ -918,7 +1122,9 @@ async fn the_new_country_migration_keeps_every_event_and_makes_earlier_successfu
             .unwrap();
         store.shutdown().await;
     }
-    // Back to the schema before migration 0018: what a database of the previous version holds.
+    // Back to the schema before migration 0018: what a database of the previous version holds,
+    // its events located by that version's writer.
+    locate_as_before_migration_0020(&path, false);
     {
         let connection = rusqlite::Connection::open(&path).unwrap();
         connection

@@ -1,0 +1,35 @@
+//! The SQLite store's full-text documents (`events_fts`, migration 0001): each token of an
+//! event's message behind its account's fixed-width tag, so every term's doclist belongs to one
+//! account. It lives here because the SQL both stores share (removing personal data) rewrites a
+//! located event's document on SQLite, whose place tokens sit beside the message's since migration
+//! 0020 (`place_terms::push_full_text_place_tokens`).
+
+/// Width of an account's full-text tag: 36^5 (60 million) accounts.
+pub const ACCOUNT_TAG_WIDTH: usize = 5;
+
+/// Appends the fixed-width base-36 tag prefixed to every full-text token of an account, so each
+/// term in the FTS index belongs to one account.
+pub fn push_account_text_tag(account_row: i64, tag: &mut String) {
+    let mut digits = [b'0'; ACCOUNT_TAG_WIDTH];
+    let mut rest = account_row.unsigned_abs();
+    for digit in digits.iter_mut().rev() {
+        *digit = b"0123456789abcdefghijklmnopqrstuvwxyz"[(rest % 36) as usize];
+        rest /= 36;
+    }
+    tag.push_str(std::str::from_utf8(&digits).expect("base-36 digits are ASCII"));
+}
+
+/// What the FTS index receives for a message: each of `text_tokens(message)` prefixed with the
+/// account's tag, space-separated (the FTS tokenizer splits only at spaces). Empty when the
+/// message has no token.
+pub fn full_text_document(account_row: i64, message: &str) -> String {
+    let mut document = String::with_capacity(message.len() + message.len() / 2);
+    for token in logbook_core::query::text_tokens(message) {
+        if !document.is_empty() {
+            document.push(' ');
+        }
+        push_account_text_tag(account_row, &mut document);
+        document.push_str(&token);
+    }
+    document
+}
