@@ -7,10 +7,11 @@
 //! lookups alone on one thread, and runs a third mode, "stored only", whose locator answers from
 //! a table of the same answers made before the clock: the locations and the new-country
 //! detection are stored as with lookups on, but no database is read; and a fourth, "coordinates
-//! only", whose answers keep only the coordinates: the location's JSON is stored, but none of the
+//! only", whose answers keep only the coordinates: the location's object is stored (on SQLite
+//! once per distinct location, the event only its row since migration 0020), but none of the
 //! place columns (`country_code`, `asn`, `city`, with their full-text place terms on SQLite) nor
 //! the new-country detection has anything to do, which tells the cost of those from the cost of
-//! the wider row.
+//! storing the object.
 //!
 //! No Rust crate in the workspace writes MaxMind DB files, so the databases are written once,
 //! before any clock starts, by the same `mmdb-writer` script the server's tests use
@@ -400,7 +401,7 @@ pub async fn run(
         (crate::ratio(stored_median, off_median) - ratio) * 100.0
     );
     println!(
-        "coordinates only (JSON stored, no place column) {coordinates_median:.0} events/s: the wider row costs {:.1} %, the place columns with their full-text terms and new-country detection {:.1} %",
+        "coordinates only (the object stored, no place column) {coordinates_median:.0} events/s: storing the object costs {:.1} %, the place columns with their full-text terms and new-country detection {:.1} %",
         (1.0 - crate::ratio(coordinates_median, off_median)) * 100.0,
         (crate::ratio(coordinates_median, off_median) - crate::ratio(stored_median, off_median))
             * 100.0

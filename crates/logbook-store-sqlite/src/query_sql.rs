@@ -33,9 +33,11 @@ pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
 /// The columns every event read selects, in the order `row_to_event` reads them.
 /// The location object is the row's own (events located before migration 0020, or by the
-/// backfill) or else its interned one.
+/// backfill) or its interned one; an unlocated event (most of a log without IP databases) reads
+/// no other table.
 pub(crate) const EVENT_COLUMNS: &str = "event_row & 1099511627775, created_at, body, new_ip, new_network, \
-     coalesce(location, (SELECT json FROM locations WHERE locations.location_row = events.location_row)), \
+     CASE WHEN location_row IS NULL THEN location \
+     ELSE (SELECT json FROM locations WHERE locations.location_row = events.location_row) END, \
      new_country";
 
 /// The SQL function that checks an event's message in Rust: `logbook_message_has(body, phrases)`
