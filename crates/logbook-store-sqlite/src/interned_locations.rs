@@ -2,31 +2,41 @@
 //! event the row of its location instead of the object and the place columns, about 300 bytes
 //! fewer per event, since every event from one network carries the same location.
 //!
-//! The rows the writer has used are remembered, so a located event costs one hash lookup; an
-//! object seen for the first time is looked up in (or added to) the table inside the group's
-//! transaction, and remembered only once that transaction commits, so a failed commit never leaves
-//! a row in memory that is not in the database.
+//! The rows the writer has used are remembered two ways. The IP databases hand out one shared
+//! `LocationColumns` per address (`IpLocator::located_columns`), so an event from a known address
+//! is answered by the answer's address in memory, without reading the object: the object was made
+//! on another thread, and reading its 300 bytes cost the writer about 1 µs per event in cache
+//! misses (the `location_row` phase, BENCHMARKS.md). A new address of a known location is answered
+//! by its object. An object seen for the first time is looked up in (or added to) the table inside
+//! the group's transaction, and remembered only once that transaction commits, so a failed commit
+//! never leaves a row in memory that is not in the database.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use logbook_core::location::LocationColumns;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-/// How many objects the writer remembers before starting over; a real IP database gives a
-/// deployment far fewer distinct objects than this (a city and network each), and forgetting
-/// only costs one indexed lookup per object.
+/// How many answers, and objects, the writer remembers before starting over; forgetting only
+/// costs one indexed lookup per object.
 const LOCATIONS_REMEMBERED: usize = 65_536;
 
+/// An answer's address in memory. The map keyed by it holds the answer itself beside its row, so
+/// the address cannot be reused by another answer while it is a key.
+type AnswerAddress = usize;
+
 pub(crate) struct InternedLocations {
-    committed: HashMap<String, i64>,
-    /// Rows first used by the group being written, not yet committed.
+    by_answer: HashMap<AnswerAddress, (Arc<LocationColumns>, i64)>,
+    by_object: HashMap<String, i64>,
+    /// Objects whose rows the group being written found or added, not yet committed.
     pending: HashMap<String, i64>,
 }
 
 impl InternedLocations {
     pub(crate) fn new() -> Self {
         Self {
-            committed: HashMap::new(),
+            by_answer: HashMap::new(),
+            by_object: HashMap::new(),
             pending: HashMap::new(),
         }
     }
@@ -38,20 +48,45 @@ impl InternedLocations {
 
     /// The group committed: its rows are known from now on.
     pub(crate) fn committed(&mut self) {
-        if self.committed.len() + self.pending.len() > LOCATIONS_REMEMBERED {
-            self.committed.clear();
+        if self.by_answer.len() > LOCATIONS_REMEMBERED {
+            self.by_answer.clear();
         }
-        self.committed.extend(self.pending.drain());
+        if self.by_object.len() + self.pending.len() > LOCATIONS_REMEMBERED {
+            self.by_object.clear();
+        }
+        self.by_object.extend(self.pending.drain());
     }
 
     /// The row of `location`, adding it to `locations` the first time.
     pub(crate) fn row_of(
         &mut self,
         transaction: &Transaction<'_>,
+        location: &Arc<LocationColumns>,
+    ) -> rusqlite::Result<i64> {
+        let address = Arc::as_ptr(location) as AnswerAddress;
+        if let Some((_, row)) = self.by_answer.get(&address) {
+            return Ok(*row);
+        }
+        let json = location.json.as_str();
+        let Some(row) = self.by_object.get(json).copied() else {
+            return self.uncommitted_row_of(transaction, location);
+        };
+        // Only an answer someone else holds too (the IP databases' memory of answers) comes
+        // again; one made for this event alone would only fill the map.
+        if Arc::strong_count(location) > 1 {
+            self.by_answer.insert(address, (location.clone(), row));
+        }
+        Ok(row)
+    }
+
+    /// The row of an object not known as committed: found or added in this group's transaction.
+    fn uncommitted_row_of(
+        &mut self,
+        transaction: &Transaction<'_>,
         location: &LocationColumns,
     ) -> rusqlite::Result<i64> {
         let json = location.json.as_str();
-        if let Some(row) = self.committed.get(json).or_else(|| self.pending.get(json)) {
+        if let Some(row) = self.pending.get(json) {
             return Ok(*row);
         }
         let stored: Option<i64> = transaction
@@ -72,5 +107,86 @@ impl InternedLocations {
         };
         self.pending.insert(json.to_owned(), row);
         Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    fn location(city: &str) -> Arc<LocationColumns> {
+        Arc::new(LocationColumns {
+            country_code: Some("IN".into()),
+            asn: Some(9829),
+            city: Some(city.into()),
+            json: format!(r#"{{"country_code":"IN","city":"{city}"}}"#),
+        })
+    }
+
+    fn connection() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE locations (location_row INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE, \
+                 country_code TEXT, asn INTEGER, city TEXT);",
+            )
+            .unwrap();
+        connection
+    }
+
+    #[test]
+    fn a_location_is_stored_once_whichever_answer_carries_it() {
+        let mut connection = connection();
+        let mut interned = InternedLocations::new();
+        let mumbai = location("Mumbai");
+        // The IP databases' memory of answers holds a second reference.
+        let remembered = mumbai.clone();
+        let transaction = connection.transaction().unwrap();
+        interned.begin_group();
+        let first = interned.row_of(&transaction, &mumbai).unwrap();
+        assert_eq!(
+            interned.row_of(&transaction, &location("Mumbai")).unwrap(),
+            first
+        );
+        let pune = interned.row_of(&transaction, &location("Pune")).unwrap();
+        assert_ne!(pune, first);
+        transaction.commit().unwrap();
+        interned.committed();
+        let transaction = connection.transaction().unwrap();
+        interned.begin_group();
+        assert_eq!(interned.row_of(&transaction, &remembered).unwrap(), first);
+        assert_eq!(
+            interned.row_of(&transaction, &location("Mumbai")).unwrap(),
+            first
+        );
+        let stored: i64 = transaction
+            .query_row("SELECT count(*) FROM locations", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 2);
+    }
+
+    #[test]
+    fn a_row_added_by_a_group_whose_commit_failed_is_added_again() {
+        let mut connection = connection();
+        let mut interned = InternedLocations::new();
+        let mumbai = location("Mumbai");
+        {
+            let transaction = connection.transaction().unwrap();
+            interned.begin_group();
+            interned.row_of(&transaction, &mumbai).unwrap();
+            // Dropped without a commit: rolled back, and `committed` is never called.
+        }
+        let transaction = connection.transaction().unwrap();
+        interned.begin_group();
+        let row = interned.row_of(&transaction, &mumbai).unwrap();
+        let json: String = transaction
+            .query_row(
+                "SELECT json FROM locations WHERE location_row = ?1",
+                [row],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(json, mumbai.json);
     }
 }

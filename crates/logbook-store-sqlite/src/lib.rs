@@ -370,6 +370,9 @@ impl SqliteStore {
 }
 
 /// Opens one connection with Logbook's pragmas. Readers are read-only and map the file.
+/// Prepared statements each connection keeps compiled (`prepare_cached`).
+const PREPARED_STATEMENTS_KEPT: usize = 64;
+
 fn open_connection(
     database_path: &Path,
     read_only: bool,
@@ -387,6 +390,10 @@ fn open_connection(
     };
     let connection = Connection::open_with_flags(database_path, flags)
         .map_err(database_error("opening the database"))?;
+    // rusqlite keeps 16 prepared statements by default, fewer than one group commit runs (the
+    // event, its text, targets, history, volumes, tree and locations), so statements were
+    // evicted and compiled again within every group.
+    connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS_KEPT);
     connection
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(database_error("setting the busy timeout"))?;

@@ -317,10 +317,11 @@ struct PhaseTimes {
 }
 
 /// The writer's phases, in the order an event goes through them.
-const PHASE_NAMES: [&str; 9] = [
+const PHASE_NAMES: [&str; 10] = [
     "idempotency_lookup",
     "account_state",
     "leaf_hash",
+    "location_row",
     "event_row",
     "full_text",
     "targets",
@@ -334,6 +335,7 @@ enum Phase {
     IdempotencyLookup = 0,
     AccountState,
     LeafHash,
+    LocationRow,
     EventRow,
     FullText,
     Targets,
@@ -497,6 +499,7 @@ fn write_group(
             let location_row = location
                 .map(|location| interned_locations.row_of(&transaction, location))
                 .transpose()?;
+            phases.lap(Phase::LocationRow);
             let inserted = insert_event.execute(params![
                 event_row,
                 account_row,
