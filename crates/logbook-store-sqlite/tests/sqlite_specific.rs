@@ -309,7 +309,18 @@ const UNDO_MIGRATION_0019: &str = "
 /// no such table and used indexes on the columns).
 async fn database_located_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let store = SqliteStore::open(path, SqliteOptions::default()).unwrap();
-    let start = datetime!(2024-05-01 00:00 UTC);
+    append_from_four_addresses(&store, datetime!(2024-05-01 00:00 UTC), "located before").await;
+    store.shutdown().await;
+    locate_as_before_migration_0020(path, with_place_terms);
+}
+
+/// Four events of `big` a second apart from `start`, from Mumbai, Singapore, Pune and an address
+/// no database knows, their messages `<message> <number>`.
+async fn append_from_four_addresses(
+    store: &SqliteStore,
+    start: time::OffsetDateTime,
+    message: &str,
+) {
     store
         .append_events(
             ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
@@ -319,15 +330,13 @@ async fn database_located_before_migration_0020(path: &std::path::Path, with_pla
                     EventBuilder::new("big")
                         .created_at(start + Duration::seconds(number as i64))
                         .ip(ip)
-                        .message(&format!("located before {number}"))
+                        .message(&format!("{message} {number}"))
                         .build()
                 })
                 .collect(),
         )
         .await
         .unwrap();
-    store.shutdown().await;
-    locate_as_before_migration_0020(path, with_place_terms);
 }
 
 /// Takes a database whose events were stored unlocated back to version 19 and locates them the
@@ -422,23 +431,7 @@ async fn events_located_before_interned_locations_are_found_shown_and_pruned_bes
     database_located_before_migration_0020(&path, true).await;
     let store = SqliteStore::open(&path, located()).unwrap();
     // Seq 4 to 7 located at ingest, after the migration: the same addresses again.
-    let start = datetime!(2024-05-02 00:00 UTC);
-    store
-        .append_events(
-            ["203.0.113.9", "198.51.100.7", "203.0.113.200", "192.0.2.1"]
-                .iter()
-                .enumerate()
-                .map(|(number, ip)| {
-                    EventBuilder::new("big")
-                        .created_at(start + Duration::seconds(number as i64))
-                        .ip(ip)
-                        .message(&format!("located after {number}"))
-                        .build()
-                })
-                .collect(),
-        )
-        .await
-        .unwrap();
+    append_from_four_addresses(&store, datetime!(2024-05-02 00:00 UTC), "located after").await;
     assert_eq!(
         seqs_matching(&store, "country:IN", 10).await,
         vec![6, 4, 2, 0]
