@@ -297,15 +297,16 @@ pub(crate) fn compile_page_query(
         if terms.is_empty() {
             continue;
         }
+        let expression = any_term(&terms);
         // Documents in both indexes (migration 0020 moved new events' place terms into
         // `events_fts`); each count stops at the threshold, so deciding stays cheap.
         let plan = plan_by_documents(
             connection,
             "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
              + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
-            &[&any_term(&terms), &any_full_text_place_token(&terms)],
+            &[&expression, &any_full_text_place_token(&terms)],
         )?;
-        place_plans.insert(any_term(&terms), plan);
+        place_plans.insert(expression, plan);
     }
     let dialect = SqliteDialect {
         account_row,

@@ -505,22 +505,9 @@ async fn events_located_before_interned_locations_are_found_shown_and_pruned_bes
     }
 
     // Retention deletes every event of both kinds; both indexes lose exactly their terms.
-    let signer =
-        logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test").unwrap();
-    let pruned = logbook_core::retention::prune_prefix(
-        &store,
-        &account("big"),
-        6,
-        logbook_core::retention::PruneSigning {
-            signer: &signer,
-            instance_name: "logbook.test",
-        },
-        "retention of 1 days",
-        datetime!(2026-12-06 10:00 UTC),
-        7,
-    )
-    .await
-    .unwrap();
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 6, 7)
+        .await
+        .unwrap();
     assert_eq!(pruned.deleted_events, 6);
     assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
     assert_eq!(seqs_matching(&store, "located", 10).await, vec![7, 6]);
@@ -659,22 +646,9 @@ async fn the_place_terms_follow_the_backfill_the_removal_of_personal_data_and_pr
         .unwrap();
     assert_eq!(removed.events_changed, 150);
     // Retention deletes a prefix that reaches into the located events left after aging.
-    let signer =
-        logbook_core::checkpoint::CheckpointSigner::generate([9; 32], "logbook.test").unwrap();
-    let pruned = logbook_core::retention::prune_prefix(
-        &store,
-        &account("big"),
-        160,
-        logbook_core::retention::PruneSigning {
-            signer: &signer,
-            instance_name: "logbook.test",
-        },
-        "retention of 1 days",
-        datetime!(2026-12-06 10:00 UTC),
-        7,
-    )
-    .await
-    .unwrap();
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 160, 7)
+        .await
+        .unwrap();
     assert_eq!(pruned.deleted_events, 160);
 
     let connection = rusqlite::Connection::open(directory.path().join("logbook.db")).unwrap();

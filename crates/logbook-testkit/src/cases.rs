@@ -5,7 +5,7 @@ pub use crate::parity::query_engines_agree_on_generated_events_and_queries;
 pub use crate::personal_data_cases::*;
 pub use crate::retention_cases::{
     a_held_account_is_never_pruned, a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log,
-    prune_forty_events_with_two_targets_each_below_25,
+    prune_below, prune_forty_events_with_two_targets_each_below_25,
     pruning_a_prefix_while_batches_are_appended_fails_no_append,
     retention_periods_and_legal_holds_are_kept_per_account,
 };

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use logbook_core::checkpoint::CheckpointSigner;
 use logbook_core::merkle;
-use logbook_core::retention::{LegalHold, PruneSigning, PruneStatement, prune_prefix};
+use logbook_core::retention::{
+    LegalHold, PruneOutcome, PruneSigning, PruneStatement, prune_prefix,
+};
 use logbook_core::store::AppendOutcome;
 use logbook_core::{AccountId, Store, StoreError};
 use time::macros::datetime;
@@ -52,6 +54,31 @@ fn signer() -> CheckpointSigner {
     CheckpointSigner::generate([3; 32], "logbook.test").expect("a key")
 }
 
+/// Prunes `account` below `below_seq` in batches of `batch_size`, signed as instance
+/// `logbook.test` under a one-day policy at a fixed time: how a test prunes when what it checks is
+/// what is left.
+pub async fn prune_below(
+    store: &dyn Store,
+    account: &AccountId,
+    below_seq: u64,
+    batch_size: u32,
+) -> Result<PruneOutcome, StoreError> {
+    let signer = signer();
+    prune_prefix(
+        store,
+        account,
+        below_seq,
+        PruneSigning {
+            signer: &signer,
+            instance_name: "logbook.test",
+        },
+        "retention of 1 days",
+        datetime!(2026-12-06 10:00 UTC),
+        batch_size,
+    )
+    .await
+}
+
 /// Stores 40 events of `acme`, each with two targets (`srv-<n % 3>` and `user-<n>`), and 1 of
 /// `globex` with target `srv-0`, then prunes `acme` below seq 25: what a store's own test then
 /// checks of the target rows left behind (only the kept events' own, both of each).
@@ -71,21 +98,9 @@ pub async fn prune_forty_events_with_two_targets_each_below_25(store: &dyn Store
         ))
         .collect();
     store.append_events(events).await.expect("stored");
-    let signer = signer();
-    prune_prefix(
-        store,
-        &account("acme"),
-        25,
-        PruneSigning {
-            signer: &signer,
-            instance_name: "logbook.test",
-        },
-        "retention of 1 days",
-        datetime!(2026-12-06 10:00 UTC),
-        10,
-    )
-    .await
-    .expect("pruned");
+    prune_below(store, &account("acme"), 25, 10)
+        .await
+        .expect("pruned");
 }
 
 pub async fn retention_periods_and_legal_holds_are_kept_per_account(store: Arc<dyn Store>) {
@@ -274,7 +289,6 @@ pub async fn a_pruned_prefix_keeps_every_proof_of_the_rest_of_the_log(store: Arc
 pub async fn pruning_a_prefix_while_batches_are_appended_fails_no_append(store: Arc<dyn Store>) {
     let acme = account("acme");
     append_events(&store, "acme", 1500).await;
-    let signer = signer();
     // Batches of appends to both accounts run the whole time the prefix is deleted, ten events a
     // batch, so the store's writer and its deletes take turns hundreds of times.
     let appending = {
@@ -299,20 +313,9 @@ pub async fn pruning_a_prefix_while_batches_are_appended_fails_no_append(store: 
             appended
         })
     };
-    let outcome = prune_prefix(
-        store.as_ref(),
-        &acme,
-        1400,
-        PruneSigning {
-            signer: &signer,
-            instance_name: "logbook.test",
-        },
-        "retention of 1 days",
-        datetime!(2026-12-06 10:00 UTC),
-        20,
-    )
-    .await
-    .expect("the prefix is pruned while appends run");
+    let outcome = prune_below(store.as_ref(), &acme, 1400, 20)
+        .await
+        .expect("the prefix is pruned while appends run");
     assert_eq!(outcome.deleted_events, 1400);
     assert_eq!(appending.await.unwrap(), 1500);
     let remaining = store.events_since(&acme, 0, 10_000).await.unwrap();
