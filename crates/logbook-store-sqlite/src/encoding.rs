@@ -61,18 +61,21 @@ pub(crate) fn first_event_row_of(account_row: i64) -> i64 {
 pub use logbook_store_sql::full_text::full_text_document;
 use logbook_store_sql::full_text::{ACCOUNT_TAG_WIDTH, push_account_text_tag};
 
-/// `document` (from `full_text_document` for any account) with every token's tag replaced by
-/// `account_row`'s, without tokenizing again.
-pub(crate) fn retag_full_text_document(document: &str, account_row: i64) -> String {
-    let mut retagged = String::with_capacity(document.len());
+/// Appends `document` (from `full_text_document` for any account) to `retagged` with every
+/// token's tag replaced by `account_row`'s, without tokenizing again. The writer appends into one
+/// buffer it reuses for every event of a group.
+pub(crate) fn push_retagged_full_text_document(
+    retagged: &mut String,
+    document: &str,
+    account_row: i64,
+) {
     for tagged_token in document.split(' ') {
         if !retagged.is_empty() {
             retagged.push(' ');
         }
-        push_account_text_tag(account_row, &mut retagged);
+        push_account_text_tag(account_row, retagged);
         retagged.push_str(tagged_token.get(ACCOUNT_TAG_WIDTH..).unwrap_or_default());
     }
-    retagged
 }
 
 /// An FTS5 phrase for `tokens` in `account_row`: `"tagtok1 tagtok2"`. Tokens hold only letters and
@@ -108,10 +111,13 @@ mod tests {
             "00011rebooted 00011web 000111 00011now 00011ok"
         );
         assert_eq!(full_text_document(1, "-- !!"), "");
-        assert_eq!(
-            retag_full_text_document(&full_text_document(0, "Rebooted web-1"), 37),
-            full_text_document(37, "Rebooted web-1")
+        let mut retagged = String::new();
+        push_retagged_full_text_document(
+            &mut retagged,
+            &full_text_document(0, "Rebooted web-1"),
+            37,
         );
+        assert_eq!(retagged, full_text_document(37, "Rebooted web-1"));
         assert_eq!(
             full_text_phrase(1, &["web".into(), "1".into()]),
             "\"00001web 000011\""

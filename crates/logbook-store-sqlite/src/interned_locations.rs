@@ -95,15 +95,24 @@ impl InternedLocations {
             .optional()?;
         let row = match stored {
             Some(row) => row,
-            None => transaction
-                .prepare_cached(
-                    "INSERT INTO locations (json, country_code, asn, city) VALUES (?1, ?2, ?3, ?4) \
-                     RETURNING location_row",
-                )?
-                .query_row(
-                    params![json, location.country_code, location.asn, location.city],
-                    |row| row.get(0),
-                )?,
+            // A plain insert and `last_insert_rowid`, not `INSERT ... RETURNING`: SQLite runs
+            // a RETURNING clause as a trigger, a statement with a trigger runs in a statement
+            // savepoint, and a savepoint makes FTS5 write the terms it holds in memory as a new
+            // segment. Each new location in the middle of a group then cost about 65 µs instead
+            // of 12 (BENCHMARKS.md, issue 19's item 7).
+            None => {
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO locations (json, country_code, asn, city) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        json,
+                        location.country_code,
+                        location.asn,
+                        location.city
+                    ])?;
+                transaction.last_insert_rowid()
+            }
         };
         self.pending.insert(json.to_owned(), row);
         Ok(row)

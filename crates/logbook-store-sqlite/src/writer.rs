@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::encoding::{
     SEQ_BITS, event_id_value, event_row_of, first_event_row_of, full_text_document, ip_bytes,
-    retag_full_text_document, unix_micros_of,
+    push_retagged_full_text_document, unix_micros_of,
 };
 use crate::errors::{FailureKind, failure_kind, to_store_error};
 use logbook_store_sql::encoding::outcome_code;
@@ -45,7 +45,7 @@ pub(crate) struct PreparedEvent {
     pub ip: Option<[u8; 16]>,
     pub outcome: Option<i64>,
     /// The message's full-text tokens tagged for account row 0; the writer, which knows the
-    /// account's row, swaps in the real tag (`retag_full_text_document`).
+    /// account's row, swaps in the real tag (`push_retagged_full_text_document`).
     pub text_document: String,
     /// Where the address is, looked up here so the writer only stores it.
     pub location: Option<std::sync::Arc<LocationColumns>>,
@@ -436,6 +436,8 @@ fn write_group(
         // first exactly as if they had come in two commits.
         let mut keys_in_group = KeysInGroup::default();
         let mut next_seqs: NextSeqs = HashMap::new();
+        // Each event's full-text document, built in one buffer the whole group reuses.
+        let mut document = String::new();
         for &(account_row, request_index, event_index) in &write_order {
             phases.lap(Phase::Other);
             let (request_index, event_index) = (request_index as usize, event_index as usize);
@@ -541,11 +543,14 @@ fn write_group(
             phases.lap(Phase::EventRow);
             // The message's tokens and, since migration 0020, the place terms `country:`,
             // `asn:` and `city:` look up: one document, one statement.
-            let mut document = if prepared.text_document.is_empty() {
-                String::new()
-            } else {
-                retag_full_text_document(&prepared.text_document, account_row)
-            };
+            document.clear();
+            if !prepared.text_document.is_empty() {
+                push_retagged_full_text_document(
+                    &mut document,
+                    &prepared.text_document,
+                    account_row,
+                );
+            }
             if let Some(location) = location {
                 push_full_text_place_tokens(
                     &mut document,
@@ -556,7 +561,7 @@ fn write_group(
                 );
             }
             if !document.is_empty() {
-                insert_text.execute(params![event_row, document])?;
+                insert_text.execute(params![event_row, document.as_str()])?;
             }
             phases.lap(Phase::FullText);
             for target in &event.targets {
