@@ -22,7 +22,6 @@
 //! again from the same addresses, and walking and decoding both databases cost ~2 µs an event
 //! (2.6 % of batched ingest, BENCHMARKS.md), where a remembered answer costs a hash lookup.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::net::IpAddr;
@@ -133,7 +132,9 @@ const MOST_REMEMBERED_ADDRESSES: usize = 65_536;
 #[derive(Default)]
 struct RememberedAnswers {
     replacements: u64,
-    answers: HashMap<IpAddr, Option<Arc<LocationColumns>>>,
+    /// hashbrown's default hasher (foldhash, seeded per process) rather than SipHash: every
+    /// located event looks its address up here under the lock.
+    answers: hashbrown::HashMap<IpAddr, Option<Arc<LocationColumns>>>,
 }
 
 impl fmt::Debug for IpDatabases {

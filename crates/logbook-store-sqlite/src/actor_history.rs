@@ -12,8 +12,7 @@
 //! Countries work the same way with their own remembered set, keyed by the country code of the
 //! event's location.
 
-use std::collections::HashSet;
-
+use hashbrown::{Equivalent, HashSet};
 use logbook_core::event::NewEvent;
 use logbook_core::unfamiliar_ip::{
     ActorHistoryLookup, CountryHistoryLookup, UnfamiliarIpFlags, address_bytes,
@@ -25,9 +24,75 @@ use rusqlite::{OptionalExtension, Transaction, params};
 /// full the set starts over (it only ever saves reads, it never decides a flag on its own).
 const KNOWN_PAIRS_REMEMBERED: usize = 100_000;
 
-type KnownPair = (i64, String, [u8; 16]);
+/// (account, actor, address): an actor's address known to be in the history.
+#[derive(Hash, PartialEq, Eq)]
+struct KnownPair {
+    account_row: i64,
+    actor_id: String,
+    address: [u8; 16],
+}
+
+/// A `KnownPair` looked up by the event's own values: hashed exactly as the pair (the fields in
+/// the same order, `&str` as `String`), so a lookup copies nothing. Nearly every event's pair is
+/// known, and the copy of its actor id was an allocation per event.
+#[derive(Hash, Clone, Copy)]
+struct KnownPairOfEvent<'event> {
+    account_row: i64,
+    actor_id: &'event str,
+    address: &'event [u8; 16],
+}
+
+impl Equivalent<KnownPair> for KnownPairOfEvent<'_> {
+    fn equivalent(&self, known: &KnownPair) -> bool {
+        self.account_row == known.account_row
+            && self.actor_id == known.actor_id
+            && *self.address == known.address
+    }
+}
+
+impl KnownPairOfEvent<'_> {
+    fn to_known(self) -> KnownPair {
+        KnownPair {
+            account_row: self.account_row,
+            actor_id: self.actor_id.to_owned(),
+            address: *self.address,
+        }
+    }
+}
+
 /// (account, actor, country code): an actor's country known to be in the history.
-type KnownCountry = (i64, String, String);
+#[derive(Hash, PartialEq, Eq)]
+struct KnownCountry {
+    account_row: i64,
+    actor_id: String,
+    country_code: String,
+}
+
+/// A `KnownCountry` looked up by the event's own values, as `KnownPairOfEvent`.
+#[derive(Hash, Clone, Copy)]
+struct KnownCountryOfEvent<'event> {
+    account_row: i64,
+    actor_id: &'event str,
+    country_code: &'event str,
+}
+
+impl Equivalent<KnownCountry> for KnownCountryOfEvent<'_> {
+    fn equivalent(&self, known: &KnownCountry) -> bool {
+        self.account_row == known.account_row
+            && self.actor_id == known.actor_id
+            && self.country_code == known.country_code
+    }
+}
+
+impl KnownCountryOfEvent<'_> {
+    fn to_known(self) -> KnownCountry {
+        KnownCountry {
+            account_row: self.account_row,
+            actor_id: self.actor_id.to_owned(),
+            country_code: self.country_code.to_owned(),
+        }
+    }
+}
 
 /// The writer's side of the detector: whether it runs, and the pairs known to be in the history.
 pub(crate) struct ActorHistory {
@@ -116,7 +181,11 @@ impl ActorHistory {
             return Ok(UnfamiliarIpFlags::default());
         };
         let address = address_bytes(ip);
-        let pair: KnownPair = (account_row, actor.id.clone(), address);
+        let pair = KnownPairOfEvent {
+            account_row,
+            actor_id: &actor.id,
+            address: &address,
+        };
         if self.known.contains(&pair) {
             return Ok(UnfamiliarIpFlags::default());
         }
@@ -130,7 +199,7 @@ impl ActorHistory {
             .optional()?
             .is_some();
         if address_seen_before {
-            self.pending.push(pair);
+            self.pending.push(pair.to_known());
             return Ok(UnfamiliarIpFlags::default());
         }
         let actor_has_history = transaction
@@ -168,7 +237,7 @@ impl ActorHistory {
         // A failed event wrote no history row, so its pair is not known: the next event from the
         // same address must still read the history.
         if becomes_history {
-            self.pending.push(pair);
+            self.pending.push(pair.to_known());
         }
         Ok(flags)
     }
@@ -185,7 +254,11 @@ impl ActorHistory {
         let (Some(actor), Some(country_code)) = (&event.actor, country_code) else {
             return Ok(false);
         };
-        let pair: KnownCountry = (account_row, actor.id.clone(), country_code.to_owned());
+        let pair = KnownCountryOfEvent {
+            account_row,
+            actor_id: &actor.id,
+            country_code,
+        };
         if self.known_countries.contains(&pair) {
             return Ok(false);
         }
@@ -197,7 +270,7 @@ impl ActorHistory {
             .optional()?
             .is_some();
         if country_seen_before {
-            self.pending_countries.push(pair);
+            self.pending_countries.push(pair.to_known());
             return Ok(false);
         }
         let actor_has_country_history = transaction
@@ -218,7 +291,7 @@ impl ActorHistory {
                     country_code,
                     event.created_at_micros()
                 ])?;
-            self.pending_countries.push(pair);
+            self.pending_countries.push(pair.to_known());
         }
         Ok(CountryHistoryLookup {
             actor_has_country_history,
@@ -259,5 +332,60 @@ impl ActorHistory {
                 .execute(params![account_row, actor.id, network])?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_pair_is_found_by_the_events_borrowed_values_and_only_by_its_own() {
+        let address = [7; 16];
+        let pair = KnownPairOfEvent {
+            account_row: 3,
+            actor_id: "user_dmitri",
+            address: &address,
+        };
+        let mut known = HashSet::new();
+        known.insert(pair.to_known());
+        assert!(known.contains(&pair));
+        let other_address = [8; 16];
+        for other in [
+            KnownPairOfEvent {
+                account_row: 4,
+                ..pair
+            },
+            KnownPairOfEvent {
+                actor_id: "user_dmitr",
+                ..pair
+            },
+            KnownPairOfEvent {
+                address: &other_address,
+                ..pair
+            },
+        ] {
+            assert!(!known.contains(&other));
+        }
+
+        let country = KnownCountryOfEvent {
+            account_row: 3,
+            actor_id: "user_dmitri",
+            country_code: "IN",
+        };
+        let mut known_countries = HashSet::new();
+        known_countries.insert(country.to_known());
+        assert!(known_countries.contains(&country));
+        assert!(!known_countries.contains(&KnownCountryOfEvent {
+            country_code: "SG",
+            ..country
+        }));
+        // The actor id and the country code are two fields, not one string: moving a letter
+        // from one to the other is another pair.
+        assert!(!known_countries.contains(&KnownCountryOfEvent {
+            actor_id: "user_dmitriI",
+            country_code: "N",
+            ..country
+        }));
     }
 }
