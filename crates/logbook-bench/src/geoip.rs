@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use logbook_core::api_key::{KeyOwner, Scopes};
-use logbook_core::location::{IpLocator, Location, NoIpLocator, SharedIpLocator};
+use logbook_core::location::{IpLocator, Location, LocationColumns, NoIpLocator, SharedIpLocator};
 use logbook_core::store::EventQuery;
 use logbook_core::{Clock, Store, SystemClock};
 use logbook_server::AppState;
@@ -51,13 +51,33 @@ const CITIES: &[(&str, &str, &str, f64, f64, u32)] = &[
 ];
 
 /// The answers of the real databases for every address of the workload, looked up before the
-/// clock: storing locations without reading a database.
+/// clock: storing locations without reading a database. Like the IP databases, it hands out one
+/// shared answer per address (`located_columns`), so the writer finds its location's row the
+/// same way as with lookups on.
 #[derive(Debug)]
-struct AnswersMadeBefore(HashMap<IpAddr, Location>);
+struct AnswersMadeBefore(HashMap<IpAddr, (Location, Option<Arc<LocationColumns>>)>);
+
+impl AnswersMadeBefore {
+    fn new(answers: HashMap<IpAddr, Location>) -> Self {
+        Self(
+            answers
+                .into_iter()
+                .map(|(ip, location)| {
+                    let columns = LocationColumns::of_location(&location).map(Arc::new);
+                    (ip, (location, columns))
+                })
+                .collect(),
+        )
+    }
+}
 
 impl IpLocator for AnswersMadeBefore {
     fn locate(&self, ip: IpAddr) -> Option<Location> {
-        self.0.get(&ip).cloned()
+        self.0.get(&ip).map(|(location, _)| location.clone())
+    }
+
+    fn located_columns(&self, ip: IpAddr) -> Option<Arc<LocationColumns>> {
+        self.0.get(&ip).and_then(|(_, columns)| columns.clone())
     }
 }
 
@@ -152,7 +172,7 @@ async fn ingest_round(
     bodies: Arc<RequestBodies>,
     locator: SharedIpLocator,
     connections: usize,
-) -> anyhow::Result<(f64, bool)> {
+) -> anyhow::Result<RoundFigures> {
     let clock = Arc::new(SystemClock);
     let data_directory = tempfile::tempdir().context("a data directory")?;
     let store = SqliteStore::open(
@@ -190,7 +210,7 @@ async fn ingest_round(
     let figures = http_load::ingest(&client, &base_url, &ingest_key, bodies, connections).await?;
     let after = http_load::CommitCounters::scrape(&client, &base_url).await?;
     // Where the writer's time went in this round, to tell which part of storing a place costs.
-    crate::print_writer_phases(&after, &before);
+    let writer_micros_per_event = crate::print_writer_phases(&after, &before);
     let (largest, _) = workload.largest_account();
     let first_location = store
         .events_since(&largest, 0, 1)
@@ -211,7 +231,20 @@ async fn ingest_round(
     let _ = stop.send(());
     serving.await.context("the server task panicked")??;
     store.shutdown().await;
-    Ok((figures.events_per_second(), located))
+    Ok(RoundFigures {
+        events_per_second: figures.events_per_second(),
+        writer_micros_per_event,
+        located,
+    })
+}
+
+/// What one round measured.
+struct RoundFigures {
+    events_per_second: f64,
+    /// The writer's time per event, all phases and the commit (`print_writer_phases`).
+    writer_micros_per_event: Option<f64>,
+    /// Whether the largest account's first event has a location.
+    located: bool,
 }
 
 /// Times a page of 50 of `country:`, `city:` and `asn:` on the largest account through the store,
@@ -268,6 +301,7 @@ pub async fn run(
     seed: u64,
     connections: usize,
     rounds_per_mode: usize,
+    off_and_on_only: bool,
 ) -> anyhow::Result<()> {
     let machine = crate::report::describe_machine();
     println!("logbook-bench --geoip on {machine}");
@@ -325,7 +359,12 @@ pub async fn run(
         .context("two databases")?,
     );
     println!(
-        "plan: {event_count} events over {account_count} accounts (seed {seed}) in batches of {BATCH_SIZE} over {connections} connections, into a fresh server per round, the modes alternating {rounds_per_mode} times: lookups off, on, stored only, coordinates only"
+        "plan: {event_count} events over {account_count} accounts (seed {seed}) in batches of {BATCH_SIZE} over {connections} connections, into a fresh server per round, the modes alternating {rounds_per_mode} times: lookups {}",
+        if off_and_on_only {
+            "off, on"
+        } else {
+            "off, on, stored only, coordinates only"
+        }
     );
 
     // The lookups alone, one thread, every event's address through both databases.
@@ -358,43 +397,75 @@ pub async fn run(
             )
         })
         .collect();
-    let stored_only: SharedIpLocator = Arc::new(AnswersMadeBefore(answers));
-    let coordinates_only: SharedIpLocator = Arc::new(AnswersMadeBefore(coordinates_only));
+    let stored_only: SharedIpLocator = Arc::new(AnswersMadeBefore::new(answers));
+    let coordinates_only: SharedIpLocator = Arc::new(AnswersMadeBefore::new(coordinates_only));
 
-    let modes: [(&str, SharedIpLocator); 4] = [
+    let mut modes: Vec<(&str, SharedIpLocator)> = vec![
         ("off", Arc::new(NoIpLocator)),
         ("on", databases.clone()),
         ("stored only", stored_only),
         ("coordinates only", coordinates_only),
     ];
+    if off_and_on_only {
+        modes.truncate(2);
+    }
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut writer_micros: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     // Rounds of each mode alternate, so drift on a shared machine hits every mode alike.
     for round in 0..rounds_per_mode * modes.len() {
         let mode = round % modes.len();
         let (name, locator) = &modes[mode];
-        let (events_per_second, located) =
+        let round_figures =
             ingest_round(&workload, bodies.clone(), locator.clone(), connections).await?;
-        if located != (mode != 0) {
-            bail!("round {round}: lookups {name} but events located: {located}");
+        if round_figures.located != (mode != 0) {
+            bail!(
+                "round {round}: lookups {name} but events located: {}",
+                round_figures.located
+            );
         }
         println!(
-            "round {}: lookups {name}: {events_per_second:.0} events/s",
-            round + 1
+            "round {}: lookups {name}: {:.0} events/s",
+            round + 1,
+            round_figures.events_per_second
         );
-        figures[mode].push(events_per_second);
+        figures[mode].push(round_figures.events_per_second);
+        writer_micros[mode].extend(round_figures.writer_micros_per_event);
     }
-    let (off_median, on_median, stored_median, coordinates_median) = (
-        median(&figures[0]),
-        median(&figures[1]),
-        median(&figures[2]),
-        median(&figures[3]),
-    );
+    let (off_median, on_median) = (median(&figures[0]), median(&figures[1]));
     let ratio = crate::ratio(on_median, off_median);
     let cost = (1.0 - ratio) * 100.0;
     println!(
         "batched ingest: lookups off {off_median:.0} events/s, on {on_median:.0} events/s, on/off {ratio:.3}x: enrichment costs {cost:.1} % (target <= 5 %: {})",
         if cost <= 5.0 { "met" } else { "MISSED" }
     );
+    // The same from each cycle's own pair of rounds, which drift between cycles does not move.
+    let cycle_ratios: Vec<f64> = figures[0]
+        .iter()
+        .zip(&figures[1])
+        .map(|(off, on)| crate::ratio(*on, *off))
+        .collect();
+    let cycle_ratio = median(&cycle_ratios);
+    println!(
+        "per cycle: on/off {} (median {cycle_ratio:.3}x: {:.1} %)",
+        cycle_ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (1.0 - cycle_ratio) * 100.0
+    );
+    if !writer_micros[0].is_empty() && !writer_micros[1].is_empty() {
+        let (off_writer, on_writer) = (median(&writer_micros[0]), median(&writer_micros[1]));
+        println!(
+            "writer µs per event, median: off {off_writer:.1}, on {on_writer:.1} ({:+.1} µs, {:+.1} %)",
+            on_writer - off_writer,
+            (on_writer / off_writer - 1.0) * 100.0
+        );
+    }
+    if off_and_on_only {
+        return Ok(());
+    }
+    let (stored_median, coordinates_median) = (median(&figures[2]), median(&figures[3]));
     println!(
         "stored only (no database read) {stored_median:.0} events/s: storing costs {:.1} %, reading the databases {:.1} %",
         (1.0 - crate::ratio(stored_median, off_median)) * 100.0,

@@ -136,6 +136,10 @@ struct Arguments {
     /// rounds, so one round slowed by a neighbour's load does not decide it.
     #[arg(long, default_value_t = 2)]
     geoip_rounds: usize,
+    /// Runs only lookups off and on in `--geoip`, without the two modes that split the cost
+    /// ("stored only", "coordinates only"): half the time, and a profile of the product alone.
+    #[arg(long)]
+    geoip_off_and_on_only: bool,
 }
 
 /// Sizes of every phase, fixed before the run starts.
@@ -239,6 +243,7 @@ fn main() -> anyhow::Result<()> {
             arguments.seed,
             arguments.batch_connections,
             arguments.geoip_rounds.max(1),
+            arguments.geoip_off_and_on_only,
         ));
     }
     if let Some(server_url) = arguments.database.clone() {
@@ -570,11 +575,11 @@ fn run_baselines(
     Ok((one_per_transaction, batched, hand_written))
 }
 
-/// The writer's time per event by phase, as one line (SQLite only).
-fn print_writer_phases(after: &CommitCounters, before: &CommitCounters) {
+/// The writer's time per event by phase, as one line (SQLite only); returns the total.
+fn print_writer_phases(after: &CommitCounters, before: &CommitCounters) -> Option<f64> {
     let phases = after.phase_micros_per_event_since(before);
     if phases.is_empty() {
-        return;
+        return None;
     }
     let total: f64 = phases.iter().map(|(_, micros)| micros).sum();
     let parts: Vec<String> = phases
@@ -582,6 +587,7 @@ fn print_writer_phases(after: &CommitCounters, before: &CommitCounters) {
         .map(|(phase, micros)| format!("{phase} {micros:.1}"))
         .collect();
     println!("  writer µs per event: {total:.1} = {}", parts.join(", "));
+    Some(total)
 }
 
 fn faster(first: BaselineFigures, second: BaselineFigures) -> BaselineFigures {
