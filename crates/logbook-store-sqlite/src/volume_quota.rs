@@ -4,8 +4,9 @@
 //! usage rows back in the same transaction. SQLite's single writer (an IMMEDIATE transaction)
 //! serializes every process, so the read-check-write cannot race.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+// hashbrown's foldhash, not SipHash: the writer looks these up for every event.
+use hashbrown::hash_map::Entry;
+use hashbrown::{HashMap, HashSet};
 
 use logbook_core::volume_quota::{RequestVolume, VolumeQuota, VolumeUsage, check_request};
 use logbook_core::{AccountId, StoreError};

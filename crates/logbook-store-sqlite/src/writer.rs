@@ -5,7 +5,8 @@
 //! Inside a group it writes the events account by account, each account's in the order they
 //! arrived, so rows go in ascending `event_row` order (see `write_group`).
 
-use std::collections::HashMap;
+// hashbrown's foldhash, not SipHash: these maps are looked up several times per event.
+use hashbrown::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -458,8 +459,8 @@ fn write_group(
             }
             phases.lap(Phase::IdempotencyLookup);
             let next_seq = match next_seqs.entry(account_row) {
-                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-                std::collections::hash_map::Entry::Vacant(entry) => {
+                hashbrown::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                hashbrown::hash_map::Entry::Vacant(entry) => {
                     let next_seq = stored_next_seq(&transaction, account_row)?;
                     let tree = if keep_tree {
                         crate::tree::load_account_tree(&transaction, account_row)?
