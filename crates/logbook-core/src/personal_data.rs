@@ -189,7 +189,7 @@ fn error<T>(message: impl Into<String>) -> Result<T, PersonalFieldError> {
 pub fn declared_personal_field(
     name: &str,
 ) -> Result<String, crate::retention::RetentionInputError> {
-    let trimmed = name.trim();
+    let trimmed = crate::retention::trim_spaces_as_the_schema_does(name);
     let key = trimmed.strip_prefix(METADATA_PREFIX).unwrap_or(trimmed);
     if key.is_empty()
         || key.chars().count() > MAX_DECLARED_PERSONAL_FIELD_CHARACTERS

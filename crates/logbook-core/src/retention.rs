@@ -52,10 +52,20 @@ pub fn retention_days(days: i64) -> Result<u32, RetentionInputError> {
         })
 }
 
+/// `text` without the spaces around it, as the API document's patterns count spaces: JSON
+/// Schema's `\s` (ECMA-262) is Rust's `char::is_whitespace` except that it leaves out U+0085
+/// (NEL, a control character the document refuses anywhere) and takes in U+FEFF. Trimming with
+/// `str::trim` accepted a reason ending in NEL that the document says is refused.
+pub fn trim_spaces_as_the_schema_does(text: &str) -> &str {
+    text.trim_matches(|character: char| {
+        (character.is_whitespace() && character != '\u{85}') || character == '\u{feff}'
+    })
+}
+
 /// Why an account is held (or a person erased): trimmed, 1 ..= 500 characters, no control
 /// characters.
 pub fn hold_reason(text: &str) -> Result<String, RetentionInputError> {
-    let reason = text.trim();
+    let reason = trim_spaces_as_the_schema_does(text);
     if reason.is_empty()
         || reason.chars().count() > MAX_HOLD_REASON_CHARACTERS
         || reason.chars().any(char::is_control)
@@ -794,6 +804,19 @@ pub fn retention_policy_text(days: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reason_is_trimmed_as_the_api_document_counts_spaces() {
+        assert_eq!(
+            super::hold_reason(" \t Court order 42\u{feff}\n").unwrap(),
+            "Court order 42"
+        );
+        // NEL is a control character: the document refuses it at the ends as anywhere else.
+        for text in ["õ:\u{85}", "\u{85}õ:", "õ\u{85}:"] {
+            let error = super::hold_reason(text).unwrap_err();
+            assert_eq!(error.field, "reason");
+        }
+    }
+
     use time::macros::datetime;
 
     use super::*;

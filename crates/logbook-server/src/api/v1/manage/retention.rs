@@ -14,7 +14,7 @@ use logbook_core::event::{Actor, ActorType};
 use logbook_core::retention::{
     ChangedBy, ErasureOutcome, change_personal_data_policy, change_retention_period,
     declare_personal_metadata_fields, erase_person, hold_reason, place_legal_hold,
-    release_legal_hold, retention_days,
+    release_legal_hold, retention_days, trim_spaces_as_the_schema_does,
 };
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -471,7 +471,7 @@ pub async fn erase(
 ) -> Result<Json<ErasureAnswer>, ApiError> {
     let account = admin.managed_account(&state, &name).await?.account;
     let NewErasure { actor_id, reason } = json_body(&state, &headers, body).await?;
-    let actor_id = actor_id.trim().to_owned();
+    let actor_id = trim_spaces_as_the_schema_does(&actor_id).to_owned();
     if actor_id.is_empty()
         || actor_id.chars().count() > 512
         || actor_id.chars().any(char::is_control)
