@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::full_text::full_text_document;
-use crate::place_terms::{place_document, push_full_text_place_tokens};
+use crate::place_terms::{
+    place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
+};
 use crate::retention::retention_of_account_row;
 use crate::shared_store::{SharedStore, existing_account_row};
 use crate::value::SqlValue;
@@ -149,17 +151,21 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                     let from_key =
                         first_key.saturating_add(i64::try_from(batch.from_seq).unwrap_or(i64::MAX));
                     // On SQLite, an event located at ingest since migration 0020 keeps its place
-                    // columns in `locations`, and its place terms in its `events_fts` document.
+                    // columns in `locations`, and its place tokens in its `events_fts` document:
+                    // three of them up to migration 0021, its location's one since.
                     let place_columns = if sql.backend() == Backend::Sqlite {
-                        "coalesce(country_code, (SELECT country_code FROM locations \
-                         WHERE locations.location_row = events.location_row)), \
-                         coalesce(asn, (SELECT asn FROM locations \
-                         WHERE locations.location_row = events.location_row)), \
-                         coalesce(city, (SELECT city FROM locations \
-                         WHERE locations.location_row = events.location_row)), \
-                         location_row IS NOT NULL"
+                        format!(
+                            "coalesce(country_code, (SELECT country_code FROM locations \
+                             WHERE locations.location_row = events.location_row)), \
+                             coalesce(asn, (SELECT asn FROM locations \
+                             WHERE locations.location_row = events.location_row)), \
+                             coalesce(city, (SELECT city FROM locations \
+                             WHERE locations.location_row = events.location_row)), \
+                             location_row, {}",
+                            written_with_three_place_tokens_sql("$1")
+                        )
                     } else {
-                        "country_code, asn, city"
+                        "country_code, asn, city".to_owned()
                     };
                     let rows = match &batch.selection {
                         PersonalDataSelection::AgedBelow { below_seq } => {
@@ -209,16 +215,16 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             let country_code = row.optional_text(2)?;
                             let asn = row.optional_integer(3)?;
                             let city = row.optional_text(4)?;
-                            let place = if row.boolean(5)? {
+                            let place = if let Some(location_row) = row.optional_integer(5)? {
                                 let message = message_of_body(&row.text(1)?);
                                 let indexed = full_text_document(account_row, &message);
                                 let mut with_place = indexed.clone();
-                                push_full_text_place_tokens(
+                                push_full_text_place_of_stored_event(
                                     &mut with_place,
                                     account_row,
-                                    country_code.as_deref(),
-                                    asn,
-                                    city.as_deref(),
+                                    location_row,
+                                    row.boolean(6)?,
+                                    (country_code.as_deref(), asn, city.as_deref()),
                                 );
                                 IndexedPlace::InFullText {
                                     with_place,

@@ -10,6 +10,11 @@
 //! by its object. An object seen for the first time is looked up in (or added to) the table inside
 //! the group's transaction, and remembered only once that transaction commits, so a failed commit
 //! never leaves a row in memory that is not in the database.
+//!
+//! Since migration 0021 a located event's full-text document holds one place token, its
+//! location's row, and a place query reads which of those locations an account uses from
+//! `account_locations`. The writer adds an (account, location) pair there with its first event,
+//! and remembers the pairs the same way: added in the group, known once it commits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +26,10 @@ use rusqlite::{OptionalExtension, Transaction, params};
 /// costs one indexed lookup per object.
 const LOCATIONS_REMEMBERED: usize = 65_536;
 
+/// How many (account, location) pairs the writer remembers before starting over; forgetting only
+/// costs one `INSERT OR IGNORE` per pair met again.
+const ACCOUNT_LOCATIONS_REMEMBERED: usize = 262_144;
+
 /// An answer's address in memory. The map keyed by it holds the answer itself beside its row, so
 /// the address cannot be reused by another answer while it is a key.
 type AnswerAddress = usize;
@@ -30,6 +39,10 @@ pub(crate) struct InternedLocations {
     by_object: HashMap<String, i64>,
     /// Objects whose rows the group being written found or added, not yet committed.
     pending: HashMap<String, i64>,
+    /// (account, location) pairs known to be in `account_locations`.
+    account_locations: hashbrown::HashSet<(i64, i64)>,
+    /// Pairs the group being written added, not yet committed.
+    pending_account_locations: hashbrown::HashSet<(i64, i64)>,
 }
 
 impl InternedLocations {
@@ -38,12 +51,15 @@ impl InternedLocations {
             by_answer: HashMap::new(),
             by_object: HashMap::new(),
             pending: HashMap::new(),
+            account_locations: hashbrown::HashSet::new(),
+            pending_account_locations: hashbrown::HashSet::new(),
         }
     }
 
     /// Starts a group: rows first used by a group whose commit failed are forgotten.
     pub(crate) fn begin_group(&mut self) {
         self.pending.clear();
+        self.pending_account_locations.clear();
     }
 
     /// The group committed: its rows are known from now on.
@@ -55,6 +71,37 @@ impl InternedLocations {
             self.by_object.clear();
         }
         self.by_object.extend(self.pending.drain());
+        if self.account_locations.len() + self.pending_account_locations.len()
+            > ACCOUNT_LOCATIONS_REMEMBERED
+        {
+            self.account_locations.clear();
+        }
+        self.account_locations
+            .extend(self.pending_account_locations.drain());
+    }
+
+    /// Records in `account_locations` that an event of `account_row` is located at
+    /// `location_row`, the first time the pair is met.
+    pub(crate) fn record_account_location(
+        &mut self,
+        transaction: &Transaction<'_>,
+        account_row: i64,
+        location_row: i64,
+    ) -> rusqlite::Result<()> {
+        let pair = (account_row, location_row);
+        if self.account_locations.contains(&pair) || self.pending_account_locations.contains(&pair)
+        {
+            return Ok(());
+        }
+        // A single-row insert that ignores a conflict needs no statement savepoint, so it does not
+        // make FTS5 write the group's terms early (see `uncommitted_row_of`).
+        transaction
+            .prepare_cached(
+                "INSERT OR IGNORE INTO account_locations (account_row, location_row) VALUES (?1, ?2)",
+            )?
+            .execute(params![account_row, location_row])?;
+        self.pending_account_locations.insert(pair);
+        Ok(())
     }
 
     /// The row of `location`, adding it to `locations` the first time.
@@ -138,7 +185,9 @@ mod tests {
         connection
             .execute_batch(
                 "CREATE TABLE locations (location_row INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE, \
-                 country_code TEXT, asn INTEGER, city TEXT);",
+                 country_code TEXT, asn INTEGER, city TEXT); \
+                 CREATE TABLE account_locations (account_row INTEGER NOT NULL, \
+                 location_row INTEGER NOT NULL, PRIMARY KEY (account_row, location_row)) WITHOUT ROWID;",
             )
             .unwrap();
         connection
@@ -173,6 +222,43 @@ mod tests {
             .query_row("SELECT count(*) FROM locations", [], |row| row.get(0))
             .unwrap();
         assert_eq!(stored, 2);
+    }
+
+    #[test]
+    fn each_account_location_pair_is_recorded_once_and_again_after_a_failed_commit() {
+        let mut connection = connection();
+        let mut interned = InternedLocations::new();
+        let pairs = |connection: &Connection| -> Vec<(i64, i64)> {
+            connection
+                .prepare("SELECT account_row, location_row FROM account_locations ORDER BY 1, 2")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        {
+            let transaction = connection.transaction().unwrap();
+            interned.begin_group();
+            interned.record_account_location(&transaction, 1, 7).unwrap();
+            // Dropped without a commit: rolled back, and `committed` is never called.
+        }
+        assert_eq!(pairs(&connection), Vec::<(i64, i64)>::new());
+        let transaction = connection.transaction().unwrap();
+        interned.begin_group();
+        for (account_row, location_row) in [(1, 7), (1, 7), (2, 7), (1, 8)] {
+            interned
+                .record_account_location(&transaction, account_row, location_row)
+                .unwrap();
+        }
+        transaction.commit().unwrap();
+        interned.committed();
+        let transaction = connection.transaction().unwrap();
+        interned.begin_group();
+        interned.record_account_location(&transaction, 2, 7).unwrap();
+        transaction.commit().unwrap();
+        interned.committed();
+        assert_eq!(pairs(&connection), vec![(1, 7), (1, 8), (2, 7)]);
     }
 
     #[test]

@@ -20,8 +20,10 @@
 //!   (`logbook_store_sql::place_terms`); `country:`, `asn:` and `city:` find rare values there and
 //!   test the unindexed columns. Since migration 0020 the writer puts them in the event's
 //!   `events_fts` document behind `.` (no word can spell one) and stores the location object once
-//!   per distinct location (`locations`, `interned_locations`), the row only its `location_row`.
-//!   Events located before, or by the backfill, keep the object in the row and their terms in
+//!   per distinct location (`locations`, `interned_locations`), the row only its `location_row`;
+//!   since migration 0021 as one token, the location's row, which a query finds through the
+//!   locations each account uses (`account_locations`) that hold its value. Events located
+//!   before, or by the backfill, keep the object in the row and their terms in
 //!   `events_place_terms` (migration 0019); a place query looks in both. The columns have no
 //!   B-tree index: three more tails per account cost 12.7 % of batched ingest, while FTS5 writes a
 //!   group commit's terms as one sorted segment (BENCHMARKS.md).
@@ -338,7 +340,12 @@ impl SqliteStore {
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
                 let compiled = if !counts_by_bucket_ranges(&query) {
-                    crate::query_sql::compile_bucket_count_query(account_row, &query, bucket)
+                    crate::query_sql::compile_bucket_count_query(
+                        connection,
+                        account_row,
+                        &query,
+                        bucket,
+                    )?
                 } else {
                     let mut matching =
                         crate::query_sql::compile_matching_created_at(account_row, &query);
@@ -517,7 +524,8 @@ fn count_over_time(
             return Ok(counts);
         }
     }
-    let compiled = crate::query_sql::compile_bucket_count_query(account_row, query, bucket);
+    let compiled =
+        crate::query_sql::compile_bucket_count_query(connection, account_row, query, bucket)?;
     let mut statement = connection
         .prepare_cached(&compiled.sql)
         .map_err(database_error("preparing a timeline query"))?;

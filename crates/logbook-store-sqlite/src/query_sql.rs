@@ -22,7 +22,7 @@ use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
     TextTerms,
 };
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::encoding::{SEQ_BITS, event_row_of, full_text_phrase};
 use crate::errors::database_error;
@@ -147,8 +147,17 @@ struct SqliteDialect {
     positive_plan: Option<TextPlan>,
     negated_plans: Vec<TextPlan>,
     /// How each positive place clause finds its rows, by its FTS5 expression
-    /// (`place_terms::any_term`); a clause not planned here looks the index up first.
-    place_plans: HashMap<String, TextPlan>,
+    /// (`place_terms::any_term`); a clause not looked up here tests each row.
+    place_lookups: HashMap<String, PlaceLookup>,
+}
+
+/// How one positive `country:`, `asn:` or `city:` clause finds its rows, decided with the
+/// database at hand: its plan, and the `events_fts` expression naming the tokens of both
+/// spellings (migration 0020's three terms, and migration 0021's token of each of the account's
+/// locations holding the value).
+struct PlaceLookup {
+    plan: TextPlan,
+    full_text_expression: String,
 }
 
 impl Dialect for SqliteDialect {
@@ -225,13 +234,20 @@ impl Dialect for SqliteDialect {
             return value_condition;
         };
         let expression = any_term(&terms);
-        match self.place_plans.get(&expression) {
-            Some(TextPlan::CheckEachRow) => value_condition,
-            Some(TextPlan::IndexFirst) | None => {
-                // The indexes' match is exact (migrations 0019 and 0020); the value is tested as
+        match self.place_lookups.get(&expression) {
+            None
+            | Some(PlaceLookup {
+                plan: TextPlan::CheckEachRow,
+                ..
+            }) => value_condition,
+            Some(PlaceLookup {
+                plan: TextPlan::IndexFirst,
+                full_text_expression,
+            }) => {
+                // The indexes' match is exact (migrations 0019 to 0021); the value is tested as
                 // well so the condition means the same whichever way SQLite evaluates it. An
-                // event's place terms are in one of the two indexes, by when it was located.
-                let tokens = builder.bind(SqlValue::Text(any_full_text_place_token(&terms)));
+                // event's place is in one of the two indexes, by when it was located.
+                let tokens = builder.bind(SqlValue::Text(full_text_expression.clone()));
                 let expression = builder.bind(SqlValue::Text(expression));
                 format!(
                     "(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {tokens} \
@@ -289,30 +305,11 @@ pub(crate) fn compile_page_query(
         .iter()
         .map(|tokens| choose_text_plan(connection, account_row, std::iter::once(tokens)))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut place_plans = HashMap::new();
-    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
-        let Some(terms) = condition_terms(account_row, &clause.condition) else {
-            continue;
-        };
-        if terms.is_empty() {
-            continue;
-        }
-        let expression = any_term(&terms);
-        // Documents in both indexes (migration 0020 moved new events' place terms into
-        // `events_fts`); each count stops at the threshold, so deciding stays cheap.
-        let plan = plan_by_documents(
-            connection,
-            "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
-             + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
-            &[&expression, &any_full_text_place_token(&terms)],
-        )?;
-        place_plans.insert(expression, plan);
-    }
     let dialect = SqliteDialect {
         account_row,
         positive_plan,
         negated_plans,
-        place_plans,
+        place_lookups: place_lookups(connection, account_row, query, PlacePlans::ByDocuments)?,
     };
     Ok(logbook_store_sql::compile_page_query(
         &dialect,
@@ -336,31 +333,116 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         account_row,
         positive_plan: None,
         negated_plans: Vec::new(),
-        place_plans: HashMap::new(),
+        place_lookups: HashMap::new(),
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
 
 pub(crate) fn compile_bucket_count_query(
+    connection: &Connection,
     account_row: i64,
     query: &Query,
     bucket: TimeBucket,
-) -> CompiledQuery {
+) -> Result<CompiledQuery, StoreError> {
     let text = TextTerms::of(query);
     let dialect = SqliteDialect {
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
-        place_plans: HashMap::new(),
+        place_lookups: place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?,
     };
-    logbook_store_sql::compile_bucket_count_query(
+    Ok(logbook_store_sql::compile_bucket_count_query(
         &dialect,
         &BucketCountRequest {
             account_row,
             query,
             bucket,
         },
-    )
+    ))
+}
+
+/// How `place_lookups` plans a clause: by counting its documents (a page, which stops after one
+/// page when it walks), or always through the indexes (a count, which needs every match).
+#[derive(Clone, Copy)]
+enum PlacePlans {
+    ByDocuments,
+    IndexFirst,
+}
+
+/// The most location tokens one place clause's full-text lookup names. An account whose events
+/// were located at more locations holding the value tests each row instead: FTS5 reads one
+/// doclist per token.
+const MOST_LOCATION_TOKENS: usize = 500;
+
+/// How each positive place clause of `query` finds the account's rows (`PlaceLookup`), by its
+/// `place_terms::any_term` expression.
+fn place_lookups(
+    connection: &Connection,
+    account_row: i64,
+    query: &Query,
+    plans: PlacePlans,
+) -> Result<HashMap<String, PlaceLookup>, StoreError> {
+    let mut lookups = HashMap::new();
+    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
+        let Some(terms) = condition_terms(account_row, &clause.condition) else {
+            continue;
+        };
+        if terms.is_empty() {
+            continue;
+        }
+        let location_rows = account_location_rows(connection, account_row, &clause.condition)?;
+        let full_text_expression = any_full_text_place_token(account_row, &terms, &location_rows);
+        let expression = any_term(&terms);
+        let plan = match plans {
+            _ if location_rows.len() > MOST_LOCATION_TOKENS => TextPlan::CheckEachRow,
+            PlacePlans::IndexFirst => TextPlan::IndexFirst,
+            // Documents in both indexes; each count stops at the threshold, so deciding stays
+            // cheap.
+            PlacePlans::ByDocuments => plan_by_documents(
+                connection,
+                "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
+                 + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
+                &[&expression, &full_text_expression],
+            )?,
+        };
+        lookups.insert(
+            expression,
+            PlaceLookup {
+                plan,
+                full_text_expression,
+            },
+        );
+    }
+    Ok(lookups)
+}
+
+/// The locations the account's events have been located at since migration 0021
+/// (`account_locations`) that hold a value of the `country:`, `asn:` or `city:` `condition`.
+fn account_location_rows(
+    connection: &Connection,
+    account_row: i64,
+    condition: &Condition,
+) -> Result<Vec<i64>, StoreError> {
+    let (column, values) = match condition {
+        Condition::Country(codes) => (
+            "country_code",
+            serde_json::json!(codes.iter().map(|code| code.as_str()).collect::<Vec<_>>()),
+        ),
+        Condition::Asn(numbers) => ("asn", serde_json::json!(numbers)),
+        Condition::City(cities) => ("city", serde_json::json!(cities)),
+        _ => return Ok(Vec::new()),
+    };
+    connection
+        .prepare_cached(&format!(
+            "SELECT account_locations.location_row FROM account_locations \
+             JOIN locations ON locations.location_row = account_locations.location_row \
+             WHERE account_locations.account_row = ?1 \
+             AND locations.{column} IN (SELECT value FROM json_each(?2))"
+        ))
+        .map_err(database_error("preparing the lookup of an account's locations"))?
+        .query_map(params![account_row, values.to_string()], |row| row.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(database_error("reading an account's locations"))
 }
 
 /// `"a b" "c"`: each group of tokens is one quoted FTS5 phrase of the account's tagged tokens (a

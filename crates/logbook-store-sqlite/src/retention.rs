@@ -9,7 +9,9 @@ use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
 use logbook_store_sql::personal_data::EventKeys;
-use logbook_store_sql::place_terms::{place_document, push_full_text_place_tokens};
+use logbook_store_sql::place_terms::{
+    place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
+};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -140,29 +142,35 @@ impl RetentionStore for SqliteStore {
                 };
                 let first = first_event_row_of(account_row);
                 // Each event's row, body and place (its own columns, or its interned location's);
-                // the place's terms are in `events_fts` when the event was located at ingest
-                // since migration 0020 (`location_row`), else in `events_place_terms`.
+                // the place's tokens are in `events_fts` when the event was located at ingest
+                // since migration 0020 (`location_row`: three tokens up to migration 0021, the
+                // location's one since), else its terms are in `events_place_terms`.
                 let doomed: Vec<DoomedEvent> = transaction
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "SELECT events.event_row, events.body, \
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
-                         events.location_row IS NOT NULL \
+                         events.location_row, {} \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
-                    )
+                        written_with_three_place_tokens_sql("?4")
+                    ))
                     .map_err(database_error(DELETING))?
-                    .query_map(params![first, first + pruned_below, max_events], |row| {
-                        Ok(DoomedEvent {
-                            event_row: row.get(0)?,
-                            body: row.get(1)?,
-                            country_code: row.get(2)?,
-                            asn: row.get(3)?,
-                            city: row.get(4)?,
-                            place_in_full_text: row.get(5)?,
-                        })
-                    })
+                    .query_map(
+                        params![first, first + pruned_below, max_events, account_row],
+                        |row| {
+                            Ok(DoomedEvent {
+                                event_row: row.get(0)?,
+                                body: row.get(1)?,
+                                country_code: row.get(2)?,
+                                asn: row.get(3)?,
+                                city: row.get(4)?,
+                                location_row: row.get(5)?,
+                                written_with_three_place_tokens: row.get(6)?,
+                            })
+                        },
+                    )
                     .and_then(|rows| rows.collect())
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
@@ -180,13 +188,13 @@ impl RetentionStore for SqliteStore {
                     let mut document = full_text_document(account_row, message);
                     let country_code = doomed_event.country_code.as_deref();
                     let city = doomed_event.city.as_deref();
-                    if doomed_event.place_in_full_text {
-                        push_full_text_place_tokens(
+                    if let Some(location_row) = doomed_event.location_row {
+                        push_full_text_place_of_stored_event(
                             &mut document,
                             account_row,
-                            country_code,
-                            doomed_event.asn,
-                            city,
+                            location_row,
+                            doomed_event.written_with_three_place_tokens,
+                            (country_code, doomed_event.asn, city),
                         );
                     }
                     transaction
@@ -195,7 +203,9 @@ impl RetentionStore for SqliteStore {
                         )
                         .and_then(|mut statement| statement.execute(params![event_row, document]))
                         .map_err(database_error(DELETING))?;
-                    let legacy_place = (!doomed_event.place_in_full_text)
+                    let legacy_place = doomed_event
+                        .location_row
+                        .is_none()
                         .then(|| place_document(account_row, country_code, doomed_event.asn, city))
                         .flatten();
                     if let Some(place) = legacy_place {
@@ -268,7 +278,10 @@ struct DoomedEvent {
     country_code: Option<String>,
     asn: Option<i64>,
     city: Option<String>,
-    /// Located at ingest since migration 0020: its place terms are tokens of its `events_fts`
-    /// document rather than a document of `events_place_terms`.
-    place_in_full_text: bool,
+    /// Set when the event was located at ingest since migration 0020: its place is in its
+    /// `events_fts` document rather than a document of `events_place_terms`.
+    location_row: Option<i64>,
+    /// Located between migrations 0020 and 0021: the document holds the three place tokens, not
+    /// the location's one.
+    written_with_three_place_tokens: bool,
 }

@@ -20,7 +20,7 @@ use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
-use logbook_store_sql::place_terms::push_full_text_place_tokens;
+use logbook_store_sql::place_terms::push_full_text_location_token;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -499,9 +499,18 @@ fn write_group(
             phases.lap(Phase::LeafHash);
             let location = prepared.location.as_ref();
             // The object and the place columns once per distinct location (migration 0020).
-            let location_row = location
-                .map(|location| interned_locations.row_of(&transaction, location))
-                .transpose()?;
+            let location_row = match location {
+                Some(location) => {
+                    let location_row = interned_locations.row_of(&transaction, location)?;
+                    interned_locations.record_account_location(
+                        &transaction,
+                        account_row,
+                        location_row,
+                    )?;
+                    Some(location_row)
+                }
+                None => None,
+            };
             phases.lap(Phase::LocationRow);
             let inserted = insert_event.execute(params![
                 event_row,
@@ -542,8 +551,8 @@ fn write_group(
             }
             *next_seq += 1;
             phases.lap(Phase::EventRow);
-            // The message's tokens and, since migration 0020, the place terms `country:`,
-            // `asn:` and `city:` look up: one document, one statement.
+            // The message's tokens and, since migration 0021, the location's token, through
+            // which `country:`, `asn:` and `city:` find the event: one document, one statement.
             document.clear();
             if !prepared.text_document.is_empty() {
                 push_retagged_full_text_document(
@@ -552,14 +561,8 @@ fn write_group(
                     account_row,
                 );
             }
-            if let Some(location) = location {
-                push_full_text_place_tokens(
-                    &mut document,
-                    account_row,
-                    location.country_code.as_deref(),
-                    location.asn,
-                    location.city.as_deref(),
-                );
+            if let Some(location_row) = location_row {
+                push_full_text_location_token(&mut document, account_row, location_row);
             }
             if !document.is_empty() {
                 insert_text.execute(params![event_row, document.as_str()])?;

@@ -282,7 +282,15 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
     );
 }
 
-/// Takes a database back to the schema before migration 0020: no interned locations.
+/// Takes a database back to the schema before migration 0021: no record of the locations each
+/// account uses, nor of which events hold three place tokens.
+const UNDO_MIGRATION_0021: &str = "
+    DROP TABLE account_locations;
+    DROP TABLE events_with_three_place_tokens;
+    PRAGMA user_version = 20;
+";
+
+/// Takes a database of version 20 back to the schema before migration 0020: no interned locations.
 const UNDO_MIGRATION_0020: &str = "
     ALTER TABLE events DROP COLUMN location_row;
     DROP TABLE locations;
@@ -343,6 +351,7 @@ async fn append_from_four_addresses(
 /// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
 fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0020).unwrap();
     let locator = logbook_testkit::location_cases::test_ip_locator();
     let rows: Vec<(i64, i64, Vec<u8>)> = connection
@@ -524,9 +533,172 @@ async fn events_located_before_interned_locations_are_found_shown_and_pruned_bes
     }
 }
 
-/// For every place term of `big`, the documents of both place indexes holding it, and the events
-/// whose columns, or whose interned location's, hold its value: the indexes are exact when the two
-/// agree.
+/// Takes a database whose events of `big` were located at ingest (one place token each, migration
+/// 0021) back to version 20, their documents rewritten with the three place tokens the writer
+/// between migrations 0020 and 0021 wrote.
+fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
+    use logbook_store_sql::full_text::full_text_document;
+    use logbook_store_sql::place_terms::push_full_text_place_of_stored_event;
+    let connection = rusqlite::Connection::open(path).unwrap();
+    type LocatedRow = (i64, i64, String, i64, Option<String>, Option<i64>, Option<String>);
+    let rows: Vec<LocatedRow> = connection
+        .prepare(
+            "SELECT event_row, events.account_row, body, events.location_row, \
+             locations.country_code, locations.asn, locations.city \
+             FROM events JOIN locations ON locations.location_row = events.location_row",
+        )
+        .unwrap()
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (event_row, account_row, body, location_row, country_code, asn, city) in rows {
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let message = body["message"].as_str().unwrap_or_default();
+        let place = (country_code.as_deref(), asn, city.as_deref());
+        let mut written = full_text_document(account_row, message);
+        push_full_text_place_of_stored_event(&mut written, account_row, location_row, false, place);
+        let mut as_before = full_text_document(account_row, message);
+        push_full_text_place_of_stored_event(&mut as_before, account_row, location_row, true, place);
+        connection
+            .execute(
+                "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
+                rusqlite::params![event_row, written],
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)",
+                rusqlite::params![event_row, as_before],
+            )
+            .unwrap();
+    }
+    connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_with_one() {
+    use logbook_core::personal_data::{
+        AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
+    };
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    // Seq 0 to 3 located at ingest by version 20's writer: three place tokens each.
+    let store = SqliteStore::open(&path, located()).unwrap();
+    append_from_four_addresses(&store, datetime!(2024-05-01 00:00 UTC), "three tokens").await;
+    store.shutdown().await;
+    spell_places_as_between_migrations_0020_and_0021(&path);
+    // Seq 4 to 7 from the same addresses after migration 0021: one token each.
+    let store = SqliteStore::open(&path, located()).unwrap();
+    append_from_four_addresses(&store, datetime!(2024-05-02 00:00 UTC), "one token").await;
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let account_row: i64 = connection
+        .query_row(
+            "SELECT account_row FROM accounts WHERE name = 'big'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let documents_holding = |token: String| -> i64 {
+        connection
+            .query_row(
+                "SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1",
+                [format!("\"{token}\"")],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    // Mumbai (seq 0) and Pune (seq 2) hold the country's token; their successors do not.
+    assert_eq!(documents_holding(format!(".{account_row}c494e")), 2);
+    let (accounts_locations, with_three): (i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT count(*) FROM account_locations WHERE account_row = ?1), \
+             (SELECT count(*) FROM events_with_three_place_tokens WHERE account_row = ?1)",
+            [account_row],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((accounts_locations, with_three), (3, 1));
+    let check_indexes = || {
+        for (term, indexed, stored) in place_index_and_columns(&connection) {
+            assert_eq!(indexed, stored, "term {term}");
+        }
+    };
+    assert_eq!(
+        seqs_matching(&store, "country:IN", 10).await,
+        vec![6, 4, 2, 0]
+    );
+    assert_eq!(
+        seqs_matching(&store, "city:Singapore", 10).await,
+        vec![5, 1]
+    );
+    assert_eq!(seqs_matching(&store, "asn:55836", 10).await, vec![6, 2]);
+    assert_eq!(seqs_matching(&store, "three", 10).await, vec![3, 2, 1, 0]);
+    check_indexes();
+
+    // Each step takes out exactly the tokens each event was written with.
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 1, 7)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted_events, 1);
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6, 4, 2]);
+    check_indexes();
+    for below_seq in [3, 5] {
+        store
+            .retention()
+            .remove_personal_data(
+                &account("big"),
+                PersonalDataBatch {
+                    selection: PersonalDataSelection::AgedBelow { below_seq },
+                    removal: PersonalFieldRemoval {
+                        address: AddressRemoval::Remove,
+                        metadata_keys: Vec::new(),
+                    },
+                    from_seq: 0,
+                    max_events: 1_000,
+                },
+            )
+            .await
+            .unwrap();
+        check_indexes();
+    }
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
+    assert_eq!(seqs_matching(&store, "city:Singapore", 10).await, vec![5]);
+    assert_eq!(seqs_matching(&store, "three", 10).await, vec![3, 2, 1]);
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 6, 7)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted_events, 5);
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
+    assert_eq!(
+        seqs_matching(&store, "city:Singapore", 10).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(seqs_matching(&store, "token", 10).await, vec![7, 6]);
+    check_indexes();
+    connection
+        .execute(
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .unwrap();
+}
+
+/// For every place term of `big`, the documents of both place indexes holding it in any spelling
+/// (the term itself, or the token of a location the account uses holding its value), and the
+/// events whose columns, or whose interned location's, hold its value: the indexes are exact when
+/// the two agree.
 fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i64, i64)> {
     let account_row: i64 = connection
         .query_row(
@@ -558,13 +730,27 @@ fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i6
             "city = 'Singapore'",
         ),
     ] {
-        // Events located at ingest since migration 0020 hold the term as a token of their
-        // `events_fts` document behind `.`; the others as a document of `events_place_terms`.
+        // Events located at ingest between migrations 0020 and 0021 hold the term as a token of
+        // their `events_fts` document behind `.`, those since then their location's token; the
+        // others hold it in a document of `events_place_terms`.
+        let location_tokens: Vec<String> = connection
+            .prepare(&format!(
+                "SELECT location_row FROM account_locations WHERE account_row = ?1 \
+                 AND location_row IN (SELECT location_row FROM locations WHERE {column_condition})"
+            ))
+            .unwrap()
+            .query_map([account_row], |row| row.get::<_, i64>(0))
+            .unwrap()
+            .map(|location_row| format!(" OR \".{account_row}l{}\"", location_row.unwrap()))
+            .collect();
         let indexed: i64 = connection
             .query_row(
                 "SELECT (SELECT count(*) FROM events_place_terms WHERE events_place_terms MATCH ?1) \
                  + (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?2)",
-                [format!("\"{term}\""), format!("\".{term}\"")],
+                [
+                    format!("\"{term}\""),
+                    format!("\".{term}\"{}", location_tokens.concat()),
+                ],
                 |row| row.get(0),
             )
             .unwrap();
