@@ -255,7 +255,13 @@ mod tests {
         push_full_text_location_token(&mut document, 12, 4567);
         assert_eq!(document, "0000chello .12l4567");
         let mut place_only = String::new();
-        push_full_text_place_of_stored_event(&mut place_only, 3, 9, false, (Some("IN"), None, None));
+        push_full_text_place_of_stored_event(
+            &mut place_only,
+            3,
+            9,
+            false,
+            (Some("IN"), None, None),
+        );
         assert_eq!(place_only, ".3l9");
         let mut three = String::new();
         push_full_text_place_of_stored_event(&mut three, 3, 9, true, (Some("IN"), None, None));

@@ -240,7 +240,9 @@ mod tests {
         {
             let transaction = connection.transaction().unwrap();
             interned.begin_group();
-            interned.record_account_location(&transaction, 1, 7).unwrap();
+            interned
+                .record_account_location(&transaction, 1, 7)
+                .unwrap();
             // Dropped without a commit: rolled back, and `committed` is never called.
         }
         assert_eq!(pairs(&connection), Vec::<(i64, i64)>::new());
@@ -255,7 +257,9 @@ mod tests {
         interned.committed();
         let transaction = connection.transaction().unwrap();
         interned.begin_group();
-        interned.record_account_location(&transaction, 2, 7).unwrap();
+        interned
+            .record_account_location(&transaction, 2, 7)
+            .unwrap();
         transaction.commit().unwrap();
         interned.committed();
         assert_eq!(pairs(&connection), vec![(1, 7), (1, 8), (2, 7)]);

@@ -322,10 +322,6 @@ pub(crate) fn compile_page_query(
     ))
 }
 
-/// Compiles the timeline of `query` for the account `account_row` (see
-/// `logbook_store_sql::compile_bucket_count_query`). Every message term is looked up through the
-/// full-text index first: a count needs every match, so walking the account and checking each
-/// body (the common-term plan of a page, which stops after one page) would read every body.
 /// The `created_at` of the account's events matching `query`, for a query without message terms
 /// (the timeline's range counts, `count_over_time`).
 pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> CompiledQuery {
@@ -338,6 +334,11 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
 
+/// Compiles the timeline of `query` for the account `account_row` (see
+/// `logbook_store_sql::compile_bucket_count_query`). Every message and place term is looked up
+/// through the full-text indexes first: a count needs every match, so walking the account and
+/// checking each body (the common-term plan of a page, which stops after one page) would read
+/// every body. `connection` is read for the account's locations.
 pub(crate) fn compile_bucket_count_query(
     connection: &Connection,
     account_row: i64,
@@ -439,7 +440,9 @@ fn account_location_rows(
              WHERE account_locations.account_row = ?1 \
              AND locations.{column} IN (SELECT value FROM json_each(?2))"
         ))
-        .map_err(database_error("preparing the lookup of an account's locations"))?
+        .map_err(database_error(
+            "preparing the lookup of an account's locations",
+        ))?
         .query_map(params![account_row, values.to_string()], |row| row.get(0))
         .and_then(|rows| rows.collect())
         .map_err(database_error("reading an account's locations"))

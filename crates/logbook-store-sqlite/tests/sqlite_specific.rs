@@ -282,6 +282,88 @@ async fn a_rare_place_is_looked_up_in_the_place_terms_and_a_common_one_walks_new
     );
 }
 
+/// Places every address of 10.0.0.0/8 in New Zealand, each /32 in a town of its own: one location
+/// per address.
+#[derive(Debug)]
+struct TownPerAddressLocator;
+
+impl logbook_core::location::IpLocator for TownPerAddressLocator {
+    fn locate(&self, ip: std::net::IpAddr) -> Option<logbook_core::location::Location> {
+        let std::net::IpAddr::V4(address) = ip.to_canonical() else {
+            return None;
+        };
+        let [network, _, high, low] = address.octets();
+        (network == 10).then(|| logbook_core::location::Location {
+            country_code: Some("NZ".into()),
+            city: Some(format!("Town {high}-{low}")),
+            ..Default::default()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_held_by_more_locations_than_one_lookup_names_is_tested_on_each_row() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        &directory.path().join("logbook.db"),
+        SqliteOptions {
+            ip_locator: Arc::new(TownPerAddressLocator),
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    // 600 events from 600 towns of one country: a rare country in documents, but more locations
+    // than one full-text lookup names; then 20 from addresses no database knows.
+    let start = datetime!(2024-05-01 00:00 UTC);
+    let events: Vec<NewEvent> = (0..620_u32)
+        .map(|number| {
+            let ip = if number < 600 {
+                format!("10.0.{}.{}", number / 256, number % 256)
+            } else {
+                format!("192.0.2.{}", number - 600)
+            };
+            EventBuilder::new("big")
+                .created_at(start + Duration::seconds(i64::from(number)))
+                .ip(&ip)
+                .build()
+        })
+        .collect();
+    store.append_events(events).await.unwrap();
+
+    let country_plan = plan(
+        &store,
+        logbook_core::query::parse("country:NZ").unwrap(),
+        None,
+    )
+    .await;
+    assert!(
+        !country_plan.contains("events_fts"),
+        "600 locations are tested on each row: {country_plan}"
+    );
+    let town_plan = plan(
+        &store,
+        logbook_core::query::parse("city:\"Town 1-7\"").unwrap(),
+        None,
+    )
+    .await;
+    assert!(
+        town_plan.contains("events_fts"),
+        "one location is looked up: {town_plan}"
+    );
+    assert_eq!(
+        seqs_matching(&store, "country:NZ", 1_000).await,
+        (0..600).rev().collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        seqs_matching(&store, "city:\"Town 1-7\"", 10).await,
+        vec![263]
+    );
+    assert_eq!(
+        seqs_matching(&store, "-country:NZ", 100).await,
+        (600..620).rev().collect::<Vec<u64>>()
+    );
+}
+
 /// Takes a database back to the schema before migration 0021: no record of the locations each
 /// account uses, nor of which events hold three place tokens.
 const UNDO_MIGRATION_0021: &str = "
@@ -540,7 +622,15 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
     use logbook_store_sql::full_text::full_text_document;
     use logbook_store_sql::place_terms::push_full_text_place_of_stored_event;
     let connection = rusqlite::Connection::open(path).unwrap();
-    type LocatedRow = (i64, i64, String, i64, Option<String>, Option<i64>, Option<String>);
+    type LocatedRow = (
+        i64,
+        i64,
+        String,
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
     let rows: Vec<LocatedRow> = connection
         .prepare(
             "SELECT event_row, events.account_row, body, events.location_row, \
@@ -570,7 +660,13 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
         let mut written = full_text_document(account_row, message);
         push_full_text_place_of_stored_event(&mut written, account_row, location_row, false, place);
         let mut as_before = full_text_document(account_row, message);
-        push_full_text_place_of_stored_event(&mut as_before, account_row, location_row, true, place);
+        push_full_text_place_of_stored_event(
+            &mut as_before,
+            account_row,
+            location_row,
+            true,
+            place,
+        );
         connection
             .execute(
                 "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
