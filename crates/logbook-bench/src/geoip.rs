@@ -2,7 +2,7 @@
 //! writes a city and an ASN database in the MaxMind DB format covering every address of the
 //! workload's IP pools (one /24 or /48 record per address, with GeoLite2-shaped records), then
 //! loads the same events over HTTP into fresh servers with lookups off and on, alternating
-//! (off, on, off, on; `--geoip-rounds` times), and prints each round's throughput, the median of
+//! (off, on, then on, off, each cycle the reverse of the one before; `--geoip-rounds` cycles), and prints each round's throughput, the median of
 //! each mode and their ratio (target: enrichment costs at most 5 %). To tell what the cost is made of, it also times the
 //! lookups alone on one thread, and runs a third mode, "stored only", whose locator answers from
 //! a table of the same answers made before the clock: the locations and the new-country
@@ -411,9 +411,18 @@ pub async fn run(
     }
     let mut figures: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut writer_micros: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    // Rounds of each mode alternate, so drift on a shared machine hits every mode alike.
+    // Rounds of each mode alternate, so drift on a shared machine hits every mode alike, and
+    // every other cycle runs the modes in reverse order (off, on, on, off, ...), so no mode always
+    // runs first in its cycle, right after another mode's round: whatever one round leaves behind
+    // for the next (the previous server's files being deleted, its memory being returned) falls
+    // on each mode alike.
     for round in 0..rounds_per_mode * modes.len() {
-        let mode = round % modes.len();
+        let position = round % modes.len();
+        let mode = if (round / modes.len()).is_multiple_of(2) {
+            position
+        } else {
+            modes.len() - 1 - position
+        };
         let (name, locator) = &modes[mode];
         let round_figures =
             ingest_round(&workload, bodies.clone(), locator.clone(), connections).await?;
