@@ -395,7 +395,8 @@ async fn finish_selection(
 enum IndexedPlace {
     /// A document of `events_place_terms` (located before migration 0020, or by the backfill).
     InPlaceTerms(String),
-    /// Tokens of the event's `events_fts` document, which is replaced by one without them.
+    /// Tokens of the event's `events_fts` document (three, or its location's one since migration
+    /// 0021), which is replaced by one without them.
     InFullText {
         with_place: String,
         without_place: String,

@@ -8,8 +8,9 @@
 //! account's newest-first index and checks each row in Rust (`logbook_message_has(body, ?)`),
 //! which stops after one page. A place (`country:`, `asn:`, `city:`) is planned the same way on
 //! its place terms (`events_place_terms` for events located before migration 0020, tokens of
-//! `events_fts` since): a rare one is looked up there first, a common one is tested on the column
-//! of each row the newest-first walk reads.
+//! `events_fts` since: three per event, then its location's one since migration 0021, found
+//! through `account_locations`): a rare one is looked up there first, a common one is tested on
+//! the column of each row the newest-first walk reads.
 
 use std::collections::HashMap;
 
