@@ -685,9 +685,6 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_with_one() {
-    use logbook_core::personal_data::{
-        AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
-    };
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("logbook.db");
     // Seq 0 to 3 located at ingest by version 20's writer: three place tokens each.
@@ -751,22 +748,7 @@ async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_
     assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6, 4, 2]);
     check_indexes();
     for below_seq in [3, 5] {
-        store
-            .retention()
-            .remove_personal_data(
-                &account("big"),
-                PersonalDataBatch {
-                    selection: PersonalDataSelection::AgedBelow { below_seq },
-                    removal: PersonalFieldRemoval {
-                        address: AddressRemoval::Remove,
-                        metadata_keys: Vec::new(),
-                    },
-                    from_seq: 0,
-                    max_events: 1_000,
-                },
-            )
-            .await
-            .unwrap();
+        remove_addresses_aged_below(&store, below_seq).await;
         check_indexes();
     }
     assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
@@ -789,6 +771,33 @@ async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_
             [],
         )
         .unwrap();
+}
+
+/// Removes the address (and with it the place) of every event of `big` below `below_seq`, as aging
+/// does, in one batch.
+async fn remove_addresses_aged_below(
+    store: &SqliteStore,
+    below_seq: u64,
+) -> logbook_core::personal_data::PersonalDataRemoved {
+    use logbook_core::personal_data::{
+        AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
+    };
+    store
+        .retention()
+        .remove_personal_data(
+            &account("big"),
+            PersonalDataBatch {
+                selection: PersonalDataSelection::AgedBelow { below_seq },
+                removal: PersonalFieldRemoval {
+                    address: AddressRemoval::Remove,
+                    metadata_keys: Vec::new(),
+                },
+                from_seq: 0,
+                max_events: 1_000,
+            },
+        )
+        .await
+        .unwrap()
 }
 
 /// For every place term of `big`, the documents of both place indexes holding it in any spelling
@@ -886,9 +895,6 @@ impl logbook_core::location::IpLocator for SingaporeLocator {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_place_terms_follow_the_backfill_the_removal_of_personal_data_and_pruning() {
-    use logbook_core::personal_data::{
-        AddressRemoval, PersonalDataBatch, PersonalDataSelection, PersonalFieldRemoval,
-    };
     // Seq 0..200 from India, 200..220 from Singapore, then 10 from addresses no database knew
     // at ingest.
     let (store, directory) = located_store(200, 20).await;
@@ -910,22 +916,7 @@ async fn the_place_terms_follow_the_backfill_the_removal_of_personal_data_and_pr
         .unwrap();
     assert_eq!(located.events_located, 10);
     // Aging removes the place with the address (another UPDATE).
-    let removed = store
-        .retention()
-        .remove_personal_data(
-            &account("big"),
-            PersonalDataBatch {
-                selection: PersonalDataSelection::AgedBelow { below_seq: 150 },
-                removal: PersonalFieldRemoval {
-                    address: AddressRemoval::Remove,
-                    metadata_keys: Vec::new(),
-                },
-                from_seq: 0,
-                max_events: 1_000,
-            },
-        )
-        .await
-        .unwrap();
+    let removed = remove_addresses_aged_below(&store, 150).await;
     assert_eq!(removed.events_changed, 150);
     // Retention deletes a prefix that reaches into the located events left after aging.
     let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 160, 7)
