@@ -8,10 +8,10 @@
 //! a table of the same answers made before the clock: the locations and the new-country
 //! detection are stored as with lookups on, but no database is read; and a fourth, "coordinates
 //! only", whose answers keep only the coordinates: the location's object is stored (on SQLite
-//! once per distinct location, the event only its row since migration 0020), but none of the
-//! place columns (`country_code`, `asn`, `city`, with their full-text place terms on SQLite) nor
-//! the new-country detection has anything to do, which tells the cost of those from the cost of
-//! storing the object.
+//! once per distinct location, the event only its row since migration 0020, and its location's
+//! full-text token since migration 0021), but none of the place columns (`country_code`, `asn`,
+//! `city`) nor the new-country detection has anything to do, which tells the cost of those from
+//! the cost of storing the object.
 //!
 //! No Rust crate in the workspace writes MaxMind DB files, so the databases are written once,
 //! before any clock starts, by the same `mmdb-writer` script the server's tests use
@@ -249,7 +249,8 @@ struct RoundFigures {
 
 /// Times a page of 50 of `country:`, `city:` and `asn:` on the largest account through the store,
 /// for the place of its first event: a country or city holds about a sixth of the account's
-/// events (the walk newest first), a network a few dozen (looked up in the place terms first).
+/// events (the walk newest first), a network a few dozen (looked up in the full-text indexes
+/// first).
 async fn time_place_queries(
     store: &dyn Store,
     account: &logbook_core::AccountId,

@@ -89,8 +89,10 @@ impl InternedLocations {
         location_row: i64,
     ) -> rusqlite::Result<()> {
         let pair = (account_row, location_row);
-        if self.account_locations.contains(&pair) || self.pending_account_locations.contains(&pair)
-        {
+        if self.account_locations.contains(&pair) {
+            return Ok(());
+        }
+        if !self.pending_account_locations.insert(pair) {
             return Ok(());
         }
         // A single-row insert that ignores a conflict needs no statement savepoint, so it does not
@@ -100,7 +102,6 @@ impl InternedLocations {
                 "INSERT OR IGNORE INTO account_locations (account_row, location_row) VALUES (?1, ?2)",
             )?
             .execute(params![account_row, location_row])?;
-        self.pending_account_locations.insert(pair);
         Ok(())
     }
 

@@ -472,12 +472,17 @@ fn read_page(
             next: None,
         });
     };
+    // Compiling reads the account's locations a place clause names (`account_locations`), so it
+    // and the query share one snapshot: an event committed in between at a location new to the
+    // account would match the place but not the tokens looked up, and be missing from the page.
+    let snapshot = connection
+        .unchecked_transaction()
+        .map_err(database_error("starting a query read"))?;
     // One more than asked tells whether a next page exists without a second query.
-    let compiled = compile_page_query(connection, account_row, query, after, limit + 1)?;
-    let mut statement = connection
+    let compiled = compile_page_query(&snapshot, account_row, query, after, limit + 1)?;
+    let events = snapshot
         .prepare_cached(&compiled.sql)
-        .map_err(database_error("preparing a query"))?;
-    let events = statement
+        .map_err(database_error("preparing a query"))?
         .query_map(
             rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
             row_to_event,
@@ -485,6 +490,9 @@ fn read_page(
         .map_err(database_error("running a query"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database_error("reading query results"))?;
+    snapshot
+        .finish()
+        .map_err(database_error("ending a query read"))?;
     Ok(page_from_rows(events, limit))
 }
 
@@ -524,12 +532,15 @@ fn count_over_time(
             return Ok(counts);
         }
     }
+    // One snapshot for compiling (the account's locations) and counting, as in `read_page`.
+    let snapshot = connection
+        .unchecked_transaction()
+        .map_err(database_error("starting a timeline read"))?;
     let compiled =
-        crate::query_sql::compile_bucket_count_query(connection, account_row, query, bucket)?;
-    let mut statement = connection
+        crate::query_sql::compile_bucket_count_query(&snapshot, account_row, query, bucket)?;
+    let counts = snapshot
         .prepare_cached(&compiled.sql)
-        .map_err(database_error("preparing a timeline query"))?;
-    statement
+        .map_err(database_error("preparing a timeline query"))?
         .query_map(
             rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
             |row| {
@@ -541,7 +552,11 @@ fn count_over_time(
         )
         .map_err(database_error("running a timeline query"))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(database_error("reading a timeline"))
+        .map_err(database_error("reading a timeline"))?;
+    snapshot
+        .finish()
+        .map_err(database_error("ending a timeline read"))?;
+    Ok(counts)
 }
 
 /// `SELECT count(*)` of the `matching` events created in `[?N+1, ?N+2)`, where `N` is the number of

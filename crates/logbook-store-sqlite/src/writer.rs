@@ -499,18 +499,9 @@ fn write_group(
             phases.lap(Phase::LeafHash);
             let location = prepared.location.as_ref();
             // The object and the place columns once per distinct location (migration 0020).
-            let location_row = match location {
-                Some(location) => {
-                    let location_row = interned_locations.row_of(&transaction, location)?;
-                    interned_locations.record_account_location(
-                        &transaction,
-                        account_row,
-                        location_row,
-                    )?;
-                    Some(location_row)
-                }
-                None => None,
-            };
+            let location_row = location
+                .map(|location| interned_locations.row_of(&transaction, location))
+                .transpose()?;
             phases.lap(Phase::LocationRow);
             let inserted = insert_event.execute(params![
                 event_row,
@@ -551,6 +542,15 @@ fn write_group(
             }
             *next_seq += 1;
             phases.lap(Phase::EventRow);
+            // Only once the row is in: a duplicate refused above locates no event of the account.
+            if let Some(location_row) = location_row {
+                interned_locations.record_account_location(
+                    &transaction,
+                    account_row,
+                    location_row,
+                )?;
+            }
+            phases.lap(Phase::LocationRow);
             // The message's tokens and, since migration 0021, the location's token, through
             // which `country:`, `asn:` and `city:` find the event: one document, one statement.
             document.clear();

@@ -687,12 +687,23 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
 async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_with_one() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("logbook.db");
-    // Seq 0 to 3 located at ingest by version 20's writer: three place tokens each.
+    // Seq 0 to 4 located at ingest by version 20's writer: three place tokens each. Seq 4, from
+    // Mumbai, is the last event before the migration, the one its marker names.
     let store = SqliteStore::open(&path, located()).unwrap();
     append_from_four_addresses(&store, datetime!(2024-05-01 00:00 UTC), "three tokens").await;
+    store
+        .append_events(vec![
+            EventBuilder::new("big")
+                .created_at(datetime!(2024-05-01 00:00:10 UTC))
+                .ip("203.0.113.9")
+                .message("three tokens 4")
+                .build(),
+        ])
+        .await
+        .unwrap();
     store.shutdown().await;
     spell_places_as_between_migrations_0020_and_0021(&path);
-    // Seq 4 to 7 from the same addresses after migration 0021: one token each.
+    // Seq 5 to 8 from Mumbai, Singapore, Pune and nowhere after migration 0021: one token each.
     let store = SqliteStore::open(&path, located()).unwrap();
     append_from_four_addresses(&store, datetime!(2024-05-02 00:00 UTC), "one token").await;
     let connection = rusqlite::Connection::open(&path).unwrap();
@@ -712,8 +723,8 @@ async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_
             )
             .unwrap()
     };
-    // Mumbai (seq 0) and Pune (seq 2) hold the country's token; their successors do not.
-    assert_eq!(documents_holding(format!(".{account_row}c494e")), 2);
+    // Mumbai (seq 0 and 4) and Pune (seq 2) hold the country's token; their successors do not.
+    assert_eq!(documents_holding(format!(".{account_row}c494e")), 3);
     let (accounts_locations, with_three): (i64, i64) = connection
         .query_row(
             "SELECT (SELECT count(*) FROM account_locations WHERE account_row = ?1), \
@@ -730,41 +741,48 @@ async fn events_with_three_place_tokens_are_found_aged_and_pruned_beside_events_
     };
     assert_eq!(
         seqs_matching(&store, "country:IN", 10).await,
-        vec![6, 4, 2, 0]
+        vec![7, 5, 4, 2, 0]
     );
     assert_eq!(
         seqs_matching(&store, "city:Singapore", 10).await,
-        vec![5, 1]
+        vec![6, 1]
     );
-    assert_eq!(seqs_matching(&store, "asn:55836", 10).await, vec![6, 2]);
-    assert_eq!(seqs_matching(&store, "three", 10).await, vec![3, 2, 1, 0]);
+    assert_eq!(seqs_matching(&store, "asn:55836", 10).await, vec![7, 2]);
+    assert_eq!(
+        seqs_matching(&store, "three", 10).await,
+        vec![4, 3, 2, 1, 0]
+    );
     check_indexes();
 
-    // Each step takes out exactly the tokens each event was written with.
-    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 1, 7)
-        .await
-        .unwrap();
-    assert_eq!(pruned.deleted_events, 1);
-    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6, 4, 2]);
+    // Each step takes out exactly the tokens each event was written with: aging three-token
+    // documents, pruning three-token documents up to the marker's event, aging a one-token
+    // document, pruning one-token documents.
+    remove_addresses_aged_below(&store, 2).await;
     check_indexes();
-    for below_seq in [3, 5] {
-        remove_addresses_aged_below(&store, below_seq).await;
-        check_indexes();
-    }
-    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
-    assert_eq!(seqs_matching(&store, "city:Singapore", 10).await, vec![5]);
-    assert_eq!(seqs_matching(&store, "three", 10).await, vec![3, 2, 1]);
-    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 6, 7)
+    assert_eq!(
+        seqs_matching(&store, "country:IN", 10).await,
+        vec![7, 5, 4, 2]
+    );
+    assert_eq!(seqs_matching(&store, "city:Singapore", 10).await, vec![6]);
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 5, 7)
         .await
         .unwrap();
     assert_eq!(pruned.deleted_events, 5);
-    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![6]);
+    check_indexes();
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![7, 5]);
+    remove_addresses_aged_below(&store, 6).await;
+    check_indexes();
+    assert_eq!(seqs_matching(&store, "country:IN", 10).await, vec![7]);
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 7, 7)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted_events, 2);
+    check_indexes();
     assert_eq!(
         seqs_matching(&store, "city:Singapore", 10).await,
         Vec::<u64>::new()
     );
-    assert_eq!(seqs_matching(&store, "token", 10).await, vec![7, 6]);
-    check_indexes();
+    assert_eq!(seqs_matching(&store, "token", 10).await, vec![8, 7]);
     connection
         .execute(
             "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
