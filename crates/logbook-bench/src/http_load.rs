@@ -18,11 +18,31 @@ pub struct IngestFigures {
     pub elapsed: Duration,
     /// Per request, in microseconds.
     pub latency: Histogram<u64>,
+    /// When the phase's acknowledged events first reached each whole million (1, 2, ...), from
+    /// its start: the rate of each million shows how ingest slows as the store grows (issue 17,
+    /// item 4). Empty for phases of fewer than a million events.
+    pub million_reached_after: Vec<Duration>,
 }
+
+/// Events per million-event mark of [`IngestFigures::million_reached_after`].
+pub const EVENTS_PER_MARK: usize = 1_000_000;
 
 impl IngestFigures {
     pub fn events_per_second(&self) -> f64 {
         self.event_count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The rate of each whole million of the phase's events, in the order they were acknowledged.
+    pub fn events_per_second_of_each_million(&self) -> Vec<f64> {
+        let mut previous_mark = Duration::ZERO;
+        self.million_reached_after
+            .iter()
+            .map(|&reached_after| {
+                let seconds = (reached_after - previous_mark).as_secs_f64();
+                previous_mark = reached_after;
+                EVENTS_PER_MARK as f64 / seconds
+            })
+            .collect()
     }
 }
 
@@ -49,6 +69,8 @@ pub async fn ingest(
     concurrency: usize,
 ) -> anyhow::Result<IngestFigures> {
     let next_body = Arc::new(AtomicUsize::new(0));
+    let acknowledged_events = Arc::new(AtomicUsize::new(0));
+    let million_reached_after = Arc::new(std::sync::Mutex::new(Vec::new()));
     let url = format!("{base_url}/api/v1/events");
     let authorization = format!("Bearer {ingest_key}");
     let started = Instant::now();
@@ -57,6 +79,8 @@ pub async fn ingest(
         let client = client.clone();
         let bodies = Arc::clone(&bodies);
         let next_body = Arc::clone(&next_body);
+        let acknowledged_events = Arc::clone(&acknowledged_events);
+        let million_reached_after = Arc::clone(&million_reached_after);
         let url = url.clone();
         let authorization = authorization.clone();
         tasks.push(tokio::spawn(async move {
@@ -87,6 +111,17 @@ pub async fn ingest(
                 }
                 check_all_accepted(&answer, *events_in_body)?;
                 event_count += events_in_body;
+                let acknowledged_before =
+                    acknowledged_events.fetch_add(*events_in_body, Ordering::Relaxed);
+                let marks_crossed = (acknowledged_before + events_in_body) / EVENTS_PER_MARK
+                    - acknowledged_before / EVENTS_PER_MARK;
+                if marks_crossed > 0 {
+                    let reached_after = started.elapsed();
+                    million_reached_after
+                        .lock()
+                        .expect("no task panics holding the marks")
+                        .extend(std::iter::repeat_n(reached_after, marks_crossed));
+                }
             }
             anyhow::Ok((latency, event_count))
         }));
@@ -98,10 +133,18 @@ pub async fn ingest(
         latency.add(task_latency).expect("histograms share bounds");
         event_count += task_events;
     }
+    let mut million_reached_after = std::mem::take(
+        &mut *million_reached_after
+            .lock()
+            .expect("no task panics holding the marks"),
+    );
+    // Two tasks can cross consecutive marks and take the lock in the other order.
+    million_reached_after.sort();
     Ok(IngestFigures {
         event_count,
         elapsed: started.elapsed(),
         latency,
+        million_reached_after,
     })
 }
 
@@ -443,6 +486,8 @@ pub async fn ingest_at_fixed_rate(
         event_count: ingested.event_count,
         elapsed: ingested.elapsed,
         latency: ingested.latency,
+        // At a fixed offered rate every million arrives at that rate: nothing to measure.
+        million_reached_after: Vec::new(),
     })
 }
 

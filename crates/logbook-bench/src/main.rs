@@ -323,6 +323,17 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         batched.elapsed.as_secs_f64(),
         batched.events_per_second()
     );
+    let rate_of_each_million = batched.events_per_second_of_each_million();
+    if rate_of_each_million.len() > 1 {
+        println!(
+            "  events/s of each million, in order: {}",
+            rate_of_each_million
+                .iter()
+                .map(|rate| format!("{rate:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let written_after_batched = report::bytes_written_to_storage();
     let after_batched = CommitCounters::scrape(&client, &running.base_url).await?;
     println!("  store: {}", after_batched.describe_since(&before_batched));
