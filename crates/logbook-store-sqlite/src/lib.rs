@@ -80,18 +80,33 @@
 //!   could win SQLite's polled write lock at every poll of the writer's busy timeout and fail its
 //!   group.
 //! - **Checkpoints off the writer.** SQLite's automatic checkpoint would run inside the commit that
-//!   crosses 1000 WAL pages, delaying that group's acknowledgements. The writer turns it off; every
-//!   10,000 committed events it wakes a checkpointer thread with its own connection, which runs
-//!   `wal_checkpoint(PASSIVE)` while the writer keeps committing (SQLite allows one checkpointer
-//!   beside one writer). A checkpoint that overlaps a commit never completes the WAL, and only a
-//!   complete one lets SQLite start the WAL over, so when the WAL passes 32,768 frames the writer
-//!   runs a PASSIVE checkpoint itself between groups: the background one already copied almost
-//!   everything, so this one is short, and the next commit rewinds the WAL. `journal_size_limit`
-//!   (64 MiB) bounds the file, and shutdown stops the checkpointer and checkpoints with TRUNCATE.
+//!   crosses 1000 WAL pages, delaying that group's acknowledgements (or, on the admin connection,
+//!   holding SQLite's one checkpoint lock so that no other checkpoint completes). Every writable
+//!   connection turns it off. Every 10,000 committed events the writer wakes a checkpointer thread
+//!   with its own connection, which runs `wal_checkpoint(PASSIVE)` while the writer keeps
+//!   committing (SQLite allows one checkpointer beside one writer). A checkpoint that overlaps a
+//!   commit never completes the WAL, and only a complete one that no reader still needs lets SQLite
+//!   start the WAL over, so when the WAL passes 32,768 frames (the WAL hook reports its size after
+//!   each commit) the writer runs a `RESTART` checkpoint itself between groups, after answering
+//!   them: it copies what the background one left and waits up to 50 ms for the readers still on
+//!   the WAL, and the next commit writes the WAL from its start. `journal_size_limit` (256 MiB)
+//!   is above what the WAL reaches between two restarts, so the file keeps its size and commits
+//!   overwrite it. Shutdown stops the checkpointer and checkpoints with TRUNCATE.
 //!   The Merkle tree (issue 5) goes into the same group transaction: its per-account state loads
 //!   where `next_seq` does, its nodes insert right after each event.
 //! - **I/O errors stop writes.** `SQLITE_FULL` fails only its group; `SQLITE_IOERR` on a commit makes the
 //!   store refuse every later write and fail `/readyz`, since a failed fsync cannot be retried safely.
+
+/// The size SQLite cuts the WAL file back to when it starts the WAL over (`journal_size_limit`).
+/// It is above what the WAL reaches between two of the writer's restarts (32,768 frames, see
+/// `writer`, plus one group of up to 20,000 events, about 100 MB), so in steady ingest the file
+/// keeps its size and each commit overwrites blocks the file system already holds, instead of
+/// writing past the end into new blocks it must allocate and zero first.
+const WAL_FILE_KEPT_BYTES: i64 = 256 * 1024 * 1024;
+
+/// How long a connection waits for SQLite's write lock before it answers busy: the admin
+/// connection's rare writes wait behind a group commit at most this long.
+pub(crate) const CONNECTION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod actor_history;
 mod encoding;
@@ -145,6 +160,10 @@ pub struct SqliteOptions {
     pub reader_connections: usize,
     /// The most events one group commit takes before it starts committing.
     pub max_events_per_commit: usize,
+    /// WAL frames (pages) beyond which the writer starts the WAL over between two groups (32,768,
+    /// 128 MiB of 4 KiB pages, by default); see `writer::DEFAULT_WAL_RESTART_FRAMES`. Tests lower
+    /// it to see the WAL start over without writing 128 MiB.
+    pub wal_restart_frames: i64,
     /// A page query running longer than this is interrupted (SQLite's progress handler) and
     /// fails as unavailable; `None` lets queries run to completion.
     pub query_time_budget: Option<std::time::Duration>,
@@ -165,6 +184,7 @@ impl Default for SqliteOptions {
             synchronous_full: true,
             reader_connections: 4,
             max_events_per_commit: 20_000,
+            wal_restart_frames: writer::DEFAULT_WAL_RESTART_FRAMES,
             query_time_budget: Some(std::time::Duration::from_secs(10)),
             keep_tree: true,
             detect_unfamiliar_ips: true,
@@ -219,10 +239,13 @@ impl SqliteStore {
                 startup_failure = Some(failure);
             }
         }
-        // The writer checkpoints itself after answering each group (see `writer`).
+        // The writer checkpoints itself after answering each group (see `writer`); like every
+        // writable connection it runs no automatic checkpoint (`open_connection`).
         write_connection
-            .execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
-            .map_err(database_error("turning off automatic checkpoints"))?;
+            .execute_batch(&format!(
+                "PRAGMA journal_size_limit = {WAL_FILE_KEPT_BYTES};"
+            ))
+            .map_err(database_error("bounding the WAL file"))?;
         let admin = open_connection(database_path, false, &options)?;
         let reader_count = options.reader_connections.max(1);
         let readers = (0..reader_count)
@@ -231,11 +254,9 @@ impl SqliteStore {
 
         let checkpoint_connection = open_connection(database_path, false, &options)?;
         let (checkpoint_requests, checkpoint_inbox) = crossbeam_channel::bounded(1);
-        let wal_frames = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let checkpointer = Checkpointer {
             connection: checkpoint_connection,
             requests: checkpoint_inbox,
-            wal_frames: wal_frames.clone(),
         };
         let checkpointer_thread = std::thread::Builder::new()
             .name("logbook-sqlite-checkpointer".into())
@@ -255,12 +276,12 @@ impl SqliteStore {
             inbox,
             health: writer_health.clone(),
             max_events_per_commit: options.max_events_per_commit.max(1),
+            wal_restart_frames: options.wal_restart_frames.max(1),
             keep_tree: options.keep_tree,
             actor_history: actor_history::ActorHistory::new(options.detect_unfamiliar_ips),
             interned_locations: interned_locations::InternedLocations::new(),
             checkpoint_requests: Some(checkpoint_requests),
             checkpointer_thread: Some(checkpointer_thread),
-            wal_frames,
         };
         let writer_thread = std::thread::Builder::new()
             .name("logbook-sqlite-writer".into())
@@ -402,7 +423,7 @@ fn open_connection(
     // evicted and compiled again within every group.
     connection.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS_KEPT);
     connection
-        .busy_timeout(std::time::Duration::from_secs(5))
+        .busy_timeout(CONNECTION_BUSY_TIMEOUT)
         .map_err(database_error("setting the busy timeout"))?;
     if !read_only {
         let journal_mode: String = connection
@@ -422,10 +443,18 @@ fn open_connection(
     };
     // 64 MiB of page cache for the writer (index pages of recent inserts stay hot), 16 MiB and a
     // 256 MiB memory map for each reader.
+    //
+    // No writable connection checkpoints by itself: only the writer and the checkpointer do (see
+    // `writer`). SQLite's automatic checkpoint runs inside the commit of whichever connection
+    // crosses 1000 WAL pages, so the admin connection's rare commits (an attention cursor, a
+    // setting) copied the writer's whole WAL backlog on the async task that made them, holding
+    // SQLite's one checkpoint lock for seconds. The writer's and the checkpointer's checkpoints,
+    // refused at once while it was held, never completed, the WAL never started over, and it
+    // grew to 24 GB in six minutes of saturated ingest in the benchmark (issue 17).
     let cache_and_map = if read_only {
         "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"
     } else {
-        "PRAGMA cache_size = -65536;"
+        "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;"
     };
     connection
         .execute_batch(&format!(

@@ -1442,3 +1442,129 @@ async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
         "both targets of every kept event, and globex's own"
     );
 }
+
+/// `count` events for `account_name` in one append (one request, so one group or part of one).
+async fn append_numbered(store: &SqliteStore, account_name: &str, first: u32, count: u32) {
+    let start = datetime!(2024-05-01 00:00 UTC);
+    let events: Vec<NewEvent> = (first..first + count)
+        .map(|number| {
+            EventBuilder::new(account_name)
+                .created_at(start + Duration::seconds(i64::from(number)))
+                .actor(&format!("user-{}@example.com", number % 50))
+                .ip(&format!("10.0.{}.{}", number % 7, number % 200))
+                .message(&format!("event {number} of a steady stream"))
+                .build()
+        })
+        .collect();
+    store.append_events(events).await.unwrap();
+}
+
+fn file_bytes(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path)
+        .map(|metadata| metadata.len())
+        .unwrap_or(0)
+}
+
+fn wal_path(database_path: &std::path::Path) -> std::path::PathBuf {
+    let mut wal = database_path.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_the_admin_connection_leaves_the_writers_wal_to_its_checkpoints() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let store = open(&path);
+    // Well past SQLite's automatic checkpoint (1000 WAL pages), well short of the writer's own
+    // checkpoints (every 10,000 events and 32,768 frames).
+    for batch in 0..6 {
+        append_numbered(&store, "acme", batch * 1_000, 1_000).await;
+    }
+    let wal_bytes = file_bytes(&wal_path(&path));
+    assert!(
+        wal_bytes > 1_000 * 4_096,
+        "the events must fill more than 1000 WAL pages: {wal_bytes} bytes"
+    );
+    let database_bytes_before = file_bytes(&path);
+    // Accounts are written on the admin connection, not the writer's.
+    store
+        .create_account(&account("globex"), datetime!(2024-06-01 00:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(
+        file_bytes(&path),
+        database_bytes_before,
+        "the admin connection's commit copied the WAL into the database: an automatic checkpoint \
+         there holds SQLite's one checkpoint lock, and no checkpoint of the writer's can complete"
+    );
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_steady_ingest_while_pages_are_read() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let restart_frames = 500;
+    let store = Arc::new(
+        SqliteStore::open(
+            &path,
+            SqliteOptions {
+                wal_restart_frames: restart_frames,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let stop_reading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let store = Arc::clone(&store);
+        let stop_reading = Arc::clone(&stop_reading);
+        tokio::spawn(async move {
+            let mut pages_read = 0u32;
+            while !stop_reading.load(std::sync::atomic::Ordering::Relaxed) {
+                store
+                    .query_events(
+                        &account("acme"),
+                        &EventQuery {
+                            query: Query::default(),
+                            limit: 50,
+                            after: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                pages_read += 1;
+            }
+            pages_read
+        })
+    };
+    let batches = 80;
+    let mut largest_wal_bytes = 0;
+    for batch in 0..batches {
+        append_numbered(&store, "acme", batch * 100, 100).await;
+        largest_wal_bytes = largest_wal_bytes.max(file_bytes(&wal_path(&path)));
+    }
+    stop_reading.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pages_read = reader.await.unwrap();
+    assert!(pages_read > 0, "no page was read beside the ingest");
+    // The WAL passes the restart size by at most one group (100 events) before the writer starts
+    // it over; without restarts it holds all 8,000 events, several times this bound.
+    let bound = 3 * restart_frames as u64 * 4_096;
+    assert!(
+        largest_wal_bytes < bound,
+        "the WAL reached {largest_wal_bytes} bytes, over {bound}: it did not start over"
+    );
+    let newest = store
+        .query_events(
+            &account("acme"),
+            &EventQuery {
+                query: Query::default(),
+                limit: 1,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.events[0].seq, u64::from(batches * 100 - 1));
+}
