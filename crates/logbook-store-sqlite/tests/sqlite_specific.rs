@@ -1,6 +1,6 @@
 //! Behaviour only the SQLite store has: the query plans it picks on a multi-tenant database, a
-//! second connection to the same file (as the CLI opens it while `serve` runs), and backups that
-//! open as a database.
+//! second connection to the same file (as the CLI opens it while `serve` runs), backups that open
+//! as a database, and a write-ahead log that starts over under steady ingest.
 
 use std::sync::Arc;
 
