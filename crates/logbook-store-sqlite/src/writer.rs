@@ -237,6 +237,12 @@ impl Writer {
             Some(failure) => job(Err(StoreError::Unavailable(failure))),
             None => job(Ok(&mut self.connection)),
         }
+        // Retention's delete batches commit here too, batch after batch while nothing is
+        // ingested, and no connection checkpoints on its own: without this the WAL of a pruner
+        // working alone would grow until the next group.
+        if WAL_FRAMES_AFTER_LAST_COMMIT.get() > self.wal_restart_frames {
+            restart_wal(&self.connection);
+        }
     }
 
     /// Runs until every sender is gone and the inbox is empty (that is how shutdown drains).
