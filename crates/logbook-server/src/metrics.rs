@@ -41,8 +41,9 @@ pub const WRITER_PHASE_SECONDS: &str = "logbook_writer_phase_seconds";
 pub const WRITER_QUEUE_DEPTH: &str = "logbook_writer_queue_depth";
 /// SQLite WAL checkpoints run by the writer or its checkpointer thread.
 pub const WAL_CHECKPOINT_SECONDS: &str = "logbook_checkpoint_seconds";
-/// The SQLite writer's attempts to start the WAL over, by outcome (`restarted`, or `readers_busy`
-/// when a reader outlasted the wait and the WAL grows until a later attempt).
+/// The SQLite writer's attempts to start the WAL over, by outcome (`restarted`, or `busy` when a
+/// reader outlasted the wait or the background checkpoint was still copying, and the WAL grows
+/// until a later attempt).
 pub const WAL_RESTARTS: &str = "logbook_wal_restarts_total";
 /// Signed tree checkpoints.
 pub const CHECKPOINTS_SIGNED: &str = "logbook_checkpoints_signed_total";
@@ -140,7 +141,7 @@ pub fn describe_every_family() {
     );
     metrics::describe_counter!(
         WAL_RESTARTS,
-        "Attempts of the SQLite writer to start the WAL over, by outcome (restarted, readers_busy)."
+        "Attempts of the SQLite writer to start the WAL over, by outcome (restarted, busy)."
     );
     metrics::describe_counter!(
         CHECKPOINTS_SIGNED,

@@ -89,7 +89,7 @@
 //!   start the WAL over, so when the WAL passes 32,768 frames (the WAL hook reports its size after
 //!   each commit) the writer runs a `RESTART` checkpoint itself between groups, after answering
 //!   them: it copies what the background one left and waits up to 50 ms for the readers still on
-//!   the WAL, and the next commit writes the WAL from its start. `journal_size_limit` (256 MiB)
+//!   the WAL, and the next commit writes the WAL from its start. `journal_size_limit` (512 MiB)
 //!   is above what the WAL reaches between two restarts, so the file keeps its size and commits
 //!   overwrite it. Shutdown stops the checkpointer and checkpoints with TRUNCATE.
 //!   The Merkle tree (issue 5) goes into the same group transaction: its per-account state loads
@@ -99,10 +99,12 @@
 
 /// The size SQLite cuts the WAL file back to when it starts the WAL over (`journal_size_limit`).
 /// It is above what the WAL reaches between two of the writer's restarts (32,768 frames, see
-/// `writer`, plus one group of up to 20,000 events, about 100 MB), so in steady ingest the file
-/// keeps its size and each commit overwrites blocks the file system already holds, instead of
-/// writing past the end into new blocks it must allocate and zero first.
-const WAL_FILE_KEPT_BYTES: i64 = 256 * 1024 * 1024;
+/// `writer`, plus one group of up to 20,000 events: one such commit wrote 160 MB of pages at 2.1
+/// million stored events, BENCHMARKS.md "Where a commit's pages go", and commits grow with the
+/// log), so in steady ingest the file keeps its size and each commit overwrites blocks the file
+/// system already holds, instead of writing past the end into new blocks it must allocate and
+/// zero first. The file is never larger than what the WAL itself reached.
+const WAL_FILE_KEPT_BYTES: i64 = 512 * 1024 * 1024;
 
 /// How long a connection waits for SQLite's write lock before it answers busy: the admin
 /// connection's rare writes wait behind a group commit at most this long.

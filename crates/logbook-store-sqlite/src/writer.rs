@@ -193,7 +193,8 @@ fn remember_wal_frames(
 
 /// Copies what is left of the WAL into the database and, once the readers still on the WAL are
 /// done (waiting at most `WAL_RESTART_READER_WAIT`), lets the next commit write the WAL from its
-/// start. A reader that outlasts the wait only postpones this to the next group.
+/// start. A reader that outlasts the wait, or the background checkpointer still copying (SQLite
+/// refuses a second checkpoint at once), only postpones this to the next group: outcome `busy`.
 fn restart_wal(connection: &Connection) {
     if let Err(error) = connection.busy_timeout(WAL_RESTART_READER_WAIT) {
         tracing::warn!(error = %error, "could not shorten the busy timeout for a WAL restart");
@@ -204,7 +205,7 @@ fn restart_wal(connection: &Connection) {
         WAL_FRAMES_AFTER_LAST_COMMIT.set(0);
         "restarted"
     } else {
-        "readers_busy"
+        "busy"
     };
     metrics::counter!("logbook_wal_restarts_total", "outcome" => outcome).increment(1);
     if let Err(error) = connection.busy_timeout(crate::CONNECTION_BUSY_TIMEOUT) {
