@@ -23,6 +23,7 @@ read. Python's sqlite3 and its loop costs are the same for both layouts, so read
 """
 
 import argparse
+import collections
 import heapq
 import json
 import os
@@ -237,7 +238,7 @@ def main():
     parser.add_argument("--seed", type=int, default=20240601)
     arguments = parser.parse_args()
     events = generate(arguments.events, arguments.accounts, arguments.seed)
-    largest = max(set(e[0] for e in events), key=[e[0] for e in events].count)
+    largest = collections.Counter(event[0] for event in events).most_common(1)[0][0]
     actor_counts = {}
     for event in events:
         if event[0] == largest:
