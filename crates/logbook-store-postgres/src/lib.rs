@@ -897,6 +897,14 @@ impl Store for PostgresStore {
         query: &Query,
         bucket: TimeBucket,
     ) -> Result<Vec<BucketCount>, StoreError> {
+        // A whole log or a `created:` range: one row per hour with events.
+        if let Some(counts) = self
+            .shared
+            .count_over_time_by_hours(account, query, bucket)
+            .await?
+        {
+            return Ok(counts);
+        }
         self.inner.count_over_time(account, query, bucket).await
     }
 

@@ -96,6 +96,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0018_new_country",
         include_str!("../migrations/0018_new_country.sql"),
     ),
+    (
+        19,
+        "0019_event_hour_counts",
+        include_str!("../migrations/0019_event_hour_counts.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

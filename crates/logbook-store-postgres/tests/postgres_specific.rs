@@ -547,3 +547,58 @@ async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
         "both targets of every kept event, and globex's own"
     );
 }
+
+/// Migration 0019 counts the events stored before it per hour, so the timeline of a database
+/// upgraded with events in it reads the hour counts as exactly as one written since, and the
+/// writer then adds to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    let day = datetime!(2024-06-01 00:00 UTC);
+    let at = |hours: i64| {
+        EventBuilder::new("acme")
+            .created_at(day + Duration::hours(hours) + Duration::minutes(7))
+            .build()
+    };
+    {
+        let store = connect(&database).await;
+        store
+            .append_events(vec![at(0), at(1), at(1), at(25), at(49)])
+            .await
+            .unwrap();
+        store.shutdown().await;
+    }
+    // Back to the schema before the migration, as the database owner.
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE event_hour_counts; DELETE FROM schema_migrations WHERE version = 19",
+        )
+        .await
+        .unwrap();
+    let store = connect(&database).await;
+    let bucket = |hours: i64, events: u64| logbook_core::timeline::BucketCount {
+        start_micros: logbook_core::event::unix_micros(day + Duration::hours(hours)),
+        events,
+    };
+    assert_eq!(
+        store
+            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Hour)
+            .await
+            .unwrap(),
+        vec![bucket(0, 1), bucket(1, 2), bucket(25, 1), bucket(49, 1)]
+    );
+    store.append_events(vec![at(2)]).await.unwrap();
+    assert_eq!(
+        store
+            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Day)
+            .await
+            .unwrap(),
+        vec![bucket(0, 4), bucket(24, 1), bucket(48, 1)]
+    );
+}

@@ -1011,6 +1011,14 @@ impl Store for SqliteStore {
         query: &Query,
         bucket: TimeBucket,
     ) -> Result<Vec<BucketCount>, StoreError> {
+        // A whole log or a `created:` range: one row per hour with events.
+        if let Some(counts) = self
+            .shared
+            .count_over_time_by_hours(account, query, bucket)
+            .await?
+        {
+            return Ok(counts);
+        }
         let account = account.clone();
         let query = query.clone();
         let budget = self.inner.options.query_time_budget;

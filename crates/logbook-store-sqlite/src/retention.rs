@@ -8,6 +8,7 @@ use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
+use logbook_store_sql::hour_counts::HourCountChanges;
 use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
@@ -150,7 +151,7 @@ impl RetentionStore for SqliteStore {
                         "SELECT events.event_row, events.body, \
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
-                         events.location_row, {} \
+                         events.location_row, {}, events.created_at \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
@@ -168,12 +169,14 @@ impl RetentionStore for SqliteStore {
                                 city: row.get(4)?,
                                 location_row: row.get(5)?,
                                 written_with_three_place_tokens: row.get(6)?,
+                                created_at_micros: row.get(7)?,
                             })
                         },
                     )
                     .and_then(|rows| rows.collect())
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
+                let mut hour_counts = HourCountChanges::default();
                 for doomed_event in &doomed {
                     let DoomedEvent {
                         event_row, body, ..
@@ -241,6 +244,25 @@ impl RetentionStore for SqliteStore {
                         .and_then(|mut statement| statement.execute([event_row]))
                         .map_err(database_error(DELETING))?;
                     freed_bytes += body.len() as i64;
+                    hour_counts.count(account_row, doomed_event.created_at_micros);
+                }
+                // The timeline's hour counts lose the deleted events in the same transaction;
+                // an hour left with none has no row, as if it had never had any.
+                for (account_row, hour_start, events) in hour_counts.rows() {
+                    transaction
+                        .prepare_cached(
+                            "UPDATE event_hour_counts SET events = events - ?3 WHERE account_row = ?1 AND hour_start = ?2",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![account_row, hour_start, events])
+                        })
+                        .map_err(database_error(DELETING))?;
+                    transaction
+                        .prepare_cached(
+                            "DELETE FROM event_hour_counts WHERE account_row = ?1 AND hour_start = ?2 AND events <= 0",
+                        )
+                        .and_then(|mut statement| statement.execute(params![account_row, hour_start]))
+                        .map_err(database_error(DELETING))?;
                 }
                 if doomed.len() < max_events as usize {
                     // The prefix is gone: so are its nodes (its compact range stands for them)
@@ -284,4 +306,6 @@ struct DoomedEvent {
     /// Located between migrations 0020 and 0021: the document holds the three place tokens, not
     /// the location's one.
     written_with_three_place_tokens: bool,
+    /// Its `created_at`, whose hour count it leaves.
+    created_at_micros: i64,
 }

@@ -364,7 +364,13 @@ async fn a_place_held_by_more_locations_than_one_lookup_names_is_tested_on_each_
     );
 }
 
-/// Takes a database back to the schema before migration 0021: no record of the locations each
+/// Takes a database back to the schema before migration 0022: no hour counts of the events.
+const UNDO_MIGRATION_0022: &str = "
+    DROP TABLE event_hour_counts;
+    PRAGMA user_version = 21;
+";
+
+/// Takes a database of version 21 back to the schema before migration 0021: no record of the locations each
 /// account uses, nor of which events hold three place tokens.
 const UNDO_MIGRATION_0021: &str = "
     DROP TABLE account_locations;
@@ -433,6 +439,7 @@ async fn append_from_four_addresses(
 /// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
 fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0020).unwrap();
     let locator = logbook_testkit::location_cases::test_ip_locator();
@@ -680,6 +687,7 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
             )
             .unwrap();
     }
+    connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
 }
 
@@ -1567,4 +1575,68 @@ async fn the_wal_starts_over_under_steady_ingest_while_pages_are_read() {
         .await
         .unwrap();
     assert_eq!(newest.events[0].seq, u64::from(batches * 100 - 1));
+}
+
+/// Migration 0022 counts the events stored before it per hour, so the timeline of a database
+/// upgraded with events in it reads the hour counts as exactly as one written since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let day = datetime!(2024-06-01 00:00 UTC);
+    let events: Vec<NewEvent> = [0, 1, 1, 25, 49]
+        .into_iter()
+        .map(|hours| {
+            EventBuilder::new("acme")
+                .created_at(day + Duration::hours(hours) + Duration::minutes(7))
+                .build()
+        })
+        .chain(std::iter::once(
+            EventBuilder::new("globex").created_at(day).build(),
+        ))
+        .collect();
+    {
+        let store = open(&path);
+        store.append_events(events).await.unwrap();
+        store.shutdown().await;
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(UNDO_MIGRATION_0022)
+        .unwrap();
+    let store = open(&path);
+    let hour = |hours: i64, events: u64| logbook_core::timeline::BucketCount {
+        start_micros: logbook_core::event::unix_micros(day + Duration::hours(hours)),
+        events,
+    };
+    assert_eq!(
+        store
+            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Hour)
+            .await
+            .unwrap(),
+        vec![hour(0, 1), hour(1, 2), hour(25, 1), hour(49, 1)]
+    );
+    assert_eq!(
+        store
+            .count_events_over_time(&account("globex"), &Query::default(), TimeBucket::Day)
+            .await
+            .unwrap(),
+        vec![hour(0, 1)]
+    );
+    // And the writer adds to the migrated counts.
+    store
+        .append_events(vec![
+            EventBuilder::new("acme")
+                .created_at(day + Duration::minutes(59))
+                .build(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Day)
+            .await
+            .unwrap(),
+        vec![hour(0, 4), hour(24, 1), hour(48, 1)]
+    );
 }

@@ -933,6 +933,138 @@ pub async fn the_timeline_counts_the_page_querys_events_per_hour_and_day(store: 
     );
 }
 
+/// The timeline of a whole log or of `created:` ranges (issue 17: kept as counts per hour by the
+/// SQL stores' writers): exact at bounds inside an hour, at hour edges and across days, blind to
+/// a replayed duplicate, and without the events retention deletes.
+pub async fn the_timeline_of_a_whole_log_or_a_created_range_counts_exactly_what_is_stored(
+    store: Arc<dyn Store>,
+) {
+    let day = datetime!(2024-06-01 00:00 UTC);
+    let offsets = [
+        -Duration::microseconds(1),
+        Duration::ZERO,
+        Duration::hours(10) + Duration::minutes(30) - Duration::microseconds(1),
+        Duration::hours(10) + Duration::minutes(30),
+        Duration::hours(10) + Duration::minutes(44),
+        Duration::hours(10) + Duration::minutes(45),
+        Duration::hours(11) - Duration::microseconds(1),
+        Duration::hours(11),
+        Duration::hours(11) + Duration::minutes(30),
+        Duration::hours(13) + Duration::minutes(15),
+        Duration::hours(14) + Duration::minutes(29),
+        Duration::hours(14) + Duration::minutes(30),
+        Duration::days(1) + Duration::seconds(1),
+        Duration::days(3),
+    ];
+    let event = |number: usize, offset: Duration| {
+        EventBuilder::new("acme")
+            .id(&format!("01900000-0000-7000-9000-{number:012x}"))
+            .created_at(day + offset)
+            .message(&format!("event {number}"))
+            .key(&format!("key-{number}"))
+            .build()
+    };
+    let mut events: Vec<NewEvent> = offsets
+        .iter()
+        .enumerate()
+        .map(|(number, &offset)| event(number, offset))
+        .collect();
+    // Two events in one hour of another account, which never count for `acme`.
+    events.extend((0..2).map(|_| {
+        EventBuilder::new("other")
+            .created_at(day + Duration::hours(10))
+            .build()
+    }));
+    append(&store, events).await;
+    // A replay of a stored event is answered with its receipt and stores nothing.
+    let replayed = append(&store, vec![event(3, offsets[3])]).await;
+    assert!(
+        matches!(replayed[0], AppendOutcome::Duplicate(_)),
+        "the replay is a duplicate: {replayed:?}"
+    );
+
+    let acme = account("acme");
+    let between = |start: Option<Duration>, end: Option<Duration>| {
+        clause(Condition::Created(TimeRange {
+            start_inclusive: start.map(|start| day + start),
+            end_exclusive: end.map(|end| day + end),
+        }))
+    };
+    let minutes = |hours: i64, minutes: i64| Duration::hours(hours) + Duration::minutes(minutes);
+    let queries = [
+        query(vec![]),
+        // Within one hour, across one hour's edge, across several hours, open on either side.
+        query(vec![between(Some(minutes(10, 30)), Some(minutes(10, 45)))]),
+        query(vec![between(Some(minutes(10, 30)), Some(minutes(11, 30)))]),
+        query(vec![between(Some(minutes(10, 30)), Some(minutes(14, 30)))]),
+        query(vec![between(None, Some(minutes(14, 30)))]),
+        query(vec![between(Some(minutes(10, 30)), None)]),
+        // On whole hours and whole days, and two ranges that intersect.
+        query(vec![between(
+            Some(Duration::hours(10)),
+            Some(Duration::hours(14)),
+        )]),
+        query(vec![between(Some(Duration::ZERO), Some(Duration::days(2)))]),
+        query(vec![
+            between(Some(minutes(10, 30)), None),
+            between(None, Some(Duration::days(2))),
+        ]),
+        // A range that ends where it starts, or before.
+        query(vec![between(Some(minutes(10, 30)), Some(minutes(10, 30)))]),
+        query(vec![between(Some(minutes(11, 30)), Some(minutes(10, 30)))]),
+    ];
+    let check_every_query = |stage: &'static str| {
+        let store = store.clone();
+        let acme = acme.clone();
+        let queries = queries.clone();
+        async move {
+            for query in queries {
+                let page = search(&store, "acme", query.clone()).await;
+                for bucket in [TimeBucket::Hour, TimeBucket::Day] {
+                    assert_eq!(
+                        store
+                            .count_events_over_time(&acme, &query, bucket)
+                            .await
+                            .expect("the timeline is counted"),
+                        count_in_memory(page.iter().map(|row| decoded(row).created_at), bucket),
+                        "{stage}: the timeline of {query} per {bucket:?}"
+                    );
+                }
+            }
+        }
+    };
+    check_every_query("as stored").await;
+    let whole_log = |store: Arc<dyn Store>, acme: AccountId| async move {
+        store
+            .count_events_over_time(&acme, &Query::default(), TimeBucket::Day)
+            .await
+            .expect("the timeline is counted")
+            .iter()
+            .map(|bucket| bucket.events)
+            .sum::<u64>()
+    };
+    assert_eq!(whole_log(store.clone(), acme.clone()).await, 14);
+
+    // Retention deletes the oldest events (the first five seqs, in three batches): they leave
+    // every bucket, and an hour left empty is no bucket.
+    prune_below(store.as_ref(), &acme, 5, 2)
+        .await
+        .expect("the prefix is pruned");
+    assert_eq!(whole_log(store.clone(), acme.clone()).await, 9);
+    check_every_query("after pruning").await;
+    // Events stored after the prune count again, in their hours.
+    append(
+        &store,
+        vec![
+            event(100, -Duration::microseconds(1)),
+            event(101, Duration::hours(11)),
+        ],
+    )
+    .await;
+    assert_eq!(whole_log(store.clone(), acme.clone()).await, 11);
+    check_every_query("stored after pruning").await;
+}
+
 pub async fn words_and_phrases_search_the_message(store: Arc<dyn Store>) {
     append(
         &store,

@@ -81,6 +81,7 @@ macro_rules! store_conformance_tests {
             ip_matches_addresses_and_ipv4_and_ipv6_blocks,
             created_ranges_include_the_start_and_exclude_the_end,
             the_timeline_counts_the_page_querys_events_per_hour_and_day,
+            the_timeline_of_a_whole_log_or_a_created_range_counts_exactly_what_is_stored,
             words_and_phrases_search_the_message,
             hostile_full_text_syntax_is_searched_as_literal_text,
             pagination_returns_every_event_exactly_once_in_order,
