@@ -111,6 +111,7 @@ const WAL_FILE_KEPT_BYTES: i64 = 512 * 1024 * 1024;
 pub(crate) const CONNECTION_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod actor_history;
+mod arrival_window;
 mod encoding;
 mod errors;
 mod interned_locations;
@@ -510,17 +511,26 @@ fn read_page(
         .unchecked_transaction()
         .map_err(database_error("starting a query read"))?;
     // One more than asked tells whether a next page exists without a second query.
-    let compiled = compile_page_query(&snapshot, account_row, query, after, limit + 1)?;
-    let events = snapshot
-        .prepare_cached(&compiled.sql)
-        .map_err(database_error("preparing a query"))?
-        .query_map(
-            rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
-            row_to_event,
-        )
-        .map_err(database_error("running a query"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(database_error("reading query results"))?;
+    let mut plan = crate::query_sql::plan_page(&snapshot, account_row, query)?;
+    let events = crate::arrival_window::read_page_rows(
+        &snapshot,
+        &mut plan,
+        query,
+        after,
+        limit + 1,
+        |connection, compiled| {
+            connection
+                .prepare_cached(&compiled.sql)
+                .map_err(database_error("preparing a query"))?
+                .query_map(
+                    rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
+                    row_to_event,
+                )
+                .map_err(database_error("running a query"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(database_error("reading query results"))
+        },
+    )?;
     snapshot
         .finish()
         .map_err(database_error("ending a query read"))?;
@@ -531,10 +541,12 @@ fn read_page(
 /// `GROUP BY` instead (the page asks for at most a few hundred).
 const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 
-/// The timeline of `query` (matching events per bucket) on one reader connection.
+/// The timeline of `query` (matching events per bucket) on one reader connection, for a query
+/// the hour counts do not answer (`logbook_store_sql::hour_counts`: the whole log and `created:`
+/// ranges are counted there first).
 ///
 /// A query whose every clause reads an index ending in `created_at` (`counts_by_bucket_ranges`:
-/// the whole log, a time range, an exact actor or action) is counted one bucket at a time, in one
+/// an exact actor or action, with or without a time range) is counted one bucket at a time, in one
 /// read transaction so every bucket sees the same snapshot: the first and last matching instants
 /// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
 /// bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every matching row

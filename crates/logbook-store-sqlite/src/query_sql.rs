@@ -10,7 +10,8 @@
 //! its place terms (`events_place_terms` for events located before migration 0020, tokens of
 //! `events_fts` since: three per event, then its location's one since migration 0021, found
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
-//! the column of each row the newest-first walk reads.
+//! the column of each row the newest-first walk reads. A page planned index first is read from
+//! windows of the account's newest arrivals when they provably hold it (`arrival_window`).
 
 use std::collections::HashMap;
 
@@ -150,6 +151,10 @@ struct SqliteDialect {
     /// How each positive place clause finds its rows, by its FTS5 expression
     /// (`place_terms::any_term`); a clause not looked up here tests each row.
     place_lookups: HashMap<String, PlaceLookup>,
+    /// When set, only events at or above this `event_row` (the account's newest arrivals,
+    /// `arrival_window`) are read, and the positive full-text lookups ask FTS5 for those rows
+    /// only.
+    lowest_event_row: Option<i64>,
 }
 
 /// How one positive `country:`, `asn:` or `city:` clause finds its rows, decided with the
@@ -192,11 +197,24 @@ impl Dialect for SqliteDialect {
         });
         builder.push(" FROM events WHERE account_row = ");
         builder.push(account);
+        let lowest_rowid = self.lowest_event_row.map(|lowest_event_row| {
+            let lowest = builder.bind(SqlValue::Integer(lowest_event_row));
+            builder.push(&format!(" AND event_row >= {lowest}"));
+            format!(" AND rowid >= {lowest}")
+        });
+        let lowest_rowid = lowest_rowid.as_deref().unwrap_or("");
         // All positive text terms become one MATCH expression (FTS5 ANDs its phrases), planned by
         // the rarest token among them.
         if let Some(plan) = self.positive_plan {
             builder.push(" AND ");
-            let condition = text_condition(builder, plan, self.account_row, positive_text, false);
+            let condition = text_condition(
+                builder,
+                plan,
+                self.account_row,
+                positive_text,
+                false,
+                lowest_rowid,
+            );
             builder.push(&condition);
         }
     }
@@ -213,6 +231,7 @@ impl Dialect for SqliteDialect {
             self.account_row,
             std::slice::from_ref(&tokens.to_vec()),
             true,
+            "",
         )
     }
 
@@ -250,9 +269,16 @@ impl Dialect for SqliteDialect {
                 // event's place is in one of the two indexes, by when it was located.
                 let tokens = builder.bind(SqlValue::Text(full_text_expression.clone()));
                 let expression = builder.bind(SqlValue::Text(expression));
+                let lowest_rowid = self
+                    .lowest_event_row
+                    .map(|lowest_event_row| {
+                        let lowest = builder.bind(SqlValue::Integer(lowest_event_row));
+                        format!(" AND rowid >= {lowest}")
+                    })
+                    .unwrap_or_default();
                 format!(
-                    "(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {tokens} \
-                     UNION ALL SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH {expression}) \
+                    "(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {tokens}{lowest_rowid} \
+                     UNION ALL SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH {expression}{lowest_rowid}) \
                      AND {value_condition})"
                 )
             }
@@ -283,7 +309,7 @@ impl Dialect for SqliteDialect {
 }
 
 /// Compiles one page of `query` for the account `account_row`, fetching at most `fetch_limit`
-/// rows after `after`. `connection` is read for term frequencies.
+/// rows after `after`, over the whole account. `connection` is read for term frequencies.
 pub(crate) fn compile_page_query(
     connection: &Connection,
     account_row: i64,
@@ -291,36 +317,90 @@ pub(crate) fn compile_page_query(
     after: Option<CursorPosition>,
     fetch_limit: u32,
 ) -> Result<CompiledQuery, StoreError> {
+    Ok(plan_page(connection, account_row, query)?.compile(query, after, fetch_limit, None))
+}
+
+/// How a page of one query finds the account's rows, decided once from the database at hand and
+/// compiled for the whole account or for a window of its newest arrivals (`arrival_window`).
+pub(crate) struct PagePlan {
+    dialect: SqliteDialect,
+    /// The fewest documents any positive index-first lookup (a rare word, a rare place) found,
+    /// when there is one: its matches are gathered and sorted by `created_at`, not walked in
+    /// order, so a window of recent arrivals bounds what is read. `None` when the page walks an
+    /// index in `created_at` order and stops after one page anyway.
+    fewest_documents_looked_up: Option<i64>,
+}
+
+impl PagePlan {
+    /// Compiles the page, reading only events at or above `lowest_event_row` when given.
+    pub(crate) fn compile(
+        &mut self,
+        query: &Query,
+        after: Option<CursorPosition>,
+        fetch_limit: u32,
+        lowest_event_row: Option<i64>,
+    ) -> CompiledQuery {
+        self.dialect.lowest_event_row = lowest_event_row;
+        logbook_store_sql::compile_page_query(
+            &self.dialect,
+            &PageRequest {
+                account_row: self.dialect.account_row,
+                query,
+                after,
+                fetch_limit,
+            },
+        )
+    }
+
+    /// See `fewest_documents_looked_up`.
+    pub(crate) fn fewest_documents_looked_up(&self) -> Option<i64> {
+        self.fewest_documents_looked_up
+    }
+
+    /// The account the page is of.
+    pub(crate) fn account_row(&self) -> i64 {
+        self.dialect.account_row
+    }
+}
+
+/// Plans a page of `query` for the account `account_row`: each term's plan by how many of the
+/// account's documents hold it.
+pub(crate) fn plan_page(
+    connection: &Connection,
+    account_row: i64,
+    query: &Query,
+) -> Result<PagePlan, StoreError> {
     let text = TextTerms::of(query);
+    let mut looked_up_documents: Vec<i64> = Vec::new();
     let positive_plan = if text.positive.is_empty() {
         None
     } else {
-        Some(choose_text_plan(
-            connection,
-            account_row,
-            text.positive.iter(),
-        )?)
+        let (plan, documents) = choose_text_plan(connection, account_row, text.positive.iter())?;
+        if plan == TextPlan::IndexFirst {
+            looked_up_documents.push(documents);
+        }
+        Some(plan)
     };
     let negated_plans = text
         .negated
         .iter()
-        .map(|tokens| choose_text_plan(connection, account_row, std::iter::once(tokens)))
+        .map(|tokens| {
+            choose_text_plan(connection, account_row, std::iter::once(tokens)).map(|(plan, _)| plan)
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let dialect = SqliteDialect {
-        account_row,
-        positive_plan,
-        negated_plans,
-        place_lookups: place_lookups(connection, account_row, query, PlacePlans::ByDocuments)?,
-    };
-    Ok(logbook_store_sql::compile_page_query(
-        &dialect,
-        &PageRequest {
+    let (place_lookups, place_documents) =
+        place_lookups_with_documents(connection, account_row, query, PlacePlans::ByDocuments)?;
+    looked_up_documents.extend(place_documents);
+    Ok(PagePlan {
+        dialect: SqliteDialect {
             account_row,
-            query,
-            after,
-            fetch_limit,
+            positive_plan,
+            negated_plans,
+            place_lookups,
+            lowest_event_row: None,
         },
-    ))
+        fewest_documents_looked_up: looked_up_documents.into_iter().min(),
+    })
 }
 
 /// The `created_at` of the account's events matching `query`, for a query without message terms
@@ -331,6 +411,7 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         positive_plan: None,
         negated_plans: Vec::new(),
         place_lookups: HashMap::new(),
+        lowest_event_row: None,
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
@@ -352,6 +433,7 @@ pub(crate) fn compile_bucket_count_query(
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
         place_lookups: place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?,
+        lowest_event_row: None,
     };
     Ok(logbook_store_sql::compile_bucket_count_query(
         &dialect,
@@ -384,7 +466,18 @@ fn place_lookups(
     query: &Query,
     plans: PlacePlans,
 ) -> Result<HashMap<String, PlaceLookup>, StoreError> {
+    Ok(place_lookups_with_documents(connection, account_row, query, plans)?.0)
+}
+
+/// `place_lookups`, with the documents each clause planned index-first by counting found.
+fn place_lookups_with_documents(
+    connection: &Connection,
+    account_row: i64,
+    query: &Query,
+    plans: PlacePlans,
+) -> Result<(HashMap<String, PlaceLookup>, Vec<i64>), StoreError> {
     let mut lookups = HashMap::new();
+    let mut looked_up_documents = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
         let Some(terms) = condition_terms(account_row, &clause.condition) else {
             continue;
@@ -400,12 +493,18 @@ fn place_lookups(
             PlacePlans::IndexFirst => TextPlan::IndexFirst,
             // Documents in both indexes; each count stops at the threshold, so deciding stays
             // cheap.
-            PlacePlans::ByDocuments => plan_by_documents(
-                connection,
-                "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
-                 + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
-                &[&expression, &full_text_expression],
-            )?,
+            PlacePlans::ByDocuments => {
+                let (plan, documents) = plan_by_documents(
+                    connection,
+                    "SELECT (SELECT count(*) FROM (SELECT rowid FROM events_place_terms WHERE events_place_terms MATCH ?2 LIMIT ?1)) \
+                     + (SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?3 LIMIT ?1))",
+                    &[&expression, &full_text_expression],
+                )?;
+                if plan == TextPlan::IndexFirst {
+                    looked_up_documents.push(documents);
+                }
+                plan
+            }
         };
         lookups.insert(
             expression,
@@ -415,7 +514,7 @@ fn place_lookups(
             },
         );
     }
-    Ok(lookups)
+    Ok((lookups, looked_up_documents))
 }
 
 /// The locations the account's events have been located at since migration 0021
@@ -465,33 +564,34 @@ fn match_expression(account_row: i64, phrases: &[Vec<String>]) -> String {
 
 /// Counts the account's documents of the rarest phrase, but never more than
 /// `COMMON_TERM_DOCUMENTS`, so deciding costs at most a few thousand index entries however common
-/// a word is. Doclists are per account, so a word common elsewhere costs nothing here.
+/// a word is. Doclists are per account, so a word common elsewhere costs nothing here. Answers the
+/// plan and, index first, the rare phrase's documents.
 fn choose_text_plan<'phrase>(
     connection: &Connection,
     account_row: i64,
     phrases: impl Iterator<Item = &'phrase Vec<String>>,
-) -> Result<TextPlan, StoreError> {
+) -> Result<(TextPlan, i64), StoreError> {
     for phrase in phrases {
-        let plan = plan_by_documents(
+        let (plan, documents) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
             &[&full_text_phrase(account_row, phrase)],
         )?;
         if plan == TextPlan::IndexFirst {
-            return Ok(plan);
+            return Ok((plan, documents));
         }
     }
-    Ok(TextPlan::CheckEachRow)
+    Ok((TextPlan::CheckEachRow, COMMON_TERM_DOCUMENTS))
 }
 
 /// Index first when `count_sql` (a count of FTS5 documents matching `?2`, and `?3` when given
 /// two expressions, at most `?1` of each) finds fewer than `COMMON_TERM_DOCUMENTS`; otherwise the
-/// newest-first walk, checking each row.
+/// newest-first walk, checking each row. Answers the plan and the documents counted.
 fn plan_by_documents(
     connection: &Connection,
     count_sql: &str,
     expressions: &[&str],
-) -> Result<TextPlan, StoreError> {
+) -> Result<(TextPlan, i64), StoreError> {
     let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&COMMON_TERM_DOCUMENTS];
     parameters.extend(
         expressions
@@ -505,19 +605,23 @@ fn plan_by_documents(
         .optional()
         .map_err(database_error("reading a term frequency"))?
         .unwrap_or(0);
-    Ok(if documents < COMMON_TERM_DOCUMENTS {
+    let plan = if documents < COMMON_TERM_DOCUMENTS {
         TextPlan::IndexFirst
     } else {
         TextPlan::CheckEachRow
-    })
+    };
+    Ok((plan, documents))
 }
 
+/// `lowest_rowid` (` AND rowid >= ?N`, or empty) narrows an index-first lookup to a window of
+/// the account's newest arrivals.
 fn text_condition(
     builder: &mut SqlBuilder,
     plan: TextPlan,
     account_row: i64,
     phrases: &[Vec<String>],
     negated: bool,
+    lowest_rowid: &str,
 ) -> String {
     let not = if negated { "NOT " } else { "" };
     let encoded_phrases = phrases
@@ -535,7 +639,7 @@ fn text_condition(
             let expression = builder.bind(SqlValue::Text(match_expression(account_row, phrases)));
             let checked = builder.bind(SqlValue::Text(encoded_phrases));
             format!(
-                "{not}(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}) \
+                "{not}(event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}{lowest_rowid}) \
                  AND {INDEX_MATCH_HOLDS_FUNCTION}(body, {checked}))"
             )
         }

@@ -438,6 +438,8 @@ fn write_group(
     let mut volumes = crate::volume_quota::GroupVolumes::default();
     // The timeline's counts of the group's stored events, per account and hour.
     let mut hour_counts = HourCountChanges::default();
+    // The newest `created_at` of each account's arrivals, for the reader's windows.
+    let mut arrival_bounds = crate::arrival_window::ArrivalBounds::default();
     // The statements live as long as this block; the answers outlive it.
     let answers = {
         let mut insert_event = transaction.prepare_cached(
@@ -639,6 +641,7 @@ fn write_group(
             phases.lap(Phase::ActorHistory);
             volumes.count_stored(&transaction, account_row, prepared)?;
             hour_counts.count(account_row, prepared.created_at_micros);
+            arrival_bounds.record(&transaction, account_row, seq, prepared.created_at_micros)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                 (Some(tree), Some(leaf_hash)) => {
                     let tree_size =
@@ -674,6 +677,7 @@ fn write_group(
     phases.lap(Phase::Other);
     volumes.write(&transaction)?;
     write_hour_counts(&transaction, &hour_counts)?;
+    arrival_bounds.write(&transaction)?;
     for (account_row, tree) in &trees {
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
     }

@@ -364,7 +364,14 @@ async fn a_place_held_by_more_locations_than_one_lookup_names_is_tested_on_each_
     );
 }
 
-/// Takes a database back to the schema before migration 0022: no hour counts of the events.
+/// Takes a database back to the schema before migration 0023: no arrival bounds.
+const UNDO_MIGRATION_0023: &str = "
+    DROP TABLE arrival_bounds;
+    PRAGMA user_version = 22;
+";
+
+/// Takes a database of version 22 back to the schema before migration 0022: no hour counts of the
+/// events.
 const UNDO_MIGRATION_0022: &str = "
     DROP TABLE event_hour_counts;
     PRAGMA user_version = 21;
@@ -439,6 +446,7 @@ async fn append_from_four_addresses(
 /// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
 fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0020).unwrap();
@@ -687,6 +695,7 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
             )
             .unwrap();
     }
+    connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
 }
@@ -1602,7 +1611,7 @@ async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
     }
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(UNDO_MIGRATION_0022)
+        .execute_batch(&format!("{UNDO_MIGRATION_0023}{UNDO_MIGRATION_0022}"))
         .unwrap();
     let store = open(&path);
     let hour = |hours: i64, events: u64| logbook_core::timeline::BucketCount {
@@ -1639,4 +1648,163 @@ async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
             .unwrap(),
         vec![hour(0, 4), hour(24, 1), hour(48, 1)]
     );
+}
+
+/// Every page of `text` for `account_name`, `limit` at a time, followed by its cursors: the seqs
+/// in the order the store gave them.
+async fn every_page_of(
+    store: &SqliteStore,
+    account_name: &str,
+    text: &str,
+    limit: u32,
+) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query_events(
+                &account(account_name),
+                &EventQuery {
+                    query: logbook_core::query::parse(text).unwrap(),
+                    limit,
+                    after,
+                },
+            )
+            .await
+            .unwrap();
+        seqs.extend(page.events.iter().map(|row| row.seq));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return seqs,
+        }
+    }
+}
+
+/// A rare word's page is read from a window of the account's newest arrivals (migration 0023)
+/// and is exactly the page of the whole account however the events arrived: in time order, with
+/// late and early arrivals among them, or after one event dated years ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_a_rare_word_are_exact_whatever_order_events_arrive_in() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(&directory.path().join("logbook.db"));
+    let start = datetime!(2024-05-01 00:00 UTC);
+    // Each account gets 6,000 events, seq i created i * 10 s after the start except where the
+    // account's arrival order says otherwise.
+    // When each event (by its number) was created, in seconds after the start.
+    type SecondsOfEvent = fn(i64) -> i64;
+    let arrivals: [(&str, SecondsOfEvent); 3] = [
+        ("in-order", |number| number * 10),
+        ("late-and-early", |number| match number {
+            // Two matching events that arrived long before their time's neighbours.
+            400 | 1_200 => (number + 4_500) * 10 + 5,
+            _ if number % 97 == 0 => (number - 3_000) * 10,
+            _ if number % 389 == 0 => number * 10 + 3_600,
+            _ => number * 10,
+        }),
+        // A matching event dated ten years ahead, early in the log.
+        ("one-from-the-future", |number| match number {
+            120 => 10 * 365 * 86_400,
+            _ => number * 10,
+        }),
+    ];
+    let mut created_by_account = Vec::new();
+    for (account_name, seconds_of) in arrivals {
+        let created: Vec<i64> = (0..6_000).map(seconds_of).collect();
+        let events: Vec<NewEvent> = created
+            .iter()
+            .enumerate()
+            .map(|(number, &seconds)| {
+                let mut message = format!("event {number}");
+                if number % 40 == 0 {
+                    message.push_str(" quarantined");
+                }
+                if number % 700 == 0 {
+                    message.push_str(" rarer");
+                }
+                EventBuilder::new(account_name)
+                    .created_at(start + Duration::seconds(seconds))
+                    .message(&message)
+                    .build()
+            })
+            .collect();
+        for chunk in events.chunks(500) {
+            store.append_events(chunk.to_vec()).await.unwrap();
+        }
+        created_by_account.push((account_name, created));
+    }
+    for (account_name, created) in &created_by_account {
+        for (text, matches) in [
+            (
+                "quarantined",
+                (|number| number % 40 == 0) as fn(usize) -> bool,
+            ),
+            ("rarer", |number| number % 700 == 0),
+            ("quarantined -rarer", |number| {
+                number % 40 == 0 && number % 700 != 0
+            }),
+        ] {
+            // Newest first, ties by seq (here the event's number).
+            let mut expected: Vec<u64> = (0..created.len())
+                .filter(|&number| matches(number))
+                .map(|number| number as u64)
+                .collect();
+            expected.sort_by_key(|&seq| std::cmp::Reverse((created[seq as usize], seq)));
+            for limit in [5, 50] {
+                assert_eq!(
+                    every_page_of(&store, account_name, text, limit).await,
+                    expected,
+                    "{account_name}: {text:?}, {limit} at a time"
+                );
+            }
+        }
+    }
+}
+
+/// Migration 0023 computes, for the events stored before it, the very bounds the writer keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arrival_bounds_migration_computes_what_the_writer_keeps() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let start = datetime!(2024-05-01 00:00 UTC);
+    {
+        let store = open(&path);
+        for account_name in ["acme", "globex"] {
+            let events: Vec<NewEvent> = (0..3_000_i64)
+                .map(|number| {
+                    // Mostly in time order, one in 50 a day late, one far ahead.
+                    let seconds = match number {
+                        1_500 => 86_400 * 400,
+                        _ if number % 50 == 0 => number * 10 - 86_400,
+                        _ => number * 10,
+                    };
+                    EventBuilder::new(account_name)
+                        .created_at(start + Duration::seconds(seconds))
+                        .build()
+                })
+                .collect();
+            for chunk in events.chunks(700) {
+                store.append_events(chunk.to_vec()).await.unwrap();
+            }
+        }
+        store.shutdown().await;
+    }
+    let bounds = |path: &std::path::Path| -> Vec<(i64, i64, i64)> {
+        let connection = rusqlite::Connection::open(path).unwrap();
+        let mut statement = connection
+            .prepare("SELECT account_row, arrival_block, newest_created_at FROM arrival_bounds ORDER BY 1, 2")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let kept_by_the_writer = bounds(&path);
+    assert_eq!(kept_by_the_writer.len(), 6, "three blocks of each account");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(UNDO_MIGRATION_0023)
+        .unwrap();
+    open(&path).shutdown().await;
+    assert_eq!(bounds(&path), kept_by_the_writer);
 }
