@@ -321,18 +321,18 @@ impl PostgresStore {
             )
             .await
             .map_err(database_error("importing where actors were seen"))?;
-        // The timeline's hour counts take the chunk's events as the writer's groups would.
+        // The timeline's day counts take the chunk's events as the writer's groups would.
         transaction
             .execute(
-                "INSERT INTO event_hour_counts (account_row, hour_start, events) \
-                 SELECT account_row, created_at - (((created_at % 3600000000) + 3600000000) % 3600000000), count(*) \
+                "INSERT INTO event_day_counts (account_row, day_start, events) \
+                 SELECT account_row, created_at - (((created_at % 86400000000) + 86400000000) % 86400000000), count(*) \
                  FROM events_staging GROUP BY 1, 2 ORDER BY 1, 2 \
-                 ON CONFLICT (account_row, hour_start) \
-                 DO UPDATE SET events = event_hour_counts.events + excluded.events",
+                 ON CONFLICT (account_row, day_start) \
+                 DO UPDATE SET events = event_day_counts.events + excluded.events",
                 &[],
             )
             .await
-            .map_err(database_error("counting imported events per hour"))?;
+            .map_err(database_error("counting imported events per day"))?;
         // Imported bytes count toward the account's stored_bytes quota like ingested ones (they
         // are history, so not toward a day's events).
         transaction

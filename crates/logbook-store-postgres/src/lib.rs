@@ -897,10 +897,10 @@ impl Store for PostgresStore {
         query: &Query,
         bucket: TimeBucket,
     ) -> Result<Vec<BucketCount>, StoreError> {
-        // A whole log or a `created:` range: one row per hour with events.
+        // A whole log or a `created:` range: per day, one row per day with events.
         if let Some(counts) = self
             .shared
-            .count_over_time_by_hours(account, query, bucket)
+            .count_over_time_by_days(account, query, bucket)
             .await?
         {
             return Ok(counts);

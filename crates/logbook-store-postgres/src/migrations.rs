@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0019_event_hour_counts",
         include_str!("../migrations/0019_event_hour_counts.sql"),
     ),
+    (
+        20,
+        "0020_event_day_counts",
+        include_str!("../migrations/0020_event_day_counts.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

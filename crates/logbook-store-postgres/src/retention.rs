@@ -9,7 +9,7 @@ use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
-use logbook_store_sql::hour_counts::HourCountChanges;
+use logbook_store_sql::day_counts::DayCountChanges;
 use logbook_store_sql::personal_data::EventKeys;
 use time::OffsetDateTime;
 
@@ -154,13 +154,13 @@ impl RetentionStore for PostgresStore {
             .await
             .map_err(database_error(DELETING))?;
         let mut freed_bytes = 0_i64;
-        let mut hour_counts = HourCountChanges::default();
+        let mut day_counts = DayCountChanges::default();
         let (mut target_ids, mut target_seqs): (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
         for row in &deleted {
             let seq: i64 = row.get(0);
             let body: &str = row.get(1);
             freed_bytes += body.len() as i64;
-            hour_counts.count(account_row, row.get(2));
+            day_counts.count(account_row, row.get(2));
             // By the whole key of each target row the writer stored (`targets[].id`): the key
             // leads with the target id, so a delete by account and seq alone read every target
             // row of the account (15 ms of a 22 ms batch, holding the account's row lock that the
@@ -185,26 +185,26 @@ impl RetentionStore for PostgresStore {
             )
             .await
             .map_err(database_error(DELETING))?;
-        // The timeline's hour counts lose the deleted events in the same transaction; an hour
+        // The timeline's day counts lose the deleted events in the same transaction; a day
         // left with none has no row, as if it had never had any.
-        let (hour_starts, hour_events): (Vec<i64>, Vec<i64>) = hour_counts
+        let (day_starts, day_events): (Vec<i64>, Vec<i64>) = day_counts
             .rows()
             .into_iter()
-            .map(|(_, hour_start, events)| (hour_start, events))
+            .map(|(_, day_start, events)| (day_start, events))
             .unzip();
         transaction
             .execute(
-                "UPDATE event_hour_counts c SET events = c.events - u.events \
-                 FROM unnest($2::bigint[], $3::bigint[]) AS u (hour_start, events) \
-                 WHERE c.account_row = $1 AND c.hour_start = u.hour_start",
-                &[&account_row, &hour_starts, &hour_events],
+                "UPDATE event_day_counts c SET events = c.events - u.events \
+                 FROM unnest($2::bigint[], $3::bigint[]) AS u (day_start, events) \
+                 WHERE c.account_row = $1 AND c.day_start = u.day_start",
+                &[&account_row, &day_starts, &day_events],
             )
             .await
             .map_err(database_error(DELETING))?;
         transaction
             .execute(
-                "DELETE FROM event_hour_counts WHERE account_row = $1 AND hour_start = ANY($2) AND events <= 0",
-                &[&account_row, &hour_starts],
+                "DELETE FROM event_day_counts WHERE account_row = $1 AND day_start = ANY($2) AND events <= 0",
+                &[&account_row, &day_starts],
             )
             .await
             .map_err(database_error(DELETING))?;

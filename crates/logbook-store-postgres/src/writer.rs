@@ -27,8 +27,8 @@ use logbook_core::event::NewEvent;
 use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::day_counts::DayCountChanges;
 use logbook_store_sql::group_answers::GroupAnswers;
-use logbook_store_sql::hour_counts::HourCountChanges;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -328,8 +328,8 @@ async fn write_group(
     )
     .await?;
     let mut targets: Vec<(i64, &str, i64)> = Vec::new();
-    // The timeline's counts of the group's stored events, per account and hour.
-    let mut hour_counts = HourCountChanges::default();
+    // The timeline's counts of the group's stored events, per account and day.
+    let mut day_counts = DayCountChanges::default();
     let answers = {
         let sink = transaction
             .copy_in(&format!(
@@ -418,7 +418,7 @@ async fn write_group(
             for target in &event.targets {
                 targets.push((account_row, target.id.as_str(), seq));
             }
-            hour_counts.count(account_row, prepared.created_at_micros);
+            day_counts.count(account_row, prepared.created_at_micros);
             let tree = trees
                 .entry(account_row)
                 .or_insert_with(logbook_core::merkle::CompactRange::new);
@@ -513,7 +513,7 @@ async fn write_group(
         .map_err(database_error("storing events"))?;
     detection.write(&transaction).await?;
     volumes.write(&transaction).await?;
-    write_hour_counts(&transaction, &hour_counts).await?;
+    write_day_counts(&transaction, &day_counts).await?;
     transaction
         .commit()
         .await
@@ -522,34 +522,34 @@ async fn write_group(
     Ok(answers.into_replies())
 }
 
-/// Adds a group's counts to `event_hour_counts` in one statement. The rows come in key order and
+/// Adds a group's counts to `event_day_counts` in one statement. The rows come in key order and
 /// belong to accounts this transaction has locked, so writers of several nodes never wait on
 /// each other here.
-async fn write_hour_counts(
+async fn write_day_counts(
     transaction: &tokio_postgres::Transaction<'_>,
-    hour_counts: &HourCountChanges,
+    day_counts: &DayCountChanges,
 ) -> Result<(), StoreError> {
-    let rows = hour_counts.rows();
+    let rows = day_counts.rows();
     if rows.is_empty() {
         return Ok(());
     }
     let mut account_rows = Vec::with_capacity(rows.len());
-    let mut hour_starts = Vec::with_capacity(rows.len());
+    let mut day_starts = Vec::with_capacity(rows.len());
     let mut events = Vec::with_capacity(rows.len());
-    for (account_row, hour_start, count) in rows {
+    for (account_row, day_start, count) in rows {
         account_rows.push(account_row);
-        hour_starts.push(hour_start);
+        day_starts.push(day_start);
         events.push(count);
     }
     transaction
         .execute(
-            "INSERT INTO event_hour_counts (account_row, hour_start, events) \
+            "INSERT INTO event_day_counts (account_row, day_start, events) \
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
-             ON CONFLICT (account_row, hour_start) \
-             DO UPDATE SET events = event_hour_counts.events + excluded.events",
-            &[&account_rows, &hour_starts, &events],
+             ON CONFLICT (account_row, day_start) \
+             DO UPDATE SET events = event_day_counts.events + excluded.events",
+            &[&account_rows, &day_starts, &events],
         )
         .await
-        .map_err(database_error("counting events per hour"))?;
+        .map_err(database_error("counting events per day"))?;
     Ok(())
 }

@@ -548,11 +548,11 @@ async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
     );
 }
 
-/// Migration 0019 counts the events stored before it per hour, so the timeline of a database
-/// upgraded with events in it reads the hour counts as exactly as one written since, and the
+/// Migration 0020 counts the events stored before it per day, so the timeline of a database
+/// upgraded with events in it reads the day counts as exactly as one written since, and the
 /// writer then adds to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
+async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     let Some(database) = ScratchDatabase::create().await else {
         return;
     };
@@ -577,28 +577,24 @@ async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
     tokio::spawn(connection);
     client
         .batch_execute(
-            "DROP TABLE event_hour_counts; DELETE FROM schema_migrations WHERE version = 19",
+            "DROP TABLE event_day_counts; \
+             CREATE TABLE event_hour_counts (account_row bigint, hour_start bigint, events bigint); \
+             DELETE FROM schema_migrations WHERE version = 20",
         )
         .await
         .unwrap();
     let store = connect(&database).await;
-    let bucket = |hours: i64, events: u64| logbook_core::timeline::BucketCount {
-        start_micros: logbook_core::event::unix_micros(day + Duration::hours(hours)),
+    let bucket = |days: i64, events: u64| logbook_core::timeline::BucketCount {
+        start_micros: logbook_core::event::unix_micros(day + Duration::days(days)),
         events,
     };
-    assert_eq!(
-        store
-            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Hour)
-            .await
-            .unwrap(),
-        vec![bucket(0, 1), bucket(1, 2), bucket(25, 1), bucket(49, 1)]
-    );
-    store.append_events(vec![at(2)]).await.unwrap();
-    assert_eq!(
+    let days = || async {
         store
             .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Day)
             .await
-            .unwrap(),
-        vec![bucket(0, 4), bucket(24, 1), bucket(48, 1)]
-    );
+            .unwrap()
+    };
+    assert_eq!(days().await, vec![bucket(0, 3), bucket(1, 1), bucket(2, 1)]);
+    store.append_events(vec![at(2)]).await.unwrap();
+    assert_eq!(days().await, vec![bucket(0, 4), bucket(1, 1), bucket(2, 1)]);
 }

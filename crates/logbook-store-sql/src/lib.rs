@@ -7,7 +7,7 @@
 //! - `value`: bound parameters and result rows in a driver-neutral form;
 //! - `idempotency`: what a replayed idempotency key answers, and the receipt of a stored event;
 //! - `export`: exports as a stream of bounded pages;
-//! - `hour_counts`: every account's events counted per hour, kept by the writers, which answer the
+//! - `day_counts`: every account's events counted per day, kept by the writers, which answer the
 //!   timeline of a whole log or a `created:` range;
 //! - `full_text` and `place_terms`: the documents of the SQLite store's full-text index and its
 //!   place terms, which shared SQL (removing personal data, the location backfill) keeps in step.
@@ -20,12 +20,12 @@ mod accounts;
 mod alerting;
 mod api_keys;
 mod attention;
+pub mod day_counts;
 pub mod encoding;
 pub mod executor;
 pub mod export;
 pub mod full_text;
 pub mod group_answers;
-pub mod hour_counts;
 pub mod idempotency;
 mod location_backfill;
 pub mod page_query;

@@ -542,7 +542,7 @@ fn read_page(
 const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 
 /// The timeline of `query` (matching events per bucket) on one reader connection, for a query
-/// the hour counts do not answer (`logbook_store_sql::hour_counts`: the whole log and `created:`
+/// the day counts do not answer (`logbook_store_sql::day_counts`: the whole log and `created:`
 /// ranges are counted there first).
 ///
 /// A query whose every clause reads an index ending in `created_at` (`counts_by_bucket_ranges`:
@@ -1023,10 +1023,10 @@ impl Store for SqliteStore {
         query: &Query,
         bucket: TimeBucket,
     ) -> Result<Vec<BucketCount>, StoreError> {
-        // A whole log or a `created:` range: one row per hour with events.
+        // A whole log or a `created:` range: per day, one row per day with events.
         if let Some(counts) = self
             .shared
-            .count_over_time_by_hours(account, query, bucket)
+            .count_over_time_by_days(account, query, bucket)
             .await?
         {
             return Ok(counts);

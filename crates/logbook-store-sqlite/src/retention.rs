@@ -8,7 +8,7 @@ use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
-use logbook_store_sql::hour_counts::HourCountChanges;
+use logbook_store_sql::day_counts::DayCountChanges;
 use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
@@ -176,7 +176,7 @@ impl RetentionStore for SqliteStore {
                     .and_then(|rows| rows.collect())
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
-                let mut hour_counts = HourCountChanges::default();
+                let mut day_counts = DayCountChanges::default();
                 for doomed_event in &doomed {
                     let DoomedEvent {
                         event_row, body, ..
@@ -244,24 +244,24 @@ impl RetentionStore for SqliteStore {
                         .and_then(|mut statement| statement.execute([event_row]))
                         .map_err(database_error(DELETING))?;
                     freed_bytes += body.len() as i64;
-                    hour_counts.count(account_row, doomed_event.created_at_micros);
+                    day_counts.count(account_row, doomed_event.created_at_micros);
                 }
-                // The timeline's hour counts lose the deleted events in the same transaction;
-                // an hour left with none has no row, as if it had never had any.
-                for (account_row, hour_start, events) in hour_counts.rows() {
+                // The timeline's day counts lose the deleted events in the same transaction;
+                // a day left with none has no row, as if it had never had any.
+                for (account_row, day_start, events) in day_counts.rows() {
                     transaction
                         .prepare_cached(
-                            "UPDATE event_hour_counts SET events = events - ?3 WHERE account_row = ?1 AND hour_start = ?2",
+                            "UPDATE event_day_counts SET events = events - ?3 WHERE account_row = ?1 AND day_start = ?2",
                         )
                         .and_then(|mut statement| {
-                            statement.execute(params![account_row, hour_start, events])
+                            statement.execute(params![account_row, day_start, events])
                         })
                         .map_err(database_error(DELETING))?;
                     transaction
                         .prepare_cached(
-                            "DELETE FROM event_hour_counts WHERE account_row = ?1 AND hour_start = ?2 AND events <= 0",
+                            "DELETE FROM event_day_counts WHERE account_row = ?1 AND day_start = ?2 AND events <= 0",
                         )
-                        .and_then(|mut statement| statement.execute(params![account_row, hour_start]))
+                        .and_then(|mut statement| statement.execute(params![account_row, day_start]))
                         .map_err(database_error(DELETING))?;
                 }
                 if doomed.len() < max_events as usize {
@@ -306,6 +306,6 @@ struct DoomedEvent {
     /// Located between migrations 0020 and 0021: the document holds the three place tokens, not
     /// the location's one.
     written_with_three_place_tokens: bool,
-    /// Its `created_at`, whose hour count it leaves.
+    /// Its `created_at`, whose day count it leaves.
     created_at_micros: i64,
 }

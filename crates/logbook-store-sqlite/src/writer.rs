@@ -18,8 +18,8 @@ use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::day_counts::DayCountChanges;
 use logbook_store_sql::group_answers::GroupAnswers;
-use logbook_store_sql::hour_counts::HourCountChanges;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use logbook_store_sql::place_terms::push_full_text_location_token;
 use rusqlite::types::Value;
@@ -436,8 +436,8 @@ fn write_group(
     // Each touched account's tree, loaded with its next seq and saved before the commit.
     let mut trees: HashMap<i64, CompactRange> = HashMap::new();
     let mut volumes = crate::volume_quota::GroupVolumes::default();
-    // The timeline's counts of the group's stored events, per account and hour.
-    let mut hour_counts = HourCountChanges::default();
+    // The timeline's counts of the group's stored events, per account and day.
+    let mut day_counts = DayCountChanges::default();
     // The newest `created_at` of each account's arrivals, for the reader's windows.
     let mut arrival_bounds = crate::arrival_window::ArrivalBounds::default();
     // The statements live as long as this block; the answers outlive it.
@@ -640,7 +640,7 @@ fn write_group(
             )?;
             phases.lap(Phase::ActorHistory);
             volumes.count_stored(&transaction, account_row, prepared)?;
-            hour_counts.count(account_row, prepared.created_at_micros);
+            day_counts.count(account_row, prepared.created_at_micros);
             arrival_bounds.record(&transaction, account_row, seq, prepared.created_at_micros)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                 (Some(tree), Some(leaf_hash)) => {
@@ -676,7 +676,7 @@ fn write_group(
     };
     phases.lap(Phase::Other);
     volumes.write(&transaction)?;
-    write_hour_counts(&transaction, &hour_counts)?;
+    write_day_counts(&transaction, &day_counts)?;
     arrival_bounds.write(&transaction)?;
     for (account_row, tree) in &trees {
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
@@ -695,18 +695,18 @@ fn write_group(
     Ok(answers.into_replies())
 }
 
-/// Adds a group's counts to `event_hour_counts`, one upsert per account and hour (a few per
-/// commit, on the account's newest hour rows).
-fn write_hour_counts(
+/// Adds a group's counts to `event_day_counts`, one upsert per account and day (one per account
+/// a commit touches, on its newest day's row, when events are sent as they happen).
+fn write_day_counts(
     transaction: &rusqlite::Transaction<'_>,
-    hour_counts: &HourCountChanges,
+    day_counts: &DayCountChanges,
 ) -> Result<(), rusqlite::Error> {
     let mut upsert = transaction.prepare_cached(
-        "INSERT INTO event_hour_counts (account_row, hour_start, events) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (account_row, hour_start) DO UPDATE SET events = events + excluded.events",
+        "INSERT INTO event_day_counts (account_row, day_start, events) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (account_row, day_start) DO UPDATE SET events = events + excluded.events",
     )?;
-    for (account_row, hour_start, events) in hour_counts.rows() {
-        upsert.execute(params![account_row, hour_start, events])?;
+    for (account_row, day_start, events) in day_counts.rows() {
+        upsert.execute(params![account_row, day_start, events])?;
     }
     Ok(())
 }

@@ -364,7 +364,20 @@ async fn a_place_held_by_more_locations_than_one_lookup_names_is_tested_on_each_
     );
 }
 
-/// Takes a database back to the schema before migration 0023: no arrival bounds.
+/// Takes a database back to the schema before migration 0024: hour counts (empty) instead of day
+/// counts.
+const UNDO_MIGRATION_0024: &str = "
+    DROP TABLE event_day_counts;
+    CREATE TABLE event_hour_counts (
+        account_row INTEGER NOT NULL,
+        hour_start INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (account_row, hour_start)
+    ) WITHOUT ROWID;
+    PRAGMA user_version = 23;
+";
+
+/// Takes a database of version 23 back to the schema before migration 0023: no arrival bounds.
 const UNDO_MIGRATION_0023: &str = "
     DROP TABLE arrival_bounds;
     PRAGMA user_version = 22;
@@ -446,6 +459,7 @@ async fn append_from_four_addresses(
 /// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
 fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0024).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
@@ -695,6 +709,7 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
             )
             .unwrap();
     }
+    connection.execute_batch(UNDO_MIGRATION_0024).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0021).unwrap();
@@ -1586,10 +1601,10 @@ async fn the_wal_starts_over_under_steady_ingest_while_pages_are_read() {
     assert_eq!(newest.events[0].seq, u64::from(batches * 100 - 1));
 }
 
-/// Migration 0022 counts the events stored before it per hour, so the timeline of a database
-/// upgraded with events in it reads the hour counts as exactly as one written since.
+/// Migration 0024 counts the events stored before it per day, so the timeline of a database
+/// upgraded with events in it reads the day counts as exactly as one written since.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
+async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("logbook.db");
     let day = datetime!(2024-06-01 00:00 UTC);
@@ -1611,27 +1626,27 @@ async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
     }
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(&format!("{UNDO_MIGRATION_0023}{UNDO_MIGRATION_0022}"))
+        .execute_batch(UNDO_MIGRATION_0024)
         .unwrap();
     let store = open(&path);
-    let hour = |hours: i64, events: u64| logbook_core::timeline::BucketCount {
-        start_micros: logbook_core::event::unix_micros(day + Duration::hours(hours)),
+    let bucket = |days: i64, events: u64| logbook_core::timeline::BucketCount {
+        start_micros: logbook_core::event::unix_micros(day + Duration::days(days)),
         events,
     };
+    let days_of = |name: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .count_events_over_time(&account(name), &Query::default(), TimeBucket::Day)
+                .await
+                .unwrap()
+        }
+    };
     assert_eq!(
-        store
-            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Hour)
-            .await
-            .unwrap(),
-        vec![hour(0, 1), hour(1, 2), hour(25, 1), hour(49, 1)]
+        days_of("acme").await,
+        vec![bucket(0, 3), bucket(1, 1), bucket(2, 1)]
     );
-    assert_eq!(
-        store
-            .count_events_over_time(&account("globex"), &Query::default(), TimeBucket::Day)
-            .await
-            .unwrap(),
-        vec![hour(0, 1)]
-    );
+    assert_eq!(days_of("globex").await, vec![bucket(0, 1)]);
     // And the writer adds to the migrated counts.
     store
         .append_events(vec![
@@ -1642,11 +1657,8 @@ async fn the_hour_counts_migration_counts_the_events_stored_before_it() {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .count_events_over_time(&account("acme"), &Query::default(), TimeBucket::Day)
-            .await
-            .unwrap(),
-        vec![hour(0, 4), hour(24, 1), hour(48, 1)]
+        days_of("acme").await,
+        vec![bucket(0, 4), bucket(1, 1), bucket(2, 1)]
     );
 }
 
@@ -1803,7 +1815,7 @@ async fn the_arrival_bounds_migration_computes_what_the_writer_keeps() {
     assert_eq!(kept_by_the_writer.len(), 6, "three blocks of each account");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(UNDO_MIGRATION_0023)
+        .execute_batch(&format!("{UNDO_MIGRATION_0024}{UNDO_MIGRATION_0023}"))
         .unwrap();
     open(&path).shutdown().await;
     assert_eq!(bounds(&path), kept_by_the_writer);

@@ -933,7 +933,7 @@ pub async fn the_timeline_counts_the_page_querys_events_per_hour_and_day(store: 
     );
 }
 
-/// The timeline of a whole log or of `created:` ranges (issue 17: kept as counts per hour by the
+/// The timeline of a whole log or of `created:` ranges (issue 17: kept as counts per day by the
 /// SQL stores' writers): exact at bounds inside an hour, at hour edges and across days, blind to
 /// a replayed duplicate, and without the events retention deletes.
 pub async fn the_timeline_of_a_whole_log_or_a_created_range_counts_exactly_what_is_stored(

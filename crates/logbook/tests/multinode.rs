@@ -559,25 +559,25 @@ async fn migrate_store_copies_an_embedded_database_and_continues_where_it_stoppe
         .unwrap();
     assert!(demo_now.1 > demo_events, "{second:?}");
     assert_eq!(demo_now.1, demo_now.2, "{second:?}");
-    // The timeline's hour counts took every copied event, once, in its hour (read as the
+    // The timeline's day counts took every copied event, once, in its day (read as the
     // database's superuser, past row-level security).
     let (owner, connection) = tokio_postgres::connect(&cluster.database.url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
-    let differing_hours: i64 = owner
+    let differing_days: i64 = owner
         .query_one(
             "SELECT count(*) FROM (SELECT account_row, \
-             created_at - (((created_at % 3600000000) + 3600000000) % 3600000000) AS hour_start, \
+             created_at - (((created_at % 86400000000) + 86400000000) % 86400000000) AS day_start, \
              count(*) AS events FROM events GROUP BY 1, 2) AS stored \
-             FULL JOIN event_hour_counts AS counted USING (account_row, hour_start) \
+             FULL JOIN event_day_counts AS counted USING (account_row, day_start) \
              WHERE stored.events IS DISTINCT FROM counted.events",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(differing_hours, 0, "every hour counts its copied events");
+    assert_eq!(differing_days, 0, "every day counts its copied events");
 
     // A node on PostgreSQL accepts the copied key, continues the copied log's seq, and still
     // refuses the key that was revoked before the move.

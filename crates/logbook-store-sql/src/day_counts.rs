@@ -1,0 +1,181 @@
+//! Every account's events counted per day of UTC (`event_day_counts`), so the timeline of a whole
+//! log, or of a `created:` range, per day reads one row per day instead of every event.
+//!
+//! The writers add a group's counts in the transaction that stores its events, retention takes
+//! the pruned events off in the transaction that deletes them, and `migrate-store` adds what it
+//! imports, so the counts are exactly the stored events at every commit (issue 17, item 4: the
+//! whole log's timeline had counted 1.8 million rows, 70 ms, and grew with the account). A
+//! `created:` bound inside a day counts that partial day over the events themselves, so a range's
+//! answer is exact to the microsecond. A query with any other clause, and a timeline per hour
+//! (which the page draws only for two days or less), are counted over the matching events as
+//! before (`page_query::compile_bucket_count_query`).
+//!
+//! Days rather than hours: the writer's cost is the pages of this table a commit touches, and a
+//! commit of history spanning days (an import, the benchmark's load) touched one hour row per few
+//! events, about 900 bytes written per event (BENCHMARKS.md, "Timelines and rare words").
+
+use std::collections::HashMap;
+
+use logbook_core::event::unix_micros;
+use logbook_core::query::{Condition, Query};
+use logbook_core::timeline::{BucketCount, TimeBucket};
+use logbook_core::{AccountId, StoreError};
+
+use crate::executor::{SqlDatabase, SqlExecutor};
+use crate::shared_store::{SharedStore, account_row};
+use crate::value::SqlValue;
+
+/// The start of the UTC day holding `created_at_micros`, as `event_day_counts.day_start` keeps it.
+pub fn day_start_of(created_at_micros: i64) -> i64 {
+    TimeBucket::Day.start_micros_of(created_at_micros)
+}
+
+/// The counts a write adds or removes, per account and day, summed in memory so each pair is one
+/// statement.
+#[derive(Debug, Default)]
+pub struct DayCountChanges {
+    events: HashMap<(i64, i64), i64>,
+}
+
+impl DayCountChanges {
+    /// Counts one event of `account_row` created at `created_at_micros`.
+    pub fn count(&mut self, account_row: i64, created_at_micros: i64) {
+        *self
+            .events
+            .entry((account_row, day_start_of(created_at_micros)))
+            .or_default() += 1;
+    }
+
+    /// `(account_row, day_start, events)` per pair, in key order: PostgreSQL writers of several
+    /// nodes lock the rows they upsert in the same order.
+    pub fn rows(&self) -> Vec<(i64, i64, i64)> {
+        let mut rows: Vec<(i64, i64, i64)> = self
+            .events
+            .iter()
+            .map(|(&(account_row, day_start), &events)| (account_row, day_start, events))
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+}
+
+/// The `[start, end)` of `created_at`, in microseconds (either side open), when the day counts
+/// answer the timeline of `query` per `bucket`: per day, and every clause is a positive
+/// `created:` range, so every event of the account in the range matches. `None` otherwise.
+pub fn range_counted_by_days(
+    query: &Query,
+    bucket: TimeBucket,
+) -> Option<(Option<i64>, Option<i64>)> {
+    if bucket != TimeBucket::Day {
+        return None;
+    }
+    let mut start: Option<i64> = None;
+    let mut end: Option<i64> = None;
+    for clause in &query.clauses {
+        let (false, Condition::Created(range)) = (clause.negated, &clause.condition) else {
+            return None;
+        };
+        if let Some(clause_start) = range.start_inclusive.map(unix_micros) {
+            start = Some(start.map_or(clause_start, |start| start.max(clause_start)));
+        }
+        if let Some(clause_end) = range.end_exclusive.map(unix_micros) {
+            end = Some(end.map_or(clause_end, |end| end.min(clause_end)));
+        }
+    }
+    Some((start, end))
+}
+
+/// The timeline per day of the account's events created in `[start, end)`: whole days from
+/// `event_day_counts`, the partial day at either bound from `events`, in one statement (one
+/// snapshot on both stores), oldest first, empty days left out.
+pub async fn count_days(
+    sql: &dyn SqlExecutor,
+    account_row: i64,
+    (start, end): (Option<i64>, Option<i64>),
+) -> Result<Vec<BucketCount>, StoreError> {
+    let day_micros = TimeBucket::Day.width_micros();
+    // Whole days are `[first_whole_day, end_of_whole_days)`; what the range holds before and
+    // after them lies within one day each, counted over the events.
+    let first_whole_day = match start {
+        None => i64::MIN,
+        Some(start) if day_start_of(start) == start => start,
+        Some(start) => day_start_of(start).saturating_add(day_micros),
+    };
+    let end_of_whole_days = end.map_or(i64::MAX, day_start_of).max(first_whole_day);
+    // An empty range (`(0, 0)`) counts nothing, and `HAVING` leaves its day out.
+    let leading = start.map_or((0, 0), |start| {
+        (start, first_whole_day.min(end.unwrap_or(i64::MAX)))
+    });
+    let trailing = end.map_or((0, 0), |end| {
+        (end_of_whole_days.max(start.unwrap_or(i64::MIN)), end)
+    });
+    let rows = sql
+        .query(
+            "counting a timeline by days",
+            "SELECT day_start, CAST(sum(events) AS BIGINT) FROM ( \
+             SELECT day_start, events FROM event_day_counts \
+             WHERE account_row = $1 AND day_start >= $2 AND day_start < $3 \
+             UNION ALL SELECT CAST($4 AS BIGINT), count(*) FROM events \
+             WHERE account_row = $1 AND created_at >= $5 AND created_at < $6 \
+             UNION ALL SELECT CAST($7 AS BIGINT), count(*) FROM events \
+             WHERE account_row = $1 AND created_at >= $8 AND created_at < $9 \
+             ) AS counted GROUP BY day_start HAVING sum(events) > 0 ORDER BY day_start",
+            &[
+                SqlValue::Integer(account_row),
+                SqlValue::Integer(first_whole_day),
+                SqlValue::Integer(end_of_whole_days),
+                SqlValue::Integer(day_start_of(leading.0)),
+                SqlValue::Integer(leading.0),
+                SqlValue::Integer(leading.1),
+                SqlValue::Integer(day_start_of(trailing.0)),
+                SqlValue::Integer(trailing.0),
+                SqlValue::Integer(trailing.1),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(BucketCount {
+                start_micros: row.integer(0)?,
+                events: row.integer(1)?.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+impl<Database: SqlDatabase> SharedStore<Database> {
+    /// The timeline of `query` per `bucket` for `account` from the day counts, when they answer
+    /// it (`range_counted_by_days`); `None` when the store must count the matching events. An
+    /// unknown account has no buckets.
+    pub async fn count_over_time_by_days(
+        &self,
+        account: &AccountId,
+        query: &Query,
+        bucket: TimeBucket,
+    ) -> Result<Option<Vec<BucketCount>>, StoreError> {
+        let Some(range) = range_counted_by_days(query, bucket) else {
+            return Ok(None);
+        };
+        let account = account.clone();
+        let found = self
+            .database
+            .read(Box::new(move |sql| {
+                Box::pin(
+                    async move { account_row(sql, "counting a timeline by days", &account).await },
+                )
+            }))
+            .await?;
+        let Some(account_row) = found else {
+            return Ok(Some(Vec::new()));
+        };
+        self.database
+            .read_account(
+                account_row,
+                Box::new(move |sql| {
+                    Box::pin(async move { count_days(sql, account_row, range).await })
+                }),
+            )
+            .await
+            .map(Some)
+    }
+}
