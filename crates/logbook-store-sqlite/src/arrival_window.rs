@@ -12,12 +12,15 @@
 //! too. Otherwise (too few matches in the window, or an event below it dated later than the page,
 //! such as one sent with a `created_at` in the future) the window grows once, then the whole
 //! account is read as before: the answer is always exact, and only its cost depends on the data.
+//! A bound below the window that lies ahead of the present (an event dated in the future) cannot
+//! be met by a page of present events, so such an account's pages skip the windows.
 //!
 //! The writer keeps the bounds (`ArrivalBounds`) in the transaction that stores the events.
 
 use std::collections::HashMap;
 
 use logbook_core::StoreError;
+use logbook_core::clock::{Clock, SystemClock};
 use logbook_core::cursor::CursorPosition;
 use logbook_core::event::EventRow;
 use logbook_core::query::Query;
@@ -132,6 +135,7 @@ pub(crate) fn read_page_rows(
             .optional()
             .map_err(database_error(READING))?;
         if let Some(newest_block) = newest_block {
+            let now_micros = logbook_core::event::unix_micros(SystemClock.now());
             // After a cursor, the page continues below the cursor's own arrival.
             let top_block = after.map_or(newest_block, |after| {
                 newest_block.min(arrival_block_of(after.seq))
@@ -157,6 +161,12 @@ pub(crate) fn read_page_rows(
                     .query_row(params![account_row, lowest_block], |row| row.get(0))
                     .optional()
                     .map_err(database_error(READING))?;
+                // An event below the window dated ahead of now: no page of events dated up to
+                // now can be proved complete against it, so the whole account is read at once
+                // rather than after windows that cannot hold the page.
+                if bound_below.is_some_and(|bound| bound > now_micros) {
+                    break;
+                }
                 let lowest_event_row =
                     first_event_row_of(account_row) + (lowest_block << ARRIVAL_BLOCK_BITS);
                 let compiled = plan.compile(query, after, fetch_limit, Some(lowest_event_row));
