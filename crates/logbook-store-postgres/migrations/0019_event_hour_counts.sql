@@ -5,7 +5,7 @@
 -- The writer adds each group's counts in the transaction that stores its events (under the
 -- account row locks it already holds, in key order), retention takes pruned events off in the
 -- transaction that deletes them, and `migrate-store` adds what it imports, so the rows are
--- exactly the stored events at every commit (`logbook_store_sql::hour_counts`). `hour_start` is
+-- exactly the stored events at every commit (`logbook_store_sql::hour_counts`, since replaced by `day_counts`). `hour_start` is
 -- the first microsecond of the hour (floor division, as `TimeBucket::start_micros_of`).
 CREATE TABLE event_hour_counts (
     account_row bigint NOT NULL,

@@ -350,13 +350,9 @@ async fn queries_on_skewed_data_use_the_intended_indexes() {
     assert_eq!(accounts.len(), 101);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_security() {
-    let Some(database) = ScratchDatabase::create().await else {
-        return;
-    };
-    // A plain role owns the database, as a careful operator sets it up; FORCE makes the policies
-    // apply to it, so its writer goes through the staging tables.
+/// Makes a plain role (neither superuser nor BYPASSRLS, as the README recommends) the owner of
+/// `database`, and answers the URL to connect as it.
+async fn hand_to_a_plain_owner(database: &ScratchDatabase) -> String {
     let server_url = logbook_store_postgres::scratch_database::test_server_url();
     let (client, connection) = tokio_postgres::connect(&server_url, tokio_postgres::NoTls)
         .await
@@ -377,10 +373,20 @@ async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_secur
         _ => "127.0.0.1".to_owned(),
     };
     let port = server.get_ports().first().copied().unwrap_or(5432);
-    let owner_url = format!(
+    format!(
         "postgres://logbook_test_owner:owner-password@{host}:{port}/{}",
         database.name
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_security() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    // A plain role owns the database, as a careful operator sets it up; FORCE makes the policies
+    // apply to it, so its writer goes through the staging tables.
+    let owner_url = hand_to_a_plain_owner(&database).await;
     let store = PostgresStore::connect(&owner_url, PostgresOptions::default())
         .await
         .expect("the owner connects");
@@ -550,11 +556,18 @@ async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
 
 /// Migration 0020 counts the events stored before it per day, so the timeline of a database
 /// upgraded with events in it reads the day counts as exactly as one written since, and the
-/// writer then adds to them.
+/// writer then adds to them. It migrates as the owner the README recommends (neither superuser
+/// nor BYPASSRLS), whom the row-level policies would otherwise blind to every event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     let Some(database) = ScratchDatabase::create().await else {
         return;
+    };
+    let owner_url = hand_to_a_plain_owner(&database).await;
+    let connect_as_owner = || async {
+        PostgresStore::connect(&owner_url, PostgresOptions::default())
+            .await
+            .expect("the owner connects")
     };
     let day = datetime!(2024-06-01 00:00 UTC);
     let at = |hours: i64| {
@@ -563,14 +576,14 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
             .build()
     };
     {
-        let store = connect(&database).await;
+        let store = connect_as_owner().await;
         store
             .append_events(vec![at(0), at(1), at(1), at(25), at(49)])
             .await
             .unwrap();
         store.shutdown().await;
     }
-    // Back to the schema before the migration, as the database owner.
+    // Back to the schema before the migration.
     let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -579,11 +592,12 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
         .batch_execute(
             "DROP TABLE event_day_counts; \
              CREATE TABLE event_hour_counts (account_row bigint, hour_start bigint, events bigint); \
+             ALTER TABLE event_hour_counts OWNER TO logbook_test_owner; \
              DELETE FROM schema_migrations WHERE version = 20",
         )
         .await
         .unwrap();
-    let store = connect(&database).await;
+    let store = connect_as_owner().await;
     let bucket = |days: i64, events: u64| logbook_core::timeline::BucketCount {
         start_micros: logbook_core::event::unix_micros(day + Duration::days(days)),
         events,
@@ -597,4 +611,5 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     assert_eq!(days().await, vec![bucket(0, 3), bucket(1, 1), bucket(2, 1)]);
     store.append_events(vec![at(2)]).await.unwrap();
     assert_eq!(days().await, vec![bucket(0, 4), bucket(1, 1), bucket(2, 1)]);
+    store.shutdown().await;
 }

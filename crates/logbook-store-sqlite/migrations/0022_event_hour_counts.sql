@@ -5,7 +5,7 @@
 --
 -- The writer adds each group's counts in the transaction that stores its events, and retention
 -- takes pruned events off in the transaction that deletes them, so the rows are exactly the
--- stored events at every commit (`logbook_store_sql::hour_counts`). `hour_start` is the first
+-- stored events at every commit (`logbook_store_sql::hour_counts`, since replaced by `day_counts`). `hour_start` is the first
 -- microsecond of the hour (floor division, as `TimeBucket::start_micros_of`).
 CREATE TABLE event_hour_counts (
     account_row INTEGER NOT NULL,

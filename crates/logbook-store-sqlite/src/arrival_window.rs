@@ -40,6 +40,11 @@ const WINDOW_MARGIN: i64 = 2;
 /// How much the window grows when it does not hold the page.
 const WINDOW_GROWTH: i64 = 8;
 
+/// Pages of a term looked up first, by how they were read: `read="window"` (the newest arrivals
+/// held the page) or `"whole_account"`. Operators see how often the windows serve; a test sees
+/// that they do.
+const RARE_TERM_PAGES: &str = "logbook_rare_term_pages_total";
+
 /// The block of `seq`.
 fn arrival_block_of(seq: u64) -> i64 {
     (seq >> ARRIVAL_BLOCK_BITS) as i64
@@ -140,15 +145,27 @@ pub(crate) fn read_page_rows(
             let top_block = after.map_or(newest_block, |after| {
                 newest_block.min(arrival_block_of(after.seq))
             });
+            // Retention may have deleted the account's oldest events: they are neither counted
+            // in `documents` nor worth a window, which ends where the kept events start.
+            let pruned_below: i64 = connection
+                .prepare_cached(
+                    "SELECT pruned_below_seq FROM pruned_prefixes WHERE account_row = ?1",
+                )
+                .map_err(database_error(READING))?
+                .query_row([account_row], |row| row.get(0))
+                .optional()
+                .map_err(database_error(READING))?
+                .unwrap_or(0);
+            let first_kept_block = pruned_below >> ARRIVAL_BLOCK_BITS;
             // The arrivals expected to hold the page: the term is in `documents` of the account's
-            // events (at most `newest_block + 1` blocks of them).
-            let account_events = (newest_block + 1) << ARRIVAL_BLOCK_BITS;
+            // kept events (at most `newest_block + 1` blocks of seqs, less the pruned ones).
+            let account_events = (((newest_block + 1) << ARRIVAL_BLOCK_BITS) - pruned_below).max(1);
             let window_events =
                 i64::from(fetch_limit).saturating_mul(account_events) / documents * WINDOW_MARGIN;
             let mut window_blocks = (window_events >> ARRIVAL_BLOCK_BITS) + 1;
             for _ in 0..2 {
                 let lowest_block = top_block + 1 - window_blocks;
-                if lowest_block <= 0 {
+                if lowest_block <= first_kept_block {
                     break;
                 }
                 let bound_below: Option<i64> = connection
@@ -176,6 +193,7 @@ pub(crate) fn read_page_rows(
                         bound_below.is_none_or(|bound| last.created_at_micros >= bound)
                     });
                 if holds_the_page {
+                    metrics::counter!(RARE_TERM_PAGES, "read" => "window").increment(1);
                     return Ok(rows);
                 }
                 window_blocks = window_blocks.saturating_mul(WINDOW_GROWTH);
@@ -183,5 +201,8 @@ pub(crate) fn read_page_rows(
         }
     }
     let compiled = plan.compile(query, after, fetch_limit, None);
+    if plan.fewest_documents_looked_up().is_some() {
+        metrics::counter!(RARE_TERM_PAGES, "read" => "whole_account").increment(1);
+    }
     read_rows(connection, &compiled)
 }

@@ -1,0 +1,119 @@
+//! Which read serves a rare term's page (`logbook_rare_term_pages_total`): a window of the newest
+//! arrivals when they provably hold the page, the whole account otherwise. Its own test binary,
+//! because it installs the process's metrics recorder.
+
+use logbook_core::event::NewEvent;
+use logbook_core::store::EventQuery;
+use logbook_core::{AccountId, Store};
+use logbook_store_sqlite::{SqliteOptions, SqliteStore};
+use logbook_testkit::EventBuilder;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use time::Duration;
+use time::macros::datetime;
+
+/// How many rare-term pages were read each way since the last call (a snapshot takes the
+/// counts): (window, whole account).
+fn pages_read(snapshotter: &Snapshotter) -> (u64, u64) {
+    let mut reads = (0, 0);
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let (key, DebugValue::Counter(count)) = (key.key(), value) else {
+            continue;
+        };
+        if key.name() != "logbook_rare_term_pages_total" {
+            continue;
+        }
+        match key
+            .labels()
+            .find(|label| label.key() == "read")
+            .map(|label| label.value())
+        {
+            Some("window") => reads.0 += count,
+            Some("whole_account") => reads.1 += count,
+            other => panic!("unexpected read label {other:?}"),
+        }
+    }
+    reads
+}
+
+/// 6,000 events of `account_name`, one every ten seconds in arrival order, every 40th
+/// `quarantined`, the `dated_ahead` one (if any) dated ten years ahead.
+async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Option<usize>) {
+    let start = datetime!(2024-05-01 00:00 UTC);
+    let events: Vec<NewEvent> = (0..6_000)
+        .map(|number| {
+            let created_at = if Some(number) == dated_ahead {
+                start + Duration::days(3_650)
+            } else {
+                start + Duration::seconds(number as i64 * 10)
+            };
+            let message = if number % 40 == 0 {
+                format!("event {number} quarantined")
+            } else {
+                format!("event {number}")
+            };
+            EventBuilder::new(account_name)
+                .created_at(created_at)
+                .message(&message)
+                .build()
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        store.append_events(chunk.to_vec()).await.unwrap();
+    }
+}
+
+async fn newest_page(store: &SqliteStore, account_name: &str) -> Vec<u64> {
+    store
+        .query_events(
+            &AccountId::parse(account_name).unwrap(),
+            &EventQuery {
+                query: logbook_core::query::parse("quarantined").unwrap(),
+                limit: 50,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|row| row.seq)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rare_words_newest_page_is_read_from_the_newest_arrivals_unless_one_is_dated_ahead() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
+    let directory = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        &directory.path().join("logbook.db"),
+        SqliteOptions::default(),
+    )
+    .unwrap();
+    store_events(&store, "in-order", None).await;
+    store_events(&store, "dated-ahead", Some(80)).await;
+
+    // In arrival order: the window of the newest arrivals holds the page.
+    let expected: Vec<u64> = (0..6_000_u64)
+        .rev()
+        .filter(|seq| seq % 40 == 0)
+        .take(50)
+        .collect();
+    assert_eq!(newest_page(&store, "in-order").await, expected);
+    assert_eq!(pages_read(&snapshotter), (1, 0));
+
+    // An old arrival dated ten years ahead is the newest match; below any window, it keeps
+    // every window from proving the page, so the whole account is read, and the page is exact.
+    let mut expected_ahead = vec![80_u64];
+    expected_ahead.extend(
+        (0..6_000_u64)
+            .rev()
+            .filter(|seq| seq % 40 == 0 && *seq != 80)
+            .take(49),
+    );
+    assert_eq!(newest_page(&store, "dated-ahead").await, expected_ahead);
+    assert_eq!(pages_read(&snapshotter), (0, 1));
+}
