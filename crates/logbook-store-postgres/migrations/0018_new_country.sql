@@ -18,7 +18,10 @@ CREATE TABLE actor_countries (
 -- Located events stored before this migration are history too (only successful ones, outcome 1
 -- being failure), so an upgrade does not flag an actor's next sign-in from a country it already
 -- used. It reads the located events through migration 0017's partial country index and writes
--- only this new table.
+-- only this new table. The row-level policies would hide every event from it when the migrating
+-- role is neither superuser nor BYPASSRLS (a database this migration read blind is filled by
+-- migration 0021).
+SET LOCAL logbook.all_accounts = 'on';
 INSERT INTO actor_countries (account_row, actor_id, country_code, first_seen_at)
     SELECT account_row, actor_id, country_code, min(created_at) FROM events
     WHERE country_code IS NOT NULL AND actor_id IS NOT NULL AND outcome IS DISTINCT FROM 1

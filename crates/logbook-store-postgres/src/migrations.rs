@@ -106,6 +106,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0020_event_day_counts",
         include_str!("../migrations/0020_event_day_counts.sql"),
     ),
+    (
+        21,
+        "0021_actor_countries_history",
+        include_str!("../migrations/0021_actor_countries_history.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -613,3 +613,89 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     assert_eq!(days().await, vec![bucket(0, 4), bucket(1, 1), bucket(2, 1)]);
     store.shutdown().await;
 }
+
+/// Migration 0021 fills the countries history that migration 0018 left empty when it ran as the
+/// owner the README recommends (the row-level policies hid every event from it): after it, an
+/// actor's success from a country it never used is new again, as it was before the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_countries_history_an_owner_migrated_blind_is_filled_again() {
+    let Some(database) = ScratchDatabase::create().await else {
+        return;
+    };
+    let owner_url = hand_to_a_plain_owner(&database).await;
+    let connect_as_owner = || async {
+        PostgresStore::connect(
+            &owner_url,
+            PostgresOptions {
+                ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+                ..PostgresOptions::default()
+            },
+        )
+        .await
+        .expect("the owner connects")
+    };
+    let login = |ip: &str, message: &str| {
+        EventBuilder::new("acme")
+            .actor("dmitri")
+            .ip(ip)
+            .message(message)
+            .build()
+    };
+    {
+        let store = connect_as_owner().await;
+        store
+            .append_events(vec![
+                login("203.0.113.9", "in India"),
+                login("198.51.100.8", "in Singapore"),
+            ])
+            .await
+            .unwrap();
+        store.shutdown().await;
+    }
+    // What a database 0018 migrated blind holds: no history, and 0021 not yet run.
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DELETE FROM actor_countries; DELETE FROM schema_migrations WHERE version = 21",
+        )
+        .await
+        .unwrap();
+    let store = connect_as_owner().await;
+    store
+        // Without the history the first would be the actor's first located event (never new)
+        // and the second a country new after it.
+        .append_events(vec![
+            login("2001:db8:1::5", "in Germany"),
+            login("198.51.100.9", "Singapore again"),
+        ])
+        .await
+        .unwrap();
+    let flags: Vec<(String, bool)> = store
+        .query_events(
+            &account("acme"),
+            &EventQuery {
+                query: Query::default(),
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|row| (row.decode().unwrap().message, row.new_country))
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("Singapore again".to_owned(), false),
+            ("in Germany".to_owned(), true),
+            ("in Singapore".to_owned(), true),
+            ("in India".to_owned(), false),
+        ]
+    );
+    store.shutdown().await;
+}
