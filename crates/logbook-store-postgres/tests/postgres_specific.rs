@@ -379,6 +379,29 @@ async fn hand_to_a_plain_owner(database: &ScratchDatabase) -> String {
     )
 }
 
+/// A store on `url` that locates addresses with the conformance suite's locator.
+async fn connect_locating(url: &str) -> PostgresStore {
+    PostgresStore::connect(
+        url,
+        PostgresOptions {
+            ip_locator: logbook_testkit::location_cases::test_ip_locator(),
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .expect("the store connects")
+}
+
+/// Runs `sql` on `database` as the server's superuser, past row-level security: how a test takes
+/// a database back to what an earlier version left.
+async fn run_as_superuser(database: &ScratchDatabase, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_that_is_not_a_superuser_writes_and_reads_under_row_level_security() {
     let Some(database) = ScratchDatabase::create().await else {
@@ -564,11 +587,6 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
         return;
     };
     let owner_url = hand_to_a_plain_owner(&database).await;
-    let connect_as_owner = || async {
-        PostgresStore::connect(&owner_url, PostgresOptions::default())
-            .await
-            .expect("the owner connects")
-    };
     let day = datetime!(2024-06-01 00:00 UTC);
     let at = |hours: i64| {
         EventBuilder::new("acme")
@@ -576,7 +594,7 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
             .build()
     };
     {
-        let store = connect_as_owner().await;
+        let store = connect_locating(&owner_url).await;
         store
             .append_events(vec![at(0), at(1), at(1), at(25), at(49)])
             .await
@@ -584,20 +602,15 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
         store.shutdown().await;
     }
     // Back to the schema before the migration.
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(
-            "DROP TABLE event_day_counts; \
-             CREATE TABLE event_hour_counts (account_row bigint, hour_start bigint, events bigint); \
-             ALTER TABLE event_hour_counts OWNER TO logbook_test_owner; \
-             DELETE FROM schema_migrations WHERE version = 20",
-        )
-        .await
-        .unwrap();
-    let store = connect_as_owner().await;
+    run_as_superuser(
+        &database,
+        "DROP TABLE event_day_counts; \
+         CREATE TABLE event_hour_counts (account_row bigint, hour_start bigint, events bigint); \
+         ALTER TABLE event_hour_counts OWNER TO logbook_test_owner; \
+         DELETE FROM schema_migrations WHERE version = 20",
+    )
+    .await;
+    let store = connect_locating(&owner_url).await;
     let bucket = |days: i64, events: u64| logbook_core::timeline::BucketCount {
         start_micros: logbook_core::event::unix_micros(day + Duration::days(days)),
         events,
@@ -623,17 +636,6 @@ async fn the_countries_history_an_owner_migrated_blind_is_filled_again() {
         return;
     };
     let owner_url = hand_to_a_plain_owner(&database).await;
-    let connect_as_owner = || async {
-        PostgresStore::connect(
-            &owner_url,
-            PostgresOptions {
-                ip_locator: logbook_testkit::location_cases::test_ip_locator(),
-                ..PostgresOptions::default()
-            },
-        )
-        .await
-        .expect("the owner connects")
-    };
     let login = |ip: &str, message: &str| {
         EventBuilder::new("acme")
             .actor("dmitri")
@@ -642,7 +644,7 @@ async fn the_countries_history_an_owner_migrated_blind_is_filled_again() {
             .build()
     };
     {
-        let store = connect_as_owner().await;
+        let store = connect_locating(&owner_url).await;
         store
             .append_events(vec![
                 login("203.0.113.9", "in India"),
@@ -653,17 +655,12 @@ async fn the_countries_history_an_owner_migrated_blind_is_filled_again() {
         store.shutdown().await;
     }
     // What a database 0018 migrated blind holds: no history, and 0021 not yet run.
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(
-            "DELETE FROM actor_countries; DELETE FROM schema_migrations WHERE version = 21",
-        )
-        .await
-        .unwrap();
-    let store = connect_as_owner().await;
+    run_as_superuser(
+        &database,
+        "DELETE FROM actor_countries; DELETE FROM schema_migrations WHERE version = 21",
+    )
+    .await;
+    let store = connect_locating(&owner_url).await;
     store
         // Without the history the first would be the actor's first located event (never new)
         // and the second a country new after it.
