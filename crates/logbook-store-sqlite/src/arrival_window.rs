@@ -160,8 +160,8 @@ pub(crate) fn read_page_rows(
             // The arrivals expected to hold the page: the term is in `documents` of the account's
             // kept events (at most `newest_block + 1` blocks of seqs, less the pruned ones).
             let account_events = (((newest_block + 1) << ARRIVAL_BLOCK_BITS) - pruned_below).max(1);
-            let window_events =
-                i64::from(fetch_limit).saturating_mul(account_events) / documents * WINDOW_MARGIN;
+            let window_events = (i64::from(fetch_limit).saturating_mul(account_events) / documents)
+                .saturating_mul(WINDOW_MARGIN);
             let mut window_blocks = (window_events >> ARRIVAL_BLOCK_BITS) + 1;
             for _ in 0..2 {
                 let lowest_block = top_block + 1 - window_blocks;
