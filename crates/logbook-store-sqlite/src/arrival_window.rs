@@ -40,10 +40,32 @@ const WINDOW_MARGIN: i64 = 2;
 /// How much the window grows when it does not hold the page.
 const WINDOW_GROWTH: i64 = 8;
 
-/// Pages of a term looked up first, by how they were read: `read="window"` (the newest arrivals
-/// held the page) or `"whole_account"`. Operators see how often the windows serve; a test sees
-/// that they do.
-const RARE_TERM_PAGES: &str = "logbook_rare_term_pages_total";
+/// How a page was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageRead {
+    /// The page walked an index in `created_at` order: no term was looked up first.
+    InOrder,
+    /// A window of the newest arrivals held the page.
+    Window,
+    /// Every match of the account was read and sorted.
+    WholeAccount,
+}
+
+impl PageRead {
+    /// Counts a rare term's page in `logbook_rare_term_pages_total` by how it was read
+    /// (`read="window"` or `"whole_account"`): operators see how often the windows serve, and a
+    /// test that they do. Called on the async side: a metric recorded on the readers' blocking
+    /// threads, which come and go, cost about 2 ms at the 99th percentile of a rare word's page
+    /// (BENCHMARKS.md), apparently each new thread's first use of the recorder.
+    pub(crate) fn record(self) {
+        let read = match self {
+            PageRead::InOrder => return,
+            PageRead::Window => "window",
+            PageRead::WholeAccount => "whole_account",
+        };
+        metrics::counter!("logbook_rare_term_pages_total", "read" => read).increment(1);
+    }
+}
 
 /// The block of `seq`.
 fn arrival_block_of(seq: u64) -> i64 {
@@ -112,7 +134,8 @@ impl ArrivalBounds {
 }
 
 /// Reads one page of `plan`: from windows of the newest arrivals when its matches are gathered and
-/// sorted (a rare term looked up first), else over the whole account. `fetch_limit` rows at most.
+/// sorted (a rare term looked up first), else over the whole account. `fetch_limit` rows at most,
+/// and how they were read.
 pub(crate) fn read_page_rows(
     connection: &Connection,
     plan: &mut PagePlan,
@@ -123,7 +146,7 @@ pub(crate) fn read_page_rows(
         &Connection,
         &logbook_store_sql::CompiledQuery,
     ) -> Result<Vec<EventRow>, StoreError>,
-) -> Result<Vec<EventRow>, StoreError> {
+) -> Result<(Vec<EventRow>, PageRead), StoreError> {
     const READING: &str = "reading the arrival bounds";
     if let Some(documents) = plan
         .fewest_documents_looked_up()
@@ -193,16 +216,17 @@ pub(crate) fn read_page_rows(
                         bound_below.is_none_or(|bound| last.created_at_micros >= bound)
                     });
                 if holds_the_page {
-                    metrics::counter!(RARE_TERM_PAGES, "read" => "window").increment(1);
-                    return Ok(rows);
+                    return Ok((rows, PageRead::Window));
                 }
                 window_blocks = window_blocks.saturating_mul(WINDOW_GROWTH);
             }
         }
     }
     let compiled = plan.compile(query, after, fetch_limit, None);
-    if plan.fewest_documents_looked_up().is_some() {
-        metrics::counter!(RARE_TERM_PAGES, "read" => "whole_account").increment(1);
-    }
-    read_rows(connection, &compiled)
+    let read = if plan.fewest_documents_looked_up().is_some() {
+        PageRead::WholeAccount
+    } else {
+        PageRead::InOrder
+    };
+    Ok((read_rows(connection, &compiled)?, read))
 }

@@ -497,12 +497,15 @@ fn read_page(
     query: &Query,
     limit: u32,
     after: Option<CursorPosition>,
-) -> Result<EventPage, StoreError> {
+) -> Result<(EventPage, crate::arrival_window::PageRead), StoreError> {
     let Some(account_row) = account_row(connection, account)? else {
-        return Ok(EventPage {
-            events: Vec::new(),
-            next: None,
-        });
+        return Ok((
+            EventPage {
+                events: Vec::new(),
+                next: None,
+            },
+            crate::arrival_window::PageRead::InOrder,
+        ));
     };
     // Compiling reads the account's locations a place clause names (`account_locations`), so it
     // and the query share one snapshot: an event committed in between at a location new to the
@@ -512,7 +515,7 @@ fn read_page(
         .map_err(database_error("starting a query read"))?;
     // One more than asked tells whether a next page exists without a second query.
     let mut plan = crate::query_sql::plan_page(&snapshot, account_row, query)?;
-    let events = crate::arrival_window::read_page_rows(
+    let (events, read) = crate::arrival_window::read_page_rows(
         &snapshot,
         &mut plan,
         query,
@@ -534,7 +537,7 @@ fn read_page(
     snapshot
         .finish()
         .map_err(database_error("ending a query read"))?;
-    Ok(page_from_rows(events, limit))
+    Ok((page_from_rows(events, limit), read))
 }
 
 /// The most buckets the timeline counts one range at a time; a wider span is counted by one
@@ -1008,13 +1011,16 @@ impl Store for SqliteStore {
         let query = query.clone();
         let limit = query.limit.clamp(1, 1000);
         let budget = self.inner.options.query_time_budget;
-        self.inner
+        let (page, read) = self
+            .inner
             .read(move |connection| {
                 query_budget::within_budget(connection, budget, |connection| {
                     read_page(connection, &account, &query.query, limit, query.after)
                 })
             })
-            .await
+            .await?;
+        read.record();
+        Ok(page)
     }
 
     async fn count_events_over_time(
@@ -1079,6 +1085,7 @@ impl Store for SqliteStore {
                 inner
                     .read(move |connection| {
                         read_page(connection, &account, &query, EXPORT_PAGE_SIZE, after)
+                            .map(|(page, _)| page)
                     })
                     .await
             }
