@@ -9,8 +9,9 @@
 //! - `export`: exports as a stream of bounded pages;
 //! - `day_counts`: every account's events counted per day, kept by the writers, which answer the
 //!   timeline of a whole log or a `created:` range;
-//! - `full_text` and `place_terms`: the documents of the SQLite store's full-text index and its
-//!   place terms, which shared SQL (removing personal data, the location backfill) keeps in step.
+//! - `full_text`, `place_terms` and `target_terms`: the documents of the SQLite store's full-text
+//!   index, its place terms and its target tokens, which shared SQL (removing personal data, the
+//!   location backfill) keeps in step.
 //!
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
@@ -35,6 +36,7 @@ pub mod place_terms;
 pub mod retention;
 pub mod shared_store;
 mod single_sign_on;
+pub mod target_terms;
 mod unfamiliar_ip;
 pub mod value;
 mod viewer;

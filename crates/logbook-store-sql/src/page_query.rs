@@ -154,6 +154,18 @@ pub trait Dialect {
     ) -> String {
         column_condition
     }
+    /// The SQL of the keys of the account's events holding a target that one of `patterns`
+    /// matches, given `target_rows`, the keys `event_targets` holds for them. A store that keeps
+    /// some events' targets elsewhere (SQLite's target tokens, migration 0025) adds those; by
+    /// default the table's rows are all there is.
+    fn targeted_events(
+        &self,
+        _builder: &mut SqlBuilder,
+        _patterns: &[TextPattern],
+        target_rows: String,
+    ) -> String {
+        target_rows
+    }
     /// Pushes `ORDER BY created_at DESC, <key> DESC LIMIT <limit>` when there is a limit (a page),
     /// nothing more without one (the rows to count), and closes whatever `begin_select` opened.
     fn end_select(&self, builder: &mut SqlBuilder, limit: Option<&str>);
@@ -308,9 +320,11 @@ fn condition_sql(
         Condition::Target(patterns) => {
             let target_condition = patterns_sql(dialect, builder, "target_id", patterns);
             let key = dialect.event_key_column();
-            format!(
-                "{key} IN (SELECT {key} FROM event_targets WHERE account_row = {account} AND ({target_condition}))"
-            )
+            let target_rows = format!(
+                "SELECT {key} FROM event_targets WHERE account_row = {account} AND ({target_condition})"
+            );
+            let targeted_events = dialect.targeted_events(builder, patterns, target_rows);
+            format!("{key} IN ({targeted_events})")
         }
         Condition::Ip(networks) => {
             let mut parts = Vec::new();

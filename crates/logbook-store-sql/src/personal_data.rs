@@ -21,6 +21,7 @@ use crate::place_terms::{
 };
 use crate::retention::retention_of_account_row;
 use crate::shared_store::{SharedStore, existing_account_row};
+use crate::target_terms::{push_full_text_target_tokens_of_body, written_with_target_rows_sql};
 use crate::value::SqlValue;
 
 /// How a store names an event inside its account: the key column and the key of the account's
@@ -161,8 +162,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                              WHERE locations.location_row = events.location_row)), \
                              coalesce(city, (SELECT city FROM locations \
                              WHERE locations.location_row = events.location_row)), \
-                             location_row, {}",
-                            written_with_three_place_tokens_sql("$1")
+                             location_row, {}, {}",
+                            written_with_three_place_tokens_sql("$1"),
+                            written_with_target_rows_sql("$1")
                         )
                     } else {
                         "country_code, asn, city".to_owned()
@@ -216,8 +218,14 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             let asn = row.optional_integer(3)?;
                             let city = row.optional_text(4)?;
                             let place = if let Some(location_row) = row.optional_integer(5)? {
-                                let message = message_of_body(&row.text(1)?);
-                                let indexed = full_text_document(account_row, &message);
+                                // The document without the place: the message's tokens and,
+                                // since migration 0025, the targets' tokens.
+                                let body = stored_body(&row.text(1)?);
+                                let message = body
+                                    .get("message")
+                                    .and_then(serde_json::Value::as_str)
+                                    .unwrap_or_default();
+                                let mut indexed = full_text_document(account_row, message);
                                 let mut with_place = indexed.clone();
                                 push_full_text_place_of_stored_event(
                                     &mut with_place,
@@ -226,6 +234,18 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                     row.boolean(6)?,
                                     (country_code.as_deref(), asn, city.as_deref()),
                                 );
+                                if !row.boolean(7)? {
+                                    push_full_text_target_tokens_of_body(
+                                        &mut indexed,
+                                        account_row,
+                                        &body,
+                                    );
+                                    push_full_text_target_tokens_of_body(
+                                        &mut with_place,
+                                        account_row,
+                                        &body,
+                                    );
+                                }
                                 IndexedPlace::InFullText {
                                     with_place,
                                     without_place: indexed,
@@ -275,8 +295,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 without_place,
                             }) => {
                                 // A contentless FTS5 document is replaced whole: out with the
-                                // one the writer made, in with the message's tokens alone (the
-                                // message itself is never personal data that is removed).
+                                // one the writer made, in with the message's tokens and the
+                                // targets' alone (neither is personal data that is removed).
                                 sql.execute(
                                     REMOVING,
                                     "INSERT INTO events_fts (events_fts, rowid, message) \
@@ -403,11 +423,8 @@ enum IndexedPlace {
     },
 }
 
-/// The `message` of a stored body (empty when it has none), whose tokens are its full-text
-/// document.
-fn message_of_body(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| Some(value.get("message")?.as_str()?.to_owned()))
-        .unwrap_or_default()
+/// A stored body as JSON (`null` when it is not JSON), whose message and targets are its
+/// full-text document.
+fn stored_body(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_default()
 }

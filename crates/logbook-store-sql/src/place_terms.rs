@@ -210,7 +210,7 @@ fn city_term(account_row: i64, city: &str) -> String {
 }
 
 /// `text`'s UTF-8 bytes in lower-case hexadecimal, as SQLite's `lower(hex(text))`.
-fn push_lower_hex(hex: &mut String, text: &str) {
+pub(crate) fn push_lower_hex(hex: &mut String, text: &str) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     hex.reserve(text.len() * 2);
     for byte in text.bytes() {

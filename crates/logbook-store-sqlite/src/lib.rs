@@ -12,8 +12,13 @@
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
 //!   never scan a whole account: `(account, created_at)`, `(account, actor_id, created_at)` and
 //!   `(account, ip, created_at)` (both partial, `IS NOT NULL`), `(account, action, created_at)`,
-//!   `(account, key)` unique where a key was sent, `event_targets(account, target_id, event_row)`;
-//!   the one exception is `(id)`, global (below).
+//!   `(account, key)` unique where a key was sent; the one exception is `(id)`, global (below).
+//! - Targets: since migration 0025 each target of an event is a token of its `events_fts`
+//!   document, `.<account_row>t<hex of the id>` (`logbook_store_sql::target_terms`), found by an
+//!   exact or a prefix FTS5 term; events stored before keep their rows of
+//!   `event_targets(account, target_id, event_row)`, and `target:` reads both. The table's rows
+//!   went to the end of each (account, target) run, so a group commit rewrote two thirds of its
+//!   pages, where FTS5 writes the group's tokens as one sorted segment (BENCHMARKS.md).
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - Places: a located event's country, network and city are account-prefixed terms

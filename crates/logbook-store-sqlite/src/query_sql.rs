@@ -17,9 +17,10 @@ use std::collections::HashMap;
 
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
-use logbook_core::query::{Condition, Query, text_tokens};
+use logbook_core::query::{Condition, Query, TextPattern, text_tokens};
 use logbook_core::timeline::TimeBucket;
 use logbook_store_sql::place_terms::{any_full_text_place_token, any_term, condition_terms};
+use logbook_store_sql::target_terms::target_match_expression;
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
     TextTerms,
@@ -283,6 +284,23 @@ impl Dialect for SqliteDialect {
                 )
             }
         }
+    }
+
+    fn targeted_events(
+        &self,
+        builder: &mut SqlBuilder,
+        patterns: &[TextPattern],
+        target_rows: String,
+    ) -> String {
+        // An event's targets are rows of `event_targets` (stored before migration 0025) or tokens
+        // of its document (since), never both, so the two lists together are exact and disjoint.
+        let expression = builder.bind(SqlValue::Text(target_match_expression(
+            self.account_row,
+            patterns,
+        )));
+        format!(
+            "{target_rows} UNION ALL SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}"
+        )
     }
 
     fn keyset_condition(&self, builder: &mut SqlBuilder, after: CursorPosition) -> String {

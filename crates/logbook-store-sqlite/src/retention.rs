@@ -13,6 +13,9 @@ use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
 };
+use logbook_store_sql::target_terms::{
+    push_full_text_target_tokens_of_body, written_with_target_rows_sql,
+};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
@@ -151,11 +154,12 @@ impl RetentionStore for SqliteStore {
                         "SELECT events.event_row, events.body, \
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
-                         events.location_row, {}, events.created_at \
+                         events.location_row, {}, events.created_at, {} \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
-                        written_with_three_place_tokens_sql("?4")
+                        written_with_three_place_tokens_sql("?4"),
+                        written_with_target_rows_sql("?4")
                     ))
                     .map_err(database_error(DELETING))?
                     .query_map(
@@ -170,6 +174,7 @@ impl RetentionStore for SqliteStore {
                                 location_row: row.get(5)?,
                                 written_with_three_place_tokens: row.get(6)?,
                                 created_at_micros: row.get(7)?,
+                                written_with_target_rows: row.get(8)?,
                             })
                         },
                     )
@@ -200,6 +205,11 @@ impl RetentionStore for SqliteStore {
                             (country_code, doomed_event.asn, city),
                         );
                     }
+                    if !doomed_event.written_with_target_rows
+                        && let Some(stored) = &stored
+                    {
+                        push_full_text_target_tokens_of_body(&mut document, account_row, stored);
+                    }
                     transaction
                         .prepare_cached(
                             "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
@@ -219,12 +229,13 @@ impl RetentionStore for SqliteStore {
                             .and_then(|mut statement| statement.execute(params![event_row, place]))
                             .map_err(database_error(DELETING))?;
                     }
-                    // By the whole key of each target row the writer stored (`targets[].id`):
-                    // the key leads with the target id, so a delete by account and event alone
-                    // read every target row of the account, about 1.6 ms an event on an
-                    // account of 290,000 (the benchmark's `--pruner` phase).
+                    // By the whole key of each target row the writer stored (`targets[].id`)
+                    // before migration 0025: the key leads with the target id, so a delete by
+                    // account and event alone read every target row of the account, about 1.6 ms
+                    // an event on an account of 290,000 (the benchmark's `--pruner` phase).
                     let target_ids = stored
                         .as_ref()
+                        .filter(|_| doomed_event.written_with_target_rows)
                         .and_then(|value| value.get("targets")?.as_array())
                         .into_iter()
                         .flatten()
@@ -308,4 +319,7 @@ struct DoomedEvent {
     written_with_three_place_tokens: bool,
     /// Its `created_at`, whose day count it leaves.
     created_at_micros: i64,
+    /// Stored before migration 0025: its targets are rows of `event_targets`, not tokens of its
+    /// document.
+    written_with_target_rows: bool,
 }

@@ -22,6 +22,7 @@ use logbook_store_sql::day_counts::DayCountChanges;
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use logbook_store_sql::place_terms::push_full_text_location_token;
+use logbook_store_sql::target_terms::{push_full_text_target_tokens, push_target_hex};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -51,6 +52,9 @@ pub(crate) struct PreparedEvent {
     pub text_document: String,
     /// Where the address is, looked up here so the writer only stores it.
     pub location: Option<std::sync::Arc<LocationColumns>>,
+    /// The hex of each target id (`target_terms::push_target_hex`); the writer makes them the
+    /// account's target tokens of the event's document.
+    pub target_hex: String,
 }
 
 impl PreparedEvent {
@@ -65,6 +69,14 @@ impl PreparedEvent {
             ip: event.ip.map(ip_bytes),
             outcome: event.outcome.map(outcome_code),
             text_document: full_text_document(0, &event.message),
+            target_hex: {
+                let mut target_hex = String::new();
+                push_target_hex(
+                    &mut target_hex,
+                    event.targets.iter().map(|target| target.id.as_str()),
+                );
+                target_hex
+            },
             event,
         }
     }
@@ -372,14 +384,13 @@ struct PhaseTimes {
 }
 
 /// The writer's phases, in the order an event goes through them.
-const PHASE_NAMES: [&str; 10] = [
+const PHASE_NAMES: [&str; 9] = [
     "idempotency_lookup",
     "account_state",
     "leaf_hash",
     "location_row",
     "event_row",
     "full_text",
-    "targets",
     "actor_history",
     "tree_and_volume",
     "other",
@@ -393,7 +404,6 @@ enum Phase {
     LocationRow,
     EventRow,
     FullText,
-    Targets,
     ActorHistory,
     TreeAndVolume,
     Other,
@@ -448,9 +458,6 @@ fn write_group(
         )?;
         let mut insert_text = transaction
             .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?;
-        let mut insert_target = transaction.prepare_cached(
-            "INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)",
-        )?;
         // First, in arrival order, each request's account rows and whether a volume quota refuses
         // it: a refused request is answered with the refusal and none of its events is written.
         let mut refusals: Vec<Option<StoreError>> = Vec::with_capacity(group.len());
@@ -609,8 +616,9 @@ fn write_group(
                 )?;
             }
             phases.lap(Phase::LocationRow);
-            // The message's tokens and, since migration 0021, the location's token, through
-            // which `country:`, `asn:` and `city:` find the event: one document, one statement.
+            // The message's tokens, since migration 0021 the location's token, through which
+            // `country:`, `asn:` and `city:` find the event, and since migration 0025 a token per
+            // target, through which `target:` does: one document, one statement.
             document.clear();
             if !prepared.text_document.is_empty() {
                 push_retagged_full_text_document(
@@ -622,14 +630,11 @@ fn write_group(
             if let Some(location_row) = location_row {
                 push_full_text_location_token(&mut document, account_row, location_row);
             }
+            push_full_text_target_tokens(&mut document, account_row, &prepared.target_hex);
             if !document.is_empty() {
                 insert_text.execute(params![event_row, document.as_str()])?;
             }
             phases.lap(Phase::FullText);
-            for target in &event.targets {
-                insert_target.execute(params![account_row, target.id, event_row])?;
-            }
-            phases.lap(Phase::Targets);
             // Unfamiliar-IP flags, in this transaction (issue 6; see `actor_history`).
             actor_history.record(
                 &transaction,

@@ -197,6 +197,7 @@ async fn located_store(common: u32, rare: u32) -> (SqliteStore, tempfile::TempDi
                 .actor(&format!("user-{}@example.com", number % 50))
                 .ip(&ip)
                 .message(&format!("located event {number}"))
+                .target("host", &format!("host-{}", number % 3))
                 .build()
         })
         .collect();
@@ -364,8 +365,15 @@ async fn a_place_held_by_more_locations_than_one_lookup_names_is_tested_on_each_
     );
 }
 
-/// Takes a database back to the schema before migration 0024: hour counts (empty) instead of day
-/// counts.
+/// Takes a database whose events have no targets back to the schema before migration 0025 (for
+/// one whose events have targets, see `spell_targets_as_before_migration_0025`).
+const UNDO_MIGRATION_0025: &str = "
+    DROP TABLE events_with_target_rows;
+    PRAGMA user_version = 24;
+";
+
+/// Takes a database of version 24 back to the schema before migration 0024: hour counts (empty)
+/// instead of day counts.
 const UNDO_MIGRATION_0024: &str = "
     DROP TABLE event_day_counts;
     CREATE TABLE event_hour_counts (
@@ -459,6 +467,7 @@ async fn append_from_four_addresses(
 /// way the writers before migration 0020 did (see `database_located_before_migration_0020`).
 fn locate_as_before_migration_0020(path: &std::path::Path, with_place_terms: bool) {
     let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch(UNDO_MIGRATION_0025).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0024).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
@@ -709,6 +718,7 @@ fn spell_places_as_between_migrations_0020_and_0021(path: &std::path::Path) {
             )
             .unwrap();
     }
+    connection.execute_batch(UNDO_MIGRATION_0025).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0024).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0023).unwrap();
     connection.execute_batch(UNDO_MIGRATION_0022).unwrap();
@@ -996,6 +1006,207 @@ async fn the_place_terms_follow_the_backfill_the_removal_of_personal_data_and_pr
         seqs_matching(&store, "city:Singapore", 1_000).await.len(),
         30
     );
+    // The documents aging rewrote without their place kept their target tokens, and pruning took
+    // out exactly the tokens each document held.
+    assert_target_index_is_exact(&connection);
+    assert_eq!(
+        seqs_matching(&store, "target:host-1", 1_000).await,
+        (160..220)
+            .rev()
+            .filter(|seq| seq % 3 == 1)
+            .collect::<Vec<u64>>()
+    );
+}
+
+/// Takes a database whose events were stored unlocated by this version back to version 24: each
+/// event's targets become rows of `event_targets` and leave its `events_fts` document, as the
+/// writers before migration 0025 stored them.
+fn spell_targets_as_before_migration_0025(path: &std::path::Path) {
+    use logbook_store_sql::full_text::full_text_document;
+    use logbook_store_sql::target_terms::push_full_text_target_tokens_of_body;
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let rows: Vec<(i64, i64, String)> = connection
+        .prepare("SELECT event_row, account_row, body FROM events WHERE location_row IS NULL")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (event_row, account_row, body) in rows {
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let message_only = full_text_document(account_row, body["message"].as_str().unwrap_or(""));
+        let mut written = message_only.clone();
+        push_full_text_target_tokens_of_body(&mut written, account_row, &body);
+        if written == message_only {
+            continue;
+        }
+        connection
+            .execute(
+                "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', ?1, ?2)",
+                rusqlite::params![event_row, written],
+            )
+            .unwrap();
+        if !message_only.is_empty() {
+            connection
+                .execute(
+                    "INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)",
+                    rusqlite::params![event_row, message_only],
+                )
+                .unwrap();
+        }
+        for target in body["targets"].as_array().unwrap() {
+            connection
+                .execute(
+                    "INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![account_row, target["id"].as_str().unwrap(), event_row],
+                )
+                .unwrap();
+        }
+    }
+    connection.execute_batch(UNDO_MIGRATION_0025).unwrap();
+}
+
+/// Events stored before migration 0025 keep their target rows, events stored since have target
+/// tokens: `target:` finds both kinds in one page, in order, and pruning takes each out of the
+/// index it is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_target_rows_are_found_and_pruned_beside_events_with_target_tokens() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let start = datetime!(2024-05-01 00:00 UTC);
+    let events = |account_name: &str, first: i64, count: i64| -> Vec<NewEvent> {
+        (first..first + count)
+            .map(|number| {
+                EventBuilder::new(account_name)
+                    .created_at(start + Duration::seconds(number))
+                    .message(&format!("deploy {number}"))
+                    .target("host", &format!("web-{}", number % 2))
+                    .target("release", &format!("r{number}"))
+                    .build()
+            })
+            .collect()
+    };
+    {
+        let store = open(&path);
+        store.append_events(events("big", 0, 6)).await.unwrap();
+        store.append_events(events("other", 0, 2)).await.unwrap();
+        store.shutdown().await;
+    }
+    spell_targets_as_before_migration_0025(&path);
+    let store = open(&path);
+    store.append_events(events("big", 6, 6)).await.unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let (target_rows, marked_accounts): (i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT count(*) FROM event_targets), (SELECT count(*) FROM events_with_target_rows)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (target_rows, marked_accounts),
+        (16, 2),
+        "two rows of each event stored before"
+    );
+    assert_target_index_is_exact(&connection);
+    assert_eq!(
+        seqs_matching(&store, "target:web-1", 10).await,
+        vec![11, 9, 7, 5, 3, 1]
+    );
+    assert_eq!(
+        seqs_matching(&store, "target:r*", 4).await,
+        vec![11, 10, 9, 8]
+    );
+    assert_eq!(
+        seqs_matching(&store, "target:r4,r7 -target:web-0", 10).await,
+        vec![7]
+    );
+    assert_eq!(
+        seqs_matching(&store, "target:r1*", 10).await,
+        vec![11, 10, 1]
+    );
+
+    // Pruning reaches across the migration's marker: each event leaves the index it was in.
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 8, 3)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted_events, 8);
+    assert_target_index_is_exact(&connection);
+    assert_eq!(seqs_matching(&store, "target:web-1", 10).await, vec![11, 9]);
+    let target_rows: i64 = connection
+        .query_row("SELECT count(*) FROM event_targets", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(target_rows, 4, "only the other account's");
+    store.shutdown().await;
+}
+
+/// Asserts that `target:` finds each stored target in exactly the events holding it: for every
+/// account and target id of a stored event, the documents of `events_fts` holding its token plus
+/// its rows of `event_targets` are the events whose body names it, and the index holds no target
+/// token of an event no longer stored. Checks FTS5's own structure too.
+fn assert_target_index_is_exact(connection: &rusqlite::Connection) {
+    let hex = |text: &str| {
+        text.bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    let stored: Vec<(i64, String, i64)> = connection
+        .prepare(
+            "SELECT account_row, target.value ->> 'id', count(DISTINCT event_row) \
+             FROM events, json_each(events.body, '$.targets') AS target GROUP BY 1, 2",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected_tokens = std::collections::BTreeSet::new();
+    for (account_row, target_id, events) in &stored {
+        let token = format!(".{account_row}t{}", hex(target_id));
+        let (in_tokens, in_rows): (i64, i64) = connection
+            .query_row(
+                "SELECT (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1), \
+                 (SELECT count(*) FROM event_targets WHERE account_row = ?2 AND target_id = ?3)",
+                rusqlite::params![format!("\"{token}\""), account_row, target_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            in_tokens + in_rows,
+            *events,
+            "target {target_id} of account {account_row}: {in_tokens} documents, {in_rows} rows"
+        );
+        if in_tokens > 0 {
+            expected_tokens.insert(token);
+        }
+    }
+    connection
+        .execute_batch(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
+        )
+        .unwrap();
+    let indexed_tokens: std::collections::BTreeSet<String> = connection
+        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB '.*t*' AND doc > 0")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexed_tokens, expected_tokens);
+    let orphan_rows: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM event_targets WHERE event_row NOT IN (SELECT event_row FROM events)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphan_rows, 0, "rows of pruned events");
+    connection
+        .execute(
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1028,6 +1239,11 @@ async fn prefixes_blocks_and_targets_read_only_their_matches() {
     );
     assert!(
         target_plan.contains("INTEGER PRIMARY KEY (rowid=?)"),
+        "{target_plan}"
+    );
+    // Targets stored since migration 0025 are tokens of the full-text index.
+    assert!(
+        target_plan.contains("SCAN events_fts VIRTUAL TABLE INDEX"),
         "{target_plan}"
     );
 }
@@ -1447,32 +1663,49 @@ async fn the_new_country_migration_keeps_every_event_and_makes_earlier_successfu
 }
 
 #[tokio::test]
-async fn pruning_removes_the_target_rows_of_the_pruned_events_and_no_others() {
+async fn pruning_takes_the_target_tokens_of_the_pruned_events_and_no_others_out_of_the_index() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("logbook.db");
     let store: Arc<dyn Store> = Arc::new(open(&path));
     logbook_testkit::cases::prune_forty_events_with_two_targets_each_below_25(store.as_ref()).await;
-    store.shutdown().await;
     let connection = rusqlite::Connection::open(&path).unwrap();
-    let seqs: Vec<i64> = connection
-        .prepare(
-            "SELECT DISTINCT event_row & 1099511627775 FROM event_targets \
-             WHERE account_row = (SELECT account_row FROM accounts WHERE name = 'acme') ORDER BY 1",
-        )
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(seqs, (25..40).collect::<Vec<i64>>());
-    let rows: i64 = connection
+    assert_target_index_is_exact(&connection);
+    let target_rows: i64 = connection
         .query_row("SELECT count(*) FROM event_targets", [], |row| row.get(0))
         .unwrap();
+    assert_eq!(target_rows, 0, "targets are tokens since migration 0025");
+    let seqs = |text: &str| {
+        let store = store.clone();
+        let text = text.to_owned();
+        async move {
+            store
+                .query_events(
+                    &account("acme"),
+                    &EventQuery {
+                        query: logbook_core::query::parse(&text).unwrap(),
+                        limit: 100,
+                        after: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .events
+                .iter()
+                .map(|row| row.seq)
+                .collect::<Vec<u64>>()
+        }
+    };
+    assert_eq!(seqs("target:user-3").await, Vec::<u64>::new());
+    assert_eq!(seqs("target:user-33").await, vec![33]);
     assert_eq!(
-        rows,
-        15 * 2 + 1,
-        "both targets of every kept event, and globex's own"
+        seqs("target:srv-0").await,
+        (25..40)
+            .rev()
+            .filter(|seq| seq % 3 == 0)
+            .collect::<Vec<u64>>()
     );
+    assert_eq!(seqs("target:user-2*").await, vec![29, 28, 27, 26, 25]);
+    store.shutdown().await;
 }
 
 /// `count` events for `account_name` in one append (one request, so one group or part of one).
@@ -1626,7 +1859,7 @@ async fn the_day_counts_migration_counts_the_events_stored_before_it() {
     }
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(UNDO_MIGRATION_0024)
+        .execute_batch(&format!("{UNDO_MIGRATION_0025}{UNDO_MIGRATION_0024}"))
         .unwrap();
     let store = open(&path);
     let bucket = |days: i64, events: u64| logbook_core::timeline::BucketCount {
@@ -1815,7 +2048,9 @@ async fn the_arrival_bounds_migration_computes_what_the_writer_keeps() {
     assert_eq!(kept_by_the_writer.len(), 6, "three blocks of each account");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch(&format!("{UNDO_MIGRATION_0024}{UNDO_MIGRATION_0023}"))
+        .execute_batch(&format!(
+            "{UNDO_MIGRATION_0025}{UNDO_MIGRATION_0024}{UNDO_MIGRATION_0023}"
+        ))
         .unwrap();
     open(&path).shutdown().await;
     assert_eq!(bounds(&path), kept_by_the_writer);

@@ -81,7 +81,7 @@ pub async fn prune_below(
 
 /// Stores 40 events of `acme`, each with two targets (`srv-<n % 3>` and `user-<n>`), and 1 of
 /// `globex` with target `srv-0`, then prunes `acme` below seq 25: what a store's own test then
-/// checks of the target rows left behind (only the kept events' own, both of each).
+/// checks of the target index left behind (only the kept events' own, both of each).
 pub async fn prune_forty_events_with_two_targets_each_below_25(store: &dyn Store) {
     let events = (0..40)
         .map(|number| {
