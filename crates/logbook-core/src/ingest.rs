@@ -51,6 +51,12 @@ pub struct IngestLimits {
     pub max_future_skew: Duration,
 }
 
+/// The highest `IngestLimits::max_short_text_bytes` a deployment may configure. The SQLite store
+/// indexes a target id whole, as the hexadecimal of its bytes in one full-text token, and FTS5
+/// keeps only a token's first 32,768 bytes: two longer ids that shared those would be one token,
+/// and `target:` would find both.
+pub const MAX_SHORT_TEXT_BYTES_LIMIT: usize = 16_000;
+
 impl Default for IngestLimits {
     fn default() -> Self {
         Self {

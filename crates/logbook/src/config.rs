@@ -811,8 +811,13 @@ impl IngestSettings {
         }
     }
 
-    pub fn to_limits(&self) -> IngestLimits {
-        IngestLimits {
+    /// The core's limits, checking what a file or variable may get wrong.
+    pub fn to_limits(&self) -> Result<IngestLimits> {
+        let most = logbook_core::ingest::MAX_SHORT_TEXT_BYTES_LIMIT;
+        if !(1..=most).contains(&self.max_short_text_bytes) {
+            bail!("ingest.max_short_text_bytes must be between 1 and {most}");
+        }
+        Ok(IngestLimits {
             max_events_per_request: self.max_events_per_request,
             max_body_bytes: self.max_body_bytes,
             max_message_bytes: self.max_message_bytes,
@@ -824,7 +829,7 @@ impl IngestSettings {
             max_future_skew: time::Duration::seconds(
                 i64::try_from(self.max_future_skew_seconds).unwrap_or(i64::MAX),
             ),
-        }
+        })
     }
 }
 
@@ -1191,7 +1196,8 @@ max_events_per_request = {max_events_per_request}
 max_body_bytes = {max_body_bytes}
 # Bytes of an event's message (LOGBOOK_MAX_MESSAGE_BYTES).
 max_message_bytes = {max_message_bytes}
-# Bytes of action, key, user_agent, actor and target fields, change fields (LOGBOOK_MAX_SHORT_TEXT_BYTES).
+# Bytes of action, key, user_agent, actor and target fields, change fields, at most 16000
+# (LOGBOOK_MAX_SHORT_TEXT_BYTES).
 max_short_text_bytes = {max_short_text_bytes}
 # Bytes of an event's metadata as JSON (LOGBOOK_MAX_METADATA_BYTES).
 max_metadata_bytes = {max_metadata_bytes}
@@ -1544,7 +1550,7 @@ mod tests {
 
     #[test]
     fn default_ingest_settings_are_the_core_ingest_limits() {
-        let limits = IngestSettings::default().to_limits();
+        let limits = IngestSettings::default().to_limits().unwrap();
         let core = IngestLimits::default();
         assert_eq!(limits.max_events_per_request, core.max_events_per_request);
         assert_eq!(limits.max_body_bytes, core.max_body_bytes);
@@ -1553,6 +1559,20 @@ mod tests {
             IngestSettings::from_limits(&limits),
             IngestSettings::default()
         );
+    }
+
+    #[test]
+    fn a_short_text_limit_longer_than_an_index_token_holds_is_refused_at_start_up() {
+        let mut settings = IngestSettings {
+            max_short_text_bytes: logbook_core::ingest::MAX_SHORT_TEXT_BYTES_LIMIT,
+            ..IngestSettings::default()
+        };
+        assert!(settings.to_limits().is_ok());
+        settings.max_short_text_bytes += 1;
+        let error = settings.to_limits().unwrap_err().to_string();
+        assert!(error.contains("ingest.max_short_text_bytes"), "{error}");
+        settings.max_short_text_bytes = 0;
+        assert!(settings.to_limits().is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub async fn run(config: &Config) -> Result<()> {
     let data_dir = &config.data_dir;
     // Settings are checked before anything is opened, so a bad value stops start-up cleanly.
     let mut settings = ServerSettings {
-        ingest_limits: config.ingest.to_limits(),
+        ingest_limits: config.ingest.to_limits()?,
         ..ServerSettings::default()
     };
     config.web.apply_to(&mut settings)?;
