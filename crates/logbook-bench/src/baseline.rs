@@ -138,7 +138,7 @@ fn open_baseline_database(
 }
 
 /// Writes one event the way the store's writer does: resolve the idempotency key, insert the
-/// row with the next dense `seq`, its target ids and its full-text entry.
+/// row with the next dense `seq`, and its full-text entry with its target ids.
 fn insert_row(
     connection: &Connection,
     accounts: &mut AccountRows,
@@ -178,13 +178,19 @@ fn insert_row(
         ])?;
     let event_row = connection.last_insert_rowid();
     *next_seq += 1;
-    // The store's full-text document: the message's tokens tagged with the account.
-    let text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
-    for target_id in &row.target_ids {
-        connection
-            .prepare_cached("INSERT OR IGNORE INTO event_targets (account_row, target_id, event_row) VALUES (?1, ?2, ?3)")?
-            .execute(params![*account_row, target_id, event_row])?;
-    }
+    // The store's full-text document: the message's tokens tagged with the account and, since
+    // migration 0025, a token per target.
+    let mut text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
+    let mut target_hex = String::new();
+    logbook_store_sql::target_terms::push_target_hex(
+        &mut target_hex,
+        row.target_ids.iter().map(String::as_str),
+    );
+    logbook_store_sql::target_terms::push_full_text_target_tokens(
+        &mut text_document,
+        *account_row,
+        &target_hex,
+    );
     connection
         .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?
         .execute(params![event_row, text_document])?;
