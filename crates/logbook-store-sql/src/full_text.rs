@@ -2,7 +2,8 @@
 //! event's message behind its account's fixed-width tag, so every term's doclist belongs to one
 //! account. It lives here because the SQL both stores share (removing personal data) rewrites a
 //! located event's document on SQLite, whose place tokens sit beside the message's since migration
-//! 0020 (`place_terms::push_full_text_place_of_stored_event`).
+//! 0020 (`place_terms::push_full_text_place_of_stored_event`), and its target tokens since
+//! migration 0025 (`target_terms`).
 
 /// Width of an account's full-text tag: 36^5 (60 million) accounts.
 pub const ACCOUNT_TAG_WIDTH: usize = 5;
