@@ -455,6 +455,10 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
         ("newest 50", String::new()),
         ("actor filter", format!("actor:{actor_id}")),
         ("ip filter", format!("ip:{ip}")),
+        (
+            "target filter",
+            format!("target:{}", workload.sample_server_target(&largest_account)),
+        ),
         ("rare word", RARE_WORD.to_owned()),
         ("two common words", COMMON_WORDS.to_owned()),
     ];

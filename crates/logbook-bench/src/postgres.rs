@@ -588,6 +588,11 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
             Some(SELECTIVE_P99_TARGET_MICROS),
         ),
         (
+            "target filter",
+            format!("target:{}", workload.sample_server_target(&largest_account)),
+            None,
+        ),
+        (
             "rare word",
             RARE_WORD.to_owned(),
             Some(SELECTIVE_P99_TARGET_MICROS),

@@ -281,6 +281,17 @@ impl Workload {
         )
     }
 
+    /// The id of one server of `account`, the target of its server events (about one in three
+    /// of the account's events, spread over up to 200 servers).
+    pub fn sample_server_target(&self, account: &AccountId) -> String {
+        let profile = self
+            .profiles
+            .iter()
+            .find(|profile| &profile.account == account)
+            .expect("known account");
+        profile.server_pool[profile.server_pool.len() / 2].0.clone()
+    }
+
     /// Builds event `index`. The same index always yields the same event.
     pub fn event(&self, index: usize) -> GeneratedEvent {
         let mut rng = StdRng::seed_from_u64(
