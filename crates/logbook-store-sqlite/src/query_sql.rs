@@ -10,8 +10,10 @@
 //! its place terms (`events_place_terms` for events located before migration 0020, tokens of
 //! `events_fts` since: three per event, then its location's one since migration 0021, found
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
-//! the column of each row the newest-first walk reads. A page planned index first is read from
-//! windows of the account's newest arrivals when they provably hold it (`arrival_window`).
+//! the column of each row the newest-first walk reads. A target (`target:`) is always looked up:
+//! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before. A page
+//! planned index first is read from windows of the account's newest arrivals when they provably
+//! hold it (`arrival_window`).
 
 use std::collections::HashMap;
 
@@ -294,12 +296,23 @@ impl Dialect for SqliteDialect {
     ) -> String {
         // An event's targets are rows of `event_targets` (stored before migration 0025) or tokens
         // of its document (since), never both, so the two lists together are exact and disjoint.
+        // A page read from a window of the newest arrivals gathers only the window's matches.
         let expression = builder.bind(SqlValue::Text(target_match_expression(
             self.account_row,
             patterns,
         )));
+        let (rows_in_window, tokens_in_window) = match self.lowest_event_row {
+            Some(lowest_event_row) => {
+                let lowest = builder.bind(SqlValue::Integer(lowest_event_row));
+                (
+                    format!(" AND event_row >= {lowest}"),
+                    format!(" AND rowid >= {lowest}"),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
         format!(
-            "{target_rows} UNION ALL SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}"
+            "{target_rows}{rows_in_window} UNION ALL SELECT rowid FROM events_fts WHERE events_fts MATCH {expression}{tokens_in_window}"
         )
     }
 
@@ -342,9 +355,9 @@ pub(crate) fn compile_page_query(
 /// compiled for the whole account or for a window of its newest arrivals (`arrival_window`).
 pub(crate) struct PagePlan {
     dialect: SqliteDialect,
-    /// The fewest documents any positive index-first lookup (a rare word, a rare place) found,
-    /// when there is one: its matches are gathered and sorted by `created_at`, not walked in
-    /// order, so a window of recent arrivals bounds what is read. `None` when the page walks an
+    /// The fewest documents any positive index-first lookup (a rare word, a rare place, a target)
+    /// found, when there is one: its matches are gathered and sorted by `created_at`, not walked
+    /// in order, so a window of recent arrivals bounds what is read. `None` when the page walks an
     /// index in `created_at` order and stops after one page anyway.
     fewest_documents_looked_up: Option<i64>,
 }
@@ -409,6 +422,7 @@ pub(crate) fn plan_page(
     let (place_lookups, place_documents) =
         place_lookups_with_documents(connection, account_row, query, PlacePlans::ByDocuments)?;
     looked_up_documents.extend(place_documents);
+    looked_up_documents.extend(target_documents(connection, account_row, query)?);
     Ok(PagePlan {
         dialect: SqliteDialect {
             account_row,
@@ -419,6 +433,31 @@ pub(crate) fn plan_page(
         },
         fewest_documents_looked_up: looked_up_documents.into_iter().min(),
     })
+}
+
+/// How many documents each positive `target:` clause finds among the target tokens, counted up
+/// to `COMMON_TERM_DOCUMENTS`. A target's matches are always gathered from its lookups and sorted
+/// (`Dialect::targeted_events`), so a page sizes its window of the newest arrivals
+/// (`arrival_window`) from these counts as it does for a rare word. Events stored before migration
+/// 0025 are not counted: with only those, the count is 0 and the page reads the whole account.
+fn target_documents(
+    connection: &Connection,
+    account_row: i64,
+    query: &Query,
+) -> Result<Vec<i64>, StoreError> {
+    let mut documents = Vec::new();
+    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
+        let Condition::Target(patterns) = &clause.condition else {
+            continue;
+        };
+        let (_, found) = plan_by_documents(
+            connection,
+            "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
+            &[&target_match_expression(account_row, patterns)],
+        )?;
+        documents.push(found);
+    }
+    Ok(documents)
 }
 
 /// The `created_at` of the account's events matching `query`, for a query without message terms

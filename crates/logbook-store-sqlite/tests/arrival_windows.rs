@@ -36,7 +36,8 @@ fn pages_read(snapshotter: &Snapshotter) -> (u64, u64) {
 }
 
 /// 6,000 events of `account_name`, one every ten seconds in arrival order, every 40th
-/// `quarantined`, the `dated_ahead` one (if any) dated ten years ahead.
+/// `quarantined` and targeting the server `srv-q`, the `dated_ahead` one (if any) dated ten years
+/// ahead.
 async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Option<usize>) {
     let start = datetime!(2024-05-01 00:00 UTC);
     let events: Vec<NewEvent> = (0..6_000)
@@ -51,9 +52,15 @@ async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Opti
             } else {
                 format!("event {number}")
             };
+            let target = if number % 40 == 0 {
+                "srv-q"
+            } else {
+                "srv-other"
+            };
             EventBuilder::new(account_name)
                 .created_at(created_at)
                 .message(&message)
+                .target("server", target)
                 .build()
         })
         .collect();
@@ -62,12 +69,12 @@ async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Opti
     }
 }
 
-async fn newest_page(store: &SqliteStore, account_name: &str) -> Vec<u64> {
+async fn newest_page(store: &SqliteStore, account_name: &str, text: &str) -> Vec<u64> {
     store
         .query_events(
             &AccountId::parse(account_name).unwrap(),
             &EventQuery {
-                query: logbook_core::query::parse("quarantined").unwrap(),
+                query: logbook_core::query::parse(text).unwrap(),
                 limit: 50,
                 after: None,
             },
@@ -81,7 +88,8 @@ async fn newest_page(store: &SqliteStore, account_name: &str) -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rare_words_newest_page_is_read_from_the_newest_arrivals_unless_one_is_dated_ahead() {
+async fn a_rare_words_or_targets_newest_page_is_read_from_the_newest_arrivals_unless_one_is_dated_ahead()
+ {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder
@@ -102,7 +110,16 @@ async fn a_rare_words_newest_page_is_read_from_the_newest_arrivals_unless_one_is
         .filter(|seq| seq % 40 == 0)
         .take(50)
         .collect();
-    assert_eq!(newest_page(&store, "in-order").await, expected);
+    assert_eq!(
+        newest_page(&store, "in-order", "quarantined").await,
+        expected
+    );
+    assert_eq!(pages_read(&snapshotter), (1, 0));
+    // A target's matches are gathered from its tokens the same way.
+    assert_eq!(
+        newest_page(&store, "in-order", "target:srv-q").await,
+        expected
+    );
     assert_eq!(pages_read(&snapshotter), (1, 0));
 
     // An old arrival dated ten years ahead is the newest match; below any window, it keeps
@@ -114,6 +131,14 @@ async fn a_rare_words_newest_page_is_read_from_the_newest_arrivals_unless_one_is
             .filter(|seq| seq % 40 == 0 && *seq != 80)
             .take(49),
     );
-    assert_eq!(newest_page(&store, "dated-ahead").await, expected_ahead);
+    assert_eq!(
+        newest_page(&store, "dated-ahead", "quarantined").await,
+        expected_ahead
+    );
+    assert_eq!(pages_read(&snapshotter), (0, 1));
+    assert_eq!(
+        newest_page(&store, "dated-ahead", "target:srv-q").await,
+        expected_ahead
+    );
     assert_eq!(pages_read(&snapshotter), (0, 1));
 }
