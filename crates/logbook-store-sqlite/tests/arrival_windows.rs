@@ -3,10 +3,9 @@
 //! because it installs the process's metrics recorder.
 
 use logbook_core::event::NewEvent;
-use logbook_core::store::EventQuery;
-use logbook_core::{AccountId, Store};
+use logbook_core::Store;
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
-use logbook_testkit::EventBuilder;
+use logbook_testkit::{EventBuilder, first_page_seqs};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use time::Duration;
 use time::macros::datetime;
@@ -70,21 +69,7 @@ async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Opti
 }
 
 async fn newest_page(store: &SqliteStore, account_name: &str, text: &str) -> Vec<u64> {
-    store
-        .query_events(
-            &AccountId::parse(account_name).unwrap(),
-            &EventQuery {
-                query: logbook_core::query::parse(text).unwrap(),
-                limit: 50,
-                after: None,
-            },
-        )
-        .await
-        .unwrap()
-        .events
-        .iter()
-        .map(|row| row.seq)
-        .collect()
+    first_page_seqs(store, account_name, text, 50).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

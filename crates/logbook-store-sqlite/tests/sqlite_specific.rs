@@ -12,7 +12,7 @@ use logbook_core::store::EventQuery;
 use logbook_core::timeline::TimeBucket;
 use logbook_core::{AccountId, Store};
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
-use logbook_testkit::{EventBuilder, clause, negated, patterns, query};
+use logbook_testkit::{EventBuilder, clause, first_page_seqs, negated, patterns, query};
 use time::Duration;
 use time::macros::datetime;
 
@@ -208,26 +208,7 @@ async fn located_store(common: u32, rare: u32) -> (SqliteStore, tempfile::TempDi
 }
 
 async fn seqs_matching(store: &SqliteStore, text: &str, limit: u32) -> Vec<u64> {
-    seqs_of(store, "big", text, limit).await
-}
-
-/// The seqs of the first page of `text` in `account_name`, newest first.
-async fn seqs_of(store: &dyn Store, account_name: &str, text: &str, limit: u32) -> Vec<u64> {
-    store
-        .query_events(
-            &account(account_name),
-            &EventQuery {
-                query: logbook_core::query::parse(text).unwrap(),
-                limit,
-                after: None,
-            },
-        )
-        .await
-        .unwrap()
-        .events
-        .iter()
-        .map(|row| row.seq)
-        .collect()
+    first_page_seqs(store, "big", text, limit).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1679,7 +1660,7 @@ async fn pruning_takes_the_target_tokens_of_the_pruned_events_and_no_others_out_
         .query_row("SELECT count(*) FROM event_targets", [], |row| row.get(0))
         .unwrap();
     assert_eq!(target_rows, 0, "targets are tokens since migration 0025");
-    let seqs = |text: &'static str| seqs_of(store.as_ref(), "acme", text, 100);
+    let seqs = |text: &'static str| first_page_seqs(store.as_ref(), "acme", text, 100);
     assert_eq!(seqs("target:user-3").await, Vec::<u64>::new());
     assert_eq!(seqs("target:user-33").await, vec![33]);
     assert_eq!(

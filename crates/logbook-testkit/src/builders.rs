@@ -160,3 +160,28 @@ pub fn patterns(text: &str) -> Vec<TextPattern> {
         })
         .collect()
 }
+
+/// The seqs of the first page (at most `limit` events, newest first) of the query `text` in the
+/// account `account_name`: what store-specific tests compare with the events they expect.
+pub async fn first_page_seqs(
+    store: &dyn logbook_core::Store,
+    account_name: &str,
+    text: &str,
+    limit: u32,
+) -> Vec<u64> {
+    store
+        .query_events(
+            &AccountId::parse(account_name).expect("a valid account name"),
+            &logbook_core::store::EventQuery {
+                query: logbook_core::query::parse(text).expect("a valid query"),
+                limit,
+                after: None,
+            },
+        )
+        .await
+        .expect("the page")
+        .events
+        .iter()
+        .map(|row| row.seq)
+        .collect()
+}

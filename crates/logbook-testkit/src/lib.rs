@@ -15,7 +15,7 @@ mod unfamiliar_ip_cases;
 mod viewer_session_cases;
 mod volume_quota_cases;
 
-pub use builders::{EventBuilder, clause, negated, patterns, query};
+pub use builders::{EventBuilder, clause, first_page_seqs, negated, patterns, query};
 
 /// Expands to one `#[tokio::test]` per conformance case, each with a fresh store from
 /// `$make_store().await`. The crate using it needs `tokio` (with `macros`) as a dev-dependency.
