@@ -34,3 +34,17 @@ pub fn full_text_document(account_row: i64, message: &str) -> String {
     }
     document
 }
+
+/// SQL that is true for an event of `events` (the table's own name in scope) stored at or before
+/// the event a migration's `marker_table` (`account_row`, `last_event_row`) names for its
+/// account, false for one stored after it or in an account the table does not name; `account_row`
+/// is the SQL of the event's account row. A migration that changes how the writer spells an
+/// event's document records each account's last event of the old spelling this way, so code that
+/// must spell a stored document again can tell which it is. The marker stays right because an
+/// account's seqs are never reused: retention never prunes an account's newest event.
+pub fn stored_up_to_marker_sql(marker_table: &str, account_row: &str) -> String {
+    format!(
+        "(events.event_row <= coalesce((SELECT last_event_row FROM {marker_table} \
+         WHERE {marker_table}.account_row = {account_row}), -1))"
+    )
+}

@@ -129,14 +129,9 @@ pub fn push_full_text_place_of_stored_event(
 /// SQL that is true for an event of `events` (the table's own name in scope) whose located
 /// document holds the three place tokens of migration 0020, false for one holding its location's
 /// token (migration 0021); `account_row` is the SQL of the event's account row. Only meaningful
-/// for an event with a `location_row`. The marker stays right because an account's seqs are
-/// never reused: retention never prunes an account's newest event, so no later event can take
-/// the row of one stored before the migration.
+/// for an event with a `location_row`.
 pub fn written_with_three_place_tokens_sql(account_row: &str) -> String {
-    format!(
-        "(events.event_row <= coalesce((SELECT last_event_row FROM events_with_three_place_tokens \
-         WHERE events_with_three_place_tokens.account_row = {account_row}), -1))"
-    )
+    crate::full_text::stored_up_to_marker_sql("events_with_three_place_tokens", account_row)
 }
 
 /// The terms of a `country:`, `asn:` or `city:` clause (any of them matches); `None` for any other

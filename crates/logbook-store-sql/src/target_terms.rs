@@ -105,10 +105,7 @@ pub fn target_match_expression(account_row: i64, patterns: &[TextPattern]) -> St
 /// rows of `event_targets` (stored before migration 0025), false for one whose targets are tokens
 /// of its `events_fts` document; `account_row` is the SQL of the event's account row.
 pub fn written_with_target_rows_sql(account_row: &str) -> String {
-    format!(
-        "(events.event_row <= coalesce((SELECT last_event_row FROM events_with_target_rows \
-         WHERE events_with_target_rows.account_row = {account_row}), -1))"
-    )
+    crate::full_text::stored_up_to_marker_sql("events_with_target_rows", account_row)
 }
 
 #[cfg(test)]
