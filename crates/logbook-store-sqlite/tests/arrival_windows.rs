@@ -2,8 +2,8 @@
 //! arrivals when they provably hold the page, the whole account otherwise. Its own test binary,
 //! because it installs the process's metrics recorder.
 
-use logbook_core::event::NewEvent;
 use logbook_core::Store;
+use logbook_core::event::NewEvent;
 use logbook_store_sqlite::{SqliteOptions, SqliteStore};
 use logbook_testkit::{EventBuilder, first_page_seqs};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
