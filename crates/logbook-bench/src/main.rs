@@ -28,7 +28,9 @@ use logbook_core::{Clock, SystemClock};
 
 use crate::baseline::BaselineFigures;
 use crate::http_load::{CommitCounters, ExportFigures, QueryFigures, RequestBodies};
-use crate::workload::{COMMON_WORDS, RARE_WORD, Workload, WorkloadShape};
+use crate::workload::{
+    COMMON_ACTION, COMMON_WORDS, RARE_ACTION, RARE_WORD, Workload, WorkloadShape,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -454,6 +456,8 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     let query_cases = [
         ("newest 50", String::new()),
         ("actor filter", format!("actor:{actor_id}")),
+        ("common action", COMMON_ACTION.to_owned()),
+        ("rare action", RARE_ACTION.to_owned()),
         ("ip filter", format!("ip:{ip}")),
         (
             "target filter",
@@ -483,10 +487,12 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     }
 
     // The timeline above the Activity Logs page (issue 21, item 3), counted by the store per day
-    // over the largest account: the whole log and an actor by range counts, a word by GROUP BY.
+    // over the largest account: the whole log and an actor by range counts, an action and a word
+    // by GROUP BY.
     for (name, query_text) in [
         ("whole log", String::new()),
         ("actor filter", format!("actor:{actor_id}")),
+        ("common action", COMMON_ACTION.to_owned()),
         ("rare word", RARE_WORD.to_owned()),
     ] {
         let (latency, buckets) = time_timeline(

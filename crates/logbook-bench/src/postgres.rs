@@ -28,7 +28,9 @@ use tokio_postgres::types::Type;
 
 use crate::http_load::{self, ExportFigures, IngestFigures, QueryFigures};
 use crate::server::create_key;
-use crate::workload::{COMMON_WORDS, RARE_WORD, Workload, WorkloadShape};
+use crate::workload::{
+    COMMON_ACTION, COMMON_WORDS, RARE_ACTION, RARE_WORD, Workload, WorkloadShape,
+};
 use crate::{Arguments, BASELINE_EVENTS_PER_TRANSACTION, BATCH_SIZE, Plan, SINGLE_EVENT_PRODUCERS};
 
 /// The ingest target: batched ingest at least this fraction of raw COPY.
@@ -582,6 +584,8 @@ pub async fn run(arguments: Arguments, plan: Plan, server_url: String) -> anyhow
             Some(NEWEST_50_P99_TARGET_MICROS),
         ),
         ("actor filter", format!("actor:{actor_id}"), None),
+        ("common action", COMMON_ACTION.to_owned(), None),
+        ("rare action", RARE_ACTION.to_owned(), None),
         (
             "ip filter",
             format!("ip:{ip}"),

@@ -17,6 +17,11 @@ use time::format_description::well_known::Rfc3339;
 pub const RARE_WORD: &str = "quarantined";
 /// Two words that each appear in a large share of messages: the "two common words" query.
 pub const COMMON_WORDS: &str = "rebooted server";
+/// The action of about one event in eight: the "common action" query.
+pub const COMMON_ACTION: &str = "action:server.reboot";
+/// The action of about one event in two thousand (the events of the rare word): the "rare action"
+/// query.
+pub const RARE_ACTION: &str = "action:server.quarantine";
 
 /// How far back the generated history reaches: events are spread evenly over this span.
 const HISTORY_DAYS: i64 = 180;
