@@ -53,6 +53,12 @@ pub fn new_latency_histogram() -> Histogram<u64> {
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        // The server closes a kept-alive connection that sends no request within its header read
+        // timeout (10 s by default); a pooled connection idle that long (the single-event phase's,
+        // across the half-rate batched phase and its queries) could be reused in the very instant
+        // the server closed it, and the request failed with a reset. Dropping idle connections
+        // sooner leaves the closing to the client.
+        .pool_idle_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(120))
         .build()
