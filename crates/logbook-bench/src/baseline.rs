@@ -178,8 +178,8 @@ fn insert_row(
         ])?;
     let event_row = connection.last_insert_rowid();
     *next_seq += 1;
-    // The store's full-text document: the message's tokens tagged with the account and, since
-    // migration 0025, a token per target.
+    // The store's full-text document: the message's tokens tagged with the account, since
+    // migration 0025 a token per target and since migration 0026 the action's token.
     let mut text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
     let mut target_hex = String::new();
     logbook_store_sql::target_terms::push_target_hex(
@@ -190,6 +190,11 @@ fn insert_row(
         &mut text_document,
         *account_row,
         &target_hex,
+    );
+    logbook_store_sql::action_terms::push_full_text_action_token(
+        &mut text_document,
+        *account_row,
+        &logbook_store_sql::action_terms::action_hex(&row.action),
     );
     connection
         .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?

@@ -59,6 +59,47 @@ impl DayCountChanges {
     }
 }
 
+/// The counts a write adds or removes per account, day and action (SQLite's
+/// `event_day_action_counts`, migration 0026), summed in memory so each triple is one statement.
+/// An account's day holds a handful of actions, so each day keeps a short list rather than a map
+/// keyed by an owned action per event.
+#[derive(Debug, Default)]
+pub struct ActionDayCountChanges {
+    events: HashMap<(i64, i64), Vec<(String, i64)>>,
+}
+
+impl ActionDayCountChanges {
+    /// Counts one event of `account_row` created at `created_at_micros` with `action`.
+    pub fn count(&mut self, account_row: i64, created_at_micros: i64, action: &str) {
+        let actions = self
+            .events
+            .entry((account_row, day_start_of(created_at_micros)))
+            .or_default();
+        match actions.iter_mut().find(|(counted, _)| counted == action) {
+            Some((_, events)) => *events += 1,
+            None => actions.push((action.to_owned(), 1)),
+        }
+    }
+
+    /// `(account_row, day_start, action, events)` per triple, in the table's key order (day,
+    /// account, action), so consecutive upserts land on the same pages.
+    pub fn rows(&self) -> Vec<(i64, i64, &str, i64)> {
+        let mut rows: Vec<(i64, i64, &str, i64)> = self
+            .events
+            .iter()
+            .flat_map(|(&(account_row, day_start), actions)| {
+                actions
+                    .iter()
+                    .map(move |(action, events)| (account_row, day_start, action.as_str(), *events))
+            })
+            .collect();
+        rows.sort_unstable_by(|left, right| {
+            (left.1, left.0, left.2).cmp(&(right.1, right.0, right.2))
+        });
+        rows
+    }
+}
+
 /// The `[start, end)` of `created_at`, in microseconds (either side open), when the day counts
 /// answer the timeline of `query` per `bucket`: per day, and every clause is a positive
 /// `created:` range, so every event of the account in the range matches. `None` otherwise.
@@ -177,5 +218,32 @@ impl<Database: SqlDatabase> SharedStore<Database> {
             )
             .await
             .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_actions_are_counted_per_account_and_day_and_listed_day_first() {
+        let day = TimeBucket::Day.width_micros();
+        let mut changes = ActionDayCountChanges::default();
+        changes.count(2, 10, "user.login");
+        changes.count(2, 20, "user.login");
+        changes.count(2, 30, "server.reboot");
+        changes.count(1, day + 5, "user.login");
+        changes.count(2, day + 5, "user.login");
+        changes.count(1, 40, "user.login");
+        assert_eq!(
+            changes.rows(),
+            vec![
+                (1, 0, "user.login", 1),
+                (2, 0, "server.reboot", 1),
+                (2, 0, "user.login", 2),
+                (1, day, "user.login", 1),
+                (2, day, "user.login", 1),
+            ]
+        );
     }
 }

@@ -9,15 +9,16 @@
 //! - `export`: exports as a stream of bounded pages;
 //! - `day_counts`: every account's events counted per day, kept by the writers, which answer the
 //!   timeline of a whole log or a `created:` range;
-//! - `full_text`, `place_terms` and `target_terms`: the documents of the SQLite store's full-text
-//!   index, its place terms and its target tokens, which shared SQL (removing personal data, the
-//!   location backfill) keeps in step.
+//! - `full_text`, `place_terms`, `target_terms` and `action_terms`: the documents of the SQLite
+//!   store's full-text index, its place terms and its target and action tokens, which shared SQL
+//!   (removing personal data, the location backfill) keeps in step.
 //!
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
 
 mod account_limits;
 mod accounts;
+pub mod action_terms;
 mod alerting;
 mod api_keys;
 mod attention;

@@ -154,6 +154,21 @@ pub trait Dialect {
     ) -> String {
         column_condition
     }
+    /// The condition that an event's action is one of `patterns`, given `column_condition`, the
+    /// exact test of the event's `action` column; the walk negates it for a negated clause
+    /// (`negated`), which is only ever tested on the rows read. A store that indexes actions
+    /// elsewhere than on the column (SQLite's action tokens, migration 0026) adds how a positive
+    /// clause finds its candidates there; by default the column's condition stands alone
+    /// (PostgreSQL indexes the column).
+    fn action_condition(
+        &self,
+        _builder: &mut SqlBuilder,
+        _patterns: &[TextPattern],
+        column_condition: String,
+        _negated: bool,
+    ) -> String {
+        column_condition
+    }
     /// The SQL of the keys of the account's events holding a target that one of `patterns`
     /// matches, given `target_rows`, the keys `event_targets` holds for them. A store that keeps
     /// some events' targets elsewhere (SQLite's target tokens, migration 0025) adds those; by
@@ -298,6 +313,9 @@ fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause,
         Condition::Country(_) | Condition::Asn(_) | Condition::City(_)
     ) {
         condition = dialect.place_condition(builder, &clause.condition, condition, clause.negated);
+    }
+    if let Condition::Action(patterns) = &clause.condition {
+        condition = dialect.action_condition(builder, patterns, condition, clause.negated);
     }
     if clause.negated {
         // A negated condition keeps events where the field is absent (NULL), which plain NOT would

@@ -13,6 +13,7 @@ use logbook_core::personal_data::{
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 
+use crate::action_terms::{push_full_text_action_token_of_body, written_with_action_rows_sql};
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::full_text::full_text_document;
@@ -162,9 +163,10 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                              WHERE locations.location_row = events.location_row)), \
                              coalesce(city, (SELECT city FROM locations \
                              WHERE locations.location_row = events.location_row)), \
-                             location_row, {}, {}",
+                             location_row, {}, {}, {}",
                             written_with_three_place_tokens_sql("$1"),
-                            written_with_target_rows_sql("$1")
+                            written_with_target_rows_sql("$1"),
+                            written_with_action_rows_sql("$1")
                         )
                     } else {
                         "country_code, asn, city".to_owned()
@@ -218,8 +220,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             let asn = row.optional_integer(3)?;
                             let city = row.optional_text(4)?;
                             let place = if let Some(location_row) = row.optional_integer(5)? {
-                                // The document without the place: the message's tokens and,
-                                // since migration 0025, the targets' tokens.
+                                // The document without the place: the message's tokens,
+                                // since migration 0025 the targets' tokens and since migration
+                                // 0026 the action's.
                                 let body = stored_body(&row.text(1)?);
                                 let message = body
                                     .get("message")
@@ -241,6 +244,18 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                         &body,
                                     );
                                     push_full_text_target_tokens_of_body(
+                                        &mut with_place,
+                                        account_row,
+                                        &body,
+                                    );
+                                }
+                                if !row.boolean(8)? {
+                                    push_full_text_action_token_of_body(
+                                        &mut indexed,
+                                        account_row,
+                                        &body,
+                                    );
+                                    push_full_text_action_token_of_body(
                                         &mut with_place,
                                         account_row,
                                         &body,
@@ -295,8 +310,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 without_place,
                             }) => {
                                 // A contentless FTS5 document is replaced whole: out with the
-                                // one the writer made, in with the message's tokens and the
-                                // targets' alone (neither is personal data that is removed).
+                                // one the writer made, in with the message's, the targets' and
+                                // the action's tokens alone (none is personal data that is
+                                // removed).
                                 sql.execute(
                                     REMOVING,
                                     "INSERT INTO events_fts (events_fts, rowid, message) \

@@ -47,15 +47,18 @@ pub fn push_full_text_target_tokens(document: &mut String, account_row: i64, tar
     }
 }
 
-/// Appends what every target token of `account_row` starts with: the marker, the account's
-/// digits and the kind's letter.
+/// Appends what every target token of `account_row` starts with.
 fn push_target_token_start(token: &mut String, account_row: i64) {
+    push_value_token_start(token, account_row, TARGET_TOKEN_KIND);
+}
+
+/// Appends what every token of a value of one kind (`kind`: a target's `t`, an action's `v`)
+/// starts with: the marker, the account's digits and the kind's letter. The letter is one no
+/// place token uses (`c`, `a`, `y`, `l`) and no other kind of value token, so kinds never meet.
+pub(crate) fn push_value_token_start(token: &mut String, account_row: i64, kind: char) {
     use std::fmt::Write;
     // Writing to a String cannot fail.
-    let _ = write!(
-        token,
-        "{FULL_TEXT_PLACE_MARKER}{account_row}{TARGET_TOKEN_KIND}"
-    );
+    let _ = write!(token, "{FULL_TEXT_PLACE_MARKER}{account_row}{kind}");
 }
 
 /// Appends the target tokens of a stored event from its JSON `body` (`targets[].id`, in the order
@@ -81,6 +84,17 @@ pub fn push_full_text_target_tokens_of_body(
 /// `patterns` matches: `".12t776562" OR ".12t7765622d" *`. The tokens are lower-case ASCII letters,
 /// digits and the marker, so quoting them is all the escaping they need.
 pub fn target_match_expression(account_row: i64, patterns: &[TextPattern]) -> String {
+    value_match_expression(account_row, TARGET_TOKEN_KIND, patterns)
+}
+
+/// The FTS5 expression matching the tokens of `kind` (`push_value_token_start`) whose value one
+/// of `patterns` matches: an exact pattern is its quoted token, a prefix the quoted start of its
+/// tokens followed by ` *`.
+pub(crate) fn value_match_expression(
+    account_row: i64,
+    kind: char,
+    patterns: &[TextPattern],
+) -> String {
     let mut expression = String::new();
     for pattern in patterns {
         if !expression.is_empty() {
@@ -91,7 +105,7 @@ pub fn target_match_expression(account_row: i64, patterns: &[TextPattern]) -> St
             TextPattern::Prefix(prefix) => (prefix, true),
         };
         expression.push('"');
-        push_target_token_start(&mut expression, account_row);
+        push_value_token_start(&mut expression, account_row, kind);
         push_lower_hex(&mut expression, value);
         expression.push('"');
         if is_prefix {

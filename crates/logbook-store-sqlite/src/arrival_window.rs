@@ -10,8 +10,12 @@
 //! below, the newest `created_at` of every event that arrived before the window. An event below
 //! the window with the same `created_at` has a lower `event_row`, so it sorts after the last row
 //! too. Otherwise (too few matches in the window, or an event below it dated later than the page,
-//! such as one sent with a `created_at` in the future) the window grows once, then the whole
-//! account is read as before: the answer is always exact, and only its cost depends on the data.
+//! such as one sent with a `created_at` in the future, or other clauses rarer among the term's
+//! matches than the window needs) the window grows eightfold until it holds the page or reaches
+//! the account's oldest kept event, then the whole account is read as before: the answer is
+//! always exact, and only its cost depends on the data. The first window is the blocks holding
+//! the term's newest matches, twice the page's worth (`blocks_holding_newest_matches`), or, when
+//! the term's matches are not all in `events_fts`, an estimate from its share of the account.
 //! A bound below the window that lies ahead of the present (an event dated in the future) cannot
 //! be met by a page of present events, so such an account's pages skip the windows.
 //!
@@ -133,6 +137,38 @@ impl ArrivalBounds {
     }
 }
 
+/// How many blocks, from `top_block` down, hold the `matches` newest matches of the `events_fts`
+/// expression `expression` among the arrivals up to the end of `top_block`; `None` when there are
+/// fewer. FTS5 reads a doclist backwards from a rowid, so this costs about `matches` entries
+/// however many the term has: a window sized this way holds the page of a term as common as
+/// `action:user.login` in a block or two, where an estimate from the term's share of the whole
+/// account (all a count capped at `COMMON_TERM_DOCUMENTS` can give) reads a twentieth of it.
+fn blocks_holding_newest_matches(
+    connection: &Connection,
+    expression: &str,
+    first_event_row: i64,
+    top_block: i64,
+    matches: i64,
+) -> Result<Option<i64>, StoreError> {
+    let above_top = first_event_row + ((top_block + 1) << ARRIVAL_BLOCK_BITS);
+    let oldest_of_newest: Option<i64> = connection
+        .prepare_cached(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 AND rowid < ?2 \
+             ORDER BY rowid DESC LIMIT 1 OFFSET ?3",
+        )
+        .map_err(database_error(
+            "preparing the lookup of a term's newest matches",
+        ))?
+        .query_row(
+            params![expression, above_top, (matches - 1).max(0)],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(database_error("reading a term's newest matches"))?;
+    Ok(oldest_of_newest
+        .map(|event_row| top_block + 1 - ((event_row - first_event_row) >> ARRIVAL_BLOCK_BITS)))
+}
+
 /// Reads one page of `plan`: from windows of the newest arrivals when its matches are gathered and
 /// sorted (a rare term looked up first), else over the whole account. `fetch_limit` rows at most,
 /// and how they were read.
@@ -183,10 +219,24 @@ pub(crate) fn read_page_rows(
             // The arrivals expected to hold the page: the term is in `documents` of the account's
             // kept events (at most `newest_block + 1` blocks of seqs, less the pruned ones).
             let account_events = (((newest_block + 1) << ARRIVAL_BLOCK_BITS) - pruned_below).max(1);
-            let window_events = (i64::from(fetch_limit).saturating_mul(account_events) / documents)
-                .saturating_mul(WINDOW_MARGIN);
-            let mut window_blocks = (window_events >> ARRIVAL_BLOCK_BITS) + 1;
-            for _ in 0..2 {
+            let estimated_window_blocks = {
+                let window_events = (i64::from(fetch_limit).saturating_mul(account_events)
+                    / documents)
+                    .saturating_mul(WINDOW_MARGIN);
+                (window_events >> ARRIVAL_BLOCK_BITS) + 1
+            };
+            let newest_matches_blocks = match plan.fewest_documents_expression() {
+                Some(expression) => blocks_holding_newest_matches(
+                    connection,
+                    expression,
+                    first_event_row_of(account_row),
+                    top_block,
+                    i64::from(fetch_limit).saturating_mul(WINDOW_MARGIN),
+                )?,
+                None => None,
+            };
+            let mut window_blocks = newest_matches_blocks.unwrap_or(estimated_window_blocks);
+            loop {
                 let lowest_block = top_block + 1 - window_blocks;
                 if lowest_block <= first_kept_block {
                     break;

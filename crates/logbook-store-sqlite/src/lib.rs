@@ -11,14 +11,22 @@
 //!   re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
 //!   never scan a whole account: `(account, created_at)`, `(account, actor_id, created_at)` and
-//!   `(account, ip, created_at)` (both partial, `IS NOT NULL`), `(account, action, created_at)`,
-//!   `(account, key)` unique where a key was sent; the one exception is `(id)`, global (below).
+//!   `(account, ip, created_at)` (both partial, `IS NOT NULL`), `(account, key)` unique where a
+//!   key was sent; the one exception is `(id)`, global (below).
 //! - Targets: since migration 0025 each target of an event is a token of its `events_fts`
 //!   document, `.<account_row>t<hex of the id>` (`logbook_store_sql::target_terms`), found by an
 //!   exact or a prefix FTS5 term; events stored before keep their rows of
 //!   `event_targets(account, target_id, event_row)`, and `target:` reads both. The table's rows
 //!   went to the end of each (account, target) run, so a group commit rewrote two thirds of its
 //!   pages, where FTS5 writes the group's tokens as one sorted segment (BENCHMARKS.md).
+//! - Actions: since migration 0026 an event's action is a token of its `events_fts` document,
+//!   `.<account_row>v<hex of the action>` (`logbook_store_sql::action_terms`), for the same reason:
+//!   the index `(account, action, created_at)` rewrote a quarter of its pages per commit. Events
+//!   stored before keep their entries, moved into `event_action_rows` (the index's key), and a
+//!   positive `action:` reads both; a negated one tests the `action` column, which stays. A page
+//!   of a common action alone is read from the blocks of arrivals holding its newest matches
+//!   (`arrival_window`); beside a clause that leads (an actor, an address, a `created:` range, a
+//!   target, a rare term) it is tested on the column of the rows that clause reads.
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - Places: a located event's country, network and city are account-prefixed terms
@@ -570,6 +578,9 @@ fn count_over_time(
     let Some(account_row) = account_row(connection, account)? else {
         return Ok(Vec::new());
     };
+    if let Some(patterns) = action_counted_by_days(query, bucket) {
+        return count_action_days(connection, account_row, patterns);
+    }
     if counts_by_bucket_ranges(query) {
         // One snapshot for every bucket: a deferred transaction on the read-only connection.
         let snapshot = connection
@@ -610,6 +621,80 @@ fn count_over_time(
     Ok(counts)
 }
 
+/// The patterns of `query` when its timeline per `bucket` is read from the day counts per action
+/// (`event_day_action_counts`, migration 0026): per day, and its one clause a positive `action:`.
+fn action_counted_by_days(
+    query: &Query,
+    bucket: TimeBucket,
+) -> Option<&[logbook_core::query::TextPattern]> {
+    use logbook_core::query::Condition;
+    match (bucket, query.clauses.as_slice()) {
+        (TimeBucket::Day, [clause]) if !clause.negated => match &clause.condition {
+            Condition::Action(patterns) => Some(patterns),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The timeline per day of the account's events whose action one of `patterns` matches, from
+/// `event_day_action_counts`: the account's days from `event_day_counts` (its key leads with the
+/// account), then each day's rows of the actions (whose key leads with the day), one row per day
+/// and action whatever the number of events.
+fn count_action_days(
+    connection: &Connection,
+    account_row: i64,
+    patterns: &[logbook_core::query::TextPattern],
+) -> Result<Vec<BucketCount>, StoreError> {
+    use logbook_core::query::TextPattern;
+    let mut parameters: Vec<rusqlite::types::Value> = vec![account_row.into()];
+    let mut alternatives: Vec<String> = Vec::new();
+    for pattern in patterns {
+        match pattern {
+            TextPattern::Exact(action) => {
+                parameters.push(action.clone().into());
+                alternatives.push(format!("counts.action = ?{}", parameters.len()));
+            }
+            TextPattern::Prefix(prefix) => {
+                parameters.push(prefix.clone().into());
+                let lower = parameters.len();
+                match logbook_store_sql::encoding::prefix_upper_bound(prefix) {
+                    Some(upper) => {
+                        parameters.push(upper.into());
+                        alternatives.push(format!(
+                            "(counts.action >= ?{lower} AND counts.action < ?{})",
+                            parameters.len()
+                        ));
+                    }
+                    None => alternatives.push(format!("counts.action >= ?{lower}")),
+                }
+            }
+        }
+    }
+    if alternatives.is_empty() {
+        return Ok(Vec::new());
+    }
+    connection
+        .prepare_cached(&format!(
+            "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
+             JOIN event_day_action_counts AS counts \
+             ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
+             WHERE days.account_row = ?1 AND ({}) GROUP BY days.day_start \
+             HAVING sum(counts.events) > 0 ORDER BY days.day_start",
+            alternatives.join(" OR ")
+        ))
+        .map_err(database_error("preparing a timeline of an action"))?
+        .query_map(rusqlite::params_from_iter(parameters), |row| {
+            Ok(BucketCount {
+                start_micros: row.get(0)?,
+                events: row.get::<_, i64>(1)?.max(0) as u64,
+            })
+        })
+        .map_err(database_error("counting a timeline of an action"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(database_error("reading a timeline of an action"))
+}
+
 /// `SELECT count(*)` of the `matching` events created in `[?N+1, ?N+2)`, where `N` is the number of
 /// `matching`'s own parameters.
 fn range_count_sql(matching: &CompiledQuery) -> String {
@@ -622,18 +707,19 @@ fn range_count_sql(matching: &CompiledQuery) -> String {
 }
 
 /// Whether each bucket's count of `query` reads only that bucket's range of an index that ends
-/// in `created_at`: no clause at all, a `created:` range, an exact actor or action (their indexes
-/// are `(account, actor or action, created_at)`), or row checks on the created index's range
-/// (outcome, flags, a negated actor or action). A message term would repeat its full-text lookup
-/// per bucket, and a prefix, an address range, a target or a location would rescan all its
-/// matches per bucket; those are counted by the one `GROUP BY`.
+/// in `created_at`: no clause at all, a `created:` range, an exact actor (its index is
+/// `(account, actor, created_at)`), or row checks on the created index's range (outcome, flags, a
+/// negated actor or action). A message term or a positive action (a token since migration 0026)
+/// would repeat its full-text lookup per bucket, and a prefix, an address range, a target or a
+/// location would rescan all its matches per bucket; those are counted by the one `GROUP BY`.
 fn counts_by_bucket_ranges(query: &Query) -> bool {
     use logbook_core::query::{Condition, TextPattern};
     query.clauses.iter().all(|clause| match &clause.condition {
         Condition::Created(_) | Condition::Outcome(_) | Condition::Is(_) => true,
-        Condition::Actor(patterns) | Condition::Action(patterns) => {
+        Condition::Actor(patterns) => {
             clause.negated || matches!(patterns.as_slice(), [TextPattern::Exact(_)])
         }
+        Condition::Action(_) => clause.negated,
         _ => false,
     })
 }

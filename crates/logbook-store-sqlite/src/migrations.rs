@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0023_arrival_bounds.sql"),
     include_str!("../migrations/0024_event_day_counts.sql"),
     include_str!("../migrations/0025_target_tokens.sql"),
+    include_str!("../migrations/0026_action_tokens.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -11,16 +11,19 @@
 //! `events_fts` since: three per event, then its location's one since migration 0021, found
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
 //! the column of each row the newest-first walk reads. A target (`target:`) is always looked up:
-//! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before. A page
+//! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before; so is a
+//! positive action (`action:`): its token since migration 0026, its row of `event_action_rows`
+//! before (a negated one is tested on the column of each row read). A page
 //! planned index first is read from windows of the account's newest arrivals when they provably
 //! hold it (`arrival_window`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use logbook_core::StoreError;
 use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Condition, Query, TextPattern, text_tokens};
 use logbook_core::timeline::TimeBucket;
+use logbook_store_sql::action_terms::action_match_expression;
 use logbook_store_sql::place_terms::{any_full_text_place_token, any_term, condition_terms};
 use logbook_store_sql::target_terms::target_match_expression;
 use logbook_store_sql::{
@@ -158,6 +161,13 @@ struct SqliteDialect {
     /// `arrival_window`) are read, and the positive full-text lookups ask FTS5 for those rows
     /// only.
     lowest_event_row: Option<i64>,
+    /// The account's last event whose action is a row of `event_action_rows` (stored before
+    /// migration 0026), if it has any: a window of arrivals above it reads no such row.
+    last_event_with_action_row: Option<i64>,
+    /// The positive `action:` clauses looked up in the action tokens and rows, by their FTS5
+    /// expression (`action_match_expression`); any other is tested on the column of each row
+    /// read (`ActionPlans`).
+    action_lookups: HashSet<String>,
 }
 
 /// How one positive `country:`, `asn:` or `city:` clause finds its rows, decided with the
@@ -288,6 +298,50 @@ impl Dialect for SqliteDialect {
         }
     }
 
+    fn action_condition(
+        &self,
+        builder: &mut SqlBuilder,
+        patterns: &[TextPattern],
+        column_condition: String,
+        negated: bool,
+    ) -> String {
+        let expression = action_match_expression(self.account_row, patterns);
+        if negated || !self.action_lookups.contains(&expression) {
+            return column_condition;
+        }
+        // An event's action is a row of `event_action_rows` (stored before migration 0026) or a
+        // token of its document (since), never both, so the two lists together are exact and
+        // disjoint; the column is tested as well, so the condition means the same whichever way
+        // SQLite evaluates it. A window of the newest arrivals gathers only its own matches, and
+        // reads the rows only when it reaches below the account's last event that has one.
+        let expression = builder.bind(SqlValue::Text(expression));
+        let tokens_in_window = match self.lowest_event_row {
+            Some(lowest_event_row) => {
+                let lowest = builder.bind(SqlValue::Integer(lowest_event_row));
+                format!(" AND rowid >= {lowest}")
+            }
+            None => String::new(),
+        };
+        let rows_reached = match (self.last_event_with_action_row, self.lowest_event_row) {
+            (None, _) => false,
+            (Some(last), Some(lowest)) => lowest <= last,
+            (Some(_), None) => true,
+        };
+        let action_rows = if rows_reached {
+            let account = builder.bind(SqlValue::Integer(self.account_row));
+            format!(
+                "SELECT event_row FROM event_action_rows WHERE account_row = {account} \
+                 AND ({column_condition}) UNION ALL "
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "({column_condition} AND event_row IN ({action_rows}SELECT rowid FROM events_fts \
+             WHERE events_fts MATCH {expression}{tokens_in_window}))"
+        )
+    }
+
     fn targeted_events(
         &self,
         builder: &mut SqlBuilder,
@@ -360,6 +414,9 @@ pub(crate) struct PagePlan {
     /// in order, so a window of recent arrivals bounds what is read. `None` when the page walks an
     /// index in `created_at` order and stops after one page anyway.
     fewest_documents_looked_up: Option<i64>,
+    /// The `events_fts` expression of that lookup, whose newest matches size the window
+    /// (`arrival_window`); `None` when its matches are not all in `events_fts`.
+    fewest_documents_expression: Option<String>,
 }
 
 impl PagePlan {
@@ -388,6 +445,11 @@ impl PagePlan {
         self.fewest_documents_looked_up
     }
 
+    /// See `fewest_documents_expression`.
+    pub(crate) fn fewest_documents_expression(&self) -> Option<&str> {
+        self.fewest_documents_expression.as_deref()
+    }
+
     /// The account the page is of.
     pub(crate) fn account_row(&self) -> i64 {
         self.dialect.account_row
@@ -402,13 +464,18 @@ pub(crate) fn plan_page(
     query: &Query,
 ) -> Result<PagePlan, StoreError> {
     let text = TextTerms::of(query);
-    let mut looked_up_documents: Vec<i64> = Vec::new();
+    // Each index-first lookup's documents, and its `events_fts` expression when all its matches
+    // are there.
+    let mut looked_up: Vec<(i64, Option<String>)> = Vec::new();
     let positive_plan = if text.positive.is_empty() {
         None
     } else {
         let (plan, documents) = choose_text_plan(connection, account_row, text.positive.iter())?;
         if plan == TextPlan::IndexFirst {
-            looked_up_documents.push(documents);
+            looked_up.push((
+                documents,
+                Some(match_expression(account_row, &text.positive)),
+            ));
         }
         Some(plan)
     };
@@ -421,8 +488,23 @@ pub(crate) fn plan_page(
         .collect::<Result<Vec<_>, _>>()?;
     let (place_lookups, place_documents) =
         place_lookups_with_documents(connection, account_row, query, PlacePlans::ByDocuments)?;
-    looked_up_documents.extend(place_documents);
-    looked_up_documents.extend(target_documents(connection, account_row, query)?);
+    looked_up.extend(
+        place_documents
+            .into_iter()
+            .map(|documents| (documents, None)),
+    );
+    let another_clause_leads = another_clause_leads(
+        query,
+        positive_plan == Some(TextPlan::IndexFirst),
+        &place_lookups,
+    );
+    let (action_lookups, action_documents) =
+        plan_action_lookups(connection, account_row, query, another_clause_leads)?;
+    looked_up.extend(action_documents);
+    looked_up.extend(target_documents(connection, account_row, query)?);
+    let fewest = looked_up
+        .into_iter()
+        .min_by_key(|(documents, _)| *documents);
     Ok(PagePlan {
         dialect: SqliteDialect {
             account_row,
@@ -430,38 +512,120 @@ pub(crate) fn plan_page(
             negated_plans,
             place_lookups,
             lowest_event_row: None,
+            last_event_with_action_row: last_event_with_action_row(connection, account_row)?,
+            action_lookups,
         },
-        fewest_documents_looked_up: looked_up_documents.into_iter().min(),
+        fewest_documents_looked_up: fewest.as_ref().map(|(documents, _)| *documents),
+        fewest_documents_expression: fewest.and_then(|(_, expression)| expression),
     })
 }
 
 /// How many documents each positive `target:` clause finds among the target tokens, counted up
-/// to `COMMON_TERM_DOCUMENTS`. A target's matches are always gathered from its lookups and sorted
-/// (`Dialect::targeted_events`), so a page sizes its window of the newest arrivals
-/// (`arrival_window`) from these counts as it does for a rare word. Events stored before migration
-/// 0025 are not counted: with only those, the count is 0 and the page reads the whole account.
+/// to `COMMON_TERM_DOCUMENTS`, with the tokens' FTS5 expression. A target's matches are always
+/// gathered from its lookups and sorted (`Dialect::targeted_events`), so a page reads them from a
+/// window of the newest arrivals (`arrival_window`) as it does for a rare word. Events stored
+/// before migration 0025 are not counted: with only those, the count is 0 and the page reads the
+/// whole account.
 fn target_documents(
     connection: &Connection,
     account_row: i64,
     query: &Query,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<(i64, Option<String>)>, StoreError> {
     let mut documents = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
         let Condition::Target(patterns) = &clause.condition else {
             continue;
         };
+        let expression = target_match_expression(account_row, patterns);
         let (_, found) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
-            &[&target_match_expression(account_row, patterns)],
+            &[&expression],
         )?;
-        documents.push(found);
+        documents.push((found, Some(expression)));
     }
     Ok(documents)
 }
 
+/// Whether a positive clause other than an action finds the query's rows by itself, in an order or
+/// in a number that bounds what is read: an actor or an address (their indexes, newest first), a
+/// `created:` range (the account's index on `created_at`), a target, or a message or place term
+/// looked up first (`text_looked_up`, `place_lookups`).
+fn another_clause_leads(
+    query: &Query,
+    text_looked_up: bool,
+    place_lookups: &HashMap<String, PlaceLookup>,
+) -> bool {
+    text_looked_up
+        || place_lookups
+            .values()
+            .any(|lookup| lookup.plan == TextPlan::IndexFirst)
+        || query.clauses.iter().any(|clause| {
+            !clause.negated
+                && matches!(
+                    clause.condition,
+                    Condition::Actor(_)
+                        | Condition::Ip(_)
+                        | Condition::Created(_)
+                        | Condition::Target(_)
+                )
+        })
+}
+
+/// Which positive `action:` clauses are looked up in the action tokens (and rows), with the
+/// documents each found among the tokens (counted up to `COMMON_TERM_DOCUMENTS`) and its FTS5
+/// expression. Since migration 0026 no index of `events` holds actions, so a clause is looked up
+/// when it is rare (its few matches are gathered and sorted) or when nothing else leads
+/// (`another_clause_leads`): then the page is read from the blocks holding its newest matches
+/// (`arrival_window`). A common action beside a clause that leads is tested on the `action`
+/// column of each row that clause's walk reads, which stops after one page, where looking it up
+/// would gather every match of the action: `actor:alice action:user.login` walks Alice's events,
+/// `action:user.login created:2024-06-01` that day's.
+fn plan_action_lookups(
+    connection: &Connection,
+    account_row: i64,
+    query: &Query,
+    another_clause_leads: bool,
+) -> Result<(HashSet<String>, Vec<(i64, Option<String>)>), StoreError> {
+    let mut lookups = HashSet::new();
+    let mut documents = Vec::new();
+    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
+        let Condition::Action(patterns) = &clause.condition else {
+            continue;
+        };
+        let expression = action_match_expression(account_row, patterns);
+        let (plan, found) = plan_by_documents(
+            connection,
+            "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
+            &[&expression],
+        )?;
+        if plan == TextPlan::IndexFirst || !another_clause_leads {
+            documents.push((found, Some(expression.clone())));
+            lookups.insert(expression);
+        }
+    }
+    Ok((lookups, documents))
+}
+
+/// The account's last event whose action is a row of `event_action_rows` (migration 0026).
+fn last_event_with_action_row(
+    connection: &Connection,
+    account_row: i64,
+) -> Result<Option<i64>, StoreError> {
+    connection
+        .prepare_cached("SELECT last_event_row FROM events_with_action_rows WHERE account_row = ?1")
+        .map_err(database_error(
+            "preparing the lookup of an account's action rows",
+        ))?
+        .query_row([account_row], |row| row.get(0))
+        .optional()
+        .map_err(database_error("reading an account's action rows"))
+}
+
 /// The `created_at` of the account's events matching `query`, for a query without message terms
-/// (the timeline's range counts, `count_over_time`).
+/// or positive actions (the timeline's range counts, `count_over_time`). A positive action would
+/// still be exact: without a database at hand, its lookup reads the action rows as if the
+/// account had some.
 pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> CompiledQuery {
     let dialect = SqliteDialect {
         account_row,
@@ -469,6 +633,15 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         negated_plans: Vec::new(),
         place_lookups: HashMap::new(),
         lowest_event_row: None,
+        last_event_with_action_row: Some(i64::MAX),
+        action_lookups: query
+            .clauses
+            .iter()
+            .filter_map(|clause| match &clause.condition {
+                Condition::Action(patterns) => Some(action_match_expression(account_row, patterns)),
+                _ => None,
+            })
+            .collect(),
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
@@ -485,12 +658,18 @@ pub(crate) fn compile_bucket_count_query(
     bucket: TimeBucket,
 ) -> Result<CompiledQuery, StoreError> {
     let text = TextTerms::of(query);
+    let place_lookups = place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?;
+    let another_clause_leads =
+        another_clause_leads(query, !text.positive.is_empty(), &place_lookups);
     let dialect = SqliteDialect {
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
-        place_lookups: place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?,
+        place_lookups,
         lowest_event_row: None,
+        last_event_with_action_row: last_event_with_action_row(connection, account_row)?,
+        action_lookups: plan_action_lookups(connection, account_row, query, another_clause_leads)?
+            .0,
     };
     Ok(logbook_store_sql::compile_bucket_count_query(
         &dialect,

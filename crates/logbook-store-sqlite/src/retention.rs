@@ -8,7 +8,10 @@ use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
-use logbook_store_sql::day_counts::DayCountChanges;
+use logbook_store_sql::action_terms::{
+    action_hex, push_full_text_action_token, written_with_action_rows_sql,
+};
+use logbook_store_sql::day_counts::{ActionDayCountChanges, DayCountChanges};
 use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
@@ -154,12 +157,13 @@ impl RetentionStore for SqliteStore {
                         "SELECT events.event_row, events.body, \
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
-                         events.location_row, {}, events.created_at, {} \
+                         events.location_row, {}, events.created_at, {}, {}, events.action \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
                         written_with_three_place_tokens_sql("?4"),
-                        written_with_target_rows_sql("?4")
+                        written_with_target_rows_sql("?4"),
+                        written_with_action_rows_sql("?4")
                     ))
                     .map_err(database_error(DELETING))?
                     .query_map(
@@ -175,6 +179,8 @@ impl RetentionStore for SqliteStore {
                                 written_with_three_place_tokens: row.get(6)?,
                                 created_at_micros: row.get(7)?,
                                 written_with_target_rows: row.get(8)?,
+                                written_with_action_rows: row.get(9)?,
+                                action: row.get(10)?,
                             })
                         },
                     )
@@ -182,6 +188,7 @@ impl RetentionStore for SqliteStore {
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
                 let mut day_counts = DayCountChanges::default();
+                let mut action_day_counts = ActionDayCountChanges::default();
                 for doomed_event in &doomed {
                     let DoomedEvent {
                         event_row, body, ..
@@ -209,6 +216,13 @@ impl RetentionStore for SqliteStore {
                         && let Some(stored) = &stored
                     {
                         push_full_text_target_tokens_of_body(&mut document, account_row, stored);
+                    }
+                    if !doomed_event.written_with_action_rows {
+                        push_full_text_action_token(
+                            &mut document,
+                            account_row,
+                            &action_hex(&doomed_event.action),
+                        );
                     }
                     transaction
                         .prepare_cached(
@@ -250,15 +264,37 @@ impl RetentionStore for SqliteStore {
                             })
                             .map_err(database_error(DELETING))?;
                     }
+                    if doomed_event.written_with_action_rows {
+                        transaction
+                            .prepare_cached(
+                                "DELETE FROM event_action_rows WHERE account_row = ?1 AND action = ?2 \
+                                 AND created_at = ?3 AND event_row = ?4",
+                            )
+                            .and_then(|mut statement| {
+                                statement.execute(params![
+                                    account_row,
+                                    doomed_event.action,
+                                    doomed_event.created_at_micros,
+                                    event_row
+                                ])
+                            })
+                            .map_err(database_error(DELETING))?;
+                    }
                     transaction
                         .prepare_cached("DELETE FROM events WHERE event_row = ?1")
                         .and_then(|mut statement| statement.execute([event_row]))
                         .map_err(database_error(DELETING))?;
                     freed_bytes += body.len() as i64;
                     day_counts.count(account_row, doomed_event.created_at_micros);
+                    action_day_counts.count(
+                        account_row,
+                        doomed_event.created_at_micros,
+                        &doomed_event.action,
+                    );
                 }
-                // The timeline's day counts lose the deleted events in the same transaction;
-                // a day left with none has no row, as if it had never had any.
+                // The timeline's day counts, and its day counts per action, lose the deleted events
+                // in the same transaction; a day left with none has no row, as if it had never
+                // had any.
                 for (account_row, day_start, events) in day_counts.rows() {
                     transaction
                         .prepare_cached(
@@ -273,6 +309,26 @@ impl RetentionStore for SqliteStore {
                             "DELETE FROM event_day_counts WHERE account_row = ?1 AND day_start = ?2 AND events <= 0",
                         )
                         .and_then(|mut statement| statement.execute(params![account_row, day_start]))
+                        .map_err(database_error(DELETING))?;
+                }
+                for (account_row, day_start, action, events) in action_day_counts.rows() {
+                    transaction
+                        .prepare_cached(
+                            "UPDATE event_day_action_counts SET events = events - ?4 \
+                             WHERE account_row = ?1 AND day_start = ?2 AND action = ?3",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![account_row, day_start, action, events])
+                        })
+                        .map_err(database_error(DELETING))?;
+                    transaction
+                        .prepare_cached(
+                            "DELETE FROM event_day_action_counts \
+                             WHERE account_row = ?1 AND day_start = ?2 AND action = ?3 AND events <= 0",
+                        )
+                        .and_then(|mut statement| {
+                            statement.execute(params![account_row, day_start, action])
+                        })
                         .map_err(database_error(DELETING))?;
                 }
                 if doomed.len() < max_events as usize {
@@ -322,4 +378,8 @@ struct DoomedEvent {
     /// Stored before migration 0025: its targets are rows of `event_targets`, not tokens of its
     /// document.
     written_with_target_rows: bool,
+    /// Stored before migration 0026: its action is a row of `event_action_rows`, not a token of
+    /// its document.
+    written_with_action_rows: bool,
+    action: String,
 }

@@ -18,7 +18,8 @@ use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
-use logbook_store_sql::day_counts::DayCountChanges;
+use logbook_store_sql::action_terms::{action_hex, push_full_text_action_token};
+use logbook_store_sql::day_counts::{ActionDayCountChanges, DayCountChanges};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use logbook_store_sql::place_terms::push_full_text_location_token;
@@ -55,6 +56,9 @@ pub(crate) struct PreparedEvent {
     /// The hex of each target id (`target_terms::push_target_hex`); the writer makes them the
     /// account's target tokens of the event's document.
     pub target_hex: String,
+    /// The hex of the action (`action_terms::action_hex`); the writer makes it the account's
+    /// action token of the event's document.
+    pub action_hex: String,
 }
 
 impl PreparedEvent {
@@ -77,6 +81,7 @@ impl PreparedEvent {
                 );
                 target_hex
             },
+            action_hex: action_hex(&event.action),
             event,
         }
     }
@@ -448,6 +453,8 @@ fn write_group(
     let mut volumes = crate::volume_quota::GroupVolumes::default();
     // The timeline's counts of the group's stored events, per account and day.
     let mut day_counts = DayCountChanges::default();
+    // And per account, day and action, for the timeline of an action (migration 0026).
+    let mut action_day_counts = ActionDayCountChanges::default();
     // The newest `created_at` of each account's arrivals, for the reader's windows.
     let mut arrival_bounds = crate::arrival_window::ArrivalBounds::default();
     // The statements live as long as this block; the answers outlive it.
@@ -617,8 +624,9 @@ fn write_group(
             }
             phases.lap(Phase::LocationRow);
             // The message's tokens, since migration 0021 the location's token, through which
-            // `country:`, `asn:` and `city:` find the event, and since migration 0025 a token per
-            // target, through which `target:` does: one document, one statement.
+            // `country:`, `asn:` and `city:` find the event, since migration 0025 a token per
+            // target, through which `target:` does, and since migration 0026 the action's token,
+            // through which `action:` does: one document, one statement.
             document.clear();
             if !prepared.text_document.is_empty() {
                 push_retagged_full_text_document(
@@ -631,6 +639,7 @@ fn write_group(
                 push_full_text_location_token(&mut document, account_row, location_row);
             }
             push_full_text_target_tokens(&mut document, account_row, &prepared.target_hex);
+            push_full_text_action_token(&mut document, account_row, &prepared.action_hex);
             if !document.is_empty() {
                 insert_text.execute(params![event_row, document.as_str()])?;
             }
@@ -646,6 +655,7 @@ fn write_group(
             phases.lap(Phase::ActorHistory);
             volumes.count_stored(&transaction, account_row, prepared)?;
             day_counts.count(account_row, prepared.created_at_micros);
+            action_day_counts.count(account_row, prepared.created_at_micros, &event.action);
             arrival_bounds.record(&transaction, account_row, seq, prepared.created_at_micros)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                 (Some(tree), Some(leaf_hash)) => {
@@ -681,7 +691,7 @@ fn write_group(
     };
     phases.lap(Phase::Other);
     volumes.write(&transaction)?;
-    write_day_counts(&transaction, &day_counts)?;
+    write_day_counts(&transaction, &day_counts, &action_day_counts)?;
     arrival_bounds.write(&transaction)?;
     for (account_row, tree) in &trees {
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
@@ -701,10 +711,12 @@ fn write_group(
 }
 
 /// Adds a group's counts to `event_day_counts`, one upsert per account and day (one per account
-/// a commit touches, on its newest day's row, when events are sent as they happen).
+/// a commit touches, on its newest day's row, when events are sent as they happen), and to
+/// `event_day_action_counts`, one per account, day and action.
 fn write_day_counts(
     transaction: &rusqlite::Transaction<'_>,
     day_counts: &DayCountChanges,
+    action_day_counts: &ActionDayCountChanges,
 ) -> Result<(), rusqlite::Error> {
     let mut upsert = transaction.prepare_cached(
         "INSERT INTO event_day_counts (account_row, day_start, events) VALUES (?1, ?2, ?3) \
@@ -712,6 +724,14 @@ fn write_day_counts(
     )?;
     for (account_row, day_start, events) in day_counts.rows() {
         upsert.execute(params![account_row, day_start, events])?;
+    }
+    let mut upsert_action = transaction.prepare_cached(
+        "INSERT INTO event_day_action_counts (account_row, day_start, action, events) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, action) \
+         DO UPDATE SET events = events + excluded.events",
+    )?;
+    for (account_row, day_start, action, events) in action_day_counts.rows() {
+        upsert_action.execute(params![account_row, day_start, action, events])?;
     }
     Ok(())
 }

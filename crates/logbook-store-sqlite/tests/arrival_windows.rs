@@ -35,8 +35,8 @@ fn pages_read(snapshotter: &Snapshotter) -> (u64, u64) {
 }
 
 /// 6,000 events of `account_name`, one every ten seconds in arrival order, every 40th
-/// `quarantined` and targeting the server `srv-q`, the `dated_ahead` one (if any) dated ten years
-/// ahead.
+/// `quarantined`, targeting the server `srv-q` and of the action `server.quarantine`, every other
+/// one a `user.login`, the `dated_ahead` one (if any) dated ten years ahead.
 async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Option<usize>) {
     let start = datetime!(2024-05-01 00:00 UTC);
     let events: Vec<NewEvent> = (0..6_000)
@@ -51,13 +51,14 @@ async fn store_events(store: &SqliteStore, account_name: &str, dated_ahead: Opti
             } else {
                 format!("event {number}")
             };
-            let target = if number % 40 == 0 {
-                "srv-q"
+            let (target, action) = if number % 40 == 0 {
+                ("srv-q", "server.quarantine")
             } else {
-                "srv-other"
+                ("srv-other", "user.login")
             };
             EventBuilder::new(account_name)
                 .created_at(created_at)
+                .action(action)
                 .message(&message)
                 .target("server", target)
                 .build()
@@ -73,7 +74,7 @@ async fn newest_page(store: &SqliteStore, account_name: &str, text: &str) -> Vec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rare_words_or_targets_newest_page_is_read_from_the_newest_arrivals_unless_one_is_dated_ahead()
+async fn a_rare_words_targets_or_actions_newest_page_is_read_from_the_newest_arrivals_unless_one_is_dated_ahead()
  {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -106,6 +107,57 @@ async fn a_rare_words_or_targets_newest_page_is_read_from_the_newest_arrivals_un
         expected
     );
     assert_eq!(pages_read(&snapshotter), (1, 0));
+    // And an action's: a rare one, and one in nearly every event, whose window is the blocks
+    // holding its newest matches.
+    assert_eq!(
+        newest_page(&store, "in-order", "action:server.quarantine").await,
+        expected
+    );
+    assert_eq!(pages_read(&snapshotter), (1, 0));
+    let newest_logins: Vec<u64> = (0..6_000_u64)
+        .rev()
+        .filter(|seq| seq % 40 != 0)
+        .take(50)
+        .collect();
+    assert_eq!(
+        newest_page(&store, "in-order", "action:user.login").await,
+        newest_logins
+    );
+    assert_eq!(pages_read(&snapshotter), (1, 0));
+    // A common action beside a `created:` range is tested on the rows of the range, which are
+    // walked newest first: no window.
+    let older_logins: Vec<u64> = (0..4_980_u64)
+        .rev()
+        .filter(|seq| seq % 40 != 0)
+        .take(50)
+        .collect();
+    assert_eq!(
+        newest_page(
+            &store,
+            "in-order",
+            "action:user.login created:<2024-05-01T13:50:00Z"
+        )
+        .await,
+        older_logins
+    );
+    assert_eq!(pages_read(&snapshotter), (0, 0));
+    // A rare one is looked up: the blocks holding its 100 newest matches reach back to seq 2,000,
+    // which holds the range's newest 50 (and no older arrival can come before them).
+    let older_quarantines: Vec<u64> = (0..4_980_u64)
+        .rev()
+        .filter(|seq| seq % 40 == 0)
+        .take(50)
+        .collect();
+    assert_eq!(
+        newest_page(
+            &store,
+            "in-order",
+            "action:server.quarantine created:<2024-05-01T13:50:00Z"
+        )
+        .await,
+        older_quarantines
+    );
+    assert_eq!(pages_read(&snapshotter), (1, 0));
 
     // An old arrival dated ten years ahead is the newest match; below any window, it keeps
     // every window from proving the page, so the whole account is read, and the page is exact.
@@ -123,6 +175,11 @@ async fn a_rare_words_or_targets_newest_page_is_read_from_the_newest_arrivals_un
     assert_eq!(pages_read(&snapshotter), (0, 1));
     assert_eq!(
         newest_page(&store, "dated-ahead", "target:srv-q").await,
+        expected_ahead
+    );
+    assert_eq!(pages_read(&snapshotter), (0, 1));
+    assert_eq!(
+        newest_page(&store, "dated-ahead", "action:server.quarantine").await,
         expected_ahead
     );
     assert_eq!(pages_read(&snapshotter), (0, 1));
