@@ -1017,26 +1017,24 @@ fn place_index_and_columns(connection: &rusqlite::Connection) -> Vec<(String, i6
             |row| row.get(0),
         )
         .unwrap();
-    let hex = |text: &str| {
-        text.bytes()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    };
     let mut checks = Vec::new();
     for (term, column_condition) in [
         (
-            format!("{account_row}c{}", hex("IN")),
+            format!("{account_row}c{}", lower_hex("IN")),
             "country_code = 'IN'",
         ),
         (
-            format!("{account_row}c{}", hex("SG")),
+            format!("{account_row}c{}", lower_hex("SG")),
             "country_code = 'SG'",
         ),
         (format!("{account_row}a55836"), "asn = 55836"),
         (format!("{account_row}a13335"), "asn = 13335"),
-        (format!("{account_row}y{}", hex("Pune")), "city = 'Pune'"),
         (
-            format!("{account_row}y{}", hex("Singapore")),
+            format!("{account_row}y{}", lower_hex("Pune")),
+            "city = 'Pune'",
+        ),
+        (
+            format!("{account_row}y{}", lower_hex("Singapore")),
             "city = 'Singapore'",
         ),
     ] {
@@ -1458,11 +1456,6 @@ fn assert_action_tokens_are_absent(connection: &rusqlite::Connection) {
 /// rows of `event_action_rows` are the events with that action, no event is in both, and the index
 /// holds no action token or row of an event no longer stored. Checks FTS5's own structure too.
 fn assert_action_index_is_exact(connection: &rusqlite::Connection) {
-    let hex = |text: &str| {
-        text.bytes()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    };
     let stored: Vec<(i64, String, i64)> = connection
         .prepare("SELECT account_row, action, count(*) FROM events GROUP BY 1, 2")
         .unwrap()
@@ -1472,7 +1465,7 @@ fn assert_action_index_is_exact(connection: &rusqlite::Connection) {
         .unwrap();
     let mut expected_tokens = std::collections::BTreeSet::new();
     for (account_row, action, events) in &stored {
-        let token = format!(".{account_row}v{}", hex(action));
+        let token = format!(".{account_row}v{}", lower_hex(action));
         let (in_tokens, in_rows, in_both): (i64, i64, i64) = connection
             .query_row(
                 "SELECT (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1), \
@@ -1494,27 +1487,52 @@ fn assert_action_index_is_exact(connection: &rusqlite::Connection) {
             expected_tokens.insert(token);
         }
     }
+    assert_tokens_and_rows_are_those_of_stored_events(
+        connection,
+        'v',
+        &expected_tokens,
+        "event_action_rows",
+    );
+}
+
+/// The lower-case hex of a text's UTF-8, as value and place tokens spell it.
+fn lower_hex(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Asserts that the tokens of one kind (`kind`, the letter after the account's digits) that
+/// `events_fts` holds for any document are exactly `expected_tokens`, that `rows_table` (where the
+/// kind's values of events stored before its migration are) holds no row of an event no longer
+/// stored, and that FTS5's own structure checks out.
+fn assert_tokens_and_rows_are_those_of_stored_events(
+    connection: &rusqlite::Connection,
+    kind: char,
+    expected_tokens: &std::collections::BTreeSet<String>,
+    rows_table: &str,
+) {
     connection
         .execute_batch(
             "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
         )
         .unwrap();
     let indexed_tokens: std::collections::BTreeSet<String> = connection
-        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB '.*v*' AND doc > 0")
+        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB ?1 AND doc > 0")
         .unwrap()
-        .query_map([], |row| row.get(0))
+        .query_map([format!(".*{kind}*")], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(indexed_tokens, expected_tokens);
+    assert_eq!(&indexed_tokens, expected_tokens);
     let orphan_rows: i64 = connection
         .query_row(
-            "SELECT count(*) FROM event_action_rows WHERE event_row NOT IN (SELECT event_row FROM events)",
+            &format!(
+                "SELECT count(*) FROM {rows_table} WHERE event_row NOT IN (SELECT event_row FROM events)"
+            ),
             [],
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(orphan_rows, 0, "rows of pruned events");
+    assert_eq!(orphan_rows, 0, "rows of pruned events in {rows_table}");
     connection
         .execute(
             "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
@@ -1528,11 +1546,6 @@ fn assert_action_index_is_exact(connection: &rusqlite::Connection) {
 /// its rows of `event_targets` are the events whose body names it, and the index holds no target
 /// token of an event no longer stored. Checks FTS5's own structure too.
 fn assert_target_index_is_exact(connection: &rusqlite::Connection) {
-    let hex = |text: &str| {
-        text.bytes()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    };
     let stored: Vec<(i64, String, i64)> = connection
         .prepare(
             "SELECT account_row, target.value ->> 'id', count(DISTINCT event_row) \
@@ -1545,7 +1558,7 @@ fn assert_target_index_is_exact(connection: &rusqlite::Connection) {
         .unwrap();
     let mut expected_tokens = std::collections::BTreeSet::new();
     for (account_row, target_id, events) in &stored {
-        let token = format!(".{account_row}t{}", hex(target_id));
+        let token = format!(".{account_row}t{}", lower_hex(target_id));
         let (in_tokens, in_rows): (i64, i64) = connection
             .query_row(
                 "SELECT (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1), \
@@ -1563,33 +1576,12 @@ fn assert_target_index_is_exact(connection: &rusqlite::Connection) {
             expected_tokens.insert(token);
         }
     }
-    connection
-        .execute_batch(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
-        )
-        .unwrap();
-    let indexed_tokens: std::collections::BTreeSet<String> = connection
-        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB '.*t*' AND doc > 0")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(indexed_tokens, expected_tokens);
-    let orphan_rows: i64 = connection
-        .query_row(
-            "SELECT count(*) FROM event_targets WHERE event_row NOT IN (SELECT event_row FROM events)",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(orphan_rows, 0, "rows of pruned events");
-    connection
-        .execute(
-            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
-            [],
-        )
-        .unwrap();
+    assert_tokens_and_rows_are_those_of_stored_events(
+        connection,
+        't',
+        &expected_tokens,
+        "event_targets",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
