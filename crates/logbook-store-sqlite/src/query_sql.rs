@@ -466,7 +466,7 @@ pub(crate) fn plan_page(
     let text = TextTerms::of(query);
     // Each index-first lookup's documents, and its `events_fts` expression when all its matches
     // are there.
-    let mut looked_up: Vec<(i64, Option<String>)> = Vec::new();
+    let mut looked_up: Vec<LookedUpDocuments> = Vec::new();
     let positive_plan = if text.positive.is_empty() {
         None
     } else {
@@ -520,6 +520,10 @@ pub(crate) fn plan_page(
     })
 }
 
+/// What one index-first lookup found: its documents (counted up to `COMMON_TERM_DOCUMENTS`), and
+/// its `events_fts` expression when every match is in `events_fts` (`PagePlan`).
+type LookedUpDocuments = (i64, Option<String>);
+
 /// How many documents each positive `target:` clause finds among the target tokens, counted up
 /// to `COMMON_TERM_DOCUMENTS`, with the tokens' FTS5 expression. A target's matches are always
 /// gathered from its lookups and sorted (`Dialect::targeted_events`), so a page reads them from a
@@ -530,7 +534,7 @@ fn target_documents(
     connection: &Connection,
     account_row: i64,
     query: &Query,
-) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+) -> Result<Vec<LookedUpDocuments>, StoreError> {
     let mut documents = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
         let Condition::Target(patterns) = &clause.condition else {
@@ -586,7 +590,7 @@ fn plan_action_lookups(
     account_row: i64,
     query: &Query,
     another_clause_leads: bool,
-) -> Result<(HashSet<String>, Vec<(i64, Option<String>)>), StoreError> {
+) -> Result<(HashSet<String>, Vec<LookedUpDocuments>), StoreError> {
     let mut lookups = HashSet::new();
     let mut documents = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {

@@ -230,7 +230,8 @@ async fn a_common_action_is_tested_on_the_rows_another_clause_walks_and_looked_u
     // Whichever way each is read, the pages hold exactly the matching events (`big`'s event `n`
     // has seq `n`, actor `user-{n % 50}`, action `n % 3` of login, reboot, DNS update, and is
     // dated `n` seconds after midnight).
-    let cases: [(&str, fn(u64) -> bool); 3] = [
+    type Matching = fn(u64) -> bool;
+    let cases: [(&str, Matching); 3] = [
         (
             "actor:user-7@example.com action:user.login,server.reboot",
             |n| n % 50 == 7 && n % 3 != 2,
