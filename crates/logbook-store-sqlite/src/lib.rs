@@ -79,7 +79,7 @@
 //!   one group are answered from memory. Nearly every keyed event is new, so this saves one index
 //!   descent per event (issue 17's profile in BENCHMARKS.md).
 //! - **Fixed planner statistics.** Migration 0001 writes `sqlite_stat1` rows describing a large
-//!   multi-tenant log (an actor or ip picks a few rows of an account, an action a few hundred) and
+//!   multi-tenant log (an actor or ip picks a few rows of an account) and
 //!   Logbook never runs `ANALYZE`, so a fresh database plans like a full one. Tests check the plans
 //!   with `EXPLAIN QUERY PLAN` (`SqliteStore::explain_query_plan`).
 //! - **Compact rows.** A canonical UUID id is stored as 16 bytes (other ids as text); `received_at` is
@@ -376,6 +376,19 @@ impl SqliteStore {
         self.inner
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
+                if let Some(patterns) = action_counted_by_days(&query, bucket) {
+                    let (sql, parameters) = action_days_sql(account_row, patterns);
+                    let mut statement = connection
+                        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                        .map_err(database_error("explaining a timeline query"))?;
+                    return statement
+                        .query_map(rusqlite::params_from_iter(parameters), |row| {
+                            row.get::<_, String>(3)
+                        })
+                        .map_err(database_error("explaining a timeline query"))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(database_error("explaining a timeline query"));
+                }
                 let compiled = if !counts_by_bucket_ranges(&query) {
                     crate::query_sql::compile_bucket_count_query(
                         connection,
@@ -561,8 +574,10 @@ const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 /// the day counts do not answer (`logbook_store_sql::day_counts`: the whole log and `created:`
 /// ranges are counted there first).
 ///
-/// A query whose every clause reads an index ending in `created_at` (`counts_by_bucket_ranges`:
-/// an exact actor or action, with or without a time range) is counted one bucket at a time, in one
+/// A positive action alone, per day, is read from the day counts per action
+/// (`count_action_days`). A query whose every clause reads an index ending in `created_at`
+/// (`counts_by_bucket_ranges`: an exact actor, with or without a time range) is counted one
+/// bucket at a time, in one
 /// read transaction so every bucket sees the same snapshot: the first and last matching instants
 /// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
 /// bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every matching row
@@ -646,43 +661,9 @@ fn count_action_days(
     account_row: i64,
     patterns: &[logbook_core::query::TextPattern],
 ) -> Result<Vec<BucketCount>, StoreError> {
-    use logbook_core::query::TextPattern;
-    let mut parameters: Vec<rusqlite::types::Value> = vec![account_row.into()];
-    let mut alternatives: Vec<String> = Vec::new();
-    for pattern in patterns {
-        match pattern {
-            TextPattern::Exact(action) => {
-                parameters.push(action.clone().into());
-                alternatives.push(format!("counts.action = ?{}", parameters.len()));
-            }
-            TextPattern::Prefix(prefix) => {
-                parameters.push(prefix.clone().into());
-                let lower = parameters.len();
-                match logbook_store_sql::encoding::prefix_upper_bound(prefix) {
-                    Some(upper) => {
-                        parameters.push(upper.into());
-                        alternatives.push(format!(
-                            "(counts.action >= ?{lower} AND counts.action < ?{})",
-                            parameters.len()
-                        ));
-                    }
-                    None => alternatives.push(format!("counts.action >= ?{lower}")),
-                }
-            }
-        }
-    }
-    if alternatives.is_empty() {
-        return Ok(Vec::new());
-    }
+    let (sql, parameters) = action_days_sql(account_row, patterns);
     connection
-        .prepare_cached(&format!(
-            "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
-             JOIN event_day_action_counts AS counts \
-             ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
-             WHERE days.account_row = ?1 AND ({}) GROUP BY days.day_start \
-             HAVING sum(counts.events) > 0 ORDER BY days.day_start",
-            alternatives.join(" OR ")
-        ))
+        .prepare_cached(&sql)
         .map_err(database_error("preparing a timeline of an action"))?
         .query_map(rusqlite::params_from_iter(parameters), |row| {
             Ok(BucketCount {
@@ -693,6 +674,27 @@ fn count_action_days(
         .map_err(database_error("counting a timeline of an action"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database_error("reading a timeline of an action"))
+}
+
+/// The statement of `count_action_days` and its parameters.
+fn action_days_sql(
+    account_row: i64,
+    patterns: &[logbook_core::query::TextPattern],
+) -> (String, Vec<rusqlite::types::Value>) {
+    let (action_condition, action_parameters) =
+        crate::query_sql::action_patterns_condition(patterns, 1);
+    let mut parameters: Vec<rusqlite::types::Value> = vec![account_row.into()];
+    parameters.extend(action_parameters);
+    (
+        format!(
+            "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
+             JOIN event_day_action_counts AS counts \
+             ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
+             WHERE days.account_row = ?1 AND ({action_condition}) GROUP BY days.day_start \
+             HAVING sum(counts.events) > 0 ORDER BY days.day_start"
+        ),
+        parameters,
+    )
 }
 
 /// `SELECT count(*)` of the `matching` events created in `[?N+1, ?N+2)`, where `N` is the number of

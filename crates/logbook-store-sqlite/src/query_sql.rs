@@ -11,11 +11,12 @@
 //! `events_fts` since: three per event, then its location's one since migration 0021, found
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
 //! the column of each row the newest-first walk reads. A target (`target:`) is always looked up:
-//! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before; so is a
-//! positive action (`action:`): its token since migration 0026, its row of `event_action_rows`
-//! before (a negated one is tested on the column of each row read). A page
-//! planned index first is read from windows of the account's newest arrivals when they provably
-//! hold it (`arrival_window`).
+//! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before. A positive
+//! action (`action:`) is looked up in its tokens (since migration 0026) and its rows of
+//! `event_action_rows` (before) when it is rare or nothing else leads the page; a common one
+//! beside a clause that leads, and a negated one, is tested on the column of each row read
+//! (`plan_action_lookups`). A page planned index first is read from windows of the account's
+//! newest arrivals when they provably hold it (`arrival_window`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -166,7 +167,7 @@ struct SqliteDialect {
     last_event_with_action_row: Option<i64>,
     /// The positive `action:` clauses looked up in the action tokens and rows, by their FTS5
     /// expression (`action_match_expression`); any other is tested on the column of each row
-    /// read (`ActionPlans`).
+    /// read (`plan_action_lookups`).
     action_lookups: HashSet<String>,
 }
 
@@ -329,9 +330,16 @@ impl Dialect for SqliteDialect {
         };
         let action_rows = if rows_reached {
             let account = builder.bind(SqlValue::Integer(self.account_row));
+            let rows_in_window = match self.lowest_event_row {
+                Some(lowest_event_row) => {
+                    let lowest = builder.bind(SqlValue::Integer(lowest_event_row));
+                    format!(" AND event_row >= {lowest}")
+                }
+                None => String::new(),
+            };
             format!(
                 "SELECT event_row FROM event_action_rows WHERE account_row = {account} \
-                 AND ({column_condition}) UNION ALL "
+                 AND ({column_condition}){rows_in_window} UNION ALL "
             )
         } else {
             String::new()
@@ -409,13 +417,16 @@ pub(crate) fn compile_page_query(
 /// compiled for the whole account or for a window of its newest arrivals (`arrival_window`).
 pub(crate) struct PagePlan {
     dialect: SqliteDialect,
-    /// The fewest documents any positive index-first lookup (a rare word, a rare place, a target)
-    /// found, when there is one: its matches are gathered and sorted by `created_at`, not walked
+    /// The fewest documents any positive index-first lookup (a rare word, a rare place, a target,
+    /// an action) found, when there is one: its matches are gathered and sorted by `created_at`, not walked
     /// in order, so a window of recent arrivals bounds what is read. `None` when the page walks an
     /// index in `created_at` order and stops after one page anyway.
     fewest_documents_looked_up: Option<i64>,
     /// The `events_fts` expression of that lookup, whose newest matches size the window
-    /// (`arrival_window`); `None` when its matches are not all in `events_fts`.
+    /// (`arrival_window`); `None` for a place, whose terms may also be in `events_place_terms`
+    /// (the window is then estimated from the documents). Matches of a target or an action kept
+    /// as rows (events stored before migrations 0025 and 0026) are older than every token, so
+    /// the newest matches are tokens whenever there are enough of them.
     fewest_documents_expression: Option<String>,
 }
 
@@ -498,8 +509,14 @@ pub(crate) fn plan_page(
         positive_plan == Some(TextPlan::IndexFirst),
         &place_lookups,
     );
-    let (action_lookups, action_documents) =
-        plan_action_lookups(connection, account_row, query, another_clause_leads)?;
+    let last_event_with_action_row = last_event_with_action_row(connection, account_row)?;
+    let (action_lookups, action_documents) = plan_action_lookups(
+        connection,
+        account_row,
+        query,
+        another_clause_leads,
+        last_event_with_action_row.is_some(),
+    )?;
     looked_up.extend(action_documents);
     looked_up.extend(target_documents(connection, account_row, query)?);
     let fewest = looked_up
@@ -512,7 +529,7 @@ pub(crate) fn plan_page(
             negated_plans,
             place_lookups,
             lowest_event_row: None,
-            last_event_with_action_row: last_event_with_action_row(connection, account_row)?,
+            last_event_with_action_row,
             action_lookups,
         },
         fewest_documents_looked_up: fewest.as_ref().map(|(documents, _)| *documents),
@@ -584,12 +601,14 @@ fn another_clause_leads(
 /// (`arrival_window`). A common action beside a clause that leads is tested on the `action`
 /// column of each row that clause's walk reads, which stops after one page, where looking it up
 /// would gather every match of the action: `actor:alice action:user.login` walks Alice's events,
-/// `action:user.login created:2024-06-01` that day's.
+/// `action:user.login created:2024-06-01` that day's. An account with events stored before
+/// migration 0026 (`last_event_with_action`) counts the action's rows of those too.
 fn plan_action_lookups(
     connection: &Connection,
     account_row: i64,
     query: &Query,
     another_clause_leads: bool,
+    last_event_with_action: bool,
 ) -> Result<(HashSet<String>, Vec<LookedUpDocuments>), StoreError> {
     let mut lookups = HashSet::new();
     let mut documents = Vec::new();
@@ -598,17 +617,76 @@ fn plan_action_lookups(
             continue;
         };
         let expression = action_match_expression(account_row, patterns);
-        let (plan, found) = plan_by_documents(
+        let (mut plan, mut found) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
             &[&expression],
         )?;
+        if plan == TextPlan::IndexFirst && last_event_with_action {
+            // Events stored before migration 0026 hold the action as rows: a database upgraded
+            // with a long history would otherwise call every action rare until a page's worth
+            // of new events had it (and a count of 0 reads no window at all).
+            let (rows_condition, parameters) = action_patterns_condition(patterns, 2);
+            let mut bound: Vec<rusqlite::types::Value> =
+                vec![account_row.into(), (COMMON_TERM_DOCUMENTS - found).into()];
+            bound.extend(parameters);
+            let rows: i64 = connection
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM event_action_rows \
+                     WHERE account_row = ?1 AND ({rows_condition}) LIMIT ?2)"
+                ))
+                .map_err(database_error("preparing the count of an action's rows"))?
+                .query_row(rusqlite::params_from_iter(bound), |row| row.get(0))
+                .map_err(database_error("counting an action's rows"))?;
+            found += rows;
+            if found >= COMMON_TERM_DOCUMENTS {
+                plan = TextPlan::CheckEachRow;
+            }
+        }
         if plan == TextPlan::IndexFirst || !another_clause_leads {
             documents.push((found, Some(expression.clone())));
             lookups.insert(expression);
         }
     }
     Ok((lookups, documents))
+}
+
+/// The condition that the `action` column in scope matches one of `patterns`, with its
+/// parameters, numbered from `?{after + 1}`: an exact action an equality, a prefix the range of
+/// the actions starting with it. For the SQL this store writes by hand on actions (the rows of
+/// migration 0026 and the day counts per action); the page's own walk has `patterns_sql`.
+pub(crate) fn action_patterns_condition(
+    patterns: &[TextPattern],
+    after: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut parameters: Vec<rusqlite::types::Value> = Vec::new();
+    let mut alternatives: Vec<String> = Vec::new();
+    for pattern in patterns {
+        match pattern {
+            TextPattern::Exact(action) => {
+                parameters.push(action.clone().into());
+                alternatives.push(format!("action = ?{}", after + parameters.len()));
+            }
+            TextPattern::Prefix(prefix) => {
+                parameters.push(prefix.clone().into());
+                let lower = after + parameters.len();
+                match logbook_store_sql::encoding::prefix_upper_bound(prefix) {
+                    Some(upper) => {
+                        parameters.push(upper.into());
+                        alternatives.push(format!(
+                            "(action >= ?{lower} AND action < ?{})",
+                            after + parameters.len()
+                        ));
+                    }
+                    None => alternatives.push(format!("action >= ?{lower}")),
+                }
+            }
+        }
+    }
+    if alternatives.is_empty() {
+        return ("0".to_owned(), parameters);
+    }
+    (alternatives.join(" OR "), parameters)
 }
 
 /// The account's last event whose action is a row of `event_action_rows` (migration 0026).
@@ -665,15 +743,22 @@ pub(crate) fn compile_bucket_count_query(
     let place_lookups = place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?;
     let another_clause_leads =
         another_clause_leads(query, !text.positive.is_empty(), &place_lookups);
+    let last_event_with_action_row = last_event_with_action_row(connection, account_row)?;
     let dialect = SqliteDialect {
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
         place_lookups,
         lowest_event_row: None,
-        last_event_with_action_row: last_event_with_action_row(connection, account_row)?,
-        action_lookups: plan_action_lookups(connection, account_row, query, another_clause_leads)?
-            .0,
+        last_event_with_action_row,
+        action_lookups: plan_action_lookups(
+            connection,
+            account_row,
+            query,
+            another_clause_leads,
+            last_event_with_action_row.is_some(),
+        )?
+        .0,
     };
     Ok(logbook_store_sql::compile_bucket_count_query(
         &dialect,

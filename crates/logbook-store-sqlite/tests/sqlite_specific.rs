@@ -214,6 +214,23 @@ async fn a_common_action_is_tested_on_the_rows_another_clause_walks_and_looked_u
     );
     let alone = plan(&store, query(vec![common_action()]), None).await;
     assert_plan(&alone, "SCAN events_fts VIRTUAL TABLE INDEX", true);
+    // Its timeline per day reads the day counts per action, one row per day and action.
+    let action_timeline = store
+        .explain_timeline_plan(
+            &account("big"),
+            &query(vec![common_action()]),
+            logbook_core::timeline::TimeBucket::Day,
+        )
+        .await
+        .unwrap()
+        .join(" | ");
+    assert!(
+        action_timeline.contains("SEARCH days USING PRIMARY KEY (account_row=?)")
+            && action_timeline
+                .contains("SEARCH counts USING PRIMARY KEY (day_start=? AND account_row=?")
+            && !action_timeline.contains("events"),
+        "{action_timeline}"
+    );
     let rare_with_actor = plan(
         &store,
         query(vec![
@@ -1411,6 +1428,92 @@ async fn events_with_action_rows_are_found_and_pruned_beside_events_with_action_
         })
         .unwrap();
     assert_eq!(action_rows, 2, "only the other account's");
+    store.shutdown().await;
+}
+
+/// A database upgraded with a long history holds its actions as rows: they count toward the
+/// action's plan (common beside an actor, so tested on the actor's rows; rare looked up) and are
+/// read from windows of the newest arrivals, and every page is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_accounts_action_rows_count_toward_its_plan() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let start = datetime!(2024-05-01 00:00 UTC);
+    // Event `n`: a login unless `n % 20 == 0` (a reboot), by `user-{n % 50}`.
+    let action_of = |n: u64| {
+        if n.is_multiple_of(20) {
+            "server.reboot"
+        } else {
+            "user.login"
+        }
+    };
+    {
+        let store = open(&path);
+        let events: Vec<NewEvent> = (0..2_200_u64)
+            .map(|n| {
+                EventBuilder::new("big")
+                    .created_at(start + Duration::seconds(n as i64))
+                    .action(action_of(n))
+                    .actor(&format!("user-{}@example.com", n % 50))
+                    .message(&format!("step {n}"))
+                    .build()
+            })
+            .collect();
+        store.append_events(events).await.unwrap();
+        store.shutdown().await;
+    }
+    undo_migration_0026(&rusqlite::Connection::open(&path).unwrap());
+    let store = open(&path);
+    let actor = || clause(Condition::Actor(patterns("user-7@example.com")));
+    let common = plan(
+        &store,
+        query(vec![
+            actor(),
+            clause(Condition::Action(patterns("user.login"))),
+        ]),
+        None,
+    )
+    .await;
+    assert_plan(
+        &common,
+        "events_by_account_actor (account_row=? AND actor_id=?)",
+        false,
+    );
+    assert!(
+        !common.contains("event_action_rows") && !common.contains("events_fts"),
+        "{common}"
+    );
+    let rare = plan(
+        &store,
+        query(vec![
+            actor(),
+            clause(Condition::Action(patterns("server.reboot"))),
+        ]),
+        None,
+    )
+    .await;
+    assert!(rare.contains("event_action_rows"), "{rare}");
+    let cases: [(&str, u32); 4] = [
+        ("action:user.login", 50),
+        ("action:server.reboot", 1_000),
+        ("actor:user-7@example.com action:user.login", 1_000),
+        ("action:user.* -actor:user-7@example.com", 50),
+    ];
+    for (text, limit) in cases {
+        let query = logbook_core::query::parse(text).unwrap();
+        let expected: Vec<u64> = store
+            .events_since(&account("big"), 0, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|row| query.matches(&row.decode().unwrap()))
+            .map(|row| row.seq)
+            .take(limit as usize)
+            .collect();
+        assert!(!expected.is_empty(), "{text}");
+        assert_eq!(seqs_matching(&store, text, limit).await, expected, "{text}");
+    }
     store.shutdown().await;
 }
 
