@@ -45,6 +45,7 @@ mod viewer;
 pub use page_query::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder,
     TextTerms, compile_bucket_count_query, compile_matching_created_at, compile_page_query,
+    pattern_alternatives,
 };
 pub use shared_store::SharedStore;
 pub use value::{SqlRow, SqlValue};

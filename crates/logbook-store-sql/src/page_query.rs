@@ -462,6 +462,19 @@ fn patterns_sql(
     column: &str,
     patterns: &[TextPattern],
 ) -> String {
+    let parts = pattern_alternatives(builder, column, patterns);
+    alternatives(dialect, parts)
+}
+
+/// The conditions, any of which `column` must meet to match one of `patterns`: one `IN` list of
+/// the exact values (an index lookup per value) and one range per prefix, their values bound in
+/// `builder`. Empty when there are no patterns. For a store's own SQL on a column (SQLite's rows
+/// and day counts of actions) as for the walk.
+pub fn pattern_alternatives(
+    builder: &mut SqlBuilder,
+    column: &str,
+    patterns: &[TextPattern],
+) -> Vec<String> {
     let mut parts = Vec::new();
     let exact: Vec<String> = patterns
         .iter()
@@ -487,7 +500,7 @@ fn patterns_sql(
             }
         }
     }
-    alternatives(dialect, parts)
+    parts
 }
 
 /// `column IN (...)` of exact values, one index lookup each.

@@ -376,20 +376,9 @@ impl SqliteStore {
         self.inner
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
-                if let Some(patterns) = action_counted_by_days(&query, bucket) {
-                    let (sql, parameters) = action_days_sql(account_row, patterns);
-                    let mut statement = connection
-                        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                        .map_err(database_error("explaining a timeline query"))?;
-                    return statement
-                        .query_map(rusqlite::params_from_iter(parameters), |row| {
-                            row.get::<_, String>(3)
-                        })
-                        .map_err(database_error("explaining a timeline query"))?
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(database_error("explaining a timeline query"));
-                }
-                let compiled = if !counts_by_bucket_ranges(&query) {
+                let compiled = if let Some(patterns) = action_counted_by_days(&query, bucket) {
+                    action_days_sql(account_row, patterns)
+                } else if !counts_by_bucket_ranges(&query) {
                     crate::query_sql::compile_bucket_count_query(
                         connection,
                         account_row,
@@ -661,16 +650,19 @@ fn count_action_days(
     account_row: i64,
     patterns: &[logbook_core::query::TextPattern],
 ) -> Result<Vec<BucketCount>, StoreError> {
-    let (sql, parameters) = action_days_sql(account_row, patterns);
+    let counted = action_days_sql(account_row, patterns);
     connection
-        .prepare_cached(&sql)
+        .prepare_cached(&counted.sql)
         .map_err(database_error("preparing a timeline of an action"))?
-        .query_map(rusqlite::params_from_iter(parameters), |row| {
-            Ok(BucketCount {
-                start_micros: row.get(0)?,
-                events: row.get::<_, i64>(1)?.max(0) as u64,
-            })
-        })
+        .query_map(
+            rusqlite::params_from_iter(encoding::bound(&counted.parameters)),
+            |row| {
+                Ok(BucketCount {
+                    start_micros: row.get(0)?,
+                    events: row.get::<_, i64>(1)?.max(0) as u64,
+                })
+            },
+        )
         .map_err(database_error("counting a timeline of an action"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(database_error("reading a timeline of an action"))
@@ -680,21 +672,18 @@ fn count_action_days(
 fn action_days_sql(
     account_row: i64,
     patterns: &[logbook_core::query::TextPattern],
-) -> (String, Vec<rusqlite::types::Value>) {
-    let (action_condition, action_parameters) =
-        crate::query_sql::action_patterns_condition(patterns, 1);
-    let mut parameters: Vec<rusqlite::types::Value> = vec![account_row.into()];
-    parameters.extend(action_parameters);
-    (
-        format!(
-            "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
-             JOIN event_day_action_counts AS counts \
-             ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
-             WHERE days.account_row = ?1 AND ({action_condition}) GROUP BY days.day_start \
-             HAVING sum(counts.events) > 0 ORDER BY days.day_start"
-        ),
-        parameters,
-    )
+) -> CompiledQuery {
+    let mut builder = logbook_store_sql::SqlBuilder::new('?');
+    let account = builder.bind(SqlValue::Integer(account_row));
+    let action_condition = crate::query_sql::action_patterns_condition(&mut builder, patterns);
+    builder.push(&format!(
+        "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
+         JOIN event_day_action_counts AS counts \
+         ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
+         WHERE days.account_row = {account} AND ({action_condition}) GROUP BY days.day_start \
+         HAVING sum(counts.events) > 0 ORDER BY days.day_start"
+    ));
+    builder.finish()
 }
 
 /// `SELECT count(*)` of the `matching` events created in `[?N+1, ?N+2)`, where `N` is the number of

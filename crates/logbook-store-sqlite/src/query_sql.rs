@@ -509,7 +509,7 @@ pub(crate) fn plan_page(
         positive_plan == Some(TextPlan::IndexFirst),
         &place_lookups,
     );
-    let last_event_with_action_row = last_event_with_action_row(connection, account_row)?;
+    let last_event_with_action_row = last_event_with_action_row(connection, account_row, query)?;
     let (action_lookups, action_documents) = plan_action_lookups(
         connection,
         account_row,
@@ -626,17 +626,21 @@ fn plan_action_lookups(
             // Events stored before migration 0026 hold the action as rows: a database upgraded
             // with a long history would otherwise call every action rare until a page's worth
             // of new events had it (and a count of 0 reads no window at all).
-            let (rows_condition, parameters) = action_patterns_condition(patterns, 2);
-            let mut bound: Vec<rusqlite::types::Value> =
-                vec![account_row.into(), (COMMON_TERM_DOCUMENTS - found).into()];
-            bound.extend(parameters);
+            let mut builder = SqlBuilder::new('?');
+            let account = builder.bind(SqlValue::Integer(account_row));
+            let limit = builder.bind(SqlValue::Integer(COMMON_TERM_DOCUMENTS - found));
+            let rows_condition = action_patterns_condition(&mut builder, patterns);
+            let count = builder.finish();
             let rows: i64 = connection
                 .prepare_cached(&format!(
                     "SELECT count(*) FROM (SELECT 1 FROM event_action_rows \
-                     WHERE account_row = ?1 AND ({rows_condition}) LIMIT ?2)"
+                     WHERE account_row = {account} AND ({rows_condition}) LIMIT {limit})"
                 ))
                 .map_err(database_error("preparing the count of an action's rows"))?
-                .query_row(rusqlite::params_from_iter(bound), |row| row.get(0))
+                .query_row(
+                    rusqlite::params_from_iter(crate::encoding::bound(&count.parameters)),
+                    |row| row.get(0),
+                )
                 .map_err(database_error("counting an action's rows"))?;
             found += rows;
             if found >= COMMON_TERM_DOCUMENTS {
@@ -651,49 +655,34 @@ fn plan_action_lookups(
     Ok((lookups, documents))
 }
 
-/// The condition that the `action` column in scope matches one of `patterns`, with its
-/// parameters, numbered from `?{after + 1}`: an exact action an equality, a prefix the range of
-/// the actions starting with it. For the SQL this store writes by hand on actions (the rows of
-/// migration 0026 and the day counts per action); the page's own walk has `patterns_sql`.
+/// The condition that the `action` column in scope matches one of `patterns`, its values bound
+/// in `builder` (`logbook_store_sql::pattern_alternatives`), for the SQL this store writes by
+/// hand on actions: the rows of migration 0026 and the day counts per action.
 pub(crate) fn action_patterns_condition(
+    builder: &mut SqlBuilder,
     patterns: &[TextPattern],
-    after: usize,
-) -> (String, Vec<rusqlite::types::Value>) {
-    let mut parameters: Vec<rusqlite::types::Value> = Vec::new();
-    let mut alternatives: Vec<String> = Vec::new();
-    for pattern in patterns {
-        match pattern {
-            TextPattern::Exact(action) => {
-                parameters.push(action.clone().into());
-                alternatives.push(format!("action = ?{}", after + parameters.len()));
-            }
-            TextPattern::Prefix(prefix) => {
-                parameters.push(prefix.clone().into());
-                let lower = after + parameters.len();
-                match logbook_store_sql::encoding::prefix_upper_bound(prefix) {
-                    Some(upper) => {
-                        parameters.push(upper.into());
-                        alternatives.push(format!(
-                            "(action >= ?{lower} AND action < ?{})",
-                            after + parameters.len()
-                        ));
-                    }
-                    None => alternatives.push(format!("action >= ?{lower}")),
-                }
-            }
-        }
-    }
+) -> String {
+    let alternatives = logbook_store_sql::pattern_alternatives(builder, "action", patterns);
     if alternatives.is_empty() {
-        return ("0".to_owned(), parameters);
+        return "0".to_owned();
     }
-    (alternatives.join(" OR "), parameters)
+    alternatives.join(" OR ")
 }
 
-/// The account's last event whose action is a row of `event_action_rows` (migration 0026).
+/// The account's last event whose action is a row of `event_action_rows` (migration 0026), read
+/// only when `query` has a positive `action:` clause, the one reader of it (`None` otherwise).
 fn last_event_with_action_row(
     connection: &Connection,
     account_row: i64,
+    query: &Query,
 ) -> Result<Option<i64>, StoreError> {
+    let looks_actions_up = query
+        .clauses
+        .iter()
+        .any(|clause| !clause.negated && matches!(clause.condition, Condition::Action(_)));
+    if !looks_actions_up {
+        return Ok(None);
+    }
     connection
         .prepare_cached("SELECT last_event_row FROM events_with_action_rows WHERE account_row = ?1")
         .map_err(database_error(
@@ -705,9 +694,8 @@ fn last_event_with_action_row(
 }
 
 /// The `created_at` of the account's events matching `query`, for a query without message terms
-/// or positive actions (the timeline's range counts, `count_over_time`). A positive action would
-/// still be exact: without a database at hand, its lookup reads the action rows as if the
-/// account had some.
+/// or positive actions (the timeline's range counts, `count_over_time`). An action here is
+/// tested on its column, which is exact whatever the plan.
 pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> CompiledQuery {
     let dialect = SqliteDialect {
         account_row,
@@ -715,15 +703,8 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         negated_plans: Vec::new(),
         place_lookups: HashMap::new(),
         lowest_event_row: None,
-        last_event_with_action_row: Some(i64::MAX),
-        action_lookups: query
-            .clauses
-            .iter()
-            .filter_map(|clause| match &clause.condition {
-                Condition::Action(patterns) => Some(action_match_expression(account_row, patterns)),
-                _ => None,
-            })
-            .collect(),
+        last_event_with_action_row: None,
+        action_lookups: HashSet::new(),
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
@@ -743,7 +724,7 @@ pub(crate) fn compile_bucket_count_query(
     let place_lookups = place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?;
     let another_clause_leads =
         another_clause_leads(query, !text.positive.is_empty(), &place_lookups);
-    let last_event_with_action_row = last_event_with_action_row(connection, account_row)?;
+    let last_event_with_action_row = last_event_with_action_row(connection, account_row, query)?;
     let dialect = SqliteDialect {
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),

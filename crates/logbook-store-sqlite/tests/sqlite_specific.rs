@@ -1540,19 +1540,10 @@ async fn action_timeline(store: &SqliteStore, text: &str) -> Vec<(i64, u64)> {
 
 /// Asserts that no document of `events_fts` holds an action token.
 fn assert_action_tokens_are_absent(connection: &rusqlite::Connection) {
-    connection
-        .execute_batch(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
-        )
-        .unwrap();
-    let action_tokens: i64 = connection
-        .query_row(
-            "SELECT count(*) FROM temp.full_text_terms WHERE term GLOB '.*v*' AND doc > 0",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(action_tokens, 0);
+    assert_eq!(
+        indexed_tokens_of_kind(connection, 'v'),
+        std::collections::BTreeSet::new()
+    );
 }
 
 /// Asserts that `action:` finds each stored action in exactly the events holding it: for every
@@ -1604,6 +1595,26 @@ fn lower_hex(text: &str) -> String {
     text.bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// The tokens of one kind (`kind`, the letter after the account's digits) that `events_fts`
+/// holds for any document, read from the index itself (`fts5vocab`).
+fn indexed_tokens_of_kind(
+    connection: &rusqlite::Connection,
+    kind: char,
+) -> std::collections::BTreeSet<String> {
+    connection
+        .execute_batch(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
+        )
+        .unwrap();
+    connection
+        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB ?1 AND doc > 0")
+        .unwrap()
+        .query_map([format!(".*{kind}*")], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// Asserts that the tokens of one kind (`kind`, the letter after the account's digits) that
 /// `events_fts` holds for any document are exactly `expected_tokens`, that `rows_table` (where the
 /// kind's values of events stored before its migration are) holds no row of an event no longer
@@ -1614,19 +1625,7 @@ fn assert_tokens_and_rows_are_those_of_stored_events(
     expected_tokens: &std::collections::BTreeSet<String>,
     rows_table: &str,
 ) {
-    connection
-        .execute_batch(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.full_text_terms USING fts5vocab(main, events_fts, 'row')",
-        )
-        .unwrap();
-    let indexed_tokens: std::collections::BTreeSet<String> = connection
-        .prepare("SELECT term FROM temp.full_text_terms WHERE term GLOB ?1 AND doc > 0")
-        .unwrap()
-        .query_map([format!(".*{kind}*")], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(&indexed_tokens, expected_tokens);
+    assert_eq!(&indexed_tokens_of_kind(connection, kind), expected_tokens);
     let orphan_rows: i64 = connection
         .query_row(
             &format!(
