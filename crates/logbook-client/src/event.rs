@@ -2,7 +2,6 @@
 //! client's own wire types (it does not depend on the server's crates): what goes out is checked
 //! by the server, which answers any problem per event.
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -38,7 +37,8 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The idempotency key: a retry with the same key stores one event. The client gives every
-    /// event without one a fresh random key before its first attempt.
+    /// event without one a fresh time-ordered key (`fresh_idempotency_key`) before its first
+    /// attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
@@ -145,7 +145,7 @@ struct KeyProbe<'text> {
 }
 
 impl PreparedEvent {
-    /// Serializes `event`, giving it a fresh random key when it has none.
+    /// Serializes `event`, giving it a fresh key (`fresh_idempotency_key`) when it has none.
     pub fn from_event(event: &Event) -> Result<Self, Error> {
         let mut event = event.clone();
         if event.key.is_none() {
@@ -191,11 +191,11 @@ impl PreparedEvent {
     }
 }
 
-/// A random (version 4) UUID: unique without reading the clock.
+/// A time-ordered (version 7) UUID: the milliseconds since the epoch, then random bits. Unique like
+/// a random UUID, and the keys a producer sends grow with time, so the server's unique index of
+/// keys (keyed by the key first) adds each one at its right edge instead of on a random page.
 pub fn fresh_idempotency_key() -> String {
-    uuid::Builder::from_random_bytes(rand::rng().random())
-        .into_uuid()
-        .to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The receipt of a stored event.
@@ -257,6 +257,29 @@ impl StoredEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_keys_are_distinct_version_7_uuids_that_sort_in_the_order_they_were_made() {
+        let earlier = fresh_idempotency_key();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = fresh_idempotency_key();
+        for key in [&earlier, &later] {
+            let parsed = uuid::Uuid::parse_str(key).unwrap();
+            assert_eq!(parsed.get_version_num(), 7, "{key}");
+            assert_eq!(
+                key.as_str(),
+                parsed.hyphenated().to_string(),
+                "lower-case, hyphenated"
+            );
+        }
+        assert!(
+            earlier < later,
+            "a later key sorts after an earlier one: {earlier} then {later}"
+        );
+        let many: std::collections::HashSet<String> =
+            (0..1000).map(|_| fresh_idempotency_key()).collect();
+        assert_eq!(many.len(), 1000, "keys made in the same millisecond differ");
+    }
 
     #[test]
     fn events_without_a_key_get_a_fresh_one_and_keyed_ones_are_kept_byte_for_byte() {

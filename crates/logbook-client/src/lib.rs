@@ -30,7 +30,7 @@
 //! # }
 //! ```
 //!
-//! Every event gets an idempotency key before its first attempt (a fresh random one when the
+//! Every event gets an idempotency key before its first attempt (a fresh time-ordered one when the
 //! caller gives none), and every retry sends the same bytes, so a retry after a timeout stores one
 //! event. Errors say what to do about them: `Error::kind` is `Retry`, `FixEvent` or `FixRequest`.
 //!

@@ -111,6 +111,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0021_actor_countries_history",
         include_str!("../migrations/0021_actor_countries_history.sql"),
     ),
+    (
+        22,
+        "0022_key_and_id_indexes_value_first",
+        include_str!("../migrations/0022_key_and_id_indexes_value_first.sql"),
+    ),
 ];
 
 /// The advisory lock every node takes while migrating ("logbook" in ASCII).

@@ -11,8 +11,11 @@
 //!   re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
 //!   never scan a whole account: `(account, created_at)`, `(account, actor_id, created_at)` and
-//!   `(account, ip, created_at)` (both partial, `IS NOT NULL`), `(account, key)` unique where a
-//!   key was sent; the one exception is `(id)`, global (below).
+//!   `(account, ip, created_at)` (both partial, `IS NOT NULL`). Two exceptions keyed by a value
+//!   that grows with time, so a commit appends at their right edge instead of touching a page per
+//!   account: `(id)` (UUIDv7, below), and, since migration 0027, `(key, account)`, unique where a
+//!   key was sent (time-ordered keys, such as the client's UUIDv7s, append; random ones cost the
+//!   same as keyed by the account first). Lookups name the account too.
 //! - Targets: since migration 0025 each target of an event is a token of its `events_fts`
 //!   document, `.<account_row>t<hex of the id>` (`logbook_store_sql::target_terms`), found by an
 //!   exact or a prefix FTS5 term; events stored before keep their rows of

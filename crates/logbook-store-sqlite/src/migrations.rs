@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0024_event_day_counts.sql"),
     include_str!("../migrations/0025_target_tokens.sql"),
     include_str!("../migrations/0026_action_tokens.sql"),
+    include_str!("../migrations/0027_key_index_key_first.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -507,9 +507,20 @@ fn is_action_token(term: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('v'))
 }
 
-/// Takes a database back to the schema and the documents before migration 0026: every action in
-/// the index `events_by_account_action` again, no action token in any document.
+/// Takes a database back to the schema before migration 0027: the unique index of keys keyed by
+/// the account first.
+const UNDO_MIGRATION_0027: &str = "
+    CREATE UNIQUE INDEX events_by_account_key ON events (account_row, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    DROP INDEX events_by_key_account;
+    PRAGMA user_version = 26;
+";
+
+/// Takes a database back to the schema and the documents before migration 0026 (and 0027, which
+/// follows it): every action in the index `events_by_account_action` again, no action token in
+/// any document.
 fn undo_migration_0026(connection: &rusqlite::Connection) {
+    connection.execute_batch(UNDO_MIGRATION_0027).unwrap();
     drop_document_tokens(connection, is_action_token);
     connection
         .execute_batch(
@@ -2524,4 +2535,97 @@ async fn the_arrival_bounds_migration_computes_what_the_writer_keeps() {
     drop(connection);
     open(&path).shutdown().await;
     assert_eq!(bounds(&path), kept_by_the_writer);
+}
+
+/// Migration 0027 builds the unique index of idempotency keys again, keyed by the key first: a
+/// database upgraded across it still answers a retry with the original event, refuses the key
+/// with other content, stores the same key in another account, and finds a key by one seek of the
+/// new index (the key first, then the account), never by a scan of the account's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_stored_before_the_key_first_index_still_answer_their_retries() {
+    use logbook_core::store::AppendOutcome;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let keyed = |account_name: &str, key: &str, message: &str| {
+        EventBuilder::new(account_name)
+            .key(key)
+            .message(message)
+            .build()
+    };
+    let originals = {
+        let store = open(&path);
+        let outcomes = store
+            .append_events(vec![
+                keyed("acme", "order-1", "paid"),
+                keyed("acme", "order-2", "shipped"),
+            ])
+            .await
+            .unwrap();
+        store.shutdown().await;
+        outcomes
+    };
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(UNDO_MIGRATION_0027)
+        .unwrap();
+    let store = open(&path);
+    let outcomes = store
+        .append_events(vec![
+            keyed("acme", "order-1", "paid"),
+            keyed("acme", "order-2", "refunded"),
+            keyed("globex", "order-1", "paid"),
+            keyed("acme", "order-3", "new"),
+        ])
+        .await
+        .unwrap();
+    let AppendOutcome::Stored(first) = &originals[0] else {
+        panic!("{originals:?}")
+    };
+    let AppendOutcome::Stored(second) = &originals[1] else {
+        panic!("{originals:?}")
+    };
+    assert_eq!(outcomes[0], AppendOutcome::Duplicate(first.clone()));
+    assert_eq!(
+        outcomes[1],
+        AppendOutcome::KeyReusedWithDifferentContent {
+            original: second.clone()
+        }
+    );
+    assert!(
+        matches!(&outcomes[2], AppendOutcome::Stored(receipt) if receipt.seq == 0),
+        "the same key in another account is another event: {:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(&outcomes[3], AppendOutcome::Stored(receipt) if receipt.seq == 2),
+        "{:?}",
+        outcomes[3]
+    );
+    store.shutdown().await;
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = connection
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' \
+             AND sql LIKE '%idempotency_key%'",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes, vec!["events_by_key_account".to_owned()]);
+    let lookup_plan: Vec<String> = connection
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT event_row FROM events \
+             WHERE account_row = ?1 AND idempotency_key = ?2",
+        )
+        .unwrap()
+        .query_map(["1", "order-1"], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        lookup_plan,
+        vec!["SEARCH events USING COVERING INDEX events_by_key_account (idempotency_key=? AND account_row=?)".to_owned()]
+    );
 }
