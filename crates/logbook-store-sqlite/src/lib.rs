@@ -98,14 +98,17 @@
 //! - **Checkpoints off the writer.** SQLite's automatic checkpoint would run inside the commit that
 //!   crosses 1000 WAL pages, delaying that group's acknowledgements (or, on the admin connection,
 //!   holding SQLite's one checkpoint lock so that no other checkpoint completes). Every writable
-//!   connection turns it off. Every 10,000 committed events the writer wakes a checkpointer thread
+//!   connection turns it off. Every 4,096 WAL frames committed the writer wakes a checkpointer thread
 //!   with its own connection, which runs `wal_checkpoint(PASSIVE)` while the writer keeps
 //!   committing (SQLite allows one checkpointer beside one writer). A checkpoint that overlaps a
 //!   commit never completes the WAL, and only a complete one that no reader still needs lets SQLite
 //!   start the WAL over, so when the WAL passes 32,768 frames (the WAL hook reports its size after
 //!   each commit) the writer runs a `RESTART` checkpoint itself between groups, after answering
 //!   them: it copies what the background one left and waits up to 50 ms for the readers still on
-//!   the WAL, and the next commit writes the WAL from its start. `journal_size_limit` (512 MiB)
+//!   the WAL, and the next commit writes the WAL from its start. No group commits meanwhile, so
+//!   the restart's copy is the longest wait an acknowledgement can meet (43 to 80 ms of copying
+//!   4,000 frames once the background passes keep pace; BENCHMARKS.md, "The writer's WAL
+//!   restarts"). `journal_size_limit` (512 MiB)
 //!   is above what the WAL reaches between two restarts, so the file keeps its size and commits
 //!   overwrite it. Shutdown stops the checkpointer and checkpoints with TRUNCATE.
 //!   The Merkle tree (issue 5) goes into the same group transaction: its per-account state loads

@@ -2629,3 +2629,43 @@ async fn keys_stored_before_the_key_first_index_still_answer_their_retries() {
         vec!["SEARCH events USING COVERING INDEX events_by_key_account (idempotency_key=? AND account_row=?)".to_owned()]
     );
 }
+
+/// The background checkpointer is woken by the WAL's growth, not by a count of events: commits of
+/// one event each (each writing its own pages of every index) reach thousands of WAL frames long
+/// before 10,000 events, and the checkpointer copies them into the database while the WAL is still
+/// far below its restart size, so a restart later has little left to copy with every commit
+/// waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_event_commits_are_copied_into_the_database_long_before_the_wal_restarts() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions {
+            wal_restart_frames: 1_000_000,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    append_numbered(&store, "acme-0", 0, 1).await;
+    let database_bytes_before = file_bytes(&path);
+    // Well past one wake's worth of frames (4,096 of 4 KiB pages and their 24-byte headers).
+    let frame_bytes = 4_096 + 24;
+    let enough_wal_bytes = 5_000 * frame_bytes;
+    let mut events = 1;
+    while file_bytes(&wal_path(&path)) < enough_wal_bytes {
+        append_numbered(&store, &format!("acme-{}", events % 40), events, 1).await;
+        events += 1;
+        assert!(events < 5_000, "5,000 commits wrote under 5,000 WAL frames");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while file_bytes(&path) <= database_bytes_before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        file_bytes(&path) > database_bytes_before,
+        "after {events} single-event commits ({} WAL bytes) nothing was copied into the database",
+        file_bytes(&wal_path(&path))
+    );
+    store.shutdown().await;
+}
