@@ -7,8 +7,8 @@
 //! transaction the writer locks the rows of the touched accounts (`FOR UPDATE`, in `account_row`
 //! order so two writers never deadlock), reads `next_seq`, resolves idempotency keys (a second
 //! node cannot store a key this one is storing: it waits on the account lock, then sees the key),
-//! and writes `next_seq` back. The unique `(account_row, idempotency_key)` index is the last line
-//! of defence.
+//! and writes `next_seq` back. The unique index of each account's keys (`(idempotency_key,
+//! account_row)` since migration 0022) is the last line of defence.
 //!
 //! Events travel by binary COPY. COPY cannot write to a table with row-level security, so a writer
 //! whose role is subject to the policies copies into session-local staging tables and moves the

@@ -76,7 +76,7 @@
 //!   SQLite's write lock, so a second process appending to the same file (`logbook demo` while
 //!   `serve` runs) keeps `seq` dense instead of making commits fail. It is one B-tree seek.
 //! - **Duplicates found by the unique index, not by a lookup first.** A keyed event is inserted
-//!   straight away; the unique `(account, key)` index refuses one whose key is already stored, and
+//!   straight away; the unique index of keys (`(key, account)`) refuses one already stored, and
 //!   only then does the writer read the original to answer with its receipt (SQLite backs out the
 //!   refused statement alone, and the seq is taken only once the row is in). Keys repeated inside
 //!   one group are answered from memory. Nearly every keyed event is new, so this saves one index
@@ -106,9 +106,9 @@
 //!   each commit) the writer runs a `RESTART` checkpoint itself between groups, after answering
 //!   them: it copies what the background one left and waits up to 50 ms for the readers still on
 //!   the WAL, and the next commit writes the WAL from its start. No group commits meanwhile, so
-//!   the restart's copy is the longest wait an acknowledgement can meet (43 to 80 ms of copying
-//!   4,000 frames once the background passes keep pace; BENCHMARKS.md, "The writer's WAL
-//!   restarts"). `journal_size_limit` (512 MiB)
+//!   the restart's copy is the longest wait a single event's acknowledgement meets (43 to 80 ms
+//!   of copying about 4,000 frames once the background passes keep pace; a batched commit of
+//!   20,000 frames leaves a restart more to copy; BENCHMARKS.md, "The writer's WAL restarts"). `journal_size_limit` (512 MiB)
 //!   is above what the WAL reaches between two restarts, so the file keeps its size and commits
 //!   overwrite it. Shutdown stops the checkpointer and checkpoints with TRUNCATE.
 //!   The Merkle tree (issue 5) goes into the same group transaction: its per-account state loads

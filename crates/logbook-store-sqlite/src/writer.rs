@@ -535,7 +535,7 @@ fn write_group(
             let (request_index, event_index) = (request_index as usize, event_index as usize);
             let prepared = &group[request_index].events[event_index];
             // A key stored earlier in this group is answered from memory. A key stored by an
-            // earlier commit is not looked up first: the unique `(account, key)` index refuses
+            // earlier commit is not looked up first: the unique `(key, account)` index refuses
             // the row below, and only then is the original read. Nearly every keyed event is
             // new, so this saves one index descent per event (issue 17's profile).
             if let (Some(key), Some(fingerprint)) = (&prepared.event.key, &prepared.fingerprint)
@@ -755,7 +755,7 @@ fn write_day_counts(
     Ok(())
 }
 
-/// Whether `error` is a UNIQUE constraint refusing a row; on `events` only the `(account, key)`
+/// Whether `error` is a UNIQUE constraint refusing a row; on `events` only the `(key, account)`
 /// index is unique (the primary key reports its own code), and the caller still confirms with a
 /// lookup before treating the event as a duplicate.
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
