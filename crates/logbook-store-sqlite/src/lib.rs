@@ -610,21 +610,7 @@ fn count_over_time(
         .map_err(database_error("starting a timeline read"))?;
     let compiled =
         crate::query_sql::compile_bucket_count_query(&snapshot, account_row, query, bucket)?;
-    let counts = snapshot
-        .prepare_cached(&compiled.sql)
-        .map_err(database_error("preparing a timeline query"))?
-        .query_map(
-            rusqlite::params_from_iter(encoding::bound(&compiled.parameters)),
-            |row| {
-                Ok(BucketCount {
-                    start_micros: row.get(0)?,
-                    events: row.get::<_, i64>(1)?.max(0) as u64,
-                })
-            },
-        )
-        .map_err(database_error("running a timeline query"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(database_error("reading a timeline"))?;
+    let counts = read_bucket_counts(&snapshot, &compiled)?;
     snapshot
         .finish()
         .map_err(database_error("ending a timeline read"))?;
@@ -656,10 +642,17 @@ fn count_action_days(
     account_row: i64,
     patterns: &[logbook_core::query::TextPattern],
 ) -> Result<Vec<BucketCount>, StoreError> {
-    let counted = action_days_sql(account_row, patterns);
+    read_bucket_counts(connection, &action_days_sql(account_row, patterns))
+}
+
+/// Runs `counted`, a statement whose rows are a bucket's start and its count, in bucket order.
+fn read_bucket_counts(
+    connection: &Connection,
+    counted: &CompiledQuery,
+) -> Result<Vec<BucketCount>, StoreError> {
     connection
         .prepare_cached(&counted.sql)
-        .map_err(database_error("preparing a timeline of an action"))?
+        .map_err(database_error("preparing a timeline query"))?
         .query_map(
             rusqlite::params_from_iter(encoding::bound(&counted.parameters)),
             |row| {
@@ -669,9 +662,9 @@ fn count_action_days(
                 })
             },
         )
-        .map_err(database_error("counting a timeline of an action"))?
+        .map_err(database_error("running a timeline query"))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(database_error("reading a timeline of an action"))
+        .map_err(database_error("reading a timeline"))
 }
 
 /// The statement of `count_action_days` and its parameters.
