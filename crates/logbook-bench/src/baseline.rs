@@ -179,7 +179,8 @@ fn insert_row(
     let event_row = connection.last_insert_rowid();
     *next_seq += 1;
     // The store's full-text document: the message's tokens tagged with the account, since
-    // migration 0025 a token per target and since migration 0026 the action's token.
+    // migration 0025 a token per target, since migration 0026 the action's token and since
+    // migration 0028 the actor's.
     let mut text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
     let mut target_hex = String::new();
     logbook_store_sql::target_terms::push_target_hex(
@@ -196,6 +197,13 @@ fn insert_row(
         *account_row,
         &logbook_store_sql::action_terms::action_hex(&row.action),
     );
+    if let Some(actor_id) = &row.actor_id {
+        logbook_store_sql::actor_terms::push_full_text_actor_token(
+            &mut text_document,
+            *account_row,
+            &logbook_store_sql::actor_terms::actor_hex(actor_id),
+        );
+    }
     connection
         .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?
         .execute(params![event_row, text_document])?;

@@ -59,38 +59,39 @@ impl DayCountChanges {
     }
 }
 
-/// The counts a write adds or removes per account, day and action (SQLite's
-/// `event_day_action_counts`, migration 0026), summed in memory so each triple is one statement.
-/// An account's day holds a handful of actions, so each day keeps a short list rather than a map
-/// keyed by an owned action per event.
+/// The counts a write adds or removes per account, day and value of one field (SQLite's
+/// `event_day_action_counts` since migration 0026, `event_day_actor_counts` since 0028), summed in
+/// memory so each triple is one statement. The value is owned once per triple, not per event.
 #[derive(Debug, Default)]
-pub struct ActionDayCountChanges {
-    events: HashMap<(i64, i64), Vec<(String, i64)>>,
+pub struct ValueDayCountChanges {
+    events: HashMap<(i64, i64), HashMap<String, i64>>,
 }
 
-impl ActionDayCountChanges {
-    /// Counts one event of `account_row` created at `created_at_micros` with `action`.
-    pub fn count(&mut self, account_row: i64, created_at_micros: i64, action: &str) {
-        let actions = self
+impl ValueDayCountChanges {
+    /// Counts one event of `account_row` created at `created_at_micros` with `value`.
+    pub fn count(&mut self, account_row: i64, created_at_micros: i64, value: &str) {
+        let values = self
             .events
             .entry((account_row, day_start_of(created_at_micros)))
             .or_default();
-        match actions.iter_mut().find(|(counted, _)| counted == action) {
-            Some((_, events)) => *events += 1,
-            None => actions.push((action.to_owned(), 1)),
+        match values.get_mut(value) {
+            Some(events) => *events += 1,
+            None => {
+                values.insert(value.to_owned(), 1);
+            }
         }
     }
 
-    /// `(account_row, day_start, action, events)` per triple, in the table's key order (day,
-    /// account, action), so consecutive upserts land on the same pages.
+    /// `(account_row, day_start, value, events)` per triple, in the tables' key order (day,
+    /// account, value), so consecutive upserts land on the same pages.
     pub fn rows(&self) -> Vec<(i64, i64, &str, i64)> {
         let mut rows: Vec<(i64, i64, &str, i64)> = self
             .events
             .iter()
-            .flat_map(|(&(account_row, day_start), actions)| {
-                actions
+            .flat_map(|(&(account_row, day_start), values)| {
+                values
                     .iter()
-                    .map(move |(action, events)| (account_row, day_start, action.as_str(), *events))
+                    .map(move |(value, events)| (account_row, day_start, value.as_str(), *events))
             })
             .collect();
         rows.sort_unstable_by(|left, right| {
@@ -228,7 +229,7 @@ mod tests {
     #[test]
     fn a_groups_actions_are_counted_per_account_and_day_and_listed_day_first() {
         let day = TimeBucket::Day.width_micros();
-        let mut changes = ActionDayCountChanges::default();
+        let mut changes = ValueDayCountChanges::default();
         changes.count(2, 10, "user.login");
         changes.count(2, 20, "user.login");
         changes.count(2, 30, "server.reboot");

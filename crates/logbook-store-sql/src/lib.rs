@@ -9,9 +9,9 @@
 //! - `export`: exports as a stream of bounded pages;
 //! - `day_counts`: every account's events counted per day, kept by the writers, which answer the
 //!   timeline of a whole log or a `created:` range;
-//! - `full_text`, `place_terms`, `target_terms` and `action_terms`: the documents of the SQLite
-//!   store's full-text index, its place terms and its target and action tokens, which shared SQL
-//!   (removing personal data, the location backfill) keeps in step.
+//! - `full_text`, `place_terms`, `target_terms`, `action_terms` and `actor_terms`: the documents
+//!   of the SQLite store's full-text index, its place terms and its target, action and actor
+//!   tokens, which shared SQL (removing personal data, the location backfill) keeps in step.
 //!
 //! Each store keeps what differs on purpose: its driver, writer, migrations, the choice of text
 //! search plan, and (PostgreSQL) row-level security.
@@ -19,6 +19,7 @@
 mod account_limits;
 mod accounts;
 pub mod action_terms;
+pub mod actor_terms;
 mod alerting;
 mod api_keys;
 mod attention;
@@ -44,8 +45,8 @@ mod viewer;
 
 pub use page_query::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder,
-    TextTerms, compile_bucket_count_query, compile_matching_created_at, compile_page_query,
-    pattern_alternatives,
+    TextTerms, TokenizedField, compile_bucket_count_query, compile_matching_created_at,
+    compile_page_query, pattern_alternatives,
 };
 pub use shared_store::SharedStore;
 pub use value::{SqlRow, SqlValue};

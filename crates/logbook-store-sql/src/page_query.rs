@@ -106,6 +106,35 @@ fn search_tokens(search: &TextSearch) -> Vec<String> {
     search.tokens()
 }
 
+/// A field of the event that the SQLite store indexes as tokens of the event's full-text document
+/// rather than with an index on its column (`Dialect::tokenized_field_condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenizedField {
+    /// `action:`, tokens since SQLite migration 0026.
+    Action,
+    /// `actor:`, the actor's id, tokens since SQLite migration 0028.
+    Actor,
+}
+
+impl TokenizedField {
+    /// The field and patterns of an `action:` or `actor:` condition; `None` for any other.
+    pub fn of(condition: &Condition) -> Option<(Self, &[TextPattern])> {
+        match condition {
+            Condition::Action(patterns) => Some((Self::Action, patterns)),
+            Condition::Actor(patterns) => Some((Self::Actor, patterns)),
+            _ => None,
+        }
+    }
+
+    /// The event's column holding the field.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Actor => "actor_id",
+        }
+    }
+}
+
 /// What differs between the SQL of the two stores. A store makes one per compilation, carrying
 /// any plan it chose for the message terms.
 pub trait Dialect {
@@ -154,15 +183,16 @@ pub trait Dialect {
     ) -> String {
         column_condition
     }
-    /// The condition that an event's action is one of `patterns`, given `column_condition`, the
-    /// exact test of the event's `action` column; the walk negates it for a negated clause
-    /// (`negated`), which is only ever tested on the rows read. A store that indexes actions
-    /// elsewhere than on the column (SQLite's action tokens, migration 0026) adds how a positive
-    /// clause finds its candidates there; by default the column's condition stands alone
-    /// (PostgreSQL indexes the column).
-    fn action_condition(
+    /// The condition that an event's action or actor id (`field`) is one of `patterns`, given
+    /// `column_condition`, the exact test of the event's own column; the walk negates it for a
+    /// negated clause (`negated`), which is only ever tested on the rows read. A store that
+    /// indexes the field elsewhere than on the column (SQLite's action tokens since migration
+    /// 0026, its actor tokens since 0028) adds how a positive clause finds its candidates there;
+    /// by default the column's condition stands alone (PostgreSQL indexes the columns).
+    fn tokenized_field_condition(
         &self,
         _builder: &mut SqlBuilder,
+        _field: TokenizedField,
         _patterns: &[TextPattern],
         column_condition: String,
         _negated: bool,
@@ -314,8 +344,9 @@ fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause,
     ) {
         condition = dialect.place_condition(builder, &clause.condition, condition, clause.negated);
     }
-    if let Condition::Action(patterns) = &clause.condition {
-        condition = dialect.action_condition(builder, patterns, condition, clause.negated);
+    if let Some((field, patterns)) = TokenizedField::of(&clause.condition) {
+        condition =
+            dialect.tokenized_field_condition(builder, field, patterns, condition, clause.negated);
     }
     if clause.negated {
         // A negated condition keeps events where the field is absent (NULL), which plain NOT would

@@ -10,10 +10,14 @@ use logbook_core::personal_data::{
     AddressRemoval, PersonalDataBatch, PersonalDataRemoved, PersonalDataSelection,
     bodies_after_removal,
 };
+use logbook_core::query::TextPattern;
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 
 use crate::action_terms::{push_full_text_action_token_of_body, written_with_action_rows_sql};
+use crate::actor_terms::{
+    actor_match_expression, push_full_text_actor_token_of_body, written_with_actor_rows_sql,
+};
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::full_text::full_text_document;
@@ -163,10 +167,11 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                              WHERE locations.location_row = events.location_row)), \
                              coalesce(city, (SELECT city FROM locations \
                              WHERE locations.location_row = events.location_row)), \
-                             location_row, {}, {}, {}",
+                             location_row, {}, {}, {}, {}",
                             written_with_three_place_tokens_sql("$1"),
                             written_with_target_rows_sql("$1"),
-                            written_with_action_rows_sql("$1")
+                            written_with_action_rows_sql("$1"),
+                            written_with_actor_rows_sql("$1")
                         )
                     } else {
                         "country_code, asn, city".to_owned()
@@ -193,20 +198,44 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             .await?
                         }
                         PersonalDataSelection::Actor { actor_id } => {
+                            let mut parameters: Vec<SqlValue> = vec![
+                                account_row.into(),
+                                from_key.into(),
+                                first_key.into(),
+                                actor_id.as_str().into(),
+                                i64::from(batch.max_events).into(),
+                            ];
+                            // PostgreSQL reads the actor's events through its index on (account,
+                            // actor). On SQLite no index of `events` holds actors since migration
+                            // 0028: the batch's candidates are the actor's next events among its
+                            // tokens (FTS5 reads a doclist from a rowid on, in rowid order) and
+                            // among its rows of the events stored before, each list cut at the
+                            // batch's size, so a batch reads about its own events.
+                            let actor_events = if sql.backend() == Backend::Sqlite {
+                                parameters.push(
+                                    actor_match_expression(
+                                        account_row,
+                                        &[TextPattern::Exact(actor_id.clone())],
+                                    )
+                                    .into(),
+                                );
+                                " AND event_row IN (\
+                                 SELECT event_row FROM (SELECT event_row FROM event_actor_rows \
+                                 WHERE account_row = $1 AND actor_id = $4 AND event_row >= $2 \
+                                 ORDER BY event_row LIMIT $5) \
+                                 UNION ALL SELECT rowid FROM (SELECT rowid FROM events_fts \
+                                 WHERE events_fts MATCH $6 AND rowid >= $2 ORDER BY rowid LIMIT $5))"
+                            } else {
+                                ""
+                            };
                             sql.query(
                                 REMOVING,
                                 &format!(
                                     "SELECT {key} - $3, body, {place_columns} FROM events \
-                                     WHERE account_row = $1 AND actor_id = $4 AND {key} >= $2 \
-                                     ORDER BY {key} LIMIT $5"
+                                     WHERE account_row = $1 AND actor_id = $4 AND {key} >= $2\
+                                     {actor_events} ORDER BY {key} LIMIT $5"
                                 ),
-                                &[
-                                    account_row.into(),
-                                    from_key.into(),
-                                    first_key.into(),
-                                    actor_id.as_str().into(),
-                                    i64::from(batch.max_events).into(),
-                                ],
+                                &parameters,
                             )
                             .await?
                         }
@@ -221,8 +250,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             let city = row.optional_text(4)?;
                             let place = if let Some(location_row) = row.optional_integer(5)? {
                                 // The document without the place: the message's tokens,
-                                // since migration 0025 the targets' tokens and since migration
-                                // 0026 the action's.
+                                // since migration 0025 the targets' tokens, since migration
+                                // 0026 the action's and since migration 0028 the actor's.
                                 let body = stored_body(&row.text(1)?);
                                 let message = body
                                     .get("message")
@@ -256,6 +285,18 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                         &body,
                                     );
                                     push_full_text_action_token_of_body(
+                                        &mut with_place,
+                                        account_row,
+                                        &body,
+                                    );
+                                }
+                                if !row.boolean(9)? {
+                                    push_full_text_actor_token_of_body(
+                                        &mut indexed,
+                                        account_row,
+                                        &body,
+                                    );
+                                    push_full_text_actor_token_of_body(
                                         &mut with_place,
                                         account_row,
                                         &body,
@@ -310,9 +351,9 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 without_place,
                             }) => {
                                 // A contentless FTS5 document is replaced whole: out with the
-                                // one the writer made, in with the message's, the targets' and
-                                // the action's tokens alone (none is personal data that is
-                                // removed).
+                                // one the writer made, in with the message's, the targets',
+                                // the action's and the actor's tokens alone (none is personal
+                                // data that is removed: the actor's id stays, its name goes).
                                 sql.execute(
                                     REMOVING,
                                     "INSERT INTO events_fts (events_fts, rowid, message) \

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use logbook_core::query::TextPattern;
 use logbook_core::store::UnfamiliarIpStore;
 use logbook_core::unfamiliar_ip::{
     ACTOR_EVENTS_SCANNED, ActorAddress, KnownNetwork, NetworkName, RecentAddressActivity,
@@ -13,9 +14,11 @@ use logbook_core::unfamiliar_ip::{
 };
 use logbook_core::{AccountId, StoreError};
 
+use crate::actor_terms::actor_match_expression;
 use crate::encoding::unix_micros_of;
-use crate::executor::{SqlDatabase, SqlExecutor};
+use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::shared_store::{SharedStore, account_row, existing_account_row};
+use crate::value::SqlValue;
 
 async fn read_known_networks(
     sql: &dyn SqlExecutor,
@@ -220,16 +223,41 @@ impl<Database: SqlDatabase> UnfamiliarIpStore for SharedStore<Database> {
                 account_row,
                 Box::new(move |sql| {
                     Box::pin(async move {
-                        // The actor's newest events, through events_by_account_actor, bounded.
+                        // The actor's newest events, bounded: on PostgreSQL through its index
+                        // on (account, actor, created_at); on SQLite through the actor's tokens
+                        // (and its rows of the events stored before migration 0028), every
+                        // event of the actor gathered and the newest kept, since no index there
+                        // holds actors in time order any more.
+                        let mut parameters: Vec<SqlValue> =
+                            vec![account_row.into(), actor_id.as_str().into(), scanned.into()];
+                        let actor_events = if sql.backend() == Backend::Sqlite {
+                            parameters.push(
+                                actor_match_expression(
+                                    account_row,
+                                    &[TextPattern::Exact(actor_id.clone())],
+                                )
+                                .into(),
+                            );
+                            "SELECT ip, created_at FROM events \
+                             WHERE account_row = $1 AND actor_id = $2 AND event_row IN \
+                             (SELECT event_row FROM event_actor_rows \
+                              WHERE account_row = $1 AND actor_id = $2 \
+                              UNION ALL SELECT rowid FROM events_fts WHERE events_fts MATCH $4) \
+                             ORDER BY created_at DESC LIMIT $3"
+                        } else {
+                            "SELECT ip, created_at FROM events \
+                             WHERE account_row = $1 AND actor_id = $2 \
+                             ORDER BY created_at DESC LIMIT $3"
+                        };
                         let recent = sql
                             .query(
                                 READING,
-                                "SELECT ip, min(created_at), max(created_at), count(*) FROM \
-                                 (SELECT ip, created_at FROM events \
-                                  WHERE account_row = $1 AND actor_id = $2 \
-                                  ORDER BY created_at DESC LIMIT $3) AS newest \
-                                 WHERE ip IS NOT NULL GROUP BY ip",
-                                &[account_row.into(), actor_id.as_str().into(), scanned.into()],
+                                &format!(
+                                    "SELECT ip, min(created_at), max(created_at), count(*) FROM \
+                                     ({actor_events}) AS newest \
+                                     WHERE ip IS NOT NULL GROUP BY ip"
+                                ),
+                                &parameters,
                             )
                             .await?;
                         let history = sql

@@ -10,8 +10,8 @@
 //!   exports copy `body` and splice `"seq":N` in front (`EventRow::write_json`) instead of decoding and
 //!   re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
-//!   never scan a whole account: `(account, created_at)`, `(account, actor_id, created_at)` and
-//!   `(account, ip, created_at)` (both partial, `IS NOT NULL`). Two exceptions keyed by a value
+//!   never scan a whole account: `(account, created_at)` and `(account, ip, created_at)` (partial,
+//!   `IS NOT NULL`; actors are tokens since migration 0028, below). Two exceptions keyed by a value
 //!   that grows with time, so a commit appends at their right edge instead of touching a page per
 //!   account: `(id)` (UUIDv7, below), and, since migration 0027, `(key, account)`, unique where a
 //!   key was sent (time-ordered keys, such as the client's UUIDv7s, append; random ones cost the
@@ -28,8 +28,16 @@
 //!   stored before keep their entries, moved into `event_action_rows` (the index's key), and a
 //!   positive `action:` reads both; a negated one tests the `action` column, which stays. A page
 //!   of a common action alone is read from the blocks of arrivals holding its newest matches
-//!   (`arrival_window`); beside a clause that leads (an actor, an address, a `created:` range, a
-//!   target, a rare term) it is tested on the column of the rows that clause reads.
+//!   (`arrival_window`); beside a clause that leads (an address, a `created:` range, a target, a
+//!   rare term, action or actor) it is tested on the column of the rows that clause reads.
+//! - Actors: since migration 0028 an event's actor id is a token of its `events_fts` document,
+//!   `.<account_row>p<hex of the id>` (`logbook_store_sql::actor_terms`), as actions are: the
+//!   index `(account, actor_id, created_at)` rewrote 28 % of a commit's pages at 2M events, one
+//!   per (account, actor) run. Events stored before keep their entries in `event_actor_rows`;
+//!   `actor:` is planned like `action:` (`TokenizedField`), an actor's timeline per day reads
+//!   `event_day_actor_counts`, and where an actor was seen (`actor_addresses`) gathers the
+//!   actor's events from both and keeps the newest. Removing a person's data selects their
+//!   events in `event_row` order over the account's rows, once per removal.
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - Places: a located event's country, network and city are account-prefixed terms
@@ -82,7 +90,7 @@
 //!   one group are answered from memory. Nearly every keyed event is new, so this saves one index
 //!   descent per event (issue 17's profile in BENCHMARKS.md).
 //! - **Fixed planner statistics.** Migration 0001 writes `sqlite_stat1` rows describing a large
-//!   multi-tenant log (an actor or ip picks a few rows of an account) and
+//!   multi-tenant log (an ip picks a few rows of an account) and
 //!   Logbook never runs `ANALYZE`, so a fresh database plans like a full one. Tests check the plans
 //!   with `EXPLAIN QUERY PLAN` (`SqliteStore::explain_query_plan`).
 //! - **Compact rows.** A canonical UUID id is stored as 16 bytes (other ids as text); `received_at` is
@@ -382,28 +390,29 @@ impl SqliteStore {
         self.inner
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
-                let compiled = if let Some(patterns) = action_counted_by_days(&query, bucket) {
-                    action_days_sql(account_row, patterns)
-                } else if !counts_by_bucket_ranges(&query) {
-                    crate::query_sql::compile_bucket_count_query(
-                        connection,
-                        account_row,
-                        &query,
-                        bucket,
-                    )?
-                } else {
-                    let mut matching =
-                        crate::query_sql::compile_matching_created_at(account_row, &query);
-                    let sql = range_count_sql(&matching);
-                    let width = bucket.width_micros();
-                    matching
-                        .parameters
-                        .extend([SqlValue::Integer(0), SqlValue::Integer(width)]);
-                    CompiledQuery {
-                        sql,
-                        parameters: matching.parameters,
-                    }
-                };
+                let compiled =
+                    if let Some((field, patterns)) = field_counted_by_days(&query, bucket) {
+                        field_days_sql(account_row, field, patterns)
+                    } else if !counts_by_bucket_ranges(&query) {
+                        crate::query_sql::compile_bucket_count_query(
+                            connection,
+                            account_row,
+                            &query,
+                            bucket,
+                        )?
+                    } else {
+                        let mut matching =
+                            crate::query_sql::compile_matching_created_at(account_row, &query);
+                        let sql = range_count_sql(&matching);
+                        let width = bucket.width_micros();
+                        matching
+                            .parameters
+                            .extend([SqlValue::Integer(0), SqlValue::Integer(width)]);
+                        CompiledQuery {
+                            sql,
+                            parameters: matching.parameters,
+                        }
+                    };
                 let mut statement = connection
                     .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
                     .map_err(database_error("explaining a timeline query"))?;
@@ -569,11 +578,10 @@ const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 /// the day counts do not answer (`logbook_store_sql::day_counts`: the whole log and `created:`
 /// ranges are counted there first).
 ///
-/// A positive action alone, per day, is read from the day counts per action
-/// (`count_action_days`). A query whose every clause reads an index ending in `created_at`
-/// (`counts_by_bucket_ranges`: an exact actor, with or without a time range) is counted one
-/// bucket at a time, in one
-/// read transaction so every bucket sees the same snapshot: the first and last matching instants
+/// A positive action or actor alone, per day, is read from the day counts per action or actor
+/// (`field_days_sql`). A query whose every clause reads an index ending in `created_at`
+/// (`counts_by_bucket_ranges`: outcomes, flags, negated actors or actions, with or without a time
+/// range) is counted one bucket at a time, in one read transaction so every bucket sees the same snapshot: the first and last matching instants
 /// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
 /// bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every matching row
 /// in a temporary B-tree first, which on the largest benchmark account (179,000 events) costs
@@ -588,8 +596,8 @@ fn count_over_time(
     let Some(account_row) = account_row(connection, account)? else {
         return Ok(Vec::new());
     };
-    if let Some(patterns) = action_counted_by_days(query, bucket) {
-        return count_action_days(connection, account_row, patterns);
+    if let Some((field, patterns)) = field_counted_by_days(query, bucket) {
+        return read_bucket_counts(connection, &field_days_sql(account_row, field, patterns));
     }
     if counts_by_bucket_ranges(query) {
         // One snapshot for every bucket: a deferred transaction on the read-only connection.
@@ -617,32 +625,22 @@ fn count_over_time(
     Ok(counts)
 }
 
-/// The patterns of `query` when its timeline per `bucket` is read from the day counts per action
-/// (`event_day_action_counts`, migration 0026): per day, and its one clause a positive `action:`.
-fn action_counted_by_days(
+/// The field and patterns of `query` when its timeline per `bucket` is read from the day counts
+/// per action (`event_day_action_counts`, migration 0026) or per actor (`event_day_actor_counts`,
+/// migration 0028): per day, and its one clause a positive `action:` or `actor:`.
+fn field_counted_by_days(
     query: &Query,
     bucket: TimeBucket,
-) -> Option<&[logbook_core::query::TextPattern]> {
-    use logbook_core::query::Condition;
+) -> Option<(
+    logbook_store_sql::TokenizedField,
+    &[logbook_core::query::TextPattern],
+)> {
     match (bucket, query.clauses.as_slice()) {
-        (TimeBucket::Day, [clause]) if !clause.negated => match &clause.condition {
-            Condition::Action(patterns) => Some(patterns),
-            _ => None,
-        },
+        (TimeBucket::Day, [clause]) if !clause.negated => {
+            logbook_store_sql::TokenizedField::of(&clause.condition)
+        }
         _ => None,
     }
-}
-
-/// The timeline per day of the account's events whose action one of `patterns` matches, from
-/// `event_day_action_counts`: the account's days from `event_day_counts` (its key leads with the
-/// account), then each day's rows of the actions (whose key leads with the day), one row per day
-/// and action whatever the number of events.
-fn count_action_days(
-    connection: &Connection,
-    account_row: i64,
-    patterns: &[logbook_core::query::TextPattern],
-) -> Result<Vec<BucketCount>, StoreError> {
-    read_bucket_counts(connection, &action_days_sql(account_row, patterns))
 }
 
 /// Runs `counted`, a statement whose rows are a bucket's start and its count, in bucket order.
@@ -667,19 +665,27 @@ fn read_bucket_counts(
         .map_err(database_error("reading a timeline"))
 }
 
-/// The statement of `count_action_days` and its parameters.
-fn action_days_sql(
+/// The timeline per day of the account's events whose action (actor) one of `patterns` matches,
+/// from `event_day_action_counts` (`event_day_actor_counts`): the account's days from
+/// `event_day_counts` (its key leads with the account), then each day's rows of the values (whose
+/// key leads with the day), one row per day and value whatever the number of events.
+fn field_days_sql(
     account_row: i64,
+    field: logbook_store_sql::TokenizedField,
     patterns: &[logbook_core::query::TextPattern],
 ) -> CompiledQuery {
+    let counts_table = match field {
+        logbook_store_sql::TokenizedField::Action => "event_day_action_counts",
+        logbook_store_sql::TokenizedField::Actor => "event_day_actor_counts",
+    };
     let mut builder = logbook_store_sql::SqlBuilder::new('?');
     let account = builder.bind(SqlValue::Integer(account_row));
-    let action_condition = crate::query_sql::action_patterns_condition(&mut builder, patterns);
+    let value_condition = crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
     builder.push(&format!(
         "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
-         JOIN event_day_action_counts AS counts \
+         JOIN {counts_table} AS counts \
          ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
-         WHERE days.account_row = {account} AND ({action_condition}) GROUP BY days.day_start \
+         WHERE days.account_row = {account} AND ({value_condition}) GROUP BY days.day_start \
          HAVING sum(counts.events) > 0 ORDER BY days.day_start"
     ));
     builder.finish()
@@ -697,19 +703,16 @@ fn range_count_sql(matching: &CompiledQuery) -> String {
 }
 
 /// Whether each bucket's count of `query` reads only that bucket's range of an index that ends
-/// in `created_at`: no clause at all, a `created:` range, an exact actor (its index is
-/// `(account, actor, created_at)`), or row checks on the created index's range (outcome, flags, a
-/// negated actor or action). A message term or a positive action (a token since migration 0026)
-/// would repeat its full-text lookup per bucket, and a prefix, an address range, a target or a
-/// location would rescan all its matches per bucket; those are counted by the one `GROUP BY`.
+/// in `created_at`: no clause at all, a `created:` range, or row checks on the created index's
+/// range (outcome, flags, a negated actor or action). A message term or a positive actor or action
+/// (tokens since migrations 0028 and 0026) would repeat its full-text lookup per bucket, and a
+/// prefix, an address range, a target or a location would rescan all its matches per bucket; those
+/// are counted by the one `GROUP BY`.
 fn counts_by_bucket_ranges(query: &Query) -> bool {
-    use logbook_core::query::{Condition, TextPattern};
+    use logbook_core::query::Condition;
     query.clauses.iter().all(|clause| match &clause.condition {
         Condition::Created(_) | Condition::Outcome(_) | Condition::Is(_) => true,
-        Condition::Actor(patterns) => {
-            clause.negated || matches!(patterns.as_slice(), [TextPattern::Exact(_)])
-        }
-        Condition::Action(_) => clause.negated,
+        Condition::Actor(_) | Condition::Action(_) => clause.negated,
         _ => false,
     })
 }

@@ -12,10 +12,11 @@
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
 //! the column of each row the newest-first walk reads. A target (`target:`) is always looked up:
 //! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before. A positive
-//! action (`action:`) is looked up in its tokens (since migration 0026) and its rows of
-//! `event_action_rows` (before) when it is rare or nothing else leads the page; a common one
-//! beside a clause that leads, and a negated one, is tested on the column of each row read
-//! (`plan_action_lookups`). A page planned index first is read from windows of the account's
+//! action (`action:`) or actor (`actor:`) is looked up in its tokens (since migrations 0026 and
+//! 0028) and its rows of `event_action_rows` or `event_actor_rows` (before) when it is rare, or
+//! when nothing else leads the page and it is the rarest of them; a common one beside a clause
+//! that leads, and a negated one, is tested on the column of each row read
+//! (`plan_field_lookups`). A page planned index first is read from windows of the account's
 //! newest arrivals when they provably hold it (`arrival_window`).
 
 use std::collections::{HashMap, HashSet};
@@ -25,11 +26,12 @@ use logbook_core::cursor::CursorPosition;
 use logbook_core::query::{Condition, Query, TextPattern, text_tokens};
 use logbook_core::timeline::TimeBucket;
 use logbook_store_sql::action_terms::action_match_expression;
+use logbook_store_sql::actor_terms::actor_match_expression;
 use logbook_store_sql::place_terms::{any_full_text_place_token, any_term, condition_terms};
 use logbook_store_sql::target_terms::target_match_expression;
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
-    TextTerms,
+    TextTerms, TokenizedField,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -162,13 +164,14 @@ struct SqliteDialect {
     /// `arrival_window`) are read, and the positive full-text lookups ask FTS5 for those rows
     /// only.
     lowest_event_row: Option<i64>,
-    /// The account's last event whose action is a row of `event_action_rows` (stored before
-    /// migration 0026), if it has any: a window of arrivals above it reads no such row.
-    last_event_with_action_row: Option<i64>,
-    /// The positive `action:` clauses looked up in the action tokens and rows, by their FTS5
-    /// expression (`action_match_expression`); any other is tested on the column of each row
-    /// read (`plan_action_lookups`).
-    action_lookups: HashSet<String>,
+    /// Per tokenized field (actions since migration 0026, actors since 0028), the account's last
+    /// event whose value is a row of the field's table of earlier events (`event_action_rows`,
+    /// `event_actor_rows`), if it has any: a window of arrivals above it reads no such row.
+    last_event_with_field_rows: HashMap<TokenizedField, i64>,
+    /// The positive `action:` and `actor:` clauses looked up in their tokens and rows, by their
+    /// FTS5 expression (`field_match_expression`); any other is tested on the column of each row
+    /// read (`plan_field_lookups`).
+    field_lookups: HashSet<String>,
 }
 
 /// How one positive `country:`, `asn:` or `city:` clause finds its rows, decided with the
@@ -299,22 +302,24 @@ impl Dialect for SqliteDialect {
         }
     }
 
-    fn action_condition(
+    fn tokenized_field_condition(
         &self,
         builder: &mut SqlBuilder,
+        field: TokenizedField,
         patterns: &[TextPattern],
         column_condition: String,
         negated: bool,
     ) -> String {
-        let expression = action_match_expression(self.account_row, patterns);
-        if negated || !self.action_lookups.contains(&expression) {
+        let expression = field_match_expression(field, self.account_row, patterns);
+        if negated || !self.field_lookups.contains(&expression) {
             return column_condition;
         }
-        // An event's action is a row of `event_action_rows` (stored before migration 0026) or a
-        // token of its document (since), never both, so the two lists together are exact and
-        // disjoint; the column is tested as well, so the condition means the same whichever way
-        // SQLite evaluates it. A window of the newest arrivals gathers only its own matches, and
-        // reads the rows only when it reaches below the account's last event that has one.
+        // An event's action (actor) is a row of `event_action_rows` (`event_actor_rows`), stored
+        // before migration 0026 (0028), or a token of its document (since), never both, so the
+        // two lists together are exact and disjoint; the column is tested as well, so the
+        // condition means the same whichever way SQLite evaluates it. A window of the newest
+        // arrivals gathers only its own matches, and reads the rows only when it reaches below
+        // the account's last event that has one.
         let expression = builder.bind(SqlValue::Text(expression));
         let tokens_in_window = match self.lowest_event_row {
             Some(lowest_event_row) => {
@@ -323,12 +328,13 @@ impl Dialect for SqliteDialect {
             }
             None => String::new(),
         };
-        let rows_reached = match (self.last_event_with_action_row, self.lowest_event_row) {
+        let last_event_with_rows = self.last_event_with_field_rows.get(&field).copied();
+        let rows_reached = match (last_event_with_rows, self.lowest_event_row) {
             (None, _) => false,
             (Some(last), Some(lowest)) => lowest <= last,
             (Some(_), None) => true,
         };
-        let action_rows = if rows_reached {
+        let earlier_rows = if rows_reached {
             let account = builder.bind(SqlValue::Integer(self.account_row));
             let rows_in_window = match self.lowest_event_row {
                 Some(lowest_event_row) => {
@@ -338,14 +344,15 @@ impl Dialect for SqliteDialect {
                 None => String::new(),
             };
             format!(
-                "SELECT event_row FROM event_action_rows WHERE account_row = {account} \
-                 AND ({column_condition}){rows_in_window} UNION ALL "
+                "SELECT event_row FROM {} WHERE account_row = {account} \
+                 AND ({column_condition}){rows_in_window} UNION ALL ",
+                field_rows_table(field)
             )
         } else {
             String::new()
         };
         format!(
-            "({column_condition} AND event_row IN ({action_rows}SELECT rowid FROM events_fts \
+            "({column_condition} AND event_row IN ({earlier_rows}SELECT rowid FROM events_fts \
              WHERE events_fts MATCH {expression}{tokens_in_window}))"
         )
     }
@@ -509,15 +516,15 @@ pub(crate) fn plan_page(
         positive_plan == Some(TextPlan::IndexFirst),
         &place_lookups,
     );
-    let last_event_with_action_row = last_event_with_action_row(connection, account_row, query)?;
-    let (action_lookups, action_documents) = plan_action_lookups(
+    let last_event_with_field_rows = last_events_with_field_rows(connection, account_row, query)?;
+    let (field_lookups, field_documents) = plan_field_lookups(
         connection,
         account_row,
         query,
         another_clause_leads,
-        last_event_with_action_row.is_some(),
+        &last_event_with_field_rows,
     )?;
-    looked_up.extend(action_documents);
+    looked_up.extend(field_documents);
     looked_up.extend(target_documents(connection, account_row, query)?);
     let fewest = looked_up
         .into_iter()
@@ -529,8 +536,8 @@ pub(crate) fn plan_page(
             negated_plans,
             place_lookups,
             lowest_event_row: None,
-            last_event_with_action_row,
-            action_lookups,
+            last_event_with_field_rows,
+            field_lookups,
         },
         fewest_documents_looked_up: fewest.as_ref().map(|(documents, _)| *documents),
         fewest_documents_expression: fewest.and_then(|(_, expression)| expression),
@@ -568,8 +575,8 @@ fn target_documents(
     Ok(documents)
 }
 
-/// Whether a positive clause other than an action finds the query's rows by itself, in an order or
-/// in a number that bounds what is read: an actor or an address (their indexes, newest first), a
+/// Whether a positive clause other than an action or an actor finds the query's rows by itself,
+/// in an order or in a number that bounds what is read: an address (its index, newest first), a
 /// `created:` range (the account's index on `created_at`), a target, or a message or place term
 /// looked up first (`text_looked_up`, `place_lookups`).
 fn another_clause_leads(
@@ -585,117 +592,170 @@ fn another_clause_leads(
             !clause.negated
                 && matches!(
                     clause.condition,
-                    Condition::Actor(_)
-                        | Condition::Ip(_)
-                        | Condition::Created(_)
-                        | Condition::Target(_)
+                    Condition::Ip(_) | Condition::Created(_) | Condition::Target(_)
                 )
         })
 }
 
-/// Which positive `action:` clauses are looked up in the action tokens (and rows), with the
-/// documents each found among the tokens (counted up to `COMMON_TERM_DOCUMENTS`) and its FTS5
-/// expression. Since migration 0026 no index of `events` holds actions, so a clause is looked up
-/// when it is rare (its few matches are gathered and sorted) or when nothing else leads
-/// (`another_clause_leads`): then the page is read from the blocks holding its newest matches
-/// (`arrival_window`). A common action beside a clause that leads is tested on the `action`
-/// column of each row that clause's walk reads, which stops after one page, where looking it up
-/// would gather every match of the action: `actor:alice action:user.login` walks Alice's events,
-/// `action:user.login created:2024-06-01` that day's. An account with events stored before
-/// migration 0026 (`last_event_with_action`) counts the action's rows of those too.
-fn plan_action_lookups(
+/// The FTS5 expression of `patterns` of `field` in the account's documents.
+fn field_match_expression(
+    field: TokenizedField,
+    account_row: i64,
+    patterns: &[TextPattern],
+) -> String {
+    match field {
+        TokenizedField::Action => action_match_expression(account_row, patterns),
+        TokenizedField::Actor => actor_match_expression(account_row, patterns),
+    }
+}
+
+/// The table keeping `field` of the events stored before it became a token (migrations 0026 and
+/// 0028), keyed `(account_row, value, created_at, event_row)` as the dropped index was.
+pub(crate) fn field_rows_table(field: TokenizedField) -> &'static str {
+    match field {
+        TokenizedField::Action => "event_action_rows",
+        TokenizedField::Actor => "event_actor_rows",
+    }
+}
+
+/// The table naming, per account, the last event whose `field` is a row of `field_rows_table`.
+fn field_rows_marker_table(field: TokenizedField) -> &'static str {
+    match field {
+        TokenizedField::Action => "events_with_action_rows",
+        TokenizedField::Actor => "events_with_actor_rows",
+    }
+}
+
+/// Which positive `action:` and `actor:` clauses are looked up in their tokens (and rows), with
+/// the documents each found among them (counted up to `COMMON_TERM_DOCUMENTS`) and its FTS5
+/// expression. Since migrations 0026 and 0028 no index of `events` holds actions or actors, so a
+/// clause is looked up when it is rare (its few matches are gathered and sorted); when none is
+/// rare and nothing else leads (`another_clause_leads`), the one with the fewest documents is,
+/// and the page is read from the blocks holding its newest matches (`arrival_window`). A common
+/// clause beside one that leads is tested on its column for each row that clause's walk or lookup
+/// reads, which stops after one page, where looking it up would gather every match:
+/// `action:user.login created:2024-06-01` walks that day's events, `actor:alice
+/// action:user.login` looks up the rarer of the two. An account with events stored before the
+/// field's migration (`last_event_with_field_rows`) counts the value's rows of those too.
+fn plan_field_lookups(
     connection: &Connection,
     account_row: i64,
     query: &Query,
     another_clause_leads: bool,
-    last_event_with_action: bool,
+    last_event_with_field_rows: &HashMap<TokenizedField, i64>,
 ) -> Result<(HashSet<String>, Vec<LookedUpDocuments>), StoreError> {
-    let mut lookups = HashSet::new();
-    let mut documents = Vec::new();
+    // Each positive clause's expression, documents, and whether it is rare.
+    let mut counted: Vec<(String, i64, bool)> = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
-        let Condition::Action(patterns) = &clause.condition else {
+        let Some((field, patterns)) = TokenizedField::of(&clause.condition) else {
             continue;
         };
-        let expression = action_match_expression(account_row, patterns);
+        let expression = field_match_expression(field, account_row, patterns);
         let (mut plan, mut found) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
             &[&expression],
         )?;
-        if plan == TextPlan::IndexFirst && last_event_with_action {
-            // Events stored before migration 0026 hold the action as rows: a database upgraded
-            // with a long history would otherwise call every action rare until a page's worth
-            // of new events had it (and a count of 0 reads no window at all).
+        if plan == TextPlan::IndexFirst && last_event_with_field_rows.contains_key(&field) {
+            // Events stored before the field's migration hold it as rows: a database upgraded
+            // with a long history would otherwise call every value rare until a page's worth of
+            // new events had it (and a count of 0 reads no window at all).
             let mut builder = SqlBuilder::new('?');
             let account = builder.bind(SqlValue::Integer(account_row));
             let limit = builder.bind(SqlValue::Integer(COMMON_TERM_DOCUMENTS - found));
-            let rows_condition = action_patterns_condition(&mut builder, patterns);
+            let rows_condition = field_patterns_condition(&mut builder, field, patterns);
             let count = builder.finish();
             let rows: i64 = connection
                 .prepare_cached(&format!(
-                    "SELECT count(*) FROM (SELECT 1 FROM event_action_rows \
-                     WHERE account_row = {account} AND ({rows_condition}) LIMIT {limit})"
+                    "SELECT count(*) FROM (SELECT 1 FROM {} \
+                     WHERE account_row = {account} AND ({rows_condition}) LIMIT {limit})",
+                    field_rows_table(field)
                 ))
-                .map_err(database_error("preparing the count of an action's rows"))?
+                .map_err(database_error(
+                    "preparing the count of a value's earlier rows",
+                ))?
                 .query_row(
                     rusqlite::params_from_iter(crate::encoding::bound(&count.parameters)),
                     |row| row.get(0),
                 )
-                .map_err(database_error("counting an action's rows"))?;
+                .map_err(database_error("counting a value's earlier rows"))?;
             found += rows;
             if found >= COMMON_TERM_DOCUMENTS {
                 plan = TextPlan::CheckEachRow;
             }
         }
-        if plan == TextPlan::IndexFirst || !another_clause_leads {
-            documents.push((found, Some(expression.clone())));
-            lookups.insert(expression);
+        counted.push((expression, found, plan == TextPlan::IndexFirst));
+    }
+    let mut lookups = HashSet::new();
+    let mut documents = Vec::new();
+    for (expression, found, rare) in &counted {
+        if *rare {
+            documents.push((*found, Some(expression.clone())));
+            lookups.insert(expression.clone());
         }
+    }
+    if lookups.is_empty()
+        && !another_clause_leads
+        && let Some((expression, found, _)) = counted.iter().min_by_key(|(_, found, _)| *found)
+    {
+        documents.push((*found, Some(expression.clone())));
+        lookups.insert(expression.clone());
     }
     Ok((lookups, documents))
 }
 
-/// The condition that the `action` column in scope matches one of `patterns`, its values bound
+/// The condition that the column of `field` in scope matches one of `patterns`, its values bound
 /// in `builder` (`logbook_store_sql::pattern_alternatives`), for the SQL this store writes by
-/// hand on actions: the rows of migration 0026 and the day counts per action.
-pub(crate) fn action_patterns_condition(
+/// hand on actions and actors: the rows of migrations 0026 and 0028 and the day counts per value.
+pub(crate) fn field_patterns_condition(
     builder: &mut SqlBuilder,
+    field: TokenizedField,
     patterns: &[TextPattern],
 ) -> String {
-    let alternatives = logbook_store_sql::pattern_alternatives(builder, "action", patterns);
+    let alternatives = logbook_store_sql::pattern_alternatives(builder, field.column(), patterns);
     if alternatives.is_empty() {
         return "0".to_owned();
     }
     alternatives.join(" OR ")
 }
 
-/// The account's last event whose action is a row of `event_action_rows` (migration 0026), read
-/// only when `query` has a positive `action:` clause, the one reader of it (`None` otherwise).
-fn last_event_with_action_row(
+/// Per field with a positive clause in `query`, the account's last event whose value is a row of
+/// `field_rows_table` (migrations 0026 and 0028), when it has one; read only for such a clause,
+/// the one reader of it.
+fn last_events_with_field_rows(
     connection: &Connection,
     account_row: i64,
     query: &Query,
-) -> Result<Option<i64>, StoreError> {
-    let looks_actions_up = query
-        .clauses
-        .iter()
-        .any(|clause| !clause.negated && matches!(clause.condition, Condition::Action(_)));
-    if !looks_actions_up {
-        return Ok(None);
+) -> Result<HashMap<TokenizedField, i64>, StoreError> {
+    let mut last_events = HashMap::new();
+    for clause in query.clauses.iter().filter(|clause| !clause.negated) {
+        let Some((field, _)) = TokenizedField::of(&clause.condition) else {
+            continue;
+        };
+        if last_events.contains_key(&field) {
+            continue;
+        }
+        let last_event: Option<i64> = connection
+            .prepare_cached(&format!(
+                "SELECT last_event_row FROM {} WHERE account_row = ?1",
+                field_rows_marker_table(field)
+            ))
+            .map_err(database_error(
+                "preparing the lookup of an account's earlier rows",
+            ))?
+            .query_row([account_row], |row| row.get(0))
+            .optional()
+            .map_err(database_error("reading an account's earlier rows"))?;
+        if let Some(last_event) = last_event {
+            last_events.insert(field, last_event);
+        }
     }
-    connection
-        .prepare_cached("SELECT last_event_row FROM events_with_action_rows WHERE account_row = ?1")
-        .map_err(database_error(
-            "preparing the lookup of an account's action rows",
-        ))?
-        .query_row([account_row], |row| row.get(0))
-        .optional()
-        .map_err(database_error("reading an account's action rows"))
+    Ok(last_events)
 }
 
-/// The `created_at` of the account's events matching `query`, for a query without message terms
-/// or positive actions (the timeline's range counts, `count_over_time`). An action here is
-/// tested on its column, which is exact whatever the plan.
+/// The `created_at` of the account's events matching `query`, for a query without message terms,
+/// positive actions or positive actors (the timeline's range counts, `count_over_time`). A negated
+/// action or actor here is tested on its column, which is exact whatever the plan.
 pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> CompiledQuery {
     let dialect = SqliteDialect {
         account_row,
@@ -703,8 +763,8 @@ pub(crate) fn compile_matching_created_at(account_row: i64, query: &Query) -> Co
         negated_plans: Vec::new(),
         place_lookups: HashMap::new(),
         lowest_event_row: None,
-        last_event_with_action_row: None,
-        action_lookups: HashSet::new(),
+        last_event_with_field_rows: HashMap::new(),
+        field_lookups: HashSet::new(),
     };
     logbook_store_sql::compile_matching_created_at(&dialect, account_row, query)
 }
@@ -724,22 +784,23 @@ pub(crate) fn compile_bucket_count_query(
     let place_lookups = place_lookups(connection, account_row, query, PlacePlans::IndexFirst)?;
     let another_clause_leads =
         another_clause_leads(query, !text.positive.is_empty(), &place_lookups);
-    let last_event_with_action_row = last_event_with_action_row(connection, account_row, query)?;
+    let last_event_with_field_rows = last_events_with_field_rows(connection, account_row, query)?;
+    let field_lookups = plan_field_lookups(
+        connection,
+        account_row,
+        query,
+        another_clause_leads,
+        &last_event_with_field_rows,
+    )?
+    .0;
     let dialect = SqliteDialect {
         account_row,
         positive_plan: (!text.positive.is_empty()).then_some(TextPlan::IndexFirst),
         negated_plans: vec![TextPlan::IndexFirst; text.negated.len()],
         place_lookups,
         lowest_event_row: None,
-        last_event_with_action_row,
-        action_lookups: plan_action_lookups(
-            connection,
-            account_row,
-            query,
-            another_clause_leads,
-            last_event_with_action_row.is_some(),
-        )?
-        .0,
+        last_event_with_field_rows,
+        field_lookups,
     };
     Ok(logbook_store_sql::compile_bucket_count_query(
         &dialect,

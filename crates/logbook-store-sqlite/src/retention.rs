@@ -11,7 +11,10 @@ use logbook_core::{AccountId, StoreError};
 use logbook_store_sql::action_terms::{
     action_hex, push_full_text_action_token, written_with_action_rows_sql,
 };
-use logbook_store_sql::day_counts::{ActionDayCountChanges, DayCountChanges};
+use logbook_store_sql::actor_terms::{
+    actor_hex, push_full_text_actor_token, written_with_actor_rows_sql,
+};
+use logbook_store_sql::day_counts::{DayCountChanges, ValueDayCountChanges};
 use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
@@ -157,13 +160,15 @@ impl RetentionStore for SqliteStore {
                         "SELECT events.event_row, events.body, \
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
-                         events.location_row, {}, events.created_at, {}, {}, events.action \
+                         events.location_row, {}, events.created_at, {}, {}, events.action, \
+                         {}, events.actor_id \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
                         written_with_three_place_tokens_sql("?4"),
                         written_with_target_rows_sql("?4"),
-                        written_with_action_rows_sql("?4")
+                        written_with_action_rows_sql("?4"),
+                        written_with_actor_rows_sql("?4")
                     ))
                     .map_err(database_error(DELETING))?
                     .query_map(
@@ -181,6 +186,8 @@ impl RetentionStore for SqliteStore {
                                 written_with_target_rows: row.get(8)?,
                                 written_with_action_rows: row.get(9)?,
                                 action: row.get(10)?,
+                                written_with_actor_rows: row.get(11)?,
+                                actor_id: row.get(12)?,
                             })
                         },
                     )
@@ -188,7 +195,8 @@ impl RetentionStore for SqliteStore {
                     .map_err(database_error(DELETING))?;
                 let mut freed_bytes = 0_i64;
                 let mut day_counts = DayCountChanges::default();
-                let mut action_day_counts = ActionDayCountChanges::default();
+                let mut action_day_counts = ValueDayCountChanges::default();
+                let mut actor_day_counts = ValueDayCountChanges::default();
                 for doomed_event in &doomed {
                     let DoomedEvent {
                         event_row, body, ..
@@ -223,6 +231,11 @@ impl RetentionStore for SqliteStore {
                             account_row,
                             &action_hex(&doomed_event.action),
                         );
+                    }
+                    if let (false, Some(actor_id)) =
+                        (doomed_event.written_with_actor_rows, &doomed_event.actor_id)
+                    {
+                        push_full_text_actor_token(&mut document, account_row, &actor_hex(actor_id));
                     }
                     transaction
                         .prepare_cached(
@@ -280,6 +293,24 @@ impl RetentionStore for SqliteStore {
                             })
                             .map_err(database_error(DELETING))?;
                     }
+                    if let (true, Some(actor_id)) =
+                        (doomed_event.written_with_actor_rows, &doomed_event.actor_id)
+                    {
+                        transaction
+                            .prepare_cached(
+                                "DELETE FROM event_actor_rows WHERE account_row = ?1 AND actor_id = ?2 \
+                                 AND created_at = ?3 AND event_row = ?4",
+                            )
+                            .and_then(|mut statement| {
+                                statement.execute(params![
+                                    account_row,
+                                    actor_id,
+                                    doomed_event.created_at_micros,
+                                    event_row
+                                ])
+                            })
+                            .map_err(database_error(DELETING))?;
+                    }
                     transaction
                         .prepare_cached("DELETE FROM events WHERE event_row = ?1")
                         .and_then(|mut statement| statement.execute([event_row]))
@@ -291,10 +322,17 @@ impl RetentionStore for SqliteStore {
                         doomed_event.created_at_micros,
                         &doomed_event.action,
                     );
+                    if let Some(actor_id) = &doomed_event.actor_id {
+                        actor_day_counts.count(
+                            account_row,
+                            doomed_event.created_at_micros,
+                            actor_id,
+                        );
+                    }
                 }
-                // The timeline's day counts, and its day counts per action, lose the deleted events
-                // in the same transaction; a day left with none has no row, as if it had never
-                // had any.
+                // The timeline's day counts, and its day counts per action and per actor, lose the
+                // deleted events in the same transaction; a day left with none has no row, as if
+                // it had never had any.
                 for (account_row, day_start, events) in day_counts.rows() {
                     transaction
                         .prepare_cached(
@@ -311,26 +349,18 @@ impl RetentionStore for SqliteStore {
                         .and_then(|mut statement| statement.execute(params![account_row, day_start]))
                         .map_err(database_error(DELETING))?;
                 }
-                for (account_row, day_start, action, events) in action_day_counts.rows() {
-                    transaction
-                        .prepare_cached(
-                            "UPDATE event_day_action_counts SET events = events - ?4 \
-                             WHERE account_row = ?1 AND day_start = ?2 AND action = ?3",
-                        )
-                        .and_then(|mut statement| {
-                            statement.execute(params![account_row, day_start, action, events])
-                        })
-                        .map_err(database_error(DELETING))?;
-                    transaction
-                        .prepare_cached(
-                            "DELETE FROM event_day_action_counts \
-                             WHERE account_row = ?1 AND day_start = ?2 AND action = ?3 AND events <= 0",
-                        )
-                        .and_then(|mut statement| {
-                            statement.execute(params![account_row, day_start, action])
-                        })
-                        .map_err(database_error(DELETING))?;
-                }
+                subtract_value_day_counts(
+                    &transaction,
+                    "event_day_action_counts",
+                    "action",
+                    &action_day_counts,
+                )?;
+                subtract_value_day_counts(
+                    &transaction,
+                    "event_day_actor_counts",
+                    "actor_id",
+                    &actor_day_counts,
+                )?;
                 if doomed.len() < max_events as usize {
                     // The prefix is gone: so are its nodes (its compact range stands for them)
                     // and the checkpoints of trees smaller than what is left.
@@ -360,6 +390,37 @@ impl RetentionStore for SqliteStore {
     }
 }
 
+/// Takes `changes` (the deleted events per account, day and value) off the day counts per value
+/// in `table`, whose value column is `column` (`event_day_action_counts`, `event_day_actor_counts`),
+/// and deletes the rows left with none.
+fn subtract_value_day_counts(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    changes: &ValueDayCountChanges,
+) -> Result<(), StoreError> {
+    const DELETING: &str = "taking pruned events off the day counts";
+    for (account_row, day_start, value, events) in changes.rows() {
+        transaction
+            .prepare_cached(&format!(
+                "UPDATE {table} SET events = events - ?4 \
+                 WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3"
+            ))
+            .and_then(|mut statement| {
+                statement.execute(params![account_row, day_start, value, events])
+            })
+            .map_err(database_error(DELETING))?;
+        transaction
+            .prepare_cached(&format!(
+                "DELETE FROM {table} \
+                 WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3 AND events <= 0"
+            ))
+            .and_then(|mut statement| statement.execute(params![account_row, day_start, value]))
+            .map_err(database_error(DELETING))?;
+    }
+    Ok(())
+}
+
 /// An event retention deletes, with what its full-text documents were made of.
 struct DoomedEvent {
     event_row: i64,
@@ -382,4 +443,8 @@ struct DoomedEvent {
     /// its document.
     written_with_action_rows: bool,
     action: String,
+    /// Stored before migration 0028: its actor is a row of `event_actor_rows`, not a token of its
+    /// document.
+    written_with_actor_rows: bool,
+    actor_id: Option<String>,
 }

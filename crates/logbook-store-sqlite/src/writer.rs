@@ -19,7 +19,8 @@ use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
 use logbook_store_sql::action_terms::{action_hex, push_full_text_action_token};
-use logbook_store_sql::day_counts::{ActionDayCountChanges, DayCountChanges};
+use logbook_store_sql::actor_terms::{actor_hex, push_full_text_actor_token};
+use logbook_store_sql::day_counts::{DayCountChanges, ValueDayCountChanges};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
 use logbook_store_sql::place_terms::push_full_text_location_token;
@@ -59,6 +60,9 @@ pub(crate) struct PreparedEvent {
     /// The hex of the action (`action_terms::action_hex`); the writer makes it the account's
     /// action token of the event's document.
     pub action_hex: String,
+    /// The hex of the actor's id (`actor_terms::actor_hex`), when the event has an actor; the
+    /// writer makes it the account's actor token of the event's document.
+    pub actor_hex: Option<String>,
 }
 
 impl PreparedEvent {
@@ -82,6 +86,7 @@ impl PreparedEvent {
                 target_hex
             },
             action_hex: action_hex(&event.action),
+            actor_hex: event.actor.as_ref().map(|actor| actor_hex(&actor.id)),
             event,
         }
     }
@@ -473,7 +478,9 @@ fn write_group(
     // The timeline's counts of the group's stored events, per account and day.
     let mut day_counts = DayCountChanges::default();
     // And per account, day and action, for the timeline of an action (migration 0026).
-    let mut action_day_counts = ActionDayCountChanges::default();
+    let mut action_day_counts = ValueDayCountChanges::default();
+    // And per account, day and actor, for the timeline of an actor (migration 0028).
+    let mut actor_day_counts = ValueDayCountChanges::default();
     // The newest `created_at` of each account's arrivals, for the reader's windows.
     let mut arrival_bounds = crate::arrival_window::ArrivalBounds::default();
     // The statements live as long as this block; the answers outlive it.
@@ -644,8 +651,9 @@ fn write_group(
             phases.lap(Phase::LocationRow);
             // The message's tokens, since migration 0021 the location's token, through which
             // `country:`, `asn:` and `city:` find the event, since migration 0025 a token per
-            // target, through which `target:` does, and since migration 0026 the action's token,
-            // through which `action:` does: one document, one statement.
+            // target, through which `target:` does, since migration 0026 the action's token,
+            // through which `action:` does, and since migration 0028 the actor's, through which
+            // `actor:` does: one document, one statement.
             document.clear();
             if !prepared.text_document.is_empty() {
                 push_retagged_full_text_document(
@@ -659,6 +667,9 @@ fn write_group(
             }
             push_full_text_target_tokens(&mut document, account_row, &prepared.target_hex);
             push_full_text_action_token(&mut document, account_row, &prepared.action_hex);
+            if let Some(actor_hex) = &prepared.actor_hex {
+                push_full_text_actor_token(&mut document, account_row, actor_hex);
+            }
             if !document.is_empty() {
                 insert_text.execute(params![event_row, document.as_str()])?;
             }
@@ -675,6 +686,9 @@ fn write_group(
             volumes.count_stored(&transaction, account_row, prepared)?;
             day_counts.count(account_row, prepared.created_at_micros);
             action_day_counts.count(account_row, prepared.created_at_micros, &event.action);
+            if let Some(actor) = &event.actor {
+                actor_day_counts.count(account_row, prepared.created_at_micros, &actor.id);
+            }
             arrival_bounds.record(&transaction, account_row, seq, prepared.created_at_micros)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {
                 (Some(tree), Some(leaf_hash)) => {
@@ -710,7 +724,12 @@ fn write_group(
     };
     phases.lap(Phase::Other);
     volumes.write(&transaction)?;
-    write_day_counts(&transaction, &day_counts, &action_day_counts)?;
+    write_day_counts(
+        &transaction,
+        &day_counts,
+        &action_day_counts,
+        &actor_day_counts,
+    )?;
     arrival_bounds.write(&transaction)?;
     for (account_row, tree) in &trees {
         crate::tree::save_account_tree(&transaction, *account_row, tree)?;
@@ -730,12 +749,14 @@ fn write_group(
 }
 
 /// Adds a group's counts to `event_day_counts`, one upsert per account and day (one per account
-/// a commit touches, on its newest day's row, when events are sent as they happen), and to
-/// `event_day_action_counts`, one per account, day and action.
+/// a commit touches, on its newest day's row, when events are sent as they happen), to
+/// `event_day_action_counts`, one per account, day and action, and to `event_day_actor_counts`,
+/// one per account, day and actor.
 fn write_day_counts(
     transaction: &rusqlite::Transaction<'_>,
     day_counts: &DayCountChanges,
-    action_day_counts: &ActionDayCountChanges,
+    action_day_counts: &ValueDayCountChanges,
+    actor_day_counts: &ValueDayCountChanges,
 ) -> Result<(), rusqlite::Error> {
     let mut upsert = transaction.prepare_cached(
         "INSERT INTO event_day_counts (account_row, day_start, events) VALUES (?1, ?2, ?3) \
@@ -751,6 +772,14 @@ fn write_day_counts(
     )?;
     for (account_row, day_start, action, events) in action_day_counts.rows() {
         upsert_action.execute(params![account_row, day_start, action, events])?;
+    }
+    let mut upsert_actor = transaction.prepare_cached(
+        "INSERT INTO event_day_actor_counts (account_row, day_start, actor_id, events) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, actor_id) \
+         DO UPDATE SET events = events + excluded.events",
+    )?;
+    for (account_row, day_start, actor_id, events) in actor_day_counts.rows() {
+        upsert_actor.execute(params![account_row, day_start, actor_id, events])?;
     }
     Ok(())
 }
