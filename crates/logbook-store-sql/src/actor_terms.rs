@@ -60,6 +60,13 @@ pub fn actor_match_expression(account_row: i64, patterns: &[TextPattern]) -> Str
     value_match_expression(account_row, ACTOR_TOKEN_KIND, patterns)
 }
 
+/// The FTS5 expression matching, in `events_fts`, the events of the one actor `actor_id`: what
+/// the SQL both stores share (where an actor was seen, removing a person's data) looks up on
+/// SQLite.
+pub fn one_actor_match_expression(account_row: i64, actor_id: &str) -> String {
+    actor_match_expression(account_row, &[TextPattern::Exact(actor_id.to_owned())])
+}
+
 /// SQL that is true for an event of `events` (the table's own name in scope) whose actor is a row
 /// of `event_actor_rows` (stored before migration 0028), false for one whose actor is a token of
 /// its `events_fts` document; `account_row` is the SQL of the event's account row.

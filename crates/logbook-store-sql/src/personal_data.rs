@@ -10,13 +10,12 @@ use logbook_core::personal_data::{
     AddressRemoval, PersonalDataBatch, PersonalDataRemoved, PersonalDataSelection,
     bodies_after_removal,
 };
-use logbook_core::query::TextPattern;
 use logbook_core::{AccountId, StoreError};
 use time::OffsetDateTime;
 
 use crate::action_terms::{push_full_text_action_token_of_body, written_with_action_rows_sql};
 use crate::actor_terms::{
-    actor_match_expression, push_full_text_actor_token_of_body, written_with_actor_rows_sql,
+    one_actor_match_expression, push_full_text_actor_token_of_body, written_with_actor_rows_sql,
 };
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
@@ -213,10 +212,7 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             // batch's size, so a batch reads about its own events.
                             let actor_events = if sql.backend() == Backend::Sqlite {
                                 parameters.push(
-                                    actor_match_expression(
-                                        account_row,
-                                        &[TextPattern::Exact(actor_id.clone())],
-                                    )
+                                    one_actor_match_expression(account_row, actor_id)
                                     .into(),
                                 );
                                 " AND event_row IN (\

@@ -6,7 +6,6 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use logbook_core::query::TextPattern;
 use logbook_core::store::UnfamiliarIpStore;
 use logbook_core::unfamiliar_ip::{
     ACTOR_EVENTS_SCANNED, ActorAddress, KnownNetwork, NetworkName, RecentAddressActivity,
@@ -14,7 +13,7 @@ use logbook_core::unfamiliar_ip::{
 };
 use logbook_core::{AccountId, StoreError};
 
-use crate::actor_terms::actor_match_expression;
+use crate::actor_terms::one_actor_match_expression;
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::shared_store::{SharedStore, account_row, existing_account_row};
@@ -231,13 +230,8 @@ impl<Database: SqlDatabase> UnfamiliarIpStore for SharedStore<Database> {
                         let mut parameters: Vec<SqlValue> =
                             vec![account_row.into(), actor_id.as_str().into(), scanned.into()];
                         let actor_events = if sql.backend() == Backend::Sqlite {
-                            parameters.push(
-                                actor_match_expression(
-                                    account_row,
-                                    &[TextPattern::Exact(actor_id.clone())],
-                                )
-                                .into(),
-                            );
+                            parameters
+                                .push(one_actor_match_expression(account_row, &actor_id).into());
                             "SELECT ip, created_at FROM events \
                              WHERE account_row = $1 AND actor_id = $2 AND event_row IN \
                              (SELECT event_row FROM event_actor_rows \
