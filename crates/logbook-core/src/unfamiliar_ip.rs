@@ -304,7 +304,9 @@ pub fn merge_actor_addresses(
 }
 
 /// How many of an actor's newest events `UnfamiliarIpStore::actor_addresses` reads for last-seen
-/// times and counts: a bound, so an actor with millions of events keeps the page fast.
+/// times and counts: a bound, so an actor with millions of events keeps the page fast. (The
+/// SQLite store takes the newest among the actor's full-text tokens by arrival; see its
+/// `actor_addresses`.)
 pub const ACTOR_EVENTS_SCANNED: u32 = 10_000;
 
 #[cfg(test)]

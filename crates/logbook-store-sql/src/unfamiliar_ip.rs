@@ -223,10 +223,14 @@ impl<Database: SqlDatabase> UnfamiliarIpStore for SharedStore<Database> {
                 Box::new(move |sql| {
                     Box::pin(async move {
                         // The actor's newest events, bounded: on PostgreSQL through its index
-                        // on (account, actor, created_at); on SQLite through the actor's tokens
-                        // (and its rows of the events stored before migration 0028), every
-                        // event of the actor gathered and the newest kept, since no index there
-                        // holds actors in time order any more.
+                        // on (account, actor, created_at). On SQLite, where no index holds actors
+                        // since migration 0028, the candidates are the actor's newest arrivals
+                        // among its tokens (FTS5 reads the doclist backwards) and its newest rows
+                        // of the events stored before (keyed by `created_at`), each cut at the
+                        // bound, so the read stays bounded whatever the actor's history; "newest"
+                        // among the tokens is by arrival, which differs from `created_at` order
+                        // only for an actor with more events than the bound, some of them sent
+                        // out of order.
                         let mut parameters: Vec<SqlValue> =
                             vec![account_row.into(), actor_id.as_str().into(), scanned.into()];
                         let actor_events = if sql.backend() == Backend::Sqlite {
@@ -234,9 +238,11 @@ impl<Database: SqlDatabase> UnfamiliarIpStore for SharedStore<Database> {
                                 .push(one_actor_match_expression(account_row, &actor_id).into());
                             "SELECT ip, created_at FROM events \
                              WHERE account_row = $1 AND actor_id = $2 AND event_row IN \
-                             (SELECT event_row FROM event_actor_rows \
+                             (SELECT event_row FROM (SELECT event_row FROM event_actor_rows \
                               WHERE account_row = $1 AND actor_id = $2 \
-                              UNION ALL SELECT rowid FROM events_fts WHERE events_fts MATCH $4) \
+                              ORDER BY created_at DESC LIMIT $3) \
+                              UNION ALL SELECT rowid FROM (SELECT rowid FROM events_fts \
+                              WHERE events_fts MATCH $4 ORDER BY rowid DESC LIMIT $3)) \
                              ORDER BY created_at DESC LIMIT $3"
                         } else {
                             "SELECT ip, created_at FROM events \

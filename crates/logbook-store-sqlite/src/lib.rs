@@ -5,8 +5,8 @@
 //! # Storage layout
 //!
 //! - `events`: one row per event, clustered by account: `event_row = (account_row << 40) | seq`.
-//!   Columns are the indexed ones (`account_row`, `created_at` in microseconds, `action`, `actor_id`,
-//!   `ip` as 16 bytes so CIDRs are ranges) and `body`, the event's JSON without `seq`. Reads and
+//!   Columns are the ones queries filter on (`account_row`, `created_at` in microseconds, `action`,
+//!   `actor_id`, `ip` as 16 bytes so CIDRs are ranges) and `body`, the event's JSON without `seq`. Reads and
 //!   exports copy `body` and splice `"seq":N` in front (`EventRow::write_json`) instead of decoding and
 //!   re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
@@ -35,9 +35,10 @@
 //!   index `(account, actor_id, created_at)` rewrote 28 % of a commit's pages at 2M events, one
 //!   per (account, actor) run. Events stored before keep their entries in `event_actor_rows`;
 //!   `actor:` is planned like `action:` (`TokenizedField`), an actor's timeline per day reads
-//!   `event_day_actor_counts`, and where an actor was seen (`actor_addresses`) gathers the
-//!   actor's events from both and keeps the newest. Removing a person's data selects their
-//!   events in `event_row` order over the account's rows, once per removal.
+//!   `event_day_actor_counts`, and where an actor was seen (`actor_addresses`) reads the
+//!   actor's newest tokens and rows, each cut at its bound, and keeps the newest. Removing a
+//!   person's data takes each batch's candidates from the actor's tokens (from the batch's first
+//!   row on) and rows, each cut at the batch's size.
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - Places: a located event's country, network and city are account-prefixed terms
@@ -63,8 +64,8 @@
 //!   and every index implicitly ends with `event_row`, which grows with `seq`, so
 //!   `ORDER BY created_at DESC, event_row DESC` needs no sort and keyset pages use
 //!   `created_at <= ? AND (created_at < ? OR event_row < ?)`. Ids are UUIDv7, time-ordered, so the
-//!   `id` index is global and appends at its right edge (lookups add `account_row = ?`). Actor and ip
-//!   indexes skip events without one. Measured (quick run, 50k events over 1000 accounts): 2.2 KB
+//!   `id` index is global and appends at its right edge (lookups add `account_row = ?`). The ip
+//!   index skips events without one. Measured (quick run, 50k events over 1000 accounts): 2.2 KB
 //!   written to storage per batched event, against 21.5 KB with the account-first `seq` and `id`
 //!   indexes and the old FTS layout.
 //! - **Full text per account, tokenized by core.** FTS5 receives `text_tokens(message)` with every

@@ -644,14 +644,14 @@ fn plan_field_lookups(
     another_clause_leads: bool,
     last_event_with_field_rows: &HashMap<TokenizedField, i64>,
 ) -> Result<(HashSet<String>, Vec<LookedUpDocuments>), StoreError> {
-    // Each positive clause's expression, documents, and whether it is rare.
-    let mut counted: Vec<(String, i64, bool)> = Vec::new();
+    // Each positive clause's expression, documents, and field.
+    let mut counted: Vec<(String, i64, TokenizedField)> = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
         let Some((field, patterns)) = TokenizedField::of(&clause.condition) else {
             continue;
         };
         let expression = field_match_expression(field, account_row, patterns);
-        let (mut plan, mut found) = plan_by_documents(
+        let (plan, mut found) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
             &[&expression],
@@ -680,23 +680,28 @@ fn plan_field_lookups(
                 )
                 .map_err(database_error("counting a value's earlier rows"))?;
             found += rows;
-            if found >= COMMON_TERM_DOCUMENTS {
-                plan = TextPlan::CheckEachRow;
-            }
         }
-        counted.push((expression, found, plan == TextPlan::IndexFirst));
+        // Rare when, rows of earlier events included, it is in fewer than
+        // `COMMON_TERM_DOCUMENTS` documents.
+        counted.push((expression, found, field));
     }
     let mut lookups = HashSet::new();
     let mut documents = Vec::new();
-    for (expression, found, rare) in &counted {
-        if *rare {
+    for (expression, found, _) in &counted {
+        if *found < COMMON_TERM_DOCUMENTS {
             documents.push((*found, Some(expression.clone())));
             lookups.insert(expression.clone());
         }
     }
+    // Counts stop at `COMMON_TERM_DOCUMENTS`, so two common clauses tie: an actor is then looked
+    // up before an action, since a person's share of an account is nearly always smaller than a
+    // common action's (and a reader who sees only their own events asks `actor:` with every
+    // search).
     if lookups.is_empty()
         && !another_clause_leads
-        && let Some((expression, found, _)) = counted.iter().min_by_key(|(_, found, _)| *found)
+        && let Some((expression, found, _)) = counted
+            .iter()
+            .min_by_key(|(_, found, field)| (*found, *field != TokenizedField::Actor))
     {
         documents.push((*found, Some(expression.clone())));
         lookups.insert(expression.clone());
