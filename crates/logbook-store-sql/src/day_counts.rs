@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use logbook_core::event::unix_micros;
-use logbook_core::query::{Condition, Query};
+use logbook_core::query::{Clause, Condition, Query};
 use logbook_core::timeline::{BucketCount, TimeBucket};
 use logbook_core::{AccountId, StoreError};
 
@@ -111,9 +111,18 @@ pub fn range_counted_by_days(
     if bucket != TimeBucket::Day {
         return None;
     }
+    created_range(&query.clauses)
+}
+
+/// The `[start, end)` of `created_at`, in microseconds (either side open), that `clauses` ask for
+/// when every one of them is a positive `created:` range (all of an account's events when there
+/// is none); `None` when any is something else.
+pub fn created_range<'query>(
+    clauses: impl IntoIterator<Item = &'query Clause>,
+) -> Option<(Option<i64>, Option<i64>)> {
     let mut start: Option<i64> = None;
     let mut end: Option<i64> = None;
-    for clause in &query.clauses {
+    for clause in clauses {
         let (false, Condition::Created(range)) = (clause.negated, &clause.condition) else {
             return None;
         };
@@ -127,6 +136,45 @@ pub fn range_counted_by_days(
     Some((start, end))
 }
 
+/// A `created:` range `[start, end)` split into the whole days a day count answers and what lies
+/// before and after them, within one day each, which is counted over the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaysOfRange {
+    /// The whole days are `[first_whole_day, end_of_whole_days)`.
+    pub first_whole_day: i64,
+    pub end_of_whole_days: i64,
+    /// `[start, end)` of the part before the whole days; `(0, 0)`, empty, when there is none.
+    pub leading: (i64, i64),
+    /// `[start, end)` of the part after them; `(0, 0)` when there is none.
+    pub trailing: (i64, i64),
+}
+
+impl DaysOfRange {
+    /// Splits `[start, end)` (either side open).
+    pub fn of(start: Option<i64>, end: Option<i64>) -> Self {
+        let day_micros = TimeBucket::Day.width_micros();
+        let first_whole_day = match start {
+            None => i64::MIN,
+            Some(start) if day_start_of(start) == start => start,
+            Some(start) => day_start_of(start).saturating_add(day_micros),
+        };
+        let end_of_whole_days = end.map_or(i64::MAX, day_start_of).max(first_whole_day);
+        // An empty range (`(0, 0)`) counts nothing, and `HAVING` leaves its day out.
+        let leading = start.map_or((0, 0), |start| {
+            (start, first_whole_day.min(end.unwrap_or(i64::MAX)))
+        });
+        let trailing = end.map_or((0, 0), |end| {
+            (end_of_whole_days.max(start.unwrap_or(i64::MIN)), end)
+        });
+        Self {
+            first_whole_day,
+            end_of_whole_days,
+            leading,
+            trailing,
+        }
+    }
+}
+
 /// The timeline per day of the account's events created in `[start, end)`: whole days from
 /// `event_day_counts`, the partial day at either bound from `events`, in one statement (one
 /// snapshot on both stores), oldest first, empty days left out.
@@ -135,22 +183,12 @@ pub async fn count_days(
     account_row: i64,
     (start, end): (Option<i64>, Option<i64>),
 ) -> Result<Vec<BucketCount>, StoreError> {
-    let day_micros = TimeBucket::Day.width_micros();
-    // Whole days are `[first_whole_day, end_of_whole_days)`; what the range holds before and
-    // after them lies within one day each, counted over the events.
-    let first_whole_day = match start {
-        None => i64::MIN,
-        Some(start) if day_start_of(start) == start => start,
-        Some(start) => day_start_of(start).saturating_add(day_micros),
-    };
-    let end_of_whole_days = end.map_or(i64::MAX, day_start_of).max(first_whole_day);
-    // An empty range (`(0, 0)`) counts nothing, and `HAVING` leaves its day out.
-    let leading = start.map_or((0, 0), |start| {
-        (start, first_whole_day.min(end.unwrap_or(i64::MAX)))
-    });
-    let trailing = end.map_or((0, 0), |end| {
-        (end_of_whole_days.max(start.unwrap_or(i64::MIN)), end)
-    });
+    let DaysOfRange {
+        first_whole_day,
+        end_of_whole_days,
+        leading,
+        trailing,
+    } = DaysOfRange::of(start, end);
     let rows = sql
         .query(
             "counting a timeline by days",

@@ -392,8 +392,8 @@ impl SqliteStore {
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
                 let compiled =
-                    if let Some((field, patterns)) = field_counted_by_days(&query, bucket) {
-                        field_days_sql(account_row, field, patterns)
+                    if let Some((field, patterns, range)) = field_counted_by_days(&query, bucket) {
+                        field_days_sql(account_row, field, patterns, range)
                     } else if !counts_by_bucket_ranges(&query) {
                         crate::query_sql::compile_bucket_count_query(
                             connection,
@@ -579,8 +579,8 @@ const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 /// the day counts do not answer (`logbook_store_sql::day_counts`: the whole log and `created:`
 /// ranges are counted there first).
 ///
-/// A positive action or actor alone, per day, is read from the day counts per action or actor
-/// (`field_days_sql`). A query whose every clause reads an index ending in `created_at`
+/// A positive action or actor, alone or with `created:` ranges, per day, is read from the day
+/// counts per action or actor (`field_days_sql`). A query whose every clause reads an index ending in `created_at`
 /// (`counts_by_bucket_ranges`: outcomes, flags, negated actors or actions, with or without a time
 /// range) is counted one bucket at a time, in one read transaction so every bucket sees the same snapshot: the first and last matching instants
 /// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
@@ -597,8 +597,11 @@ fn count_over_time(
     let Some(account_row) = account_row(connection, account)? else {
         return Ok(Vec::new());
     };
-    if let Some((field, patterns)) = field_counted_by_days(query, bucket) {
-        return read_bucket_counts(connection, &field_days_sql(account_row, field, patterns));
+    if let Some((field, patterns, range)) = field_counted_by_days(query, bucket) {
+        return read_bucket_counts(
+            connection,
+            &field_days_sql(account_row, field, patterns, range),
+        );
     }
     if counts_by_bucket_ranges(query) {
         // One snapshot for every bucket: a deferred transaction on the read-only connection.
@@ -626,23 +629,35 @@ fn count_over_time(
     Ok(counts)
 }
 
-/// The field and patterns of `query` when its timeline per `bucket` is read from the day counts
-/// per action (`event_day_action_counts`, migration 0026) or per actor (`event_day_actor_counts`,
-/// migration 0028): per day, and its one clause a positive `action:` or `actor:`.
-fn field_counted_by_days(
-    query: &Query,
-    bucket: TimeBucket,
-) -> Option<(
-    logbook_store_sql::TokenizedField,
-    &[logbook_core::query::TextPattern],
-)> {
-    match (bucket, query.clauses.as_slice()) {
-        (TimeBucket::Day, [clause]) if !clause.negated => {
-            logbook_store_sql::TokenizedField::of(&clause.condition)
-        }
-        _ => None,
+/// What of `query` the day counts per action (`event_day_action_counts`, migration 0026) or per
+/// actor (`event_day_actor_counts`, migration 0028) answer per `bucket`: per day, one positive
+/// `action:` or `actor:` clause, and otherwise only positive `created:` ranges. Answers the
+/// field, its patterns and the range `[start, end)` (either side open).
+fn field_counted_by_days(query: &Query, bucket: TimeBucket) -> Option<FieldCountedByDays<'_>> {
+    if bucket != TimeBucket::Day {
+        return None;
     }
+    let is_field = |clause: &&logbook_core::query::Clause| {
+        !clause.negated && logbook_store_sql::TokenizedField::of(&clause.condition).is_some()
+    };
+    let mut fields = query.clauses.iter().filter(is_field);
+    let field_clause = fields.next()?;
+    if fields.next().is_some() {
+        return None;
+    }
+    let (field, patterns) = logbook_store_sql::TokenizedField::of(&field_clause.condition)?;
+    let range = logbook_store_sql::day_counts::created_range(
+        query.clauses.iter().filter(|clause| !is_field(clause)),
+    )?;
+    Some((field, patterns, range))
 }
+
+/// A tokenized field, its patterns and a `created:` range (`field_counted_by_days`).
+type FieldCountedByDays<'query> = (
+    logbook_store_sql::TokenizedField,
+    &'query [logbook_core::query::TextPattern],
+    (Option<i64>, Option<i64>),
+);
 
 /// Runs `counted`, a statement whose rows are a bucket's start and its count, in bucket order.
 fn read_bucket_counts(
@@ -667,27 +682,55 @@ fn read_bucket_counts(
 }
 
 /// The timeline per day of the account's events whose action (actor) one of `patterns` matches,
-/// from `event_day_action_counts` (`event_day_actor_counts`): the account's days from
-/// `event_day_counts` (its key leads with the account), then each day's rows of the values (whose
-/// key leads with the day), one row per day and value whatever the number of events.
+/// created in `[start, end)`: the whole days from `event_day_action_counts`
+/// (`event_day_actor_counts`), through the account's days in `event_day_counts` (its key leads
+/// with the account) and each day's rows of the values (whose key leads with the day), one row
+/// per day and value whatever the number of events; the part of a day at either bound of the
+/// range counted over the events of that part, which the account's `created_at` index reads.
 fn field_days_sql(
     account_row: i64,
     field: logbook_store_sql::TokenizedField,
     patterns: &[logbook_core::query::TextPattern],
+    (start, end): (Option<i64>, Option<i64>),
 ) -> CompiledQuery {
     let counts_table = match field {
         logbook_store_sql::TokenizedField::Action => "event_day_action_counts",
         logbook_store_sql::TokenizedField::Actor => "event_day_actor_counts",
     };
+    let days = logbook_store_sql::day_counts::DaysOfRange::of(start, end);
     let mut builder = logbook_store_sql::SqlBuilder::new('?');
     let account = builder.bind(SqlValue::Integer(account_row));
-    let value_condition = crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
+    let first_whole_day = builder.bind(SqlValue::Integer(days.first_whole_day));
+    let end_of_whole_days = builder.bind(SqlValue::Integer(days.end_of_whole_days));
+    let whole_days_condition =
+        crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
+    // A part that is empty (the range is open on that side, or starts or ends at midnight) is
+    // left out of the statement.
+    let mut part_of_day = |(part_start, part_end): (i64, i64)| {
+        if part_start >= part_end {
+            return String::new();
+        }
+        let day = builder.bind(SqlValue::Integer(
+            logbook_store_sql::day_counts::day_start_of(part_start),
+        ));
+        let part_start = builder.bind(SqlValue::Integer(part_start));
+        let part_end = builder.bind(SqlValue::Integer(part_end));
+        let condition = crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
+        format!(
+            " UNION ALL SELECT {day}, count(*) FROM events WHERE account_row = {account} \
+             AND created_at >= {part_start} AND created_at < {part_end} AND ({condition})"
+        )
+    };
+    let leading = part_of_day(days.leading);
+    let trailing = part_of_day(days.trailing);
     builder.push(&format!(
-        "SELECT days.day_start, sum(counts.events) FROM event_day_counts AS days \
+        "SELECT day_start, sum(events) FROM ( \
+         SELECT days.day_start AS day_start, counts.events AS events FROM event_day_counts AS days \
          JOIN {counts_table} AS counts \
          ON counts.day_start = days.day_start AND counts.account_row = days.account_row \
-         WHERE days.account_row = {account} AND ({value_condition}) GROUP BY days.day_start \
-         HAVING sum(counts.events) > 0 ORDER BY days.day_start"
+         WHERE days.account_row = {account} AND days.day_start >= {first_whole_day} \
+         AND days.day_start < {end_of_whole_days} AND ({whole_days_condition}){leading}{trailing}) \
+         GROUP BY day_start HAVING sum(events) > 0 ORDER BY day_start"
     ));
     builder.finish()
 }

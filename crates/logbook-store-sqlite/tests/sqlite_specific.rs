@@ -233,8 +233,13 @@ async fn a_common_action_is_tested_on_the_rows_another_clause_walks_and_looked_u
         .await
         .unwrap()
         .join(" | ");
+    // Per day, the range's whole days come from the day counts per action and the part of a day
+    // at its start from the events of that part, through the account's `created_at` index.
     assert!(
-        timeline.contains("events_by_account_created (account_row=? AND created_at>?)")
+        timeline.contains("SEARCH counts USING PRIMARY KEY (day_start=? AND account_row=?")
+            && timeline.contains(
+                "events_by_account_created (account_row=? AND created_at>? AND created_at<?)"
+            )
             && !timeline.contains("events_fts"),
         "{timeline}"
     );
@@ -251,7 +256,7 @@ async fn a_common_action_is_tested_on_the_rows_another_clause_walks_and_looked_u
         .unwrap()
         .join(" | ");
     assert!(
-        action_days.contains("SEARCH days USING PRIMARY KEY (account_row=?)")
+        action_days.contains("SEARCH days USING PRIMARY KEY (account_row=?")
             && action_days
                 .contains("SEARCH counts USING PRIMARY KEY (day_start=? AND account_row=?")
             && !action_days.contains("events"),
@@ -1582,6 +1587,27 @@ async fn events_with_actor_rows_are_found_and_pruned_beside_events_with_actor_to
         day_timeline(&store, "actor:al*").await,
         vec![(0, 3), (1, 2), (2, 1)],
         "events 0, 1, 4; 6, 9; 10"
+    );
+    // With a range: its whole days from the day counts, the part of a day at either end counted
+    // over that part's events.
+    assert_eq!(
+        day_timeline(
+            &store,
+            "actor:al* created:>=2024-05-01T10:00:00Z created:<2024-05-02T20:00:00Z"
+        )
+        .await,
+        vec![(0, 1), (1, 1)],
+        "event 4 (20:00 on the first day), 6 (06:00 on the second); not 9 (21:00)"
+    );
+    assert_eq!(
+        day_timeline(&store, "actor:al* created:>=2024-05-01T04:00:00Z").await,
+        vec![(0, 2), (1, 2), (2, 1)],
+        "events 1, 4; 6, 9; 10"
+    );
+    assert_eq!(
+        day_timeline(&store, "actor:al* created:2024-05-02").await,
+        vec![(1, 2)],
+        "one whole day: events 6, 9"
     );
     let seen = store
         .unfamiliar_ips()
