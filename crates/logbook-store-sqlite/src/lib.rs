@@ -6,9 +6,9 @@
 //!
 //! - `events`: one row per event, clustered by account: `event_row = (account_row << 40) | seq`.
 //!   Columns are the ones queries filter on (`account_row`, `created_at` in microseconds, `action`,
-//!   `actor_id`, `ip` as 16 bytes so CIDRs are ranges) and `body`, the event's JSON without `seq`. Reads and
-//!   exports copy `body` and splice `"seq":N` in front (`EventRow::write_json`) instead of decoding and
-//!   re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
+//!   `actor_id`, `ip` as 16 bytes so CIDRs are ranges) and `body`, the event's JSON without `seq`.
+//!   Reads and exports copy `body` and splice `"seq":N` in front (`EventRow::write_json`) instead
+//!   of decoding and re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
 //!   never scan a whole account: `(account, created_at)` and `(account, ip, created_at)` (partial,
 //!   `IS NOT NULL`; actors are tokens since migration 0028, below). Two exceptions keyed by a value
@@ -580,9 +580,10 @@ const MOST_BUCKETS_COUNTED_BY_RANGE: i64 = 1000;
 /// ranges are counted there first).
 ///
 /// A positive action or actor, alone or with `created:` ranges, per day, is read from the day
-/// counts per action or actor (`field_days_sql`). A query whose every clause reads an index ending in `created_at`
-/// (`counts_by_bucket_ranges`: outcomes, flags, negated actors or actions, with or without a time
-/// range) is counted one bucket at a time, in one read transaction so every bucket sees the same snapshot: the first and last matching instants
+/// counts per action or actor (`field_days_sql`). A query whose every clause reads an index
+/// ending in `created_at` (`counts_by_bucket_ranges`: outcomes, flags, negated actors or actions,
+/// with or without a time range) is counted one bucket at a time, in one read transaction so
+/// every bucket sees the same snapshot: the first and last matching instants
 /// come from the index in `created_at` order, then one prepared `count(*)` per bucket reads that
 /// bucket's range of the index. SQLite's `GROUP BY` of a computed bucket sorts every matching row
 /// in a temporary B-tree first, which on the largest benchmark account (179,000 events) costs

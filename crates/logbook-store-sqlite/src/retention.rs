@@ -391,8 +391,8 @@ impl RetentionStore for SqliteStore {
 }
 
 /// Takes `changes` (the deleted events per account, day and value) off the day counts per value
-/// in `table`, whose value column is `column` (`event_day_action_counts`, `event_day_actor_counts`),
-/// and deletes the rows left with none.
+/// in `table`, whose value column is `column` (`event_day_action_counts`,
+/// `event_day_actor_counts`), and deletes the rows left with none.
 fn subtract_value_day_counts(
     transaction: &rusqlite::Transaction<'_>,
     table: &str,

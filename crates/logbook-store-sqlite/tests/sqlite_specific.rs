@@ -1668,8 +1668,8 @@ async fn events_with_actor_rows_are_found_and_pruned_beside_events_with_actor_to
 }
 
 /// A database upgraded with a long history holds its actions as rows: they count toward the
-/// action's plan (common beside a rare actor, so tested on the actor's events; rare looked up) and are
-/// read from windows of the newest arrivals, and every page is exact.
+/// action's plan (common beside a rare actor, so tested on the actor's events; rare looked up) and
+/// are read from windows of the newest arrivals, and every page is exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgraded_accounts_action_rows_count_toward_its_plan() {
     let directory = tempfile::tempdir().unwrap();
