@@ -179,8 +179,8 @@ fn insert_row(
     let event_row = connection.last_insert_rowid();
     *next_seq += 1;
     // The store's full-text document: the message's tokens tagged with the account, since
-    // migration 0025 a token per target, since migration 0026 the action's token and since
-    // migration 0028 the actor's.
+    // migration 0025 a token per target, since migration 0026 the action's token, since migration
+    // 0028 the actor's and since migration 0029 the address's.
     let mut text_document = logbook_store_sqlite::full_text_document(*account_row, &row.message);
     let mut target_hex = String::new();
     logbook_store_sql::target_terms::push_target_hex(
@@ -203,6 +203,9 @@ fn insert_row(
             *account_row,
             &logbook_store_sql::actor_terms::actor_hex(actor_id),
         );
+    }
+    if let Some(ip) = &row.ip {
+        logbook_store_sql::ip_terms::push_full_text_ip_token(&mut text_document, *account_row, ip);
     }
     connection
         .prepare_cached("INSERT INTO events_fts (rowid, message) VALUES (?1, ?2)")?

@@ -487,12 +487,13 @@ async fn run(arguments: Arguments, plan: Plan) -> anyhow::Result<()> {
     }
 
     // The timeline above the Activity Logs page (issue 21, item 3), counted by the store per day
-    // over the largest account: the whole log and an actor by range counts, an action and a word
-    // by GROUP BY.
+    // over the largest account: the whole log, an actor and an action by the day counts, an
+    // address and a word by GROUP BY.
     for (name, query_text) in [
         ("whole log", String::new()),
         ("actor filter", format!("actor:{actor_id}")),
         ("common action", COMMON_ACTION.to_owned()),
+        ("ip filter", format!("ip:{ip}")),
         ("rare word", RARE_WORD.to_owned()),
     ] {
         let (latency, buckets) = time_timeline(

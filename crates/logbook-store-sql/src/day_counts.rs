@@ -60,16 +60,29 @@ impl DayCountChanges {
 }
 
 /// The counts a write adds or removes per account, day and value of one field (SQLite's
-/// `event_day_action_counts` since migration 0026, `event_day_actor_counts` since 0028), summed in
+/// `event_day_action_counts` since migration 0026, `event_day_actor_counts` since 0028, both of
+/// text, and `event_day_ip_counts` since 0029, of the 16 stored bytes of an address), summed in
 /// memory so each triple is one statement. The value is owned once per triple, not per event.
-#[derive(Debug, Default)]
-pub struct ValueDayCountChanges {
-    events: HashMap<(i64, i64), HashMap<String, i64>>,
+#[derive(Debug)]
+pub struct ValueDayCountChanges<Value = String> {
+    events: HashMap<(i64, i64), HashMap<Value, i64>>,
 }
 
-impl ValueDayCountChanges {
+impl<Value> Default for ValueDayCountChanges<Value> {
+    fn default() -> Self {
+        Self {
+            events: HashMap::new(),
+        }
+    }
+}
+
+impl<Value: std::hash::Hash + Eq + Ord> ValueDayCountChanges<Value> {
     /// Counts one event of `account_row` created at `created_at_micros` with `value`.
-    pub fn count(&mut self, account_row: i64, created_at_micros: i64, value: &str) {
+    pub fn count<Borrowed>(&mut self, account_row: i64, created_at_micros: i64, value: &Borrowed)
+    where
+        Value: std::borrow::Borrow<Borrowed>,
+        Borrowed: std::hash::Hash + Eq + ToOwned<Owned = Value> + ?Sized,
+    {
         let values = self
             .events
             .entry((account_row, day_start_of(created_at_micros)))
@@ -84,14 +97,14 @@ impl ValueDayCountChanges {
 
     /// `(account_row, day_start, value, events)` per triple, in the tables' key order (day,
     /// account, value), so consecutive upserts land on the same pages.
-    pub fn rows(&self) -> Vec<(i64, i64, &str, i64)> {
-        let mut rows: Vec<(i64, i64, &str, i64)> = self
+    pub fn rows(&self) -> Vec<(i64, i64, &Value, i64)> {
+        let mut rows: Vec<(i64, i64, &Value, i64)> = self
             .events
             .iter()
             .flat_map(|(&(account_row, day_start), values)| {
                 values
                     .iter()
-                    .map(move |(value, events)| (account_row, day_start, value.as_str(), *events))
+                    .map(move |(value, events)| (account_row, day_start, value, *events))
             })
             .collect();
         rows.sort_unstable_by(|left, right| {
@@ -267,7 +280,7 @@ mod tests {
     #[test]
     fn a_groups_actions_are_counted_per_account_and_day_and_listed_day_first() {
         let day = TimeBucket::Day.width_micros();
-        let mut changes = ValueDayCountChanges::default();
+        let mut changes: ValueDayCountChanges = ValueDayCountChanges::default();
         changes.count(2, 10, "user.login");
         changes.count(2, 20, "user.login");
         changes.count(2, 30, "server.reboot");
@@ -275,7 +288,13 @@ mod tests {
         changes.count(2, day + 5, "user.login");
         changes.count(1, 40, "user.login");
         assert_eq!(
-            changes.rows(),
+            changes
+                .rows()
+                .into_iter()
+                .map(|(account_row, day_start, action, events)| {
+                    (account_row, day_start, action.as_str(), events)
+                })
+                .collect::<Vec<_>>(),
             vec![
                 (1, 0, "user.login", 1),
                 (2, 0, "server.reboot", 1),

@@ -30,6 +30,7 @@ pub mod export;
 pub mod full_text;
 pub mod group_answers;
 pub mod idempotency;
+pub mod ip_terms;
 mod location_backfill;
 pub mod page_query;
 mod people;
@@ -46,7 +47,7 @@ mod viewer;
 pub use page_query::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder,
     TextTerms, TokenizedField, compile_bucket_count_query, compile_matching_created_at,
-    compile_page_query, pattern_alternatives,
+    compile_page_query, tokenized_field_values_condition,
 };
 pub use shared_store::SharedStore;
 pub use value::{SqlRow, SqlValue};

@@ -114,25 +114,38 @@ pub enum TokenizedField {
     Action,
     /// `actor:`, the actor's id, tokens since SQLite migration 0028.
     Actor,
+    /// `ip:` with addresses and blocks, tokens since SQLite migration 0029.
+    Ip,
 }
 
 impl TokenizedField {
-    /// The field and patterns of an `action:` or `actor:` condition; `None` for any other.
-    pub fn of(condition: &Condition) -> Option<(Self, &[TextPattern])> {
+    /// The field of an `action:`, `actor:` or `ip:` (addresses and blocks) condition; `None` for
+    /// any other.
+    pub fn of(condition: &Condition) -> Option<Self> {
         match condition {
-            Condition::Action(patterns) => Some((Self::Action, patterns)),
-            Condition::Actor(patterns) => Some((Self::Actor, patterns)),
+            Condition::Action(_) => Some(Self::Action),
+            Condition::Actor(_) => Some(Self::Actor),
+            Condition::Ip(_) => Some(Self::Ip),
             _ => None,
         }
     }
+}
 
-    /// The event's column holding the field.
-    pub fn column(self) -> &'static str {
-        match self {
-            Self::Action => "action",
-            Self::Actor => "actor_id",
-        }
+/// The exact test, on the columns in scope, of a tokenized field's `condition` (an `action:`,
+/// `actor:` or `ip:` one): its values bound in `builder`, the alternatives joined with `OR`, and
+/// `0` when there are none. For the SQL a store writes by hand on the field's values (SQLite's
+/// rows of events stored before a field became tokens, its day counts per value).
+pub fn tokenized_field_values_condition(builder: &mut SqlBuilder, condition: &Condition) -> String {
+    let alternatives = match condition {
+        Condition::Action(patterns) => pattern_alternatives(builder, "action", patterns),
+        Condition::Actor(patterns) => pattern_alternatives(builder, "actor_id", patterns),
+        Condition::Ip(networks) => network_alternatives(builder, networks),
+        _ => Vec::new(),
+    };
+    if alternatives.is_empty() {
+        return "0".to_owned();
     }
+    alternatives.join(" OR ")
 }
 
 /// What differs between the SQL of the two stores. A store makes one per compilation, carrying
@@ -183,17 +196,18 @@ pub trait Dialect {
     ) -> String {
         column_condition
     }
-    /// The condition that an event's action or actor id (`field`) is one of `patterns`, given
-    /// `column_condition`, the exact test of the event's own column; the walk negates it for a
-    /// negated clause (`negated`), which is only ever tested on the rows read. A store that
-    /// indexes the field elsewhere than on the column (SQLite's action tokens since migration
-    /// 0026, its actor tokens since 0028) adds how a positive clause finds its candidates there;
-    /// by default the column's condition stands alone (PostgreSQL indexes the columns).
+    /// The condition that an event's action, actor id or address (`field`) meets `condition`
+    /// (its `action:`, `actor:` or `ip:` clause), given `column_condition`, the exact test of the
+    /// event's own column; the walk negates it for a negated clause (`negated`), which is only
+    /// ever tested on the rows read. A store that indexes the field elsewhere than on the column
+    /// (SQLite's action tokens since migration 0026, its actor tokens since 0028, its address
+    /// tokens since 0029) adds how a positive clause finds its candidates there; by default the
+    /// column's condition stands alone (PostgreSQL indexes the columns).
     fn tokenized_field_condition(
         &self,
         _builder: &mut SqlBuilder,
         _field: TokenizedField,
-        _patterns: &[TextPattern],
+        _condition: &Condition,
         column_condition: String,
         _negated: bool,
     ) -> String {
@@ -344,9 +358,14 @@ fn push_clause(dialect: &dyn Dialect, builder: &mut SqlBuilder, clause: &Clause,
     ) {
         condition = dialect.place_condition(builder, &clause.condition, condition, clause.negated);
     }
-    if let Some((field, patterns)) = TokenizedField::of(&clause.condition) {
-        condition =
-            dialect.tokenized_field_condition(builder, field, patterns, condition, clause.negated);
+    if let Some(field) = TokenizedField::of(&clause.condition) {
+        condition = dialect.tokenized_field_condition(
+            builder,
+            field,
+            &clause.condition,
+            condition,
+            clause.negated,
+        );
     }
     if clause.negated {
         // A negated condition keeps events where the field is absent (NULL), which plain NOT would
@@ -375,21 +394,7 @@ fn condition_sql(
             let targeted_events = dialect.targeted_events(builder, patterns, target_rows);
             format!("{key} IN ({targeted_events})")
         }
-        Condition::Ip(networks) => {
-            let mut parts = Vec::new();
-            for network in networks {
-                for (first, last) in ip_ranges(network) {
-                    parts.push(if first == last {
-                        format!("ip = {}", builder.bind(SqlValue::Bytes(first.to_vec())))
-                    } else {
-                        let first = builder.bind(SqlValue::Bytes(first.to_vec()));
-                        let last = builder.bind(SqlValue::Bytes(last.to_vec()));
-                        format!("(ip >= {first} AND ip <= {last})")
-                    });
-                }
-            }
-            alternatives(dialect, parts)
-        }
+        Condition::Ip(networks) => alternatives(dialect, network_alternatives(builder, networks)),
         Condition::Outcome(outcomes) => {
             let placeholders: Vec<String> = outcomes
                 .iter()
@@ -497,11 +502,30 @@ fn patterns_sql(
     alternatives(dialect, parts)
 }
 
+/// The conditions, on the `ip` column in scope, that an address lies in one of `networks`: one
+/// equality or range per range of stored addresses (`encoding::ip_ranges`), values bound in
+/// `builder`.
+fn network_alternatives(builder: &mut SqlBuilder, networks: &[ipnet::IpNet]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for network in networks {
+        for (first, last) in ip_ranges(network) {
+            parts.push(if first == last {
+                format!("ip = {}", builder.bind(SqlValue::Bytes(first.to_vec())))
+            } else {
+                let first = builder.bind(SqlValue::Bytes(first.to_vec()));
+                let last = builder.bind(SqlValue::Bytes(last.to_vec()));
+                format!("(ip >= {first} AND ip <= {last})")
+            });
+        }
+    }
+    parts
+}
+
 /// The conditions, any of which `column` must meet to match one of `patterns`: one `IN` list of
 /// the exact values (an index lookup per value) and one range per prefix, their values bound in
-/// `builder`. Empty when there are no patterns. For a store's own SQL on a column (SQLite's rows
-/// and day counts of actions) as for the walk.
-pub fn pattern_alternatives(
+/// `builder`. Empty when there are no patterns. For the walk, and for a store's own SQL on a
+/// column (`tokenized_field_values_condition`).
+fn pattern_alternatives(
     builder: &mut SqlBuilder,
     column: &str,
     patterns: &[TextPattern],

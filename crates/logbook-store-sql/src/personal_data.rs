@@ -20,6 +20,7 @@ use crate::actor_terms::{
 use crate::encoding::unix_micros_of;
 use crate::executor::{Backend, SqlDatabase, SqlExecutor};
 use crate::full_text::full_text_document;
+use crate::ip_terms::{actor_and_ip_match_sql, push_full_text_ip_token, written_with_ip_rows_sql};
 use crate::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
 };
@@ -157,7 +158,8 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                         first_key.saturating_add(i64::try_from(batch.from_seq).unwrap_or(i64::MAX));
                     // On SQLite, an event located at ingest since migration 0020 keeps its place
                     // columns in `locations`, and its place tokens in its `events_fts` document:
-                    // three of them up to migration 0021, its location's one since.
+                    // three of them up to migration 0021, its location's one since; since
+                    // migration 0029 its address is a token of that document too.
                     let place_columns = if sql.backend() == Backend::Sqlite {
                         format!(
                             "coalesce(country_code, (SELECT country_code FROM locations \
@@ -166,11 +168,12 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                              WHERE locations.location_row = events.location_row)), \
                              coalesce(city, (SELECT city FROM locations \
                              WHERE locations.location_row = events.location_row)), \
-                             location_row, {}, {}, {}, {}",
+                             location_row, {}, {}, {}, {}, {}, ip, created_at",
                             written_with_three_place_tokens_sql("$1"),
                             written_with_target_rows_sql("$1"),
                             written_with_action_rows_sql("$1"),
-                            written_with_actor_rows_sql("$1")
+                            written_with_actor_rows_sql("$1"),
+                            written_with_ip_rows_sql("$1")
                         )
                     } else {
                         "country_code, asn, city".to_owned()
@@ -236,83 +239,15 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                             .await?
                         }
                     };
-                    // On SQLite, the place terms each event's place columns were indexed with
-                    // (`place_terms`), to take out of the index with the columns.
-                    let mut places: HashMap<u64, IndexedPlace> = HashMap::new();
+                    // On SQLite, what of each event the removal takes out of the indexes: its
+                    // place terms, its address token, its row of addresses.
+                    let mut indexed: HashMap<u64, IndexedPersonalData> = HashMap::new();
                     if sql.backend() == Backend::Sqlite {
                         for row in &rows {
-                            let country_code = row.optional_text(2)?;
-                            let asn = row.optional_integer(3)?;
-                            let city = row.optional_text(4)?;
-                            let place = if let Some(location_row) = row.optional_integer(5)? {
-                                // The document without the place: the message's tokens,
-                                // since migration 0025 the targets' tokens, since migration
-                                // 0026 the action's and since migration 0028 the actor's.
-                                let body = stored_body(&row.text(1)?);
-                                let message = body
-                                    .get("message")
-                                    .and_then(serde_json::Value::as_str)
-                                    .unwrap_or_default();
-                                let mut indexed = full_text_document(account_row, message);
-                                let mut with_place = indexed.clone();
-                                push_full_text_place_of_stored_event(
-                                    &mut with_place,
-                                    account_row,
-                                    location_row,
-                                    row.boolean(6)?,
-                                    (country_code.as_deref(), asn, city.as_deref()),
-                                );
-                                if !row.boolean(7)? {
-                                    push_full_text_target_tokens_of_body(
-                                        &mut indexed,
-                                        account_row,
-                                        &body,
-                                    );
-                                    push_full_text_target_tokens_of_body(
-                                        &mut with_place,
-                                        account_row,
-                                        &body,
-                                    );
-                                }
-                                if !row.boolean(8)? {
-                                    push_full_text_action_token_of_body(
-                                        &mut indexed,
-                                        account_row,
-                                        &body,
-                                    );
-                                    push_full_text_action_token_of_body(
-                                        &mut with_place,
-                                        account_row,
-                                        &body,
-                                    );
-                                }
-                                if !row.boolean(9)? {
-                                    push_full_text_actor_token_of_body(
-                                        &mut indexed,
-                                        account_row,
-                                        &body,
-                                    );
-                                    push_full_text_actor_token_of_body(
-                                        &mut with_place,
-                                        account_row,
-                                        &body,
-                                    );
-                                }
-                                IndexedPlace::InFullText {
-                                    with_place,
-                                    without_place: indexed,
-                                }
-                            } else if let Some(document) = place_document(
-                                account_row,
-                                country_code.as_deref(),
-                                asn,
-                                city.as_deref(),
-                            ) {
-                                IndexedPlace::InPlaceTerms(document)
-                            } else {
-                                continue;
-                            };
-                            places.insert(row.count(0)?, place);
+                            let entry = indexed_personal_data(account_row, row)?;
+                            if !entry.is_empty() {
+                                indexed.insert(row.count(0)?, entry);
+                            }
                         }
                     }
                     let rows: Vec<(u64, String)> = rows
@@ -326,47 +261,14 @@ impl<Database: SqlDatabase> SharedStore<Database> {
                                 message: format!("event seq {seq} of {account}: {error}"),
                             }
                         })?;
-                    // Where the address was (issue 19's location: a city and coordinates within a
-                    // few kilometres, the network's owner) is read off the address, so it goes
-                    // with it, whatever of the address the body keeps.
+                    // The address goes from the columns and the indexes, and with it where it
+                    // was (`IndexedPersonalData`), whatever of the address the body keeps.
                     for (seq, body) in &changed {
                         let key_value =
                             first_key.saturating_add(i64::try_from(*seq).unwrap_or(i64::MAX));
-                        match places.get(seq) {
-                            Some(IndexedPlace::InPlaceTerms(place)) => {
-                                sql.execute(
-                                    REMOVING,
-                                    "INSERT INTO events_place_terms (events_place_terms, rowid, terms) \
-                                     VALUES ('delete', $1, $2)",
-                                    &[key_value.into(), place.as_str().into()],
-                                )
+                        if let Some(entry) = indexed.get(seq) {
+                            remove_indexed_personal_data(sql, account_row, key_value, entry)
                                 .await?;
-                            }
-                            Some(IndexedPlace::InFullText {
-                                with_place,
-                                without_place,
-                            }) => {
-                                // A contentless FTS5 document is replaced whole: out with the
-                                // one the writer made, in with the message's, the targets',
-                                // the action's and the actor's tokens alone (none is personal
-                                // data that is removed: the actor's id stays, its name goes).
-                                sql.execute(
-                                    REMOVING,
-                                    "INSERT INTO events_fts (events_fts, rowid, message) \
-                                     VALUES ('delete', $1, $2)",
-                                    &[key_value.into(), with_place.as_str().into()],
-                                )
-                                .await?;
-                                if !without_place.is_empty() {
-                                    sql.execute(
-                                        REMOVING,
-                                        "INSERT INTO events_fts (rowid, message) VALUES ($1, $2)",
-                                        &[key_value.into(), without_place.as_str().into()],
-                                    )
-                                    .await?;
-                                }
-                            }
-                            None => {}
                         }
                         let interned_location = if sql.backend() == Backend::Sqlite {
                             ", location_row = NULL"
@@ -423,11 +325,33 @@ async fn finish_selection(
                 &[account_row.into(), seq_parameter(*below_seq)],
             )
             .await?;
+            // PostgreSQL finds an event with the pair through its index on (account, ip). SQLite
+            // has no index of `events` on either since migrations 0028 and 0029: an event stored
+            // since holds both as tokens of its document, and FTS5 answers the two tokens at
+            // once; one stored before has its address as a row of `event_ip_rows`, which leads to
+            // the events to test for the actor.
+            let pair_still_held = if sql.backend() == Backend::Sqlite {
+                format!(
+                    "EXISTS (SELECT 1 FROM events_fts WHERE events_fts MATCH {}) \
+                     OR EXISTS (SELECT 1 FROM event_ip_rows r JOIN events e ON e.event_row = r.event_row \
+                     WHERE r.account_row = actor_addresses.account_row AND r.ip = actor_addresses.ip \
+                     AND e.actor_id = actor_addresses.actor_id)",
+                    actor_and_ip_match_sql(
+                        "actor_addresses.account_row",
+                        "actor_addresses.actor_id",
+                        "actor_addresses.ip"
+                    )
+                )
+            } else {
+                "EXISTS (SELECT 1 FROM events e WHERE e.account_row = actor_addresses.account_row \
+                 AND e.ip = actor_addresses.ip AND e.actor_id = actor_addresses.actor_id)"
+                    .to_owned()
+            };
             sql.execute(
                 REMOVING,
-                "DELETE FROM actor_addresses WHERE account_row = $1 AND NOT EXISTS (\
-                 SELECT 1 FROM events e WHERE e.account_row = actor_addresses.account_row \
-                 AND e.ip = actor_addresses.ip AND e.actor_id = actor_addresses.actor_id)",
+                &format!(
+                    "DELETE FROM actor_addresses WHERE account_row = $1 AND NOT ({pair_still_held})"
+                ),
                 &[account_row.into()],
             )
             .await?;
@@ -464,16 +388,178 @@ async fn finish_selection(
     Ok(())
 }
 
-/// Where a located event's place terms are indexed on SQLite, and what to remove from there.
-enum IndexedPlace {
-    /// A document of `events_place_terms` (located before migration 0020, or by the backfill).
-    InPlaceTerms(String),
-    /// Tokens of the event's `events_fts` document (three, or its location's one since migration
-    /// 0021), which is replaced by one without them.
-    InFullText {
-        with_place: String,
-        without_place: String,
-    },
+/// What removing an event's address takes out of SQLite's indexes (nothing on PostgreSQL, whose
+/// indexes are on the columns): where the address is (issue 19's location: a city and
+/// coordinates within a few kilometres, the network's owner) is read off the address, so it goes
+/// with it, and so do the address's token or row and its day count.
+#[derive(Default)]
+struct IndexedPersonalData {
+    /// The event's document of `events_place_terms` (located before migration 0020, or by the
+    /// backfill), to delete.
+    place_terms: Option<String>,
+    /// The event's `events_fts` document as the writer made it, with its place tokens (three, or
+    /// its location's one since migration 0021) and its address token (since migration 0029),
+    /// and the document without them that replaces it.
+    full_text: Option<(String, String)>,
+    /// The event's address, which leaves the day counts per address (migration 0029) and, for
+    /// an event stored before that migration, `event_ip_rows`.
+    address: Option<StoredAddress>,
+}
+
+/// An event's address as SQLite keeps it outside the event's row.
+struct StoredAddress {
+    /// The 16 stored bytes (`encoding::ip_bytes`).
+    ip: Vec<u8>,
+    created_at_micros: i64,
+    /// Stored before migration 0029: a row of `event_ip_rows`, not a token of its document.
+    written_as_row: bool,
+}
+
+impl IndexedPersonalData {
+    fn is_empty(&self) -> bool {
+        self.place_terms.is_none() && self.full_text.is_none() && self.address.is_none()
+    }
+}
+
+/// What of the SQLite event `row` (selected with the place and spelling columns of
+/// `remove_personal_data`) its address's removal takes out of the indexes.
+fn indexed_personal_data(
+    account_row: i64,
+    row: &crate::value::SqlRow,
+) -> Result<IndexedPersonalData, StoreError> {
+    let country_code = row.optional_text(2)?;
+    let asn = row.optional_integer(3)?;
+    let city = row.optional_text(4)?;
+    let location_row = row.optional_integer(5)?;
+    let written_with_ip_rows = row.boolean(10)?;
+    let ip = row.optional_bytes(11)?;
+    let mut entry = IndexedPersonalData::default();
+    if location_row.is_none() {
+        entry.place_terms =
+            place_document(account_row, country_code.as_deref(), asn, city.as_deref());
+    }
+    if let Some(ip) = &ip {
+        entry.address = Some(StoredAddress {
+            ip: ip.clone(),
+            created_at_micros: row.integer(12)?,
+            written_as_row: written_with_ip_rows,
+        });
+    }
+    let ip_token = ip.filter(|_| !written_with_ip_rows);
+    if location_row.is_none() && ip_token.is_none() {
+        return Ok(entry);
+    }
+    // The document as the writer made it (the message's tokens, the location's, since migration
+    // 0025 the targets', since 0026 the action's, since 0028 the actor's, since 0029 the
+    // address's), and the same without the place and the address (none of the rest is personal
+    // data that is removed: the actor's id stays, its name goes). A contentless FTS5 document is
+    // replaced whole.
+    let body = stored_body(&row.text(1)?);
+    let message = body
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let mut written = full_text_document(account_row, message);
+    let mut kept = written.clone();
+    if let Some(location_row) = location_row {
+        push_full_text_place_of_stored_event(
+            &mut written,
+            account_row,
+            location_row,
+            row.boolean(6)?,
+            (country_code.as_deref(), asn, city.as_deref()),
+        );
+    }
+    for document in [&mut written, &mut kept] {
+        if !row.boolean(7)? {
+            push_full_text_target_tokens_of_body(document, account_row, &body);
+        }
+        if !row.boolean(8)? {
+            push_full_text_action_token_of_body(document, account_row, &body);
+        }
+        if !row.boolean(9)? {
+            push_full_text_actor_token_of_body(document, account_row, &body);
+        }
+    }
+    if let Some(ip) = &ip_token {
+        push_full_text_ip_token(&mut written, account_row, ip);
+    }
+    if written != kept {
+        entry.full_text = Some((written, kept));
+    }
+    Ok(entry)
+}
+
+/// Takes what `entry` names of the event `key_value` out of SQLite's indexes.
+async fn remove_indexed_personal_data(
+    sql: &dyn SqlExecutor,
+    account_row: i64,
+    key_value: i64,
+    entry: &IndexedPersonalData,
+) -> Result<(), StoreError> {
+    if let Some(place) = &entry.place_terms {
+        sql.execute(
+            REMOVING,
+            "INSERT INTO events_place_terms (events_place_terms, rowid, terms) \
+             VALUES ('delete', $1, $2)",
+            &[key_value.into(), place.as_str().into()],
+        )
+        .await?;
+    }
+    if let Some((written, kept)) = &entry.full_text {
+        sql.execute(
+            REMOVING,
+            "INSERT INTO events_fts (events_fts, rowid, message) VALUES ('delete', $1, $2)",
+            &[key_value.into(), written.as_str().into()],
+        )
+        .await?;
+        if !kept.is_empty() {
+            sql.execute(
+                REMOVING,
+                "INSERT INTO events_fts (rowid, message) VALUES ($1, $2)",
+                &[key_value.into(), kept.as_str().into()],
+            )
+            .await?;
+        }
+    }
+    let Some(address) = &entry.address else {
+        return Ok(());
+    };
+    if address.written_as_row {
+        sql.execute(
+            REMOVING,
+            "DELETE FROM event_ip_rows WHERE account_row = $1 AND ip = $2 \
+             AND created_at = $3 AND event_row = $4",
+            &[
+                account_row.into(),
+                SqlValue::Bytes(address.ip.clone()),
+                address.created_at_micros.into(),
+                key_value.into(),
+            ],
+        )
+        .await?;
+    }
+    // The address's day count loses the event, in the same transaction as the event loses the
+    // address; a day left with none has no row, as after pruning.
+    let day_start = crate::day_counts::day_start_of(address.created_at_micros);
+    for statement in [
+        "UPDATE event_day_ip_counts SET events = events - 1 \
+         WHERE day_start = $1 AND account_row = $2 AND ip = $3",
+        "DELETE FROM event_day_ip_counts \
+         WHERE day_start = $1 AND account_row = $2 AND ip = $3 AND events <= 0",
+    ] {
+        sql.execute(
+            REMOVING,
+            statement,
+            &[
+                day_start.into(),
+                account_row.into(),
+                SqlValue::Bytes(address.ip.clone()),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A stored body as JSON (`null` when it is not JSON), whose message and targets are its

@@ -6,12 +6,13 @@
 //!
 //! - `events`: one row per event, clustered by account: `event_row = (account_row << 40) | seq`.
 //!   Columns are the ones queries filter on (`account_row`, `created_at` in microseconds, `action`,
-//!   `actor_id`, `ip` as 16 bytes so CIDRs are ranges) and `body`, the event's JSON without `seq`.
+//!   `actor_id`, `ip` as 16 bytes, IPv4 as IPv4-mapped IPv6) and `body`, the event's JSON
+//!   without `seq`.
 //!   Reads and exports copy `body` and splice `"seq":N` in front (`EventRow::write_json`) instead
 //!   of decoding and re-encoding each event; `seq` is `event_row & (2^40 - 1)`.
 //! - Indexes lead with the account, so no query reads another tenant's rows and selective filters
-//!   never scan a whole account: `(account, created_at)` and `(account, ip, created_at)` (partial,
-//!   `IS NOT NULL`; actors are tokens since migration 0028, below). Two exceptions keyed by a value
+//!   never scan a whole account: `(account, created_at)` (actors and addresses are tokens since
+//!   migrations 0028 and 0029, below). Two exceptions keyed by a value
 //!   that grows with time, so a commit appends at their right edge instead of touching a page per
 //!   account: `(id)` (UUIDv7, below), and, since migration 0027, `(key, account)`, unique where a
 //!   key was sent (time-ordered keys, such as the client's UUIDv7s, append; random ones cost the
@@ -28,8 +29,8 @@
 //!   stored before keep their entries, moved into `event_action_rows` (the index's key), and a
 //!   positive `action:` reads both; a negated one tests the `action` column, which stays. A page
 //!   of a common action alone is read from the blocks of arrivals holding its newest matches
-//!   (`arrival_window`); beside a clause that leads (an address, a `created:` range, a target, a
-//!   rare term, action or actor) it is tested on the column of the rows that clause reads.
+//!   (`arrival_window`); beside a clause that leads (a `created:` range, a target, a rare term,
+//!   action, actor or address) it is tested on the column of the rows that clause reads.
 //! - Actors: since migration 0028 an event's actor id is a token of its `events_fts` document,
 //!   `.<account_row>p<hex of the id>` (`logbook_store_sql::actor_terms`), as actions are: the
 //!   index `(account, actor_id, created_at)` rewrote 28 % of a commit's pages at 2M events, one
@@ -39,6 +40,16 @@
 //!   actor's newest tokens and rows, each cut at its bound, and keeps the newest. Removing a
 //!   person's data takes each batch's candidates from the actor's tokens (from the batch's first
 //!   row on) and rows, each cut at the batch's size.
+//! - Addresses: since migration 0029 an event's address is a token of its `events_fts` document,
+//!   `.<account_row>i<8 hex digits>` (IPv4) or `.<account_row>j<32 hex digits>` (IPv6)
+//!   (`logbook_store_sql::ip_terms`): the index `(account, ip, created_at)` rewrote a quarter of a
+//!   commit's pages at 1.8M events. A CIDR block is an FTS5 prefix query of its addresses' tokens
+//!   (2, 4 or 8 of them when its length is not a multiple of 4 bits). Events stored before keep
+//!   their entries in `event_ip_rows`; `ip:` is planned like `actor:` (`TokenizedField`), and its
+//!   timeline per day reads `event_day_ip_counts` (a block is a range of each day's rows).
+//!   Removing an address (aging, erasure) replaces the event's document by one without its
+//!   token and takes the event off its day count; aging's history cleanup asks FTS5 for the
+//!   actor's and the address's tokens together.
 //! - `events_fts`: a contentless FTS5 index whose documents are the message's `text_tokens`, each
 //!   prefixed with a 5-character base-36 tag of the account (the text lives once, in `body`).
 //! - Places: a located event's country, network and city are account-prefixed terms
@@ -391,29 +402,30 @@ impl SqliteStore {
         self.inner
             .read(move |connection| {
                 let account_row = account_row(connection, &account)?.unwrap_or(-1);
-                let compiled =
-                    if let Some((field, patterns, range)) = field_counted_by_days(&query, bucket) {
-                        field_days_sql(account_row, field, patterns, range)
-                    } else if !counts_by_bucket_ranges(&query) {
-                        crate::query_sql::compile_bucket_count_query(
-                            connection,
-                            account_row,
-                            &query,
-                            bucket,
-                        )?
-                    } else {
-                        let mut matching =
-                            crate::query_sql::compile_matching_created_at(account_row, &query);
-                        let sql = range_count_sql(&matching);
-                        let width = bucket.width_micros();
-                        matching
-                            .parameters
-                            .extend([SqlValue::Integer(0), SqlValue::Integer(width)]);
-                        CompiledQuery {
-                            sql,
-                            parameters: matching.parameters,
-                        }
-                    };
+                let compiled = if let Some((counts_table, condition, range)) =
+                    field_counted_by_days(&query, bucket)
+                {
+                    field_days_sql(account_row, counts_table, condition, range)
+                } else if !counts_by_bucket_ranges(&query) {
+                    crate::query_sql::compile_bucket_count_query(
+                        connection,
+                        account_row,
+                        &query,
+                        bucket,
+                    )?
+                } else {
+                    let mut matching =
+                        crate::query_sql::compile_matching_created_at(account_row, &query);
+                    let sql = range_count_sql(&matching);
+                    let width = bucket.width_micros();
+                    matching
+                        .parameters
+                        .extend([SqlValue::Integer(0), SqlValue::Integer(width)]);
+                    CompiledQuery {
+                        sql,
+                        parameters: matching.parameters,
+                    }
+                };
                 let mut statement = connection
                     .prepare(&format!("EXPLAIN QUERY PLAN {}", compiled.sql))
                     .map_err(database_error("explaining a timeline query"))?;
@@ -598,10 +610,10 @@ fn count_over_time(
     let Some(account_row) = account_row(connection, account)? else {
         return Ok(Vec::new());
     };
-    if let Some((field, patterns, range)) = field_counted_by_days(query, bucket) {
+    if let Some((counts_table, condition, range)) = field_counted_by_days(query, bucket) {
         return read_bucket_counts(
             connection,
-            &field_days_sql(account_row, field, patterns, range),
+            &field_days_sql(account_row, counts_table, condition, range),
         );
     }
     if counts_by_bucket_ranges(query) {
@@ -632,8 +644,9 @@ fn count_over_time(
 
 /// What of `query` the day counts per action (`event_day_action_counts`, migration 0026) or per
 /// actor (`event_day_actor_counts`, migration 0028) answer per `bucket`: per day, one positive
-/// `action:` or `actor:` clause, and otherwise only positive `created:` ranges. Answers the
-/// field, its patterns and the range `[start, end)` (either side open).
+/// `action:`, `actor:` or `ip:` (addresses and blocks, `event_day_ip_counts`, migration 0029)
+/// clause, and otherwise only positive `created:` ranges. Answers the day counts' table, the
+/// clause's condition and the range `[start, end)` (either side open).
 fn field_counted_by_days(query: &Query, bucket: TimeBucket) -> Option<FieldCountedByDays<'_>> {
     if bucket != TimeBucket::Day {
         return None;
@@ -646,17 +659,22 @@ fn field_counted_by_days(query: &Query, bucket: TimeBucket) -> Option<FieldCount
     if fields.next().is_some() {
         return None;
     }
-    let (field, patterns) = logbook_store_sql::TokenizedField::of(&field_clause.condition)?;
+    let counts_table = match logbook_store_sql::TokenizedField::of(&field_clause.condition)? {
+        logbook_store_sql::TokenizedField::Action => "event_day_action_counts",
+        logbook_store_sql::TokenizedField::Actor => "event_day_actor_counts",
+        logbook_store_sql::TokenizedField::Ip => "event_day_ip_counts",
+    };
     let range = logbook_store_sql::day_counts::created_range(
         query.clauses.iter().filter(|clause| !is_field(clause)),
     )?;
-    Some((field, patterns, range))
+    Some((counts_table, &field_clause.condition, range))
 }
 
-/// A tokenized field, its patterns and a `created:` range (`field_counted_by_days`).
+/// The day counts table of a tokenized field, its clause's condition and a `created:` range
+/// (`field_counted_by_days`).
 type FieldCountedByDays<'query> = (
-    logbook_store_sql::TokenizedField,
-    &'query [logbook_core::query::TextPattern],
+    &'static str,
+    &'query logbook_core::query::Condition,
     (Option<i64>, Option<i64>),
 );
 
@@ -682,29 +700,25 @@ fn read_bucket_counts(
         .map_err(database_error("reading a timeline"))
 }
 
-/// The timeline per day of the account's events whose action (actor) one of `patterns` matches,
-/// created in `[start, end)`: the whole days from `event_day_action_counts`
-/// (`event_day_actor_counts`), through the account's days in `event_day_counts` (its key leads
+/// The timeline per day of the account's events whose action (actor, address) `condition`
+/// matches, created in `[start, end)`: the whole days from `counts_table`
+/// (`event_day_action_counts`, `event_day_actor_counts`, `event_day_ip_counts`), through the account's days in `event_day_counts` (its key leads
 /// with the account) and each day's rows of the values (whose key leads with the day), one row
 /// per day and value whatever the number of events; the part of a day at either bound of the
 /// range counted over the events of that part, which the account's `created_at` index reads.
 fn field_days_sql(
     account_row: i64,
-    field: logbook_store_sql::TokenizedField,
-    patterns: &[logbook_core::query::TextPattern],
+    counts_table: &str,
+    condition: &logbook_core::query::Condition,
     (start, end): (Option<i64>, Option<i64>),
 ) -> CompiledQuery {
-    let counts_table = match field {
-        logbook_store_sql::TokenizedField::Action => "event_day_action_counts",
-        logbook_store_sql::TokenizedField::Actor => "event_day_actor_counts",
-    };
     let days = logbook_store_sql::day_counts::DaysOfRange::of(start, end);
     let mut builder = logbook_store_sql::SqlBuilder::new('?');
     let account = builder.bind(SqlValue::Integer(account_row));
     let first_whole_day = builder.bind(SqlValue::Integer(days.first_whole_day));
     let end_of_whole_days = builder.bind(SqlValue::Integer(days.end_of_whole_days));
     let whole_days_condition =
-        crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
+        logbook_store_sql::tokenized_field_values_condition(&mut builder, condition);
     // A part that is empty (the range is open on that side, or starts or ends at midnight) is
     // left out of the statement.
     let mut part_of_day = |(part_start, part_end): (i64, i64)| {
@@ -716,10 +730,10 @@ fn field_days_sql(
         ));
         let part_start = builder.bind(SqlValue::Integer(part_start));
         let part_end = builder.bind(SqlValue::Integer(part_end));
-        let condition = crate::query_sql::field_patterns_condition(&mut builder, field, patterns);
+        let values = logbook_store_sql::tokenized_field_values_condition(&mut builder, condition);
         format!(
             " UNION ALL SELECT {day}, count(*) FROM events WHERE account_row = {account} \
-             AND created_at >= {part_start} AND created_at < {part_end} AND ({condition})"
+             AND created_at >= {part_start} AND created_at < {part_end} AND ({values})"
         )
     };
     let leading = part_of_day(days.leading);

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0026_action_tokens.sql"),
     include_str!("../migrations/0027_key_index_key_first.sql"),
     include_str!("../migrations/0028_actor_tokens.sql"),
+    include_str!("../migrations/0029_ip_tokens.sql"),
 ];
 
 /// Every migration concatenated, so the benchmark's naive baselines build the very same tables and

@@ -12,9 +12,10 @@
 //! through `account_locations`): a rare one is looked up there first, a common one is tested on
 //! the column of each row the newest-first walk reads. A target (`target:`) is always looked up:
 //! its tokens in `events_fts` since migration 0025, its rows of `event_targets` before. A positive
-//! action (`action:`) or actor (`actor:`) is looked up in its tokens (since migrations 0026 and
-//! 0028) and its rows of `event_action_rows` or `event_actor_rows` (before) when it is rare, or
-//! when nothing else leads the page and it is the rarest of them; a common one beside a clause
+//! action (`action:`), actor (`actor:`) or address (`ip:`, a block being FTS5 prefix queries) is
+//! looked up in its tokens (since migrations 0026, 0028 and 0029) and its rows of
+//! `event_action_rows`, `event_actor_rows` or `event_ip_rows` (before) when it is rare, or when
+//! nothing else leads the page and it is the rarest of them; a common one beside a clause
 //! that leads, and a negated one, is tested on the column of each row read
 //! (`plan_field_lookups`). A page planned index first is read from windows of the account's
 //! newest arrivals when they provably hold it (`arrival_window`).
@@ -27,11 +28,12 @@ use logbook_core::query::{Condition, Query, TextPattern, text_tokens};
 use logbook_core::timeline::TimeBucket;
 use logbook_store_sql::action_terms::action_match_expression;
 use logbook_store_sql::actor_terms::actor_match_expression;
+use logbook_store_sql::ip_terms::ip_match_expression;
 use logbook_store_sql::place_terms::{any_full_text_place_token, any_term, condition_terms};
 use logbook_store_sql::target_terms::target_match_expression;
 use logbook_store_sql::{
     BucketCountRequest, CompiledQuery, Dialect, PageRequest, SelectedColumns, SqlBuilder, SqlValue,
-    TextTerms, TokenizedField,
+    TextTerms, TokenizedField, tokenized_field_values_condition,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -306,18 +308,18 @@ impl Dialect for SqliteDialect {
         &self,
         builder: &mut SqlBuilder,
         field: TokenizedField,
-        patterns: &[TextPattern],
+        condition: &Condition,
         column_condition: String,
         negated: bool,
     ) -> String {
-        let expression = field_match_expression(field, self.account_row, patterns);
+        let expression = field_match_expression(self.account_row, condition);
         if negated || !self.field_lookups.contains(&expression) {
             return column_condition;
         }
-        // An event's action (actor) is a row of `event_action_rows` (`event_actor_rows`), stored
-        // before migration 0026 (0028), or a token of its document (since), never both, so the
-        // two lists together are exact and disjoint; the column is tested as well, so the
-        // condition means the same whichever way SQLite evaluates it. A window of the newest
+        // An event's action (actor, address) is a row of `event_action_rows` (`event_actor_rows`,
+        // `event_ip_rows`), stored before migration 0026 (0028, 0029), or a token of its document
+        // (since), never both, so the two lists together are exact and disjoint; the column is
+        // tested as well, so the condition means the same whichever way SQLite evaluates it. A window of the newest
         // arrivals gathers only its own matches, and reads the rows only when it reaches below
         // the account's last event that has one.
         let expression = builder.bind(SqlValue::Text(expression));
@@ -575,10 +577,10 @@ fn target_documents(
     Ok(documents)
 }
 
-/// Whether a positive clause other than an action or an actor finds the query's rows by itself,
-/// in an order or in a number that bounds what is read: an address (its index, newest first), a
-/// `created:` range (the account's index on `created_at`), a target, or a message or place term
-/// looked up first (`text_looked_up`, `place_lookups`).
+/// Whether a positive clause other than an action, an actor or an address finds the query's rows
+/// by itself, in an order or in a number that bounds what is read: a `created:` range (the
+/// account's index on `created_at`), a target, or a message or place term looked up first
+/// (`text_looked_up`, `place_lookups`).
 fn another_clause_leads(
     query: &Query,
     text_looked_up: bool,
@@ -592,29 +594,29 @@ fn another_clause_leads(
             !clause.negated
                 && matches!(
                     clause.condition,
-                    Condition::Ip(_) | Condition::Created(_) | Condition::Target(_)
+                    Condition::Created(_) | Condition::Target(_)
                 )
         })
 }
 
-/// The FTS5 expression of `patterns` of `field` in the account's documents.
-fn field_match_expression(
-    field: TokenizedField,
-    account_row: i64,
-    patterns: &[TextPattern],
-) -> String {
-    match field {
-        TokenizedField::Action => action_match_expression(account_row, patterns),
-        TokenizedField::Actor => actor_match_expression(account_row, patterns),
+/// The FTS5 expression of a tokenized field's `condition` (`action:`, `actor:`, `ip:`) in the
+/// account's documents; empty when the condition has no value (it matches no event).
+fn field_match_expression(account_row: i64, condition: &Condition) -> String {
+    match condition {
+        Condition::Action(patterns) => action_match_expression(account_row, patterns),
+        Condition::Actor(patterns) => actor_match_expression(account_row, patterns),
+        Condition::Ip(networks) => ip_match_expression(account_row, networks),
+        _ => String::new(),
     }
 }
 
-/// The table keeping `field` of the events stored before it became a token (migrations 0026 and
-/// 0028), keyed `(account_row, value, created_at, event_row)` as the dropped index was.
+/// The table keeping `field` of the events stored before it became a token (migrations 0026, 0028
+/// and 0029), keyed `(account_row, value, created_at, event_row)` as the dropped index was.
 pub(crate) fn field_rows_table(field: TokenizedField) -> &'static str {
     match field {
         TokenizedField::Action => "event_action_rows",
         TokenizedField::Actor => "event_actor_rows",
+        TokenizedField::Ip => "event_ip_rows",
     }
 }
 
@@ -623,19 +625,20 @@ fn field_rows_marker_table(field: TokenizedField) -> &'static str {
     match field {
         TokenizedField::Action => "events_with_action_rows",
         TokenizedField::Actor => "events_with_actor_rows",
+        TokenizedField::Ip => "events_with_ip_rows",
     }
 }
 
-/// Which positive `action:` and `actor:` clauses are looked up in their tokens (and rows), with
-/// the documents each found among them (counted up to `COMMON_TERM_DOCUMENTS`) and its FTS5
-/// expression. Since migrations 0026 and 0028 no index of `events` holds actions or actors, so a
-/// clause is looked up when it is rare (its few matches are gathered and sorted); when none is
+/// Which positive `action:`, `actor:` and `ip:` clauses are looked up in their tokens (and rows),
+/// with the documents each found among them (counted up to `COMMON_TERM_DOCUMENTS`) and its FTS5
+/// expression. Since migrations 0026, 0028 and 0029 no index of `events` holds actions, actors or
+/// addresses, so a clause is looked up when it is rare (its few matches are gathered and sorted); when none is
 /// rare and nothing else leads (`another_clause_leads`), the one with the fewest documents is,
 /// and the page is read from the blocks holding its newest matches (`arrival_window`). A common
 /// clause beside one that leads is tested on its column for each row that clause's walk or lookup
 /// reads, which stops after one page, where looking it up would gather every match:
 /// `action:user.login created:2024-06-01` walks that day's events, `actor:alice
-/// action:user.login` looks up the rarer of the two. An account with events stored before the
+/// action:user.login` looks up the rarer of the two, and so does `actor:alice ip:203.0.113.9`. An account with events stored before the
 /// field's migration (`last_event_with_field_rows`) counts the value's rows of those too.
 fn plan_field_lookups(
     connection: &Connection,
@@ -647,10 +650,15 @@ fn plan_field_lookups(
     // Each positive clause's expression, documents, and field.
     let mut counted: Vec<(String, i64, TokenizedField)> = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
-        let Some((field, patterns)) = TokenizedField::of(&clause.condition) else {
+        let Some(field) = TokenizedField::of(&clause.condition) else {
             continue;
         };
-        let expression = field_match_expression(field, account_row, patterns);
+        let expression = field_match_expression(account_row, &clause.condition);
+        if expression.is_empty() {
+            // No value (an `ip:` of no block, which the parser never makes): its column's
+            // condition is false and nothing is looked up.
+            continue;
+        }
         let (plan, mut found) = plan_by_documents(
             connection,
             "SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?2 LIMIT ?1)",
@@ -663,7 +671,7 @@ fn plan_field_lookups(
             let mut builder = SqlBuilder::new('?');
             let account = builder.bind(SqlValue::Integer(account_row));
             let limit = builder.bind(SqlValue::Integer(COMMON_TERM_DOCUMENTS - found));
-            let rows_condition = field_patterns_condition(&mut builder, field, patterns);
+            let rows_condition = tokenized_field_values_condition(&mut builder, &clause.condition);
             let count = builder.finish();
             let rows: i64 = connection
                 .prepare_cached(&format!(
@@ -694,14 +702,20 @@ fn plan_field_lookups(
         }
     }
     // Counts stop at `COMMON_TERM_DOCUMENTS`, so two common clauses tie: an actor is then looked
-    // up before an action, since a person's share of an account is nearly always smaller than a
-    // common action's (and a reader who sees only their own events asks `actor:` with every
-    // search).
+    // up before an address and an address before an action, since a person's share of an
+    // account is nearly always smaller than a common action's (and a reader who sees only their
+    // own events asks `actor:` with every search), and an address is most often one person's or
+    // a few people's.
+    let tie_order = |field: TokenizedField| match field {
+        TokenizedField::Actor => 0,
+        TokenizedField::Ip => 1,
+        TokenizedField::Action => 2,
+    };
     if lookups.is_empty()
         && !another_clause_leads
         && let Some((expression, found, _)) = counted
             .iter()
-            .min_by_key(|(_, found, field)| (*found, *field != TokenizedField::Actor))
+            .min_by_key(|(_, found, field)| (*found, tie_order(*field)))
     {
         documents.push((*found, Some(expression.clone())));
         lookups.insert(expression.clone());
@@ -709,23 +723,8 @@ fn plan_field_lookups(
     Ok((lookups, documents))
 }
 
-/// The condition that the column of `field` in scope matches one of `patterns`, its values bound
-/// in `builder` (`logbook_store_sql::pattern_alternatives`), for the SQL this store writes by
-/// hand on actions and actors: the rows of migrations 0026 and 0028 and the day counts per value.
-pub(crate) fn field_patterns_condition(
-    builder: &mut SqlBuilder,
-    field: TokenizedField,
-    patterns: &[TextPattern],
-) -> String {
-    let alternatives = logbook_store_sql::pattern_alternatives(builder, field.column(), patterns);
-    if alternatives.is_empty() {
-        return "0".to_owned();
-    }
-    alternatives.join(" OR ")
-}
-
 /// Per field with a positive clause in `query`, the account's last event whose value is a row of
-/// `field_rows_table` (migrations 0026 and 0028), when it has one; read only for such a clause,
+/// `field_rows_table` (migrations 0026, 0028 and 0029), when it has one; read only for such a clause,
 /// the one reader of it.
 fn last_events_with_field_rows(
     connection: &Connection,
@@ -734,7 +733,7 @@ fn last_events_with_field_rows(
 ) -> Result<HashMap<TokenizedField, i64>, StoreError> {
     let mut last_events = HashMap::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
-        let Some((field, _)) = TokenizedField::of(&clause.condition) else {
+        let Some(field) = TokenizedField::of(&clause.condition) else {
             continue;
         };
         if last_events.contains_key(&field) {

@@ -15,6 +15,7 @@ use logbook_store_sql::actor_terms::{
     actor_hex, push_full_text_actor_token, written_with_actor_rows_sql,
 };
 use logbook_store_sql::day_counts::{DayCountChanges, ValueDayCountChanges};
+use logbook_store_sql::ip_terms::{push_full_text_ip_token, written_with_ip_rows_sql};
 use logbook_store_sql::personal_data::EventKeys;
 use logbook_store_sql::place_terms::{
     place_document, push_full_text_place_of_stored_event, written_with_three_place_tokens_sql,
@@ -161,14 +162,15 @@ impl RetentionStore for SqliteStore {
                          coalesce(events.country_code, locations.country_code), \
                          coalesce(events.asn, locations.asn), coalesce(events.city, locations.city), \
                          events.location_row, {}, events.created_at, {}, {}, events.action, \
-                         {}, events.actor_id \
+                         {}, events.actor_id, {}, events.ip \
                          FROM events LEFT JOIN locations ON locations.location_row = events.location_row \
                          WHERE events.event_row >= ?1 AND events.event_row < ?2 \
                          ORDER BY events.event_row LIMIT ?3",
                         written_with_three_place_tokens_sql("?4"),
                         written_with_target_rows_sql("?4"),
                         written_with_action_rows_sql("?4"),
-                        written_with_actor_rows_sql("?4")
+                        written_with_actor_rows_sql("?4"),
+                        written_with_ip_rows_sql("?4")
                     ))
                     .map_err(database_error(DELETING))?
                     .query_map(
@@ -188,6 +190,8 @@ impl RetentionStore for SqliteStore {
                                 action: row.get(10)?,
                                 written_with_actor_rows: row.get(11)?,
                                 actor_id: row.get(12)?,
+                                written_with_ip_rows: row.get(13)?,
+                                ip: row.get(14)?,
                             })
                         },
                     )
@@ -197,6 +201,8 @@ impl RetentionStore for SqliteStore {
                 let mut day_counts = DayCountChanges::default();
                 let mut action_day_counts = ValueDayCountChanges::default();
                 let mut actor_day_counts = ValueDayCountChanges::default();
+                let mut ip_day_counts: ValueDayCountChanges<Vec<u8>> =
+                    ValueDayCountChanges::default();
                 for doomed_event in &doomed {
                     let DoomedEvent {
                         event_row, body, ..
@@ -236,6 +242,10 @@ impl RetentionStore for SqliteStore {
                         (doomed_event.written_with_actor_rows, &doomed_event.actor_id)
                     {
                         push_full_text_actor_token(&mut document, account_row, &actor_hex(actor_id));
+                    }
+                    if let (false, Some(ip)) = (doomed_event.written_with_ip_rows, &doomed_event.ip)
+                    {
+                        push_full_text_ip_token(&mut document, account_row, ip);
                     }
                     transaction
                         .prepare_cached(
@@ -311,6 +321,22 @@ impl RetentionStore for SqliteStore {
                             })
                             .map_err(database_error(DELETING))?;
                     }
+                    if let (true, Some(ip)) = (doomed_event.written_with_ip_rows, &doomed_event.ip) {
+                        transaction
+                            .prepare_cached(
+                                "DELETE FROM event_ip_rows WHERE account_row = ?1 AND ip = ?2 \
+                                 AND created_at = ?3 AND event_row = ?4",
+                            )
+                            .and_then(|mut statement| {
+                                statement.execute(params![
+                                    account_row,
+                                    ip,
+                                    doomed_event.created_at_micros,
+                                    event_row
+                                ])
+                            })
+                            .map_err(database_error(DELETING))?;
+                    }
                     transaction
                         .prepare_cached("DELETE FROM events WHERE event_row = ?1")
                         .and_then(|mut statement| statement.execute([event_row]))
@@ -329,10 +355,13 @@ impl RetentionStore for SqliteStore {
                             actor_id,
                         );
                     }
+                    if let Some(ip) = &doomed_event.ip {
+                        ip_day_counts.count(account_row, doomed_event.created_at_micros, ip);
+                    }
                 }
-                // The timeline's day counts, and its day counts per action and per actor, lose the
-                // deleted events in the same transaction; a day left with none has no row, as if
-                // it had never had any.
+                // The timeline's day counts, and its day counts per action, actor and address,
+                // lose the deleted events in the same transaction; a day left with none has no
+                // row, as if it had never had any.
                 for (account_row, day_start, events) in day_counts.rows() {
                     transaction
                         .prepare_cached(
@@ -360,6 +389,12 @@ impl RetentionStore for SqliteStore {
                     "event_day_actor_counts",
                     "actor_id",
                     &actor_day_counts,
+                )?;
+                subtract_value_day_counts(
+                    &transaction,
+                    "event_day_ip_counts",
+                    "ip",
+                    &ip_day_counts,
                 )?;
                 if doomed.len() < max_events as usize {
                     // The prefix is gone: so are its nodes (its compact range stands for them)
@@ -392,12 +427,12 @@ impl RetentionStore for SqliteStore {
 
 /// Takes `changes` (the deleted events per account, day and value) off the day counts per value
 /// in `table`, whose value column is `column` (`event_day_action_counts`,
-/// `event_day_actor_counts`), and deletes the rows left with none.
-fn subtract_value_day_counts(
+/// `event_day_actor_counts`, `event_day_ip_counts`), and deletes the rows left with none.
+fn subtract_value_day_counts<Value: std::hash::Hash + Eq + Ord + rusqlite::ToSql>(
     transaction: &rusqlite::Transaction<'_>,
     table: &str,
     column: &str,
-    changes: &ValueDayCountChanges,
+    changes: &ValueDayCountChanges<Value>,
 ) -> Result<(), StoreError> {
     const DELETING: &str = "taking pruned events off the day counts";
     for (account_row, day_start, value, events) in changes.rows() {
@@ -447,4 +482,9 @@ struct DoomedEvent {
     /// document.
     written_with_actor_rows: bool,
     actor_id: Option<String>,
+    /// Stored before migration 0029: its address is a row of `event_ip_rows`, not a token of its
+    /// document.
+    written_with_ip_rows: bool,
+    /// The stored address (`encoding::ip_bytes`), when the event has one.
+    ip: Option<Vec<u8>>,
 }

@@ -23,6 +23,7 @@ use logbook_store_sql::actor_terms::{actor_hex, push_full_text_actor_token};
 use logbook_store_sql::day_counts::{DayCountChanges, ValueDayCountChanges};
 use logbook_store_sql::group_answers::GroupAnswers;
 use logbook_store_sql::idempotency::{KeyedOriginal, KeysInGroup};
+use logbook_store_sql::ip_terms::push_full_text_ip_token;
 use logbook_store_sql::place_terms::push_full_text_location_token;
 use logbook_store_sql::target_terms::{push_full_text_target_tokens, push_target_hex};
 use rusqlite::types::Value;
@@ -481,6 +482,8 @@ fn write_group(
     let mut action_day_counts = ValueDayCountChanges::default();
     // And per account, day and actor, for the timeline of an actor (migration 0028).
     let mut actor_day_counts = ValueDayCountChanges::default();
+    // And per account, day and address, for the timeline of an address (migration 0029).
+    let mut ip_day_counts: ValueDayCountChanges<[u8; 16]> = ValueDayCountChanges::default();
     // The newest `created_at` of each account's arrivals, for the reader's windows.
     let mut arrival_bounds = crate::arrival_window::ArrivalBounds::default();
     // The statements live as long as this block; the answers outlive it.
@@ -652,8 +655,9 @@ fn write_group(
             // The message's tokens, since migration 0021 the location's token, through which
             // `country:`, `asn:` and `city:` find the event, since migration 0025 a token per
             // target, through which `target:` does, since migration 0026 the action's token,
-            // through which `action:` does, and since migration 0028 the actor's, through which
-            // `actor:` does: one document, one statement.
+            // through which `action:` does, since migration 0028 the actor's, through which
+            // `actor:` does, and since migration 0029 the address's, through which `ip:` does:
+            // one document, one statement.
             document.clear();
             if !prepared.text_document.is_empty() {
                 push_retagged_full_text_document(
@@ -669,6 +673,9 @@ fn write_group(
             push_full_text_action_token(&mut document, account_row, &prepared.action_hex);
             if let Some(actor_hex) = &prepared.actor_hex {
                 push_full_text_actor_token(&mut document, account_row, actor_hex);
+            }
+            if let Some(ip) = &prepared.ip {
+                push_full_text_ip_token(&mut document, account_row, ip);
             }
             if !document.is_empty() {
                 insert_text.execute(params![event_row, document.as_str()])?;
@@ -688,6 +695,9 @@ fn write_group(
             action_day_counts.count(account_row, prepared.created_at_micros, &event.action);
             if let Some(actor) = &event.actor {
                 actor_day_counts.count(account_row, prepared.created_at_micros, &actor.id);
+            }
+            if let Some(ip) = &prepared.ip {
+                ip_day_counts.count(account_row, prepared.created_at_micros, ip);
             }
             arrival_bounds.record(&transaction, account_row, seq, prepared.created_at_micros)?;
             let leaf = match (trees.get_mut(&account_row), leaf_hash) {
@@ -729,6 +739,7 @@ fn write_group(
         &day_counts,
         &action_day_counts,
         &actor_day_counts,
+        &ip_day_counts,
     )?;
     arrival_bounds.write(&transaction)?;
     for (account_row, tree) in &trees {
@@ -749,14 +760,15 @@ fn write_group(
 }
 
 /// Adds a group's counts to `event_day_counts`, one upsert per account and day (one per account
-/// a commit touches, on its newest day's row, when events are sent as they happen), to
-/// `event_day_action_counts`, one per account, day and action, and to `event_day_actor_counts`,
-/// one per account, day and actor.
+/// a commit touches, on its newest day's row, when events are sent as they happen), and to the
+/// counts per value of `event_day_action_counts`, `event_day_actor_counts` and
+/// `event_day_ip_counts`, one upsert per account, day and value.
 fn write_day_counts(
     transaction: &rusqlite::Transaction<'_>,
     day_counts: &DayCountChanges,
     action_day_counts: &ValueDayCountChanges,
     actor_day_counts: &ValueDayCountChanges,
+    ip_day_counts: &ValueDayCountChanges<[u8; 16]>,
 ) -> Result<(), rusqlite::Error> {
     let mut upsert = transaction.prepare_cached(
         "INSERT INTO event_day_counts (account_row, day_start, events) VALUES (?1, ?2, ?3) \
@@ -765,21 +777,35 @@ fn write_day_counts(
     for (account_row, day_start, events) in day_counts.rows() {
         upsert.execute(params![account_row, day_start, events])?;
     }
-    let mut upsert_action = transaction.prepare_cached(
-        "INSERT INTO event_day_action_counts (account_row, day_start, action, events) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, action) \
-         DO UPDATE SET events = events + excluded.events",
+    add_value_day_counts(
+        transaction,
+        "event_day_action_counts",
+        "action",
+        action_day_counts,
     )?;
-    for (account_row, day_start, action, events) in action_day_counts.rows() {
-        upsert_action.execute(params![account_row, day_start, action, events])?;
-    }
-    let mut upsert_actor = transaction.prepare_cached(
-        "INSERT INTO event_day_actor_counts (account_row, day_start, actor_id, events) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, actor_id) \
-         DO UPDATE SET events = events + excluded.events",
+    add_value_day_counts(
+        transaction,
+        "event_day_actor_counts",
+        "actor_id",
+        actor_day_counts,
     )?;
-    for (account_row, day_start, actor_id, events) in actor_day_counts.rows() {
-        upsert_actor.execute(params![account_row, day_start, actor_id, events])?;
+    add_value_day_counts(transaction, "event_day_ip_counts", "ip", ip_day_counts)
+}
+
+/// Adds `changes` to the day counts per value in `table`, whose value column is `column`.
+fn add_value_day_counts<Value: std::hash::Hash + Eq + Ord + rusqlite::ToSql>(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &str,
+    column: &str,
+    changes: &ValueDayCountChanges<Value>,
+) -> Result<(), rusqlite::Error> {
+    let mut upsert = transaction.prepare_cached(&format!(
+        "INSERT INTO {table} (account_row, day_start, {column}, events) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, {column}) \
+         DO UPDATE SET events = events + excluded.events"
+    ))?;
+    for (account_row, day_start, value, events) in changes.rows() {
+        upsert.execute(params![account_row, day_start, value, events])?;
     }
     Ok(())
 }

@@ -170,11 +170,11 @@ async fn unfiltered_and_paged_queries_walk_the_accounts_newest_first_index_witho
     );
 }
 
-/// An address walks its index newest first; since migration 0028 an actor is looked up in its
-/// tokens, its matches gathered and sorted (from a window of the newest arrivals when that holds
-/// the page, `arrival_windows.rs`).
+/// Since migrations 0028 and 0029 an actor and an address are looked up in their tokens, their
+/// matches gathered and sorted (from a window of the newest arrivals when that holds the page,
+/// `arrival_windows.rs`); a common address beside a clause that leads is tested on its column.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exact_address_walks_its_index_newest_first_and_an_actor_is_looked_up_in_its_tokens() {
+async fn an_address_and_an_actor_are_looked_up_in_their_tokens() {
     let (store, _directory) = filled_store().await;
     let actor = query(vec![clause(Condition::Actor(patterns(
         "user-7@example.com",
@@ -186,10 +186,46 @@ async fn an_exact_address_walks_its_index_newest_first_and_an_actor_is_looked_up
         "no earlier rows: {actor_plan}"
     );
     let address = query(vec![clause(ip("10.0.1.1/32"))]);
+    let address_plan = plan(&store, address, None).await;
+    assert_plan(&address_plan, "SCAN events_fts VIRTUAL TABLE INDEX", true);
+    assert!(
+        !address_plan.contains("event_ip_rows"),
+        "no earlier rows: {address_plan}"
+    );
+    // Every event of `big` is in 10.0.0.0/8: a common block. Beside a `created:` range it is
+    // tested on each event of the range, read newest first; alone it is looked up.
+    let since = clause(Condition::Created(logbook_core::query::TimeRange {
+        start_inclusive: Some(datetime!(2024-05-01 00:30 UTC)),
+        end_exclusive: None,
+    }));
+    let with_range = plan(&store, query(vec![clause(ip("10.0.0.0/8")), since]), None).await;
     assert_plan(
-        &plan(&store, address, None).await,
-        "events_by_account_ip (account_row=? AND ip=?)",
+        &with_range,
+        "events_by_account_created (account_row=? AND created_at>?)",
         false,
+    );
+    assert!(!with_range.contains("events_fts"), "{with_range}");
+    assert_plan(
+        &plan(&store, query(vec![clause(ip("10.0.0.0/8"))]), None).await,
+        "SCAN events_fts VIRTUAL TABLE INDEX",
+        true,
+    );
+    // An address's (or block's) timeline per day reads the day counts per address, a block as a
+    // range of each day's rows, not its matches.
+    let address_days = store
+        .explain_timeline_plan(
+            &account("big"),
+            &query(vec![clause(ip("10.0.1.0/24"))]),
+            logbook_core::timeline::TimeBucket::Day,
+        )
+        .await
+        .unwrap()
+        .join(" | ");
+    assert!(
+        address_days.contains(
+            "SEARCH counts USING PRIMARY KEY (day_start=? AND account_row=? AND ip>? AND ip<?)"
+        ) && !address_days.contains("events_fts"),
+        "{address_days}"
     );
 }
 
@@ -539,9 +575,31 @@ fn is_token_of_kind(term: &str, kind: char) -> bool {
         .is_some_and(|rest| rest.starts_with(kind))
 }
 
-/// Takes a database back to the schema and the documents before migration 0028: every actor in
-/// the index `events_by_account_actor` again, no actor token in any document.
+/// Takes a database back to the schema and the documents before migration 0029: every address in
+/// the index `events_by_account_ip` again, no address token (`i` IPv4, `j` IPv6) in any document.
+fn undo_migration_0029(connection: &rusqlite::Connection) {
+    drop_document_tokens(connection, |term| {
+        is_token_of_kind(term, 'i') || is_token_of_kind(term, 'j')
+    });
+    connection
+        .execute_batch(
+            "CREATE INDEX events_by_account_ip ON events (account_row, ip, created_at)
+                 WHERE ip IS NOT NULL;
+             DROP TABLE event_ip_rows;
+             DROP TABLE events_with_ip_rows;
+             DROP TABLE event_day_ip_counts;
+             INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+                 ('events', 'events_by_account_ip', '1000000 1000 20 2');
+             PRAGMA user_version = 28;",
+        )
+        .unwrap();
+}
+
+/// Takes a database back to the schema and the documents before migration 0028 (and 0029, which
+/// follows it): every actor in the index `events_by_account_actor` again, no actor token in any
+/// document.
 fn undo_migration_0028(connection: &rusqlite::Connection) {
+    undo_migration_0029(connection);
     drop_document_tokens(connection, |term| is_token_of_kind(term, 'p'));
     connection
         .execute_batch(
@@ -1667,6 +1725,254 @@ async fn events_with_actor_rows_are_found_and_pruned_beside_events_with_actor_to
     store.shutdown().await;
 }
 
+/// Events stored before migration 0029 keep their addresses as rows (the old index, moved into
+/// `event_ip_rows`), events stored since have address tokens: `ip:` finds both kinds in one page,
+/// in order, for addresses, blocks of any length and IPv6, beside an actor and negated; aging
+/// takes each aged address out of the index it is in and the new-IP history forgets exactly the
+/// pairs no event holds any more; pruning takes each event out of the index it is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_ip_rows_are_found_aged_and_pruned_beside_events_with_ip_tokens() {
+    const ACTORS: [&str; 3] = ["alice", "albert", "bob"];
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("logbook.db");
+    let start = datetime!(2024-05-01 00:00 UTC);
+    // Event `n` is by `ACTORS[n % 3]`, from `ADDRESSES[n % 4]` (the fourth has none).
+    const ADDRESSES: [Option<&str>; 4] = [
+        Some("10.0.0.1"),
+        Some("10.0.0.130"),
+        Some("2001:db8::5"),
+        None,
+    ];
+    let events = |account_name: &str, first: i64, count: i64| -> Vec<NewEvent> {
+        (first..first + count)
+            .map(|number| {
+                let event = EventBuilder::new(account_name)
+                    .created_at(start + Duration::hours(5 * number))
+                    .actor(ACTORS[number as usize % 3])
+                    .message(&format!("step {number}"));
+                match ADDRESSES[number as usize % 4] {
+                    Some(address) => event.ip(address).build(),
+                    None => event.build(),
+                }
+            })
+            .collect()
+    };
+    {
+        let store = open(&path);
+        store.append_events(events("big", 0, 6)).await.unwrap();
+        store.append_events(events("other", 0, 2)).await.unwrap();
+        store.shutdown().await;
+    }
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        undo_migration_0029(&connection);
+        assert_eq!(
+            indexed_tokens_of_kind(&connection, 'i'),
+            std::collections::BTreeSet::new()
+        );
+    }
+    let store = open(&path);
+    store.append_events(events("big", 6, 6)).await.unwrap();
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let (ip_rows, marked_accounts): (i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT count(*) FROM event_ip_rows), (SELECT count(*) FROM events_with_ip_rows)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (ip_rows, marked_accounts),
+        (5 + 2, 2),
+        "a row of each event stored before with an address (big's 3 has none)"
+    );
+    assert_ip_index_is_exact(&connection);
+    // Addresses: 0 .1, 1 .130, 2 v6, 3 none, 4 .1, 5 .130, 6 v6, 7 none, 8 .1, 9 .130, 10 v6,
+    // 11 none. Actors: alice 0, 3, 6, 9; albert 1, 4, 7, 10; bob 2, 5, 8, 11.
+    let cases: [(&str, Vec<u64>); 9] = [
+        ("ip:10.0.0.1", vec![8, 4, 0]),
+        ("ip:10.0.0.0/25", vec![8, 4, 0]),
+        ("ip:10.0.0.128/25", vec![9, 5, 1]),
+        ("ip:10.0.0.0/24", vec![9, 8, 5, 4, 1, 0]),
+        ("ip:2001:db8::/32", vec![10, 6, 2]),
+        ("ip:::/0", vec![10, 6, 2]),
+        (
+            "ip:0.0.0.0/0,2001:db8::5",
+            (0..12).rev().filter(|n| n % 4 != 3).collect(),
+        ),
+        ("-ip:10.0.0.0/24", vec![11, 10, 7, 6, 3, 2]),
+        ("ip:10.0.0.0/24 actor:alice", vec![9, 0]),
+    ];
+    for (text, expected) in &cases {
+        assert_eq!(&seqs_matching(&store, text, 20).await, expected, "{text}");
+    }
+    let legacy_plan = plan(&store, query(vec![clause(ip("10.0.0.1/32"))]), None).await;
+    assert!(
+        legacy_plan.contains("event_ip_rows USING PRIMARY KEY (account_row=? AND ip=?)"),
+        "{legacy_plan}"
+    );
+    // Per day (event `n` at `5n` hours): the day counts per address, whole days and the part of a
+    // day at a range's start.
+    assert_eq!(
+        day_timeline(&store, "ip:10.0.0.0/24").await,
+        vec![(0, 3), (1, 3)],
+        "events 0, 1, 4; 5, 8, 9"
+    );
+    assert_eq!(
+        day_timeline(&store, "ip:2001:db8::/32").await,
+        vec![(0, 1), (1, 1), (2, 1)]
+    );
+    assert_eq!(
+        day_timeline(&store, "ip:10.0.0.0/24 created:>=2024-05-01T06:00:00Z").await,
+        vec![(0, 1), (1, 3)],
+        "not events 0 and 1, before 06:00"
+    );
+    assert_ip_day_counts_are_those_of_stored_events(&connection);
+
+    // Aging reaches across the migration's marker: events 0 to 7 lose their addresses, from the
+    // rows (0, 1, 2, 4, 5) and from the tokens (6).
+    remove_addresses_aged_below(&store, 8).await;
+    assert_ip_index_is_exact(&connection);
+    assert_ip_day_counts_are_those_of_stored_events(&connection);
+    assert_eq!(
+        day_timeline(&store, "ip:10.0.0.0/24").await,
+        vec![(1, 2)],
+        "events 8, 9"
+    );
+    assert_eq!(
+        seqs_matching(&store, "ip:10.0.0.0/24", 20).await,
+        vec![9, 8]
+    );
+    assert_eq!(seqs_matching(&store, "ip:::/0", 20).await, vec![10]);
+    // Each person's history keeps the one pair a kept event holds: alice 10.0.0.130 (event 9),
+    // albert 2001:db8::5 (event 10), bob 10.0.0.1 (event 8).
+    for (actor, kept) in [
+        ("alice", "10.0.0.130"),
+        ("albert", "2001:db8::5"),
+        ("bob", "10.0.0.1"),
+    ] {
+        let remembered: Vec<String> = connection
+            .prepare(
+                "SELECT ip FROM actor_addresses WHERE actor_id = ?1 \
+                 AND account_row = (SELECT account_row FROM accounts WHERE name = 'big')",
+            )
+            .unwrap()
+            .query_map([actor], |row| row.get::<_, Vec<u8>>(0))
+            .unwrap()
+            .map(|ip| {
+                let bytes: [u8; 16] = ip.unwrap().try_into().unwrap();
+                std::net::Ipv6Addr::from(bytes).to_canonical().to_string()
+            })
+            .collect();
+        assert_eq!(remembered, vec![kept.to_owned()], "{actor}");
+    }
+
+    // Pruning reaches across it too.
+    let pruned = logbook_testkit::cases::prune_below(&store, &account("big"), 9, 4)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted_events, 9);
+    assert_ip_index_is_exact(&connection);
+    assert_ip_day_counts_are_those_of_stored_events(&connection);
+    assert_eq!(
+        day_timeline(&store, "ip:::/0").await,
+        vec![(2, 1)],
+        "event 10"
+    );
+    assert_eq!(seqs_matching(&store, "ip:10.0.0.0/24", 20).await, vec![9]);
+    let ip_rows: i64 = connection
+        .query_row("SELECT count(*) FROM event_ip_rows", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(ip_rows, 2, "only the other account's");
+    store.shutdown().await;
+}
+
+/// Asserts that `event_day_ip_counts` holds, for each account, day and address, the number of
+/// stored events created that day from that address, and no other row.
+fn assert_ip_day_counts_are_those_of_stored_events(connection: &rusqlite::Connection) {
+    let read = |sql: &str| -> Vec<(i64, i64, Vec<u8>, i64)> {
+        connection
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        read(
+            "SELECT account_row, day_start, ip, events FROM event_day_ip_counts \
+             ORDER BY account_row, day_start, ip"
+        ),
+        read(
+            "SELECT account_row, created_at - (created_at % 86400000000) AS day, ip, count(*) \
+             FROM events WHERE ip IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+    );
+}
+
+/// Asserts that `ip:` finds each stored address in exactly the events holding it: for every
+/// account and address of a stored event, the documents of `events_fts` holding its token plus
+/// its rows of `event_ip_rows` are the events with that address, no event is in both, and the
+/// index holds no address token or row of an event no longer stored (or no longer holding it).
+fn assert_ip_index_is_exact(connection: &rusqlite::Connection) {
+    let stored: Vec<(i64, Vec<u8>, i64)> = connection
+        .prepare("SELECT account_row, ip, count(*) FROM events WHERE ip IS NOT NULL GROUP BY 1, 2")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected_tokens = std::collections::BTreeSet::new();
+    for (account_row, ip, events) in &stored {
+        let mut token = String::new();
+        logbook_store_sql::ip_terms::push_full_text_ip_token(&mut token, *account_row, ip);
+        let (in_tokens, in_rows, in_both): (i64, i64, i64) = connection
+            .query_row(
+                "SELECT (SELECT count(*) FROM events_fts WHERE events_fts MATCH ?1), \
+                 (SELECT count(*) FROM event_ip_rows r JOIN events e \
+                  ON e.event_row = r.event_row AND e.ip = r.ip AND e.created_at = r.created_at \
+                  WHERE r.account_row = ?2 AND r.ip = ?3), \
+                 (SELECT count(*) FROM event_ip_rows WHERE account_row = ?2 AND ip = ?3 \
+                  AND event_row IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1))",
+                rusqlite::params![format!("\"{token}\""), account_row, ip],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (in_tokens + in_rows, in_both),
+            (*events, 0),
+            "address {token} of account {account_row}: {in_tokens} documents, {in_rows} rows"
+        );
+        if in_tokens > 0 {
+            expected_tokens.insert(token);
+        }
+    }
+    let mut indexed = indexed_tokens_of_kind(connection, 'i');
+    indexed.extend(indexed_tokens_of_kind(connection, 'j'));
+    assert_eq!(indexed, expected_tokens);
+    let stale_rows: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM event_ip_rows r WHERE NOT EXISTS \
+             (SELECT 1 FROM events e WHERE e.event_row = r.event_row AND e.ip = r.ip)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        stale_rows, 0,
+        "rows of pruned or aged events in event_ip_rows"
+    );
+    connection
+        .execute(
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+            [],
+        )
+        .unwrap();
+}
+
 /// A database upgraded with a long history holds its actions as rows: they count toward the
 /// action's plan (common beside a rare actor, so tested on the actor's events; rare looked up) and
 /// are read from windows of the newest arrivals, and every page is exact.
@@ -1954,10 +2260,11 @@ async fn prefixes_blocks_and_targets_read_only_their_matches() {
         "SCAN events_fts VIRTUAL TABLE INDEX",
         true,
     );
+    // A block is FTS5 prefix queries of its addresses' tokens (migration 0029).
     let block = query(vec![clause(ip("10.0.1.0/24"))]);
     assert_plan(
         &plan(&store, block, None).await,
-        "events_by_account_ip (account_row=? AND ip>? AND ip<?)",
+        "SCAN events_fts VIRTUAL TABLE INDEX",
         true,
     );
     // Actions stored since migration 0026 are tokens of the full-text index; an account with no
@@ -2181,8 +2488,9 @@ fn the_schema_sql_builds_the_same_tables_in_a_plain_connection() {
         .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL", [], |row| row.get(0))
         .unwrap();
     assert_eq!(
-        index_count, 4,
-        "created, ip, id and key: actions and actors are tokens since migrations 0026 and 0028"
+        index_count, 3,
+        "created, id and key: actions, actors and addresses are tokens since migrations 0026, \
+         0028 and 0029"
     );
     let place_terms: i64 = connection
         .query_row(
