@@ -65,6 +65,8 @@ CREATE TABLE event_day_ip_counts (
     PRIMARY KEY (day_start, account_row, ip)
 ) WITHOUT ROWID;
 
+-- Counted from `event_ip_rows`, which holds every stored event's address and `created_at` at
+-- this point: the index is gone, and the events' rows would be read whole, bodies and all.
 INSERT INTO event_day_ip_counts (account_row, day_start, ip, events)
 SELECT account_row, created_at - (((created_at % 86400000000) + 86400000000) % 86400000000), ip, count(*)
-FROM events WHERE ip IS NOT NULL GROUP BY 1, 2, 3;
+FROM event_ip_rows GROUP BY 1, 2, 3;
