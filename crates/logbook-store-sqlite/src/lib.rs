@@ -659,11 +659,9 @@ fn field_counted_by_days(query: &Query, bucket: TimeBucket) -> Option<FieldCount
     if fields.next().is_some() {
         return None;
     }
-    let counts_table = match logbook_store_sql::TokenizedField::of(&field_clause.condition)? {
-        logbook_store_sql::TokenizedField::Action => "event_day_action_counts",
-        logbook_store_sql::TokenizedField::Actor => "event_day_actor_counts",
-        logbook_store_sql::TokenizedField::Ip => "event_day_ip_counts",
-    };
+    let counts_table = crate::query_sql::field_day_counts_table(
+        logbook_store_sql::TokenizedField::of(&field_clause.condition)?,
+    );
     let range = logbook_store_sql::day_counts::created_range(
         query.clauses.iter().filter(|clause| !is_field(clause)),
     )?;

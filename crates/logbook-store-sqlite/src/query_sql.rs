@@ -44,6 +44,9 @@ use crate::errors::database_error;
 /// finds a page of matches sooner than collecting every match from the full-text index.
 pub(crate) const COMMON_TERM_DOCUMENTS: i64 = 2_000;
 
+/// The events a page is planned for: the page the Activity Logs page and the API read by default.
+const ROWS_OF_A_PAGE: i64 = 50;
+
 /// The columns every event read selects, in the order `row_to_event` reads them.
 /// The location object is the row's own (events located before migration 0020, or by the
 /// backfill) or its interned one; an unlocated event (most of a log without IP databases) reads
@@ -525,6 +528,7 @@ pub(crate) fn plan_page(
         query,
         another_clause_leads,
         &last_event_with_field_rows,
+        Some(ROWS_OF_A_PAGE),
     )?;
     looked_up.extend(field_documents);
     looked_up.extend(target_documents(connection, account_row, query)?);
@@ -577,26 +581,49 @@ fn target_documents(
     Ok(documents)
 }
 
-/// Whether a positive clause other than an action, an actor or an address finds the query's rows
-/// by itself, in an order or in a number that bounds what is read: a `created:` range (the
-/// account's index on `created_at`), a target, or a message or place term looked up first
-/// (`text_looked_up`, `place_lookups`).
+/// What, other than an action, an actor or an address, finds a query's rows by itself, in an
+/// order or in a number that bounds what is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// Nothing: the page walks the account newest first.
+    Nothing,
+    /// Only `created:` ranges, `[start, end)` in microseconds (either side open): the page walks
+    /// the range newest first on the account's `created_at` index.
+    Range(Option<i64>, Option<i64>),
+    /// A target, or a message or place term looked up first.
+    Lookup,
+}
+
+/// What leads the query's page besides its tokenized fields (`Leader`), given whether its message
+/// terms are looked up first (`text_looked_up`) and its places' plans (`place_lookups`).
 fn another_clause_leads(
     query: &Query,
     text_looked_up: bool,
     place_lookups: &HashMap<String, PlaceLookup>,
-) -> bool {
-    text_looked_up
+) -> Leader {
+    let looked_up = text_looked_up
         || place_lookups
             .values()
             .any(|lookup| lookup.plan == TextPlan::IndexFirst)
-        || query.clauses.iter().any(|clause| {
-            !clause.negated
-                && matches!(
-                    clause.condition,
-                    Condition::Created(_) | Condition::Target(_)
-                )
-        })
+        || query
+            .clauses
+            .iter()
+            .any(|clause| !clause.negated && matches!(clause.condition, Condition::Target(_)));
+    if looked_up {
+        return Leader::Lookup;
+    }
+    let ranges: Vec<&logbook_core::query::Clause> = query
+        .clauses
+        .iter()
+        .filter(|clause| !clause.negated && matches!(clause.condition, Condition::Created(_)))
+        .collect();
+    if ranges.is_empty() {
+        return Leader::Nothing;
+    }
+    match logbook_store_sql::day_counts::created_range(ranges) {
+        Some((start, end)) => Leader::Range(start, end),
+        None => Leader::Lookup,
+    }
 }
 
 /// The FTS5 expression of a tokenized field's `condition` (`action:`, `actor:`, `ip:`) in the
@@ -638,17 +665,22 @@ fn field_rows_marker_table(field: TokenizedField) -> &'static str {
 /// clause beside one that leads is tested on its column for each row that clause's walk or lookup
 /// reads, which stops after one page, where looking it up would gather every match:
 /// `action:user.login created:2024-06-01` walks that day's events, `actor:alice
-/// action:user.login` looks up the rarer of the two, and so does `actor:alice ip:203.0.113.9`. An account with events stored before the
-/// field's migration (`last_event_with_field_rows`) counts the value's rows of those too.
+/// action:user.login` looks up the rarer of the two, and so does `actor:alice ip:203.0.113.9`.
+/// Beside a `created:` range alone, the day counts per value say whether the walk would find a
+/// page (`rows_wanted`, or every match for a count) within fewer events than the value has in
+/// all; when not, the value with the fewest events is looked up instead
+/// (`range_walk_and_matches`). An account with events stored before the field's migration
+/// (`last_event_with_field_rows`) counts the value's rows of those too.
 fn plan_field_lookups(
     connection: &Connection,
     account_row: i64,
     query: &Query,
-    another_clause_leads: bool,
+    another_clause_leads: Leader,
     last_event_with_field_rows: &HashMap<TokenizedField, i64>,
+    rows_wanted: Option<i64>,
 ) -> Result<(HashSet<String>, Vec<LookedUpDocuments>), StoreError> {
-    // Each positive clause's expression, documents, and field.
-    let mut counted: Vec<(String, i64, TokenizedField)> = Vec::new();
+    // Each positive clause's expression, documents, field and condition.
+    let mut counted: Vec<(String, i64, TokenizedField, &Condition)> = Vec::new();
     for clause in query.clauses.iter().filter(|clause| !clause.negated) {
         let Some(field) = TokenizedField::of(&clause.condition) else {
             continue;
@@ -691,11 +723,11 @@ fn plan_field_lookups(
         }
         // Rare when, rows of earlier events included, it is in fewer than
         // `COMMON_TERM_DOCUMENTS` documents.
-        counted.push((expression, found, field));
+        counted.push((expression, found, field, &clause.condition));
     }
     let mut lookups = HashSet::new();
     let mut documents = Vec::new();
-    for (expression, found, _) in &counted {
+    for (expression, found, _, _) in &counted {
         if *found < COMMON_TERM_DOCUMENTS {
             documents.push((*found, Some(expression.clone())));
             lookups.insert(expression.clone());
@@ -711,16 +743,120 @@ fn plan_field_lookups(
         TokenizedField::Ip => 1,
         TokenizedField::Action => 2,
     };
-    if lookups.is_empty()
-        && !another_clause_leads
-        && let Some((expression, found, _)) = counted
-            .iter()
-            .min_by_key(|(_, found, field)| (*found, tie_order(*field)))
-    {
-        documents.push((*found, Some(expression.clone())));
-        lookups.insert(expression.clone());
+    if !lookups.is_empty() {
+        return Ok((lookups, documents));
+    }
+    match another_clause_leads {
+        Leader::Nothing => {
+            if let Some((expression, found, _, _)) = counted
+                .iter()
+                .min_by_key(|(_, found, field, _)| (*found, tie_order(*field)))
+            {
+                documents.push((*found, Some(expression.clone())));
+                lookups.insert(expression.clone());
+            }
+        }
+        Leader::Range(start, end) => {
+            // A walk of the range finds a common value's page as soon as its newest days hold
+            // one; a value the range's newest days lack (an address gone quiet, an action
+            // nobody took lately) would have the walk read the range's every event. The day
+            // counts say which: the value is looked up when it has fewer events in the whole
+            // account than the walk would read.
+            let mut cheapest: Option<(i64, &String)> = None;
+            for (expression, _, field, condition) in &counted {
+                let (walked, matching) = range_walk_and_matches(
+                    connection,
+                    account_row,
+                    *field,
+                    condition,
+                    (start, end),
+                    rows_wanted,
+                )?;
+                if matching < walked && cheapest.is_none_or(|(fewest, _)| matching < fewest) {
+                    cheapest = Some((matching, expression));
+                }
+            }
+            if let Some((matching, expression)) = cheapest {
+                documents.push((matching, Some(expression.clone())));
+                lookups.insert(expression.clone());
+            }
+        }
+        Leader::Lookup => {}
     }
     Ok((lookups, documents))
+}
+
+/// The table of the account's events per day and value of `field` (`event_day_action_counts`,
+/// `event_day_actor_counts`, `event_day_ip_counts`; migrations 0026, 0028 and 0029).
+pub(crate) fn field_day_counts_table(field: TokenizedField) -> &'static str {
+    match field {
+        TokenizedField::Action => "event_day_action_counts",
+        TokenizedField::Actor => "event_day_actor_counts",
+        TokenizedField::Ip => "event_day_ip_counts",
+    }
+}
+
+/// From the day counts: how many of the account's events a newest-first walk of `[start, end)`
+/// reads before it has `rows_wanted` events matching `condition` (whole days of the range, and
+/// the share of the day that completes the page as if its matches were spread evenly; the
+/// range's every event when it never has them, or when `rows_wanted` is `None`: a count reads
+/// them all), and how many of the account's events match `condition` in all.
+fn range_walk_and_matches(
+    connection: &Connection,
+    account_row: i64,
+    field: TokenizedField,
+    condition: &Condition,
+    (start, end): (Option<i64>, Option<i64>),
+    rows_wanted: Option<i64>,
+) -> Result<(i64, i64), StoreError> {
+    const READING: &str = "estimating a walk of a created: range from the day counts";
+    let mut builder = SqlBuilder::new('?');
+    let account = builder.bind(SqlValue::Integer(account_row));
+    let values = tokenized_field_values_condition(&mut builder, condition);
+    let counted = builder.finish();
+    let day = TimeBucket::Day.width_micros();
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT days.day_start, days.events, \
+             (SELECT coalesce(sum(counts.events), 0) FROM {} AS counts \
+              WHERE counts.day_start = days.day_start AND counts.account_row = days.account_row \
+              AND ({values})) \
+             FROM event_day_counts AS days WHERE days.account_row = {account} \
+             ORDER BY days.day_start DESC",
+            field_day_counts_table(field)
+        ))
+        .map_err(database_error(READING))?;
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(crate::encoding::bound(
+            &counted.parameters,
+        )))
+        .map_err(database_error(READING))?;
+    let (mut walked, mut matching_in_walk, mut matching) = (0_i64, 0_i64, 0_i64);
+    while let Some(row) = rows.next().map_err(database_error(READING))? {
+        let day_start: i64 = row.get(0).map_err(database_error(READING))?;
+        let day_events: i64 = row.get(1).map_err(database_error(READING))?;
+        let day_matching: i64 = row.get(2).map_err(database_error(READING))?;
+        matching += day_matching;
+        let in_range = start.is_none_or(|start| day_start + day > start)
+            && end.is_none_or(|end| day_start < end);
+        if !in_range {
+            continue;
+        }
+        match rows_wanted {
+            // The page was found on a newer day.
+            Some(wanted) if matching_in_walk >= wanted => {}
+            // It is found on this one: after about its share of the day's events.
+            Some(wanted) if matching_in_walk + day_matching >= wanted => {
+                walked += day_events * (wanted - matching_in_walk) / day_matching;
+                matching_in_walk = wanted;
+            }
+            _ => {
+                walked += day_events;
+                matching_in_walk += day_matching;
+            }
+        }
+    }
+    Ok((walked, matching))
 }
 
 /// Per field with a positive clause in `query`, the account's last event whose value is a row of
@@ -795,6 +931,7 @@ pub(crate) fn compile_bucket_count_query(
         query,
         another_clause_leads,
         &last_event_with_field_rows,
+        None,
     )?
     .0;
     let dialect = SqliteDialect {

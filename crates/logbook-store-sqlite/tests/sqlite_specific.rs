@@ -229,6 +229,68 @@ async fn an_address_and_an_actor_are_looked_up_in_their_tokens() {
     );
 }
 
+/// A common address beside a `created:` range alone is tested on the range's rows when the
+/// range's newest days hold a page of it, and looked up when they do not: the day counts per
+/// address say which, so the page of an address gone quiet does not read the whole range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_common_address_beside_a_range_is_looked_up_when_the_ranges_newest_days_lack_it() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(&directory.path().join("logbook.db"));
+    let start = datetime!(2024-05-01 00:00 UTC);
+    // 6,000 events of `big`, one every two minutes (720 a day, over eight and a third days): the
+    // first 2,500 from 10.9.0.1, the rest from 10.9.0.2.
+    for first in (0..6_000).step_by(1_000) {
+        let events: Vec<NewEvent> = (first..first + 1_000)
+            .map(|number: i64| {
+                EventBuilder::new("big")
+                    .created_at(start + Duration::minutes(2 * number))
+                    .ip(if number < 2_500 {
+                        "10.9.0.1"
+                    } else {
+                        "10.9.0.2"
+                    })
+                    .message(&format!("step {number}"))
+                    .build()
+            })
+            .collect();
+        store.append_events(events).await.unwrap();
+    }
+    let since = || {
+        clause(Condition::Created(logbook_core::query::TimeRange {
+            start_inclusive: Some(start),
+            end_exclusive: None,
+        }))
+    };
+    let quiet = plan(
+        &store,
+        query(vec![clause(ip("10.9.0.1/32")), since()]),
+        None,
+    )
+    .await;
+    assert_plan(&quiet, "SCAN events_fts VIRTUAL TABLE INDEX", true);
+    let busy = plan(
+        &store,
+        query(vec![clause(ip("10.9.0.2/32")), since()]),
+        None,
+    )
+    .await;
+    assert_plan(
+        &busy,
+        "events_by_account_created (account_row=? AND created_at>?)",
+        false,
+    );
+    assert!(!busy.contains("events_fts"), "{busy}");
+    assert_eq!(
+        seqs_matching(&store, "ip:10.9.0.1 created:>=2024-05-01", 50).await,
+        (2_450..2_500).rev().collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        seqs_matching(&store, "ip:10.9.0.2 created:>=2024-05-01", 3).await,
+        vec![5_999, 5_998, 5_997]
+    );
+    store.shutdown().await;
+}
+
 /// Since migration 0026 no index of `events` holds actions. A common action beside a clause that
 /// leads (a rare actor, a `created:` range) is tested on each row that clause reads; alone, or
 /// rare, it is looked up in its tokens.
@@ -1359,6 +1421,44 @@ fn spell_targets_as_before_migration_0025(path: &std::path::Path) {
     connection.execute_batch(UNDO_MIGRATION_0025).unwrap();
 }
 
+/// Stores six events of `big` and two of `other` (`events(account, first, count)`), takes the
+/// database back to before a migration (`undo`, given its path), opens it again, which applies
+/// the migration, and stores six more events of `big`: the store open after the migration.
+async fn store_across_a_migration(
+    path: &std::path::Path,
+    events: &impl Fn(&str, i64, i64) -> Vec<NewEvent>,
+    undo: impl FnOnce(&std::path::Path),
+) -> SqliteStore {
+    {
+        let store = open(path);
+        store.append_events(events("big", 0, 6)).await.unwrap();
+        store.append_events(events("other", 0, 2)).await.unwrap();
+        store.shutdown().await;
+    }
+    undo(path);
+    let store = open(path);
+    store.append_events(events("big", 6, 6)).await.unwrap();
+    store
+}
+
+/// The rows of `rows_table` (a field of events stored before its migration) and the accounts
+/// `marker_table` marks.
+fn rows_and_marked_accounts(
+    connection: &rusqlite::Connection,
+    rows_table: &str,
+    marker_table: &str,
+) -> (i64, i64) {
+    connection
+        .query_row(
+            &format!(
+                "SELECT (SELECT count(*) FROM {rows_table}), (SELECT count(*) FROM {marker_table})"
+            ),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+}
+
 /// Events stored before migration 0025 keep their target rows, events stored since have target
 /// tokens: `target:` finds both kinds in one page, in order, and pruning takes each out of the
 /// index it is in.
@@ -1379,23 +1479,11 @@ async fn events_with_target_rows_are_found_and_pruned_beside_events_with_target_
             })
             .collect()
     };
-    {
-        let store = open(&path);
-        store.append_events(events("big", 0, 6)).await.unwrap();
-        store.append_events(events("other", 0, 2)).await.unwrap();
-        store.shutdown().await;
-    }
-    spell_targets_as_before_migration_0025(&path);
-    let store = open(&path);
-    store.append_events(events("big", 6, 6)).await.unwrap();
+    let store =
+        store_across_a_migration(&path, &events, spell_targets_as_before_migration_0025).await;
     let connection = rusqlite::Connection::open(&path).unwrap();
-    let (target_rows, marked_accounts): (i64, i64) = connection
-        .query_row(
-            "SELECT (SELECT count(*) FROM event_targets), (SELECT count(*) FROM events_with_target_rows)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (target_rows, marked_accounts) =
+        rows_and_marked_accounts(&connection, "event_targets", "events_with_target_rows");
     assert_eq!(
         (target_rows, marked_accounts),
         (16, 2),
@@ -1454,27 +1542,15 @@ async fn events_with_action_rows_are_found_and_pruned_beside_events_with_action_
             })
             .collect()
     };
-    {
-        let store = open(&path);
-        store.append_events(events("big", 0, 6)).await.unwrap();
-        store.append_events(events("other", 0, 2)).await.unwrap();
-        store.shutdown().await;
-    }
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
+    let store = store_across_a_migration(&path, &events, |path: &std::path::Path| {
+        let connection = rusqlite::Connection::open(path).unwrap();
         undo_migration_0026(&connection);
         assert_action_tokens_are_absent(&connection);
-    }
-    let store = open(&path);
-    store.append_events(events("big", 6, 6)).await.unwrap();
+    })
+    .await;
     let connection = rusqlite::Connection::open(&path).unwrap();
-    let (action_rows, marked_accounts): (i64, i64) = connection
-        .query_row(
-            "SELECT (SELECT count(*) FROM event_action_rows), (SELECT count(*) FROM events_with_action_rows)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (action_rows, marked_accounts) =
+        rows_and_marked_accounts(&connection, "event_action_rows", "events_with_action_rows");
     assert_eq!(
         (action_rows, marked_accounts),
         (8, 2),
@@ -1589,30 +1665,18 @@ async fn events_with_actor_rows_are_found_and_pruned_beside_events_with_actor_to
             })
             .collect()
     };
-    {
-        let store = open(&path);
-        store.append_events(events("big", 0, 6)).await.unwrap();
-        store.append_events(events("other", 0, 2)).await.unwrap();
-        store.shutdown().await;
-    }
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
+    let store = store_across_a_migration(&path, &events, |path: &std::path::Path| {
+        let connection = rusqlite::Connection::open(path).unwrap();
         undo_migration_0028(&connection);
         assert_eq!(
             indexed_tokens_of_kind(&connection, 'p'),
             std::collections::BTreeSet::new()
         );
-    }
-    let store = open(&path);
-    store.append_events(events("big", 6, 6)).await.unwrap();
+    })
+    .await;
     let connection = rusqlite::Connection::open(&path).unwrap();
-    let (actor_rows, marked_accounts): (i64, i64) = connection
-        .query_row(
-            "SELECT (SELECT count(*) FROM event_actor_rows), (SELECT count(*) FROM events_with_actor_rows)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (actor_rows, marked_accounts) =
+        rows_and_marked_accounts(&connection, "event_actor_rows", "events_with_actor_rows");
     assert_eq!(
         (actor_rows, marked_accounts),
         (5 + 2, 2),
@@ -1757,30 +1821,18 @@ async fn events_with_ip_rows_are_found_aged_and_pruned_beside_events_with_ip_tok
             })
             .collect()
     };
-    {
-        let store = open(&path);
-        store.append_events(events("big", 0, 6)).await.unwrap();
-        store.append_events(events("other", 0, 2)).await.unwrap();
-        store.shutdown().await;
-    }
-    {
-        let connection = rusqlite::Connection::open(&path).unwrap();
+    let store = store_across_a_migration(&path, &events, |path: &std::path::Path| {
+        let connection = rusqlite::Connection::open(path).unwrap();
         undo_migration_0029(&connection);
         assert_eq!(
             indexed_tokens_of_kind(&connection, 'i'),
             std::collections::BTreeSet::new()
         );
-    }
-    let store = open(&path);
-    store.append_events(events("big", 6, 6)).await.unwrap();
+    })
+    .await;
     let connection = rusqlite::Connection::open(&path).unwrap();
-    let (ip_rows, marked_accounts): (i64, i64) = connection
-        .query_row(
-            "SELECT (SELECT count(*) FROM event_ip_rows), (SELECT count(*) FROM events_with_ip_rows)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let (ip_rows, marked_accounts) =
+        rows_and_marked_accounts(&connection, "event_ip_rows", "events_with_ip_rows");
     assert_eq!(
         (ip_rows, marked_accounts),
         (5 + 2, 2),
