@@ -8,6 +8,7 @@ use logbook_core::personal_data::{PersonalDataBatch, PersonalDataRemoved};
 use logbook_core::retention::{AccountRetention, LegalHold, PrunedPrefix};
 use logbook_core::store::RetentionStore;
 use logbook_core::{AccountId, StoreError};
+use logbook_store_sql::TokenizedField;
 use logbook_store_sql::action_terms::{
     action_hex, push_full_text_action_token, written_with_action_rows_sql,
 };
@@ -288,54 +289,36 @@ impl RetentionStore for SqliteStore {
                             .map_err(database_error(DELETING))?;
                     }
                     if doomed_event.written_with_action_rows {
-                        transaction
-                            .prepare_cached(
-                                "DELETE FROM event_action_rows WHERE account_row = ?1 AND action = ?2 \
-                                 AND created_at = ?3 AND event_row = ?4",
-                            )
-                            .and_then(|mut statement| {
-                                statement.execute(params![
-                                    account_row,
-                                    doomed_event.action,
-                                    doomed_event.created_at_micros,
-                                    event_row
-                                ])
-                            })
-                            .map_err(database_error(DELETING))?;
+                        delete_field_row(
+                            &transaction,
+                            TokenizedField::Action,
+                            account_row,
+                            &doomed_event.action,
+                            doomed_event.created_at_micros,
+                            *event_row,
+                        )?;
                     }
                     if let (true, Some(actor_id)) =
                         (doomed_event.written_with_actor_rows, &doomed_event.actor_id)
                     {
-                        transaction
-                            .prepare_cached(
-                                "DELETE FROM event_actor_rows WHERE account_row = ?1 AND actor_id = ?2 \
-                                 AND created_at = ?3 AND event_row = ?4",
-                            )
-                            .and_then(|mut statement| {
-                                statement.execute(params![
-                                    account_row,
-                                    actor_id,
-                                    doomed_event.created_at_micros,
-                                    event_row
-                                ])
-                            })
-                            .map_err(database_error(DELETING))?;
+                        delete_field_row(
+                            &transaction,
+                            TokenizedField::Actor,
+                            account_row,
+                            actor_id,
+                            doomed_event.created_at_micros,
+                            *event_row,
+                        )?;
                     }
                     if let (true, Some(ip)) = (doomed_event.written_with_ip_rows, &doomed_event.ip) {
-                        transaction
-                            .prepare_cached(
-                                "DELETE FROM event_ip_rows WHERE account_row = ?1 AND ip = ?2 \
-                                 AND created_at = ?3 AND event_row = ?4",
-                            )
-                            .and_then(|mut statement| {
-                                statement.execute(params![
-                                    account_row,
-                                    ip,
-                                    doomed_event.created_at_micros,
-                                    event_row
-                                ])
-                            })
-                            .map_err(database_error(DELETING))?;
+                        delete_field_row(
+                            &transaction,
+                            TokenizedField::Ip,
+                            account_row,
+                            ip,
+                            doomed_event.created_at_micros,
+                            *event_row,
+                        )?;
                     }
                     transaction
                         .prepare_cached("DELETE FROM events WHERE event_row = ?1")
@@ -423,6 +406,43 @@ impl RetentionStore for SqliteStore {
             })
             .await
     }
+}
+
+/// Deletes an event's row of the table that keeps `field` of the events stored before it became
+/// a token (`event_action_rows`, `event_actor_rows`, `event_ip_rows`), by the row's whole key:
+/// the key leads with the value, so a delete by account and event alone would read every row of
+/// the account's value.
+fn delete_field_row(
+    transaction: &rusqlite::Transaction<'_>,
+    field: TokenizedField,
+    account_row: i64,
+    value: &dyn rusqlite::ToSql,
+    created_at_micros: i64,
+    event_row: i64,
+) -> Result<(), StoreError> {
+    let statement = match field {
+        TokenizedField::Action => {
+            "DELETE FROM event_action_rows WHERE account_row = ?1 AND action = ?2 \
+             AND created_at = ?3 AND event_row = ?4"
+        }
+        TokenizedField::Actor => {
+            "DELETE FROM event_actor_rows WHERE account_row = ?1 AND actor_id = ?2 \
+             AND created_at = ?3 AND event_row = ?4"
+        }
+        TokenizedField::Ip => {
+            "DELETE FROM event_ip_rows WHERE account_row = ?1 AND ip = ?2 \
+             AND created_at = ?3 AND event_row = ?4"
+        }
+    };
+    transaction
+        .prepare_cached(statement)
+        .and_then(|mut statement| {
+            statement.execute(params![account_row, value, created_at_micros, event_row])
+        })
+        .map_err(database_error(
+            "deleting a pruned event's row of an earlier field index",
+        ))?;
+    Ok(())
 }
 
 /// Takes `changes` (the deleted events per account, day and value) off the day counts per value
