@@ -29,8 +29,9 @@
 //!   stored before keep their entries, moved into `event_action_rows` (the index's key), and a
 //!   positive `action:` reads both; a negated one tests the `action` column, which stays. A page
 //!   of a common action alone is read from the blocks of arrivals holding its newest matches
-//!   (`arrival_window`); beside a clause that leads (a `created:` range, a target, a rare term,
-//!   action, actor or address) it is tested on the column of the rows that clause reads.
+//!   (`arrival_window`); beside a clause that leads (a target, a rare term, action, actor or
+//!   address, or a `created:` range whose newest days hold a page of it by the day counts) it is
+//!   tested on the column of the rows that clause reads.
 //! - Actors: since migration 0028 an event's actor id is a token of its `events_fts` document,
 //!   `.<account_row>p<hex of the id>` (`logbook_store_sql::actor_terms`), as actions are: the
 //!   index `(account, actor_id, created_at)` rewrote 28 % of a commit's pages at 2M events, one
