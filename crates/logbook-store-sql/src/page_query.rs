@@ -129,6 +129,15 @@ impl TokenizedField {
             _ => None,
         }
     }
+
+    /// The event's column holding the field, as the tables keyed by its value name it too.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Action => "action",
+            Self::Actor => "actor_id",
+            Self::Ip => "ip",
+        }
+    }
 }
 
 /// The exact test, on the columns in scope, of a tokenized field's `condition` (an `action:`,

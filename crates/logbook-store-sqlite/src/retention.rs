@@ -361,24 +361,9 @@ impl RetentionStore for SqliteStore {
                         .and_then(|mut statement| statement.execute(params![account_row, day_start]))
                         .map_err(database_error(DELETING))?;
                 }
-                subtract_value_day_counts(
-                    &transaction,
-                    "event_day_action_counts",
-                    "action",
-                    &action_day_counts,
-                )?;
-                subtract_value_day_counts(
-                    &transaction,
-                    "event_day_actor_counts",
-                    "actor_id",
-                    &actor_day_counts,
-                )?;
-                subtract_value_day_counts(
-                    &transaction,
-                    "event_day_ip_counts",
-                    "ip",
-                    &ip_day_counts,
-                )?;
+                subtract_value_day_counts(&transaction, TokenizedField::Action, &action_day_counts)?;
+                subtract_value_day_counts(&transaction, TokenizedField::Actor, &actor_day_counts)?;
+                subtract_value_day_counts(&transaction, TokenizedField::Ip, &ip_day_counts)?;
                 if doomed.len() < max_events as usize {
                     // The prefix is gone: so are its nodes (its compact range stands for them)
                     // and the checkpoints of trees smaller than what is left.
@@ -446,30 +431,32 @@ fn delete_field_row(
 }
 
 /// Takes `changes` (the deleted events per account, day and value) off the day counts per value
-/// in `table`, whose value column is `column` (`event_day_action_counts`,
-/// `event_day_actor_counts`, `event_day_ip_counts`), and deletes the rows left with none.
+/// of `field` (`query_sql::field_day_counts_table`), and deletes the rows left with none.
 fn subtract_value_day_counts<Value: std::hash::Hash + Eq + Ord + rusqlite::ToSql>(
     transaction: &rusqlite::Transaction<'_>,
-    table: &str,
-    column: &str,
+    field: TokenizedField,
     changes: &ValueDayCountChanges<Value>,
 ) -> Result<(), StoreError> {
     const DELETING: &str = "taking pruned events off the day counts";
+    let table = crate::query_sql::field_day_counts_table(field);
+    let column = field.column();
+    let subtract = format!(
+        "UPDATE {table} SET events = events - ?4 \
+         WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3"
+    );
+    let delete_emptied = format!(
+        "DELETE FROM {table} \
+         WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3 AND events <= 0"
+    );
     for (account_row, day_start, value, events) in changes.rows() {
         transaction
-            .prepare_cached(&format!(
-                "UPDATE {table} SET events = events - ?4 \
-                 WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3"
-            ))
+            .prepare_cached(&subtract)
             .and_then(|mut statement| {
                 statement.execute(params![account_row, day_start, value, events])
             })
             .map_err(database_error(DELETING))?;
         transaction
-            .prepare_cached(&format!(
-                "DELETE FROM {table} \
-                 WHERE account_row = ?1 AND day_start = ?2 AND {column} = ?3 AND events <= 0"
-            ))
+            .prepare_cached(&delete_emptied)
             .and_then(|mut statement| statement.execute(params![account_row, day_start, value]))
             .map_err(database_error(DELETING))?;
     }

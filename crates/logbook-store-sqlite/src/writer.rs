@@ -18,6 +18,7 @@ use logbook_core::leaf::LeafParts;
 use logbook_core::location::{IpLocator, LocationColumns};
 use logbook_core::merkle::CompactRange;
 use logbook_core::store::{AppendOutcome, AppendReceipt, LeafReceipt};
+use logbook_store_sql::TokenizedField;
 use logbook_store_sql::action_terms::{action_hex, push_full_text_action_token};
 use logbook_store_sql::actor_terms::{actor_hex, push_full_text_actor_token};
 use logbook_store_sql::day_counts::{DayCountChanges, ValueDayCountChanges};
@@ -777,28 +778,19 @@ fn write_day_counts(
     for (account_row, day_start, events) in day_counts.rows() {
         upsert.execute(params![account_row, day_start, events])?;
     }
-    add_value_day_counts(
-        transaction,
-        "event_day_action_counts",
-        "action",
-        action_day_counts,
-    )?;
-    add_value_day_counts(
-        transaction,
-        "event_day_actor_counts",
-        "actor_id",
-        actor_day_counts,
-    )?;
-    add_value_day_counts(transaction, "event_day_ip_counts", "ip", ip_day_counts)
+    add_value_day_counts(transaction, TokenizedField::Action, action_day_counts)?;
+    add_value_day_counts(transaction, TokenizedField::Actor, actor_day_counts)?;
+    add_value_day_counts(transaction, TokenizedField::Ip, ip_day_counts)
 }
 
-/// Adds `changes` to the day counts per value in `table`, whose value column is `column`.
+/// Adds `changes` to the day counts per value of `field` (`query_sql::field_day_counts_table`).
 fn add_value_day_counts<Value: std::hash::Hash + Eq + Ord + rusqlite::ToSql>(
     transaction: &rusqlite::Transaction<'_>,
-    table: &str,
-    column: &str,
+    field: TokenizedField,
     changes: &ValueDayCountChanges<Value>,
 ) -> Result<(), rusqlite::Error> {
+    let table = crate::query_sql::field_day_counts_table(field);
+    let column = field.column();
     let mut upsert = transaction.prepare_cached(&format!(
         "INSERT INTO {table} (account_row, day_start, {column}, events) \
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT (day_start, account_row, {column}) \
